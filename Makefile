@@ -1,0 +1,107 @@
+# Top-level build. `make` builds everything into build/; `make asan` builds the
+# same tree with AddressSanitizer + UndefinedBehaviorSanitizer into build/asan/.
+# `make test` runs every test (unit + integration); `make check` runs them in
+# both builds, which is what CI does.
+#
+# Layout convention: every program directory (producer, consumer, autodriver)
+# has a main.c; its other .c files form a static library so unit tests can link
+# them. Each VMMS plugin lives in vmms/<name>/ and becomes build/vmms/<name>.so.
+
+CC       ?= cc
+BUILD    ?= build
+PKGS     := hiredis libevent libevent_pthreads jansson libssh2 libcurl libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -pthread \
+            -Icommon -Ivmms $(PKG_CFLAGS)
+LDFLAGS  += -pthread
+LDLIBS   := $(PKG_LIBS) -ldl
+
+ifeq ($(SANITIZE),1)
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
+objs_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+COMMON_SRC   := $(wildcard common/*.c)
+PRODUCER_LIB := $(filter-out producer/main.c,$(wildcard producer/*.c))
+CONSUMER_LIB := $(filter-out consumer/main.c,$(wildcard consumer/*.c))
+AUTODRV_LIB  := $(filter-out autodriver/main.c,$(wildcard autodriver/*.c))
+PLUGINS      := $(notdir $(patsubst %/,%,$(dir $(wildcard vmms/*/*.c))))
+PLUGIN_SOS   := $(patsubst %,$(BUILD)/vmms/%.so,$(sort $(PLUGINS)))
+UNIT_SRC     := $(wildcard tests/unit/test_*.c)
+UNIT_BINS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+LIBCOMMON   := $(BUILD)/libtango-common.a
+LIBPRODUCER := $(BUILD)/libtango-producer.a
+LIBCONSUMER := $(BUILD)/libtango-consumer.a
+LIBAUTODRV  := $(BUILD)/libautodriver.a
+
+PROGRAMS := $(BUILD)/tango-producer
+ifneq ($(wildcard consumer/main.c),)
+PROGRAMS += $(BUILD)/tango-consumer
+endif
+ifneq ($(wildcard autodriver/main.c),)
+PROGRAMS += $(BUILD)/autodriver
+endif
+
+.PHONY: all asan test check bench image run clean
+all: $(PROGRAMS) $(PLUGIN_SOS) $(UNIT_BINS)
+
+asan:
+	$(MAKE) SANITIZE=1 BUILD=build/asan all
+
+$(BUILD)/obj/%.o: %.c $(wildcard */*.h vmms/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIBCOMMON): $(call objs_of,$(COMMON_SRC))
+$(LIBPRODUCER): $(call objs_of,$(PRODUCER_LIB))
+$(LIBCONSUMER): $(call objs_of,$(CONSUMER_LIB))
+$(LIBAUTODRV): $(call objs_of,$(AUTODRV_LIB))
+$(BUILD)/%.a:
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^ $(if $^,,/dev/null 2>/dev/null || $(AR) rcs $@)
+
+$(BUILD)/tango-producer: $(BUILD)/obj/producer/main.o $(LIBPRODUCER) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tango-consumer: $(BUILD)/obj/consumer/main.o $(LIBCONSUMER) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -rdynamic $^ $(LDLIBS) -o $@
+
+# The autodriver runs inside the autograding image: it links nothing but libc
+# and is built static so it runs on any image, whatever its libc version.
+$(BUILD)/autodriver: $(BUILD)/obj/autodriver/main.o $(LIBAUTODRV)
+	$(CC) $(LDFLAGS) $(if $(filter 1,$(SANITIZE)),,-static) $^ -o $@
+
+.SECONDEXPANSION:
+$(BUILD)/vmms/%.so: $$(call objs_of,$$(wildcard vmms/%/*.c)) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -shared $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIBPRODUCER) $(LIBCONSUMER) $(LIBAUTODRV) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $< $(LIBPRODUCER) $(LIBCONSUMER) $(LIBAUTODRV) $(LIBCOMMON) \
+	    $(LDFLAGS) $(LDLIBS) -lcmocka -o $@
+
+test: all
+	BUILD=$(BUILD) tests/run.sh
+
+check:
+	$(MAKE) all && $(MAKE) asan
+	tests/run.sh --build build --build build/asan
+
+bench: all
+	tests/bench/run.sh
+
+image: $(BUILD)/autodriver
+	deploy/image/build-image.sh $(BUILD)/autodriver
+
+run: all
+	deploy/run-local.sh
+
+clean:
+	rm -rf build

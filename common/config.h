@@ -1,0 +1,86 @@
+/*
+ * config.h: the service configuration shared by producer and consumer. One
+ * JSON file (-c FILE; every key optional, documented in deploy/tango.json and
+ * the README) plus an environment override TANGO_<KEY> for every key (e.g.
+ * TANGO_PORT, TANGO_REDIS_URL, TANGO_COURSELABS, TANGO_KEYS as a comma list,
+ * TANGO_PREFIX). Unknown keys and bad values are startup errors naming the key.
+ */
+#ifndef TANGO_CONFIG_H
+#define TANGO_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+struct tango_config {
+    /* HTTP (producer) */
+    char *bind;
+    int port;
+    int http_timeout_s;
+    int max_connections;
+    int max_header_kb;
+    int max_request_kb;
+    int max_upload_mb;
+    int build_timeout_s;
+    /* shared state */
+    char *redis_url;
+    int redis_timeout_ms;
+    char *prefix;
+    char *courselabs;
+    char **keys;
+    size_t nkeys;
+    char **images;
+    size_t nimages;
+    char *log_level;
+    /* jobs */
+    int default_timeout_s;
+    int max_timeout_s;
+    int default_max_kb;
+    int max_output_kb;
+    int max_cores;
+    int max_memory_mb;
+    int jobs_list_max;
+    int dead_jobs_keep;
+    int max_pool_size;
+    /* consumer */
+    char *vmms;
+    char *vmms_dir;
+    json_t *vmms_config;
+    char *instance_prefix;
+    int max_jobs;
+    int max_jobs_per_image;
+    int job_retries;
+    int waitvm_timeout_s;
+    int copyin_timeout_s;
+    int copyout_timeout_s;
+    int lease_ms;
+    int default_cores;
+    int default_memory_mb;
+    int pids_limit;
+    bool default_disable_network;
+    int autodriver_nproc;
+    int autodriver_fsize_mb;
+    int callback_attempts;
+    int callback_backoff_ms;
+    int callback_timeout_s;
+    int partial_output_interval_ms;
+    int partial_output_kb;
+};
+
+/* Fills *cfg with defaults, then the file (path may be NULL), then the
+ * environment (envp-style array; NULL = environ). On error returns -1 with a
+ * message naming the key in err. */
+int config_load(struct tango_config *cfg, const char *path, char *const *envp,
+                char *err, size_t errlen);
+void config_free(struct tango_config *cfg);
+
+/* Parsed redis_url: redis://[:password@]host[:port][/db] */
+struct redis_target {
+    char host[256];
+    int port;
+    int db;
+    char password[256];
+};
+int redis_url_parse(const char *url, struct redis_target *out, char *err, size_t errlen);
+
+#endif

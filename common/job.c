@@ -1,0 +1,204 @@
+/*
+ * job.c: the job record's life in memory and its JSON form (see job.h).
+ */
+#include "job.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const state_names[] = {
+    [JOB_QUEUED] = "queued",       [JOB_LEASED] = "leased", [JOB_RUNNING] = "running",
+    [JOB_FINISHING] = "finishing", [JOB_DONE] = "done",     [JOB_CANCELLED] = "cancelled",
+};
+
+const char *job_state_name(enum job_state s)
+{
+    return (unsigned)s < sizeof state_names / sizeof *state_names ? state_names[s] : "unknown";
+}
+
+int job_state_parse(const char *name, enum job_state *out)
+{
+    for (unsigned i = 0; i < sizeof state_names / sizeof *state_names; i++)
+        if (name && strcmp(name, state_names[i]) == 0) {
+            *out = (enum job_state)i;
+            return 0;
+        }
+    return -1;
+}
+
+struct job *job_new(void)
+{
+    struct job *job = calloc(1, sizeof *job);
+    job->trace = json_array();
+    return job;
+}
+
+void job_free(struct job *job)
+{
+    if (!job)
+        return;
+    free(job->name);
+    free(job->courselab);
+    free(job->lab_dir);
+    free(job->image);
+    free(job->output_file);
+    free(job->callback_url);
+    for (size_t i = 0; i < job->nfiles; i++) {
+        free(job->files[i].local_file);
+        free(job->files[i].dest_file);
+    }
+    free(job->files);
+    json_decref(job->trace);
+    free(job->vm_name);
+    free(job->vm_id);
+    free(job->vm_host);
+    free(job->outcome);
+    free(job);
+}
+
+void job_trace(struct job *job, const char *event)
+{
+    char when[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(when, sizeof when, "%a %b %e %H:%M:%S %Y", &tm);
+    char *line = NULL;
+    if (asprintf(&line, "%s|%s", when, event) < 0)
+        return;
+    json_array_append_new(job->trace, json_string(line));
+    free(line);
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+json_t *job_to_json(const struct job *job)
+{
+    json_t *input = json_array();
+    for (size_t i = 0; i < job->nfiles; i++)
+        json_array_append_new(input, json_pack("{s:s, s:s}", "localFile", job->files[i].local_file,
+                                               "destFile", job->files[i].dest_file));
+    json_t *vm = json_pack("{s:o, s:s, s:s, s:i, s:i, s:o, s:b, s:b, s:o}",
+                           "name", str_or_null(job->vm_name), "image", job->image,
+                           "vmms", "", "cores", job->cores, "memory", job->memory_mb,
+                           "id", str_or_null(job->vm_id), "network", !job->disable_network,
+                           "resume", 0, "disk", json_null());
+    json_object_set_new(vm, "host", str_or_null(job->vm_host));
+    json_t *o = json_pack("{s:I, s:s, s:b, s:i, s:i, s:s, s:o, s:I, s:O, s:o, s:o}",
+                          "id", (json_int_t)job->id, "name", job->name, "assigned", job->assigned,
+                          "retries", job->retries, "timeout", job->timeout_s,
+                          "outputFile", job->output_file, "notifyURL",
+                          str_or_null(job->callback_url), "maxOutputFileSize",
+                          (json_int_t)job->max_output_bytes, "trace", job->trace, "vm", vm,
+                          "input", input);
+    json_object_set_new(o, "state", json_string(job_state_name(job->state)));
+    json_object_set_new(o, "courselab", json_string(job->courselab));
+    json_object_set_new(o, "labDir", json_string(job->lab_dir));
+    json_object_set_new(o, "disableNetwork", json_boolean(job->disable_network));
+    json_object_set_new(o, "createdAt", json_real(job->created_at));
+    json_object_set_new(o, "outcome", str_or_null(job->outcome));
+    return o;
+}
+
+static char *dup_opt(json_t *v)
+{
+    return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+}
+
+struct job *job_from_json(const json_t *o, char *err, size_t errlen)
+{
+    json_t *trace = NULL, *vm = NULL, *input = NULL, *notify = NULL, *outcome = NULL;
+    const char *name, *output, *courselab, *lab_dir, *state, *image;
+    json_int_t id, maxout;
+    int assigned, retries, timeout, disable_network;
+    double created;
+    json_error_t jerr;
+    if (json_unpack_ex((json_t *)o, &jerr, 0,
+                       "{s:I, s:s, s:b, s:i, s:i, s:s, s:o, s:I, s:o, s:o, s:o,"
+                       " s:s, s:s, s:s, s:b, s:F, s:o}",
+                       "id", &id, "name", &name, "assigned", &assigned, "retries", &retries,
+                       "timeout", &timeout, "outputFile", &output, "notifyURL", &notify,
+                       "maxOutputFileSize", &maxout, "trace", &trace, "vm", &vm, "input", &input,
+                       "state", &state, "courselab", &courselab, "labDir", &lab_dir,
+                       "disableNetwork", &disable_network, "createdAt", &created,
+                       "outcome", &outcome)) {
+        snprintf(err, errlen, "malformed job record: %s", jerr.text);
+        return NULL;
+    }
+    int cores = 0, memory = 0;
+    json_t *vm_name = NULL, *vm_id = NULL, *vm_host = NULL;
+    if (json_unpack_ex(vm, &jerr, 0, "{s:s, s:i, s:i, s:o, s:o, s?o}", "image", &image,
+                       "cores", &cores, "memory", &memory, "name", &vm_name, "id", &vm_id,
+                       "host", &vm_host) ||
+        !json_is_array(trace) || !json_is_array(input)) {
+        snprintf(err, errlen, "malformed job record: vm, trace or input");
+        return NULL;
+    }
+    struct job *job = job_new();
+    job->id = id;
+    job->name = strdup(name);
+    job->assigned = assigned;
+    job->retries = retries;
+    job->timeout_s = timeout;
+    job->output_file = strdup(output);
+    job->callback_url = dup_opt(notify);
+    job->max_output_bytes = (long)maxout;
+    json_decref(job->trace);
+    job->trace = json_deep_copy(trace);
+    job->image = strdup(image);
+    job->cores = cores;
+    job->memory_mb = memory;
+    job->vm_name = dup_opt(vm_name);
+    job->vm_id = dup_opt(vm_id);
+    job->vm_host = dup_opt(vm_host);
+    job->courselab = strdup(courselab);
+    job->lab_dir = strdup(lab_dir);
+    job->disable_network = disable_network;
+    job->created_at = created;
+    job->outcome = dup_opt(outcome);
+    if (job_state_parse(state, &job->state)) {
+        snprintf(err, errlen, "malformed job record: unknown state \"%s\"", state);
+        job_free(job);
+        return NULL;
+    }
+    job->nfiles = json_array_size(input);
+    job->files = calloc(job->nfiles + 1, sizeof *job->files);
+    for (size_t i = 0; i < job->nfiles; i++) {
+        const char *l, *d;
+        if (json_unpack(json_array_get(input, i), "{s:s, s:s}", "localFile", &l, "destFile", &d)) {
+            snprintf(err, errlen, "malformed job record: input %zu", i);
+            job->nfiles = i;
+            job_free(job);
+            return NULL;
+        }
+        job->files[i].local_file = strdup(l);
+        job->files[i].dest_file = strdup(d);
+    }
+    return job;
+}
+
+char *job_dumps(const struct job *job)
+{
+    json_t *o = job_to_json(job);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+struct job *job_loads(const char *text, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *o = json_loads(text, 0, &jerr);
+    if (!o) {
+        snprintf(err, errlen, "malformed job record: %s", jerr.text);
+        return NULL;
+    }
+    struct job *job = job_from_json(o, err, errlen);
+    json_decref(o);
+    return job;
+}

@@ -1,0 +1,75 @@
+/*
+ * job.h: the job record and its JSON form. The JSON form is what lives in
+ * Redis and what /jobs shows: Tango's job object (SPEC.md: id, name,
+ * assigned, retries, timeout, outputFile, notifyURL, maxOutputFileSize,
+ * trace, vm, input) plus our additive fields (state, courselab, labDir,
+ * createdAt, outcome, ...). Round-trips without loss.
+ */
+#ifndef TANGO_JOB_H
+#define TANGO_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+enum job_state {
+    JOB_QUEUED = 0,
+    JOB_LEASED,
+    JOB_RUNNING,
+    JOB_FINISHING,
+    JOB_DONE,
+    JOB_CANCELLED,
+};
+
+struct job_file {
+    char *local_file; /* name in the lab directory */
+    char *dest_file;  /* name inside the container's /home/mount */
+};
+
+struct job {
+    int64_t id;
+    char *name;          /* jobName */
+    char *courselab;     /* COURSELAB as the client named it */
+    char *lab_dir;       /* directory under courselabs/ (key id + lab) */
+    char *image;
+    char *output_file;   /* name under <lab_dir>/output/ */
+    char *callback_url;  /* "notifyURL" in the JSON form; may be NULL */
+    int timeout_s;
+    long max_output_bytes; /* maxOutputFileSize */
+    bool disable_network;
+    int cores;           /* 0 = default */
+    int memory_mb;       /* 0 = default */
+    struct job_file *files;
+    size_t nfiles;
+    /* progress, written by the consumer */
+    enum job_state state;
+    bool assigned;
+    int retries;
+    json_t *trace;       /* array of "<ctime>|<event>" strings */
+    char *vm_name;
+    char *vm_id;
+    char *vm_host;
+    char *outcome;       /* final outcome line, once done */
+    double created_at;   /* unix seconds */
+};
+
+const char *job_state_name(enum job_state s);
+int job_state_parse(const char *name, enum job_state *out);
+
+/* Allocates a zeroed job with an empty trace. */
+struct job *job_new(void);
+void job_free(struct job *job);
+
+/* Appends "<ctime>|<event>" to the trace (ctime as Tango writes it). */
+void job_trace(struct job *job, const char *event);
+
+/* JSON form (new reference). */
+json_t *job_to_json(const struct job *job);
+/* Parses the JSON form; NULL with err filled on a malformed record. */
+struct job *job_from_json(const json_t *obj, char *err, size_t errlen);
+/* Serialized JSON text (malloc'd) and back. */
+char *job_dumps(const struct job *job);
+struct job *job_loads(const char *text, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,218 @@
+/*
+ * addjob.c: addJob body validation (see addjob.h).
+ */
+#include "addjob.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/time.h>
+
+#include "labs.h"
+#include "names.h"
+
+#define MAX_FILES 256
+#define MAX_URL 2048
+
+struct problems {
+    char *buf;
+    size_t len, cap;
+    int count;
+};
+
+static void problem(struct problems *p, const char *fmt, ...)
+{
+    if (p->count++ && p->len + 2 < p->cap) {
+        memcpy(p->buf + p->len, "; ", 2);
+        p->len += 2;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(p->buf + p->len, p->cap - p->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        p->len = p->len + (size_t)n < p->cap ? p->len + (size_t)n : p->cap - 1;
+}
+
+/* Optional integer field (JSON integer, or a string of digits as some
+ * clients send); -1 if absent. Reports a problem if present but bad. */
+static long long opt_int(struct problems *p, json_t *o, const char *name, long long lo,
+                         long long hi)
+{
+    json_t *v = json_object_get(o, name);
+    if (!v || json_is_null(v))
+        return -1;
+    long long x;
+    if (json_is_integer(v)) {
+        x = json_integer_value(v);
+    } else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) &&
+               fabs(json_real_value(v)) < 1e15) {
+        x = (long long)json_real_value(v);
+    } else if (json_is_string(v) && json_string_length(v) > 0 && json_string_length(v) < 16 &&
+               strspn(json_string_value(v), "0123456789") == json_string_length(v)) {
+        x = atoll(json_string_value(v));
+    } else {
+        problem(p, "%s: must be an integer", name);
+        return -1;
+    }
+    if (x < lo || x > hi) {
+        problem(p, "%s: must be between %lld and %lld", name, lo, hi);
+        return -1;
+    }
+    return x;
+}
+
+static bool text_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return false;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return false;
+    return true;
+}
+
+static bool url_ok(const char *s)
+{
+    if (!text_ok(s, MAX_URL) || strchr(s, ' '))
+        return false;
+    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+static bool image_known(const json_t *images, const char *name)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(images, i, v) {
+        if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void parse_files(struct problems *p, json_t *files, const struct tango_config *cfg,
+                        const char *lab_dir, struct job *job)
+{
+    if (!json_is_array(files) || json_array_size(files) == 0) {
+        problem(p, "files: required, a non-empty list of {localFile, destFile}");
+        return;
+    }
+    if (json_array_size(files) > MAX_FILES) {
+        problem(p, "files: at most %d files", MAX_FILES);
+        return;
+    }
+    int makefiles = 0;
+    job->files = calloc(json_array_size(files), sizeof *job->files);
+    size_t i;
+    json_t *f;
+    json_array_foreach(files, i, f) {
+        const char *local = json_string_value(json_object_get(f, "localFile"));
+        const char *dest = json_string_value(json_object_get(f, "destFile"));
+        if (!local || !dest) {
+            problem(p, "files[%zu]: needs string localFile and destFile", i);
+            continue;
+        }
+        if (!name_is_safe_str(local) || !name_is_safe_str(dest)) {
+            problem(p, "files[%zu]: localFile and destFile must be plain file names", i);
+            continue;
+        }
+        if (!lab_has_file(cfg->courselabs, lab_dir, local)) {
+            problem(p, "files[%zu]: localFile \"%.100s\" is not in the courselab (upload it first)",
+                    i, local);
+            continue;
+        }
+        for (size_t k = 0; k < job->nfiles; k++)
+            if (strcmp(job->files[k].dest_file, dest) == 0) {
+                problem(p, "files[%zu]: destFile \"%.100s\" appears twice", i, dest);
+                dest = NULL;
+                break;
+            }
+        if (!dest)
+            continue;
+        makefiles += strcmp(dest, "Makefile") == 0;
+        job->files[job->nfiles].local_file = strdup(local);
+        job->files[job->nfiles].dest_file = strdup(dest);
+        job->nfiles++;
+    }
+    if (makefiles != 1 && job->nfiles == json_array_size(files))
+        problem(p, "files: exactly one destFile must be \"Makefile\"");
+}
+
+struct job *addjob_parse(const char *body, size_t len, const struct tango_config *cfg,
+                         const json_t *images, const char *courselab, const char *lab_dir,
+                         char *err, size_t errlen)
+{
+    struct problems p = {err, 0, errlen, 0};
+    err[0] = '\0';
+    json_error_t jerr;
+    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!o || !json_is_object(o)) {
+        snprintf(err, errlen, "Malformed JSON body: %s", o ? "expected an object" : jerr.text);
+        json_decref(o);
+        return NULL;
+    }
+    struct job *job = job_new();
+    job->courselab = strdup(courselab);
+    job->lab_dir = strdup(lab_dir);
+
+    const char *image = json_string_value(json_object_get(o, "image"));
+    if (!image)
+        problem(&p, "image: required");
+    else if (!image_name_is_valid(image) || !image_known(images, image))
+        problem(&p, "image: \"%.100s\" is not an image this service can run", image);
+    else
+        job->image = strdup(image);
+
+    const char *name = json_string_value(json_object_get(o, "jobName"));
+    if (!name || !text_ok(name, 255))
+        problem(&p, "jobName: required, 1-255 characters without control characters");
+    else
+        job->name = strdup(name);
+
+    const char *output = json_string_value(json_object_get(o, "output_file"));
+    if (!output || !name_is_safe_str(output))
+        problem(&p, "output_file: required, a plain file name");
+    else
+        job->output_file = strdup(output);
+
+    parse_files(&p, json_object_get(o, "files"), cfg, lab_dir, job);
+
+    long long timeout = opt_int(&p, o, "timeout", 0, cfg->max_timeout_s);
+    job->timeout_s = timeout > 0 ? (int)timeout : cfg->default_timeout_s;
+    long long max_kb = opt_int(&p, o, "max_kb", 1, cfg->max_output_kb);
+    job->max_output_bytes = (max_kb > 0 ? max_kb : cfg->default_max_kb) * 1024L;
+    long long cores = opt_int(&p, o, "cores", 1, cfg->max_cores);
+    job->cores = cores > 0 ? (int)cores : 0;
+    long long memory = opt_int(&p, o, "memory", 16, cfg->max_memory_mb);
+    job->memory_mb = memory > 0 ? (int)memory : 0;
+
+    json_t *net = json_object_get(o, "disable_network");
+    if (net && !json_is_null(net) && !json_is_boolean(net))
+        problem(&p, "disable_network: must be true or false");
+    job->disable_network = json_is_boolean(net) ? json_is_true(net) : cfg->default_disable_network;
+
+    const char *keys[] = {"callback_url", "notifyURL"};
+    for (int i = 0; i < 2 && !job->callback_url; i++) {
+        json_t *v = json_object_get(o, keys[i]);
+        if (!v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
+            continue;
+        if (!json_is_string(v) || !url_ok(json_string_value(v)))
+            problem(&p, "%s: must be an http:// or https:// URL", keys[i]);
+        else
+            job->callback_url = strdup(json_string_value(v));
+    }
+    json_decref(o);
+    if (p.count) {
+        job_free(job);
+        return NULL;
+    }
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    job->created_at = (double)tv.tv_sec + tv.tv_usec / 1e6;
+    job->state = JOB_QUEUED;
+    return job;
+}

@@ -1,0 +1,20 @@
+/*
+ * addjob.h: validation of an addJob body (SPEC.md "addJob body") into a job
+ * record. Every problem found is reported, in one message naming each field.
+ */
+#ifndef TANGO_PRODUCER_ADDJOB_H
+#define TANGO_PRODUCER_ADDJOB_H
+
+#include <jansson.h>
+
+#include "config.h"
+#include "job.h"
+
+/* body: the request JSON; images: JSON array of image names that can run;
+ * courselabs/lab_dir: where localFiles must be. Returns a new job, or NULL
+ * with the reasons in err. */
+struct job *addjob_parse(const char *body, size_t len, const struct tango_config *cfg,
+                         const json_t *images, const char *courselab, const char *lab_dir,
+                         char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * app.h: the producer's shared state and the route/handler interface. The
+ * route table itself is in routes.c (the one place listing every route).
+ */
+#ifndef TANGO_PRODUCER_APP_H
+#define TANGO_PRODUCER_APP_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "http.h"
+#include "labs.h"
+#include "store.h"
+
+struct app {
+    struct tango_config *cfg;
+    struct store *store;
+    struct event_base *base;
+    struct http_server *http;
+};
+
+#define ROUTE_MAX_ARGS 4
+
+struct route_ctx;
+typedef void (*route_fn)(struct http_request *req, struct route_ctx *ctx);
+
+enum route_body { RB_NONE, RB_JSON, RB_STREAM };
+
+struct route {
+    const char *method;
+    const char *name;        /* first path segment */
+    int min_args, max_args;  /* segments after the name (the key included) */
+    bool needs_key;
+    bool legacy;             /* Tango route: failures answer HTTP 200 */
+    enum route_body body;
+    route_fn on_head;        /* RB_STREAM: prepare the sink (may reply) */
+    route_fn handler;
+};
+
+/* Per-request state, owned by the router (freed with the request). */
+struct route_ctx {
+    struct app *app;
+    const struct route *route;
+    char *args[ROUTE_MAX_ARGS]; /* URL-decoded segments after the name */
+    int nargs;
+    char lab_dir[LAB_DIR_MAX];  /* set when the route has KEY/COURSELAB */
+    void *state;                /* handler's own (e.g. an upload) */
+    void (*free_state)(void *state);
+};
+
+const struct route *routes_find(const char *name, const char *method, bool *name_known);
+
+/* Router entry points, wired into http_handlers by main.c. */
+void router_on_head(struct http_request *req, void *app);
+void router_on_request(struct http_request *req, void *app);
+
+/* The images a job may name: what the consumer published, else config's
+ * "images". *out is a new JSON array. */
+int app_known_images(struct app *app, json_t **out);
+
+/* Streams the request body into a new file in dir (handlers_lab.c); on
+ * success ctx->state is the struct upload. Replies itself on failure. */
+void stream_body_to_dir(struct http_request *req, struct route_ctx *ctx, const char *dir);
+
+/* Handlers (handlers_*.c). */
+void h_hello(struct http_request *req, struct route_ctx *ctx);
+void h_health(struct http_request *req, struct route_ctx *ctx);
+void h_open(struct http_request *req, struct route_ctx *ctx);
+void h_upload_head(struct http_request *req, struct route_ctx *ctx);
+void h_upload(struct http_request *req, struct route_ctx *ctx);
+void h_poll(struct http_request *req, struct route_ctx *ctx);
+void h_add_job(struct http_request *req, struct route_ctx *ctx);
+void h_jobs(struct http_request *req, struct route_ctx *ctx);
+void h_partial_output(struct http_request *req, struct route_ctx *ctx);
+void h_info(struct http_request *req, struct route_ctx *ctx);
+void h_pool(struct http_request *req, struct route_ctx *ctx);
+void h_prealloc(struct http_request *req, struct route_ctx *ctx);
+void h_build_head(struct http_request *req, struct route_ctx *ctx);
+void h_build(struct http_request *req, struct route_ctx *ctx);
+
+#endif

@@ -1,0 +1,115 @@
+/*
+ * handlers_jobs.c: the job routes: addJob (validate and queue), jobs (live
+ * and dead lists) and getPartialOutput.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/buffer.h>
+
+#include "addjob.h"
+#include "app.h"
+#include "log.h"
+#include "names.h"
+#include "reply.h"
+#include "text.h"
+
+void h_add_job(struct http_request *req, struct route_ctx *ctx)
+{
+    struct app *app = ctx->app;
+    if (!lab_exists(app->cfg->courselabs, ctx->lab_dir)) {
+        reply_fail(req, ctx, 404, "Courselab not found");
+        return;
+    }
+    json_t *images = NULL;
+    int status = app_known_images(app, &images);
+    if (status != STORE_OK) {
+        reply_store_fail(req, ctx, status);
+        return;
+    }
+    struct evbuffer *body = http_body(req);
+    size_t len = evbuffer_get_length(body);
+    const char *text = (const char *)evbuffer_pullup(body, (ev_ssize_t)len);
+    char err[1024];
+    struct job *job = addjob_parse(text ? text : "", len, app->cfg, images, ctx->args[1],
+                                   ctx->lab_dir, err, sizeof err);
+    json_decref(images);
+    if (!job) {
+        reply_fail(req, ctx, 400, err);
+        return;
+    }
+    job_trace(job, "Added job");
+    status = store_add_job(app->store, job);
+    if (status != STORE_OK) {
+        job_free(job);
+        reply_store_fail(req, ctx, status);
+        return;
+    }
+    char q[300];
+    log_info("job_added", "id=%lld lab_dir=%s name=%s image=%s", (long long)job->id,
+             ctx->lab_dir, log_quote(job->name, q, sizeof q), job->image);
+    reply_ok(req, "Job added", json_pack("{s:I}", "jobId", (json_int_t)job->id));
+    job_free(job);
+}
+
+void h_jobs(struct http_request *req, struct route_ctx *ctx)
+{
+    const char *which = ctx->args[1];
+    if (strcmp(which, "0") != 0 && strcmp(which, "1") != 0) {
+        reply_fail(req, ctx, 400, "Invalid deadjobs value: use 0 (live jobs) or 1 (finished jobs)");
+        return;
+    }
+    json_t *jobs = NULL;
+    int status = store_list_jobs(ctx->app->store, which[0] == '1',
+                                 (size_t)ctx->app->cfg->jobs_list_max, &jobs);
+    if (status != STORE_OK) {
+        reply_store_fail(req, ctx, status);
+        return;
+    }
+    reply_ok(req, "Found list of jobs", json_pack("{s:o}", "jobs", jobs));
+}
+
+void h_partial_output(struct http_request *req, struct route_ctx *ctx)
+{
+    struct app *app = ctx->app;
+    long long id;
+    if (parse_job_id(ctx->args[1], &id)) {
+        reply_fail(req, ctx, 400, "Invalid job id");
+        return;
+    }
+    json_t *job = NULL;
+    bool dead = false;
+    int status = store_get_job(app->store, id, &job, &dead);
+    if (status == STORE_NOT_FOUND) {
+        reply_fail(req, ctx, 404, "Job not found");
+        return;
+    }
+    if (status != STORE_OK) {
+        reply_store_fail(req, ctx, status);
+        return;
+    }
+    const char *state = json_string_value(json_object_get(job, "state"));
+    bool running = state && (!strcmp(state, "running") || !strcmp(state, "finishing"));
+    json_decref(job);
+    if (dead) {
+        reply_fail(req, ctx, 409, "Job has finished: poll its output file instead");
+        return;
+    }
+    if (!running) {
+        reply_fail(req, ctx, 409, "Job is not running yet");
+        return;
+    }
+    char *out = NULL;
+    size_t len = 0;
+    status = store_partial_output(app->store, id, &out, &len);
+    if (status != STORE_OK && status != STORE_NOT_FOUND) {
+        reply_store_fail(req, ctx, status);
+        return;
+    }
+    size_t clean_len;
+    char *clean = utf8_sanitize(out ? out : "", out ? len : 0, &clean_len);
+    free(out);
+    reply_ok(req, "Partial output obtained",
+             json_pack("{s:s%}", "output", clean, clean_len));
+    free(clean);
+}

@@ -1,0 +1,705 @@
+/*
+ * http.c: HTTP/1.1 request framing on libevent bufferevents (see http.h for
+ * why). One request at a time per connection; pipelined requests wait in
+ * the input buffer until the previous reply is written.
+ */
+#include "http.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+
+#include "log.h"
+
+#define DISCARD_LIMIT (1u << 20)   /* body bytes we read and drop for a reply sent early */
+#define LINGER_LIMIT (16u << 20)   /* bytes we drain after an early reply before closing */
+#define CHUNK_LINE_MAX 1024
+
+enum conn_state { ST_HEAD, ST_BODY, ST_HANDLER, ST_LINGER };
+enum body_mode { BODY_DISCARD, BODY_MEMORY, BODY_STREAM };
+enum chunk_state { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
+
+struct http_server {
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct http_limits lim;
+    struct http_handlers h;
+    int nconns;
+};
+
+struct http_conn;
+
+struct http_request {
+    struct http_conn *conn;
+    char method[16];
+    char *uri;
+    char *path;
+    int minor;
+    struct evkeyvalq headers;
+    size_t head_bytes;
+    int nheaders;
+    bool head_done;
+    int64_t content_length; /* -1: none */
+    bool chunked;
+    enum chunk_state chunk;
+    uint64_t remaining;     /* of the body (CL) or the current chunk */
+    bool body_done;
+    enum body_mode mode;
+    size_t limit;
+    size_t received;
+    bool too_large;
+    bool failed;
+    bool aborted;
+    struct evbuffer *body;
+    const struct http_body_sink *sink;
+    void *user;
+    bool handled;           /* on_request called */
+    bool replied;
+    bool close_after;
+    void (*on_free)(struct http_request *, void *);
+    void *on_free_arg;
+};
+
+struct http_conn {
+    struct http_server *srv;
+    struct bufferevent *bev;
+    enum conn_state state;
+    struct http_request *req;
+    size_t lingered;
+};
+
+static void conn_progress(struct http_conn *c);
+
+/* ---------- request lifecycle ---------- */
+
+static struct http_request *req_new(struct http_conn *c)
+{
+    struct http_request *r = calloc(1, sizeof *r);
+    r->conn = c;
+    r->content_length = -1;
+    TAILQ_INIT(&r->headers);
+    r->body = evbuffer_new();
+    return r;
+}
+
+static void req_free(struct http_request *r)
+{
+    if (!r)
+        return;
+    if (r->mode == BODY_STREAM && !r->body_done && !r->aborted && r->sink && r->sink->on_abort) {
+        r->aborted = true;
+        r->sink->on_abort(r);
+    }
+    if (r->on_free)
+        r->on_free(r, r->on_free_arg);
+    evhttp_clear_headers(&r->headers);
+    evbuffer_free(r->body);
+    free(r->uri);
+    free(r->path);
+    free(r);
+}
+
+static void conn_free(struct http_conn *c)
+{
+    req_free(c->req);
+    bufferevent_free(c->bev);
+    c->srv->nconns--;
+    free(c);
+}
+
+/* ---------- replies ---------- */
+
+static const char *reason_phrase(int code)
+{
+    switch (code) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Payload Too Large";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}
+
+static bool wants_keepalive(const struct http_request *r)
+{
+    const char *conn = evhttp_find_header(&r->headers, "Connection");
+    if (r->minor == 0)
+        return conn && strcasecmp(conn, "keep-alive") == 0;
+    return !(conn && strcasecmp(conn, "close") == 0);
+}
+
+static void write_head(struct http_request *r, int code, const char *ctype, uint64_t len)
+{
+    /* A reply before the body is fully taken ends the connection. */
+    if (!r->body_done)
+        r->close_after = true;
+    if (!r->head_done || !wants_keepalive(r))
+        r->close_after = true;
+    struct evbuffer *out = bufferevent_get_output(r->conn->bev);
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\nServer: Tango-C\r\nContent-Type: %s\r\n"
+                        "Content-Length: %llu\r\nConnection: %s\r\n\r\n",
+                        code, reason_phrase(code), ctype ? ctype : "text/plain",
+                        (unsigned long long)len, r->close_after ? "close" : "keep-alive");
+    r->replied = true;
+}
+
+void http_reply(struct http_request *r, int code, const char *ctype, struct evbuffer *body)
+{
+    if (r->replied)
+        return;
+    write_head(r, code, ctype, body ? evbuffer_get_length(body) : 0);
+    if (body)
+        evbuffer_add_buffer(bufferevent_get_output(r->conn->bev), body);
+    bufferevent_enable(r->conn->bev, EV_WRITE);
+}
+
+void http_reply_file(struct http_request *r, int code, const char *ctype, int fd, off_t len)
+{
+    if (r->replied) {
+        close(fd);
+        return;
+    }
+    write_head(r, code, ctype, (uint64_t)len);
+    if (len > 0)
+        evbuffer_add_file(bufferevent_get_output(r->conn->bev), fd, 0, len);
+    else
+        close(fd);
+    bufferevent_enable(r->conn->bev, EV_WRITE);
+}
+
+static void reply_error(struct http_request *r, int code, const char *msg)
+{
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "{\"statusId\": -1, \"statusMsg\": \"%s\"}", msg);
+    r->close_after = true;
+    http_reply(r, code, "application/json; charset=UTF-8", b);
+    evbuffer_free(b);
+}
+
+/* ---------- accessors ---------- */
+
+const char *http_method(const struct http_request *r) { return r->method; }
+const char *http_path(const struct http_request *r) { return r->path; }
+const char *http_header(const struct http_request *r, const char *name)
+{
+    return evhttp_find_header(&r->headers, name);
+}
+int64_t http_content_length(const struct http_request *r) { return r->content_length; }
+bool http_has_body(const struct http_request *r) { return r->chunked || r->content_length > 0; }
+void http_set_user(struct http_request *r, void *user) { r->user = user; }
+void *http_user(const struct http_request *r) { return r->user; }
+struct evbuffer *http_body(struct http_request *r) { return r->body; }
+bool http_body_too_large(const struct http_request *r) { return r->too_large; }
+bool http_body_failed(const struct http_request *r) { return r->failed; }
+size_t http_body_received(const struct http_request *r) { return r->received; }
+
+void http_on_free(struct http_request *r, void (*cb)(struct http_request *, void *), void *arg)
+{
+    r->on_free = cb;
+    r->on_free_arg = arg;
+}
+
+void http_take_body_memory(struct http_request *r, size_t limit)
+{
+    r->mode = BODY_MEMORY;
+    r->limit = limit;
+}
+
+void http_take_body_stream(struct http_request *r, const struct http_body_sink *sink,
+                           size_t limit)
+{
+    r->mode = BODY_STREAM;
+    r->sink = sink;
+    r->limit = limit;
+}
+
+/* ---------- head parsing ---------- */
+
+static int parse_request_line(struct http_request *r, const char *line)
+{
+    const char *sp1 = strchr(line, ' ');
+    const char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    if (!sp1 || !sp2 || (size_t)(sp1 - line) >= sizeof r->method || sp1 == line)
+        return -1;
+    memcpy(r->method, line, (size_t)(sp1 - line));
+    r->method[sp1 - line] = '\0';
+    for (const char *p = r->method; *p; p++)
+        if (!isupper((unsigned char)*p))
+            return -1;
+    if (strncmp(sp2 + 1, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)sp2[8]) || sp2[9])
+        return -1;
+    r->minor = sp2[8] - '0';
+    r->uri = strndup(sp1 + 1, (size_t)(sp2 - sp1 - 1));
+    if (r->uri[0] != '/')
+        return -1;
+    r->path = strndup(r->uri, strcspn(r->uri, "?#"));
+    return 0;
+}
+
+static int parse_header_line(struct http_request *r, char *line)
+{
+    char *colon = strchr(line, ':');
+    if (!colon || colon == line)
+        return -1;
+    *colon = '\0';
+    for (char *p = line; *p; p++)
+        if (!isgraph((unsigned char)*p))
+            return -1;
+    char *v = colon + 1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    char *end = v + strlen(v);
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+        *--end = '\0';
+    return evhttp_add_header(&r->headers, line, v);
+}
+
+/* Sets up body framing from the headers; -1 with a reply on bad framing. */
+static int setup_body(struct http_request *r)
+{
+    const char *te = evhttp_find_header(&r->headers, "Transfer-Encoding");
+    const char *cl = evhttp_find_header(&r->headers, "Content-Length");
+    if (te) {
+        if (strcasecmp(te, "chunked") != 0 || cl) {
+            reply_error(r, 400, "Unsupported Transfer-Encoding");
+            return -1;
+        }
+        r->chunked = true;
+        r->chunk = CH_SIZE;
+        return 0;
+    }
+    if (cl) {
+        if (!*cl || strlen(cl) > 18 || strspn(cl, "0123456789") != strlen(cl)) {
+            reply_error(r, 400, "Bad Content-Length");
+            return -1;
+        }
+        r->content_length = strtoll(cl, NULL, 10);
+        r->remaining = (uint64_t)r->content_length;
+    }
+    if (!r->chunked && r->remaining == 0)
+        r->body_done = true;
+    return 0;
+}
+
+/* Returns 1 when the head is complete, 0 if more input is needed, -1 on error
+ * (a reply is queued). */
+static int read_head(struct http_conn *c)
+{
+    struct http_request *r = c->req;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    for (;;) {
+        size_t len;
+        char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
+        if (!line) {
+            if (r->head_bytes + evbuffer_get_length(in) > c->srv->lim.max_head_bytes) {
+                reply_error(r, 431, "Request head too large");
+                return -1;
+            }
+            return 0;
+        }
+        r->head_bytes += len + 2;
+        if (r->head_bytes > c->srv->lim.max_head_bytes) {
+            free(line);
+            reply_error(r, 431, "Request head too large");
+            return -1;
+        }
+        if (!r->uri) {
+            if (len == 0) { /* tolerate blank lines before a request */
+                free(line);
+                continue;
+            }
+            int bad = strlen(line) != len || parse_request_line(r, line);
+            free(line);
+            if (bad) {
+                reply_error(r, 400, "Malformed request line");
+                return -1;
+            }
+            continue;
+        }
+        if (len == 0) {
+            free(line);
+            r->head_done = true;
+            return setup_body(r) ? -1 : 1;
+        }
+        int bad = strlen(line) != len || ++r->nheaders > c->srv->lim.max_headers ||
+                  parse_header_line(r, line);
+        free(line);
+        if (bad) {
+            reply_error(r, r->nheaders > c->srv->lim.max_headers ? 431 : 400,
+                        r->nheaders > c->srv->lim.max_headers ? "Too many headers"
+                                                               : "Malformed header");
+            return -1;
+        }
+    }
+}
+
+/* ---------- body ---------- */
+
+/* Hands n bytes from the input to the body's consumer. */
+static void deliver(struct http_request *r, struct evbuffer *in, size_t n)
+{
+    if (r->too_large || r->failed || r->received + n > r->limit) {
+        if (!r->too_large && !r->failed && r->received + n > r->limit) {
+            r->too_large = true;
+            if (r->mode == BODY_STREAM && r->sink->on_abort && !r->aborted) {
+                r->aborted = true;
+                r->sink->on_abort(r);
+            }
+        }
+        evbuffer_drain(in, n);
+        r->received += n;
+        return;
+    }
+    r->received += n;
+    if (r->mode == BODY_MEMORY) {
+        evbuffer_remove_buffer(in, r->body, n);
+        return;
+    }
+    if (r->mode == BODY_DISCARD) {
+        evbuffer_drain(in, n);
+        return;
+    }
+    struct evbuffer_iovec vec[16];
+    size_t left = n;
+    while (left > 0 && !r->failed) {
+        int nv = evbuffer_peek(in, (ev_ssize_t)left, NULL, vec, 16);
+        size_t took = 0;
+        for (int i = 0; i < nv && i < 16 && took < left; i++) {
+            size_t part = vec[i].iov_len < left - took ? vec[i].iov_len : left - took;
+            if (r->sink->on_data(r, vec[i].iov_base, part)) {
+                r->failed = true;
+                break;
+            }
+            took += part;
+        }
+        if (r->failed) {
+            evbuffer_drain(in, left);
+            return;
+        }
+        evbuffer_drain(in, took);
+        left -= took;
+    }
+}
+
+/* Reads one chunk-size or CRLF line; NULL if incomplete. Sets *bad on error. */
+static char *chunk_line(struct evbuffer *in, bool *bad)
+{
+    size_t len;
+    char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
+    if (!line && evbuffer_get_length(in) > CHUNK_LINE_MAX)
+        *bad = true;
+    return line;
+}
+
+/* Returns 1 when the body is complete, 0 for more input, -1 on bad framing. */
+static int read_body(struct http_conn *c)
+{
+    struct http_request *r = c->req;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    if (!r->chunked) {
+        size_t avail = evbuffer_get_length(in);
+        size_t n = avail < r->remaining ? avail : (size_t)r->remaining;
+        if (n)
+            deliver(r, in, n);
+        r->remaining -= n;
+        return r->remaining == 0;
+    }
+    for (;;) {
+        bool bad = false;
+        char *line;
+        switch (r->chunk) {
+        case CH_SIZE: {
+            if (!(line = chunk_line(in, &bad)))
+                return bad ? -1 : 0;
+            char *end;
+            errno = 0;
+            unsigned long long size = strtoull(line, &end, 16);
+            bad = end == line || errno || (*end && *end != ';' && *end != ' ') || size > (1ull << 40);
+            free(line);
+            if (bad)
+                return -1;
+            r->remaining = size;
+            r->chunk = size ? CH_DATA : CH_TRAILER;
+            break;
+        }
+        case CH_DATA: {
+            size_t avail = evbuffer_get_length(in);
+            size_t n = avail < r->remaining ? avail : (size_t)r->remaining;
+            if (n)
+                deliver(r, in, n);
+            r->remaining -= n;
+            if (r->remaining)
+                return 0;
+            r->chunk = CH_DATA_END;
+            break;
+        }
+        case CH_DATA_END:
+            if (!(line = chunk_line(in, &bad)))
+                return bad ? -1 : 0;
+            bad = line[0] != '\0';
+            free(line);
+            if (bad)
+                return -1;
+            r->chunk = CH_SIZE;
+            break;
+        case CH_TRAILER:
+            if (!(line = chunk_line(in, &bad)))
+                return bad ? -1 : 0;
+            bool last = line[0] == '\0';
+            free(line);
+            if (last)
+                return 1;
+            break;
+        }
+    }
+}
+
+/* ---------- connection state machine ---------- */
+
+static void start_linger(struct http_conn *c)
+{
+    int fd = bufferevent_getfd(c->bev);
+    shutdown(fd, SHUT_WR);
+    c->state = ST_LINGER;
+    c->lingered = 0;
+    struct timeval tv = {2, 0};
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_enable(c->bev, EV_READ);
+}
+
+static void call_handler(struct http_conn *c)
+{
+    struct http_request *r = c->req;
+    if (r->handled || r->replied)
+        return;
+    r->handled = true;
+    c->srv->h.on_request(r, c->srv->h.arg);
+}
+
+/* Moves the connection forward as far as input and replies allow. */
+static void conn_progress(struct http_conn *c)
+{
+    for (;;) {
+        struct http_request *r = c->req;
+        if (c->state == ST_LINGER) {
+            struct evbuffer *in = bufferevent_get_input(c->bev);
+            c->lingered += evbuffer_get_length(in);
+            evbuffer_drain(in, evbuffer_get_length(in));
+            if (c->lingered > LINGER_LIMIT)
+                conn_free(c);
+            return;
+        }
+        if (c->state == ST_HEAD) {
+            if (!r)
+                r = c->req = req_new(c);
+            int rc = read_head(c);
+            if (rc == 0)
+                return;
+            if (rc < 0) {
+                c->state = ST_HANDLER;
+                r->body_done = true; /* nothing more will be read */
+                bufferevent_disable(c->bev, EV_READ);
+                return;
+            }
+            c->srv->h.on_head(r, c->srv->h.arg);
+            if (r->replied && r->mode == BODY_DISCARD) {
+                if (r->content_length > (int64_t)DISCARD_LIMIT || r->chunked)
+                    r->close_after = true;
+            }
+            if (r->mode == BODY_DISCARD)
+                r->limit = DISCARD_LIMIT;
+            if (!r->body_done && r->content_length > (int64_t)r->limit) {
+                /* Too large by its own declaration: answer without reading it. */
+                r->too_large = true;
+                r->body_done = false;
+                c->state = ST_HANDLER;
+                bufferevent_disable(c->bev, EV_READ);
+                call_handler(c);
+                if (!r->replied)
+                    reply_error(r, 413, "Request body too large");
+                return;
+            }
+            const char *expect = evhttp_find_header(&r->headers, "Expect");
+            if (!r->body_done && !r->replied && expect && strcasecmp(expect, "100-continue") == 0)
+                evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+            c->state = ST_BODY;
+        }
+        if (c->state == ST_BODY) {
+            if (!r->body_done) {
+                int rc = read_body(c);
+                if (rc < 0) {
+                    r->body_done = true;
+                    c->state = ST_HANDLER;
+                    bufferevent_disable(c->bev, EV_READ);
+                    if (!r->replied)
+                        reply_error(r, 400, "Malformed chunked body");
+                    r->close_after = true;
+                    return;
+                }
+                if (rc == 0 && !r->too_large && !r->failed)
+                    return;
+                if (rc == 0) {
+                    /* Over the limit or refused mid-body: answer now, then close. */
+                    c->state = ST_HANDLER;
+                    bufferevent_disable(c->bev, EV_READ);
+                    call_handler(c);
+                    r->close_after = true;
+                    return;
+                }
+                r->body_done = true;
+            }
+            c->state = ST_HANDLER;
+            bufferevent_disable(c->bev, EV_READ);
+            call_handler(c);
+            if (c->req != r) /* cannot happen: the handler never frees */
+                return;
+        }
+        if (c->state == ST_HANDLER) {
+            if (!r->replied || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+                return; /* the write callback brings us back */
+            if (r->close_after) {
+                req_free(r);
+                c->req = NULL;
+                if (r->body_done)
+                    conn_free(c);
+                else
+                    start_linger(c);
+                return;
+            }
+            req_free(r);
+            c->req = NULL;
+            c->state = ST_HEAD;
+            bufferevent_enable(c->bev, EV_READ);
+            if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+                return;
+        }
+    }
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_progress(arg);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct http_conn *c = arg;
+    if (c->state == ST_HANDLER)
+        conn_progress(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct http_conn *c = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        if (c->state != ST_LINGER && c->req && c->req->uri && !c->req->body_done)
+            log_info("http_client_gone", "path_len=%zu received=%zu timeout=%d",
+                     strlen(c->req->path ? c->req->path : ""), c->req->received,
+                     (what & BEV_EVENT_TIMEOUT) != 0);
+        conn_free(c);
+    }
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    (void)l; (void)sa; (void)salen;
+    struct http_server *srv = arg;
+    if (srv->nconns >= srv->lim.max_connections) {
+        log_warn("http_conn_refused", "reason=max_connections max=%d", srv->lim.max_connections);
+        evutil_closesocket(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct http_conn *c = calloc(1, sizeof *c);
+    c->srv = srv;
+    c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_set_max_single_read(c->bev, 256 * 1024);
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    struct timeval tv = {srv->lim.timeout_s, 0};
+    bufferevent_set_timeouts(c->bev, &tv, &tv);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    srv->nconns++;
+}
+
+struct http_server *http_server_new(struct event_base *base, const struct http_limits *lim,
+                                    const struct http_handlers *h)
+{
+    struct http_server *srv = calloc(1, sizeof *srv);
+    srv->base = base;
+    srv->lim = *lim;
+    srv->h = *h;
+    return srv;
+}
+
+int http_server_listen(struct http_server *srv, const char *addr, int port)
+{
+    struct sockaddr_in6 sa6 = {0};
+    struct sockaddr_in sa4 = {0};
+    struct sockaddr *sa;
+    int salen;
+    if (inet_pton(AF_INET, addr, &sa4.sin_addr) == 1) {
+        sa4.sin_family = AF_INET;
+        sa4.sin_port = htons((uint16_t)port);
+        sa = (struct sockaddr *)&sa4;
+        salen = sizeof sa4;
+    } else if (inet_pton(AF_INET6, addr, &sa6.sin6_addr) == 1) {
+        sa6.sin6_family = AF_INET6;
+        sa6.sin6_port = htons((uint16_t)port);
+        sa = (struct sockaddr *)&sa6;
+        salen = sizeof sa6;
+    } else {
+        return -1;
+    }
+    srv->listener = evconnlistener_new_bind(
+        srv->base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024, sa, salen);
+    if (!srv->listener)
+        return -1;
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&bound, &blen);
+    return bound.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&bound)->sin_port)
+                                      : ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+}
+
+void http_server_free(struct http_server *srv)
+{
+    if (!srv)
+        return;
+    if (srv->listener)
+        evconnlistener_free(srv->listener);
+    free(srv);
+}
+
+int http_server_connections(const struct http_server *srv)
+{
+    return srv->nconns;
+}

@@ -1,0 +1,89 @@
+/*
+ * http.h: the producer's HTTP/1.1 server layer on libevent bufferevents.
+ *
+ * Why not evhttp: libevent 2.1 (Debian 12's) reads every request body fully
+ * into memory before a handler sees the request, and offers no server-side
+ * hook to stream it (evhttp_set_newreqcb arrived only in 2.2). Uploads of
+ * hundreds of MB from 20 clients at once would need GBs of RAM. This layer
+ * uses libevent for everything it offers (listener, bufferevents, evbuffer
+ * line reading, header lists, URI decoding, sendfile-backed file replies) and
+ * adds only request framing: head parsing with limits, Content-Length and
+ * chunked bodies delivered to a handler as they arrive, keep-alive.
+ *
+ * Flow per request: on_head(req) once the head is parsed (the handler picks
+ * how to take the body, or replies at once), then on_request(req) once the
+ * body is taken. A reply may be sent later (async); if the client goes away
+ * first, the request's on_free hook runs and the request is gone.
+ */
+#ifndef TANGO_HTTP_H
+#define TANGO_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <event2/event.h>
+
+struct http_server;
+struct http_request;
+struct evbuffer;
+
+struct http_limits {
+    size_t max_head_bytes;   /* request line + headers */
+    int max_headers;
+    int timeout_s;           /* idle read/write timeout */
+    int max_connections;
+};
+
+struct http_handlers {
+    void (*on_head)(struct http_request *req, void *arg);
+    void (*on_request)(struct http_request *req, void *arg);
+    void *arg;
+};
+
+/* A streaming body consumer. on_data returns 0 to go on, -1 to stop taking
+ * the body (the handler then replies from on_request with
+ * http_body_failed() true). on_abort runs if the connection dies before the
+ * body is complete or the body exceeds its limit. */
+struct http_body_sink {
+    int (*on_data)(struct http_request *req, const void *data, size_t len);
+    void (*on_abort)(struct http_request *req);
+};
+
+struct http_server *http_server_new(struct event_base *base, const struct http_limits *lim,
+                                    const struct http_handlers *h);
+/* Binds and listens; returns the bound port (useful with port 0) or -1. */
+int http_server_listen(struct http_server *srv, const char *addr, int port);
+void http_server_free(struct http_server *srv);
+int http_server_connections(const struct http_server *srv);
+
+/* The request. */
+const char *http_method(const struct http_request *req);
+const char *http_path(const struct http_request *req); /* raw, without query */
+const char *http_header(const struct http_request *req, const char *name);
+int64_t http_content_length(const struct http_request *req); /* -1 if none/chunked */
+bool http_has_body(const struct http_request *req);
+void http_set_user(struct http_request *req, void *user);
+void *http_user(const struct http_request *req);
+
+/* In on_head: how to take the body. Without a call the body is discarded. */
+void http_take_body_memory(struct http_request *req, size_t limit);
+void http_take_body_stream(struct http_request *req, const struct http_body_sink *sink,
+                           size_t limit);
+/* In on_request. */
+struct evbuffer *http_body(struct http_request *req);
+bool http_body_too_large(const struct http_request *req);
+bool http_body_failed(const struct http_request *req);
+size_t http_body_received(const struct http_request *req);
+
+/* Replies (exactly once). body may be NULL; it is drained into the reply. */
+void http_reply(struct http_request *req, int code, const char *content_type,
+                struct evbuffer *body);
+/* Sends len bytes of fd (taken over, closed by the layer) as the body. */
+void http_reply_file(struct http_request *req, int code, const char *content_type, int fd,
+                     off_t len);
+/* Called when the request is freed (reply sent or client gone). */
+void http_on_free(struct http_request *req, void (*cb)(struct http_request *, void *),
+                  void *arg);
+
+#endif

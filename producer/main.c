@@ -1,0 +1,116 @@
+/*
+ * main.c: tango-producer, the stateless HTTP front end. Loads the config,
+ * opens the Redis store, serves the routes in routes.c until SIGINT/SIGTERM.
+ *
+ *   tango-producer [-c config.json]
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <event2/event.h>
+
+#include "app.h"
+#include "log.h"
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    log_info("shutdown", "signal=%d", (int)sig);
+    event_base_loopexit(arg, NULL);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct app *app = arg;
+    store_mark_started(app->store); /* first producer ever sets the service start */
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    int opt;
+    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+        if (opt == 'c') {
+            config_path = optarg;
+        } else {
+            fprintf(stderr, "usage: %s [-c config.json]\n"
+                            "Environment TANGO_<KEY> overrides any config key.\n", argv[0]);
+            return opt == 'h' ? 0 : 2;
+        }
+    }
+    struct tango_config cfg;
+    char err[512];
+    if (config_load(&cfg, config_path, NULL, err, sizeof err)) {
+        fprintf(stderr, "tango-producer: %s\n", err);
+        return 2;
+    }
+    log_init("producer", (enum log_level)log_level_parse(cfg.log_level));
+    if (cfg.nkeys == 0) {
+        fprintf(stderr, "tango-producer: config key \"keys\": at least one client key is "
+                        "required (or set TANGO_KEYS)\n");
+        config_free(&cfg);
+        return 2;
+    }
+    if (mkdir_p(cfg.courselabs, 0755)) {
+        fprintf(stderr, "tango-producer: config key \"courselabs\": cannot create %s: %s\n",
+                cfg.courselabs, strerror(errno));
+        config_free(&cfg);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+
+    struct app app = {.cfg = &cfg};
+    app.store = store_new(&cfg);
+    app.base = event_base_new();
+    struct http_limits lim = {
+        .max_head_bytes = (size_t)cfg.max_header_kb * 1024,
+        .max_headers = 100,
+        .timeout_s = cfg.http_timeout_s,
+        .max_connections = cfg.max_connections,
+    };
+    struct http_handlers handlers = {router_on_head, router_on_request, &app};
+    app.http = http_server_new(app.base, &lim, &handlers);
+    int port = http_server_listen(app.http, cfg.bind, cfg.port);
+    if (port < 0) {
+        fprintf(stderr, "tango-producer: cannot listen on %s:%d: %s\n", cfg.bind, cfg.port,
+                strerror(errno));
+        return 1;
+    }
+    store_mark_started(app.store);
+    struct event *sigint = evsignal_new(app.base, SIGINT, on_signal, app.base);
+    struct event *sigterm = evsignal_new(app.base, SIGTERM, on_signal, app.base);
+    struct event *tick = event_new(app.base, -1, EV_PERSIST, on_tick, &app);
+    struct timeval tick_tv = {30, 0};
+    evsignal_add(sigint, NULL);
+    evsignal_add(sigterm, NULL);
+    event_add(tick, &tick_tv);
+    log_info("listening", "bind=%s port=%d courselabs=%s keys=%zu", cfg.bind, port,
+             cfg.courselabs, cfg.nkeys);
+
+    event_base_dispatch(app.base);
+
+    event_free(sigint);
+    event_free(sigterm);
+    event_free(tick);
+    http_server_free(app.http);
+    event_base_free(app.base);
+    store_free(app.store);
+    config_free(&cfg);
+    log_info("stopped", "%s", "");
+    return 0;
+}

@@ -1,0 +1,37 @@
+/*
+ * routes.c: the one table of every HTTP route the producer answers.
+ * Legacy routes are Tango's (SPEC.md) and keep its 200-with-statusId
+ * convention; the others are our additive extensions.
+ */
+#include <string.h>
+
+#include "app.h"
+
+static const struct route routes[] = {
+    /* method  name                min max key    legacy body       on_head        handler */
+    {"GET",  "",                 0, 0, false, true,  RB_NONE,   NULL,          h_hello},
+    {"GET",  "open",             2, 2, true,  true,  RB_NONE,   NULL,          h_open},
+    {"POST", "upload",           2, 2, true,  true,  RB_STREAM, h_upload_head, h_upload},
+    {"POST", "addJob",           2, 2, true,  true,  RB_JSON,   NULL,          h_add_job},
+    {"GET",  "poll",             3, 3, true,  true,  RB_NONE,   NULL,          h_poll},
+    {"GET",  "getPartialOutput", 2, 2, true,  true,  RB_NONE,   NULL,          h_partial_output},
+    {"GET",  "info",             1, 1, true,  true,  RB_NONE,   NULL,          h_info},
+    {"GET",  "jobs",             2, 2, true,  true,  RB_NONE,   NULL,          h_jobs},
+    {"GET",  "pool",             1, 2, true,  true,  RB_NONE,   NULL,          h_pool},
+    {"POST", "prealloc",         3, 3, true,  true,  RB_JSON,   NULL,          h_prealloc},
+    {"POST", "build",            1, 1, true,  true,  RB_STREAM, h_build_head,  h_build},
+    {"GET",  "health",           0, 0, false, false, RB_NONE,   NULL,          h_health},
+};
+
+const struct route *routes_find(const char *name, const char *method, bool *name_known)
+{
+    *name_known = false;
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+        if (strcmp(routes[i].name, name) != 0)
+            continue;
+        *name_known = true;
+        if (strcmp(routes[i].method, method) == 0)
+            return &routes[i];
+    }
+    return NULL;
+}

@@ -1,0 +1,136 @@
+/*
+ * vmms.h: the one interface every VMMS back end (virtual machine / container
+ * manager) implements. It owns the contract between the consumer and a back
+ * end; nothing else in the tree knows how a back end works.
+ *
+ * A back end is a shared object build/vmms/<name>.so (sources in
+ * vmms/<name>/) that exports one symbol, `vmms_plugin`, of type
+ * `const struct vmms_ops`. The consumer dlopen()s it by the name given in the
+ * config key "vmms" and passes it the config object "vmms_config.<name>".
+ *
+ * Life of an instance ("VM"), mirroring Tango's VMMS methods:
+ *   initialize_vm  create and start an idle instance of vm->image with the
+ *                  limits in *vm; fills vm->id. An instance may be created
+ *                  ahead of time (warm pool) and used later by one job.
+ *   wait_vm        block until the instance can take files and a job.
+ *   copy_in        place the job's input files in /home/mount inside it.
+ *   run_job        run the legacy command (SPEC.md) inside it, as root, and
+ *                  wait (the backslash is only there so that slash-star does
+ *                  not open a comment; it is not part of the command):
+ *                  cp -r mount/\* autolab/; su autolab -c "autodriver
+ *                  -u NPROC -f FSIZE -t TIMEOUT -o OSIZE autolab >
+ *                  output/feedback 2>&1"; cp output/feedback mount/feedback
+ *                  *status gets autodriver's exit code (0 ok, 1 usage,
+ *                  2 timed out, 3 OS error). Returns VMMS_TIMEOUT if the
+ *                  command did not end within run->timeout_s + grace.
+ *   copy_out       copy /home/mount/feedback out to a local file.
+ *   destroy_vm     stop and remove the instance and anything made for it
+ *                  (volume directory, ...). Never reused after a job.
+ *   safe_destroy_vm  same, but an instance that is already gone is success.
+ *   get_vms        list this service's instances (names starting with prefix).
+ *   get_images     the images a job may name.
+ *   get_partial_output  up to max_bytes of what the running job printed so
+ *                  far (the grading output.log), for getPartialOutput.
+ *   load_image     load a `docker save` tarball as image `name` (build).
+ *
+ * Rules for implementers:
+ *   - Every function is thread-safe: the consumer calls them from several
+ *     worker threads at once, on different VMs. destroy_vm may be called
+ *     from another thread while run_job runs on the same VM, to abort it;
+ *     run_job must then return (VMMS_ERR) promptly.
+ *   - Every function returns a vmms_status and, on failure, writes a
+ *     one-line human-readable reason into err (errlen bytes, NUL-ended).
+ *   - Nothing blocks forever: every network or process call has a timeout.
+ *   - Never log secrets; log with common/log.h.
+ */
+#ifndef TANGO_VMMS_H
+#define TANGO_VMMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <jansson.h>
+
+#define VMMS_ABI_VERSION 1
+
+enum vmms_status {
+    VMMS_OK = 0,
+    VMMS_ERR = -1,       /* the operation failed; err says why */
+    VMMS_TIMEOUT = -2,   /* the operation did not finish in time */
+    VMMS_NOT_FOUND = -3, /* the instance or image does not exist */
+};
+
+/* One input file: a path on the consumer's host and its name inside
+ * /home/mount. dest_name is validated (common/names.h) before it gets here. */
+struct vmms_file {
+    const char *local_path;
+    const char *dest_name;
+};
+
+/* Limits and identity of one instance. The caller fills name, image and the
+ * limits; the plugin fills id (and host, for back ends with several hosts)
+ * and may hang its own state on priv (freed by destroy_vm). */
+struct vmms_vm {
+    char name[128];   /* unique, starts with the service's prefix */
+    char image[256];
+    char id[128];     /* back end's id for the instance */
+    char host[256];   /* where it runs; "" for the local host */
+    int cores;        /* CPUs; 0 = back end default */
+    int memory_mb;    /* memory limit in MiB; 0 = back end default */
+    int pids_limit;   /* max processes in the instance; 0 = default */
+    bool network;     /* false: no network inside the instance */
+    void *priv;
+};
+
+/* autodriver's arguments for one job (SPEC.md, "Inside the container"). */
+struct vmms_run {
+    int timeout_s;        /* -t: seconds the grader may run */
+    long max_output;      /* -o: bytes of output kept */
+    int nproc;            /* -u: process limit for the grading user */
+    long fsize;           /* -f: file size limit in bytes */
+};
+
+/* Called once per instance found by get_vms. */
+typedef void (*vmms_vm_cb)(const char *name, const char *id, const char *image,
+                           bool running, void *arg);
+
+struct vmms_ops {
+    unsigned abi;         /* VMMS_ABI_VERSION */
+    const char *name;     /* "localDocker", "distDocker", ... */
+
+    /* cfg is the plugin's own config object (may be NULL); prefix is the
+     * service's instance-name prefix. Returns the plugin context in *ctx. */
+    int (*init)(const json_t *cfg, const char *prefix, void **ctx,
+                char *err, size_t errlen);
+    void (*shutdown)(void *ctx);
+
+    int (*initialize_vm)(void *ctx, struct vmms_vm *vm, char *err, size_t errlen);
+    int (*wait_vm)(void *ctx, struct vmms_vm *vm, int timeout_s,
+                   char *err, size_t errlen);
+    int (*copy_in)(void *ctx, struct vmms_vm *vm, const struct vmms_file *files,
+                   size_t nfiles, int timeout_s, char *err, size_t errlen);
+    int (*run_job)(void *ctx, struct vmms_vm *vm, const struct vmms_run *run,
+                   int *status, char *err, size_t errlen);
+    int (*copy_out)(void *ctx, struct vmms_vm *vm, const char *dest_path,
+                    int timeout_s, char *err, size_t errlen);
+    int (*destroy_vm)(void *ctx, struct vmms_vm *vm, char *err, size_t errlen);
+    int (*safe_destroy_vm)(void *ctx, struct vmms_vm *vm, char *err, size_t errlen);
+    int (*get_vms)(void *ctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen);
+    /* *names is a malloc'd array of malloc'd strings; free with vmms_free_names. */
+    int (*get_images)(void *ctx, char ***names, size_t *count,
+                      char *err, size_t errlen);
+    /* *out is malloc'd (caller frees), *len its length; at most max_bytes. */
+    int (*get_partial_output)(void *ctx, struct vmms_vm *vm, size_t max_bytes,
+                              char **out, size_t *len, char *err, size_t errlen);
+    int (*load_image)(void *ctx, const char *tar_path, const char *name,
+                      int timeout_s, char *err, size_t errlen);
+};
+
+static inline void vmms_free_names(char **names, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+}
+
+#endif
