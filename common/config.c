@@ -69,6 +69,7 @@ static const struct option_def options[] = {
     INT("copyin_timeout_s", copyin_timeout_s, 60, 1, 86400),
     INT("copyout_timeout_s", copyout_timeout_s, 60, 1, 86400),
     INT("lease_ms", lease_ms, 10000, 500, 3600000),
+    INT("drain_timeout_s", drain_timeout_s, 300, 0, 86400),
     INT("default_cores", default_cores, 1, 1, 1024),
     INT("default_memory_mb", default_memory_mb, 512, 16, 1048576),
     INT("pids_limit", pids_limit, 512, 16, 1000000),
@@ -198,6 +199,16 @@ static int set_json(struct tango_config *cfg, const struct option_def *o, json_t
     return 0;
 }
 
+/* jansson's message without its "near '<token>'" part: the token may be a
+ * secret (a client key, the Redis password) and errors are printed. */
+static const char *json_error_text(json_error_t *jerr)
+{
+    char *near = strstr(jerr->text, " near '");
+    if (near)
+        *near = '\0';
+    return jerr->text;
+}
+
 /* Sets an option from its text form (defaults and environment). */
 static int set_from_text(struct tango_config *cfg, const struct option_def *o,
                          const char *text, char *err, size_t errlen)
@@ -230,7 +241,8 @@ static int set_from_text(struct tango_config *cfg, const struct option_def *o,
         json_error_t jerr;
         json_t *v = json_loads(text, 0, &jerr);
         if (!v) {
-            snprintf(err, errlen, "config key \"%s\": invalid JSON: %s", o->name, jerr.text);
+            snprintf(err, errlen, "config key \"%s\": invalid JSON: %s", o->name,
+                     json_error_text(&jerr));
             return -1;
         }
         int rc = set_json(cfg, o, v, err, errlen);
@@ -303,7 +315,8 @@ static int load_file(struct tango_config *cfg, const char *path, char *err, size
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        snprintf(err, errlen, "config file %s: line %d: %s", path, jerr.line, jerr.text);
+        snprintf(err, errlen, "config file %s: line %d: %s", path, jerr.line,
+                 json_error_text(&jerr));
         return -1;
     }
     if (!json_is_object(root)) {
@@ -357,11 +370,17 @@ static int load_env(struct tango_config *cfg, char *const *envp, char *err, size
     return 0;
 }
 
-static int check_prefix(const char *key, const char *p, char *err, size_t errlen)
+static int check_prefix(const char *key, const char *p, const char *extra, char *err,
+                        size_t errlen)
 {
+    if (!isalnum((unsigned char)*p)) {
+        snprintf(err, errlen, "config key \"%s\": must start with a letter or digit", key);
+        return -1;
+    }
     for (; *p; p++)
-        if (!isalnum((unsigned char)*p) && !strchr(":_.-", *p)) {
-            snprintf(err, errlen, "config key \"%s\": only letters, digits and :_.- allowed", key);
+        if (!isalnum((unsigned char)*p) && !strchr(extra, *p)) {
+            snprintf(err, errlen, "config key \"%s\": only letters, digits and %s allowed", key,
+                     extra);
             return -1;
         }
     return 0;
@@ -372,8 +391,8 @@ static int validate(struct tango_config *cfg, char *err, size_t errlen)
     struct redis_target t;
     if (redis_url_parse(cfg->redis_url, &t, err, errlen))
         return -1;
-    if (check_prefix("prefix", cfg->prefix, err, errlen) ||
-        check_prefix("instance_prefix", cfg->instance_prefix, err, errlen))
+    if (check_prefix("prefix", cfg->prefix, ":_.-", err, errlen) ||
+        check_prefix("instance_prefix", cfg->instance_prefix, "_.-", err, errlen))
         return -1;
     for (size_t i = 0; i < cfg->nkeys; i++)
         for (const char *p = cfg->keys[i]; *p; p++)
@@ -396,18 +415,24 @@ static int validate(struct tango_config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* On error *cfg is freed (and zeroed): the caller has nothing to release. */
 int config_load(struct tango_config *cfg, const char *path, char *const *envp, char *err,
                 size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
     for (size_t i = 0; i < NOPTIONS; i++)
         if (set_from_text(cfg, &options[i], options[i].def, err, errlen))
-            return -1;
+            goto fail;
     if (path && load_file(cfg, path, err, errlen))
-        return -1;
+        goto fail;
     if (load_env(cfg, envp ? envp : environ, err, errlen))
-        return -1;
-    return validate(cfg, err, errlen);
+        goto fail;
+    if (validate(cfg, err, errlen))
+        goto fail;
+    return 0;
+fail:
+    config_free(cfg);
+    return -1;
 }
 
 void config_free(struct tango_config *cfg)
@@ -433,7 +458,7 @@ int redis_url_parse(const char *url, struct redis_target *out, char *err, size_t
     if (strncmp(p, "redis://", 8) != 0)
         goto bad;
     p += 8;
-    const char *at = strchr(p, '@');
+    const char *at = strrchr(p, '@'); /* the last: a password may hold '@' */
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
         if (!colon || (size_t)(at - colon - 1) >= sizeof out->password)

@@ -54,6 +54,7 @@ struct tango_config {
     int copyin_timeout_s;
     int copyout_timeout_s;
     int lease_ms;
+    int drain_timeout_s;
     int default_cores;
     int default_memory_mb;
     int pids_limit;

@@ -97,4 +97,50 @@ int store_queue_build(struct store *st, const char *image, const char *path,
                       int64_t *build_id);
 int store_build_result(struct store *st, int64_t build_id, json_t **out);
 
+/* ---- Consumer side (store_consumer.c). token identifies one consumer
+ * process; every change to a leased job checks that the token still owns
+ * its lease, so a consumer that lost its lease can never finish a job twice.
+ */
+
+/* Leader lease: *leader says whether token holds it after the call. */
+int store_leader_acquire(struct store *st, const char *token, int lease_ms, bool *leader);
+int store_leader_release(struct store *st, const char *token);
+
+/* Blocks up to block_ms for a queued job, moves it to the leased list and
+ * gives token its lease. *id = 0 when none came. */
+int store_lease_next(struct store *st, const char *token, int lease_ms, int block_ms,
+                     int64_t *id);
+/* Takes the lease of a leased job whose lease lapsed (or never existed);
+ * *taken false if another owner's lease is still valid. */
+int store_lease_adopt(struct store *st, const char *token, int64_t id, int lease_ms,
+                      bool *taken);
+int store_lease_renew(struct store *st, const int64_t *ids, size_t n, int lease_ms);
+/* Ids in the leased list (for recovery), at most max. */
+int store_leased_ids(struct store *st, size_t max, int64_t **ids, size_t *n);
+
+/* A live job's record (NOT_FOUND if it is not live). */
+int store_job_load(struct store *st, int64_t id, struct job **job);
+/* Writes progress; STORE_NOT_FOUND if token no longer owns the job. */
+int store_job_save(struct store *st, const char *token, const struct job *job);
+/* Gives the job back to the head of the queue (retry counted or not). */
+int store_job_requeue(struct store *st, const char *token, const struct job *job,
+                      bool count_retry);
+/* Moves the job to dead with its outcome, trims the dead history, bumps the
+ * named counters and queues the callback (callback may be NULL), all in one
+ * step. STORE_NOT_FOUND if token does not own it (then nothing changed). */
+int store_job_finish(struct store *st, const char *token, const struct job *job,
+                     const char *const *counters, size_t ncounters, const json_t *callback);
+
+/* Callbacks: each is a JSON object with a unique "id" field. claim takes the
+ * earliest due one and hides it for hide_ms (at-least-once delivery). */
+int store_callback_claim(struct store *st, int hide_ms, json_t **cb, char **member);
+int store_callback_done(struct store *st, const char *member);
+int store_callback_retry(struct store *st, const char *member, const json_t *cb,
+                         long long due_ms);
+int store_callback_give_up(struct store *st, const char *member);
+
+/* Image builds queued by producers. */
+int store_next_build(struct store *st, json_t **build);
+int store_set_build_result(struct store *st, int64_t build_id, bool ok, const char *message);
+
 #endif

@@ -1,0 +1,100 @@
+/*
+ * main.c: tango-consumer, the process that runs jobs. Loads the config and
+ * the VMMS plugin, starts its threads and runs the dispatcher until told to
+ * stop. SIGTERM or SIGINT: drain (lease nothing new, finish running jobs up
+ * to drain_timeout_s, hand the rest back, release the leader lease, exit 0).
+ * A second signal stops at once.
+ *
+ *   tango-consumer [-c config.json]
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <curl/curl.h>
+#include <openssl/rand.h>
+
+#include "consumer.h"
+#include "log.h"
+#include "pool.h"
+#include "labs.h"
+#include "text.h"
+
+static struct consumer *the_consumer;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (atomic_load(&the_consumer->draining))
+        atomic_store(&the_consumer->stopping, true);
+    atomic_store(&the_consumer->draining, true);
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    int opt;
+    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+        if (opt == 'c') {
+            config_path = optarg;
+        } else {
+            fprintf(stderr, "usage: %s [-c config.json]\n"
+                            "Environment TANGO_<KEY> overrides any config key.\n", argv[0]);
+            return opt == 'h' ? 0 : 2;
+        }
+    }
+    struct tango_config cfg;
+    char err[512];
+    if (config_load(&cfg, config_path, NULL, err, sizeof err)) {
+        fprintf(stderr, "tango-consumer: %s\n", err);
+        return 2;
+    }
+    log_init("consumer", (enum log_level)log_level_parse(cfg.log_level));
+    if (mkdir_p(cfg.courselabs, 0755)) {
+        fprintf(stderr, "tango-consumer: config key \"courselabs\": cannot create %s\n",
+                cfg.courselabs);
+        config_free(&cfg);
+        return 2;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    struct consumer c = {.cfg = &cfg};
+    pthread_mutex_init(&c.lock, NULL);
+    unsigned char rnd[16];
+    RAND_bytes(rnd, sizeof rnd);
+    hex_encode(rnd, sizeof rnd, c.token);
+    if (vmms_load(&c, err, sizeof err)) {
+        fprintf(stderr, "tango-consumer: %s\n", err);
+        curl_global_cleanup();
+        config_free(&cfg);
+        return 2;
+    }
+    c.pool = pool_new(&c);
+    the_consumer = &c;
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    log_info("started", "token=%.8s vmms=%s max_jobs=%d lease_ms=%d", c.token, cfg.vmms,
+             cfg.max_jobs, cfg.lease_ms);
+    pthread_t t_cb, t_partial, t_upkeep;
+    pthread_create(&t_cb, NULL, callback_main, &c);
+    pthread_create(&t_partial, NULL, partial_main, &c);
+    pthread_create(&t_upkeep, NULL, upkeep_main, &c);
+
+    int rc = dispatch_run(&c);
+
+    atomic_store(&c.stopping, true);
+    pthread_join(t_cb, NULL);
+    pthread_join(t_partial, NULL);
+    pthread_join(t_upkeep, NULL);
+    pool_free(c.pool);
+    vmms_unload(&c);
+    pthread_mutex_destroy(&c.lock);
+    curl_global_cleanup();
+    config_free(&cfg);
+    log_info("stopped", "exit=%d", rc);
+    return rc;
+}

@@ -1,0 +1,52 @@
+/*
+ * plugin.c: loading the configured VMMS back end (a shared object exporting
+ * `vmms_plugin`, see vmms/vmms.h) and initialising it with its config.
+ */
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "consumer.h"
+#include "log.h"
+#include "names.h"
+
+int vmms_load(struct consumer *c, char *err, size_t errlen)
+{
+    const char *name = c->cfg->vmms;
+    if (!name_is_safe_str(name)) {
+        snprintf(err, errlen, "config key \"vmms\": not a plugin name");
+        return -1;
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s.so", c->cfg->vmms_dir, name);
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(err, errlen, "config key \"vmms\": cannot load %s: %s", path, dlerror());
+        return -1;
+    }
+    const struct vmms_ops *ops = dlsym(h, "vmms_plugin");
+    if (!ops || ops->abi != VMMS_ABI_VERSION) {
+        snprintf(err, errlen, "config key \"vmms\": %s is not a VMMS plugin of ABI %d", path,
+                 VMMS_ABI_VERSION);
+        dlclose(h);
+        return -1;
+    }
+    json_t *pcfg = json_object_get(c->cfg->vmms_config, name);
+    char perr[256] = "";
+    if (ops->init(pcfg, c->cfg->instance_prefix, &c->vctx, perr, sizeof perr) != VMMS_OK) {
+        snprintf(err, errlen, "config key \"vmms_config.%s\": %s", name, perr);
+        dlclose(h);
+        return -1;
+    }
+    c->ops = ops;
+    log_info("vmms_loaded", "vmms=%s path=%s", name, path);
+    return 0;
+}
+
+void vmms_unload(struct consumer *c)
+{
+    if (c->ops && c->ops->shutdown)
+        c->ops->shutdown(c->vctx);
+    /* The .so stays mapped until exit: worker threads may still return into it. */
+}

@@ -1,0 +1,27 @@
+/*
+ * pool.h: warm pools of ready instances per image, sized by prealloc
+ * (pools:wanted in Redis). An instance is created ahead of time, handed to
+ * exactly one job, destroyed after it, and replaced off the job's path. The
+ * pool's state is published for /pool.
+ */
+#ifndef TANGO_CONSUMER_POOL_H
+#define TANGO_CONSUMER_POOL_H
+
+#include <stdbool.h>
+
+#include "consumer.h"
+
+struct pool *pool_new(struct consumer *c);
+/* Destroys every free instance. */
+void pool_free(struct pool *p);
+/* Takes a ready instance matching the job's limits; false if none. */
+bool pool_take(struct pool *p, const struct vmms_vm *want, struct vmms_vm *out);
+/* The job is done with a pool instance (already destroyed by the worker). */
+void pool_release(struct pool *p, const char *name);
+/* One keeper step (called by the upkeep thread): reads the wanted sizes,
+ * creates or destroys instances to match, publishes the state. */
+void pool_tick(struct pool *p, struct store *st);
+/* Whether name is an instance the pool owns (free or in use). */
+bool pool_owns(struct pool *p, const char *name);
+
+#endif
