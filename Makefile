@@ -48,7 +48,7 @@ ifneq ($(wildcard autodriver/main.c),)
 PROGRAMS += $(BUILD)/autodriver
 endif
 
-.PHONY: all asan test check bench image run clean
+.PHONY: all asan test check bench image run stop clean
 all: $(PROGRAMS) $(PLUGIN_SOS) $(UNIT_BINS)
 
 asan:
@@ -90,8 +90,12 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBPRODUCER) $(LIBCONSUMER) $(LIBAUTODRV) $(L
 test: all
 	BUILD=$(BUILD) tests/run.sh
 
+# The README's test command: readies the host (packages, dockerd), builds
+# both flavours and the image, then runs every test in both builds.
 check:
-	$(MAKE) all && $(MAKE) asan
+	deploy/setup-host.sh
+	$(MAKE) -j2 all && $(MAKE) -j2 asan
+	$(MAKE) image
 	tests/run.sh --build build --build build/asan
 
 bench: all
@@ -100,8 +104,11 @@ bench: all
 image: $(BUILD)/autodriver
 	deploy/image/build-image.sh $(BUILD)/autodriver
 
-run: all
+run:
 	deploy/run-local.sh
+
+stop:
+	deploy/run-local.sh stop
 
 clean:
 	rm -rf build

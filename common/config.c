@@ -74,7 +74,7 @@ static const struct option_def options[] = {
     INT("default_memory_mb", default_memory_mb, 512, 16, 1048576),
     INT("pids_limit", pids_limit, 512, 16, 1000000),
     BOOL("default_disable_network", default_disable_network, "false"),
-    INT("autodriver_nproc", autodriver_nproc, 100, 1, 1000000),
+    INT("autodriver_nproc", autodriver_nproc, 1000000, 1, 10000000),
     INT("autodriver_fsize_mb", autodriver_fsize_mb, 100, 1, 1048576),
     INT("callback_attempts", callback_attempts, 10, 1, 1000),
     INT("callback_backoff_ms", callback_backoff_ms, 1000, 10, 3600000),

@@ -34,6 +34,10 @@ int lab_path(const char *courselabs, const char *lab_dir, const char *sub, const
 int mkdir_p(const char *path, unsigned mode)
 {
     char buf[PATH_MAX];
+    if (!*path) {
+        errno = ENOENT;
+        return -1;
+    }
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
         errno = ENAMETOOLONG;
         return -1;
@@ -46,8 +50,15 @@ int mkdir_p(const char *path, unsigned mode)
             return -1;
         *p = '/';
     }
-    if (mkdir(buf, mode) && errno != EEXIST)
+    if (mkdir(buf, mode) == 0)
+        return 0;
+    struct stat sb;
+    if (errno != EEXIST || stat(buf, &sb))
         return -1;
+    if (!S_ISDIR(sb.st_mode)) {
+        errno = ENOTDIR; /* exists, but is not a directory */
+        return -1;
+    }
     return 0;
 }
 

@@ -66,9 +66,11 @@ const char *log_quote(const char *s, char *buf, size_t bufsz)
     size_t o = 0;
     int need = (*s == '\0');
     for (const char *p = s; *p; p++)
-        if (*p == ' ' || *p == '=' || *p == '"' || (unsigned char)*p < 0x20 || *p == 0x7f)
-            need = 1;
-    if (need && o + 1 < bufsz)
+        if (*p == ' ' || *p == '=' || *p == '"' || *p == '\\' || (unsigned char)*p < 0x20 ||
+            *p == 0x7f)
+            need = 1; /* escapes only mean something inside quotes */
+    int quoted = need && bufsz >= 3; /* both quotes or none */
+    if (quoted)
         buf[o++] = '"';
     for (const unsigned char *p = (const unsigned char *)s; *p && o + 5 < bufsz; p++) {
         if (*p == '"' || *p == '\\') {
@@ -80,7 +82,7 @@ const char *log_quote(const char *s, char *buf, size_t bufsz)
             buf[o++] = (char)*p;
         }
     }
-    if (need && o + 1 < bufsz)
+    if (quoted && o + 1 < bufsz)
         buf[o++] = '"';
     buf[o] = '\0';
     return buf;
