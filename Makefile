@@ -64,7 +64,8 @@ $(LIBCONSUMER): $(call objs_of,$(CONSUMER_LIB))
 $(LIBAUTODRV): $(call objs_of,$(AUTODRV_LIB))
 $(BUILD)/%.a:
 	@mkdir -p $(dir $@)
-	rm -f $@ && $(AR) rcs $@ $^ $(if $^,,/dev/null 2>/dev/null || $(AR) rcs $@)
+	rm -f $@
+	$(if $^,$(AR) rcs $@ $^,printf '!<arch>\n' > $@)
 
 $(BUILD)/tango-producer: $(BUILD)/obj/producer/main.o $(LIBPRODUCER) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@

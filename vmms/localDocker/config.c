@@ -1,0 +1,90 @@
+/*
+ * config.c: the localDocker plugin's config object ("vmms_config.localDocker").
+ * Owns the list of keys, their defaults, types and ranges. Every key is
+ * optional; an unknown key or a bad value is an error that names the key.
+ */
+#include <string.h>
+
+#include "ld.h"
+
+struct int_key {
+    const char *name;
+    size_t off;
+    int def, min, max;
+};
+
+static const struct int_key int_keys[] = {
+    {"default_cores", offsetof(struct ld_config, default_cores), 1, 1, 1024},
+    {"default_memory_mb", offsetof(struct ld_config, default_memory_mb), 512, 6, 1024 * 1024},
+    {"default_pids_limit", offsetof(struct ld_config, default_pids_limit), 512, 1, 4194304},
+    {"run_grace_s", offsetof(struct ld_config, run_grace_s), 10, 0, 3600},
+    {"api_timeout_s", offsetof(struct ld_config, api_timeout_s), 30, 1, 3600},
+};
+#define N_INT_KEYS (sizeof int_keys / sizeof int_keys[0])
+
+static int set_string(const json_t *v, const char *key, char *dst, size_t dstsz,
+                      bool absolute, char *err, size_t errlen)
+{
+    if (!json_is_string(v))
+        return ld_fail(err, errlen, VMMS_ERR,
+                       "localDocker config: \"%s\" must be a string", key);
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (n == 0 || n >= dstsz || strlen(s) != n)
+        return ld_fail(err, errlen, VMMS_ERR,
+                       "localDocker config: \"%s\" must be a non-empty path "
+                       "shorter than %zu bytes", key, dstsz);
+    if (absolute && s[0] != '/')
+        return ld_fail(err, errlen, VMMS_ERR,
+                       "localDocker config: \"%s\" must be an absolute path", key);
+    memcpy(dst, s, n + 1);
+    return VMMS_OK;
+}
+
+int ld_config_parse(const json_t *cfg, struct ld_config *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    strcpy(out->socket, "/var/run/docker.sock");
+    strcpy(out->volume_dir, "/var/lib/tango/volumes");
+    for (size_t i = 0; i < N_INT_KEYS; i++)
+        *(int *)((char *)out + int_keys[i].off) = int_keys[i].def;
+
+    if (cfg == NULL || json_is_null(cfg))
+        return VMMS_OK;
+    if (!json_is_object(cfg))
+        return ld_fail(err, errlen, VMMS_ERR, "localDocker config must be a JSON object");
+
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)cfg, key, v) {
+        int rc = VMMS_OK;
+        if (strcmp(key, "socket") == 0) {
+            rc = set_string(v, key, out->socket, sizeof out->socket, true, err, errlen);
+        } else if (strcmp(key, "volume_dir") == 0) {
+            rc = set_string(v, key, out->volume_dir, sizeof out->volume_dir, true,
+                            err, errlen);
+        } else {
+            const struct int_key *k = NULL;
+            for (size_t i = 0; i < N_INT_KEYS; i++)
+                if (strcmp(key, int_keys[i].name) == 0)
+                    k = &int_keys[i];
+            if (k == NULL)
+                return ld_fail(err, errlen, VMMS_ERR,
+                               "localDocker config: unknown key \"%s\" (known: socket, "
+                               "volume_dir, default_cores, default_memory_mb, "
+                               "default_pids_limit, run_grace_s, api_timeout_s)", key);
+            if (!json_is_integer(v))
+                return ld_fail(err, errlen, VMMS_ERR,
+                               "localDocker config: \"%s\" must be an integer", key);
+            json_int_t n = json_integer_value(v);
+            if (n < k->min || n > k->max)
+                return ld_fail(err, errlen, VMMS_ERR,
+                               "localDocker config: \"%s\" is %lld, must be %d..%d",
+                               key, (long long)n, k->min, k->max);
+            *(int *)((char *)out + k->off) = (int)n;
+        }
+        if (rc != VMMS_OK)
+            return rc;
+    }
+    return VMMS_OK;
+}

@@ -1,0 +1,296 @@
+/*
+ * containers.c: the life of one container ("VM"): create and start it with
+ * the job's limits (initialize_vm), wait until it runs (wait_vm), remove it
+ * with its volume directory (destroy_vm, safe_destroy_vm), and list this
+ * service's containers by label (get_vms).
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "ld.h"
+#include "log.h"
+
+/* The container idles on this until a job is exec'd into it. */
+static const char *const idle_cmd[] = {"sh", "-c", "exec sleep infinity"};
+
+static json_t *create_body(struct ld_ctx *ctx, const struct vmms_vm *vm, int cores,
+                           int memory_mb, int pids)
+{
+    char src[PATH_MAX + 200];
+    snprintf(src, sizeof src, "%s/%s", ctx->volume_real, vm->name);
+    json_t *cmd = json_array();
+    for (size_t i = 0; i < sizeof idle_cmd / sizeof idle_cmd[0]; i++)
+        json_array_append_new(cmd, json_string(idle_cmd[i]));
+    long long mem = (long long)memory_mb << 20;
+    json_t *host = json_pack(
+        "{s:I, s:I, s:I, s:I, s:s, s:[{s:s, s:s, s:s, s:b}]}",
+        "NanoCpus", (json_int_t)cores * 1000000000LL,
+        "Memory", (json_int_t)mem,
+        "MemorySwap", (json_int_t)mem, /* same as Memory: no swap */
+        "PidsLimit", (json_int_t)pids,
+        "NetworkMode", vm->network ? "default" : "none",
+        "Mounts", "Type", "bind", "Source", src, "Target", "/home/mount",
+        "ReadOnly", 0);
+    return json_pack("{s:s, s:o, s:[], s:{s:s, s:s}, s:b, s:o}",
+                     "Image", vm->image,
+                     "Cmd", cmd,
+                     "Entrypoint", /* [] = none, whatever the image says */
+                     "Labels", "tango.prefix", ctx->prefix, "tango.vm", vm->name,
+                     "NetworkDisabled", !vm->network,
+                     "HostConfig", host);
+}
+
+/* VMMS_OK if a container of that name or id exists, VMMS_NOT_FOUND if not. */
+static int container_exists(struct ld_ctx *ctx, const char *ref, char *err, size_t errlen)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/containers/%s/json", ref);
+    struct ld_request req = {.method = "GET", .path = path};
+    struct ld_response resp;
+    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    if (rc == VMMS_OK && resp.status != 200)
+        rc = ld_docker_fail(&resp, "cannot inspect container", err, errlen);
+    ld_response_free(&resp);
+    return rc;
+}
+
+/* DELETE the container; *gone is set when it did not exist. */
+static int remove_container(struct ld_ctx *ctx, const struct vmms_vm *vm, bool *gone,
+                            char *err, size_t errlen)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/containers/%s?force=true&v=true", ld_vm_ref(vm));
+    struct ld_request req = {.method = "DELETE", .path = path};
+    struct ld_response resp;
+    *gone = false;
+    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    if (rc == VMMS_OK && resp.status == 404)
+        *gone = true;
+    else if (rc == VMMS_OK && resp.status == 409) {
+        /* "removal already in progress" (another thread): wait for it. */
+        snprintf(path, sizeof path, "/containers/%s/json", ld_vm_ref(vm));
+        struct ld_request get = {.method = "GET", .path = path};
+        long deadline = ld_now_ms() + 1000L * ctx->cfg.api_timeout_s;
+        rc = ld_fail(err, errlen, VMMS_TIMEOUT, "container %s: removal did not finish",
+                     vm->name);
+        while (ld_now_ms() < deadline) {
+            struct ld_response r2;
+            int rc2 = ld_docker(ctx, &get, &r2, err, errlen);
+            long st = r2.status;
+            ld_response_free(&r2);
+            if (rc2 == VMMS_OK && st == 404) {
+                rc = VMMS_OK;
+                break;
+            }
+            ld_sleep_ms(100);
+        }
+    } else if (rc == VMMS_OK && resp.status != 204)
+        rc = ld_docker_fail(&resp, "cannot remove container", err, errlen);
+    ld_response_free(&resp);
+    return rc;
+}
+
+int ld_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
+{
+    struct ld_ctx *ctx = vctx;
+    if (vm == NULL)
+        return ld_fail(err, errlen, VMMS_ERR, "no VM given");
+    vm->id[0] = '\0';
+    vm->host[0] = '\0';
+    int rc = ld_check_vm(ctx, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    size_t il = strnlen(vm->image, sizeof vm->image);
+    if (il == 0 || il == sizeof vm->image)
+        return ld_fail(err, errlen, VMMS_ERR, "VM %s: no image name", vm->name);
+    if (vm->cores < 0 || vm->memory_mb < 0 || vm->pids_limit < 0)
+        return ld_fail(err, errlen, VMMS_ERR, "VM %s: negative cores, memory or pids limit",
+                       vm->name);
+    int cores = vm->cores ? vm->cores : ctx->cfg.default_cores;
+    int mem = vm->memory_mb ? vm->memory_mb : ctx->cfg.default_memory_mb;
+    int pids = vm->pids_limit ? vm->pids_limit : ctx->cfg.default_pids_limit;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu > 0 && cores > ncpu) {
+        log_warn("vm_cores_clamped", "name=%s asked=%d host_cpus=%ld", vm->name, cores, ncpu);
+        cores = (int)ncpu;
+    }
+
+    long t0 = ld_now_ms();
+    bool existed;
+    rc = ld_vol_create(ctx, vm->name, false, &existed, err, errlen);
+    if (rc != VMMS_OK && existed) {
+        /* Another live VM of that name, or the leftover of a dead one? */
+        rc = container_exists(ctx, vm->name, err, errlen);
+        if (rc == VMMS_OK)
+            return ld_fail(err, errlen, VMMS_ERR, "a container named %s already exists",
+                           vm->name);
+        if (rc == VMMS_NOT_FOUND)
+            rc = ld_vol_create(ctx, vm->name, true, &existed, err, errlen);
+    }
+    if (rc != VMMS_OK)
+        return rc;
+
+    char path[256];
+    snprintf(path, sizeof path, "/containers/create?name=%s", vm->name);
+    json_t *body = create_body(ctx, vm, cores, mem, pids);
+    struct ld_request req = {.method = "POST", .path = path, .json = body};
+    struct ld_response resp;
+    bool conflict = false; /* the name is taken: nothing here is ours to clean */
+    rc = body ? ld_docker(ctx, &req, &resp, err, errlen)
+              : ld_fail(err, errlen, VMMS_ERR, "out of memory");
+    json_decref(body);
+    if (body && rc == VMMS_OK) {
+        const char *id = json_string_value(json_object_get(resp.json, "Id"));
+        conflict = resp.status == 409;
+        if (resp.status == 404)
+            rc = ld_docker_fail(&resp, "cannot create container", err, errlen);
+        else if (resp.status != 201 || id == NULL || strlen(id) >= sizeof vm->id)
+            rc = ld_docker_fail(&resp, "cannot create container", err, errlen);
+        else
+            strcpy(vm->id, id);
+    }
+    if (body)
+        ld_response_free(&resp);
+    if (rc == VMMS_OK) {
+        snprintf(path, sizeof path, "/containers/%s/start", vm->id);
+        struct ld_request start = {.method = "POST", .path = path};
+        rc = ld_docker(ctx, &start, &resp, err, errlen);
+        if (rc == VMMS_OK && resp.status != 204 && resp.status != 304)
+            rc = ld_docker_fail(&resp, "cannot start container", err, errlen);
+        ld_response_free(&resp);
+    }
+    if (rc != VMMS_OK) {
+        char e2[256];
+        bool gone;
+        if (vm->id[0] || rc == VMMS_TIMEOUT)
+            remove_container(ctx, vm, &gone, e2, sizeof e2);
+        if (!conflict)
+            ld_vol_remove(ctx, vm->name, e2, sizeof e2);
+        vm->id[0] = '\0';
+        char q[300];
+        log_warn("vm_create_failed", "name=%s err=%s", vm->name, log_quote(err, q, sizeof q));
+        return rc;
+    }
+    char qi[300];
+    log_info("vm_created", "name=%s id=%.12s image=%s cores=%d memory_mb=%d pids=%d "
+             "network=%d ms=%ld", vm->name, vm->id, log_quote(vm->image, qi, sizeof qi),
+             cores, mem, pids, (int)vm->network, ld_now_ms() - t0);
+    return VMMS_OK;
+}
+
+int ld_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t errlen)
+{
+    struct ld_ctx *ctx = vctx;
+    int rc = ld_check_vm(ctx, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    char path[256];
+    snprintf(path, sizeof path, "/containers/%s/json", ld_vm_ref(vm));
+    long deadline = ld_now_ms() + 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
+    long pause = 10;
+    for (;;) {
+        long left_s = (deadline - ld_now_ms() + 999) / 1000;
+        struct ld_request req = {.method = "GET", .path = path,
+                                 .timeout_s = (int)(left_s < 1 ? 1 : left_s)};
+        struct ld_response resp;
+        rc = ld_docker(ctx, &req, &resp, err, errlen);
+        if (rc == VMMS_OK && resp.status != 200)
+            rc = ld_docker_fail(&resp, "cannot inspect container", err, errlen);
+        if (rc != VMMS_OK) {
+            ld_response_free(&resp);
+            return rc;
+        }
+        json_t *state = json_object_get(resp.json, "State");
+        bool running = json_is_true(json_object_get(state, "Running"));
+        const char *status = json_string_value(json_object_get(state, "Status"));
+        if (!running && status &&
+            (strcmp(status, "exited") == 0 || strcmp(status, "dead") == 0)) {
+            const char *e = json_string_value(json_object_get(state, "Error"));
+            rc = ld_fail(err, errlen, VMMS_ERR,
+                         "container %s stopped (exit code %lld%s%s); does the image have "
+                         "sh and sleep?", vm->name,
+                         (long long)json_integer_value(json_object_get(state, "ExitCode")),
+                         e && *e ? ": " : "", e ? e : "");
+        }
+        ld_response_free(&resp);
+        if (running)
+            return VMMS_OK;
+        if (rc != VMMS_OK)
+            return rc;
+        if (ld_now_ms() + pause > deadline)
+            return ld_fail(err, errlen, VMMS_TIMEOUT, "container %s not running after %d s",
+                           vm->name, timeout_s);
+        ld_sleep_ms(pause);
+        if (pause < 200)
+            pause *= 2;
+    }
+}
+
+static int destroy(struct ld_ctx *ctx, struct vmms_vm *vm, bool safe, char *err,
+                   size_t errlen)
+{
+    int rc = ld_check_vm(ctx, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    ld_abort_runs(ctx, vm->name);
+    long t0 = ld_now_ms();
+    bool gone = false;
+    rc = remove_container(ctx, vm, &gone, err, errlen);
+    char e2[512];
+    int vrc = ld_vol_remove(ctx, vm->name, e2, sizeof e2);
+    if (vrc != VMMS_OK) {
+        char q[600];
+        log_warn("vm_volume_left", "name=%s err=%s", vm->name, log_quote(e2, q, sizeof q));
+        if (rc == VMMS_OK)
+            rc = ld_fail(err, errlen, vrc, "%s", e2);
+    }
+    if (rc == VMMS_OK && gone && !safe)
+        rc = ld_fail(err, errlen, VMMS_NOT_FOUND, "container %s does not exist", vm->name);
+    log_info("vm_destroyed", "name=%s id=%.12s existed=%d ms=%ld rc=%d", vm->name, vm->id,
+             (int)!gone, ld_now_ms() - t0, rc);
+    return rc;
+}
+
+int ld_destroy_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen)
+{
+    return destroy(ctx, vm, false, err, errlen);
+}
+
+int ld_safe_destroy_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen)
+{
+    return destroy(ctx, vm, true, err, errlen);
+}
+
+int ld_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
+{
+    struct ld_ctx *ctx = vctx;
+    char filter[256], enc[800], path[1024];
+    snprintf(filter, sizeof filter, "{\"label\":[\"tango.prefix=%s\"]}", ctx->prefix);
+    snprintf(path, sizeof path, "/containers/json?all=true&filters=%s",
+             ld_urlencode(filter, enc, sizeof enc));
+    struct ld_request req = {.method = "GET", .path = path};
+    struct ld_response resp;
+    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    if (rc == VMMS_OK && (resp.status != 200 || !json_is_array(resp.json)))
+        rc = ld_docker_fail(&resp, "cannot list containers", err, errlen);
+    if (rc == VMMS_OK) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(resp.json, i, c) {
+            const char *id = json_string_value(json_object_get(c, "Id"));
+            const char *image = json_string_value(json_object_get(c, "Image"));
+            const char *state = json_string_value(json_object_get(c, "State"));
+            const char *name = json_string_value(
+                json_object_get(json_object_get(c, "Labels"), "tango.vm"));
+            if (name == NULL) {
+                name = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
+                if (name && name[0] == '/')
+                    name++;
+            }
+            if (id && name)
+                cb(name, id, image ? image : "", state && strcmp(state, "running") == 0, arg);
+        }
+    }
+    ld_response_free(&resp);
+    return rc;
+}

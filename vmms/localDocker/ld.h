@@ -1,0 +1,153 @@
+/*
+ * ld.h: the localDocker plugin's internal interface, shared by its .c files
+ * and by nothing else. It owns the plugin context (config, the pool of curl
+ * handles, the registry of running jobs that destroy_vm can abort) and the
+ * declarations each file exports to the others:
+ *   config.c       parse and validate the plugin's config object
+ *   docker_api.c   the one helper that talks HTTP to the Docker socket
+ *   volumes.c      the per-VM directory mounted at /home/mount
+ *   containers.c   create / wait / destroy / list containers
+ *   exec.c         run commands inside a container (run_job, partial output)
+ *   images.c       list and load images
+ *   plugin.c       init / shutdown and the exported ops table
+ */
+#ifndef TANGO_LD_H
+#define TANGO_LD_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "vmms.h"
+
+/* Everything below is internal: only vmms_plugin leaves the .so. */
+#pragma GCC visibility push(hidden)
+
+#define LD_API_BASE "http://localhost/v1.41"
+#define LD_POOL_MAX 8                         /* idle curl handles kept */
+#define LD_BODY_MAX (16L * 1024 * 1024)       /* biggest response kept in memory */
+#define LD_FEEDBACK_MAX (64L * 1024 * 1024)   /* biggest feedback copy_out takes */
+#define LD_SOCKET_MAX 107                     /* sun_path minus NUL */
+
+struct ld_config {
+    char socket[LD_SOCKET_MAX + 1];
+    char volume_dir[PATH_MAX];
+    int default_cores;
+    int default_memory_mb;
+    int default_pids_limit;
+    int run_grace_s;
+    int api_timeout_s;
+};
+
+/* A run_job in progress; destroy_vm sets aborted for every watch of its VM. */
+struct ld_watch {
+    char name[128];
+    atomic_int aborted;
+    struct ld_watch *next;
+};
+
+struct ld_ctx {
+    struct ld_config cfg;
+    char prefix[64];
+    char volume_real[PATH_MAX];  /* canonical volume_dir (bind sources) */
+    int volume_fd;               /* O_DIRECTORY fd of volume_real */
+
+    pthread_mutex_t pool_lock;
+    void *pool[LD_POOL_MAX];     /* idle CURL * handles */
+    int npool;
+
+    pthread_mutex_t watch_lock;
+    struct ld_watch *watches;
+};
+
+/* ---- helpers (plugin.c) ---- */
+int ld_fail(char *err, size_t errlen, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* vm->name: starts with the prefix, [A-Za-z0-9_.-], first char alnum. */
+int ld_check_vm(const struct ld_ctx *ctx, const struct vmms_vm *vm,
+                char *err, size_t errlen);
+/* Container reference for URLs: vm->id if set, else vm->name. */
+const char *ld_vm_ref(const struct vmms_vm *vm);
+long ld_now_ms(void);
+void ld_sleep_ms(long ms);
+
+/* ---- config.c ---- */
+int ld_config_parse(const json_t *cfg, struct ld_config *out, char *err, size_t errlen);
+
+/* ---- docker_api.c ---- */
+/* Receives the response body when it is 2xx; returns len to go on, anything
+ * else to stop the transfer. */
+typedef size_t (*ld_sink_fn)(const char *data, size_t len, void *arg);
+
+struct ld_request {
+    const char *method;        /* "GET", "POST", "DELETE" */
+    const char *path;          /* after /v1.41, already URL-encoded */
+    const json_t *json;        /* JSON request body, or NULL */
+    FILE *upload;              /* tar request body streamed from here, or NULL */
+    long long upload_size;     /* its size, -1 if unknown */
+    int timeout_s;             /* whole-call limit; <= 0: api_timeout_s */
+    ld_sink_fn sink;           /* stream a 2xx body here instead of keeping it */
+    void *sink_arg;
+    atomic_int *abort;         /* another thread sets it to end the call */
+};
+
+struct ld_response {
+    long status;               /* HTTP status */
+    char *body;                /* kept body (NUL-ended), unless streamed */
+    size_t len;
+    json_t *json;              /* body parsed as JSON, when it is JSON */
+};
+
+/* Does one request. Returns VMMS_OK when Docker answered (whatever the HTTP
+ * status), VMMS_TIMEOUT when the call ran out of time, VMMS_ERR otherwise
+ * (socket unreachable, aborted). Free *resp with ld_response_free always. */
+int ld_docker(struct ld_ctx *ctx, const struct ld_request *req,
+              struct ld_response *resp, char *err, size_t errlen);
+void ld_response_free(struct ld_response *resp);
+/* Fills err with "what: Docker's message (HTTP n)"; returns VMMS_NOT_FOUND
+ * for 404, VMMS_ERR otherwise. */
+int ld_docker_fail(const struct ld_response *resp, const char *what,
+                   char *err, size_t errlen);
+/* Percent-encodes s into buf (every byte outside [A-Za-z0-9_.~-]). */
+const char *ld_urlencode(const char *s, char *buf, size_t bufsz);
+void ld_pool_free(struct ld_ctx *ctx);
+
+/* ---- volumes.c ---- */
+/* Makes <volume_dir>/<name>/ (0755). If it exists: *existed is set and,
+ * with replace, it is emptied and made afresh; without, it is an error. */
+int ld_vol_create(struct ld_ctx *ctx, const char *name, bool replace, bool *existed,
+                  char *err, size_t errlen);
+int ld_vol_remove(struct ld_ctx *ctx, const char *name, char *err, size_t errlen);
+int ld_copy_in(void *ctx, struct vmms_vm *vm, const struct vmms_file *files,
+               size_t nfiles, int timeout_s, char *err, size_t errlen);
+int ld_copy_out(void *ctx, struct vmms_vm *vm, const char *dest_path,
+                int timeout_s, char *err, size_t errlen);
+
+/* ---- containers.c ---- */
+int ld_initialize_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen);
+int ld_wait_vm(void *ctx, struct vmms_vm *vm, int timeout_s, char *err, size_t errlen);
+int ld_destroy_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen);
+int ld_safe_destroy_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen);
+int ld_get_vms(void *ctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen);
+
+/* ---- exec.c ---- */
+int ld_run_job(void *ctx, struct vmms_vm *vm, const struct vmms_run *run,
+               int *status, char *err, size_t errlen);
+int ld_get_partial_output(void *ctx, struct vmms_vm *vm, size_t max_bytes,
+                          char **out, size_t *len, char *err, size_t errlen);
+/* Aborts every run_job in progress on the VM called name. */
+void ld_abort_runs(struct ld_ctx *ctx, const char *name);
+
+/* ---- images.c ---- */
+int ld_get_images(void *ctx, char ***names, size_t *count, char *err, size_t errlen);
+int ld_load_image(void *ctx, const char *tar_path, const char *name,
+                  int timeout_s, char *err, size_t errlen);
+
+#pragma GCC visibility pop
+
+#endif

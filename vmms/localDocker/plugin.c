@@ -1,0 +1,202 @@
+/*
+ * plugin.c: the localDocker plugin's entry points. Owns init/shutdown (the
+ * context's life: config, volume directory, Docker reachability check), the
+ * small helpers every other file uses (errors, VM name checks, clocks) and
+ * the exported ops table `vmms_plugin`.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "ld.h"
+#include "log.h"
+
+int ld_fail(char *err, size_t errlen, int status, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+static bool name_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '.' || c == '-';
+}
+
+static bool name_ok(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    if (n == 0 || n >= max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!name_char_ok(s[i]))
+            return false;
+    return true;
+}
+
+int ld_check_vm(const struct ld_ctx *ctx, const struct vmms_vm *vm,
+                char *err, size_t errlen)
+{
+    if (vm == NULL)
+        return ld_fail(err, errlen, VMMS_ERR, "no VM given");
+    size_t pl = strlen(ctx->prefix);
+    if (!name_ok(vm->name, sizeof vm->name) || strncmp(vm->name, ctx->prefix, pl) != 0 ||
+        strlen(vm->name) == pl)
+        return ld_fail(err, errlen, VMMS_ERR,
+                       "bad VM name \"%.*s\": it must start with the prefix \"%s\", "
+                       "go on after it and hold only letters, digits, '_', '.', '-'",
+                       (int)strnlen(vm->name, 127), vm->name, ctx->prefix);
+    for (const char *p = vm->id; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return ld_fail(err, errlen, VMMS_ERR, "bad container id for VM %s", vm->name);
+    return VMMS_OK;
+}
+
+const char *ld_vm_ref(const struct vmms_vm *vm)
+{
+    return vm->id[0] ? vm->id : vm->name;
+}
+
+long ld_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ld_sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* mkdir -p of dir; the last component gets mode, parents 0755. */
+static int make_dirs(char *dir, mode_t mode)
+{
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        int r = mkdir(dir, 0755);
+        *p = '/';
+        if (r != 0 && errno != EEXIST)
+            return -1;
+    }
+    if (mkdir(dir, mode) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+static void curl_init(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void ld_shutdown(void *vctx)
+{
+    struct ld_ctx *ctx = vctx;
+    if (ctx == NULL)
+        return;
+    ld_pool_free(ctx);
+    if (ctx->volume_fd >= 0)
+        close(ctx->volume_fd);
+    pthread_mutex_destroy(&ctx->pool_lock);
+    pthread_mutex_destroy(&ctx->watch_lock);
+    free(ctx);
+}
+
+static int ld_init(const json_t *cfg, const char *prefix, void **out,
+                   char *err, size_t errlen)
+{
+    *out = NULL;
+    if (prefix == NULL || !name_ok(prefix, 64))
+        return ld_fail(err, errlen, VMMS_ERR,
+                       "localDocker: bad prefix: it must be 1..63 letters, digits, "
+                       "'_', '.', '-'");
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK)
+        return ld_fail(err, errlen, VMMS_ERR, "localDocker: curl_global_init failed: %s",
+                       curl_easy_strerror(curl_init_rc));
+
+    struct ld_ctx *ctx = calloc(1, sizeof *ctx);
+    if (ctx == NULL)
+        return ld_fail(err, errlen, VMMS_ERR, "out of memory");
+    ctx->volume_fd = -1;
+    pthread_mutex_init(&ctx->pool_lock, NULL);
+    pthread_mutex_init(&ctx->watch_lock, NULL);
+    strcpy(ctx->prefix, prefix);
+
+    int rc = ld_config_parse(cfg, &ctx->cfg, err, errlen);
+    if (rc != VMMS_OK)
+        goto fail;
+
+    char dir[PATH_MAX];
+    strcpy(dir, ctx->cfg.volume_dir);
+    struct stat st;
+    errno = 0;
+    if (make_dirs(dir, 0700) != 0 || realpath(dir, ctx->volume_real) == NULL ||
+        stat(ctx->volume_real, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        rc = ld_fail(err, errlen, VMMS_ERR,
+                     "localDocker: cannot create volume_dir %s: %s", ctx->cfg.volume_dir,
+                     strerror(errno ? errno : ENOTDIR));
+        goto fail;
+    }
+    ctx->volume_fd = open(ctx->volume_real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (ctx->volume_fd < 0) {
+        rc = ld_fail(err, errlen, VMMS_ERR, "localDocker: cannot open volume_dir %s: %s",
+                     ctx->volume_real, strerror(errno));
+        goto fail;
+    }
+
+    struct ld_request req = {.method = "GET", .path = "/_ping"};
+    struct ld_response resp;
+    rc = ld_docker(ctx, &req, &resp, err, errlen);
+    if (rc == VMMS_OK && resp.status != 200)
+        rc = ld_docker_fail(&resp, "localDocker: Docker ping failed", err, errlen);
+    ld_response_free(&resp);
+    if (rc != VMMS_OK)
+        goto fail;
+
+    char qs[256], qv[256];
+    log_info("vmms_init", "vmms=localDocker prefix=%s socket=%s volume_dir=%s",
+             ctx->prefix, log_quote(ctx->cfg.socket, qs, sizeof qs),
+             log_quote(ctx->volume_real, qv, sizeof qv));
+    *out = ctx;
+    return VMMS_OK;
+fail:
+    ld_shutdown(ctx);
+    return rc;
+}
+
+const struct vmms_ops vmms_plugin = {
+    .abi = VMMS_ABI_VERSION,
+    .name = "localDocker",
+    .init = ld_init,
+    .shutdown = ld_shutdown,
+    .initialize_vm = ld_initialize_vm,
+    .wait_vm = ld_wait_vm,
+    .copy_in = ld_copy_in,
+    .run_job = ld_run_job,
+    .copy_out = ld_copy_out,
+    .destroy_vm = ld_destroy_vm,
+    .safe_destroy_vm = ld_safe_destroy_vm,
+    .get_vms = ld_get_vms,
+    .get_images = ld_get_images,
+    .get_partial_output = ld_get_partial_output,
+    .load_image = ld_load_image,
+};

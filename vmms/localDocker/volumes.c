@@ -1,0 +1,336 @@
+/*
+ * volumes.c: the per-VM directory <volume_dir>/<vm name>/ that is bind
+ * mounted at /home/mount in the container. Owns its creation, copy_in (hard
+ * link or copy of the job's input files into it), copy_out (the feedback
+ * file out of it) and its removal. The job runs as root in the container and
+ * may leave anything there, so removal never follows a symlink: everything
+ * is done relative to directory fds with openat/unlinkat.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ld.h"
+#include "log.h"
+
+#define RM_MAX_DEPTH 48     /* deeper subtrees are moved up and removed later */
+#define RM_MAX_PASSES 10000 /* bound on the whole removal */
+#define CHUNK (256 * 1024)
+
+/* Empties the directory open at fd. Directories at RM_MAX_DEPTH are renamed
+ * into topfd (the VM's directory) instead, so the caller's next pass gets
+ * them without holding more fds open. Returns 0 or an errno value. */
+static int empty_dir(int fd, int depth, int topfd, unsigned *moved)
+{
+    int dfd = dup(fd);
+    if (dfd < 0)
+        return errno;
+    DIR *d = fdopendir(dfd);
+    if (d == NULL) {
+        int e = errno;
+        close(dfd);
+        return e;
+    }
+    rewinddir(d); /* the dup shares fd's offset, left at the end by a past pass */
+    int first_err = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
+            continue;
+        struct stat st;
+        if (fstatat(fd, n, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno != ENOENT && !first_err)
+                first_err = errno;
+            continue;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            if (depth >= RM_MAX_DEPTH) {
+                char tmp[64];
+                snprintf(tmp, sizeof tmp, ".tango-rm-%u", (*moved)++);
+                if (renameat(fd, n, topfd, tmp) != 0 && !first_err)
+                    first_err = errno;
+                continue;
+            }
+            int cfd = openat(fd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (cfd < 0) {
+                if (!first_err)
+                    first_err = errno;
+                continue;
+            }
+            int e = empty_dir(cfd, depth + 1, topfd, moved);
+            close(cfd);
+            if (e && !first_err)
+                first_err = e;
+            if (unlinkat(fd, n, AT_REMOVEDIR) != 0 && errno != ENOENT && !first_err)
+                first_err = errno;
+        } else if (unlinkat(fd, n, 0) != 0 && errno != ENOENT && !first_err) {
+            first_err = errno;
+        }
+    }
+    closedir(d);
+    return first_err;
+}
+
+int ld_vol_remove(struct ld_ctx *ctx, const char *name, char *err, size_t errlen)
+{
+    struct stat st;
+    if (fstatat(ctx->volume_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT)
+            return VMMS_OK;
+        return ld_fail(err, errlen, VMMS_ERR, "cannot stat %s/%s: %s", ctx->volume_real,
+                       name, strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        int fd = openat(ctx->volume_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            return ld_fail(err, errlen, VMMS_ERR, "cannot open %s/%s: %s", ctx->volume_real,
+                           name, strerror(errno));
+        unsigned moved = 0;
+        for (int pass = 0; pass < RM_MAX_PASSES; pass++) {
+            unsigned before = moved;
+            empty_dir(fd, 1, fd, &moved);
+            if (moved == before) /* nothing left to come back for */
+                break;
+        }
+        close(fd);
+    }
+    if (unlinkat(ctx->volume_fd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0 &&
+        errno != ENOENT)
+        return ld_fail(err, errlen, VMMS_ERR, "cannot remove %s/%s: %s", ctx->volume_real,
+                       name, strerror(errno));
+    return VMMS_OK;
+}
+
+int ld_vol_create(struct ld_ctx *ctx, const char *name, bool replace, bool *existed,
+                  char *err, size_t errlen)
+{
+    *existed = false;
+    if (mkdirat(ctx->volume_fd, name, 0755) != 0) {
+        if (errno != EEXIST)
+            return ld_fail(err, errlen, VMMS_ERR, "cannot create %s/%s: %s",
+                           ctx->volume_real, name, strerror(errno));
+        *existed = true;
+        if (!replace)
+            return ld_fail(err, errlen, VMMS_ERR, "%s/%s already exists",
+                           ctx->volume_real, name);
+        /* A leftover of an earlier instance of that name: start afresh. */
+        int rc = ld_vol_remove(ctx, name, err, errlen);
+        if (rc != VMMS_OK)
+            return rc;
+        if (mkdirat(ctx->volume_fd, name, 0755) != 0)
+            return ld_fail(err, errlen, VMMS_ERR, "cannot create %s/%s: %s",
+                           ctx->volume_real, name, strerror(errno));
+    }
+    /* 0755 whatever the umask: the container's users read their files here
+     * (volume_dir itself is 0700, so nobody else on the host gets in). */
+    int fd = openat(ctx->volume_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fchmod(fd, 0755) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return ld_fail(err, errlen, VMMS_ERR, "cannot set up %s/%s: %s", ctx->volume_real,
+                       name, strerror(e));
+    }
+    close(fd);
+    return VMMS_OK;
+}
+
+/* Returns the VM directory's fd, or a (negative) vmms_status with err set. */
+static int open_vm_dir(struct ld_ctx *ctx, const struct vmms_vm *vm, char *err, size_t errlen)
+{
+    int fd = openat(ctx->volume_fd, vm->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return ld_fail(err, errlen, errno == ENOENT ? VMMS_NOT_FOUND : VMMS_ERR,
+                       "cannot open the volume directory of VM %s: %s", vm->name,
+                       strerror(errno));
+    return fd;
+}
+
+/* Copies in_fd to out_fd; at most max bytes (more: -EFBIG); stops at
+ * deadline_ms (-ETIMEDOUT). Returns bytes copied or -errno. */
+static long long copy_fd(int in_fd, int out_fd, long long max, long deadline_ms)
+{
+    char *buf = malloc(CHUNK);
+    if (buf == NULL)
+        return -ENOMEM;
+    long long total = 0;
+    for (;;) {
+        if (ld_now_ms() > deadline_ms) {
+            total = -ETIMEDOUT;
+            break;
+        }
+        ssize_t n = read(in_fd, buf, CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            total = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        if (total + n > max) {
+            total = -EFBIG;
+            break;
+        }
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(out_fd, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                total = -errno;
+                goto out;
+            }
+            off += w;
+        }
+        total += n;
+    }
+out:
+    free(buf);
+    return total;
+}
+
+static bool dest_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && n <= NAME_MAX && strchr(s, '/') == NULL && strcmp(s, ".") != 0 &&
+           strcmp(s, "..") != 0;
+}
+
+/* One input file into the VM directory open at dfd. */
+static int put_file(int dfd, const struct vmms_file *f, long deadline_ms,
+                    char *err, size_t errlen)
+{
+    if (unlinkat(dfd, f->dest_name, 0) != 0 && errno != ENOENT)
+        return ld_fail(err, errlen, VMMS_ERR, "cannot replace %s: %s", f->dest_name,
+                       strerror(errno));
+    struct stat lst, dst;
+    /* A hard link shares the inode, so only when the file is already
+     * readable by everyone, is not a symlink and is on the same filesystem.
+     * Never for "feedback": the job's own cp would write through the link. */
+    if (lstat(f->local_path, &lst) == 0 && S_ISREG(lst.st_mode) &&
+        (lst.st_mode & 0444) == 0444 && fstat(dfd, &dst) == 0 &&
+        lst.st_dev == dst.st_dev && strcmp(f->dest_name, "feedback") != 0 &&
+        linkat(AT_FDCWD, f->local_path, dfd, f->dest_name, 0) == 0)
+        return VMMS_OK;
+
+    int in = open(f->local_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (in < 0)
+        return ld_fail(err, errlen, VMMS_ERR, "cannot open input file %s: %s",
+                       f->local_path, strerror(errno));
+    struct stat st;
+    if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(in);
+        return ld_fail(err, errlen, VMMS_ERR, "input file %s is not a regular file",
+                       f->local_path);
+    }
+    int out = openat(dfd, f->dest_name,
+                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (out < 0) {
+        int e = errno;
+        close(in);
+        return ld_fail(err, errlen, VMMS_ERR, "cannot create %s in the VM directory: %s",
+                       f->dest_name, strerror(e));
+    }
+    long long n = copy_fd(in, out, (long long)1 << 62, deadline_ms);
+    int rc = VMMS_OK;
+    if (n == -ETIMEDOUT)
+        rc = ld_fail(err, errlen, VMMS_TIMEOUT, "copying %s took too long", f->local_path);
+    else if (n < 0)
+        rc = ld_fail(err, errlen, VMMS_ERR, "cannot copy %s: %s", f->local_path,
+                     strerror((int)-n));
+    else if (fchmod(out, 0644) != 0)
+        rc = ld_fail(err, errlen, VMMS_ERR, "cannot chmod %s: %s", f->dest_name,
+                     strerror(errno));
+    close(in);
+    if (close(out) != 0 && rc == VMMS_OK)
+        rc = ld_fail(err, errlen, VMMS_ERR, "cannot write %s: %s", f->dest_name,
+                     strerror(errno));
+    return rc;
+}
+
+int ld_copy_in(void *vctx, struct vmms_vm *vm, const struct vmms_file *files,
+               size_t nfiles, int timeout_s, char *err, size_t errlen)
+{
+    struct ld_ctx *ctx = vctx;
+    int rc = ld_check_vm(ctx, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    for (size_t i = 0; i < nfiles; i++)
+        if (files[i].local_path == NULL || files[i].dest_name == NULL ||
+            !dest_name_ok(files[i].dest_name))
+            return ld_fail(err, errlen, VMMS_ERR,
+                           "bad destination file name \"%s\": it must be a plain file "
+                           "name (no '/', not '.' or '..', not empty)",
+                           files[i].dest_name ? files[i].dest_name : "(null)");
+    int dfd = open_vm_dir(ctx, vm, err, errlen);
+    if (dfd < 0)
+        return dfd;
+    long deadline = ld_now_ms() + 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
+    for (size_t i = 0; i < nfiles && rc == VMMS_OK; i++)
+        rc = put_file(dfd, &files[i], deadline, err, errlen);
+    close(dfd);
+    if (rc == VMMS_OK)
+        log_debug("vm_copy_in", "name=%s files=%zu", vm->name, nfiles);
+    return rc;
+}
+
+int ld_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeout_s,
+                char *err, size_t errlen)
+{
+    struct ld_ctx *ctx = vctx;
+    int rc = ld_check_vm(ctx, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    int dfd = open_vm_dir(ctx, vm, err, errlen);
+    if (dfd < 0)
+        return dfd;
+    int in = openat(dfd, "feedback", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int e = errno;
+    close(dfd);
+    if (in < 0)
+        return ld_fail(err, errlen, VMMS_ERR,
+                       "VM %s has no feedback file (%s): the job did not finish",
+                       vm->name, strerror(e));
+    struct stat st;
+    if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(in);
+        return ld_fail(err, errlen, VMMS_ERR, "VM %s: feedback is not a regular file",
+                       vm->name);
+    }
+    if (st.st_size > LD_FEEDBACK_MAX) {
+        close(in);
+        return ld_fail(err, errlen, VMMS_ERR,
+                       "VM %s: feedback is %lld bytes, more than the %ld MiB limit",
+                       vm->name, (long long)st.st_size, LD_FEEDBACK_MAX >> 20);
+    }
+    int out = open(dest_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) {
+        e = errno;
+        close(in);
+        return ld_fail(err, errlen, VMMS_ERR, "cannot create %s: %s", dest_path,
+                       strerror(e));
+    }
+    long deadline = ld_now_ms() + 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
+    long long n = copy_fd(in, out, LD_FEEDBACK_MAX, deadline);
+    close(in);
+    if (n == -ETIMEDOUT)
+        rc = ld_fail(err, errlen, VMMS_TIMEOUT, "copying the feedback of %s took too long",
+                     vm->name);
+    else if (n == -EFBIG)
+        rc = ld_fail(err, errlen, VMMS_ERR, "VM %s: feedback is more than the %ld MiB limit",
+                     vm->name, LD_FEEDBACK_MAX >> 20);
+    else if (n < 0)
+        rc = ld_fail(err, errlen, VMMS_ERR, "cannot copy the feedback of %s to %s: %s",
+                     vm->name, dest_path, strerror((int)-n));
+    if (close(out) != 0 && rc == VMMS_OK)
+        rc = ld_fail(err, errlen, VMMS_ERR, "cannot write %s: %s", dest_path,
+                     strerror(errno));
+    if (rc == VMMS_OK)
+        log_debug("vm_copy_out", "name=%s bytes=%lld", vm->name, n);
+    return rc;
+}
