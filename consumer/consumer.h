@@ -42,6 +42,7 @@ struct consumer {
     atomic_bool leader;
     atomic_bool stopping;    /* threads end */
     atomic_bool draining;    /* no new leases */
+    atomic_llong busy_until_ms; /* VMMS had no capacity: lease nothing before (monotonic ms) */
     pthread_mutex_t lock;    /* guards held, nheld, vm_seq */
     struct held_job *held;
     int nheld;

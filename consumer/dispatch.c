@@ -248,7 +248,9 @@ int dispatch_run(struct consumer *c)
         pthread_mutex_lock(&c->lock);
         start_ready(c);
         pthread_mutex_unlock(&c->lock);
-        if (capacity_left(c) > 0) {
+        if (mono_ms() < atomic_load(&c->busy_until_ms)) {
+            usleep(50 * 1000);
+        } else if (capacity_left(c) > 0) {
             long long until_renew = next_renew - mono_ms();
             int block = until_renew < LEASE_BLOCK_MS ? (int)(until_renew > 10 ? until_renew : 10)
                                                      : LEASE_BLOCK_MS;

@@ -101,6 +101,11 @@ static int do_requeue(struct run_state *rs)
     return store_job_requeue(rs->st, rs->c->token, rs->job, true);
 }
 
+static int do_requeue_no_retry(struct run_state *rs)
+{
+    return store_job_requeue(rs->st, rs->c->token, rs->job, false);
+}
+
 static int do_finish(struct run_state *rs)
 {
     json_t *cb = NULL;
@@ -212,6 +217,16 @@ static void run_steps(struct run_state *rs)
 
     if (!rs->from_pool) {
         int st = ops->initialize_vm(c->vctx, &rs->vm, err, sizeof err);
+        if (st == VMMS_BUSY) {
+            /* No capacity anywhere: back to the head of the queue, no retry. */
+            log_warn("vmms_busy", "id=%lld reason=\"%s\"", (long long)job->id, err);
+            job->state = JOB_QUEUED;
+            job->assigned = false;
+            trace(rs, "No worker host available: waiting in the queue");
+            persist(rs, do_requeue_no_retry);
+            atomic_store(&c->busy_until_ms, (long long)mono_ms() + 1000);
+            return;
+        }
         rs->have_vm = true; /* even a half-made instance must be destroyed */
         if (st != VMMS_OK) {
             rs->waitvm = -1;

@@ -58,6 +58,9 @@ enum vmms_status {
     VMMS_ERR = -1,       /* the operation failed; err says why */
     VMMS_TIMEOUT = -2,   /* the operation did not finish in time */
     VMMS_NOT_FOUND = -3, /* the instance or image does not exist */
+    VMMS_BUSY = -4,      /* initialize_vm: no host can take an instance now
+                          * (all down or full); the job waits in the queue
+                          * and no retry is counted */
 };
 
 /* One input file: a path on the consumer's host and its name inside
