@@ -622,3 +622,40 @@ int store_build_result(struct store *st, int64_t build_id, json_t **out)
     store_key(st, key, "build:result:%lld", (long long)build_id);
     return get_json(st, key, out);
 }
+
+static const char CANCEL_LUA[] =
+    "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 2 end\n"
+    "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end\n"
+    "redis.call('SADD', KEYS[3], ARGV[1])\n"
+    "return 1\n";
+
+int store_request_cancel(struct store *st, int64_t id, bool *finished)
+{
+    char k_live[KEY_MAX], k_dead[KEY_MAX], k_cancels[KEY_MAX], sid[32];
+    store_key(st, k_live, "jobs:live");
+    store_key(st, k_dead, "jobs:dead");
+    store_key(st, k_cancels, "cancels");
+    snprintf(sid, sizeof sid, "%lld", (long long)id);
+    int status;
+    redisReply *r = store_cmdf(st, &status, "EVAL %s 3 %s %s %s %s", CANCEL_LUA, k_live, k_dead,
+                               k_cancels, sid);
+    if (!r)
+        return status;
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    freeReplyObject(r);
+    *finished = v == 2;
+    return v == 1 ? STORE_OK : STORE_NOT_FOUND;
+}
+
+int store_cancel_requested(struct store *st, int64_t id, bool *requested)
+{
+    char key[KEY_MAX];
+    store_key(st, key, "cancels");
+    int status;
+    redisReply *r = store_cmdf(st, &status, "SISMEMBER %s %lld", key, (long long)id);
+    if (!r)
+        return status;
+    *requested = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    return STORE_OK;
+}

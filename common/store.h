@@ -19,7 +19,9 @@
  *   pools:state            hash image -> {"total":[..],"free":[..]} (consumer)
  *   partial:<id>           partial output of a running job (consumer)
  *   build:lastid, builds:queue (list of build JSON), build:result:<id>
- *   callbacks              list of pending callback JSON (consumer)
+ *   callbacks:due          zset of pending callback JSON by due time (consumer)
+ *   callbacks:failed       list of callbacks given up after callback_attempts
+ *   cancels                set of job ids whose cancellation was requested
  *
  * A store handle is not thread-safe: one per thread. It connects lazily and
  * reconnects by itself after Redis comes back; while Redis is unreachable
@@ -61,6 +63,12 @@ int store_list_jobs(struct store *st, bool dead, size_t max, json_t **out);
 int store_get_job(struct store *st, int64_t id, json_t **out, bool *dead);
 /* 1-based position of a queued job in queue:pending (0 if not queued). */
 int store_queue_position(struct store *st, int64_t id, long long *pos);
+
+/* Records a cancellation request for a live job (the consumer acts on it).
+ * STORE_NOT_FOUND: no such job; *finished true if it already ended. */
+int store_request_cancel(struct store *st, int64_t id, bool *finished);
+/* Whether a cancellation was requested for id. */
+int store_cancel_requested(struct store *st, int64_t id, bool *requested);
 
 /* Lab input files: name -> md5 recorded at upload time. */
 int store_lab_files(struct store *st, const char *lab_dir, json_t **out);
@@ -130,6 +138,14 @@ int store_job_requeue(struct store *st, const char *token, const struct job *job
  * step. STORE_NOT_FOUND if token does not own it (then nothing changed). */
 int store_job_finish(struct store *st, const char *token, const struct job *job,
                      const char *const *counters, size_t ncounters, const json_t *callback);
+
+/* Cancellation requests (at most max ids), and forgetting one. */
+int store_cancel_requests(struct store *st, size_t max, int64_t **ids, size_t *n);
+int store_cancel_forget(struct store *st, int64_t id);
+/* Takes a specific queued job out of the queue into this consumer's leases
+ * (for cancelling it); *taken false if it was not queued. */
+int store_lease_specific(struct store *st, const char *token, int64_t id, int lease_ms,
+                         bool *taken);
 
 /* Callbacks: each is a JSON object with a unique "id" field. claim takes the
  * earliest due one and hides it for hide_ms (at-least-once delivery). */

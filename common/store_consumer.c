@@ -270,6 +270,7 @@ static const char FINISH_LUA[] =
     "redis.call('ZREM', KEYS[6], id)\n"
     "redis.call('HDEL', KEYS[7], id)\n"
     "redis.call('DEL', KEYS[10] .. id)\n"
+    "redis.call('SREM', KEYS[11], id)\n"
     "local n = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[4])\n"
     "if n > 0 then\n"
     "  for _, old in ipairs(redis.call('ZRANGE', KEYS[4], 0, n - 1)) do\n"
@@ -292,7 +293,7 @@ int store_job_finish(struct store *st, const char *token, const struct job *job,
     char *cb = callback ? json_dumps(callback, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     const char *keys[] = {"jobs:live", "jobs:live:ids", "jobs:dead", "jobs:dead:ids",
                           "queue:leased", "leases", "lease:owner", "counters",
-                          "callbacks:due", "partial:"};
+                          "callbacks:due", "partial:", "cancels"};
     const char **args = calloc(6 + ncounters, sizeof *args);
     args[0] = sid;
     args[1] = token;
@@ -303,7 +304,7 @@ int store_job_finish(struct store *st, const char *token, const struct job *job,
     for (size_t i = 0; i < ncounters; i++)
         args[6 + i] = counters[i];
     long long r = 0;
-    int status = script_int(st, FINISH_LUA, 10, keys, 6 + (int)ncounters, args, &r);
+    int status = script_int(st, FINISH_LUA, 11, keys, 6 + (int)ncounters, args, &r);
     free(args);
     free(text);
     free(cb);
@@ -411,5 +412,52 @@ int store_set_build_result(struct store *st, int64_t build_id, bool ok, const ch
     int status;
     freeReplyObject(store_cmdf(st, &status, "SET %s %s EX 3600", key, text));
     free(text);
+    return status;
+}
+
+int store_cancel_requests(struct store *st, size_t max, int64_t **ids, size_t *n)
+{
+    char key[KEY_MAX];
+    store_key(st, key, "cancels");
+    int status;
+    redisReply *r = store_cmdf(st, &status, "SRANDMEMBER %s %lld", key, (long long)max);
+    if (!r)
+        return status;
+    *ids = calloc(r->elements + 1, sizeof **ids);
+    *n = 0;
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            (*ids)[(*n)++] = atoll(r->element[i]->str);
+    freeReplyObject(r);
+    return STORE_OK;
+}
+
+int store_cancel_forget(struct store *st, int64_t id)
+{
+    char key[KEY_MAX];
+    store_key(st, key, "cancels");
+    int status;
+    freeReplyObject(store_cmdf(st, &status, "SREM %s %lld", key, (long long)id));
+    return status;
+}
+
+static const char LEASE_SPECIFIC_LUA[] =
+    "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end\n"
+    "redis.call('RPUSH', KEYS[2], ARGV[1])\n"
+    "redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])\n"
+    "redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])\n"
+    "return 1\n";
+
+int store_lease_specific(struct store *st, const char *token, int64_t id, int lease_ms,
+                         bool *taken)
+{
+    char sid[32], exp[32];
+    snprintf(sid, sizeof sid, "%lld", (long long)id);
+    snprintf(exp, sizeof exp, "%lld", now_ms() + lease_ms);
+    const char *keys[] = {"queue:pending", "queue:leased", "leases", "lease:owner"};
+    const char *args[] = {sid, token, exp};
+    long long r = 0;
+    int status = script_int(st, LEASE_SPECIFIC_LUA, 4, keys, 3, args, &r);
+    *taken = status == STORE_OK && r == 1;
     return status;
 }

@@ -30,6 +30,7 @@ struct held_job {
     bool started;
     atomic_bool finished;   /* worker done: reap it */
     atomic_bool in_run;     /* run_job in progress: partial output applies */
+    atomic_bool cancel;     /* cancellation requested: end it as cancelled */
     struct vmms_vm vm;      /* valid while in_run */
     struct held_job *next;
 };

@@ -19,6 +19,7 @@
 
 #define LEASE_BLOCK_MS 200
 #define RENEW_IDS_MAX 4096
+#define CANCEL_CHECK_MS 250
 
 static long long mono_ms(void)
 {
@@ -107,6 +108,34 @@ static void renew_held(struct consumer *c, struct store *st)
         log_warn("lease_renew_failed", "jobs=%zu error=\"%s\"", n, store_error(st));
 }
 
+/* Adds a job to the held list (oldest last) and starts what fits.
+ * A job to cancel starts at once, whatever the limits: it runs nothing. */
+static void hold(struct consumer *c, struct job *job, bool cancel)
+{
+    struct held_job *h = calloc(1, sizeof *h);
+    h->id = job->id;
+    h->job = job;
+    atomic_store(&h->cancel, cancel);
+    snprintf(h->image, sizeof h->image, "%s", job->image);
+    pthread_mutex_lock(&c->lock);
+    struct held_job **pp = &c->held;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = h;
+    c->nheld++;
+    if (cancel) {
+        struct worker_arg *wa = malloc(sizeof *wa);
+        wa->c = c;
+        wa->h = h;
+        if (pthread_create(&h->thread, NULL, worker_main, wa) == 0)
+            h->started = true;
+        else
+            free(wa);
+    }
+    start_ready(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
 /* Leases one queued job (blocking briefly) and holds it. */
 static void lease_one(struct consumer *c, struct store *st, int block_ms)
 {
@@ -130,19 +159,57 @@ static void lease_one(struct consumer *c, struct store *st, int block_ms)
         return;
     }
     job->state = JOB_LEASED;
-    struct held_job *h = calloc(1, sizeof *h);
-    h->id = id;
-    h->job = job;
-    snprintf(h->image, sizeof h->image, "%s", job->image);
-    pthread_mutex_lock(&c->lock);
-    struct held_job **pp = &c->held;
-    while (*pp)
-        pp = &(*pp)->next;
-    *pp = h;
-    c->nheld++;
-    start_ready(c);
-    pthread_mutex_unlock(&c->lock);
+    bool cancel = false;
+    store_cancel_requested(st, id, &cancel);
     log_info("job_leased", "id=%lld image=%s", (long long)id, job->image);
+    hold(c, job, cancel);
+}
+
+/* Acts on cancellation requests: a held job is flagged (and its instance
+ * destroyed if it is running, which ends run_job); a queued job is taken out
+ * of the queue and ended as cancelled; a finished one is forgotten. */
+static void process_cancels(struct consumer *c, struct store *st)
+{
+    int64_t *ids = NULL;
+    size_t n = 0;
+    if (store_cancel_requests(st, 256, &ids, &n) != STORE_OK)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        bool held = false, running = false;
+        struct vmms_vm vm;
+        pthread_mutex_lock(&c->lock);
+        for (struct held_job *h = c->held; h; h = h->next)
+            if (h->id == ids[i]) {
+                held = true;
+                if (!atomic_exchange(&h->cancel, true) && h->started && atomic_load(&h->in_run)) {
+                    running = true;
+                    vm = h->vm;
+                }
+            }
+        pthread_mutex_unlock(&c->lock);
+        if (running) {
+            char err[256];
+            c->ops->safe_destroy_vm(c->vctx, &vm, err, sizeof err);
+            log_info("job_cancel_running", "id=%lld vm=%s", (long long)ids[i], vm.name);
+        }
+        if (held)
+            continue;
+        bool taken = false;
+        store_lease_specific(st, c->token, ids[i], c->cfg->lease_ms, &taken);
+        struct job *job = NULL;
+        if (taken && store_job_load(st, ids[i], &job) == STORE_OK) {
+            log_info("job_cancel_queued", "id=%lld", (long long)ids[i]);
+            hold(c, job, true);
+            continue;
+        }
+        json_t *rec = NULL;
+        bool dead = false;
+        int status = store_get_job(st, ids[i], &rec, &dead);
+        if (status == STORE_NOT_FOUND || (status == STORE_OK && dead))
+            store_cancel_forget(st, ids[i]);
+        json_decref(rec);
+    }
+    free(ids);
 }
 
 static int capacity_left(struct consumer *c)
@@ -196,7 +263,7 @@ static void become_leader(struct consumer *c, struct store *st)
 int dispatch_run(struct consumer *c)
 {
     struct store *st = store_new(c->cfg);
-    long long next_renew = 0, drain_deadline = 0;
+    long long next_renew = 0, drain_deadline = 0, next_cancel_check = 0;
     bool was_leader = false;
     long long last_ok = mono_ms();
     while (!atomic_load(&c->stopping)) {
@@ -244,6 +311,10 @@ int dispatch_run(struct consumer *c)
         if (!was_leader) {
             usleep(200 * 1000);
             continue;
+        }
+        if (now >= next_cancel_check) {
+            process_cancels(c, st);
+            next_cancel_check = now + CANCEL_CHECK_MS;
         }
         pthread_mutex_lock(&c->lock);
         start_ready(c);

@@ -22,6 +22,7 @@
 #include "pool.h"
 
 #define NOT_RUN INT_MIN
+#define CANCELLED_OUTCOME "Error: Job cancelled by request"
 
 struct run_state {
     struct consumer *c;
@@ -130,7 +131,8 @@ static void finish(struct run_state *rs, const char *outcome, const char *detail
     struct job *job = rs->job;
     free(job->outcome);
     job->outcome = strdup(outcome);
-    job->state = JOB_DONE;
+    job->state = atomic_load(&rs->h->cancel) && strcmp(outcome, CANCELLED_OUTCOME) == 0
+                     ? JOB_CANCELLED : JOB_DONE;
     trace(rs, "Job %s:%lld finished: %s", job->name, (long long)job->id, outcome);
     if (output_file_write(rs->c->cfg->courselabs, job, outcome, detail,
                           rs->feedback[0] ? rs->feedback : NULL, job->max_output_bytes)) {
@@ -143,10 +145,23 @@ static void finish(struct run_state *rs, const char *outcome, const char *detail
                  job->retries);
 }
 
+/* Ends the job as cancelled if that was requested; true if it did. */
+static bool end_if_cancelled(struct run_state *rs)
+{
+    if (!atomic_load(&rs->h->cancel))
+        return false;
+    release_vm(rs);
+    rs->job->state = JOB_CANCELLED;
+    finish(rs, CANCELLED_OUTCOME, NULL, NULL, 0);
+    return true;
+}
+
 /* An infrastructure failure: retry within the budget, else internal error. */
 static void reschedule(struct run_state *rs, const char *why, const char *counter)
 {
     struct job *job = rs->job;
+    if (end_if_cancelled(rs))
+        return;
     release_vm(rs);
     trace(rs, "Job %s:%lld failed: %s", job->name, (long long)job->id, why);
     log_warn("job_failed", "id=%lld retries=%d reason=\"%s\"", (long long)job->id, job->retries,
@@ -212,7 +227,7 @@ static void run_steps(struct run_state *rs)
     job->state = JOB_RUNNING;
     trace(rs, "Assigned job %s:%lld %s VM %s", job->name, (long long)job->id,
           rs->from_pool ? "existing" : "new", rs->vm.name);
-    if (persist(rs, do_save))
+    if (persist(rs, do_save) || end_if_cancelled(rs))
         return;
 
     if (!rs->from_pool) {
@@ -278,7 +293,7 @@ static void run_steps(struct run_state *rs)
         reschedule(rs, why, "copyin_errors");
         return;
     }
-    if (persist(rs, do_save))
+    if (persist(rs, do_save) || end_if_cancelled(rs))
         return;
 
     /* Run. */
@@ -296,6 +311,8 @@ static void run_steps(struct run_state *rs)
     st = ops->run_job(c->vctx, &rs->vm, &run, &status, err, sizeof err);
     atomic_store(&rs->h->in_run, false);
     double t_run = mono_ms();
+    if (end_if_cancelled(rs))
+        return;
     rs->runjob = st == VMMS_OK ? status : -1;
     trace(rs, "Job %s:%lld executed [status=%d] (%.0f ms)", job->name, (long long)job->id,
           rs->runjob, t_run - t_in);
@@ -369,7 +386,9 @@ void *worker_main(void *arg)
     rs.job = rs.h->job;
     log_info("job_start", "id=%lld image=%s retries=%d", (long long)rs.job->id, rs.job->image,
              rs.job->retries);
-    if (rs.job->retries > rs.c->cfg->job_retries) {
+    if (end_if_cancelled(&rs)) {
+        /* cancelled before it ran */
+    } else if (rs.job->retries > rs.c->cfg->job_retries) {
         /* Recovered after its consumer died once too often: end it here. */
         rs.job->retries = rs.c->cfg->job_retries;
         reschedule(&rs, "Retry budget spent (its consumer stopped while it ran)", NULL);
