@@ -63,11 +63,14 @@ static void mark_down(struct store *st, const char *why)
     }
 }
 
-/* Returns 0 when connected (connecting if needed). */
-static int ensure_connected(struct store *st)
+/* Returns 0 when connected (connecting if needed); *fresh tells whether
+ * this call made the connection. */
+static int ensure_connected_ex(struct store *st, bool *fresh)
 {
+    *fresh = false;
     if (st->ctx)
         return 0;
+    *fresh = true;
     struct timeval tv = {st->timeout_ms / 1000, (st->timeout_ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(st->target.host, st->target.port, tv);
     if (!c || c->err) {
@@ -106,6 +109,22 @@ static int ensure_connected(struct store *st)
     return 0;
 }
 
+/* A reused connection that fails was usually closed by a Redis restart
+ * while idle: the command never reached a live server, so one retry on a
+ * fresh connection is safe and spares the caller a spurious failure. */
+#define RETRY_ON_STALE(call)                                                         \
+    for (int attempt_ = 0; attempt_ < 2; attempt_++) {                              \
+        bool fresh_;                                                                \
+        if (ensure_connected_ex(st, &fresh_)) {                                     \
+            *status = STORE_UNAVAILABLE;                                            \
+            return NULL;                                                            \
+        }                                                                           \
+        call;                                                                       \
+        if (r || fresh_ || *status != STORE_UNAVAILABLE)                            \
+            return r;                                                               \
+    }                                                                               \
+    return NULL
+
 /* Checks a reply: NULL means the connection broke. */
 static redisReply *check_reply(struct store *st, redisReply *r, int *status)
 {
@@ -127,24 +146,31 @@ static redisReply *check_reply(struct store *st, redisReply *r, int *status)
 redisReply *store_cmd(struct store *st, int *status, int argc, const char **argv,
                       const size_t *lens)
 {
-    if (ensure_connected(st)) {
-        *status = STORE_UNAVAILABLE;
-        return NULL;
-    }
-    return check_reply(st, redisCommandArgv(st->ctx, argc, argv, lens), status);
+    redisReply *r;
+    RETRY_ON_STALE(r = check_reply(st, redisCommandArgv(st->ctx, argc, argv, lens), status));
 }
 
 redisReply *store_cmdf(struct store *st, int *status, const char *fmt, ...)
 {
-    if (ensure_connected(st)) {
-        *status = STORE_UNAVAILABLE;
-        return NULL;
-    }
+    redisReply *r;
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = redisvCommand(st->ctx, fmt, ap);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool fresh;
+        if (ensure_connected_ex(st, &fresh)) {
+            *status = STORE_UNAVAILABLE;
+            r = NULL;
+            break;
+        }
+        va_list copy;
+        va_copy(copy, ap);
+        r = check_reply(st, redisvCommand(st->ctx, fmt, copy), status);
+        va_end(copy);
+        if (r || fresh || *status != STORE_UNAVAILABLE)
+            break;
+    }
     va_end(ap);
-    return check_reply(st, r, status);
+    return r;
 }
 
 void batch_add(struct store_batch *b, const char *fmt, ...)
@@ -165,13 +191,9 @@ static void batch_clear(struct store_batch *b)
     b->n = 0;
 }
 
-redisReply *store_batch_run(struct store *st, struct store_batch *b, bool atomic, int *status)
+/* Sends the batch once on the current connection; NULL on failure. */
+static redisReply *batch_send(struct store *st, struct store_batch *b, bool atomic, int *status)
 {
-    if (ensure_connected(st)) {
-        batch_clear(b);
-        *status = STORE_UNAVAILABLE;
-        return NULL;
-    }
     if (atomic)
         redisAppendCommand(st->ctx, "MULTI");
     for (int i = 0; i < b->n; i++)
@@ -179,7 +201,6 @@ redisReply *store_batch_run(struct store *st, struct store_batch *b, bool atomic
     if (atomic)
         redisAppendCommand(st->ctx, "EXEC");
     size_t total = (size_t)b->n + (atomic ? 2 : 0);
-    batch_clear(b);
     redisReply *result = atomic ? NULL : calloc(1, sizeof *result);
     if (!atomic) {
         result->type = REDIS_REPLY_ARRAY;
@@ -221,6 +242,23 @@ redisReply *store_batch_run(struct store *st, struct store_batch *b, bool atomic
     return result;
 }
 
+redisReply *store_batch_run(struct store *st, struct store_batch *b, bool atomic, int *status)
+{
+    redisReply *r = NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool fresh;
+        if (ensure_connected_ex(st, &fresh)) {
+            *status = STORE_UNAVAILABLE;
+            break;
+        }
+        r = batch_send(st, b, atomic, status);
+        if (r || fresh || *status != STORE_UNAVAILABLE)
+            break;
+    }
+    batch_clear(b);
+    return r;
+}
+
 int store_ping(struct store *st)
 {
     int status;
@@ -230,6 +268,10 @@ int store_ping(struct store *st)
 
 int store_add_job(struct store *st, struct job *job)
 {
+    if (!job->name || !job->image || !job->output_file) {
+        snprintf(st->err, sizeof st->err, "job record incomplete");
+        return STORE_ERROR;
+    }
     char k_last[KEY_MAX], k_live[KEY_MAX], k_ids[KEY_MAX], k_q[KEY_MAX], k_cnt[KEY_MAX];
     store_key(st, k_last, "job:lastid");
     int status;
@@ -239,6 +281,10 @@ int store_add_job(struct store *st, struct job *job)
     job->id = r->integer;
     freeReplyObject(r);
     char *text = job_dumps(job);
+    if (!text) {
+        snprintf(st->err, sizeof st->err, "job record cannot be serialized");
+        return STORE_ERROR;
+    }
     store_key(st, k_live, "jobs:live");
     store_key(st, k_ids, "jobs:live:ids");
     store_key(st, k_q, "queue:pending");
@@ -271,6 +317,10 @@ static json_t *parse_job_array(redisReply *r)
 
 int store_list_jobs(struct store *st, bool dead, size_t max, json_t **out)
 {
+    if (max == 0) {
+        *out = json_array();
+        return STORE_OK;
+    }
     char k_ids[KEY_MAX], k_hash[KEY_MAX];
     store_key(st, k_ids, dead ? "jobs:dead:ids" : "jobs:live:ids");
     store_key(st, k_hash, dead ? "jobs:dead" : "jobs:live");
@@ -592,7 +642,10 @@ int store_set_partial_output(struct store *st, int64_t id, const char *data, siz
     char key[KEY_MAX];
     store_key(st, key, "partial:%lld", (long long)id);
     int status;
-    freeReplyObject(store_cmdf(st, &status, "SET %s %b EX %d", key, data, len, ttl_s));
+    if (ttl_s > 0)
+        freeReplyObject(store_cmdf(st, &status, "SET %s %b EX %d", key, data, len, ttl_s));
+    else
+        freeReplyObject(store_cmdf(st, &status, "SET %s %b", key, data, len));
     return status;
 }
 

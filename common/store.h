@@ -13,7 +13,8 @@
  *   leases                 zset id -> lease expiry (ms); lease:owner hash id -> token
  *   consumer:leader        leader lease: value = owner token, PX expiry
  *   lab:<labdir>:files     hash file name -> md5 hex (recorded at upload)
- *   counters               hash of the /info counters; started: unix seconds
+ *   counters               hash of the /info counters
+ *   started                unix seconds when the service first started (SET NX)
  *   images                 JSON {"images": [...]} published by the consumer
  *   pools:wanted           hash image -> {"size":N,"cores":..,"memory":..}
  *   pools:state            hash image -> {"total":[..],"free":[..]} (consumer)
