@@ -31,6 +31,7 @@ struct held_job {
     atomic_bool finished;   /* worker done: reap it */
     atomic_bool in_run;     /* run_job in progress: partial output applies */
     atomic_bool cancel;     /* cancellation requested: end it as cancelled */
+    atomic_bool slot_free;  /* only cleanup left: does not count as running */
     struct vmms_vm vm;      /* valid while in_run */
     struct held_job *next;
 };

@@ -41,7 +41,7 @@ static int running_for_image(struct consumer *c, const char *image, int *total)
     int n = 0;
     *total = 0;
     for (struct held_job *h = c->held; h; h = h->next) {
-        if (!h->started)
+        if (!h->started || atomic_load(&h->slot_free))
             continue;
         (*total)++;
         if (strcmp(h->image, image) == 0)

@@ -332,7 +332,9 @@ static void run_steps(struct run_state *rs)
     rs->copyout = cst == VMMS_OK ? 0 : -1;
     trace(rs, "Output copied for job %s:%lld [status=%d] (%.0f ms)", job->name,
           (long long)job->id, rs->copyout, mono_ms() - t_run);
-    release_vm(rs);
+    /* The instance is destroyed after the job has ended (worker_main), so
+     * the student's result does not wait for it; its slot is freed now. */
+    atomic_store(&rs->h->slot_free, true);
 
     if (st == VMMS_TIMEOUT || status == 2) {
         if (cst != VMMS_OK)
