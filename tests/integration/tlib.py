@@ -217,6 +217,21 @@ class Service:
         self.producers.append(p)
         return p
 
+    def restart(self, proc, sig=signal.SIGKILL):
+        """Kills a service process and starts it again with the same command
+        line (same port for a producer). Returns the new Proc."""
+        proc.kill(sig)
+        proc.log.close()
+        fresh = Proc(proc.name, proc.args, proc.env, proc.logpath).start()
+        if hasattr(proc, "port"):
+            fresh.port = proc.port
+            wait_port(fresh.port, proc=fresh.proc)
+        for group in (self.producers, self.consumers):
+            for i, p in enumerate(group):
+                if p is proc:
+                    group[i] = fresh
+        return fresh
+
     def start_consumer(self, extra=None):
         path = self.write_config(extra)
         c = Proc("consumer%d" % len(self.consumers), [os.path.join(BUILD, "tango-consumer"), "-c", path],
