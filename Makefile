@@ -48,7 +48,7 @@ ifneq ($(wildcard autodriver/main.c),)
 PROGRAMS += $(BUILD)/autodriver
 endif
 
-.PHONY: all asan test check bench image run stop clean
+.PHONY: all asan test check bench chaos image run stop clean
 all: $(PROGRAMS) $(PLUGIN_SOS) $(UNIT_BINS)
 
 asan:
@@ -101,6 +101,10 @@ check:
 
 bench: all
 	tests/bench/run.sh
+
+# The full chaos run (issue #5): 500 jobs under kills and restarts.
+chaos: all
+	python3 tests/chaos/chaos.py --jobs 500 --rate 6
 
 image: $(BUILD)/autodriver
 	deploy/image/build-image.sh $(BUILD)/autodriver

@@ -80,8 +80,9 @@ class Chaos:
     def drive(self):
         rnd = random.Random(2)
         duration = self.jobs / self.rate
-        plan = sorted([("kill_consumer", rnd.uniform(0.1, 0.9) * duration)
-                       for _ in range(max(2, self.jobs // 60))] +
+        kills = max(2, self.jobs // 60)
+        plan = sorted([("kill_consumer", (k + rnd.uniform(0.6, 1.4)) / (kills + 1) * duration)
+                       for k in range(kills)] +
                       [("restart_redis", 0.5 * duration), ("restart_producer", 0.3 * duration),
                        ("kill_container", 0.4 * duration), ("kill_container", 0.7 * duration)],
                       key=lambda x: x[1])

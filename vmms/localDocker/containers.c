@@ -4,6 +4,8 @@
  * with its volume directory (destroy_vm, safe_destroy_vm), and list this
  * service's containers by label (get_vms).
  */
+#include <dirent.h>
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -261,6 +263,43 @@ int ld_safe_destroy_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen)
     return destroy(ctx, vm, true, err, errlen);
 }
 
+/* Whether a container listing holds one labelled tango.vm=name. */
+static bool listed(json_t *containers, const char *name)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(containers, i, c) {
+        const char *vm = json_string_value(json_object_get(json_object_get(c, "Labels"), "tango.vm"));
+        if (vm && strcmp(vm, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A consumer killed between making an instance's volume directory and
+ * creating its container leaves a directory with no container. Report those
+ * too (empty id, not running) so startup cleanup removes them. */
+static void report_orphan_volumes(struct ld_ctx *ctx, json_t *containers, vmms_vm_cb cb,
+                                  void *arg)
+{
+    int fd = dup(ctx->volume_fd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    rewinddir(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, ctx->prefix, strlen(ctx->prefix)) != 0 ||
+            listed(containers, e->d_name))
+            continue;
+        cb(e->d_name, "", "", false, arg); /* no container: destroy by name */
+    }
+    closedir(d);
+}
+
 int ld_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
@@ -290,6 +329,7 @@ int ld_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
             if (id && name)
                 cb(name, id, image ? image : "", state && strcmp(state, "running") == 0, arg);
         }
+        report_orphan_volumes(ctx, resp.json, cb, arg);
     }
     ld_response_free(&resp);
     return rc;
