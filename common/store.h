@@ -22,6 +22,7 @@
  *   build:lastid, builds:queue (list of build JSON), build:result:<id>
  *   callbacks:due          zset of pending callback JSON by due time (consumer)
  *   callbacks:failed       list of callbacks given up after callback_attempts
+ *   callbacks:wake         list pushed when a callback is queued (BLPOP wake-up)
  *   cancels                set of job ids whose cancellation was requested
  *
  * A store handle is not thread-safe: one per thread. It connects lazily and
@@ -155,6 +156,8 @@ int store_callback_done(struct store *st, const char *member);
 int store_callback_retry(struct store *st, const char *member, const json_t *cb,
                          long long due_ms);
 int store_callback_give_up(struct store *st, const char *member);
+/* Blocks up to timeout_ms until a callback is queued (no polling). */
+int store_callback_wait(struct store *st, int timeout_ms);
 
 /* Image builds queued by producers. */
 int store_next_build(struct store *st, json_t **build);

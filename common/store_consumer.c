@@ -278,7 +278,10 @@ static const char FINISH_LUA[] =
     "  end\n"
     "  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, n - 1)\n"
     "end\n"
-    "if ARGV[5] ~= '' then redis.call('ZADD', KEYS[9], ARGV[6], ARGV[5]) end\n"
+    "if ARGV[5] ~= '' then\n"
+    "  redis.call('ZADD', KEYS[9], ARGV[6], ARGV[5])\n"
+    "  redis.call('RPUSH', KEYS[12], id)\n"
+    "end\n"
     "for i = 7, #ARGV do redis.call('HINCRBY', KEYS[8], ARGV[i], 1) end\n"
     "return 1\n";
 
@@ -293,7 +296,7 @@ int store_job_finish(struct store *st, const char *token, const struct job *job,
     char *cb = callback ? json_dumps(callback, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     const char *keys[] = {"jobs:live", "jobs:live:ids", "jobs:dead", "jobs:dead:ids",
                           "queue:leased", "leases", "lease:owner", "counters",
-                          "callbacks:due", "partial:", "cancels"};
+                          "callbacks:due", "partial:", "cancels", "callbacks:wake"};
     const char **args = calloc(6 + ncounters, sizeof *args);
     args[0] = sid;
     args[1] = token;
@@ -304,7 +307,7 @@ int store_job_finish(struct store *st, const char *token, const struct job *job,
     for (size_t i = 0; i < ncounters; i++)
         args[6 + i] = counters[i];
     long long r = 0;
-    int status = script_int(st, FINISH_LUA, 11, keys, 6 + (int)ncounters, args, &r);
+    int status = script_int(st, FINISH_LUA, 12, keys, 6 + (int)ncounters, args, &r);
     free(args);
     free(text);
     free(cb);
@@ -459,5 +462,17 @@ int store_lease_specific(struct store *st, const char *token, int64_t id, int le
     long long r = 0;
     int status = script_int(st, LEASE_SPECIFIC_LUA, 4, keys, 3, args, &r);
     *taken = status == STORE_OK && r == 1;
+    return status;
+}
+
+int store_callback_wait(struct store *st, int timeout_ms)
+{
+    char key[KEY_MAX];
+    store_key(st, key, "callbacks:wake");
+    int status;
+    redisReply *r = store_cmdf(st, &status, "BLPOP %s %.3f", key, timeout_ms / 1000.0);
+    freeReplyObject(r);
+    if (status == STORE_OK) /* one wake-up covers every callback queued so far */
+        freeReplyObject(store_cmdf(st, &status, "DEL %s", key));
     return status;
 }

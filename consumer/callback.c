@@ -18,6 +18,7 @@
 #include "log.h"
 
 #define BACKOFF_CAP_MS (10 * 60 * 1000)
+#define WAKE_MS 200
 
 static long long now_ms(void)
 {
@@ -135,8 +136,14 @@ void *callback_main(void *arg)
         json_t *cb = NULL;
         char *member = NULL;
         int status = store_callback_claim(st, hide_ms, &cb, &member);
+        if (status == STORE_NOT_FOUND) {
+            /* Nothing due: sleep until a job queues one (or a retry may be
+             * due: those are rechecked at least every WAKE_MS). */
+            store_callback_wait(st, WAKE_MS);
+            continue;
+        }
         if (status != STORE_OK) {
-            usleep(status == STORE_NOT_FOUND ? 50 * 1000 : 500 * 1000);
+            usleep(500 * 1000);
             continue;
         }
         deliver(c, st, curl, cb, member);
