@@ -183,7 +183,8 @@ struct job *addjob_parse(const char *body, size_t len, const struct tango_config
 
     long long timeout = opt_int(&p, o, "timeout", 0, cfg->max_timeout_s);
     job->timeout_s = timeout > 0 ? (int)timeout : cfg->default_timeout_s;
-    long long max_kb = opt_int(&p, o, "max_kb", 1, cfg->max_output_kb);
+    /* max_kb 0 = default: tango-cli sends 0 unless told otherwise */
+    long long max_kb = opt_int(&p, o, "max_kb", 0, cfg->max_output_kb);
     job->max_output_bytes = (max_kb > 0 ? max_kb : cfg->default_max_kb) * 1024L;
     long long cores = opt_int(&p, o, "cores", 1, cfg->max_cores);
     job->cores = cores > 0 ? (int)cores : 0;

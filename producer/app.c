@@ -1,9 +1,12 @@
 /*
  * app.c: helpers over the producer's shared state used by several handlers.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
+#include "text.h"
 
 int app_known_images(struct app *app, json_t **out)
 {
@@ -14,4 +17,44 @@ int app_known_images(struct app *app, json_t **out)
     for (size_t i = 0; i < app->cfg->nimages; i++)
         json_array_append_new(*out, json_string(app->cfg->images[i]));
     return STORE_OK;
+}
+
+bool app_is_utf8(const char *s)
+{
+    size_t len = strlen(s), clean_len;
+    char *clean = utf8_sanitize(s, len, &clean_len);
+    bool same = clean_len == len && memcmp(clean, s, len) == 0;
+    free(clean);
+    return same;
+}
+
+json_t *app_memo_get(struct app *app, enum app_memo which, const char *key)
+{
+    struct app_memo_slot *m = &app->memo[which];
+    struct timeval now;
+    event_base_gettimeofday_cached(app->base, &now);
+    if (!m->doc || timercmp(&now, &m->turn, !=) || strcmp(m->key, key) != 0)
+        return NULL;
+    return m->doc;
+}
+
+void app_memo_put(struct app *app, enum app_memo which, const char *key, json_t *doc)
+{
+    struct app_memo_slot *m = &app->memo[which];
+    json_decref(m->doc);
+    m->doc = doc;
+    snprintf(m->key, sizeof m->key, "%s", key);
+    event_base_gettimeofday_cached(app->base, &m->turn);
+}
+
+void app_memo_drop(struct app *app, enum app_memo which)
+{
+    json_decref(app->memo[which].doc);
+    app->memo[which].doc = NULL;
+}
+
+void app_memo_free_all(struct app *app)
+{
+    for (int i = 0; i < MEMO_COUNT; i++)
+        app_memo_drop(app, (enum app_memo)i);
 }

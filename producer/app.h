@@ -15,11 +15,25 @@
 #include "labs.h"
 #include "store.h"
 
+/* Read-only answers shared by the requests of one event-loop turn. Every
+ * request handled in a turn arrived before the turn's other work, so one
+ * Redis read made during the turn may answer all of them: under load that
+ * is one round trip per turn instead of one per request, and no answer is
+ * older than the turn that sends it. Writes by this producer drop the memo. */
+enum app_memo { MEMO_INFO, MEMO_OPEN, MEMO_COUNT };
+
+struct app_memo_slot {
+    char key[LAB_DIR_MAX];
+    json_t *doc;
+    struct timeval turn;
+};
+
 struct app {
     struct tango_config *cfg;
     struct store *store;
     struct event_base *base;
     struct http_server *http;
+    struct app_memo_slot memo[MEMO_COUNT];
 };
 
 #define ROUTE_MAX_ARGS 4
@@ -60,6 +74,17 @@ void router_on_request(struct http_request *req, void *app);
 /* The images a job may name: what the consumer published, else config's
  * "images". *out is a new JSON array. */
 int app_known_images(struct app *app, json_t **out);
+
+/* The memo's document for key if it was read in this turn (borrowed), else
+ * NULL; put() takes over doc; drop() forgets; free_all() at exit. */
+json_t *app_memo_get(struct app *app, enum app_memo which, const char *key);
+void app_memo_put(struct app *app, enum app_memo which, const char *key, json_t *doc);
+void app_memo_drop(struct app *app, enum app_memo which);
+void app_memo_free_all(struct app *app);
+
+/* Names that end up in job records or JSON listings (COURSELAB, Filename)
+ * must be valid UTF-8: JSON cannot carry anything else. */
+bool app_is_utf8(const char *s);
 
 /* Streams the request body into a new file in dir (handlers_lab.c); on
  * success ctx->state is the struct upload. Replies itself on failure. */

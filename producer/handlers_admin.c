@@ -40,18 +40,23 @@ void h_health(struct http_request *req, struct route_ctx *ctx)
 
 void h_info(struct http_request *req, struct route_ctx *ctx)
 {
-    json_t *info = NULL;
-    int status = store_info(ctx->app->store, &info);
-    if (status != STORE_OK) {
-        reply_store_fail(req, ctx, status);
-        return;
+    struct app *app = ctx->app;
+    json_t *info = app_memo_get(app, MEMO_INFO, ""); /* shared within a turn: see app.h */
+    if (!info) {
+        int status = store_info(app->store, &info);
+        if (status != STORE_OK) {
+            reply_store_fail(req, ctx, status);
+            return;
+        }
+        app_memo_put(app, MEMO_INFO, "", info);
     }
-    reply_ok(req, "Found info successfully", json_pack("{s:o}", "info", info));
+    reply_ok(req, "Found info successfully", json_pack("{s:O}", "info", info));
 }
 
 void h_pool(struct http_request *req, struct route_ctx *ctx)
 {
-    const char *image = ctx->nargs > 1 ? ctx->args[1] : NULL;
+    /* "/pool/KEY//" (tango-cli without --image) means all pools, as in Tango */
+    const char *image = ctx->nargs > 1 && ctx->args[1][0] ? ctx->args[1] : NULL;
     if (image && !image_name_is_valid(image)) {
         reply_fail(req, ctx, 404, "Pool not found");
         return;

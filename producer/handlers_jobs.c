@@ -40,14 +40,16 @@ void h_add_job(struct http_request *req, struct route_ctx *ctx)
     }
     job_trace(job, "Added job");
     status = store_add_job(app->store, job);
+    app_memo_drop(app, MEMO_INFO);
     if (status != STORE_OK) {
         job_free(job);
         reply_store_fail(req, ctx, status);
         return;
     }
-    char q[300];
+    char q[300], ql[300]; /* a lab name may hold spaces or '=' */
     log_info("job_added", "id=%lld lab_dir=%s name=%s image=%s", (long long)job->id,
-             ctx->lab_dir, log_quote(job->name, q, sizeof q), job->image);
+             log_quote(ctx->lab_dir, ql, sizeof ql), log_quote(job->name, q, sizeof q),
+             job->image);
     reply_ok(req, "Job added", json_pack("{s:I}", "jobId", (json_int_t)job->id));
     job_free(job);
 }

@@ -18,31 +18,42 @@
 void h_open(struct http_request *req, struct route_ctx *ctx)
 {
     struct app *app = ctx->app;
+    json_t *files = app_memo_get(app, MEMO_OPEN, ctx->lab_dir); /* see app.h */
+    if (files) {
+        reply_ok(req, "Found directory", json_pack("{s:O}", "files", files));
+        return;
+    }
     bool created = false;
+    char ql[300]; /* log-safe lab name: it may hold spaces or '=' */
     if (lab_open(app->cfg->courselabs, ctx->lab_dir, &created)) {
-        log_error("lab_open_failed", "lab_dir=%s errno=%d", ctx->lab_dir, errno);
+        int e = errno;
+        log_error("lab_open_failed", "lab_dir=%s errno=%d",
+                  log_quote(ctx->lab_dir, ql, sizeof ql), e);
         reply_fail(req, ctx, 500, "Cannot create the courselab directory on the server");
         return;
     }
     if (created) {
-        log_info("lab_created", "lab_dir=%s", ctx->lab_dir);
+        log_info("lab_created", "lab_dir=%s", log_quote(ctx->lab_dir, ql, sizeof ql));
         reply_ok(req, "Created directory", json_pack("{s:{}}", "files"));
         return;
     }
-    json_t *files = NULL;
     int status = store_lab_files(app->store, ctx->lab_dir, &files);
     if (status != STORE_OK) {
         reply_store_fail(req, ctx, status);
         return;
     }
-    reply_ok(req, "Found directory", json_pack("{s:o}", "files", files));
+    app_memo_put(app, MEMO_OPEN, ctx->lab_dir, files);
+    reply_ok(req, "Found directory", json_pack("{s:O}", "files", files));
 }
 
 static int upload_sink_data(struct http_request *req, const void *data, size_t len)
 {
     struct route_ctx *ctx = http_user(req);
     if (upload_write(ctx->state, data, len)) {
-        log_error("upload_write_failed", "lab_dir=%s errno=%d", ctx->lab_dir, errno);
+        int e = errno;
+        char ql[300];
+        log_error("upload_write_failed", "lab_dir=%s errno=%d",
+                  log_quote(ctx->lab_dir, ql, sizeof ql), e);
         return -1;
     }
     return 0;
@@ -79,8 +90,8 @@ void stream_body_to_dir(struct http_request *req, struct route_ctx *ctx, const c
 void h_upload_head(struct http_request *req, struct route_ctx *ctx)
 {
     const char *filename = http_header(req, "Filename");
-    if (!filename || !name_is_safe_str(filename)) {
-        reply_fail(req, ctx, 400, "Invalid or missing Filename header: use 1-255 bytes "
+    if (!filename || !name_is_safe_str(filename) || !app_is_utf8(filename)) {
+        reply_fail(req, ctx, 400, "Invalid or missing Filename header: use 1-255 bytes of UTF-8 "
                                   "without '/', '\\', control characters, '.' or '..'");
         return;
     }
@@ -114,19 +125,23 @@ void h_upload(struct http_request *req, struct route_ctx *ctx)
         reply_ok(req, "File exists", NULL);
         return;
     }
+    char q[300], ql[300];
     if (upload_commit(up, filename)) {
-        log_error("upload_commit_failed", "lab_dir=%s errno=%d", ctx->lab_dir, errno);
+        int e = errno;
+        log_error("upload_commit_failed", "lab_dir=%s errno=%d",
+                  log_quote(ctx->lab_dir, ql, sizeof ql), e);
         reply_fail(req, ctx, 500, "Cannot store the file on the server");
         return;
     }
     status = store_set_lab_file(app->store, ctx->lab_dir, filename, md5);
+    app_memo_drop(app, MEMO_OPEN);
     if (status != STORE_OK) {
         reply_store_fail(req, ctx, status);
         return;
     }
-    char q[300];
-    log_info("file_uploaded", "lab_dir=%s file=%s bytes=%zu md5=%s", ctx->lab_dir,
-             log_quote(filename, q, sizeof q), upload_size(up), md5);
+    log_info("file_uploaded", "lab_dir=%s file=%s bytes=%zu md5=%s",
+             log_quote(ctx->lab_dir, ql, sizeof ql), log_quote(filename, q, sizeof q),
+             upload_size(up), md5);
     reply_ok(req, "Uploaded file", NULL);
 }
 

@@ -1,7 +1,9 @@
 /*
  * http.c: HTTP/1.1 request framing on libevent bufferevents (see http.h for
  * why). One request at a time per connection; pipelined requests wait in
- * the input buffer until the previous reply is written.
+ * the input buffer until the previous reply is written. A reply made while
+ * its request is being handled is written at once (see conn_write_now), so
+ * a request costs one read and one write, with no epoll changes.
  */
 #include "http.h"
 
@@ -38,6 +40,7 @@ struct http_server {
     struct http_limits lim;
     struct http_handlers h;
     int nconns;
+    LIST_HEAD(, http_conn) conns; /* open connections, closed by http_server_free */
 };
 
 struct http_conn;
@@ -79,6 +82,8 @@ struct http_conn {
     enum conn_state state;
     struct http_request *req;
     size_t lingered;
+    bool busy;              /* inside conn_progress: a reply is written there */
+    LIST_ENTRY(http_conn) link;
 };
 
 static void conn_progress(struct http_conn *c);
@@ -116,6 +121,7 @@ static void conn_free(struct http_conn *c)
 {
     req_free(c->req);
     bufferevent_free(c->bev);
+    LIST_REMOVE(c, link);
     c->srv->nconns--;
     free(c);
 }
@@ -167,6 +173,16 @@ static void write_head(struct http_request *r, int code, const char *ctype, uint
     r->replied = true;
 }
 
+/* A reply made inside conn_progress (the usual, synchronous case) is
+ * written there at once, with no wait for the next loop turn and no
+ * epoll change; one made later (an async handler) is left to the
+ * bufferevent, whose write callback brings conn_progress back. */
+static void reply_queued(struct http_conn *c)
+{
+    if (!c->busy)
+        bufferevent_enable(c->bev, EV_WRITE);
+}
+
 void http_reply(struct http_request *r, int code, const char *ctype, struct evbuffer *body)
 {
     if (r->replied)
@@ -174,7 +190,7 @@ void http_reply(struct http_request *r, int code, const char *ctype, struct evbu
     write_head(r, code, ctype, body ? evbuffer_get_length(body) : 0);
     if (body)
         evbuffer_add_buffer(bufferevent_get_output(r->conn->bev), body);
-    bufferevent_enable(r->conn->bev, EV_WRITE);
+    reply_queued(r->conn);
 }
 
 void http_reply_file(struct http_request *r, int code, const char *ctype, int fd, off_t len)
@@ -188,7 +204,7 @@ void http_reply_file(struct http_request *r, int code, const char *ctype, int fd
         evbuffer_add_file(bufferevent_get_output(r->conn->bev), fd, 0, len);
     else
         close(fd);
-    bufferevent_enable(r->conn->bev, EV_WRITE);
+    reply_queued(r->conn);
 }
 
 static void reply_error(struct http_request *r, int code, const char *msg)
@@ -500,8 +516,25 @@ static void call_handler(struct http_conn *c)
     c->srv->h.on_request(r, c->srv->h.arg);
 }
 
-/* Moves the connection forward as far as input and replies allow. */
-static void conn_progress(struct http_conn *c)
+/* Writes queued output now, as far as the socket takes it; what is left
+ * goes to the bufferevent (EV_WRITE), whose write callback brings us back.
+ * A socket bufferevent keeps its output's start frozen; like its own write
+ * callback, we unfreeze it around the write. */
+static void conn_write_now(struct http_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    int fd = bufferevent_getfd(c->bev);
+    evbuffer_unfreeze(out, 1);
+    while (evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0)
+        ;
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(c->bev, EV_WRITE);
+}
+
+/* Moves the connection forward as far as input and replies allow. Returns
+ * true if the connection was freed. */
+static bool conn_advance(struct http_conn *c)
 {
     for (;;) {
         struct http_request *r = c->req;
@@ -509,23 +542,29 @@ static void conn_progress(struct http_conn *c)
             struct evbuffer *in = bufferevent_get_input(c->bev);
             c->lingered += evbuffer_get_length(in);
             evbuffer_drain(in, evbuffer_get_length(in));
-            if (c->lingered > LINGER_LIMIT)
+            if (c->lingered > LINGER_LIMIT) {
                 conn_free(c);
-            return;
+                return true;
+            }
+            return false;
         }
         if (c->state == ST_HEAD) {
             if (!r)
                 r = c->req = req_new(c);
             int rc = read_head(c);
             if (rc == 0)
-                return;
+                return false;
             if (rc < 0) {
+                /* The error reply is queued. The body stays "not done" so the
+                 * connection lingers after it: closing with unread input would
+                 * send a reset that can destroy the reply on its way. */
                 c->state = ST_HANDLER;
-                r->body_done = true; /* nothing more will be read */
                 bufferevent_disable(c->bev, EV_READ);
-                return;
+                continue;
             }
             c->srv->h.on_head(r, c->srv->h.arg);
+            if (r->replied)
+                conn_write_now(c); /* an early answer goes out before any body is read */
             if (r->replied && r->mode == BODY_DISCARD) {
                 if (r->content_length > (int64_t)DISCARD_LIMIT || r->chunked)
                     r->close_after = true;
@@ -541,63 +580,89 @@ static void conn_progress(struct http_conn *c)
                 call_handler(c);
                 if (!r->replied)
                     reply_error(r, 413, "Request body too large");
-                return;
+                continue;
             }
             const char *expect = evhttp_find_header(&r->headers, "Expect");
-            if (!r->body_done && !r->replied && expect && strcasecmp(expect, "100-continue") == 0)
+            bool expects_100 = !r->body_done && expect && strcasecmp(expect, "100-continue") == 0;
+            if (expects_100 && r->replied) {
+                /* Answered before "100 Continue": the client will not send
+                 * the body, so do not wait for it; close after the reply. */
+                c->state = ST_HANDLER;
+                bufferevent_disable(c->bev, EV_READ);
+                continue;
+            }
+            if (expects_100) {
                 evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+                conn_write_now(c);
+            }
             c->state = ST_BODY;
         }
         if (c->state == ST_BODY) {
             if (!r->body_done) {
                 int rc = read_body(c);
                 if (rc < 0) {
-                    r->body_done = true;
+                    /* Not marked done: the body's consumer aborts and the
+                     * connection lingers after the reply (see above). */
                     c->state = ST_HANDLER;
                     bufferevent_disable(c->bev, EV_READ);
                     if (!r->replied)
                         reply_error(r, 400, "Malformed chunked body");
                     r->close_after = true;
-                    return;
+                    continue;
                 }
                 if (rc == 0 && !r->too_large && !r->failed)
-                    return;
+                    return false;
                 if (rc == 0) {
                     /* Over the limit or refused mid-body: answer now, then close. */
                     c->state = ST_HANDLER;
                     bufferevent_disable(c->bev, EV_READ);
                     call_handler(c);
                     r->close_after = true;
-                    return;
+                    continue;
                 }
                 r->body_done = true;
             }
             c->state = ST_HANDLER;
-            bufferevent_disable(c->bev, EV_READ);
             call_handler(c);
             if (c->req != r) /* cannot happen: the handler never frees */
-                return;
+                return false;
         }
         if (c->state == ST_HANDLER) {
-            if (!r->replied || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
-                return; /* the write callback brings us back */
+            if (r->replied)
+                conn_write_now(c);
+            if (!r->replied || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+                /* An async handler, or a reply still on its way: no more
+                 * input until it is out; the write callback brings us back. */
+                bufferevent_disable(c->bev, EV_READ);
+                return false;
+            }
             if (r->close_after) {
+                bool body_done = r->body_done;
                 req_free(r);
                 c->req = NULL;
-                if (r->body_done)
+                if (body_done) {
                     conn_free(c);
-                else
-                    start_linger(c);
-                return;
+                    return true;
+                }
+                start_linger(c);
+                return false;
             }
             req_free(r);
             c->req = NULL;
             c->state = ST_HEAD;
-            bufferevent_enable(c->bev, EV_READ);
+            bufferevent_enable(c->bev, EV_READ); /* no-op unless it was paused */
             if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
-                return;
+                return false;
         }
     }
+}
+
+/* Replies made while this runs are written by it (see reply_queued). */
+static void conn_progress(struct http_conn *c)
+{
+    c->busy = true;
+    if (!conn_advance(c))
+        c->busy = false;
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -608,8 +673,9 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
     struct http_conn *c = arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE); /* replies are written at once again */
     if (c->state == ST_HANDLER)
         conn_progress(c);
 }
@@ -646,7 +712,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     struct timeval tv = {srv->lim.timeout_s, 0};
     bufferevent_set_timeouts(c->bev, &tv, &tv);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* EV_WRITE (on by default) only while a reply waits: see conn_write_now */
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
+    LIST_INSERT_HEAD(&srv->conns, c, link);
     srv->nconns++;
 }
 
@@ -657,6 +726,7 @@ struct http_server *http_server_new(struct event_base *base, const struct http_l
     srv->base = base;
     srv->lim = *lim;
     srv->h = *h;
+    LIST_INIT(&srv->conns);
     return srv;
 }
 
@@ -696,6 +766,8 @@ void http_server_free(struct http_server *srv)
         return;
     if (srv->listener)
         evconnlistener_free(srv->listener);
+    while (!LIST_EMPTY(&srv->conns))
+        conn_free(LIST_FIRST(&srv->conns));
     free(srv);
 }
 

@@ -54,6 +54,7 @@ struct http_server *http_server_new(struct event_base *base, const struct http_l
                                     const struct http_handlers *h);
 /* Binds and listens; returns the bound port (useful with port 0) or -1. */
 int http_server_listen(struct http_server *srv, const char *addr, int port);
+/* Stops listening and closes every open connection (requests are dropped). */
 void http_server_free(struct http_server *srv);
 int http_server_connections(const struct http_server *srv);
 

@@ -109,6 +109,7 @@ int main(int argc, char **argv)
     event_free(tick);
     http_server_free(app.http);
     event_base_free(app.base);
+    app_memo_free_all(&app);
     store_free(app.store);
     config_free(&cfg);
     log_info("stopped", "%s", "");

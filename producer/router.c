@@ -28,7 +28,9 @@ static void ctx_free(struct http_request *req, void *arg)
     free(ctx);
 }
 
-/* Splits the raw path into raw segments (at most max); -1 if malformed. */
+/* Splits the raw path into raw segments (at most max); -1 if malformed. An
+ * empty segment is allowed only last ("/pool/KEY//", as tango-cli sends for
+ * "all pools"): it becomes "", which each route's validation then judges. */
 static int split_path(const char *path, char **segs, int max)
 {
     if (path[0] != '/')
@@ -41,7 +43,7 @@ static int split_path(const char *path, char **segs, int max)
     }
     while (*p) {
         size_t len = strcspn(p, "/");
-        if (len == 0 || n == max)
+        if ((len == 0 && strcmp(p, "/") != 0) || n == max)
             return -1 - n; /* empty segment, or too many */
         segs[n++] = strndup(p, len);
         p += len;
@@ -114,9 +116,10 @@ void router_on_head(struct http_request *req, void *arg)
         reply_fail(req, ctx, 401, "Key not recognized");
         return;
     }
-    if (route_has_lab(route) && lab_dir_name(ctx->args[0], ctx->args[1], ctx->lab_dir)) {
-        reply_fail(req, ctx, 400, "Invalid courselab name: use 1-238 bytes without '/', '\\', "
-                                  "control characters, '.' or '..'");
+    if (route_has_lab(route) && (!app_is_utf8(ctx->args[1]) ||
+                                 lab_dir_name(ctx->args[0], ctx->args[1], ctx->lab_dir))) {
+        reply_fail(req, ctx, 400, "Invalid courselab name: use 1-238 bytes of UTF-8 without '/', "
+                                  "'\\', control characters, '.' or '..'");
         return;
     }
     if (route->body == RB_JSON)
