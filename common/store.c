@@ -4,6 +4,7 @@
  */
 #include "store_internal.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,13 +51,44 @@ void store_key(const struct store *st, char *buf, const char *fmt, ...)
     va_end(ap);
 }
 
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 4000
+
+/* Records a failure. A reused connection that Redis closed (EOF, reset)
+ * never ran the command and may be retried at once on a fresh one. A
+ * timeout (Redis hung or unreachable) starts a fail-fast window, so a hung
+ * Redis costs one timeout per window, not one per call; a refused
+ * connection costs nothing, so it gets no window and recovery is immediate. */
 static void mark_down(struct store *st, const char *why)
 {
+    int e = errno;
+    st->last_retryable = st->ctx && (st->ctx->err == REDIS_ERR_EOF ||
+                                     (st->ctx->err == REDIS_ERR_IO &&
+                                      (e == ECONNRESET || e == EPIPE)));
     snprintf(st->err, sizeof st->err, "Redis unavailable: %s", why);
-    if (!st->was_down)
+    /* hiredis's words: "Connection timed out" (connect), "Resource
+     * temporarily unavailable" (read timeout). errno is no guide here: a
+     * refused non-blocking connect leaves EINPROGRESS behind. */
+    bool timed_out = strstr(why, "timed out") || strstr(why, "temporarily unavailable") ||
+                     strstr(why, "Timeout");
+    if (timed_out) {
+        st->backoff_ms = st->backoff_ms ? st->backoff_ms * 2 : BACKOFF_MIN_MS;
+        if (st->backoff_ms > BACKOFF_MAX_MS)
+            st->backoff_ms = BACKOFF_MAX_MS;
+        st->down_until_ms = mono_ms() + st->backoff_ms;
+    }
+    if (!st->was_down && !st->last_retryable)
         log_warn("redis_down", "host=%s port=%d reason=\"%s\"", st->target.host,
                  st->target.port, why);
-    st->was_down = 1;
+    if (!st->last_retryable)
+        st->was_down = 1;
     if (st->ctx) {
         redisFree(st->ctx);
         st->ctx = NULL;
@@ -71,6 +103,9 @@ static int ensure_connected_ex(struct store *st, bool *fresh)
     if (st->ctx)
         return 0;
     *fresh = true;
+    st->last_retryable = false;
+    if (mono_ms() < st->down_until_ms)
+        return -1; /* still in the fail-fast window; st->err says why */
     struct timeval tv = {st->timeout_ms / 1000, (st->timeout_ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(st->target.host, st->target.port, tv);
     if (!c || c->err) {
@@ -106,12 +141,15 @@ static int ensure_connected_ex(struct store *st, bool *fresh)
     if (st->was_down)
         log_info("redis_up", "host=%s port=%d", st->target.host, st->target.port);
     st->was_down = 0;
+    st->backoff_ms = 0;
+    st->down_until_ms = 0;
     return 0;
 }
 
-/* A reused connection that fails was usually closed by a Redis restart
- * while idle: the command never reached a live server, so one retry on a
- * fresh connection is safe and spares the caller a spurious failure. */
+/* A reused connection found closed (EOF or reset: Redis restarted while it
+ * was idle) never ran the command, so one retry on a fresh connection is
+ * safe and spares the caller a spurious failure. A timeout is never retried:
+ * the command may have run. */
 #define RETRY_ON_STALE(call)                                                         \
     for (int attempt_ = 0; attempt_ < 2; attempt_++) {                              \
         bool fresh_;                                                                \
@@ -120,7 +158,7 @@ static int ensure_connected_ex(struct store *st, bool *fresh)
             return NULL;                                                            \
         }                                                                           \
         call;                                                                       \
-        if (r || fresh_ || *status != STORE_UNAVAILABLE)                            \
+        if (r || fresh_ || *status != STORE_UNAVAILABLE || !st->last_retryable)     \
             return r;                                                               \
     }                                                                               \
     return NULL
@@ -166,7 +204,7 @@ redisReply *store_cmdf(struct store *st, int *status, const char *fmt, ...)
         va_copy(copy, ap);
         r = check_reply(st, redisvCommand(st->ctx, fmt, copy), status);
         va_end(copy);
-        if (r || fresh || *status != STORE_UNAVAILABLE)
+        if (r || fresh || *status != STORE_UNAVAILABLE || !st->last_retryable)
             break;
     }
     va_end(ap);
@@ -252,7 +290,7 @@ redisReply *store_batch_run(struct store *st, struct store_batch *b, bool atomic
             break;
         }
         r = batch_send(st, b, atomic, status);
-        if (r || fresh || *status != STORE_UNAVAILABLE)
+        if (r || fresh || *status != STORE_UNAVAILABLE || !st->last_retryable)
             break;
     }
     batch_clear(b);

@@ -6,6 +6,7 @@
 #ifndef TANGO_STORE_INTERNAL_H
 #define TANGO_STORE_INTERNAL_H
 
+#include <stdbool.h>
 #include <hiredis/hiredis.h>
 
 #include "store.h"
@@ -17,6 +18,9 @@ struct store {
     int dead_keep;
     redisContext *ctx;
     int was_down;      /* for logging transitions only */
+    bool last_retryable;      /* last failure: an idle connection found closed */
+    long long down_until_ms;  /* fail fast until then (monotonic), Redis down */
+    int backoff_ms;
     char err[256];
 };
 

@@ -139,6 +139,7 @@ class Proc:
         self.env = env
         self.logpath = logpath
         self.proc = None
+        self.killed = False
 
     def start(self):
         self.log = open(self.logpath, "ab")
@@ -146,13 +147,18 @@ class Proc:
         return self
 
     def kill(self, sig=signal.SIGKILL):
+        """Kills on purpose: the exit check at the end skips this process."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(30)
+            self.killed = True
 
     def stop(self, timeout=30):
         """SIGTERM and wait; returns the exit code (None if it was not running)."""
-        if not self.proc:
+        if not self.proc or self.killed:
+            if self.proc:
+                self.log.close()
+                self.proc = None
             return None
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -280,7 +286,8 @@ class Service:
         return self.get("/open/%s/%s/" % (self.key, urllib.parse.quote(lab, safe="")), **kw).json()
 
     def upload(self, lab, name, data, **kw):
-        return self.post("/upload/%s/%s/" % (self.key, lab), data, {"Filename": name}, **kw).json()
+        return self.post("/upload/%s/%s/" % (self.key, lab), data,
+                         {"Filename": name.encode("utf-8")}, **kw).json()
 
     def add_job(self, lab, job, **kw):
         return self.post("/addJob/%s/%s/" % (self.key, lab), json.dumps(job).encode(), **kw).json()
