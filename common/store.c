@@ -750,3 +750,35 @@ int store_cancel_requested(struct store *st, int64_t id, bool *requested)
     freeReplyObject(r);
     return STORE_OK;
 }
+
+int store_want_partial(struct store *st, int64_t id, int ttl_s)
+{
+    char key[KEY_MAX];
+    store_key(st, key, "partial:want:%lld", (long long)id);
+    int status;
+    freeReplyObject(store_cmdf(st, &status, "SET %s 1 EX %d", key, ttl_s));
+    return status;
+}
+
+int store_partial_wanted(struct store *st, const int64_t *ids, size_t n, bool *wanted)
+{
+    for (size_t done = 0; done < n;) {
+        struct store_batch b = {0};
+        size_t chunk = n - done < BATCH_MAX ? n - done : BATCH_MAX;
+        for (size_t i = 0; i < chunk; i++) {
+            char key[KEY_MAX];
+            store_key(st, key, "partial:want:%lld", (long long)ids[done + i]);
+            batch_add(&b, "EXISTS %s", key);
+        }
+        int status;
+        redisReply *r = store_batch_run(st, &b, false, &status);
+        if (!r)
+            return status;
+        for (size_t i = 0; i < chunk; i++)
+            wanted[done + i] = r->element[i]->type == REDIS_REPLY_INTEGER &&
+                               r->element[i]->integer == 1;
+        freeReplyObject(r);
+        done += chunk;
+    }
+    return STORE_OK;
+}

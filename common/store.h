@@ -19,6 +19,7 @@
  *   pools:wanted           hash image -> {"size":N,"cores":..,"memory":..}
  *   pools:state            hash image -> {"total":[..],"free":[..]} (consumer)
  *   partial:<id>           partial output of a running job (consumer)
+ *   partial:want:<id>      someone asked for it lately (producer, expiring)
  *   build:lastid, builds:queue (list of build JSON), build:result:<id>
  *   callbacks:due          zset of pending callback JSON by due time (consumer)
  *   callbacks:failed       list of callbacks given up after callback_attempts
@@ -96,7 +97,12 @@ int store_set_pool_state(struct store *st, const char *image, const json_t *stat
 /* {image: {"total":[ids],"free":[ids]}} for every wanted or published pool. */
 int store_pools(struct store *st, json_t **out);
 
-/* Partial output of a running job. */
+/* Partial output of a running job. A producer serving getPartialOutput
+ * marks interest (partial:want:<id>, expiring), and the consumer reads a
+ * running job's output only while someone is interested. */
+int store_want_partial(struct store *st, int64_t id, int ttl_s);
+/* wanted[i] tells whether ids[i] has interest (one round trip). */
+int store_partial_wanted(struct store *st, const int64_t *ids, size_t n, bool *wanted);
 int store_partial_output(struct store *st, int64_t id, char **out, size_t *len);
 int store_set_partial_output(struct store *st, int64_t id, const char *data, size_t len,
                              int ttl_s);

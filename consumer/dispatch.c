@@ -50,6 +50,21 @@ static int running_for_image(struct consumer *c, const char *image, int *total)
     return n;
 }
 
+/* Starts h's worker thread. Caller holds the lock. */
+static bool start_worker(struct consumer *c, struct held_job *h)
+{
+    struct worker_arg *wa = malloc(sizeof *wa);
+    wa->c = c;
+    wa->h = h;
+    if (pthread_create(&h->thread, NULL, worker_main, wa) != 0) {
+        free(wa);
+        log_error("worker_start_failed", "id=%lld errno=%d", (long long)h->id, errno);
+        return false;
+    }
+    h->started = true;
+    return true;
+}
+
 /* Starts held jobs that fit the limits, oldest first. Caller holds lock. */
 static void start_ready(struct consumer *c)
 {
@@ -62,15 +77,8 @@ static void start_ready(struct consumer *c)
             return;
         if (same >= c->cfg->max_jobs_per_image)
             continue;
-        struct worker_arg *wa = malloc(sizeof *wa);
-        wa->c = c;
-        wa->h = h;
-        if (pthread_create(&h->thread, NULL, worker_main, wa) != 0) {
-            free(wa);
-            log_error("worker_start_failed", "id=%lld errno=%d", (long long)h->id, errno);
+        if (!start_worker(c, h))
             return;
-        }
-        h->started = true;
     }
 }
 
@@ -123,15 +131,8 @@ static void hold(struct consumer *c, struct job *job, bool cancel)
         pp = &(*pp)->next;
     *pp = h;
     c->nheld++;
-    if (cancel) {
-        struct worker_arg *wa = malloc(sizeof *wa);
-        wa->c = c;
-        wa->h = h;
-        if (pthread_create(&h->thread, NULL, worker_main, wa) == 0)
-            h->started = true;
-        else
-            free(wa);
-    }
+    if (cancel)
+        start_worker(c, h);
     start_ready(c);
     pthread_mutex_unlock(&c->lock);
 }
@@ -185,6 +186,8 @@ static void process_cancels(struct consumer *c, struct store *st)
                     running = true;
                     vm = h->vm;
                 }
+                if (!h->started)
+                    start_worker(c, h); /* ends at once: it runs nothing */
             }
         pthread_mutex_unlock(&c->lock);
         if (running) {
@@ -212,14 +215,17 @@ static void process_cancels(struct consumer *c, struct store *st)
     free(ids);
 }
 
+/* How many more jobs to lease: only what can start now, so queued jobs stay
+ * in the queue (with a queue position, and takeable by a standby). Jobs
+ * waiting for their image's own limit count against it. */
 static int capacity_left(struct consumer *c)
 {
     pthread_mutex_lock(&c->lock);
-    int n = c->nheld;
+    int active = 0;
+    for (struct held_job *h = c->held; h; h = h->next)
+        active += !atomic_load(&h->slot_free);
     pthread_mutex_unlock(&c->lock);
-    /* Hold a few beyond the running limit so an image at its own limit
-     * does not block other images behind it. */
-    return c->cfg->max_jobs * 2 - n;
+    return c->cfg->max_jobs - active;
 }
 
 /* Drain deadline passed: give every held job back to the head of the queue

@@ -1,7 +1,9 @@
 /*
- * partial.c: publishing partial output. While a job runs, this thread
- * periodically reads what it has printed so far through the VMMS and stores
- * it in Redis (with an expiry), where any producer serves getPartialOutput.
+ * partial.c: publishing partial output. While a job runs and a client has
+ * asked for its partial output lately (producers mark that interest), this
+ * thread periodically reads what the job printed so far through the VMMS and
+ * stores it in Redis (with an expiry), where any producer serves
+ * getPartialOutput. Jobs nobody watches cost no Docker exec.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +32,16 @@ void *partial_main(void *arg)
                 n++;
             }
         pthread_mutex_unlock(&c->lock);
+        bool *wanted = calloc(n + 1, sizeof *wanted);
+        int64_t *ids = calloc(n + 1, sizeof *ids);
+        for (size_t i = 0; i < n; i++)
+            ids[i] = batch[i].id;
+        if (store_partial_wanted(st, ids, n, wanted) != STORE_OK)
+            memset(wanted, 0, n * sizeof *wanted);
+        free(ids);
         for (size_t i = 0; i < n && !atomic_load(&c->stopping); i++) {
+            if (!wanted[i])
+                continue; /* nobody asked: spare Docker an exec */
             char *out = NULL;
             size_t len = 0;
             char err[256] = "";
@@ -43,6 +54,7 @@ void *partial_main(void *arg)
             }
             free(out);
         }
+        free(wanted);
         free(batch);
     }
     store_free(st);

@@ -90,6 +90,11 @@ bool app_is_utf8(const char *s);
  * success ctx->state is the struct upload. Replies itself on failure. */
 void stream_body_to_dir(struct http_request *req, struct route_ctx *ctx, const char *dir);
 
+/* Parses args[1] as a job id and loads the job's record (live or dead);
+ * replies itself and returns false on a bad id, unknown job or store error. */
+bool load_job_arg(struct http_request *req, struct route_ctx *ctx, long long *id, json_t **job,
+                  bool *dead);
+
 /* Handlers (handlers_*.c). */
 void h_hello(struct http_request *req, struct route_ctx *ctx);
 void h_health(struct http_request *req, struct route_ctx *ctx);
@@ -105,5 +110,7 @@ void h_pool(struct http_request *req, struct route_ctx *ctx);
 void h_prealloc(struct http_request *req, struct route_ctx *ctx);
 void h_build_head(struct http_request *req, struct route_ctx *ctx);
 void h_build(struct http_request *req, struct route_ctx *ctx);
+void h_job(struct http_request *req, struct route_ctx *ctx);
+void h_cancel(struct http_request *req, struct route_ctx *ctx);
 
 #endif

@@ -71,25 +71,35 @@ void h_jobs(struct http_request *req, struct route_ctx *ctx)
     reply_ok(req, "Found list of jobs", json_pack("{s:o}", "jobs", jobs));
 }
 
+bool load_job_arg(struct http_request *req, struct route_ctx *ctx, long long *id, json_t **job,
+                  bool *dead)
+{
+    if (parse_job_id(ctx->args[1], id)) {
+        reply_fail(req, ctx, 400, "Invalid job id");
+        return false;
+    }
+    int status = store_get_job(ctx->app->store, *id, job, dead);
+    if (status == STORE_NOT_FOUND) {
+        reply_fail(req, ctx, 404, "Job not found");
+        return false;
+    }
+    if (status != STORE_OK) {
+        reply_store_fail(req, ctx, status);
+        return false;
+    }
+    return true;
+}
+
+#define PARTIAL_INTEREST_S 30
+
 void h_partial_output(struct http_request *req, struct route_ctx *ctx)
 {
     struct app *app = ctx->app;
     long long id;
-    if (parse_job_id(ctx->args[1], &id)) {
-        reply_fail(req, ctx, 400, "Invalid job id");
-        return;
-    }
     json_t *job = NULL;
     bool dead = false;
-    int status = store_get_job(app->store, id, &job, &dead);
-    if (status == STORE_NOT_FOUND) {
-        reply_fail(req, ctx, 404, "Job not found");
+    if (!load_job_arg(req, ctx, &id, &job, &dead))
         return;
-    }
-    if (status != STORE_OK) {
-        reply_store_fail(req, ctx, status);
-        return;
-    }
     const char *state = json_string_value(json_object_get(job, "state"));
     bool running = state && (!strcmp(state, "running") || !strcmp(state, "finishing"));
     json_decref(job);
@@ -101,9 +111,12 @@ void h_partial_output(struct http_request *req, struct route_ctx *ctx)
         reply_fail(req, ctx, 409, "Job is not running yet");
         return;
     }
+    /* Tell the consumer someone is watching, so it keeps publishing. */
+    int status = store_want_partial(app->store, id, PARTIAL_INTEREST_S);
     char *out = NULL;
     size_t len = 0;
-    status = store_partial_output(app->store, id, &out, &len);
+    if (status == STORE_OK)
+        status = store_partial_output(app->store, id, &out, &len);
     if (status != STORE_OK && status != STORE_NOT_FOUND) {
         reply_store_fail(req, ctx, status);
         return;

@@ -21,6 +21,8 @@ static const struct route routes[] = {
     {"POST", "prealloc",         3, 3, true,  true,  RB_JSON,   NULL,          h_prealloc},
     {"POST", "build",            1, 1, true,  true,  RB_STREAM, h_build_head,  h_build},
     {"GET",  "health",           0, 0, false, false, RB_NONE,   NULL,          h_health},
+    {"GET",  "job",              2, 2, true,  false, RB_NONE,   NULL,          h_job},
+    {"POST", "cancel",           2, 2, true,  false, RB_NONE,   NULL,          h_cancel},
 };
 
 const struct route *routes_find(const char *name, const char *method, bool *name_known)
