@@ -34,6 +34,7 @@ PLUGINS      := $(notdir $(patsubst %/,%,$(dir $(wildcard vmms/*/*.c))))
 PLUGIN_SOS   := $(patsubst %,$(BUILD)/vmms/%.so,$(sort $(PLUGINS)))
 UNIT_SRC     := $(wildcard tests/unit/test_*.c)
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+BENCH_BINS   := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/*.c))
 
 LIBCOMMON   := $(BUILD)/libtango-common.a
 LIBPRODUCER := $(BUILD)/libtango-producer.a
@@ -99,7 +100,11 @@ check:
 	$(MAKE) image
 	tests/run.sh --build build --build build/asan
 
-bench: all
+$(BUILD)/bench/%: tests/bench/%.c $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(LIBCOMMON) $(LDFLAGS) $(LDLIBS) -o $@
+
+bench: all $(BENCH_BINS)
 	tests/bench/run.sh
 
 # The full chaos run (issue #5): 500 jobs under kills and restarts.

@@ -304,38 +304,46 @@ int store_ping(struct store *st)
     return status;
 }
 
+/* One round trip: the id comes from INCR inside the script and is spliced
+ * into the record, which the caller serialises with "id" first and 0 as a
+ * placeholder ({"id":0,...). */
+static const char ADD_JOB_LUA[] =
+    "local id = redis.call('INCR', KEYS[1])\n"
+    "local rec = '{\"id\":' .. id .. string.sub(ARGV[1], 8)\n"
+    "redis.call('HSET', KEYS[2], id, rec)\n"
+    "redis.call('ZADD', KEYS[3], id, id)\n"
+    "redis.call('RPUSH', KEYS[4], id)\n"
+    "redis.call('HINCRBY', KEYS[5], 'job_requests', 1)\n"
+    "return id\n";
+
 int store_add_job(struct store *st, struct job *job)
 {
     if (!job->name || !job->image || !job->output_file) {
         snprintf(st->err, sizeof st->err, "job record incomplete");
         return STORE_ERROR;
     }
-    char k_last[KEY_MAX], k_live[KEY_MAX], k_ids[KEY_MAX], k_q[KEY_MAX], k_cnt[KEY_MAX];
-    store_key(st, k_last, "job:lastid");
-    int status;
-    redisReply *r = store_cmdf(st, &status, "INCR %s", k_last);
-    if (!r)
-        return status;
-    job->id = r->integer;
-    freeReplyObject(r);
+    job->id = 0;
     char *text = job_dumps(job);
-    if (!text) {
+    if (!text || strncmp(text, "{\"id\":0,", 8) != 0) {
+        free(text);
         snprintf(st->err, sizeof st->err, "job record cannot be serialized");
         return STORE_ERROR;
     }
+    char k_last[KEY_MAX], k_live[KEY_MAX], k_ids[KEY_MAX], k_q[KEY_MAX], k_cnt[KEY_MAX];
+    store_key(st, k_last, "job:lastid");
     store_key(st, k_live, "jobs:live");
     store_key(st, k_ids, "jobs:live:ids");
     store_key(st, k_q, "queue:pending");
     store_key(st, k_cnt, "counters");
-    struct store_batch b = {0};
-    batch_add(&b, "HSET %s %lld %s", k_live, (long long)job->id, text);
-    batch_add(&b, "ZADD %s %lld %lld", k_ids, (long long)job->id, (long long)job->id);
-    batch_add(&b, "RPUSH %s %lld", k_q, (long long)job->id);
-    batch_add(&b, "HINCRBY %s job_requests 1", k_cnt);
+    int status;
+    redisReply *r = store_cmdf(st, &status, "EVAL %s 5 %s %s %s %s %s %s", ADD_JOB_LUA, k_last,
+                               k_live, k_ids, k_q, k_cnt, text);
     free(text);
-    r = store_batch_run(st, &b, true, &status);
+    if (!r)
+        return status;
+    job->id = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
     freeReplyObject(r);
-    return status;
+    return job->id > 0 ? STORE_OK : STORE_ERROR;
 }
 
 /* Parses an array reply of job JSON strings (nil entries skipped). */

@@ -4,18 +4,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "app.h"
 #include "text.h"
 
+#define IMAGES_CACHE_MS 1000
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int app_known_images(struct app *app, json_t **out)
 {
-    int status = store_images(app->store, out);
-    if (status != STORE_NOT_FOUND)
+    long long now = mono_ms();
+    if (app->images && now < app->images_until_ms) {
+        *out = json_incref(app->images);
+        return STORE_OK;
+    }
+    json_t *list = NULL;
+    int status = store_images(app->store, &list);
+    if (status == STORE_NOT_FOUND) {
+        list = json_array();
+        for (size_t i = 0; i < app->cfg->nimages; i++)
+            json_array_append_new(list, json_string(app->cfg->images[i]));
+        status = STORE_OK;
+    }
+    if (status != STORE_OK)
         return status;
-    *out = json_array();
-    for (size_t i = 0; i < app->cfg->nimages; i++)
-        json_array_append_new(*out, json_string(app->cfg->images[i]));
+    json_decref(app->images);
+    app->images = json_incref(list);
+    app->images_until_ms = now + IMAGES_CACHE_MS;
+    *out = list;
     return STORE_OK;
 }
 
@@ -57,4 +80,6 @@ void app_memo_free_all(struct app *app)
 {
     for (int i = 0; i < MEMO_COUNT; i++)
         app_memo_drop(app, (enum app_memo)i);
+    json_decref(app->images);
+    app->images = NULL;
 }

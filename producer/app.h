@@ -34,6 +34,8 @@ struct app {
     struct event_base *base;
     struct http_server *http;
     struct app_memo_slot memo[MEMO_COUNT];
+    json_t *images;            /* image list cache (app_known_images) */
+    long long images_until_ms; /* monotonic ms it is good until */
 };
 
 #define ROUTE_MAX_ARGS 4
@@ -72,7 +74,8 @@ void router_on_head(struct http_request *req, void *app);
 void router_on_request(struct http_request *req, void *app);
 
 /* The images a job may name: what the consumer published, else config's
- * "images". *out is a new JSON array. */
+ * "images". *out is a new JSON array. Cached for one second: a newly built
+ * image is accepted at most a second after the consumer publishes it. */
 int app_known_images(struct app *app, json_t **out);
 
 /* The memo's document for key if it was read in this turn (borrowed), else

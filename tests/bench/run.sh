@@ -8,12 +8,14 @@
 #   tests/bench/run.sh [SECTION...]      (default: the sections listed below)
 #
 # Sections run by default: producer (HTTP producer: req/s, latency, upload
-# MB/s, RSS). Add a section by adding its script and its name here.
+# MB/s, RSS), dispatch (per-job Redis cost at 1k/100k queued, addJob jobs/s),
+# jobs (job latency and throughput next to raw Docker, service RSS). Add a
+# section by adding its script and its name here.
 set -u
 cd "$(dirname "$0")/../.."
 export BUILD="${BUILD:-build}"
 sections=("$@")
-[ ${#sections[@]} -gt 0 ] || sections=(producer)
+[ ${#sections[@]} -gt 0 ] || sections=(producer dispatch jobs)
 
 status=0
 for s in "${sections[@]}"; do
