@@ -102,6 +102,40 @@ class Bench:
         return last - t0, lat
 
 
+def rss_mb(proc):
+    """Resident set size of a running service process, in MiB."""
+    try:
+        with open("/proc/%d/status" % proc.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, AttributeError):
+        pass
+    return 0.0
+
+
+class RssSampler:
+    """Samples the max RSS of some processes every 100 ms while running."""
+
+    def __init__(self, procs):
+        self.procs = procs
+        self.max = {p.name: 0.0 for p in procs}
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def loop(self):
+        while not self.stop.is_set():
+            for p in self.procs:
+                self.max[p.name] = max(self.max[p.name], rss_mb(p))
+            time.sleep(0.1)
+
+    def done(self):
+        self.stop.set()
+        self.t.join()
+        return self.max
+
+
 def pool_free(svc):
     r = svc.get("/pool/%s/%s/" % (svc.key, IMAGE)).json()
     if r["statusId"] != 0:
@@ -148,6 +182,8 @@ def main():
     with tlib.Service(producers=1, config={"log_level": "warn"}) as svc:
         svc.start_consumer(cfg)
         b = Bench(svc, cb)
+        time.sleep(1.0)
+        idle = {p.name: rss_mb(p) for p in (svc.producers[0], svc.consumers[0])}
         b.sequential(2)  # warm up
         cold = b.sequential(N_LAT)
         r = svc.post("/prealloc/%s/%s/%d/" % (svc.key, IMAGE, PAR)).json()
@@ -157,7 +193,9 @@ def main():
         svc.post("/prealloc/%s/%s/0/" % (svc.key, IMAGE))
         time.sleep(1.5)
         m20, l20 = b.burst(20)
+        sampler = RssSampler([svc.producers[0], svc.consumers[0]])
         m100, l100 = b.burst(100)
+        loaded = sampler.done()
         svc.consumers[0].stop(120)
         svc.consumers.clear()
     cb.close()
@@ -174,6 +212,9 @@ def main():
     row("100 jobs makespan (parallel %d)" % PAR, m100, raw100_t)
     row("100 jobs throughput (jobs/s)", 100 / m100, 100 / raw100_t, unit="", better="higher")
     rows.append(("100 jobs latency p50 / p90", "%.2f / %.2f s" % (statistics.median(l100), pct(l100, 90)), "", ""))
+    for name in sorted(idle):
+        rows.append(("%s RSS idle / max during 100 jobs" % name.rstrip("0"),
+                     "%.1f / %.1f MiB" % (idle[name], loaded[name]), "", ""))
     w = max(len(r[0]) for r in rows)
     print("%-*s | %-16s | %-16s | %s" % (w, "figure", "this project", "raw Docker", "ratio"))
     print("-" * (w + 50))
