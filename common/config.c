@@ -4,6 +4,7 @@
  * range. Adding a key means adding one row here and one field in config.h.
  */
 #include "config.h"
+#include "labs.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 extern char **environ;
 
@@ -491,5 +493,34 @@ int redis_url_parse(const char *url, struct redis_target *out, char *err, size_t
     return 0;
 bad:
     snprintf(err, errlen, "config key \"redis_url\": expected redis://[:password@]host[:port][/db]");
+    return -1;
+}
+
+int config_from_cli(int argc, char **argv, const char *component, struct tango_config *cfg)
+{
+    const char *path = NULL;
+    int opt;
+    optind = 1;
+    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+        if (opt == 'c') {
+            path = optarg;
+        } else {
+            fprintf(stderr, "usage: %s [-c config.json]\n"
+                            "Environment TANGO_<KEY> overrides any config key.\n", argv[0]);
+            return opt == 'h' ? 0 : 2;
+        }
+    }
+    char err[512];
+    if (config_load(cfg, path, NULL, err, sizeof err)) {
+        fprintf(stderr, "tango-%s: %s\n", component, err);
+        return 2;
+    }
+    log_init(component, (enum log_level)log_level_parse(cfg->log_level));
+    if (mkdir_p(cfg->courselabs, 0755)) {
+        fprintf(stderr, "tango-%s: config key \"courselabs\": cannot create %s: %s\n",
+                component, cfg->courselabs, strerror(errno));
+        config_free(cfg);
+        return 2;
+    }
     return -1;
 }

@@ -75,6 +75,13 @@ int config_load(struct tango_config *cfg, const char *path, char *const *envp,
                 char *err, size_t errlen);
 void config_free(struct tango_config *cfg);
 
+/* A service's start-up: parses "-c FILE" / "-h" from argv, loads the config
+ * (file + environment), starts the logger as component and makes sure the
+ * courselabs directory exists. Returns -1 when the service should run, else
+ * the exit code (0 after -h, 2 on a usage or config error, reported on
+ * stderr as "tango-<component>: ..."). */
+int config_from_cli(int argc, char **argv, const char *component, struct tango_config *cfg);
+
 /* Parsed redis_url: redis://[:password@]host[:port][/db] */
 struct redis_target {
     char host[256];

@@ -203,6 +203,35 @@ int store_job_load(struct store *st, int64_t id, struct job **job)
     return status;
 }
 
+/* Runs a script that changes a job this consumer owns. Its arguments are
+ * the job id, the owner token, the job's JSON, then extra; it returns 1 when
+ * it did the change, else 0 (the token does not own the job). */
+static int owned_job_script(struct store *st, const char *script, int nkeys,
+                            const char *const *keys, const char *token, const struct job *job,
+                            const char *const *extra, int nextra)
+{
+    char sid[32];
+    snprintf(sid, sizeof sid, "%lld", (long long)job->id);
+    char *text = job_dumps(job);
+    if (!text) {
+        snprintf(st->err, sizeof st->err, "job record cannot be serialized");
+        return STORE_ERROR;
+    }
+    const char **args = calloc((size_t)nextra + 3, sizeof *args);
+    args[0] = sid;
+    args[1] = token;
+    args[2] = text;
+    for (int i = 0; i < nextra; i++)
+        args[3 + i] = extra[i];
+    long long r = 0;
+    int status = script_int(st, script, nkeys, keys, nextra + 3, args, &r);
+    free(args);
+    free(text);
+    if (status == STORE_OK && r != 1)
+        return STORE_NOT_FOUND;
+    return status;
+}
+
 static const char SAVE_LUA[] =
     "if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end\n"
     "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end\n"
@@ -211,17 +240,8 @@ static const char SAVE_LUA[] =
 
 int store_job_save(struct store *st, const char *token, const struct job *job)
 {
-    char sid[32];
-    snprintf(sid, sizeof sid, "%lld", (long long)job->id);
-    char *text = job_dumps(job);
     const char *keys[] = {"jobs:live", "lease:owner"};
-    const char *args[] = {sid, token, text};
-    long long r = 0;
-    int status = script_int(st, SAVE_LUA, 2, keys, 3, args, &r);
-    free(text);
-    if (status == STORE_OK && r != 1)
-        return STORE_NOT_FOUND;
-    return status;
+    return owned_job_script(st, SAVE_LUA, 2, keys, token, job, NULL, 0);
 }
 
 static const char REQUEUE_LUA[] =
@@ -244,18 +264,10 @@ static const char REQUEUE_LUA[] =
 int store_job_requeue(struct store *st, const char *token, const struct job *job,
                       bool count_retry)
 {
-    char sid[32];
-    snprintf(sid, sizeof sid, "%lld", (long long)job->id);
-    char *text = job_dumps(job);
     const char *keys[] = {"jobs:live", "queue:leased", "leases", "lease:owner",
                           "queue:pending", "counters", "partial:"};
-    const char *args[] = {sid, token, text, count_retry ? "1" : "0"};
-    long long r = 0;
-    int status = script_int(st, REQUEUE_LUA, 7, keys, 4, args, &r);
-    free(text);
-    if (status == STORE_OK && r != 1)
-        return STORE_NOT_FOUND;
-    return status;
+    const char *extra[] = {count_retry ? "1" : "0"};
+    return owned_job_script(st, REQUEUE_LUA, 7, keys, token, job, extra, 1);
 }
 
 static const char FINISH_LUA[] =
@@ -288,31 +300,22 @@ static const char FINISH_LUA[] =
 int store_job_finish(struct store *st, const char *token, const struct job *job,
                      const char *const *counters, size_t ncounters, const json_t *callback)
 {
-    char sid[32], keep[32], due[32];
-    snprintf(sid, sizeof sid, "%lld", (long long)job->id);
+    char keep[32], due[32];
     snprintf(keep, sizeof keep, "%d", st->dead_keep);
     snprintf(due, sizeof due, "%lld", now_ms());
-    char *text = job_dumps(job);
     char *cb = callback ? json_dumps(callback, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     const char *keys[] = {"jobs:live", "jobs:live:ids", "jobs:dead", "jobs:dead:ids",
                           "queue:leased", "leases", "lease:owner", "counters",
                           "callbacks:due", "partial:", "cancels", "callbacks:wake"};
-    const char **args = calloc(6 + ncounters, sizeof *args);
-    args[0] = sid;
-    args[1] = token;
-    args[2] = text;
-    args[3] = keep;
-    args[4] = cb ? cb : "";
-    args[5] = due;
+    const char **extra = calloc(3 + ncounters, sizeof *extra);
+    extra[0] = keep;
+    extra[1] = cb ? cb : "";
+    extra[2] = due;
     for (size_t i = 0; i < ncounters; i++)
-        args[6 + i] = counters[i];
-    long long r = 0;
-    int status = script_int(st, FINISH_LUA, 12, keys, 6 + (int)ncounters, args, &r);
-    free(args);
-    free(text);
+        extra[3 + i] = counters[i];
+    int status = owned_job_script(st, FINISH_LUA, 12, keys, token, job, extra, 3 + (int)ncounters);
+    free(extra);
     free(cb);
-    if (status == STORE_OK && r != 1)
-        return STORE_NOT_FOUND;
     return status;
 }
 

@@ -33,30 +33,11 @@ static void on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-    const char *config_path = NULL;
-    int opt;
-    while ((opt = getopt(argc, argv, "c:h")) != -1) {
-        if (opt == 'c') {
-            config_path = optarg;
-        } else {
-            fprintf(stderr, "usage: %s [-c config.json]\n"
-                            "Environment TANGO_<KEY> overrides any config key.\n", argv[0]);
-            return opt == 'h' ? 0 : 2;
-        }
-    }
     struct tango_config cfg;
+    int rc = config_from_cli(argc, argv, "consumer", &cfg);
+    if (rc >= 0)
+        return rc;
     char err[512];
-    if (config_load(&cfg, config_path, NULL, err, sizeof err)) {
-        fprintf(stderr, "tango-consumer: %s\n", err);
-        return 2;
-    }
-    log_init("consumer", (enum log_level)log_level_parse(cfg.log_level));
-    if (mkdir_p(cfg.courselabs, 0755)) {
-        fprintf(stderr, "tango-consumer: config key \"courselabs\": cannot create %s\n",
-                cfg.courselabs);
-        config_free(&cfg);
-        return 2;
-    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     struct consumer c = {.cfg = &cfg};
     pthread_mutex_init(&c.lock, NULL);
@@ -84,7 +65,7 @@ int main(int argc, char **argv)
     pthread_create(&t_partial, NULL, partial_main, &c);
     pthread_create(&t_upkeep, NULL, upkeep_main, &c);
 
-    int rc = dispatch_run(&c);
+    rc = dispatch_run(&c);
 
     atomic_store(&c.stopping, true);
     pthread_join(t_cb, NULL);

@@ -41,33 +41,13 @@ static void raise_fd_limit(void)
 
 int main(int argc, char **argv)
 {
-    const char *config_path = NULL;
-    int opt;
-    while ((opt = getopt(argc, argv, "c:h")) != -1) {
-        if (opt == 'c') {
-            config_path = optarg;
-        } else {
-            fprintf(stderr, "usage: %s [-c config.json]\n"
-                            "Environment TANGO_<KEY> overrides any config key.\n", argv[0]);
-            return opt == 'h' ? 0 : 2;
-        }
-    }
     struct tango_config cfg;
-    char err[512];
-    if (config_load(&cfg, config_path, NULL, err, sizeof err)) {
-        fprintf(stderr, "tango-producer: %s\n", err);
-        return 2;
-    }
-    log_init("producer", (enum log_level)log_level_parse(cfg.log_level));
+    int rc = config_from_cli(argc, argv, "producer", &cfg);
+    if (rc >= 0)
+        return rc;
     if (cfg.nkeys == 0) {
         fprintf(stderr, "tango-producer: config key \"keys\": at least one client key is "
                         "required (or set TANGO_KEYS)\n");
-        config_free(&cfg);
-        return 2;
-    }
-    if (mkdir_p(cfg.courselabs, 0755)) {
-        fprintf(stderr, "tango-producer: config key \"courselabs\": cannot create %s: %s\n",
-                cfg.courselabs, strerror(errno));
         config_free(&cfg);
         return 2;
     }
