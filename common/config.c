@@ -60,6 +60,8 @@ static const struct option_def options[] = {
     INT("jobs_list_max", jobs_list_max, 1000, 1, 1000000),
     INT("dead_jobs_keep", dead_jobs_keep, 10000, 1, 100000000),
     INT("max_pool_size", max_pool_size, 64, 0, 10000),
+    INT("auto_pool_max", auto_pool_max, 2, 0, 10000),
+    INT("auto_pool_idle_s", auto_pool_idle_s, 600, 1, 86400),
     STR("vmms", vmms, "localDocker", 64),
     STR("vmms_dir", vmms_dir, "build/vmms", 4096),
     {"vmms_config", OPT_JSON, F(vmms_config), 0, 0, 0, "{}"},

@@ -42,6 +42,8 @@ struct tango_config {
     int jobs_list_max;
     int dead_jobs_keep;
     int max_pool_size;
+    int auto_pool_max;
+    int auto_pool_idle_s;
     /* consumer */
     char *vmms;
     char *vmms_dir;

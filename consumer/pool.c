@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -18,7 +19,11 @@ struct pool_vm {
 
 struct pool_entry {
     char image[256];
-    int want;
+    int want;              /* instances to keep: max(prealloc, automatic) */
+    int prealloc;          /* size asked for with /prealloc */
+    long long window_ms;   /* start of the current demand window */
+    int jobs_now, jobs_before; /* jobs seen this window and the one before */
+    long long last_job_ms;
     struct vmms_vm spec;   /* limits of this pool's instances */
     struct pool_vm *vms;
     size_t n, cap;
@@ -125,25 +130,93 @@ static struct pool_entry *entry_for(struct pool *p, const char *image)
     return e;
 }
 
-/* Reads the wanted sizes and limits. Caller holds the lock. */
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#define DEMAND_WINDOW_MS 60000
+
+static void default_spec(const struct tango_config *cfg, const char *image, struct vmms_vm *spec)
+{
+    memset(spec, 0, sizeof *spec);
+    snprintf(spec->image, sizeof spec->image, "%s", image);
+    spec->cores = cfg->default_cores;
+    spec->memory_mb = cfg->default_memory_mb;
+    spec->pids_limit = cfg->pids_limit;
+    spec->network = !cfg->default_disable_network;
+}
+
+/* Rolls the demand window forward. Caller holds the lock. */
+static void roll(struct pool_entry *e, long long now)
+{
+    while (now - e->window_ms >= DEMAND_WINDOW_MS) {
+        e->jobs_before = e->jobs_now;
+        e->jobs_now = 0;
+        e->window_ms = e->window_ms ? e->window_ms + DEMAND_WINDOW_MS : now;
+        if (now - e->window_ms >= 2 * DEMAND_WINDOW_MS)
+            e->window_ms = now; /* long idle: start afresh */
+    }
+}
+
+void pool_note_job(struct pool *p, const char *image)
+{
+    long long now = mono_ms();
+    pthread_mutex_lock(&p->lock);
+    bool fresh = true;
+    for (size_t i = 0; i < p->n; i++)
+        fresh &= strcmp(p->entries[i].image, image) != 0;
+    struct pool_entry *e = entry_for(p, image);
+    if (fresh)
+        default_spec(p->c->cfg, image, &e->spec);
+    roll(e, now);
+    e->jobs_now++;
+    e->last_job_ms = now;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* The automatic size: as many warm instances as jobs started in the busier
+ * of the last two minutes, at least one while the image was used within
+ * auto_pool_idle_s, at most auto_pool_max. Caller holds the lock. */
+static int auto_size(const struct tango_config *cfg, struct pool_entry *e, long long now)
+{
+    if (cfg->auto_pool_max == 0 || !e->last_job_ms ||
+        now - e->last_job_ms > (long long)cfg->auto_pool_idle_s * 1000)
+        return 0;
+    roll(e, now);
+    int demand = e->jobs_now > e->jobs_before ? e->jobs_now : e->jobs_before;
+    if (demand < 1)
+        demand = 1;
+    return demand < cfg->auto_pool_max ? demand : cfg->auto_pool_max;
+}
+
+/* Reads the prealloc sizes and limits, and sets every pool's size.
+ * Caller holds the lock. */
 static void apply_wanted(struct pool *p, json_t *wanted)
 {
     const struct tango_config *cfg = p->c->cfg;
     for (size_t i = 0; i < p->n; i++)
-        p->entries[i].want = 0;
+        p->entries[i].prealloc = 0;
     const char *image;
     json_t *spec;
     json_object_foreach(wanted, image, spec) {
         struct pool_entry *e = entry_for(p, image);
-        e->want = (int)json_integer_value(json_object_get(spec, "size"));
+        e->prealloc = (int)json_integer_value(json_object_get(spec, "size"));
         json_int_t cores = json_integer_value(json_object_get(spec, "cores"));
         json_int_t mem = json_integer_value(json_object_get(spec, "memory"));
-        memset(&e->spec, 0, sizeof e->spec);
-        snprintf(e->spec.image, sizeof e->spec.image, "%s", image);
-        e->spec.cores = cores > 0 ? (int)cores : cfg->default_cores;
-        e->spec.memory_mb = mem > 0 ? (int)mem : cfg->default_memory_mb;
-        e->spec.pids_limit = cfg->pids_limit;
-        e->spec.network = !cfg->default_disable_network;
+        default_spec(cfg, image, &e->spec);
+        if (cores > 0)
+            e->spec.cores = (int)cores;
+        if (mem > 0)
+            e->spec.memory_mb = (int)mem;
+    }
+    long long now = mono_ms();
+    for (size_t i = 0; i < p->n; i++) {
+        struct pool_entry *e = &p->entries[i];
+        int a = auto_size(cfg, e, now);
+        e->want = e->prealloc > a ? e->prealloc : a;
     }
 }
 

@@ -1,6 +1,7 @@
 /*
  * pool.h: warm pools of ready instances per image, sized by prealloc
- * (pools:wanted in Redis). An instance is created ahead of time, handed to
+ * (pools:wanted in Redis) or automatically from recent demand (jobs started
+ * per minute, bounded by auto_pool_max), whichever is larger. An instance is created ahead of time, handed to
  * exactly one job, destroyed after it, and replaced off the job's path. The
  * pool's state is published for /pool.
  */
@@ -16,6 +17,8 @@ struct pool *pool_new(struct consumer *c);
 void pool_free(struct pool *p);
 /* Takes a ready instance matching the job's limits; false if none. */
 bool pool_take(struct pool *p, const struct vmms_vm *want, struct vmms_vm *out);
+/* A job for image is starting: feeds the automatic pool size. */
+void pool_note_job(struct pool *p, const char *image);
 /* The job is done with a pool instance (already destroyed by the worker). */
 void pool_release(struct pool *p, const char *name);
 /* One keeper step (called by the upkeep thread): reads the wanted sizes,

@@ -214,6 +214,7 @@ static void run_steps(struct run_state *rs)
 
     struct vmms_vm want;
     fill_vm_spec(rs, &want);
+    pool_note_job(c->pool, job->image);
     rs->from_pool = pool_take(c->pool, &want, &rs->vm);
     if (!rs->from_pool) {
         rs->vm = want;
