@@ -177,7 +177,7 @@ def main():
     tjobs.parse_multipart = stamped
     cfg = {"vmms": "localDocker", "vmms_dir": os.path.join(tlib.BUILD, "vmms"),
            "instance_prefix": PREFIX, "max_jobs": PAR, "max_jobs_per_image": PAR,
-           "log_level": "warn", "callback_backoff_ms": 100,
+           "log_level": "warn", "callback_backoff_ms": 100, "auto_pool_max": 0,
            "vmms_config": {"localDocker": {}}}
     with tlib.Service(producers=1, config={"log_level": "warn"}) as svc:
         svc.start_consumer(cfg)
