@@ -1,0 +1,260 @@
+/*
+ * config.c: the distDocker plugin's config object ("vmms_config.distDocker").
+ * Owns the list of keys (top level and per host), their defaults, types and
+ * ranges, and the checks on the files they name. An unknown key or a bad
+ * value is an error that names the key (hosts[i].key for a host's keys).
+ * Key files are checked for being readable regular files; their contents
+ * are never read here and never logged.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dd.h"
+
+#define PFX "distDocker config: "
+
+struct int_key {
+    const char *name;
+    size_t off;
+    int def, min, max;
+};
+
+static const struct int_key top_ints[] = {
+    {"connect_timeout_s", offsetof(struct dd_config, connect_timeout_s), 10, 1, 300},
+    {"command_timeout_s", offsetof(struct dd_config, command_timeout_s), 60, 1, 3600},
+    {"down_backoff_s", offsetof(struct dd_config, down_backoff_s), 2, 1, 3600},
+    {"down_backoff_max_s", offsetof(struct dd_config, down_backoff_max_s), 60, 1, 86400},
+    {"health_interval_s", offsetof(struct dd_config, health_interval_s), 10, 1, 3600},
+    {"run_grace_s", offsetof(struct dd_config, run_grace_s), 10, 0, 3600},
+    {"default_cores", offsetof(struct dd_config, default_cores), 1, 1, 1024},
+    {"default_memory_mb", offsetof(struct dd_config, default_memory_mb), 512, 6, 1024 * 1024},
+    {"default_pids_limit", offsetof(struct dd_config, default_pids_limit), 512, 1, 4194304},
+};
+
+static const struct int_key host_ints[] = {
+    {"port", offsetof(struct dd_host_cfg, port), 22, 1, 65535},
+    {"max_jobs", offsetof(struct dd_host_cfg, max_jobs), 4, 1, 1024},
+    {"max_sessions", offsetof(struct dd_host_cfg, max_sessions), 10, 3, 4096},
+};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct int_key *find_int(const struct int_key *keys, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+static int set_int(const struct int_key *k, const json_t *v, void *base, const char *where,
+                   char *err, size_t errlen)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < k->min ||
+        json_integer_value(v) > k->max)
+        return dd_fail(err, errlen, VMMS_ERR, PFX "%s%s must be an integer %d..%d", where,
+                       k->name, k->min, k->max);
+    *(int *)((char *)base + k->off) = (int)json_integer_value(v);
+    return VMMS_OK;
+}
+
+/* A string value of at most max-1 bytes, no NUL inside. */
+static const char *get_string(const json_t *v, size_t max, const char *where, const char *key,
+                              char *err, size_t errlen)
+{
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= max ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        dd_fail(err, errlen, VMMS_ERR, PFX "%s%s must be a non-empty string shorter than %zu "
+                "bytes", where, key, max);
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+static bool all_in(const char *s, const char *set)
+{
+    return strspn(s, set) == strlen(s);
+}
+
+#define ALNUM "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+/* An absolute path of [A-Za-z0-9_./-] without "." or ".." components or a
+ * trailing '/': it goes into shell command lines and SFTP paths. */
+static bool plain_abs_path(const char *s)
+{
+    if (s[0] != '/' || s[1] == '\0' || !all_in(s, ALNUM "_./-") || s[strlen(s) - 1] == '/' ||
+        strstr(s, "//"))
+        return false;
+    for (const char *p = s; (p = strchr(p, '/')) != NULL;) {
+        p++;
+        size_t n = strcspn(p, "/");
+        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+            return false;
+    }
+    return true;
+}
+
+static int readable_file(const char *path, const char *where, const char *key, char *err,
+                         size_t errlen)
+{
+    struct stat st;
+    if (path[0] != '/')
+        return dd_fail(err, errlen, VMMS_ERR, PFX "%s%s must be an absolute path", where, key);
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || access(path, R_OK) != 0)
+        return dd_fail(err, errlen, VMMS_ERR,
+                       PFX "%s%s: %s is not a readable file", where, key, path);
+    return VMMS_OK;
+}
+
+static int parse_host(const json_t *obj, size_t i, struct dd_host_cfg *h, bool strict,
+                      char *err, size_t errlen)
+{
+    char where[32];
+    snprintf(where, sizeof where, "hosts[%zu].", i);
+    if (!json_is_object(obj))
+        return dd_fail(err, errlen, VMMS_ERR, PFX "hosts[%zu] must be an object", i);
+    for (size_t k = 0; k < N(host_ints); k++)
+        *(int *)((char *)h + host_ints[k].off) = host_ints[k].def;
+    strcpy(h->volume_dir, "/var/lib/tango/volumes");
+
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v) {
+        const struct int_key *ik = find_int(host_ints, N(host_ints), key);
+        const char *s = NULL;
+        int rc = VMMS_OK;
+        if (ik) {
+            rc = set_int(ik, v, h, where, err, errlen);
+        } else if (strcmp(key, "address") == 0) {
+            if ((s = get_string(v, sizeof h->address, where, key, err, errlen)) == NULL)
+                return VMMS_ERR;
+            if (!all_in(s, ALNUM ".-:") || s[0] == '-' || s[0] == '.')
+                return dd_fail(err, errlen, VMMS_ERR,
+                               PFX "%saddress must be a host name or an IP address", where);
+            strcpy(h->address, s);
+        } else if (strcmp(key, "user") == 0) {
+            if ((s = get_string(v, 33, where, key, err, errlen)) == NULL)
+                return VMMS_ERR;
+            if (!all_in(s, ALNUM "_.-") || s[0] == '-')
+                return dd_fail(err, errlen, VMMS_ERR,
+                               PFX "%suser must be 1..32 of [A-Za-z0-9_.-], not starting "
+                               "with '-'", where);
+            strcpy(h->user, s);
+        } else if (strcmp(key, "private_key") == 0 || strcmp(key, "public_key") == 0 ||
+                   strcmp(key, "known_hosts") == 0) {
+            if ((s = get_string(v, PATH_MAX, where, key, err, errlen)) == NULL)
+                return VMMS_ERR;
+            char *dst = key[1] == 'r' ? h->private_key : key[1] == 'u' ? h->public_key
+                                                                       : h->known_hosts;
+            rc = readable_file(s, where, key, err, errlen);
+            if (rc == VMMS_OK)
+                strcpy(dst, s);
+        } else if (strcmp(key, "volume_dir") == 0) {
+            if ((s = get_string(v, sizeof h->volume_dir - 130, where, key, err, errlen)) == NULL)
+                return VMMS_ERR;
+            if (!plain_abs_path(s))
+                return dd_fail(err, errlen, VMMS_ERR,
+                               PFX "%svolume_dir must be an absolute path of [A-Za-z0-9_./-] "
+                               "without '.' or '..' parts or a trailing '/'", where);
+            strcpy(h->volume_dir, s);
+        } else {
+            return dd_fail(err, errlen, VMMS_ERR,
+                           PFX "hosts[%zu]: unknown key \"%s\" (known: address, port, user, "
+                           "private_key, public_key, known_hosts, volume_dir, max_jobs, "
+                           "max_sessions)", i, key);
+        }
+        if (rc != VMMS_OK)
+            return rc;
+    }
+    if (!h->address[0])
+        return dd_fail(err, errlen, VMMS_ERR, PFX "%saddress is missing", where);
+    if (!h->user[0])
+        return dd_fail(err, errlen, VMMS_ERR, PFX "%suser is missing", where);
+    if (!h->private_key[0])
+        return dd_fail(err, errlen, VMMS_ERR, PFX "%sprivate_key is missing", where);
+    if (strict && !h->known_hosts[0])
+        return dd_fail(err, errlen, VMMS_ERR,
+                       PFX "%sknown_hosts is missing (required while "
+                       "strict_host_key_checking is true)", where);
+    /* run_job holds a channel for the whole job; keep two for the rest. */
+    if (h->max_jobs > h->max_sessions - 2)
+        return dd_fail(err, errlen, VMMS_ERR,
+                       PFX "%smax_jobs (%d) must be at most max_sessions - 2 (%d): raise "
+                       "max_sessions with the host sshd's MaxSessions", where, h->max_jobs,
+                       h->max_sessions - 2);
+    return VMMS_OK;
+}
+
+void dd_config_free(struct dd_config *cfg)
+{
+    free(cfg->hosts);
+    cfg->hosts = NULL;
+    cfg->nhosts = 0;
+}
+
+int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->strict_host_key_checking = true;
+    for (size_t k = 0; k < N(top_ints); k++)
+        *(int *)((char *)out + top_ints[k].off) = top_ints[k].def;
+    if (!json_is_object(cfg))
+        return dd_fail(err, errlen, VMMS_ERR,
+                       "distDocker needs a config object with \"hosts\" "
+                       "(vmms_config.distDocker)");
+
+    const json_t *hosts = NULL;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)cfg, key, v) {
+        const struct int_key *ik = find_int(top_ints, N(top_ints), key);
+        if (ik) {
+            if (set_int(ik, v, out, "", err, errlen) != VMMS_OK)
+                return VMMS_ERR;
+        } else if (strcmp(key, "strict_host_key_checking") == 0) {
+            if (!json_is_boolean(v))
+                return dd_fail(err, errlen, VMMS_ERR,
+                               PFX "strict_host_key_checking must be true or false");
+            out->strict_host_key_checking = json_is_true(v);
+        } else if (strcmp(key, "hosts") == 0) {
+            hosts = v;
+        } else {
+            return dd_fail(err, errlen, VMMS_ERR,
+                           PFX "unknown key \"%s\" (known: hosts, strict_host_key_checking, "
+                           "connect_timeout_s, command_timeout_s, down_backoff_s, "
+                           "down_backoff_max_s, health_interval_s, run_grace_s, "
+                           "default_cores, default_memory_mb, default_pids_limit)", key);
+        }
+    }
+    if (out->down_backoff_max_s < out->down_backoff_s)
+        return dd_fail(err, errlen, VMMS_ERR,
+                       PFX "down_backoff_max_s (%d) must be at least down_backoff_s (%d)",
+                       out->down_backoff_max_s, out->down_backoff_s);
+    if (!json_is_array(hosts) || json_array_size(hosts) == 0 ||
+        json_array_size(hosts) > DD_MAX_HOSTS)
+        return dd_fail(err, errlen, VMMS_ERR,
+                       PFX "hosts must be a list of 1..%d host objects", DD_MAX_HOSTS);
+    out->nhosts = json_array_size(hosts);
+    out->hosts = calloc(out->nhosts, sizeof *out->hosts);
+    if (out->hosts == NULL)
+        return dd_fail(err, errlen, VMMS_ERR, "out of memory");
+    for (size_t i = 0; i < out->nhosts; i++) {
+        int rc = parse_host(json_array_get(hosts, i), i, &out->hosts[i],
+                            out->strict_host_key_checking, err, errlen);
+        if (rc != VMMS_OK) {
+            dd_config_free(out);
+            return rc;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(out->hosts[j].address, out->hosts[i].address) == 0 &&
+                out->hosts[j].port == out->hosts[i].port) {
+                dd_fail(err, errlen, VMMS_ERR, PFX "hosts[%zu] repeats hosts[%zu] (%s:%d)", i,
+                        j, out->hosts[i].address, out->hosts[i].port);
+                dd_config_free(out);
+                return VMMS_ERR;
+            }
+    }
+    return VMMS_OK;
+}

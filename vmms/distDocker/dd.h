@@ -1,0 +1,330 @@
+/*
+ * dd.h: the distDocker plugin's internal interface, shared by its .c files
+ * and by nothing else. distDocker runs each job's container on one of a
+ * fleet of worker hosts reached over SSH (libssh2), with the docker CLI
+ * there. It owns the plugin context (config, hosts, the registry of VMs and
+ * of running jobs) and the declarations each file exports to the others:
+ *   config.c      parse and validate the plugin's config object
+ *   session.c     one SSH connection: connect, verify the host key,
+ *                 authenticate; the locking and waiting rules for libssh2
+ *                 calls; breaking and freeing a connection
+ *   remote.c      the one helper that runs a command on a host with a
+ *                 timeout and collects stdout, stderr and the exit status
+ *   sftp.c        copy_in / copy_out over SFTP
+ *   hosts.c       host health (monitor threads, backoff), round-robin
+ *                 assignment with capacity, the VM registry, deferred removals
+ *   containers.c  create / wait / destroy / list containers
+ *   jobs.c        run_job and get_partial_output (docker exec)
+ *   images.c      list images (on every healthy host) and load them
+ *   plugin.c      init / shutdown, small helpers, the exported ops table
+ *
+ * Concurrency. Each host has at most one live connection (struct dd_conn),
+ * shared by every thread working on that host. libssh2 is used in
+ * non-blocking mode and every libssh2 call on a session is made with the
+ * connection's mutex held; a call that would block releases the mutex while
+ * it waits (poll() with a short, growing timeout), so a long-running exec
+ * does not hold up other channels. Two exceptions keep the mutex while
+ * waiting: calls whose state libssh2 keeps per session (opening a channel,
+ * starting SFTP) and any wait for the socket to take more outgoing data (a
+ * half-sent packet must be finished by the call that started it).
+ * ctx->lock guards host states, the registries and connection reference
+ * counts; it is never taken while a connection's mutex is held.
+ */
+#ifndef TANGO_DD_H
+#define TANGO_DD_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+#include <libssh2.h>
+
+#include "vmms.h"
+
+#pragma GCC visibility push(hidden)
+
+#define DD_MAX_HOSTS 64
+#define DD_FEEDBACK_MAX (64L * 1024 * 1024)   /* biggest feedback copy_out takes */
+#define DD_OUT_MAX (16L * 1024 * 1024)        /* biggest stdout a command may keep */
+#define DD_ADDR_MAX 240
+
+/* ---- config.c ---- */
+struct dd_host_cfg {
+    char address[DD_ADDR_MAX + 1];
+    int port;
+    char user[64];
+    char private_key[PATH_MAX];
+    char public_key[PATH_MAX];   /* "" = libssh2 derives it from the private key */
+    char known_hosts[PATH_MAX];  /* "" only when strict checking is off */
+    char volume_dir[PATH_MAX];
+    int max_jobs;
+    int max_sessions;            /* the host sshd's MaxSessions */
+};
+
+struct dd_config {
+    struct dd_host_cfg *hosts;
+    size_t nhosts;
+    bool strict_host_key_checking;
+    int connect_timeout_s;
+    int command_timeout_s;
+    int down_backoff_s;
+    int down_backoff_max_s;
+    int health_interval_s;
+    int run_grace_s;
+    int default_cores;
+    int default_memory_mb;
+    int default_pids_limit;
+};
+
+int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t errlen);
+void dd_config_free(struct dd_config *cfg);
+
+/* ---- session.c ---- */
+struct dd_host;
+
+struct dd_conn {
+    struct dd_host *host;
+    pthread_mutex_t lock;        /* held for every libssh2 call on session */
+    pthread_cond_t slot_cond;    /* (with lock) a channel slot was freed */
+    LIBSSH2_SESSION *session;
+    int sock;
+    int channels;                /* open channels (lock); <= host's max_sessions */
+    atomic_bool broken;          /* transport failed: every call fails fast */
+    int refs;                    /* ctx->lock: users besides the host */
+    bool detached;               /* ctx->lock: no longer the host's connection */
+    long opened_ms;
+};
+
+/* A waiting budget for one operation. */
+struct dd_wait {
+    long deadline_ms;            /* monotonic */
+    atomic_int *abort;           /* another thread sets it to stop the wait */
+    int nap_ms;                  /* current poll timeout; grows to DD_NAP_MAX */
+};
+#define DD_NAP_MAX 100
+
+/* dd_wait results (besides 0: try the call again). */
+enum { DD_W_TIMEOUT = 1, DD_W_ABORT, DD_W_BROKEN };
+
+/* Called with c->lock held after a libssh2 call returned EAGAIN; returns
+ * with it held. Waits for the socket (at most nap_ms); releases the lock
+ * meanwhile unless hold is set or the session waits to send. */
+int dd_wait_io(struct dd_conn *c, struct dd_wait *w, bool hold);
+void dd_wait_init(struct dd_wait *w, long timeout_ms, atomic_int *abort);
+
+/* Calls expr (a libssh2 call returning an int status or count) with
+ * c->lock held until it stops returning EAGAIN, waiting by dd_wait_io in
+ * between (lock released unless the wait must hold it). Leaves the call's
+ * result in lrc and the wait's in wr (0, or DD_W_*). */
+#define DD_CALL(c, w, expr, lrc, wr)                                    \
+    do {                                                                \
+        (wr) = 0;                                                       \
+        pthread_mutex_lock(&(c)->lock);                                 \
+        for (;;) {                                                      \
+            (lrc) = (expr);                                             \
+            if ((lrc) != LIBSSH2_ERROR_EAGAIN)                          \
+                break;                                                  \
+            if (((wr) = dd_wait_io((c), (w), false)) != 0)              \
+                break;                                                  \
+        }                                                               \
+        pthread_mutex_unlock(&(c)->lock);                               \
+    } while (0)
+
+/* The same for calls returning a pointer (NULL + last errno EAGAIN: again);
+ * hold keeps the lock while waiting (session-level calls). */
+#define DD_CALL_PTR(c, w, hold, expr, ptr, lrc, wr)                     \
+    do {                                                                \
+        (wr) = 0;                                                       \
+        (lrc) = 0;                                                      \
+        pthread_mutex_lock(&(c)->lock);                                 \
+        for (;;) {                                                      \
+            (ptr) = (expr);                                             \
+            if ((ptr) != NULL)                                          \
+                break;                                                  \
+            (lrc) = libssh2_session_last_errno((c)->session);           \
+            if ((lrc) != LIBSSH2_ERROR_EAGAIN)                          \
+                break;                                                  \
+            if (((wr) = dd_wait_io((c), (w), (hold))) != 0)             \
+                break;                                                  \
+        }                                                               \
+        pthread_mutex_unlock(&(c)->lock);                               \
+    } while (0)
+
+/* True for libssh2 errors after which the session is unusable. */
+bool dd_ssh_fatal(int rc);
+/* "what: libssh2's last message (code)" into err. */
+void dd_ssh_error(struct dd_conn *c, int rc, const char *what, char *err, size_t errlen);
+
+/* Connects to h, verifies its key, authenticates (connect_timeout_s in
+ * all). On failure *refused tells a host-key refusal from other errors. */
+struct dd_ctx;
+int dd_conn_open(struct dd_ctx *ctx, struct dd_host *h, struct dd_conn **out, bool *refused,
+                 char *err, size_t errlen);
+/* Closes and frees a connection nobody uses any more. */
+void dd_conn_free(struct dd_conn *c);
+
+/* Takes / returns a channel slot of c (waits up to w's deadline). */
+int dd_slot_take(struct dd_conn *c, struct dd_wait *w);
+void dd_slot_give(struct dd_conn *c);
+
+/* ---- remote.c ---- */
+struct dd_cmd {
+    const char *line;            /* shell command line run on the host */
+    int timeout_ms;              /* the whole call; <= 0: command_timeout_s */
+    atomic_int *abort;           /* another thread sets it: stop, VMMS_ERR */
+    int stdin_fd;                /* streamed to the command's stdin; -1: none */
+    size_t out_max;              /* stdout bytes kept (the rest is read and dropped) */
+    bool own_timeout;            /* a timeout is the command's (a job), not the host's */
+};
+
+struct dd_out {
+    int exit_code;               /* -1: none (killed by a signal) */
+    char *out;                   /* stdout, NUL-ended (malloc'd) */
+    size_t out_len;
+    bool out_truncated;
+    char err[1024];              /* start of stderr, NUL-ended, trimmed */
+};
+
+/* Runs cmd on host h. VMMS_OK when the command ran to its end (whatever its
+ * exit code), VMMS_TIMEOUT, or VMMS_ERR (host down, transport failure,
+ * aborted). A transport failure marks the host down. Free out with
+ * dd_out_free always. */
+int dd_run(struct dd_ctx *ctx, struct dd_host *h, const struct dd_cmd *cmd,
+           struct dd_out *out, char *err, size_t errlen);
+/* The same on a connection in hand (used while connecting). */
+int dd_run_conn(struct dd_ctx *ctx, struct dd_conn *c, const struct dd_cmd *cmd,
+                struct dd_out *out, char *err, size_t errlen);
+void dd_out_free(struct dd_out *out);
+/* Maps a failed libssh2 call (its result lrc, or a wait result wr) to a
+ * status with err set; a transport failure also breaks c (host down). */
+int dd_op_failed(struct dd_ctx *ctx, struct dd_conn *c, int lrc, int wr, const char *what,
+                 long timeout_ms, char *err, size_t errlen);
+/* Fills err with "what on HOST: <stderr or exit code>"; returns VMMS_ERR. */
+int dd_cmd_fail(const struct dd_host *h, const struct dd_out *out, const char *what,
+                char *err, size_t errlen);
+
+/* ---- hosts.c ---- */
+enum dd_state { DD_UNKNOWN = 0, DD_UP, DD_DOWN };
+
+struct dd_pending {              /* a VM to remove when its host returns */
+    char name[128];
+    struct dd_pending *next;
+};
+
+struct dd_host {
+    struct dd_ctx *ctx;
+    int index;
+    const struct dd_host_cfg *cfg;
+    char label[256];             /* "address:port": logs and vm->host */
+    /* guarded by ctx->lock: */
+    enum dd_state state;
+    struct dd_conn *conn;        /* the live connection when up */
+    int active;                  /* VMs holding one of max_jobs */
+    int ncpu;                    /* the host's CPUs (docker info) */
+    bool tried;                  /* first connection attempt over */
+    long retry_at_ms;            /* next connection attempt */
+    long backoff_ms;             /* next wait after a failed attempt */
+    long down_since_ms;
+    long next_health_ms;
+    long last_health_ms;
+    char last_error[256];
+    struct dd_pending *pending;
+    pthread_cond_t cond;         /* wakes the monitor */
+    pthread_t monitor;
+    bool monitor_started;
+};
+
+struct dd_vm_entry {             /* every VM we know: made here or listed */
+    char name[128];
+    int host;
+    bool counted;                /* holds one of its host's max_jobs */
+    struct dd_vm_entry *next;
+};
+
+struct dd_watch {                /* a run_job in progress; destroy aborts it */
+    char name[128];
+    atomic_int aborted;
+    struct dd_watch *next;
+};
+
+/* Starts a monitor thread per host and waits (at most connect_timeout_s
+ * + 1 s) for each host's first connection attempt. */
+int dd_hosts_start(struct dd_ctx *ctx, char *err, size_t errlen);
+void dd_hosts_stop(struct dd_ctx *ctx);
+/* A reference to h's connection if it is up, else NULL. */
+struct dd_conn *dd_conn_get(struct dd_ctx *ctx, struct dd_host *h);
+void dd_conn_put(struct dd_ctx *ctx, struct dd_conn *c);
+/* The connection failed: mark it broken and its host down (reason logged). */
+void dd_conn_break(struct dd_ctx *ctx, struct dd_conn *c, const char *reason);
+/* Round-robin pick of an up host with a free slot; registers name there.
+ * NULL when none (the caller answers VMMS_BUSY). */
+struct dd_host *dd_assign(struct dd_ctx *ctx, const char *name, int *ncpu);
+/* The host of a VM (registry, else vm->host); NULL if unknown. */
+struct dd_host *dd_vm_host(struct dd_ctx *ctx, const struct vmms_vm *vm);
+void dd_vm_note(struct dd_ctx *ctx, const char *name, struct dd_host *h);
+/* Forgets a VM (frees its slot). */
+void dd_vm_forget(struct dd_ctx *ctx, const char *name);
+/* Queues name for removal when h is back up. */
+void dd_defer_removal(struct dd_ctx *ctx, struct dd_host *h, const char *name);
+bool dd_host_is_up(struct dd_ctx *ctx, struct dd_host *h);
+void dd_watch_add(struct dd_ctx *ctx, struct dd_watch *w, const char *name);
+void dd_watch_remove(struct dd_ctx *ctx, struct dd_watch *w);
+void dd_abort_runs(struct dd_ctx *ctx, const char *name);
+
+/* ---- plugin.c ---- */
+struct dd_ctx {
+    struct dd_config cfg;
+    char prefix[64];
+    pthread_mutex_t lock;
+    pthread_cond_t changed;      /* (with lock) a host's state changed */
+    struct dd_host *hosts;
+    size_t nhosts;
+    size_t rr;                   /* next host to try */
+    struct dd_vm_entry *vms;
+    struct dd_watch *watches;
+    atomic_int stopping;         /* shutdown: monitors end, connects give up */
+};
+
+int dd_fail(char *err, size_t errlen, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* vm->name: starts with the prefix, [A-Za-z0-9_.-]. */
+int dd_check_vm(const struct dd_ctx *ctx, const struct vmms_vm *vm, char *err, size_t errlen);
+bool dd_name_ok(const char *s, size_t max);
+/* Single-quotes s for sh into buf; returns buf ("" if it does not fit). */
+const char *dd_quote(const char *s, char *buf, size_t bufsz);
+long dd_now_ms(void);
+void dd_sleep_ms(long ms);
+
+/* ---- sftp.c ---- */
+int dd_copy_in(void *ctx, struct vmms_vm *vm, const struct vmms_file *files, size_t nfiles,
+               int timeout_s, char *err, size_t errlen);
+int dd_copy_out(void *ctx, struct vmms_vm *vm, const char *dest_path, int timeout_s,
+                char *err, size_t errlen);
+
+/* ---- containers.c ---- */
+int dd_initialize_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen);
+int dd_wait_vm(void *ctx, struct vmms_vm *vm, int timeout_s, char *err, size_t errlen);
+int dd_destroy_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen);
+int dd_safe_destroy_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen);
+int dd_get_vms(void *ctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen);
+/* `docker rm -f` + volume removal on h; *existed tells whether it was there. */
+int dd_remove_on(struct dd_ctx *ctx, struct dd_host *h, const char *name, bool *existed,
+                 char *err, size_t errlen);
+
+/* ---- jobs.c ---- */
+int dd_run_job(void *ctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
+               char *err, size_t errlen);
+int dd_get_partial_output(void *ctx, struct vmms_vm *vm, size_t max_bytes, char **out,
+                          size_t *len, char *err, size_t errlen);
+
+/* ---- images.c ---- */
+int dd_get_images(void *ctx, char ***names, size_t *count, char *err, size_t errlen);
+int dd_load_image(void *ctx, const char *tar_path, const char *name, int timeout_s,
+                  char *err, size_t errlen);
+
+#pragma GCC visibility pop
+
+#endif

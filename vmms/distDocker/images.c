@@ -1,0 +1,201 @@
+/*
+ * images.c: the images a job may name and loading new ones. get_images
+ * answers the images present on every healthy worker host (a job must be
+ * able to run wherever it lands), from `docker images` on each. load_image
+ * streams a `docker save` tarball to `docker load` on every healthy host
+ * over the command's stdin, then tags the result with the wanted name.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dd.h"
+#include "log.h"
+#include "names.h"
+
+struct names {
+    char **v;
+    size_t n, cap;
+};
+
+static int names_add(struct names *s, const char *name, size_t len)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strlen(s->v[i]) == len && strncmp(s->v[i], name, len) == 0)
+            return 0;
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 16;
+        char **nv = realloc(s->v, nc * sizeof *nv);
+        if (nv == NULL)
+            return -1;
+        s->v = nv;
+        s->cap = nc;
+    }
+    if ((s->v[s->n] = strndup(name, len)) == NULL)
+        return -1;
+    s->n++;
+    return 0;
+}
+
+static bool names_has(const struct names *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->v[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* The images of one host ("repo" for repo:latest, else "repo:tag"). */
+static int host_images(struct dd_ctx *ctx, struct dd_host *h, struct names *out, char *err,
+                       size_t errlen)
+{
+    struct dd_cmd cmd = {.line = "docker images --format '{{json .}}'", .stdin_fd = -1,
+                         .out_max = DD_OUT_MAX};
+    struct dd_out o;
+    int rc = dd_run(ctx, h, &cmd, &o, err, errlen);
+    if (rc == VMMS_OK && o.exit_code != 0)
+        rc = dd_cmd_fail(h, &o, "cannot list images", err, errlen);
+    for (char *p = o.out, *nl; rc == VMMS_OK && p && *p; p = nl ? nl + 1 : NULL) {
+        nl = strchr(p, '\n');
+        json_t *img = json_loadb(p, nl ? (size_t)(nl - p) : strlen(p), 0, NULL);
+        const char *repo = json_string_value(json_object_get(img, "Repository"));
+        const char *tag = json_string_value(json_object_get(img, "Tag"));
+        if (repo && tag && strcmp(repo, "<none>") != 0 && strcmp(tag, "<none>") != 0) {
+            char ref[600];
+            int n = strcmp(tag, "latest") == 0 ? snprintf(ref, sizeof ref, "%s", repo)
+                                               : snprintf(ref, sizeof ref, "%s:%s", repo, tag);
+            if (n > 0 && (size_t)n < sizeof ref && names_add(out, ref, (size_t)n) != 0)
+                rc = dd_fail(err, errlen, VMMS_ERR, "out of memory");
+        }
+        json_decref(img);
+    }
+    dd_out_free(&o);
+    return rc;
+}
+
+int dd_get_images(void *vctx, char ***names, size_t *count, char *err, size_t errlen)
+{
+    struct dd_ctx *ctx = vctx;
+    *names = NULL;
+    *count = 0;
+    struct names all = {0};
+    size_t answered = 0;
+    int rc = VMMS_OK;
+    for (size_t i = 0; i < ctx->nhosts; i++) {
+        struct dd_host *h = &ctx->hosts[i];
+        if (!dd_host_is_up(ctx, h))
+            continue;
+        struct names mine = {0};
+        char e[512];
+        if (host_images(ctx, h, &mine, e, sizeof e) != VMMS_OK) {
+            /* A host that cannot answer now is not healthy: it does not count. */
+            char q[600];
+            log_warn("images_host_failed", "host=%s err=%s", h->label, log_quote(e, q, sizeof q));
+            vmms_free_names(mine.v, mine.n);
+            continue;
+        }
+        if (answered++ == 0) {
+            all = mine;
+            continue;
+        }
+        size_t k = 0;
+        for (size_t j = 0; j < all.n; j++) {
+            if (names_has(&mine, all.v[j]))
+                all.v[k++] = all.v[j];
+            else
+                free(all.v[j]);
+        }
+        all.n = k;
+        vmms_free_names(mine.v, mine.n);
+    }
+    if (answered == 0) {
+        vmms_free_names(all.v, all.n);
+        return dd_fail(err, errlen, VMMS_ERR, "no worker host is up to list images");
+    }
+    *names = all.v;
+    *count = all.n;
+    return rc;
+}
+
+/* Loads the tarball on h; *loaded gets what docker loaded. */
+static int load_on(struct dd_ctx *ctx, struct dd_host *h, int fd, int timeout_s,
+                   const char *name, char *err, size_t errlen)
+{
+    if (lseek(fd, 0, SEEK_SET) != 0)
+        return dd_fail(err, errlen, VMMS_ERR, "cannot rewind the tarball: %s", strerror(errno));
+    struct dd_cmd cmd = {.line = "docker load", .timeout_ms = 1000 * timeout_s, .stdin_fd = fd,
+                         .out_max = 65536};
+    struct dd_out o;
+    int rc = dd_run(ctx, h, &cmd, &o, err, errlen);
+    if (rc == VMMS_OK && o.exit_code != 0)
+        rc = dd_cmd_fail(h, &o, "docker load failed", err, errlen);
+    char loaded[300] = "";
+    bool has_name = false;
+    for (char *p = o.out; rc == VMMS_OK && p && *p && !loaded[0];) {
+        char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if (n > 14 && strncmp(p, "Loaded image: ", 14) == 0) {
+            snprintf(loaded, sizeof loaded, "%.*s", (int)(n - 14), p + 14);
+            has_name = true;
+        } else if (n > 17 && strncmp(p, "Loaded image ID: ", 17) == 0) {
+            snprintf(loaded, sizeof loaded, "%.*s", (int)(n - 17), p + 17);
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+    dd_out_free(&o);
+    if (rc != VMMS_OK)
+        return rc;
+    if (!loaded[0] || strspn(loaded, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                      "0123456789._/:@-") != strlen(loaded))
+        return dd_fail(err, errlen, VMMS_ERR, "docker on %s loaded no image from the tarball "
+                       "(is it a `docker save` archive?)", h->label);
+    char want[300];
+    snprintf(want, sizeof want, "%s%s", name, strchr(name, ':') ? "" : ":latest");
+    if (has_name && (strcmp(loaded, name) == 0 || strcmp(loaded, want) == 0))
+        return VMMS_OK;
+    char ql[340], qw[340], line[800];
+    snprintf(line, sizeof line, "docker tag %s %s", dd_quote(loaded, ql, sizeof ql),
+             dd_quote(want, qw, sizeof qw));
+    struct dd_cmd tag = {.line = line, .stdin_fd = -1, .out_max = 1024};
+    rc = dd_run(ctx, h, &tag, &o, err, errlen);
+    if (rc == VMMS_OK && o.exit_code != 0)
+        rc = dd_cmd_fail(h, &o, "cannot tag the loaded image", err, errlen);
+    dd_out_free(&o);
+    return rc;
+}
+
+int dd_load_image(void *vctx, const char *tar_path, const char *name, int timeout_s,
+                  char *err, size_t errlen)
+{
+    struct dd_ctx *ctx = vctx;
+    if (name == NULL || !image_name_is_valid(name))
+        return dd_fail(err, errlen, VMMS_ERR,
+                       "bad image name \"%s\": use [a-z0-9] then [a-z0-9._-] and an optional "
+                       ":tag", name ? name : "(null)");
+    int fd = open(tar_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return dd_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", tar_path, strerror(errno));
+    if (timeout_s <= 0)
+        timeout_s = ctx->cfg.command_timeout_s;
+    long t0 = dd_now_ms();
+    size_t loaded = 0;
+    int rc = VMMS_OK;
+    for (size_t i = 0; i < ctx->nhosts && rc == VMMS_OK; i++) {
+        struct dd_host *h = &ctx->hosts[i];
+        if (!dd_host_is_up(ctx, h))
+            continue;
+        rc = load_on(ctx, h, fd, timeout_s, name, err, errlen);
+        loaded += rc == VMMS_OK;
+    }
+    close(fd);
+    if (rc == VMMS_OK && loaded == 0)
+        rc = dd_fail(err, errlen, VMMS_ERR, "no worker host is up to load the image on");
+    if (rc == VMMS_OK) {
+        char qn[300];
+        log_info("image_loaded", "name=%s hosts=%zu ms=%ld", log_quote(name, qn, sizeof qn),
+                 loaded, dd_now_ms() - t0);
+    }
+    return rc;
+}

@@ -1,0 +1,200 @@
+/*
+ * plugin.c: the distDocker plugin's entry points. Owns init/shutdown (the
+ * context's life: config, hosts and their monitor threads), the small
+ * helpers every other file uses (errors, name checks, shell quoting, clocks)
+ * and the exported ops table `vmms_plugin`.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dd.h"
+#include "log.h"
+
+int dd_fail(char *err, size_t errlen, int status, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+bool dd_name_ok(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    if (n == 0 || n >= max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+int dd_check_vm(const struct dd_ctx *ctx, const struct vmms_vm *vm, char *err, size_t errlen)
+{
+    if (vm == NULL)
+        return dd_fail(err, errlen, VMMS_ERR, "no VM given");
+    size_t pl = strlen(ctx->prefix);
+    if (!dd_name_ok(vm->name, sizeof vm->name) || strncmp(vm->name, ctx->prefix, pl) != 0 ||
+        strlen(vm->name) == pl)
+        return dd_fail(err, errlen, VMMS_ERR,
+                       "bad VM name \"%.*s\": it must start with the prefix \"%s\", go on "
+                       "after it and hold only letters, digits, '_', '.', '-'",
+                       (int)strnlen(vm->name, 127), vm->name, ctx->prefix);
+    size_t il = strnlen(vm->id, sizeof vm->id);
+    if (il == sizeof vm->id || strspn(vm->id, "0123456789abcdef") != il)
+        return dd_fail(err, errlen, VMMS_ERR, "bad container id for VM %s", vm->name);
+    return VMMS_OK;
+}
+
+const char *dd_quote(const char *s, char *buf, size_t bufsz)
+{
+    size_t o = 0;
+    if (bufsz < 3)
+        goto too_long;
+    buf[o++] = '\'';
+    for (const char *p = s; *p; p++) {
+        if (*p == '\'') {
+            if (o + 4 >= bufsz)
+                goto too_long;
+            memcpy(buf + o, "'\\''", 4);
+            o += 4;
+        } else {
+            if (o + 1 >= bufsz)
+                goto too_long;
+            buf[o++] = *p;
+        }
+    }
+    if (o + 2 > bufsz)
+        goto too_long;
+    buf[o++] = '\'';
+    buf[o] = '\0';
+    return buf;
+too_long:
+    if (bufsz)
+        buf[0] = '\0';
+    return buf;
+}
+
+long dd_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void dd_sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static pthread_once_t ssh_once = PTHREAD_ONCE_INIT;
+static int ssh_init_rc;
+static void ssh_init(void)
+{
+    ssh_init_rc = libssh2_init(0);
+}
+
+static void dd_shutdown(void *vctx)
+{
+    struct dd_ctx *ctx = vctx;
+    if (ctx == NULL)
+        return;
+    if (ctx->hosts)
+        dd_hosts_stop(ctx);
+    for (struct dd_vm_entry *e = ctx->vms, *n; e; e = n) {
+        n = e->next;
+        free(e);
+    }
+    free(ctx->hosts);
+    dd_config_free(&ctx->cfg);
+    pthread_mutex_destroy(&ctx->lock);
+    pthread_cond_destroy(&ctx->changed);
+    free(ctx);
+}
+
+static int dd_init(const json_t *cfg, const char *prefix, void **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (prefix == NULL || !dd_name_ok(prefix, 64))
+        return dd_fail(err, errlen, VMMS_ERR,
+                       "distDocker: bad prefix: it must be 1..63 letters, digits, '_', '.', "
+                       "'-'");
+    pthread_once(&ssh_once, ssh_init);
+    if (ssh_init_rc != 0)
+        return dd_fail(err, errlen, VMMS_ERR, "distDocker: libssh2_init failed (%d)",
+                       ssh_init_rc);
+    struct dd_ctx *ctx = calloc(1, sizeof *ctx);
+    if (ctx == NULL)
+        return dd_fail(err, errlen, VMMS_ERR, "out of memory");
+    pthread_mutex_init(&ctx->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ctx->changed, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&ctx->stopping, 0);
+    strcpy(ctx->prefix, prefix);
+
+    int rc = dd_config_parse(cfg, &ctx->cfg, err, errlen);
+    if (rc != VMMS_OK) {
+        dd_shutdown(ctx);
+        return rc;
+    }
+    ctx->nhosts = ctx->cfg.nhosts;
+    ctx->hosts = calloc(ctx->nhosts, sizeof *ctx->hosts);
+    if (ctx->hosts == NULL) {
+        dd_shutdown(ctx);
+        return dd_fail(err, errlen, VMMS_ERR, "out of memory");
+    }
+    for (size_t i = 0; i < ctx->nhosts; i++) {
+        struct dd_host *h = &ctx->hosts[i];
+        h->ctx = ctx;
+        h->index = (int)i;
+        h->cfg = &ctx->cfg.hosts[i];
+        snprintf(h->label, sizeof h->label, "%s:%d", h->cfg->address, h->cfg->port);
+    }
+    if (!ctx->cfg.strict_host_key_checking)
+        log_warn("vmms_insecure", "vmms=distDocker strict_host_key_checking=0 note=\"worker "
+                 "host keys are NOT verified: anyone in between can impersonate a host; set "
+                 "it to true with known_hosts files in production\"");
+    log_info("vmms_init", "vmms=distDocker prefix=%s hosts=%zu strict_host_key_checking=%d "
+             "connect_timeout_s=%d command_timeout_s=%d down_backoff_s=%d..%d", ctx->prefix,
+             ctx->nhosts, (int)ctx->cfg.strict_host_key_checking, ctx->cfg.connect_timeout_s,
+             ctx->cfg.command_timeout_s, ctx->cfg.down_backoff_s, ctx->cfg.down_backoff_max_s);
+    rc = dd_hosts_start(ctx, err, errlen);
+    if (rc != VMMS_OK) {
+        dd_shutdown(ctx);
+        return rc;
+    }
+    *out = ctx;
+    return VMMS_OK;
+}
+
+const struct vmms_ops vmms_plugin = {
+    .abi = VMMS_ABI_VERSION,
+    .name = "distDocker",
+    .init = dd_init,
+    .shutdown = dd_shutdown,
+    .initialize_vm = dd_initialize_vm,
+    .wait_vm = dd_wait_vm,
+    .copy_in = dd_copy_in,
+    .run_job = dd_run_job,
+    .copy_out = dd_copy_out,
+    .destroy_vm = dd_destroy_vm,
+    .safe_destroy_vm = dd_safe_destroy_vm,
+    .get_vms = dd_get_vms,
+    .get_images = dd_get_images,
+    .get_partial_output = dd_get_partial_output,
+    .load_image = dd_load_image,
+};

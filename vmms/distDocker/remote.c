@@ -1,0 +1,363 @@
+/*
+ * remote.c: the one helper that runs a command on a worker host: open an
+ * exec channel on the host's shared SSH connection, optionally stream a
+ * local file to the command's stdin, collect stdout (up to a cap) and the
+ * start of stderr, and return the exit status, all within a deadline and
+ * abortable by another thread. Every docker call of the plugin goes through
+ * here. A transport failure marks the host down (dd_conn_break).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dd.h"
+#include "log.h"
+
+#define READ_CHUNK 16384
+#define ABANDON_MS 1000
+
+void dd_out_free(struct dd_out *out)
+{
+    free(out->out);
+    out->out = NULL;
+    out->out_len = 0;
+}
+
+int dd_cmd_fail(const struct dd_host *h, const struct dd_out *out, const char *what,
+                char *err, size_t errlen)
+{
+    if (out->err[0])
+        return dd_fail(err, errlen, VMMS_ERR, "%s on %s: %s", what, h->label, out->err);
+    return dd_fail(err, errlen, VMMS_ERR, "%s on %s: exit status %d", what, h->label,
+                   out->exit_code);
+}
+
+static int append(struct dd_out *o, size_t *cap, size_t max, const char *buf, size_t n)
+{
+    if (o->out_len + n > max) {
+        o->out_truncated = true;
+        n = max - o->out_len;
+    }
+    if (n == 0)
+        return 0;
+    if (o->out_len + n + 1 > *cap) {
+        size_t nc = *cap ? *cap : 1024;
+        while (nc < o->out_len + n + 1)
+            nc *= 2;
+        char *p = realloc(o->out, nc);
+        if (p == NULL)
+            return -1;
+        o->out = p;
+        *cap = nc;
+    }
+    memcpy(o->out + o->out_len, buf, n);
+    o->out_len += n;
+    o->out[o->out_len] = '\0';
+    return 0;
+}
+
+static void append_err(struct dd_out *o, const char *buf, size_t n)
+{
+    size_t have = strlen(o->err);
+    size_t room = sizeof o->err - 1 - have;
+    if (n > room)
+        n = room;
+    memcpy(o->err + have, buf, n);
+    o->err[have + n] = '\0';
+}
+
+/* Ends a channel we give up on: close it and free it without waiting for
+ * the server's close (which comes when the remote command ends). */
+static void abandon(struct dd_conn *c, LIBSSH2_CHANNEL *ch)
+{
+    struct dd_wait w;
+    dd_wait_init(&w, ABANDON_MS, NULL);
+    pthread_mutex_lock(&c->lock);
+    while (libssh2_channel_close(ch) == LIBSSH2_ERROR_EAGAIN && dd_wait_io(c, &w, false) == 0)
+        ;
+    while (libssh2_channel_free(ch) == LIBSSH2_ERROR_EAGAIN && dd_wait_io(c, &w, false) == 0)
+        ;
+    pthread_mutex_unlock(&c->lock);
+}
+
+int dd_op_failed(struct dd_ctx *ctx, struct dd_conn *c, int lrc, int wr, const char *what,
+                  long timeout_ms, char *err, size_t errlen)
+{
+    const char *label = c->host->label;
+    if (wr == DD_W_TIMEOUT)
+        return dd_fail(err, errlen, VMMS_TIMEOUT, "%s on %s: no answer within %ld ms", what,
+                       label, timeout_ms);
+    if (wr == DD_W_ABORT)
+        return dd_fail(err, errlen, VMMS_ERR, "%s on %s: aborted", what, label);
+    if (wr == DD_W_BROKEN)
+        return dd_fail(err, errlen, VMMS_ERR, "%s on %s: the SSH connection failed", what,
+                       label);
+    char e[512], why[600];
+    pthread_mutex_lock(&c->lock);
+    dd_ssh_error(c, lrc, what, e, sizeof e);
+    pthread_mutex_unlock(&c->lock);
+    if (!dd_ssh_fatal(lrc))
+        return dd_fail(err, errlen, VMMS_ERR, "%s on %s", e, label);
+    snprintf(why, sizeof why, "SSH connection lost (%s)", e);
+    dd_conn_break(ctx, c, why);
+    return dd_fail(err, errlen, VMMS_ERR, "%s on %s", why, label);
+}
+
+/* The streams of one running command. */
+struct streams {
+    LIBSSH2_CHANNEL *ch;
+    LIBSSH2_SESSION *s;
+    struct dd_out *o;
+    size_t cap, max;
+    int in_fd;                   /* -1: no stdin */
+    char *inbuf;
+    size_t in_len, in_off;
+    bool in_done, eof_sent;
+    int pending;                 /* the call that left a packet half-sent */
+};
+
+enum { P_NONE, P_READ, P_READ_ERR, P_WRITE, P_EOF };
+
+static bool half_sent(LIBSSH2_SESSION *s)
+{
+    return libssh2_session_block_directions(s) & LIBSSH2_SESSION_BLOCK_OUTBOUND;
+}
+
+/* One libssh2 call on the streams. < 0: error; else 0. A call that returns
+ * EAGAIN with a packet half-sent becomes st->pending: libssh2 requires that
+ * exactly that call is made again before any other that sends. */
+static int step(struct streams *st, int op, bool *progress)
+{
+    char buf[READ_CHUNK];
+    ssize_t n = 0;
+    switch (op) {
+    case P_READ:
+        while ((n = libssh2_channel_read(st->ch, buf, sizeof buf)) > 0) {
+            *progress = true;
+            if (append(st->o, &st->cap, st->max, buf, (size_t)n) != 0)
+                return LIBSSH2_ERROR_ALLOC;
+        }
+        break;
+    case P_READ_ERR:
+        while ((n = libssh2_channel_read_stderr(st->ch, buf, sizeof buf)) > 0) {
+            *progress = true;
+            append_err(st->o, buf, (size_t)n);
+        }
+        break;
+    case P_WRITE:
+        n = libssh2_channel_write(st->ch, st->inbuf + st->in_off, st->in_len - st->in_off);
+        if (n > 0) {
+            st->in_off += (size_t)n;
+            *progress = true;
+        }
+        break;
+    case P_EOF:
+        n = libssh2_channel_send_eof(st->ch);
+        if (n == 0) {
+            st->eof_sent = true;
+            *progress = true;
+        }
+        break;
+    }
+    if (n == LIBSSH2_ERROR_EAGAIN) {
+        if (half_sent(st->s))
+            st->pending = op;
+        return 0;
+    }
+    return n < 0 ? (int)n : 0;
+}
+
+/* Moves the streams on without blocking. Returns 1 when the command's
+ * output is over, 0 to wait for the socket, or a libssh2 error (< 0).
+ * Called with the lock held. */
+static int pump(struct streams *st, bool *progress)
+{
+    int r;
+    if (st->pending != P_NONE) {
+        int op = st->pending;
+        st->pending = P_NONE;
+        if ((r = step(st, op, progress)) < 0)
+            return r;
+        if (st->pending != P_NONE)
+            return 0;
+    }
+    if ((r = step(st, P_READ, progress)) < 0 || st->pending != P_NONE)
+        return r;
+    if ((r = step(st, P_READ_ERR, progress)) < 0 || st->pending != P_NONE)
+        return r;
+    /* Sends only when nothing is half-sent (a reply libssh2 owes the
+     * server is finished by the reads above). */
+    if (!st->eof_sent && !half_sent(st->s)) {
+        if (!st->in_done && st->in_off == st->in_len && st->in_fd >= 0) {
+            ssize_t n = read(st->in_fd, st->inbuf, READ_CHUNK);
+            if (n < 0 && errno != EINTR)
+                return LIBSSH2_ERROR_FILE;
+            if (n == 0)
+                st->in_done = true;
+            if (n > 0) {
+                st->in_len = (size_t)n;
+                st->in_off = 0;
+            }
+        }
+        if (st->in_off < st->in_len)
+            r = step(st, P_WRITE, progress);
+        else if (st->in_done || st->in_fd < 0)
+            r = step(st, P_EOF, progress);
+        if (r < 0 || st->pending != P_NONE)
+            return r;
+    }
+    return libssh2_channel_eof(st->ch) ? 1 : 0;
+}
+
+int dd_run_conn(struct dd_ctx *ctx, struct dd_conn *c, const struct dd_cmd *cmd,
+                struct dd_out *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->exit_code = -1;
+    long timeout_ms = cmd->timeout_ms > 0 ? cmd->timeout_ms : 1000L * ctx->cfg.command_timeout_s;
+    size_t max = cmd->out_max ? cmd->out_max : 65536;
+    if (max > (size_t)DD_OUT_MAX)
+        max = DD_OUT_MAX;
+    struct dd_wait w;
+    dd_wait_init(&w, timeout_ms, cmd->abort);
+    const char *what = "remote command";
+
+    int wr = dd_slot_take(c, &w);
+    if (wr)
+        return dd_op_failed(ctx, c, 0, wr, "waiting for a free SSH channel", timeout_ms, err,
+                      errlen);
+
+    /* Opening the channel and starting the command hold the lock until the
+     * server answers, and are not abortable: libssh2 keeps a channel open's
+     * state in the session, and (1.10) fails a channel request whose wait
+     * reads another channel's answer first (libssh2 issue #671), so one
+     * request at a time per session, and none left unanswered. A server that
+     * does not answer them in time takes the session down with it. */
+    struct dd_wait sw = w;
+    sw.abort = NULL;
+    LIBSSH2_CHANNEL *ch = NULL;
+    int lrc = 0;
+    DD_CALL_PTR(c, &sw, true, libssh2_channel_open_session(c->session), ch, lrc, wr);
+    if (ch == NULL) {
+        dd_slot_give(c);
+        if (wr == DD_W_TIMEOUT)
+            dd_conn_break(ctx, c, "the host did not answer a channel open in time");
+        return dd_op_failed(ctx, c, lrc, wr, "cannot open an SSH channel", timeout_ms, err,
+                            errlen);
+    }
+    int rc = VMMS_OK;
+    pthread_mutex_lock(&c->lock);
+    while ((lrc = libssh2_channel_exec(ch, cmd->line)) == LIBSSH2_ERROR_EAGAIN &&
+           (wr = dd_wait_io(c, &sw, true)) == 0)
+        ;
+    pthread_mutex_unlock(&c->lock);
+    if (wr == DD_W_TIMEOUT)
+        dd_conn_break(ctx, c, "the host did not answer a command start in time");
+    if (wr || lrc != 0) {
+        rc = dd_op_failed(ctx, c, lrc, wr, "cannot start the command", timeout_ms, err, errlen);
+        goto abandon;
+    }
+
+    struct streams st = {.ch = ch, .s = c->session, .o = out, .max = max,
+                         .in_fd = cmd->stdin_fd};
+    if (cmd->stdin_fd >= 0 && (st.inbuf = malloc(READ_CHUNK)) == NULL) {
+        rc = dd_fail(err, errlen, VMMS_ERR, "out of memory");
+        goto abandon;
+    }
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        bool progress = false;
+        int p = pump(&st, &progress);
+        if (p == 1)
+            break;
+        if (p < 0) {
+            lrc = p;
+            wr = 0;
+            break;
+        }
+        if (progress) {
+            w.nap_ms = 1;
+            continue;
+        }
+        if ((wr = dd_wait_io(c, &w, false)) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&c->lock);
+    free(st.inbuf);
+    if (lrc < 0 || wr) {
+        if (wr == DD_W_TIMEOUT && cmd->own_timeout)
+            rc = dd_fail(err, errlen, VMMS_TIMEOUT, "the command on %s did not end within "
+                         "%ld ms", c->host->label, timeout_ms);
+        else
+            rc = dd_op_failed(ctx, c, lrc, wr, what, timeout_ms, err, errlen);
+        goto abandon;
+    }
+
+    /* Output over: the exit status comes with (or before) the server's close. */
+    DD_CALL(c, &w, libssh2_channel_close(ch), lrc, wr);
+    if (!wr && lrc == 0)
+        DD_CALL(c, &w, libssh2_channel_wait_closed(ch), lrc, wr);
+    if (wr || lrc != 0) {
+        rc = dd_op_failed(ctx, c, lrc, wr, "waiting for the command to end", timeout_ms, err,
+                    errlen);
+        goto abandon;
+    }
+    pthread_mutex_lock(&c->lock);
+    char *sig = NULL;
+    size_t siglen = 0;
+    libssh2_channel_get_exit_signal(ch, &sig, &siglen, NULL, NULL, NULL, NULL);
+    out->exit_code = sig ? -1 : libssh2_channel_get_exit_status(ch);
+    if (sig) {
+        char m[96];
+        snprintf(m, sizeof m, "%s(killed by signal %.*s)", out->err[0] ? " " : "",
+                 (int)(siglen < 32 ? siglen : 32), sig);
+        append_err(out, m, strlen(m));
+        libssh2_free(c->session, sig);
+    }
+    pthread_mutex_unlock(&c->lock);
+    {
+        struct dd_wait fw;
+        dd_wait_init(&fw, ABANDON_MS, NULL);
+        DD_CALL(c, &fw, libssh2_channel_free(ch), lrc, wr);
+    }
+    dd_slot_give(c);
+    /* Errors quote stderr on one line: newlines become spaces, runs of
+     * blanks one space, none at the ends. */
+    size_t k = 0;
+    for (size_t i = 0; out->err[i]; i++) {
+        char ch = out->err[i] == '\n' || out->err[i] == '\r' || out->err[i] == '\t'
+                      ? ' ' : out->err[i];
+        if (ch == ' ' && (k == 0 || out->err[k - 1] == ' '))
+            continue;
+        out->err[k++] = ch;
+    }
+    while (k > 0 && out->err[k - 1] == ' ')
+        k--;
+    out->err[k] = '\0';
+    return VMMS_OK;
+
+abandon:
+    abandon(c, ch);
+    dd_slot_give(c);
+    return rc;
+}
+
+int dd_run(struct dd_ctx *ctx, struct dd_host *h, const struct dd_cmd *cmd, struct dd_out *out,
+           char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->exit_code = -1;
+    struct dd_conn *c = dd_conn_get(ctx, h);
+    if (c == NULL) {
+        char last[256];
+        pthread_mutex_lock(&ctx->lock);
+        snprintf(last, sizeof last, "%s", h->last_error);
+        pthread_mutex_unlock(&ctx->lock);
+        return dd_fail(err, errlen, VMMS_ERR, "worker host %s is down%s%s", h->label,
+                       last[0] ? ": " : "", last);
+    }
+    int rc = dd_run_conn(ctx, c, cmd, out, err, errlen);
+    dd_conn_put(ctx, c);
+    return rc;
+}
