@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential pkg-config
   libhiredis-dev libevent-dev libjansson-dev libssh2-1-dev libcurl4-openssl-dev libssl-dev
   libcmocka-dev libclang-rt-14-dev
-  redis-server docker.io debootstrap openssh-server iproute2
+  redis-server docker.io debootstrap openssh-server openssh-client iproute2 iptables
   python3 curl wrk procps
 )
 
