@@ -296,3 +296,13 @@ void pool_tick(struct pool *p, struct store *st)
         grow(p, &make[i]);
     publish(p, st);
 }
+
+void pool_unpublish(struct pool *p, struct store *st)
+{
+    json_t *empty = json_pack("{s:[], s:[]}", "total", "free");
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->n; i++)
+        store_set_pool_state(st, p->entries[i].image, empty);
+    pthread_mutex_unlock(&p->lock);
+    json_decref(empty);
+}

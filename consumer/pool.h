@@ -24,6 +24,9 @@ void pool_release(struct pool *p, const char *name);
 /* One keeper step (called by the upkeep thread): reads the wanted sizes,
  * creates or destroys instances to match, publishes the state. */
 void pool_tick(struct pool *p, struct store *st);
+/* Publishes every pool as empty (this consumer's instances are going away),
+ * so /pool never lists instances that no longer exist. */
+void pool_unpublish(struct pool *p, struct store *st);
 /* Whether name is an instance the pool owns (free or in use). */
 bool pool_owns(struct pool *p, const char *name);
 

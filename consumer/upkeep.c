@@ -62,8 +62,10 @@ void *upkeep_main(void *arg)
     struct consumer *c = arg;
     struct store *st = store_new(c->cfg);
     time_t last_images = 0;
+    bool was_leader_here = false;
     while (!atomic_load(&c->stopping)) {
         if (atomic_load(&c->leader) && !atomic_load(&c->draining)) {
+            was_leader_here = true;
             bool built = false;
             while (!atomic_load(&c->stopping) && load_build(c, st))
                 built = true;
@@ -75,6 +77,8 @@ void *upkeep_main(void *arg)
         }
         usleep(TICK_MS * 1000);
     }
+    if (was_leader_here)
+        pool_unpublish(c->pool, st);
     store_free(st);
     return NULL;
 }

@@ -22,6 +22,7 @@
 #include "pool.h"
 
 #define NOT_RUN INT_MIN
+#define POOL_CHECK_S 5
 #define CANCELLED_OUTCOME "Error: Job cancelled by request"
 
 struct run_state {
@@ -216,6 +217,16 @@ static void run_steps(struct run_state *rs)
     fill_vm_spec(rs, &want);
     pool_note_job(c->pool, job->image);
     rs->from_pool = pool_take(c->pool, &want, &rs->vm);
+    if (rs->from_pool &&
+        ops->wait_vm(c->vctx, &rs->vm, POOL_CHECK_S, err, sizeof err) != VMMS_OK) {
+        /* A warm instance that died since (its host went down, someone
+         * killed it): drop it and make a fresh one, at no retry's cost. */
+        log_warn("pool_vm_stale", "id=%lld vm=%s error=\"%s\"", (long long)job->id,
+                 rs->vm.name, err);
+        rs->have_vm = true;
+        release_vm(rs);
+        rs->from_pool = false;
+    }
     if (!rs->from_pool) {
         rs->vm = want;
         char tag[32];

@@ -116,6 +116,33 @@ def redis_restart(svc, cb):
     tlib.check("consumer exits 0 after Redis restart", rc == 0, rc)
 
 
+def stale_pool(svc):
+    """A warm container killed from outside is dropped when a job takes it:
+    the job still succeeds, with no retry spent."""
+    cfg = consumer_config(svc, extra={"auto_pool_max": 0})
+    c = svc.start_consumer(cfg)
+    r = svc.post("/prealloc/%s/autograding_image/1/" % svc.key).json()
+    tlib.check("prealloc 1 accepted", r.get("statusId") == 0, r)
+    free = wait_for(lambda: (svc.get("/pool/%s/autograding_image/" % svc.key).json()
+                             .get("pools", {}).get("autograding_image", {}).get("free")), 30)
+    tlib.check("warm container ready", bool(free), free)
+    if free:
+        subprocess.run(["docker", "kill", free[0]], capture_output=True)
+    r = submit(svc, "sp", {"Makefile": makefile("echo after-stale")}, "sp.out", timeout=30)
+    out = wait_output(svc, "sp", "sp.out", 60)
+    tlib.check("job after a dead warm container succeeds", out is not None and b"after-stale" in out
+               and b"Success" in out, out)
+    j = svc.get("/job/%s/%d/" % (svc.key, r["jobId"])).json()
+    tlib.check("no retry spent on the dead warm container", j.get("job", {}).get("retries") == 0, j)
+    log = c.logtext()
+    tlib.check("the stale container was noticed", "pool_vm_stale" in log,
+               [l for l in log.splitlines() if "pool" in l or "job_start" in l][-6:])
+    svc.post("/prealloc/%s/autograding_image/0/" % svc.key)
+    rc = c.stop(60)
+    tlib.check("consumer exits 0 after the stale-pool case", rc == 0, rc)
+    svc.consumers.clear()
+
+
 def main():
     cb = tjobs.CallbackReceiver()
     with tlib.Service(producers=1, appendonly=True) as svc:
@@ -123,6 +150,7 @@ def main():
             standby = standby_takeover(svc, cb)
             drain(svc, standby)
             redis_restart(svc, cb)
+            stale_pool(svc)
         finally:
             for c in svc.consumers:
                 c.stop(60)
