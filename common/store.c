@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "clock.h"
 
 struct store *store_new(const struct tango_config *cfg)
 {
@@ -51,13 +52,6 @@ void store_key(const struct store *st, char *buf, const char *fmt, ...)
     va_end(ap);
 }
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 4000
 
@@ -82,7 +76,7 @@ static void mark_down(struct store *st, const char *why)
         st->backoff_ms = st->backoff_ms ? st->backoff_ms * 2 : BACKOFF_MIN_MS;
         if (st->backoff_ms > BACKOFF_MAX_MS)
             st->backoff_ms = BACKOFF_MAX_MS;
-        st->down_until_ms = mono_ms() + st->backoff_ms;
+        st->down_until_ms = clock_mono_ms() + st->backoff_ms;
     }
     if (!st->was_down && !st->last_retryable)
         log_warn("redis_down", "host=%s port=%d reason=\"%s\"", st->target.host,
@@ -104,7 +98,7 @@ static int ensure_connected_ex(struct store *st, bool *fresh)
         return 0;
     *fresh = true;
     st->last_retryable = false;
-    if (mono_ms() < st->down_until_ms)
+    if (clock_mono_ms() < st->down_until_ms)
         return -1; /* still in the fail-fast window; st->err says why */
     struct timeval tv = {st->timeout_ms / 1000, (st->timeout_ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(st->target.host, st->target.port, tv);

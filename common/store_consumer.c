@@ -10,13 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
-
-static long long now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
+#include "clock.h"
 
 /* Runs a Lua script with nkeys key suffixes (prefixed here) and string args. */
 static redisReply *run_script(struct store *st, int *status, const char *script,
@@ -100,7 +94,7 @@ static const char ADOPT_LUA[] =
 int store_lease_adopt(struct store *st, const char *token, int64_t id, int lease_ms, bool *taken)
 {
     char sid[32], now[32], exp[32];
-    long long t = now_ms();
+    long long t = clock_wall_ms();
     snprintf(sid, sizeof sid, "%lld", (long long)id);
     snprintf(now, sizeof now, "%lld", t);
     snprintf(exp, sizeof exp, "%lld", t + lease_ms);
@@ -145,7 +139,7 @@ int store_lease_renew(struct store *st, const int64_t *ids, size_t n, int lease_
         return STORE_OK;
     char key[KEY_MAX];
     store_key(st, key, "leases");
-    long long exp = now_ms() + lease_ms;
+    long long exp = clock_wall_ms() + lease_ms;
     size_t argc = 3 + 2 * n;
     const char **argv = calloc(argc, sizeof *argv);
     size_t *lens = calloc(argc, sizeof *lens);
@@ -169,12 +163,10 @@ int store_lease_renew(struct store *st, const int64_t *ids, size_t n, int lease_
     return status;
 }
 
-int store_leased_ids(struct store *st, size_t max, int64_t **ids, size_t *n)
+/* Turns an array reply of job ids into a malloc'd array (frees the reply).
+ * r NULL: the command failed with status. */
+static int ids_reply(redisReply *r, int status, int64_t **ids, size_t *n)
 {
-    char key[KEY_MAX];
-    store_key(st, key, "queue:leased");
-    int status;
-    redisReply *r = store_cmdf(st, &status, "LRANGE %s 0 %lld", key, (long long)max - 1);
     if (!r)
         return status;
     *ids = calloc(r->elements + 1, sizeof **ids);
@@ -184,6 +176,15 @@ int store_leased_ids(struct store *st, size_t max, int64_t **ids, size_t *n)
             (*ids)[(*n)++] = atoll(r->element[i]->str);
     freeReplyObject(r);
     return STORE_OK;
+}
+
+int store_leased_ids(struct store *st, size_t max, int64_t **ids, size_t *n)
+{
+    char key[KEY_MAX];
+    store_key(st, key, "queue:leased");
+    int status;
+    return ids_reply(store_cmdf(st, &status, "LRANGE %s 0 %lld", key, (long long)max - 1),
+                     status, ids, n);
 }
 
 int store_job_load(struct store *st, int64_t id, struct job **job)
@@ -302,7 +303,7 @@ int store_job_finish(struct store *st, const char *token, const struct job *job,
 {
     char keep[32], due[32];
     snprintf(keep, sizeof keep, "%d", st->dead_keep);
-    snprintf(due, sizeof due, "%lld", now_ms());
+    snprintf(due, sizeof due, "%lld", clock_wall_ms());
     char *cb = callback ? json_dumps(callback, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     const char *keys[] = {"jobs:live", "jobs:live:ids", "jobs:dead", "jobs:dead:ids",
                           "queue:leased", "leases", "lease:owner", "counters",
@@ -328,7 +329,7 @@ static const char CLAIM_LUA[] =
 int store_callback_claim(struct store *st, int hide_ms, json_t **cb, char **member)
 {
     char now[32], hide[32];
-    long long t = now_ms();
+    long long t = clock_wall_ms();
     snprintf(now, sizeof now, "%lld", t);
     snprintf(hide, sizeof hide, "%lld", t + hide_ms);
     const char *keys[] = {"callbacks:due"};
@@ -426,16 +427,8 @@ int store_cancel_requests(struct store *st, size_t max, int64_t **ids, size_t *n
     char key[KEY_MAX];
     store_key(st, key, "cancels");
     int status;
-    redisReply *r = store_cmdf(st, &status, "SRANDMEMBER %s %lld", key, (long long)max);
-    if (!r)
-        return status;
-    *ids = calloc(r->elements + 1, sizeof **ids);
-    *n = 0;
-    for (size_t i = 0; i < r->elements; i++)
-        if (r->element[i]->type == REDIS_REPLY_STRING)
-            (*ids)[(*n)++] = atoll(r->element[i]->str);
-    freeReplyObject(r);
-    return STORE_OK;
+    return ids_reply(store_cmdf(st, &status, "SRANDMEMBER %s %lld", key, (long long)max),
+                     status, ids, n);
 }
 
 int store_cancel_forget(struct store *st, int64_t id)
@@ -459,7 +452,7 @@ int store_lease_specific(struct store *st, const char *token, int64_t id, int le
 {
     char sid[32], exp[32];
     snprintf(sid, sizeof sid, "%lld", (long long)id);
-    snprintf(exp, sizeof exp, "%lld", now_ms() + lease_ms);
+    snprintf(exp, sizeof exp, "%lld", clock_wall_ms() + lease_ms);
     const char *keys[] = {"queue:pending", "queue:leased", "leases", "lease:owner"};
     const char *args[] = {sid, token, exp};
     long long r = 0;

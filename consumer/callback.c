@@ -16,16 +16,10 @@
 
 #include "consumer.h"
 #include "log.h"
+#include "clock.h"
 
 #define BACKOFF_CAP_MS (10 * 60 * 1000)
 #define WAKE_MS 200
-
-static long long now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 static size_t discard(char *p, size_t s, size_t n, void *u)
 {
@@ -117,7 +111,7 @@ static void deliver(struct consumer *c, struct store *st, CURL *curl, json_t *cb
     if (delay > BACKOFF_CAP_MS)
         delay = BACKOFF_CAP_MS;
     json_object_set_new(cb, "attempts", json_integer(attempts));
-    store_callback_retry(st, member, cb, now_ms() + delay);
+    store_callback_retry(st, member, cb, clock_wall_ms() + delay);
     log_warn("callback_failed", "id=%lld host=%s attempts=%d retry_in_ms=%lld error=\"%s\"",
              job, host, attempts, delay, err);
 }

@@ -16,17 +16,11 @@
 #include "consumer.h"
 #include "log.h"
 #include "pool.h"
+#include "clock.h"
 
 #define LEASE_BLOCK_MS 200
 #define RENEW_IDS_MAX 4096
 #define CANCEL_CHECK_MS 250
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void consumer_vm_name(struct consumer *c, const char *tag, char *out, size_t len)
 {
@@ -271,9 +265,9 @@ int dispatch_run(struct consumer *c)
     struct store *st = store_new(c->cfg);
     long long next_renew = 0, drain_deadline = 0, next_cancel_check = 0;
     bool was_leader = false;
-    long long last_ok = mono_ms();
+    long long last_ok = clock_mono_ms();
     while (!atomic_load(&c->stopping)) {
-        long long now = mono_ms();
+        long long now = clock_mono_ms();
         if (now >= next_renew) {
             bool leader = false;
             int status = store_leader_acquire(st, c->token, c->cfg->lease_ms, &leader);
@@ -325,10 +319,10 @@ int dispatch_run(struct consumer *c)
         pthread_mutex_lock(&c->lock);
         start_ready(c);
         pthread_mutex_unlock(&c->lock);
-        if (mono_ms() < atomic_load(&c->busy_until_ms)) {
+        if (clock_mono_ms() < atomic_load(&c->busy_until_ms)) {
             usleep(50 * 1000);
         } else if (capacity_left(c) > 0) {
-            long long until_renew = next_renew - mono_ms();
+            long long until_renew = next_renew - clock_mono_ms();
             int block = until_renew < LEASE_BLOCK_MS ? (int)(until_renew > 10 ? until_renew : 10)
                                                      : LEASE_BLOCK_MS;
             lease_one(c, st, block);

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "clock.h"
 
 struct pool_vm {
     struct vmms_vm vm;
@@ -130,13 +131,6 @@ static struct pool_entry *entry_for(struct pool *p, const char *image)
     return e;
 }
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 #define DEMAND_WINDOW_MS 60000
 
 static void default_spec(const struct tango_config *cfg, const char *image, struct vmms_vm *spec)
@@ -163,7 +157,7 @@ static void roll(struct pool_entry *e, long long now)
 
 void pool_note_job(struct pool *p, const char *image)
 {
-    long long now = mono_ms();
+    long long now = clock_mono_ms();
     pthread_mutex_lock(&p->lock);
     bool fresh = true;
     for (size_t i = 0; i < p->n; i++)
@@ -212,7 +206,7 @@ static void apply_wanted(struct pool *p, json_t *wanted)
         if (mem > 0)
             e->spec.memory_mb = (int)mem;
     }
-    long long now = mono_ms();
+    long long now = clock_mono_ms();
     for (size_t i = 0; i < p->n; i++) {
         struct pool_entry *e = &p->entries[i];
         int a = auto_size(cfg, e, now);

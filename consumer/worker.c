@@ -20,6 +20,7 @@
 #include "log.h"
 #include "output_file.h"
 #include "pool.h"
+#include "clock.h"
 
 #define NOT_RUN INT_MIN
 #define POOL_CHECK_S 5
@@ -39,13 +40,6 @@ struct run_state {
     const char *const *counters;         /* bumped by finish */
     size_t ncounters;
 };
-
-static double mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* Store calls from a worker wait out a Redis outage instead of failing the
  * job; NOT_FOUND means the lease is gone (drained or taken over). */
@@ -211,7 +205,7 @@ static void run_steps(struct run_state *rs)
     const struct vmms_ops *ops = c->ops;
     struct job *job = rs->job;
     char err[512] = "";
-    double t0 = mono_ms();
+    double t0 = (double)clock_mono_ms();
 
     struct vmms_vm want;
     fill_vm_spec(rs, &want);
@@ -251,7 +245,7 @@ static void run_steps(struct run_state *rs)
             job->assigned = false;
             trace(rs, "No worker host available: waiting in the queue");
             persist(rs, do_requeue_no_retry);
-            atomic_store(&c->busy_until_ms, (long long)mono_ms() + 1000);
+            atomic_store(&c->busy_until_ms, clock_mono_ms() + 1000);
             return;
         }
         rs->have_vm = true; /* even a half-made instance must be destroyed */
@@ -277,7 +271,7 @@ static void run_steps(struct run_state *rs)
     }
     free(job->vm_id);
     job->vm_id = strdup(rs->vm.id);
-    double t_ready = mono_ms();
+    double t_ready = (double)clock_mono_ms();
     trace(rs, "VM %s ready for job %s:%lld (%.0f ms)", rs->vm.name, job->name, (long long)job->id,
           t_ready - t0);
 
@@ -296,7 +290,7 @@ static void run_steps(struct run_state *rs)
     free(files);
     free(paths);
     rs->copyin = st == VMMS_OK ? 0 : -1;
-    double t_in = mono_ms();
+    double t_in = (double)clock_mono_ms();
     trace(rs, "Input copied for job %s:%lld [status=%d] (%.0f ms)", job->name, (long long)job->id,
           rs->copyin, t_in - t_ready);
     if (st != VMMS_OK) {
@@ -322,7 +316,7 @@ static void run_steps(struct run_state *rs)
     int status = -1;
     st = ops->run_job(c->vctx, &rs->vm, &run, &status, err, sizeof err);
     atomic_store(&rs->h->in_run, false);
-    double t_run = mono_ms();
+    double t_run = (double)clock_mono_ms();
     if (end_if_cancelled(rs))
         return;
     rs->runjob = st == VMMS_OK ? status : -1;
@@ -343,7 +337,7 @@ static void run_steps(struct run_state *rs)
                             sizeof err);
     rs->copyout = cst == VMMS_OK ? 0 : -1;
     trace(rs, "Output copied for job %s:%lld [status=%d] (%.0f ms)", job->name,
-          (long long)job->id, rs->copyout, mono_ms() - t_run);
+          (long long)job->id, rs->copyout, (double)clock_mono_ms() - t_run);
     /* The instance is destroyed after the job has ended (worker_main), so
      * the student's result does not wait for it; its slot is freed now. */
     atomic_store(&rs->h->slot_free, true);

@@ -8,19 +8,13 @@
 
 #include "app.h"
 #include "text.h"
+#include "clock.h"
 
 #define IMAGES_CACHE_MS 1000
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int app_known_images(struct app *app, json_t **out)
 {
-    long long now = mono_ms();
+    long long now = clock_mono_ms();
     if (app->images && now < app->images_until_ms) {
         *out = json_incref(app->images);
         return STORE_OK;

@@ -87,7 +87,7 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         free(line);
         return dd_fail(err, errlen, VMMS_ERR, "VM %s: command line too long", vm->name);
     }
-    long t0 = dd_now_ms();
+    long t0 = clock_mono_ms();
     struct dd_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 4096};
     struct dd_out out;
     rc = dd_run(ctx, h, &cmd, &out, err, errlen);
@@ -120,7 +120,7 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     log_info("vm_created", "name=%s host=%s id=%.12s image=%s cores=%d memory_mb=%d pids=%d "
              "network=%d ms=%ld", vm->name, h->label, vm->id,
              log_quote(vm->image, qlog, sizeof qlog), cores, mem, pids, (int)vm->network,
-             dd_now_ms() - t0);
+             (long)(clock_mono_ms() - t0));
     return VMMS_OK;
 }
 
@@ -146,10 +146,10 @@ int dd_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t 
     char qn[140], line[300];
     snprintf(line, sizeof line, "docker container inspect --format '{{json .State}}' %s",
              dd_quote(vm->id[0] ? vm->id : vm->name, qn, sizeof qn));
-    long deadline = dd_now_ms() + 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.command_timeout_s);
+    long deadline = clock_mono_ms() + 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.command_timeout_s);
     long pause = 50;
     for (;;) {
-        long left = deadline - dd_now_ms();
+        long left = deadline - clock_mono_ms();
         struct dd_cmd cmd = {.line = line, .timeout_ms = (int)(left < 1000 ? 1000 : left),
                              .stdin_fd = -1, .out_max = 8192};
         struct dd_out out;
@@ -177,10 +177,10 @@ int dd_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t 
             return rc;
         if (running)
             return VMMS_OK;
-        if (dd_now_ms() + pause > deadline)
+        if (clock_mono_ms() + pause > deadline)
             return dd_fail(err, errlen, VMMS_TIMEOUT, "container %s on %s not running after "
                            "%d s", vm->name, h->label, timeout_s);
-        dd_sleep_ms(pause);
+        clock_sleep_ms(pause);
         if (pause < 400)
             pause *= 2;
     }
@@ -219,7 +219,7 @@ static int destroy(struct dd_ctx *ctx, struct vmms_vm *vm, bool safe, char *err,
     if (rc != VMMS_OK)
         return rc;
     dd_abort_runs(ctx, vm->name);
-    long t0 = dd_now_ms();
+    long t0 = clock_mono_ms();
     bool existed = false;
     struct dd_host *h = dd_vm_host(ctx, vm);
     if (h == NULL) {
@@ -257,7 +257,7 @@ static int destroy(struct dd_ctx *ctx, struct vmms_vm *vm, bool safe, char *err,
     if (rc == VMMS_OK && !existed && !safe)
         rc = dd_fail(err, errlen, VMMS_NOT_FOUND, "container %s does not exist", vm->name);
     log_info("vm_destroyed", "name=%s host=%s existed=%d ms=%ld rc=%d", vm->name,
-             h ? h->label : "?", (int)existed, dd_now_ms() - t0, rc);
+             h ? h->label : "?", (int)existed, (long)(clock_mono_ms() - t0), rc);
     return rc;
 }
 

@@ -43,6 +43,7 @@
 #include <libssh2.h>
 
 #include "vmms.h"
+#include "clock.h"
 
 #pragma GCC visibility push(hidden)
 
@@ -295,8 +296,7 @@ int dd_check_vm(const struct dd_ctx *ctx, const struct vmms_vm *vm, char *err, s
 bool dd_name_ok(const char *s, size_t max);
 /* Single-quotes s for sh into buf; returns buf ("" if it does not fit). */
 const char *dd_quote(const char *s, char *buf, size_t bufsz);
-long dd_now_ms(void);
-void dd_sleep_ms(long ms);
+void clock_sleep_ms(long ms);
 
 /* ---- sftp.c ---- */
 int dd_copy_in(void *ctx, struct vmms_vm *vm, const struct vmms_file *files, size_t nfiles,

@@ -19,7 +19,7 @@
 
 static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *m, long until_ms)
 {
-    long ms = until_ms - dd_now_ms();
+    long ms = until_ms - clock_mono_ms();
     if (ms <= 0)
         return;
     struct timespec ts;
@@ -64,7 +64,7 @@ void dd_conn_put(struct dd_ctx *ctx, struct dd_conn *c)
 /* Caller holds ctx->lock. */
 static void mark_down(struct dd_ctx *ctx, struct dd_host *h, const char *reason, long retry_at)
 {
-    long now = dd_now_ms();
+    long now = clock_mono_ms();
     bool was_up = h->state != DD_DOWN;
     h->state = DD_DOWN;
     h->retry_at_ms = retry_at;
@@ -94,7 +94,7 @@ void dd_conn_break(struct dd_ctx *ctx, struct dd_conn *c, const char *reason)
         h->conn = NULL;
         c->detached = true;
         /* The first reconnect is at once: the host may just have restarted sshd. */
-        mark_down(ctx, h, reason, dd_now_ms());
+        mark_down(ctx, h, reason, clock_mono_ms());
     }
     bool free_it = c->detached && c->refs == 0;
     pthread_mutex_unlock(&ctx->lock);
@@ -116,7 +116,7 @@ bool dd_host_is_up(struct dd_ctx *ctx, struct dd_host *h)
  * host answers. Updates the host's state. */
 static void connect_attempt(struct dd_ctx *ctx, struct dd_host *h)
 {
-    long t0 = dd_now_ms();
+    long t0 = clock_mono_ms();
     char err[512] = "";
     bool refused = false;
     struct dd_conn *c = NULL;
@@ -146,7 +146,7 @@ static void connect_attempt(struct dd_ctx *ctx, struct dd_host *h)
             c = NULL;
         }
     }
-    long now = dd_now_ms();
+    long now = clock_mono_ms();
     pthread_mutex_lock(&ctx->lock);
     h->tried = true;
     if (rc == VMMS_OK && !atomic_load(&ctx->stopping)) {
@@ -233,7 +233,7 @@ static void *monitor_main(void *arg)
     struct dd_ctx *ctx = h->ctx;
     pthread_mutex_lock(&ctx->lock);
     while (!atomic_load(&ctx->stopping)) {
-        long now = dd_now_ms();
+        long now = clock_mono_ms();
         if (h->conn == NULL && now >= h->retry_at_ms) {
             pthread_mutex_unlock(&ctx->lock);
             connect_attempt(ctx, h);
@@ -269,8 +269,8 @@ static void *monitor_main(void *arg)
                        (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) &&
                        !atomic_load(&c->broken);
             pthread_mutex_lock(&ctx->lock);
-            if (hup && h->conn == c && dd_now_ms() - h->last_health_ms > 1000)
-                h->next_health_ms = dd_now_ms(); /* check it now */
+            if (hup && h->conn == c && clock_mono_ms() - h->last_health_ms > 1000)
+                h->next_health_ms = clock_mono_ms(); /* check it now */
             bool free_it = --c->refs == 0 && c->detached;
             if (free_it) {
                 pthread_mutex_unlock(&ctx->lock);
@@ -303,13 +303,13 @@ int dd_hosts_start(struct dd_ctx *ctx, char *err, size_t errlen)
         h->monitor_started = true;
     }
     /* The first attempts run in parallel; wait for them, boundedly. */
-    long deadline = dd_now_ms() + 1000L * ctx->cfg.connect_timeout_s + 1000;
+    long deadline = clock_mono_ms() + 1000L * ctx->cfg.connect_timeout_s + 1000;
     pthread_mutex_lock(&ctx->lock);
     for (;;) {
         size_t tried = 0;
         for (size_t i = 0; i < ctx->nhosts; i++)
             tried += ctx->hosts[i].tried;
-        if (tried == ctx->nhosts || dd_now_ms() >= deadline)
+        if (tried == ctx->nhosts || clock_mono_ms() >= deadline)
             break;
         timed_wait(&ctx->changed, &ctx->lock, deadline);
     }

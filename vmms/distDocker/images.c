@@ -179,7 +179,7 @@ int dd_load_image(void *vctx, const char *tar_path, const char *name, int timeou
         return dd_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", tar_path, strerror(errno));
     if (timeout_s <= 0)
         timeout_s = ctx->cfg.command_timeout_s;
-    long t0 = dd_now_ms();
+    long t0 = clock_mono_ms();
     size_t loaded = 0;
     int rc = VMMS_OK;
     for (size_t i = 0; i < ctx->nhosts && rc == VMMS_OK; i++) {
@@ -195,7 +195,7 @@ int dd_load_image(void *vctx, const char *tar_path, const char *name, int timeou
     if (rc == VMMS_OK) {
         char qn[300];
         log_info("image_loaded", "name=%s hosts=%zu ms=%ld", log_quote(name, qn, sizeof qn),
-                 loaded, dd_now_ms() - t0);
+                 loaded, (long)(clock_mono_ms() - t0));
     }
     return rc;
 }

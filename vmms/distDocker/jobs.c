@@ -54,10 +54,10 @@ int dd_run_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, int *
     struct dd_cmd cmd = {.line = line, .timeout_ms = 1000 * limit, .abort = &w.aborted,
                          .stdin_fd = -1, .out_max = 4096, .own_timeout = true};
     struct dd_out out;
-    long t0 = dd_now_ms();
+    long t0 = clock_mono_ms();
     rc = dd_run(ctx, h, &cmd, &out, err, errlen);
     dd_watch_remove(ctx, &w);
-    long ms = dd_now_ms() - t0;
+    long ms = (long)(clock_mono_ms() - t0);
     if (atomic_load(&w.aborted))
         rc = dd_fail(err, errlen, VMMS_ERR, "VM %s was destroyed while the job ran", vm->name);
     else if (rc == VMMS_TIMEOUT)

@@ -12,6 +12,7 @@
 
 #include "dd.h"
 #include "log.h"
+#include "clock.h"
 
 int dd_fail(char *err, size_t errlen, int status, const char *fmt, ...)
 {
@@ -82,20 +83,6 @@ too_long:
     if (bufsz)
         buf[0] = '\0';
     return buf;
-}
-
-long dd_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void dd_sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
 }
 
 static pthread_once_t ssh_once = PTHREAD_ONCE_INIT;

@@ -21,7 +21,7 @@
 
 void dd_wait_init(struct dd_wait *w, long timeout_ms, atomic_int *abort)
 {
-    w->deadline_ms = dd_now_ms() + (timeout_ms > 0 ? timeout_ms : 1);
+    w->deadline_ms = clock_mono_ms() + (timeout_ms > 0 ? timeout_ms : 1);
     w->abort = abort;
     w->nap_ms = 1;
 }
@@ -32,7 +32,7 @@ int dd_wait_io(struct dd_conn *c, struct dd_wait *w, bool hold)
         return DD_W_BROKEN;
     if (w->abort && atomic_load(w->abort))
         return DD_W_ABORT;
-    long left = w->deadline_ms - dd_now_ms();
+    long left = w->deadline_ms - clock_mono_ms();
     if (left <= 0)
         return DD_W_TIMEOUT;
     int dirs = libssh2_session_block_directions(c->session);
@@ -109,7 +109,7 @@ int dd_slot_take(struct dd_conn *c, struct dd_wait *w)
             rc = DD_W_ABORT;
             break;
         }
-        long now = dd_now_ms();
+        long now = clock_mono_ms();
         if (now >= w->deadline_ms) {
             rc = DD_W_TIMEOUT;
             break;
@@ -167,7 +167,7 @@ static int tcp_connect(const struct dd_host_cfg *hc, long deadline, atomic_int *
         if (errno == EINPROGRESS) {
             struct pollfd p = {.fd = fd, .events = POLLOUT};
             int n = 0;
-            for (long left; n == 0 && !atomic_load(abort) && (left = deadline - dd_now_ms()) > 0;)
+            for (long left; n == 0 && !atomic_load(abort) && (left = deadline - clock_mono_ms()) > 0;)
                 n = poll(&p, 1, left < 100 ? (int)left : 100);
             int soerr = 0;
             socklen_t sl = sizeof soerr;
@@ -347,7 +347,7 @@ int dd_conn_open(struct dd_ctx *ctx, struct dd_host *h, struct dd_conn **out, bo
     const struct dd_host_cfg *hc = h->cfg;
     *out = NULL;
     *refused = false;
-    long t0 = dd_now_ms();
+    long t0 = clock_mono_ms();
     struct dd_wait w;
     dd_wait_init(&w, 1000L * ctx->cfg.connect_timeout_s, &ctx->stopping);
     int fd = tcp_connect(hc, w.deadline_ms, &ctx->stopping, err, errlen);
@@ -426,7 +426,7 @@ int dd_conn_open(struct dd_ctx *ctx, struct dd_host *h, struct dd_conn **out, bo
         dd_conn_free(c);
         return rc;
     }
-    c->opened_ms = dd_now_ms();
+    c->opened_ms = clock_mono_ms();
     log_debug("ssh_connected", "host=%s user=%s ms=%ld", h->label, hc->user,
               c->opened_ms - t0);
     *out = c;
@@ -444,7 +444,7 @@ void dd_conn_free(struct dd_conn *c)
         /* From here every send fails at once: nothing below can block. */
         shutdown(c->sock, SHUT_RDWR);
         for (int i = 0; i < 50 && libssh2_session_free(c->session) == LIBSSH2_ERROR_EAGAIN; i++)
-            dd_sleep_ms(10);
+            clock_sleep_ms(10);
         pthread_mutex_unlock(&c->lock);
     }
     if (c->sock >= 0)

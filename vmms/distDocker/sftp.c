@@ -217,7 +217,7 @@ int dd_copy_in(void *vctx, struct vmms_vm *vm, const struct vmms_file *files, si
     char *buf = malloc(CHUNK);
     if (buf == NULL)
         rc = dd_fail(err, errlen, VMMS_ERR, "out of memory");
-    long t0 = dd_now_ms();
+    long t0 = clock_mono_ms();
     for (size_t i = 0; i < nfiles && rc == VMMS_OK; i++) {
         char path[PATH_MAX + 400];
         snprintf(path, sizeof path, "%s/%s/%s", x.h->cfg->volume_dir, vm->name,
@@ -230,7 +230,7 @@ int dd_copy_in(void *vctx, struct vmms_vm *vm, const struct vmms_file *files, si
         rc = VMMS_ERR;
     if (rc == VMMS_OK)
         log_debug("vm_copy_in", "name=%s host=%s files=%zu ms=%ld", vm->name, x.h->label, nfiles,
-                  dd_now_ms() - t0);
+                  (long)(clock_mono_ms() - t0));
     return rc;
 }
 
@@ -295,7 +295,7 @@ int dd_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
         return rc;
     }
     long long total = 0;
-    long t0 = dd_now_ms();
+    long t0 = clock_mono_ms();
     for (;;) {
         ssize_t n;
         DD_CALL(x.c, &x.w, libssh2_sftp_read(fh, buf, CHUNK), n, wr);
@@ -334,6 +334,6 @@ int dd_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
         rc = VMMS_ERR;
     if (rc == VMMS_OK)
         log_debug("vm_copy_out", "name=%s host=%s bytes=%lld ms=%ld", vm->name, x.h->label,
-                  total, dd_now_ms() - t0);
+                  total, (long)(clock_mono_ms() - t0));
     return rc;
 }

@@ -72,10 +72,10 @@ static int remove_container(struct ld_ctx *ctx, const struct vmms_vm *vm, bool *
         /* "removal already in progress" (another thread): wait for it. */
         snprintf(path, sizeof path, "/containers/%s/json", ld_vm_ref(vm));
         struct ld_request get = {.method = "GET", .path = path};
-        long deadline = ld_now_ms() + 1000L * ctx->cfg.api_timeout_s;
+        long deadline = clock_mono_ms() + 1000L * ctx->cfg.api_timeout_s;
         rc = ld_fail(err, errlen, VMMS_TIMEOUT, "container %s: removal did not finish",
                      vm->name);
-        while (ld_now_ms() < deadline) {
+        while (clock_mono_ms() < deadline) {
             struct ld_response r2;
             int rc2 = ld_docker(ctx, &get, &r2, err, errlen);
             long st = r2.status;
@@ -84,7 +84,7 @@ static int remove_container(struct ld_ctx *ctx, const struct vmms_vm *vm, bool *
                 rc = VMMS_OK;
                 break;
             }
-            ld_sleep_ms(100);
+            clock_sleep_ms(100);
         }
     } else if (rc == VMMS_OK && resp.status != 204)
         rc = ld_docker_fail(&resp, "cannot remove container", err, errlen);
@@ -117,7 +117,7 @@ int ld_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         cores = (int)ncpu;
     }
 
-    long t0 = ld_now_ms();
+    long t0 = clock_mono_ms();
     bool existed;
     rc = ld_vol_create(ctx, vm->name, false, &existed, err, errlen);
     if (rc != VMMS_OK && existed) {
@@ -176,7 +176,7 @@ int ld_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     char qi[300];
     log_info("vm_created", "name=%s id=%.12s image=%s cores=%d memory_mb=%d pids=%d "
              "network=%d ms=%ld", vm->name, vm->id, log_quote(vm->image, qi, sizeof qi),
-             cores, mem, pids, (int)vm->network, ld_now_ms() - t0);
+             cores, mem, pids, (int)vm->network, (long)(clock_mono_ms() - t0));
     return VMMS_OK;
 }
 
@@ -188,10 +188,10 @@ int ld_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t 
         return rc;
     char path[256];
     snprintf(path, sizeof path, "/containers/%s/json", ld_vm_ref(vm));
-    long deadline = ld_now_ms() + 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
+    long deadline = clock_mono_ms() + 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
     long pause = 10;
     for (;;) {
-        long left_s = (deadline - ld_now_ms() + 999) / 1000;
+        long left_s = (deadline - clock_mono_ms() + 999) / 1000;
         struct ld_request req = {.method = "GET", .path = path,
                                  .timeout_s = (int)(left_s < 1 ? 1 : left_s)};
         struct ld_response resp;
@@ -219,10 +219,10 @@ int ld_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t 
             return VMMS_OK;
         if (rc != VMMS_OK)
             return rc;
-        if (ld_now_ms() + pause > deadline)
+        if (clock_mono_ms() + pause > deadline)
             return ld_fail(err, errlen, VMMS_TIMEOUT, "container %s not running after %d s",
                            vm->name, timeout_s);
-        ld_sleep_ms(pause);
+        clock_sleep_ms(pause);
         if (pause < 200)
             pause *= 2;
     }
@@ -235,7 +235,7 @@ static int destroy(struct ld_ctx *ctx, struct vmms_vm *vm, bool safe, char *err,
     if (rc != VMMS_OK)
         return rc;
     ld_abort_runs(ctx, vm->name);
-    long t0 = ld_now_ms();
+    long t0 = clock_mono_ms();
     bool gone = false;
     rc = remove_container(ctx, vm, &gone, err, errlen);
     char e2[512];
@@ -249,7 +249,7 @@ static int destroy(struct ld_ctx *ctx, struct vmms_vm *vm, bool safe, char *err,
     if (rc == VMMS_OK && gone && !safe)
         rc = ld_fail(err, errlen, VMMS_NOT_FOUND, "container %s does not exist", vm->name);
     log_info("vm_destroyed", "name=%s id=%.12s existed=%d ms=%ld rc=%d", vm->name, vm->id,
-             (int)!gone, ld_now_ms() - t0, rc);
+             (int)!gone, (long)(clock_mono_ms() - t0), rc);
     return rc;
 }
 

@@ -164,7 +164,7 @@ static int exec_run(struct ld_ctx *ctx, const struct vmms_vm *vm, const char *co
         if (tries >= 100)
             return ld_fail(err, errlen, VMMS_ERR,
                            "VM %s: the command's output ended but it did not", vm->name);
-        ld_sleep_ms(20);
+        clock_sleep_ms(20);
     }
 }
 
@@ -193,11 +193,11 @@ int ld_run_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, int *
     char out[256];
     struct demux d = {.out = out, .cap = sizeof out - 1};
     int code = -1;
-    long t0 = ld_now_ms();
+    long t0 = clock_mono_ms();
     int limit = run->timeout_s + ctx->cfg.run_grace_s;
     rc = exec_run(ctx, vm, argv, limit, &w.aborted, &d, &code, err, errlen);
     watch_remove(ctx, &w);
-    long ms = ld_now_ms() - t0;
+    long ms = (long)(clock_mono_ms() - t0);
     if (rc == VMMS_NOT_FOUND) /* gone before the job started: destroyed */
         rc = VMMS_ERR;
     if (rc == VMMS_TIMEOUT)

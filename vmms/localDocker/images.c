@@ -146,7 +146,7 @@ int ld_load_image(void *vctx, const char *tar_path, const char *name, int timeou
         return ld_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", tar_path, strerror(errno));
     struct stat st;
     long long size = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) ? st.st_size : -1;
-    long t0 = ld_now_ms();
+    long t0 = clock_mono_ms();
     struct ld_request req = {.method = "POST", .path = "/images/load?quiet=1", .upload = f,
                              .upload_size = size, .timeout_s = timeout_s};
     struct ld_response resp;
@@ -182,6 +182,6 @@ int ld_load_image(void *vctx, const char *tar_path, const char *name, int timeou
 done:;
     char qn[300], ql[300];
     log_info("image_loaded", "name=%s loaded=%s ms=%ld", log_quote(name, qn, sizeof qn),
-             log_quote(loaded, ql, sizeof ql), ld_now_ms() - t0);
+             log_quote(loaded, ql, sizeof ql), (long)(clock_mono_ms() - t0));
     return VMMS_OK;
 }

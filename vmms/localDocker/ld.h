@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "vmms.h"
+#include "clock.h"
 
 /* Everything below is internal: only vmms_plugin leaves the .so. */
 #pragma GCC visibility push(hidden)
@@ -73,8 +74,7 @@ int ld_check_vm(const struct ld_ctx *ctx, const struct vmms_vm *vm,
                 char *err, size_t errlen);
 /* Container reference for URLs: vm->id if set, else vm->name. */
 const char *ld_vm_ref(const struct vmms_vm *vm);
-long ld_now_ms(void);
-void ld_sleep_ms(long ms);
+void clock_sleep_ms(long ms);
 
 /* ---- config.c ---- */
 int ld_config_parse(const json_t *cfg, struct ld_config *out, char *err, size_t errlen);

@@ -17,6 +17,7 @@
 
 #include "ld.h"
 #include "log.h"
+#include "clock.h"
 
 int ld_fail(char *err, size_t errlen, int status, const char *fmt, ...)
 {
@@ -67,20 +68,6 @@ int ld_check_vm(const struct ld_ctx *ctx, const struct vmms_vm *vm,
 const char *ld_vm_ref(const struct vmms_vm *vm)
 {
     return vm->id[0] ? vm->id : vm->name;
-}
-
-long ld_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void ld_sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
 }
 
 /* mkdir -p of dir; the last component gets mode, parents 0755. */

@@ -160,7 +160,7 @@ static long long copy_fd(int in_fd, int out_fd, long long max, long deadline_ms)
         return -ENOMEM;
     long long total = 0;
     for (;;) {
-        if (ld_now_ms() > deadline_ms) {
+        if (clock_mono_ms() > deadline_ms) {
             total = -ETIMEDOUT;
             break;
         }
@@ -270,7 +270,7 @@ int ld_copy_in(void *vctx, struct vmms_vm *vm, const struct vmms_file *files,
     int dfd = open_vm_dir(ctx, vm, err, errlen);
     if (dfd < 0)
         return dfd;
-    long deadline = ld_now_ms() + 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
+    long deadline = clock_mono_ms() + 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
     for (size_t i = 0; i < nfiles && rc == VMMS_OK; i++)
         rc = put_file(dfd, &files[i], deadline, err, errlen);
     close(dfd);
@@ -315,7 +315,7 @@ int ld_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
         return ld_fail(err, errlen, VMMS_ERR, "cannot create %s: %s", dest_path,
                        strerror(e));
     }
-    long deadline = ld_now_ms() + 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
+    long deadline = clock_mono_ms() + 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
     long long n = copy_fd(in, out, LD_FEEDBACK_MAX, deadline);
     close(in);
     if (n == -ETIMEDOUT)
