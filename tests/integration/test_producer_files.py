@@ -16,24 +16,6 @@ import tlib
 JSON_TYPE = "application/json; charset=UTF-8"
 
 
-def raw(port, data, timeout=5.0):
-    """Sends bytes on a new connection; returns everything read until close/timeout."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    out = b""
-    try:
-        s.sendall(data)
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            out += d
-    except OSError:
-        pass
-    finally:
-        s.close()
-    return out
-
-
 def body_of(resp):
     return resp[resp.find(b"\r\n\r\n") + 4:] if b"\r\n\r\n" in resp else b""
 
@@ -155,7 +137,7 @@ with tlib.Service(config={"max_upload_mb": 1}, key="k-files-5Tq2") as svc:
     tlib.check("upload over the cap: no file, not even a temp file",
                sorted(os.listdir(LAB)) == sorted(before), os.listdir(LAB))
     chunks = b"".join(b"10000\r\n" + b"c" * 0x10000 + b"\r\n" for _ in range(20)) + b"0\r\n\r\n"
-    resp = raw(P.port, b"POST /upload/%s/lab1/ HTTP/1.1\r\nHost: t\r\nFilename: big2.bin\r\n"
+    resp = tlib.raw(P.port, b"POST /upload/%s/lab1/ HTTP/1.1\r\nHost: t\r\nFilename: big2.bin\r\n"
                b"Transfer-Encoding: chunked\r\n\r\n" % K.encode() + chunks)
     tlib.check("chunked upload over the cap: -1 too large",
                resp.startswith(b"HTTP/1.1 200") and b'"statusId":-1' in resp and
@@ -170,7 +152,7 @@ with tlib.Service(config={"max_upload_mb": 1}, key="k-files-5Tq2") as svc:
         part = data[i:i + 70000]
         enc += b"%x;ext=1\r\n" % len(part) + part + b"\r\n"
     enc += b"0\r\nX-Trailer: t\r\n\r\n"
-    resp = raw(P.port, b"POST /upload/%s/lab1/ HTTP/1.1\r\nHost: t\r\nFilename: chunked.bin\r\n"
+    resp = tlib.raw(P.port, b"POST /upload/%s/lab1/ HTTP/1.1\r\nHost: t\r\nFilename: chunked.bin\r\n"
                b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" % K.encode() + enc)
     tlib.check("chunked upload: Uploaded file", b'"statusMsg":"Uploaded file"' in resp, resp[:300])
     tlib.check("chunked upload: exact bytes and md5",
@@ -189,7 +171,7 @@ with tlib.Service(config={"max_upload_mb": 1}, key="k-files-5Tq2") as svc:
     tlib.check("Expect: 100-continue upload stored", b"Uploaded file" in resp and
                open(os.path.join(LAB, "expect.bin"), "rb").read() == data, resp)
     t0 = time.time()
-    resp = raw(P.port, upload_head(svc, "nolab", "x.bin", 500, b"Expect: 100-continue\r\n"))
+    resp = tlib.raw(P.port, upload_head(svc, "nolab", "x.bin", 500, b"Expect: 100-continue\r\n"))
     tlib.check("Expect: refused upload answers at once without 100 Continue",
                b"100 Continue" not in resp and b"Courselab not found" in resp, resp)
     tlib.check("Expect: refused upload does not wait for a body that will not come",
@@ -277,7 +259,7 @@ with tlib.Service(config={"max_upload_mb": 1}, key="k-files-5Tq2") as svc:
 
     # --- pipelined on one connection: open, upload, open sees the upload
     opn = b"GET /open/%s/lab1/ HTTP/1.1\r\nHost: t\r\n\r\n" % K.encode()
-    resp = raw(P.port, opn + b"POST /upload/%s/lab1/ HTTP/1.1\r\nHost: t\r\nFilename: piped.txt\r\n"
+    resp = tlib.raw(P.port, opn + b"POST /upload/%s/lab1/ HTTP/1.1\r\nHost: t\r\nFilename: piped.txt\r\n"
                b"Content-Length: 5\r\n\r\npiped" % K.encode() + opn.replace(b"Host: t", b"Connection: close"))
     bodies = [p[p.find(b"{"):] for p in resp.split(b"HTTP/1.1 ")[1:]]
     try:

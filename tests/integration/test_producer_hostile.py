@@ -16,31 +16,6 @@ import tlib
 MARK = "pwned%d" % os.getpid()
 
 
-def raw(port, data, timeout=5.0, paced=False):
-    """Sends data and reads to close. paced: in 8 KiB pieces 5 ms apart, as a
-    client streaming a request does; it must be able to send it all (no reset
-    from a server that answered early) and then read the answer."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    out = b""
-    try:
-        if paced:
-            for i in range(0, len(data), 8192):
-                s.sendall(data[i:i + 8192])
-                time.sleep(0.005)
-        else:
-            s.sendall(data)
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            out += d
-    except OSError:
-        pass
-    finally:
-        s.close()
-    return out
-
-
 def parse(resp):
     """(status code, headers dict lower-cased, body) of the first response."""
     head, _, body = resp.partition(b"\r\n\r\n")
@@ -100,7 +75,7 @@ with tlib.Service(config={"http_timeout_s": 3}, key="k-hostile-Zz09") as svc:
                   "/jobs/%s/%s/" % (K, e), "/getPartialOutput/%s/%s/" % (K, e),
                   "/info/%s/" % e]
     for p in paths:
-        code, _, body = parse(raw(port, b"GET " + p.encode() + b" HTTP/1.1\r\nHost: t\r\n"
+        code, _, body = parse(tlib.raw(port, b"GET " + p.encode() + b" HTTP/1.1\r\nHost: t\r\n"
                                   b"Connection: close\r\n\r\n"))
         ok = code in (200, 400, 404) and (fail_env(body) or body.startswith(b'{"statusId":0'))
         if p.startswith("/open/" + K + "/"):
@@ -118,7 +93,7 @@ with tlib.Service(config={"http_timeout_s": 3}, key="k-hostile-Zz09") as svc:
     names = ["../" + MARK, "..", ".", "", "..\\" + MARK, "/tmp/" + MARK, "a/../" + MARK,
              MARK + "\x01", "a\tb" + MARK, "\x7f", "y" * 256, "output/" + MARK]
     for n in names:
-        code, _, body = parse(raw(port, b"POST /upload/%s/lab/ HTTP/1.1\r\nHost: t\r\nFilename: %s\r\n"
+        code, _, body = parse(tlib.raw(port, b"POST /upload/%s/lab/ HTTP/1.1\r\nHost: t\r\nFilename: %s\r\n"
                                   b"Content-Length: 3\r\nConnection: close\r\n\r\nabc"
                                   % (K.encode(), n.encode())))
         tlib.check("Filename %r: -1" % n[:40], code == 200 and fail_env(body) and
@@ -150,7 +125,7 @@ with tlib.Service(config={"http_timeout_s": 3}, key="k-hostile-Zz09") as svc:
                    (field in r.json()["statusMsg"] or "files[1]" in r.json()["statusMsg"] or
                     "Malformed JSON" in r.json()["statusMsg"]), r.body)
     for image in ["../" + MARK, "..", "%2e%2e", "a%2Fb", "x" * 300]:
-        code, _, body = parse(raw(port, b"POST /build/%s/ HTTP/1.1\r\nHost: t\r\nimageName: %s\r\n"
+        code, _, body = parse(tlib.raw(port, b"POST /build/%s/ HTTP/1.1\r\nHost: t\r\nimageName: %s\r\n"
                                   b"Content-Length: 3\r\nConnection: close\r\n\r\nabc"
                                   % (K.encode(), image.encode())))
         tlib.check("build imageName %r: -1" % image[:30], code == 200 and fail_env(body), body)
@@ -165,7 +140,7 @@ with tlib.Service(config={"http_timeout_s": 3}, key="k-hostile-Zz09") as svc:
     r = svc.post("/addJob/%s/lab/" % K, big)
     tlib.check("addJob 10 MB JSON: -1 too large", r.status == 200 and fail_env(r.body) and
                "too large" in r.json()["statusMsg"], r.body)
-    code, _, body = parse(raw(port, b"POST /addJob/%s/lab/ HTTP/1.1\r\nHost: t\r\n"
+    code, _, body = parse(tlib.raw(port, b"POST /addJob/%s/lab/ HTTP/1.1\r\nHost: t\r\n"
                               b"Transfer-Encoding: chunked\r\n\r\n" % K.encode() +
                               b"".join(b"100000\r\n" + b" " * 0x100000 + b"\r\n" for _ in range(3)) +
                               b"0\r\n\r\n"))
@@ -194,7 +169,7 @@ with tlib.Service(config={"http_timeout_s": 3}, key="k-hostile-Zz09") as svc:
                                b"zz\r\nabc\r\n" % K.encode(), 400),
             ("huge chunk size", b"POST /addJob/%s/lab/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                                 b"fffffffffffffffffff\r\nabc\r\n" % K.encode(), 400)]:
-        code, hdrs, body = parse(raw(port, data + b"trailing junk " * 3000, paced=True))
+        code, hdrs, body = parse(tlib.raw(port, data + b"trailing junk " * 3000, paced=True))
         tlib.check("%s: %d JSON" % (what, want), code == want and fail_env(body) and
                    hdrs.get("content-type", "").startswith("application/json"), (code, body))
 
@@ -220,7 +195,7 @@ with tlib.Service(config={"http_timeout_s": 3}, key="k-hostile-Zz09") as svc:
         s.close()
 
     # --- HTTP/1.0, keep-alive, pipelining
-    resp = raw(port, b"GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\n\r\n")
+    resp = tlib.raw(port, b"GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\n\r\n")
     code, hdrs, body = parse(resp)
     tlib.check("HTTP/1.0: answered, then closed", code == 200 and
                hdrs.get("connection") == "close" and resp.count(b"HTTP/1.1 200") == 1, resp)
@@ -255,12 +230,12 @@ with tlib.Service(config={"http_timeout_s": 3}, key="k-hostile-Zz09") as svc:
             b"5\r\npiped\r\n0\r\n\r\n"
             b"GET /info/%s/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
             % (K.encode(), len(job), job, K.encode(), K.encode()))
-    resp = raw(port, pipe)
+    resp = tlib.raw(port, pipe)
     parts = resp.split(b"HTTP/1.1 ")[1:]
     tlib.check("pipelining: four answers in order",
                len(parts) == 4 and b"RESTful Tango" in parts[0] and b"Job added" in parts[1] and
                b"Uploaded file" in parts[2] and b"Found info" in parts[3], resp)
-    resp = raw(port, b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nX: " + b"a" * 100000 + b"\r\n\r\n")
+    resp = tlib.raw(port, b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nX: " + b"a" * 100000 + b"\r\n\r\n")
     tlib.check("pipelining: a good request, then a hostile one",
                resp.count(b"HTTP/1.1 200") == 1 and b"431" in resp, resp[:400])
 

@@ -96,6 +96,31 @@ def request(port, method, path, body=None, headers=None, timeout=30):
         conn.close()
 
 
+def raw(port, data, timeout=5.0, paced=False):
+    """Sends data and reads to close. paced: in 8 KiB pieces 5 ms apart, as a
+    client streaming a request does; it must be able to send it all (no reset
+    from a server that answered early) and then read the answer."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    out = b""
+    try:
+        if paced:
+            for i in range(0, len(data), 8192):
+                s.sendall(data[i:i + 8192])
+                time.sleep(0.005)
+        else:
+            s.sendall(data)
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+    except OSError:
+        pass
+    finally:
+        s.close()
+    return out
+
+
 class Redis:
     """A private redis-server on a free port."""
 
