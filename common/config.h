@@ -17,7 +17,10 @@ struct tango_config {
     char *bind;
     int port;
     int http_timeout_s;
+    int http_head_timeout_s;  /* deadline for a whole request head */
+    int http_min_body_bps;    /* slowest body accepted (bytes/s); 0 = no floor */
     int max_connections;
+    int max_connections_per_ip;
     int max_header_kb;
     int max_request_kb;
     int max_upload_mb;
@@ -29,6 +32,7 @@ struct tango_config {
     char *courselabs;
     char **keys;
     size_t nkeys;
+    char *secret_file;       /* per-installation secret; "" = <courselabs>/.tango-secret */
     char **images;
     size_t nimages;
     char *log_level;
@@ -60,12 +64,17 @@ struct tango_config {
     int default_cores;
     int default_memory_mb;
     int pids_limit;
+    int disk_limit_mb;       /* writable storage per job (default) */
+    int max_disk_limit_mb;   /* largest per-job override */
+    int sweep_interval_ms;   /* leader's sweep of lapsed leases and stale files */
     bool default_disable_network;
     int autodriver_nproc;
     int autodriver_fsize_mb;
     int callback_attempts;
     int callback_backoff_ms;
     int callback_timeout_s;
+    char **callback_allow;   /* hosts / networks callbacks may reach */
+    size_t ncallback_allow;
     int partial_output_interval_ms;
     int partial_output_kb;
 };

@@ -55,6 +55,8 @@ void job_free(struct job *job)
     free(job->vm_id);
     free(job->vm_host);
     free(job->outcome);
+    free(job->key_id);
+    free(job->run_handle);
     free(job);
 }
 
@@ -87,7 +89,8 @@ json_t *job_to_json(const struct job *job)
                            "name", str_or_null(job->vm_name), "image", job->image,
                            "vmms", "", "cores", job->cores, "memory", job->memory_mb,
                            "id", str_or_null(job->vm_id), "network", !job->disable_network,
-                           "resume", 0, "disk", json_null());
+                           "resume", 0, "disk",
+                           job->disk_mb ? json_integer(job->disk_mb) : json_null());
     json_object_set_new(vm, "host", str_or_null(job->vm_host));
     json_t *o = json_pack("{s:I, s:s, s:b, s:i, s:i, s:s, s:o, s:I, s:O, s:o, s:o}",
                           "id", (json_int_t)job->id, "name", job->name, "assigned", job->assigned,
@@ -102,6 +105,13 @@ json_t *job_to_json(const struct job *job)
     json_object_set_new(o, "disableNetwork", json_boolean(job->disable_network));
     json_object_set_new(o, "createdAt", json_real(job->created_at));
     json_object_set_new(o, "outcome", str_or_null(job->outcome));
+    if (job->key_id)
+        json_object_set_new(o, "keyId", json_string(job->key_id));
+    if (job->run_handle)
+        json_object_set_new(o, "run", json_pack("{s:s, s:I}", "handle", job->run_handle,
+                                                "deadline", (json_int_t)job->run_deadline_ms));
+    if (job->fence)
+        json_object_set_new(o, "fence", json_integer(job->fence));
     return o;
 }
 
@@ -131,10 +141,10 @@ struct job *job_from_json(const json_t *o, char *err, size_t errlen)
         return NULL;
     }
     int cores = 0, memory = 0;
-    json_t *vm_name = NULL, *vm_id = NULL, *vm_host = NULL;
-    if (json_unpack_ex(vm, &jerr, 0, "{s:s, s:i, s:i, s:o, s:o, s?o}", "image", &image,
+    json_t *vm_name = NULL, *vm_id = NULL, *vm_host = NULL, *disk = NULL;
+    if (json_unpack_ex(vm, &jerr, 0, "{s:s, s:i, s:i, s:o, s:o, s?o, s?o}", "image", &image,
                        "cores", &cores, "memory", &memory, "name", &vm_name, "id", &vm_id,
-                       "host", &vm_host) ||
+                       "host", &vm_host, "disk", &disk) ||
         !json_is_array(trace) || !json_is_array(input)) {
         snprintf(err, errlen, "malformed job record: vm, trace or input");
         return NULL;
@@ -161,6 +171,14 @@ struct job *job_from_json(const json_t *o, char *err, size_t errlen)
     job->disable_network = disable_network;
     job->created_at = created;
     job->outcome = dup_opt(outcome);
+    job->disk_mb = json_is_integer(disk) ? (int)json_integer_value(disk) : 0;
+    job->key_id = dup_opt(json_object_get(o, "keyId"));
+    json_t *run = json_object_get(o, "run");
+    if (json_is_object(run) && json_is_string(json_object_get(run, "handle"))) {
+        job->run_handle = strdup(json_string_value(json_object_get(run, "handle")));
+        job->run_deadline_ms = json_integer_value(json_object_get(run, "deadline"));
+    }
+    job->fence = json_integer_value(json_object_get(o, "fence"));
     if (job_state_parse(state, &job->state)) {
         snprintf(err, errlen, "malformed job record: unknown state \"%s\"", state);
         job_free(job);

@@ -40,6 +40,8 @@ struct job {
     bool disable_network;
     int cores;           /* 0 = default */
     int memory_mb;       /* 0 = default */
+    int disk_mb;         /* writable storage limit; 0 = default (vm.disk) */
+    char *key_id;        /* "keyId": which client key owns the job (never the key itself) */
     struct job_file *files;
     size_t nfiles;
     /* progress, written by the consumer */
@@ -51,6 +53,10 @@ struct job {
     char *vm_id;
     char *vm_host;
     char *outcome;       /* final outcome line, once done */
+    /* what a successor needs to find a running job again ("run" object) */
+    char *run_handle;    /* the plugin's handle of the started run (e.g. exec id) */
+    long long run_deadline_ms; /* Redis time (ms) after which the run is over */
+    long long fence;     /* fencing token of the lease the record was read under */
     double created_at;   /* unix seconds */
 };
 

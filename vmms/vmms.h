@@ -23,6 +23,19 @@
  *                  *status gets autodriver's exit code (0 ok, 1 usage,
  *                  2 timed out, 3 OS error). Returns VMMS_TIMEOUT if the
  *                  command did not end within run->timeout_s + grace.
+ *   start_job      like run_job, but returns as soon as the run has started,
+ *                  with a handle (a short printable string, e.g. Docker's
+ *                  exec id) that names the run. The run must go on without
+ *                  the consumer process: if the consumer dies, the command
+ *                  keeps running in the instance and writes its feedback.
+ *   attach_job     wait for the run named by handle to end, at most wait_ms
+ *                  (then VMMS_TIMEOUT; the run may still be going); *status
+ *                  as for run_job. Works from any consumer process: vm may
+ *                  carry only name, id, image and host (priv NULL), as a
+ *                  successor rebuilds it from the job record after a
+ *                  takeover. VMMS_NOT_FOUND: the instance or the run is gone
+ *                  (the job must be run again). destroy_vm from another
+ *                  thread makes it return VMMS_ERR promptly.
  *   copy_out       copy /home/mount/feedback out to a local file.
  *   destroy_vm     stop and remove the instance and anything made for it
  *                  (volume directory, ...). Never reused after a job.
@@ -81,6 +94,7 @@ struct vmms_vm {
     int cores;        /* CPUs; 0 = back end default */
     int memory_mb;    /* memory limit in MiB; 0 = back end default */
     int pids_limit;   /* max processes in the instance; 0 = default */
+    int disk_mb;      /* writable storage of the instance in MiB; 0 = default */
     bool network;     /* false: no network inside the instance */
     void *priv;
 };
@@ -114,6 +128,10 @@ struct vmms_ops {
                    size_t nfiles, int timeout_s, char *err, size_t errlen);
     int (*run_job)(void *ctx, struct vmms_vm *vm, const struct vmms_run *run,
                    int *status, char *err, size_t errlen);
+    int (*start_job)(void *ctx, struct vmms_vm *vm, const struct vmms_run *run,
+                     char *handle, size_t handlelen, char *err, size_t errlen);
+    int (*attach_job)(void *ctx, struct vmms_vm *vm, const char *handle, long long wait_ms,
+                      int *status, char *err, size_t errlen);
     int (*copy_out)(void *ctx, struct vmms_vm *vm, const char *dest_path,
                     int timeout_s, char *err, size_t errlen);
     int (*destroy_vm)(void *ctx, struct vmms_vm *vm, char *err, size_t errlen);
