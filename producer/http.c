@@ -4,6 +4,12 @@
  * the input buffer until the previous reply is written. A reply made while
  * its request is being handled is written at once (see conn_write_now), so
  * a request costs one read and one write, with no epoll changes.
+ *
+ * Limits (all named in struct http_limits or below): the head and the
+ * trailers share max_head_bytes and max_headers; a chunk-size line is at
+ * most CHUNK_LINE_MAX bytes; one timer per connection is the head deadline
+ * while a head is arriving and the body-rate window while a body is; open
+ * connections are counted in all and per client address (ip_table).
  */
 #include "http.h"
 
@@ -29,10 +35,21 @@
 #define DISCARD_LIMIT (1u << 20)   /* body bytes we read and drop for a reply sent early */
 #define LINGER_LIMIT (16u << 20)   /* bytes we drain after an early reply before closing */
 #define CHUNK_LINE_MAX 1024
+#define IP_BUCKETS 256             /* hash buckets of the per-address connection counts */
+#define LINGER_TIMEOUT_S 2         /* idle time after which a lingering connection closes */
 
 enum conn_state { ST_HEAD, ST_BODY, ST_HANDLER, ST_LINGER };
 enum body_mode { BODY_DISCARD, BODY_MEMORY, BODY_STREAM };
 enum chunk_state { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
+enum timer_mode { TM_OFF, TM_HEAD, TM_BODY };
+
+/* Open connections from one client address. */
+struct ip_count {
+    unsigned char addr[16]; /* IPv4 as IPv4-mapped IPv6 */
+    unsigned bucket;        /* its index in ips[] */
+    int n;
+    struct ip_count *next;
+};
 
 struct http_server {
     struct event_base *base;
@@ -41,6 +58,7 @@ struct http_server {
     struct http_handlers h;
     int nconns;
     LIST_HEAD(, http_conn) conns; /* open connections, closed by http_server_free */
+    struct ip_count *ips[IP_BUCKETS];
 };
 
 struct http_conn;
@@ -83,6 +101,10 @@ struct http_conn {
     struct http_request *req;
     size_t lingered;
     bool busy;              /* inside conn_progress: a reply is written there */
+    struct ip_count *ip;    /* this connection's address count; NULL if not counted */
+    struct event *timer;    /* head deadline or body-rate window (mode) */
+    enum timer_mode mode;
+    size_t window_start;    /* body bytes received when the current window began */
     LIST_ENTRY(http_conn) link;
 };
 
@@ -117,11 +139,55 @@ static void req_free(struct http_request *r)
     free(r);
 }
 
+/* ---------- per-address connection counts ---------- */
+
+/* The count for peer's address, made if missing; NULL if peer has no IP. */
+static struct ip_count *ip_get(struct http_server *srv, const struct sockaddr *peer)
+{
+    unsigned char key[16] = {0};
+    if (peer && peer->sa_family == AF_INET) {
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &((const struct sockaddr_in *)peer)->sin_addr, 4);
+    } else if (peer && peer->sa_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)peer)->sin6_addr, 16);
+    } else {
+        return NULL;
+    }
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (int i = 0; i < 16; i++)
+        h = (h ^ key[i]) * 16777619u;
+    struct ip_count **slot = &srv->ips[h % IP_BUCKETS];
+    for (struct ip_count *e = *slot; e; e = e->next)
+        if (memcmp(e->addr, key, 16) == 0)
+            return e;
+    struct ip_count *e = calloc(1, sizeof *e);
+    memcpy(e->addr, key, 16);
+    e->bucket = h % IP_BUCKETS;
+    e->next = *slot;
+    *slot = e;
+    return e;
+}
+
+/* Drops one connection from e's count; frees e when none is left. */
+static void ip_put(struct http_server *srv, struct ip_count *e)
+{
+    if (!e || --e->n > 0)
+        return;
+    for (struct ip_count **p = &srv->ips[e->bucket]; *p; p = &(*p)->next)
+        if (*p == e) {
+            *p = e->next;
+            free(e);
+            return;
+        }
+}
+
 static void conn_free(struct http_conn *c)
 {
     req_free(c->req);
+    event_free(c->timer);
     bufferevent_free(c->bev);
     LIST_REMOVE(c, link);
+    ip_put(c->srv, c->ip);
     c->srv->nconns--;
     free(c);
 }
@@ -138,13 +204,21 @@ static const char *reason_phrase(int code)
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 404: return "Not Found";
+    case 403: return "Forbidden";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
     case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
     }
 }
@@ -294,14 +368,44 @@ static int parse_header_line(struct http_request *r, char *line)
     return evhttp_add_header(&r->headers, line, v);
 }
 
-/* Sets up body framing from the headers; -1 with a reply on bad framing. */
+/* How many headers are called name (case-insensitive); *first is the first one's value. */
+static int header_count(const struct http_request *r, const char *name, const char **first)
+{
+    int n = 0;
+    *first = NULL;
+    struct evkeyval *h;
+    TAILQ_FOREACH(h, &r->headers, next) {
+        if (strcasecmp(h->key, name) != 0)
+            continue;
+        if (!n++)
+            *first = h->value;
+    }
+    return n;
+}
+
+/* Checks the head as a whole and sets up body framing from it; -1 with a
+ * reply queued when it is ambiguous or unsupported. */
 static int setup_body(struct http_request *r)
 {
-    const char *te = evhttp_find_header(&r->headers, "Transfer-Encoding");
-    const char *cl = evhttp_find_header(&r->headers, "Content-Length");
-    if (te) {
-        if (strcasecmp(te, "chunked") != 0 || cl) {
-            reply_error(r, 400, "Unsupported Transfer-Encoding");
+    const char *te, *cl, *host;
+    int nte = header_count(r, "Transfer-Encoding", &te);
+    int ncl = header_count(r, "Content-Length", &cl);
+    int nhost = header_count(r, "Host", &host);
+    if (nhost > 1 || (r->minor >= 1 && nhost == 0)) {
+        reply_error(r, 400, nhost ? "More than one Host header" : "Missing Host header");
+        return -1;
+    }
+    if (ncl > 1) {
+        reply_error(r, 400, "More than one Content-Length header");
+        return -1;
+    }
+    if (nte && ncl) {
+        reply_error(r, 400, "Both Content-Length and Transfer-Encoding");
+        return -1;
+    }
+    if (nte) {
+        if (nte > 1 || strcasecmp(te, "chunked") != 0) {
+            reply_error(r, 501, "Unsupported Transfer-Encoding: only chunked");
             return -1;
         }
         r->chunked = true;
@@ -421,17 +525,25 @@ static void deliver(struct http_request *r, struct evbuffer *in, size_t n)
     }
 }
 
-/* Reads one chunk-size or CRLF line; NULL if incomplete. Sets *bad on error. */
-static char *chunk_line(struct evbuffer *in, bool *bad)
+/* Reads one chunk-size, CRLF or trailer line of at most max bytes (whole
+ * or still arriving); NULL if incomplete or too long (then *bad is set).
+ * *len is the line's length. */
+static char *chunk_line(struct evbuffer *in, size_t max, size_t *len, bool *bad)
 {
-    size_t len;
-    char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
-    if (!line && evbuffer_get_length(in) > CHUNK_LINE_MAX)
+    char *line = evbuffer_readln(in, len, EVBUFFER_EOL_CRLF);
+    if ((!line && evbuffer_get_length(in) > max) || (line && *len > max)) {
+        free(line);
         *bad = true;
+        return NULL;
+    }
     return line;
 }
 
-/* Returns 1 when the body is complete, 0 for more input, -1 on bad framing. */
+#define BODY_BAD_FRAMING (-1)
+#define BODY_TRAILERS_TOO_LARGE (-2)
+
+/* Returns 1 when the body is complete, 0 for more input, BODY_BAD_FRAMING
+ * or BODY_TRAILERS_TOO_LARGE. */
 static int read_body(struct http_conn *c)
 {
     struct http_request *r = c->req;
@@ -444,20 +556,24 @@ static int read_body(struct http_conn *c)
         r->remaining -= n;
         return r->remaining == 0;
     }
+    const struct http_limits *lim = &c->srv->lim;
     for (;;) {
         bool bad = false;
         char *line;
+        size_t len;
         switch (r->chunk) {
         case CH_SIZE: {
-            if (!(line = chunk_line(in, &bad)))
-                return bad ? -1 : 0;
+            if (!(line = chunk_line(in, CHUNK_LINE_MAX, &len, &bad)))
+                return bad ? BODY_BAD_FRAMING : 0;
             char *end;
             errno = 0;
             unsigned long long size = strtoull(line, &end, 16);
-            bad = end == line || errno || (*end && *end != ';' && *end != ' ') || size > (1ull << 40);
+            bad = end == line || !isxdigit((unsigned char)line[0]) || errno ||
+                  (*end && *end != ';' && *end != ' ') || size > (1ull << 40) ||
+                  strlen(line) != len;
             free(line);
             if (bad)
-                return -1;
+                return BODY_BAD_FRAMING;
             r->remaining = size;
             r->chunk = size ? CH_DATA : CH_TRAILER;
             break;
@@ -474,27 +590,92 @@ static int read_body(struct http_conn *c)
             break;
         }
         case CH_DATA_END:
-            if (!(line = chunk_line(in, &bad)))
-                return bad ? -1 : 0;
-            bad = line[0] != '\0';
+            if (!(line = chunk_line(in, CHUNK_LINE_MAX, &len, &bad)))
+                return bad ? BODY_BAD_FRAMING : 0;
+            bad = len != 0;
             free(line);
             if (bad)
-                return -1;
+                return BODY_BAD_FRAMING;
             r->chunk = CH_SIZE;
             break;
-        case CH_TRAILER:
-            if (!(line = chunk_line(in, &bad)))
-                return bad ? -1 : 0;
-            bool last = line[0] == '\0';
+        case CH_TRAILER: {
+            /* Trailers are read and dropped, but count against the head's limits. */
+            size_t room = lim->max_head_bytes > r->head_bytes ? lim->max_head_bytes - r->head_bytes
+                                                             : 0;
+            if (!(line = chunk_line(in, room, &len, &bad)))
+                return bad ? BODY_TRAILERS_TOO_LARGE : 0;
             free(line);
-            if (last)
+            if (len == 0)
                 return 1;
+            r->head_bytes += len + 2;
+            if (r->head_bytes > lim->max_head_bytes || ++r->nheaders > lim->max_headers)
+                return BODY_TRAILERS_TOO_LARGE;
             break;
+        }
         }
     }
 }
 
 /* ---------- connection state machine ---------- */
+
+/* Arms the connection's one timer for mode (TM_OFF, or ms <= 0: disarms). */
+static void timer_set(struct http_conn *c, enum timer_mode mode, int ms)
+{
+    if (mode == TM_OFF || ms <= 0) {
+        c->mode = TM_OFF;
+        evtimer_del(c->timer);
+        return;
+    }
+    c->mode = mode;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(c->timer, &tv);
+}
+
+/* Answers the current request with an error and closes the connection
+ * after it (lingering, see conn_advance): for a limit that is hit while the
+ * layer itself is waiting for input. */
+static void fail_now(struct http_conn *c, int code, const char *msg)
+{
+    timer_set(c, TM_OFF, 0);
+    if (!c->req)
+        c->req = req_new(c);
+    struct http_request *r = c->req;
+    if (!r->replied)
+        reply_error(r, code, msg);
+    r->close_after = true;
+    c->state = ST_HANDLER;
+    bufferevent_disable(c->bev, EV_READ);
+    conn_progress(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct http_conn *c = arg;
+    const struct http_limits *lim = &c->srv->lim;
+    enum timer_mode mode = c->mode;
+    c->mode = TM_OFF;
+    if (mode == TM_HEAD && c->state == ST_HEAD) {
+        log_info("http_head_timeout", "deadline_ms=%d head_bytes=%zu", lim->head_timeout_ms,
+                 (c->req ? c->req->head_bytes : 0) +
+                     evbuffer_get_length(bufferevent_get_input(c->bev)));
+        fail_now(c, 408, "Request head not complete in time");
+        return;
+    }
+    if (mode == TM_BODY && c->state == ST_BODY && c->req && !c->req->body_done) {
+        struct http_request *r = c->req;
+        uint64_t need = (uint64_t)lim->min_body_bps * (uint64_t)lim->body_window_ms / 1000;
+        if (r->received - c->window_start >= need) {
+            c->window_start = r->received;
+            timer_set(c, TM_BODY, lim->body_window_ms);
+            return;
+        }
+        log_info("http_body_too_slow", "received=%zu window_bytes=%zu window_ms=%d min_bps=%d",
+                 r->received, r->received - c->window_start, lim->body_window_ms,
+                 lim->min_body_bps);
+        fail_now(c, 408, "Request body too slow");
+    }
+}
 
 static void start_linger(struct http_conn *c)
 {
@@ -502,7 +683,7 @@ static void start_linger(struct http_conn *c)
     shutdown(fd, SHUT_WR);
     c->state = ST_LINGER;
     c->lingered = 0;
-    struct timeval tv = {2, 0};
+    struct timeval tv = {LINGER_TIMEOUT_S, 0};
     bufferevent_set_timeouts(c->bev, &tv, NULL);
     bufferevent_enable(c->bev, EV_READ);
 }
@@ -551,9 +732,13 @@ static bool conn_advance(struct http_conn *c)
         if (c->state == ST_HEAD) {
             if (!r)
                 r = c->req = req_new(c);
+            /* The head deadline runs from accept, or from a later request's first byte. */
+            if (c->mode != TM_HEAD && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+                timer_set(c, TM_HEAD, c->srv->lim.head_timeout_ms);
             int rc = read_head(c);
             if (rc == 0)
                 return false;
+            timer_set(c, TM_OFF, 0);
             if (rc < 0) {
                 /* The error reply is queued. The body stays "not done" so the
                  * connection lingers after it: closing with unread input would
@@ -596,6 +781,10 @@ static bool conn_advance(struct http_conn *c)
                 conn_write_now(c);
             }
             c->state = ST_BODY;
+            if (!r->body_done && c->srv->lim.min_body_bps > 0) {
+                c->window_start = r->received;
+                timer_set(c, TM_BODY, c->srv->lim.body_window_ms);
+            }
         }
         if (c->state == ST_BODY) {
             if (!r->body_done) {
@@ -603,15 +792,19 @@ static bool conn_advance(struct http_conn *c)
                 if (rc < 0) {
                     /* Not marked done: the body's consumer aborts and the
                      * connection lingers after the reply (see above). */
+                    timer_set(c, TM_OFF, 0);
                     c->state = ST_HANDLER;
                     bufferevent_disable(c->bev, EV_READ);
-                    if (!r->replied)
+                    if (!r->replied && rc == BODY_TRAILERS_TOO_LARGE)
+                        reply_error(r, 431, "Chunked trailers too large");
+                    else if (!r->replied)
                         reply_error(r, 400, "Malformed chunked body");
                     r->close_after = true;
                     continue;
                 }
                 if (rc == 0 && !r->too_large && !r->failed)
                     return false;
+                timer_set(c, TM_OFF, 0);
                 if (rc == 0) {
                     /* Over the limit or refused mid-body: answer now, then close. */
                     c->state = ST_HANDLER;
@@ -693,20 +886,33 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+int http_server_adopt(struct http_server *srv, int fd, const struct sockaddr *peer,
+                      socklen_t peerlen)
 {
-    (void)l; (void)sa; (void)salen;
-    struct http_server *srv = arg;
+    (void)peerlen;
     if (srv->nconns >= srv->lim.max_connections) {
         log_warn("http_conn_refused", "reason=max_connections max=%d", srv->lim.max_connections);
         evutil_closesocket(fd);
-        return;
+        return -1;
     }
+    struct ip_count *ip = srv->lim.max_per_ip > 0 ? ip_get(srv, peer) : NULL;
+    if (ip && ip->n >= srv->lim.max_per_ip) {
+        char addr[INET6_ADDRSTRLEN] = "?";
+        inet_ntop(AF_INET6, ip->addr, addr, sizeof addr);
+        log_warn("http_conn_refused", "reason=max_connections_per_ip max=%d peer=%s",
+                 srv->lim.max_per_ip, addr);
+        evutil_closesocket(fd);
+        return -1;
+    }
+    if (ip)
+        ip->n++;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    evutil_make_socket_nonblocking(fd);
     struct http_conn *c = calloc(1, sizeof *c);
     c->srv = srv;
+    c->ip = ip;
+    c->timer = evtimer_new(srv->base, on_timer, c);
     c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_set_max_single_read(c->bev, 256 * 1024);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
@@ -717,6 +923,15 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_enable(c->bev, EV_READ);
     LIST_INSERT_HEAD(&srv->conns, c, link);
     srv->nconns++;
+    timer_set(c, TM_HEAD, srv->lim.head_timeout_ms);
+    return 0;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    (void)l;
+    http_server_adopt(arg, fd, sa, (socklen_t)salen);
 }
 
 struct http_server *http_server_new(struct event_base *base, const struct http_limits *lim,
@@ -768,6 +983,12 @@ void http_server_free(struct http_server *srv)
         evconnlistener_free(srv->listener);
     while (!LIST_EMPTY(&srv->conns))
         conn_free(LIST_FIRST(&srv->conns));
+    for (int b = 0; b < IP_BUCKETS; b++) /* empty once every connection is gone */
+        while (srv->ips[b]) {
+            struct ip_count *e = srv->ips[b];
+            srv->ips[b] = e->next;
+            free(e);
+        }
     free(srv);
 }
 

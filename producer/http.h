@@ -10,6 +10,15 @@
  * adds only request framing: head parsing with limits, Content-Length and
  * chunked bodies delivered to a handler as they arrive, keep-alive.
  *
+ * Framing is strict (one parser, nothing ambiguous reaches a handler): a
+ * request with two Content-Length headers, Content-Length with
+ * Transfer-Encoding, a Transfer-Encoding other than "chunked", an HTTP/1.1
+ * request without exactly one Host, a chunk-size line over 1 KiB, or
+ * trailers past the head limit is answered 400/431/501 and the connection
+ * is closed, so nothing after it is read as another request. A head that
+ * does not arrive within head_timeout_ms or a body slower than min_body_bps
+ * is answered 408 and closed. One event loop; not thread-safe.
+ *
  * Flow per request: on_head(req) once the head is parsed (the handler picks
  * how to take the body, or replies at once), then on_request(req) once the
  * body is taken. A reply may be sent later (async); if the client goes away
@@ -22,17 +31,25 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <event2/event.h>
 
 struct http_server;
 struct http_request;
 struct evbuffer;
 
+/* Every limit the layer enforces; 0 turns off the ones marked "0 = off". */
 struct http_limits {
-    size_t max_head_bytes;   /* request line + headers */
-    int max_headers;
+    size_t max_head_bytes;   /* request line + headers, and again + chunked trailers */
+    int max_headers;         /* header lines (trailer lines count too) */
     int timeout_s;           /* idle read/write timeout */
-    int max_connections;
+    int head_timeout_ms;     /* a whole request head must arrive within this, counted from
+                              * the connection's accept or the request's first byte; 0 = off */
+    int min_body_bps;        /* slowest request body accepted, in bytes/s, measured over each
+                              * body_window_ms; 0 = off */
+    int body_window_ms;      /* window for min_body_bps (> 0 when it is on) */
+    int max_connections;     /* open connections in all */
+    int max_per_ip;          /* open connections from one client address; 0 = off */
 };
 
 struct http_handlers {
@@ -54,6 +71,12 @@ struct http_server *http_server_new(struct event_base *base, const struct http_l
                                     const struct http_handlers *h);
 /* Binds and listens; returns the bound port (useful with port 0) or -1. */
 int http_server_listen(struct http_server *srv, const char *addr, int port);
+/* Serves an already connected socket as if accepted from peer (NULL or an
+ * AF_UNIX address: not counted per address). Takes over fd: on refusal (a
+ * connection cap reached) it is closed at once and -1 is returned. The
+ * listener uses it for every connection; tests drive it with socketpairs. */
+int http_server_adopt(struct http_server *srv, int fd, const struct sockaddr *peer,
+                      socklen_t peerlen);
 /* Stops listening and closes every open connection (requests are dropped). */
 void http_server_free(struct http_server *srv);
 int http_server_connections(const struct http_server *srv);

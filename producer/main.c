@@ -16,6 +16,9 @@
 #include "app.h"
 #include "log.h"
 
+#define MAX_HEADERS 100             /* header lines in a head (trailers count too) */
+#define BODY_RATE_WINDOW_MS 10000   /* window over which http_min_body_bps is measured */
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -59,9 +62,13 @@ int main(int argc, char **argv)
     app.base = event_base_new();
     struct http_limits lim = {
         .max_head_bytes = (size_t)cfg.max_header_kb * 1024,
-        .max_headers = 100,
+        .max_headers = MAX_HEADERS,
         .timeout_s = cfg.http_timeout_s,
+        .head_timeout_ms = cfg.http_head_timeout_s * 1000,
+        .min_body_bps = cfg.http_min_body_bps,
+        .body_window_ms = BODY_RATE_WINDOW_MS,
         .max_connections = cfg.max_connections,
+        .max_per_ip = cfg.max_connections_per_ip,
     };
     struct http_handlers handlers = {router_on_head, router_on_request, &app};
     app.http = http_server_new(app.base, &lim, &handlers);

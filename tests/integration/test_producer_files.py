@@ -260,7 +260,7 @@ with tlib.Service(config={"max_upload_mb": 1}, key="k-files-5Tq2") as svc:
     # --- pipelined on one connection: open, upload, open sees the upload
     opn = b"GET /open/%s/lab1/ HTTP/1.1\r\nHost: t\r\n\r\n" % K.encode()
     resp = tlib.raw(P.port, opn + b"POST /upload/%s/lab1/ HTTP/1.1\r\nHost: t\r\nFilename: piped.txt\r\n"
-               b"Content-Length: 5\r\n\r\npiped" % K.encode() + opn.replace(b"Host: t", b"Connection: close"))
+               b"Content-Length: 5\r\n\r\npiped" % K.encode() + opn.replace(b"Host: t", b"Host: t\r\nConnection: close"))
     bodies = [p[p.find(b"{"):] for p in resp.split(b"HTTP/1.1 ")[1:]]
     try:
         listed = [json.loads(b)["files"] for b in (bodies[0], bodies[2])]

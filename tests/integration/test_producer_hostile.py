@@ -226,7 +226,7 @@ with tlib.Service(config={"http_timeout_s": 3}, key="k-hostile-Zz09") as svc:
     job = json.dumps(dict(base, jobName="piped")).encode()
     pipe = (b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
             b"POST /addJob/%s/lab/ HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s"
-            b"POST /upload/%s/lab/ HTTP/1.1\r\nFilename: piped.txt\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"POST /upload/%s/lab/ HTTP/1.1\r\nHost: t\r\nFilename: piped.txt\r\nTransfer-Encoding: chunked\r\n\r\n"
             b"5\r\npiped\r\n0\r\n\r\n"
             b"GET /info/%s/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
             % (K.encode(), len(job), job, K.encode(), K.encode()))
@@ -235,7 +235,7 @@ with tlib.Service(config={"http_timeout_s": 3}, key="k-hostile-Zz09") as svc:
     tlib.check("pipelining: four answers in order",
                len(parts) == 4 and b"RESTful Tango" in parts[0] and b"Job added" in parts[1] and
                b"Uploaded file" in parts[2] and b"Found info" in parts[3], resp)
-    resp = tlib.raw(port, b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nX: " + b"a" * 100000 + b"\r\n\r\n")
+    resp = tlib.raw(port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nX: " + b"a" * 100000 + b"\r\n\r\n")
     tlib.check("pipelining: a good request, then a hostile one",
                resp.count(b"HTTP/1.1 200") == 1 and b"431" in resp, resp[:400])
 

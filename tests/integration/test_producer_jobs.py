@@ -236,7 +236,7 @@ with tlib.Service(config={"images": ["autograding_image", "other_image:v2"],
     info = b"GET /info/%s/ HTTP/1.1\r\nHost: t\r\n\r\n" % K.encode()
     s = socket.create_connection(("127.0.0.1", svc.port), timeout=10)
     s.sendall(info + b"POST /addJob/%s/lab/ HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
-              % (K.encode(), len(body)) + body + info.replace(b"Host: t", b"Connection: close"))
+              % (K.encode(), len(body)) + body + info.replace(b"Host: t", b"Host: t\r\nConnection: close"))
     resp = b""
     while True:
         chunk = s.recv(65536)
