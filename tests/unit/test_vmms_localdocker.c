@@ -405,12 +405,20 @@ static void test_limits(void **state)
     vm.memory_mb = 200;
     vm.pids_limit = 77;
     vm.cores = 1;
+    vm.disk_mb = 64;
     start_vm(ctx, &vm, NULL, NULL);
     json_t *j = inspect(vm.id);
     assert_non_null(j);
     json_t *hc = json_object_get(j, "HostConfig");
-    assert_int_equal(json_integer_value(json_object_get(hc, "Memory")), 200LL << 20);
-    assert_int_equal(json_integer_value(json_object_get(hc, "MemorySwap")), 200LL << 20);
+    /* the tmpfs storage is charged to the memory cgroup: memory + disk */
+    assert_int_equal(json_integer_value(json_object_get(hc, "Memory")), 264LL << 20);
+    assert_int_equal(json_integer_value(json_object_get(hc, "MemorySwap")), 264LL << 20);
+    assert_true(json_is_true(json_object_get(hc, "ReadonlyRootfs")));
+    json_t *tmpfs = json_object_get(hc, "Tmpfs");
+    assert_non_null(strstr(json_string_value(json_object_get(tmpfs, "/home")), "size=40m"));
+    assert_non_null(strstr(json_string_value(json_object_get(tmpfs, "/tmp")), "size=16m"));
+    assert_non_null(strstr(json_string_value(json_object_get(tmpfs, "/var/tmp")), "size=4m"));
+    assert_int_equal(json_integer_value(json_object_get(hc, "ShmSize")), 4LL << 20);
     assert_int_equal(json_integer_value(json_object_get(hc, "PidsLimit")), 77);
     assert_int_equal(json_integer_value(json_object_get(hc, "NanoCpus")), 1000000000LL);
     assert_string_equal(json_string_value(json_object_get(hc, "NetworkMode")), "none");
@@ -802,6 +810,122 @@ static void test_concurrent_jobs(void **state)
 
 /* ---- setup ---- */
 
+/* A vm as a successor rebuilds it from a job record: no priv. */
+static void rebuilt_vm(struct vmms_vm *out, const struct vmms_vm *in)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", in->name);
+    snprintf(out->id, sizeof out->id, "%s", in->id);
+    snprintf(out->image, sizeof out->image, "%s", in->image);
+    snprintf(out->host, sizeof out->host, "%s", in->host);
+}
+
+static void *fresh_ctx(void)
+{
+    json_t *cfg = json_pack("{s:s, s:i}", "volume_dir", voldir, "run_grace_s", 5);
+    void *c = NULL;
+    int rc = ops->init(cfg, P, &c, err, sizeof err);
+    json_decref(cfg);
+    if (rc != VMMS_OK)
+        fail_msg("init: %s", err);
+    return c;
+}
+
+static const char *five_s_mk =
+    "all:\n"
+    "\t@echo started; sleep 5; echo five seconds later\n";
+
+static void test_start_attach_reattach(void **state)
+{
+    (void)state;
+    assert_non_null(ops->start_job);
+    assert_non_null(ops->attach_job);
+    struct vmms_vm vm = {0};
+    start_vm(ctx, &vm, "reattach", NULL);
+    put_job(&vm, "reattach", five_s_mk);
+    struct vmms_run run = {.timeout_s = 30, .max_output = 1 << 20, .nproc = NPROC,
+                           .fsize = 1 << 20};
+    char handle[128];
+    long t0 = now_ms();
+    assert_int_equal(ops->start_job(ctx, &vm, &run, handle, sizeof handle, err, sizeof err),
+                     VMMS_OK);
+    long start_ms = now_ms() - t0;
+    assert_true(start_ms < 2000); /* returns once started, not at the end */
+    assert_true(strlen(handle) >= 12);
+
+    /* a new process: its own plugin context, the vm from name/id/host only */
+    void *c2 = fresh_ctx();
+    struct vmms_vm vm2;
+    rebuilt_vm(&vm2, &vm);
+    int status = -1;
+    long t1 = now_ms();
+    assert_int_equal(ops->attach_job(c2, &vm2, handle, 300, &status, err, sizeof err),
+                     VMMS_TIMEOUT);
+    long to_ms = now_ms() - t1;
+    assert_true(to_ms >= 250 && to_ms < 2000);
+    int rc = ops->attach_job(c2, &vm2, handle, 20000, &status, err, sizeof err);
+    long end_ms = now_ms() - t0;
+    if (rc != VMMS_OK)
+        fail_msg("attach_job: %s", err);
+    assert_int_equal(status, 0);
+    assert_true(end_ms >= 4500 && end_ms < 9000);
+    /* attaching to a run that is over answers at once */
+    long t2 = now_ms();
+    assert_int_equal(ops->attach_job(c2, &vm2, handle, 5000, &status, err, sizeof err),
+                     VMMS_OK);
+    assert_true(now_ms() - t2 < 1000);
+    char *fb = feedback_of(&vm, "reattach");
+    assert_non_null(strstr(fb, "five seconds later"));
+    free(fb);
+    printf("timing: start_job=%ld ms, attach TIMEOUT(300 ms)=%ld ms, run end seen at %ld ms\n",
+           start_ms, to_ms, end_ms);
+
+    /* a run that is not there: NOT_FOUND */
+    char bogus[65];
+    memset(bogus, 'a', 64);
+    bogus[64] = '\0';
+    assert_int_equal(ops->attach_job(c2, &vm2, bogus, 1000, &status, err, sizeof err),
+                     VMMS_NOT_FOUND);
+    /* the container removed: NOT_FOUND */
+    stop_vm(ctx, &vm, NULL);
+    assert_int_equal(ops->attach_job(c2, &vm2, handle, 1000, &status, err, sizeof err),
+                     VMMS_NOT_FOUND);
+    ops->shutdown(c2);
+    assert_clean();
+}
+
+/* The run goes on when the attach is given up, and a container removed while
+ * a successor waits ends the wait with NOT_FOUND promptly. */
+static void test_attach_container_removed(void **state)
+{
+    (void)state;
+    struct vmms_vm vm = {0};
+    start_vm(ctx, &vm, "gone", NULL);
+    put_job(&vm, "gone", loop_mk);
+    struct vmms_run run = {.timeout_s = 60, .max_output = 1 << 20, .nproc = NPROC,
+                           .fsize = 1 << 20};
+    char handle[128];
+    assert_int_equal(ops->start_job(ctx, &vm, &run, handle, sizeof handle, err, sizeof err),
+                     VMMS_OK);
+    void *c2 = fresh_ctx();
+    struct vmms_vm vm2;
+    rebuilt_vm(&vm2, &vm);
+    int status = -1;
+    assert_int_equal(ops->attach_job(c2, &vm2, handle, 200, &status, err, sizeof err),
+                     VMMS_TIMEOUT);
+    /* remove the container behind the plugin's back, as a crash would */
+    char path[300];
+    snprintf(path, sizeof path, "/containers/%s?force=true", vm.id);
+    long t0 = now_ms();
+    assert_int_equal(docker("DELETE", path, NULL, NULL, 0, NULL, NULL), 204);
+    assert_int_equal(ops->attach_job(c2, &vm2, handle, 10000, &status, err, sizeof err),
+                     VMMS_NOT_FOUND);
+    assert_true(now_ms() - t0 < 3000);
+    ops->shutdown(c2);
+    ops->safe_destroy_vm(ctx, &vm, err, sizeof err);
+    assert_clean();
+}
+
 static void destroy_all_cb(const char *name, const char *id, const char *img, bool running,
                            void *arg)
 {
@@ -930,6 +1054,8 @@ int main(void)
         cmocka_unit_test_teardown(test_load_image, teardown_test),
         cmocka_unit_test_teardown(test_bad_image_and_names, teardown_test),
         cmocka_unit_test_teardown(test_concurrent_jobs, teardown_test),
+        cmocka_unit_test_teardown(test_start_attach_reattach, teardown_test),
+        cmocka_unit_test_teardown(test_attach_container_removed, teardown_test),
     };
     return cmocka_run_group_tests_name("vmms_localdocker", tests, setup_group, teardown_group);
 }

@@ -17,6 +17,7 @@ static const struct int_key int_keys[] = {
     {"default_cores", offsetof(struct ld_config, default_cores), 1, 1, 1024},
     {"default_memory_mb", offsetof(struct ld_config, default_memory_mb), 512, 6, 1024 * 1024},
     {"default_pids_limit", offsetof(struct ld_config, default_pids_limit), 512, 1, 4194304},
+    {"default_disk_mb", offsetof(struct ld_config, default_disk_mb), 1024, 16, 1024 * 1024},
     {"run_grace_s", offsetof(struct ld_config, run_grace_s), 10, 0, 3600},
     {"api_timeout_s", offsetof(struct ld_config, api_timeout_s), 30, 1, 3600},
 };
@@ -48,9 +49,11 @@ int ld_config_parse(const json_t *cfg, struct ld_config *out, char *err, size_t 
     strcpy(out->volume_dir, "/var/lib/tango/volumes");
     for (size_t i = 0; i < N_INT_KEYS; i++)
         *(int *)((char *)out + int_keys[i].off) = int_keys[i].def;
+    jobnet_config_default(&out->net);
 
     if (cfg == NULL || json_is_null(cfg))
-        return VMMS_OK;
+        return jobnet_config_finish(&out->net, "localDocker", err, errlen) == 0 ? VMMS_OK
+                                                                               : VMMS_ERR;
     if (!json_is_object(cfg))
         return ld_fail(err, errlen, VMMS_ERR, "localDocker config must be a JSON object");
 
@@ -63,6 +66,9 @@ int ld_config_parse(const json_t *cfg, struct ld_config *out, char *err, size_t 
         } else if (strcmp(key, "volume_dir") == 0) {
             rc = set_string(v, key, out->volume_dir, sizeof out->volume_dir, true,
                             err, errlen);
+        } else if ((rc = jobnet_config_key(&out->net, "localDocker", key, v, err,
+                                           errlen)) != 0) {
+            rc = rc > 0 ? VMMS_OK : VMMS_ERR;
         } else {
             const struct int_key *k = NULL;
             for (size_t i = 0; i < N_INT_KEYS; i++)
@@ -72,7 +78,8 @@ int ld_config_parse(const json_t *cfg, struct ld_config *out, char *err, size_t 
                 return ld_fail(err, errlen, VMMS_ERR,
                                "localDocker config: unknown key \"%s\" (known: socket, "
                                "volume_dir, default_cores, default_memory_mb, "
-                               "default_pids_limit, run_grace_s, api_timeout_s)", key);
+                               "default_pids_limit, default_disk_mb, run_grace_s, api_timeout_s, "
+                               "network, network_bridge, host_firewall)", key);
             if (!json_is_integer(v))
                 return ld_fail(err, errlen, VMMS_ERR,
                                "localDocker config: \"%s\" must be an integer", key);
@@ -86,5 +93,5 @@ int ld_config_parse(const json_t *cfg, struct ld_config *out, char *err, size_t 
         if (rc != VMMS_OK)
             return rc;
     }
-    return VMMS_OK;
+    return jobnet_config_finish(&out->net, "localDocker", err, errlen) == 0 ? VMMS_OK : VMMS_ERR;
 }

@@ -15,22 +15,45 @@
 /* The container idles on this until a job is exec'd into it. */
 static const char *const idle_cmd[] = {"sh", "-c", "exec sleep infinity"};
 
+/* The job's writable storage, disk_mb in all (README "Disk limit"): the
+ * root file system is read-only and every place a job may write is a tmpfs
+ * of its own share; /home/mount stays the host's volume directory (inputs,
+ * and the feedback that root's cp copies from output/, already capped). */
+static json_t *writable_places(int disk_mb, long long *shm_bytes)
+{
+    int tmp = disk_mb / 4, vartmp = disk_mb / 16, shm = disk_mb / 16;
+    int home = disk_mb - tmp - vartmp - shm; /* autolab, autograde, output */
+    char o_home[96], o_tmp[96], o_vartmp[96];
+    snprintf(o_home, sizeof o_home, "rw,exec,nosuid,nodev,size=%dm,mode=755", home);
+    snprintf(o_tmp, sizeof o_tmp, "rw,exec,nosuid,nodev,size=%dm,mode=1777", tmp);
+    snprintf(o_vartmp, sizeof o_vartmp, "rw,exec,nosuid,nodev,size=%dm,mode=1777", vartmp);
+    *shm_bytes = (long long)shm << 20;
+    return json_pack("{s:s, s:s, s:s}", "/home", o_home, "/tmp", o_tmp, "/var/tmp", o_vartmp);
+}
+
 static json_t *create_body(struct ld_ctx *ctx, const struct vmms_vm *vm, int cores,
-                           int memory_mb, int pids)
+                           int memory_mb, int pids, int disk_mb)
 {
     char src[PATH_MAX + 200];
     snprintf(src, sizeof src, "%s/%s", ctx->volume_real, vm->name);
     json_t *cmd = json_array();
     for (size_t i = 0; i < sizeof idle_cmd / sizeof idle_cmd[0]; i++)
         json_array_append_new(cmd, json_string(idle_cmd[i]));
-    long long mem = (long long)memory_mb << 20;
+    /* tmpfs pages are charged to the container's memory cgroup: the limit
+     * is memory + disk, so a full disk is ENOSPC, never an OOM kill. */
+    long long mem = (long long)(memory_mb + disk_mb) << 20;
+    long long shm = 0;
+    json_t *tmpfs = writable_places(disk_mb, &shm);
     json_t *host = json_pack(
-        "{s:I, s:I, s:I, s:I, s:s, s:[{s:s, s:s, s:s, s:b}]}",
+        "{s:I, s:I, s:I, s:I, s:b, s:o, s:I, s:s, s:[{s:s, s:s, s:s, s:b}]}",
         "NanoCpus", (json_int_t)cores * 1000000000LL,
         "Memory", (json_int_t)mem,
         "MemorySwap", (json_int_t)mem, /* same as Memory: no swap */
         "PidsLimit", (json_int_t)pids,
-        "NetworkMode", vm->network ? "default" : "none",
+        "ReadonlyRootfs", 1,
+        "Tmpfs", tmpfs,
+        "ShmSize", (json_int_t)shm,
+        "NetworkMode", vm->network ? ctx->cfg.net.name : "none", /* network.c */
         "Mounts", "Type", "bind", "Source", src, "Target", "/home/mount",
         "ReadOnly", 0);
     return json_pack("{s:s, s:o, s:[], s:{s:s, s:s}, s:b, s:o}",
@@ -105,12 +128,15 @@ int ld_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     size_t il = strnlen(vm->image, sizeof vm->image);
     if (il == 0 || il == sizeof vm->image)
         return ld_fail(err, errlen, VMMS_ERR, "VM %s: no image name", vm->name);
-    if (vm->cores < 0 || vm->memory_mb < 0 || vm->pids_limit < 0)
-        return ld_fail(err, errlen, VMMS_ERR, "VM %s: negative cores, memory or pids limit",
-                       vm->name);
+    if (vm->cores < 0 || vm->memory_mb < 0 || vm->pids_limit < 0 || vm->disk_mb < 0 ||
+        (vm->disk_mb > 0 && vm->disk_mb < 16) || vm->disk_mb > 1024 * 1024 ||
+        vm->memory_mb > 1024 * 1024)
+        return ld_fail(err, errlen, VMMS_ERR, "VM %s: negative cores, memory or pids limit, "
+                       "or a disk limit outside 16..1048576 MiB", vm->name);
     int cores = vm->cores ? vm->cores : ctx->cfg.default_cores;
     int mem = vm->memory_mb ? vm->memory_mb : ctx->cfg.default_memory_mb;
     int pids = vm->pids_limit ? vm->pids_limit : ctx->cfg.default_pids_limit;
+    int disk = vm->disk_mb ? vm->disk_mb : ctx->cfg.default_disk_mb;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (ncpu > 0 && cores > ncpu) {
         log_warn("vm_cores_clamped", "name=%s asked=%d host_cpus=%ld", vm->name, cores, ncpu);
@@ -134,7 +160,7 @@ int ld_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
 
     char path[256];
     snprintf(path, sizeof path, "/containers/create?name=%s", vm->name);
-    json_t *body = create_body(ctx, vm, cores, mem, pids);
+    json_t *body = create_body(ctx, vm, cores, mem, pids, disk);
     struct ld_request req = {.method = "POST", .path = path, .json = body};
     struct ld_response resp;
     bool conflict = false; /* the name is taken: nothing here is ours to clean */
@@ -174,9 +200,10 @@ int ld_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         return rc;
     }
     char qi[300];
-    log_info("vm_created", "name=%s id=%.12s image=%s cores=%d memory_mb=%d pids=%d "
-             "network=%d ms=%ld", vm->name, vm->id, log_quote(vm->image, qi, sizeof qi),
-             cores, mem, pids, (int)vm->network, (long)(clock_mono_ms() - t0));
+    log_info("vm_created", "name=%s id=%.12s image=%s cores=%d memory_mb=%d disk_mb=%d "
+             "pids=%d network=%d ms=%ld", vm->name, vm->id,
+             log_quote(vm->image, qi, sizeof qi), cores, mem, disk, pids, (int)vm->network,
+             (long)(clock_mono_ms() - t0));
     return VMMS_OK;
 }
 

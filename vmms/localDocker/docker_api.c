@@ -127,8 +127,9 @@ int ld_docker(struct ld_ctx *ctx, const struct ld_request *req,
     curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, ctx->cfg.socket);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)timeout);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)(timeout < 10 ? timeout : 10));
+    long timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 1000L * timeout;
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &c);
@@ -162,8 +163,8 @@ int ld_docker(struct ld_ctx *ctx, const struct ld_request *req,
 
     int rc = VMMS_OK;
     if (cc == CURLE_OPERATION_TIMEDOUT) {
-        rc = ld_fail(err, errlen, VMMS_TIMEOUT, "Docker %s %s: no answer within %d s",
-                     req->method, req->path, timeout);
+        rc = ld_fail(err, errlen, VMMS_TIMEOUT, "Docker %s %s: no answer within %ld ms",
+                     req->method, req->path, timeout_ms);
     } else if (cc == CURLE_ABORTED_BY_CALLBACK) {
         rc = ld_fail(err, errlen, VMMS_ERR, "Docker %s %s: aborted", req->method, req->path);
     } else if (cc == CURLE_WRITE_ERROR && c.sink_stopped) {

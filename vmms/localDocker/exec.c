@@ -1,11 +1,14 @@
 /*
  * exec.c: running commands inside a container through Docker's exec API:
- * the job itself (run_job: the legacy command line of SPEC.md, as root in
- * /home) and the peek at a running job's output (get_partial_output). Owns
- * the demultiplexing of Docker's attach stream (8-byte frame headers when
- * there is no TTY) and the registry of running jobs that destroy_vm aborts.
+ * the job itself (start_job starts the legacy command line of SPEC.md as a
+ * detached exec, as root in /home; attach_job waits for it on Docker's event
+ * stream; run_job is the two) and the peek at a running job's output
+ * (get_partial_output, as the grading user). Owns the demultiplexing of
+ * Docker's attach stream (8-byte frame headers when there is no TTY) and the
+ * registry of waits that destroy_vm aborts.
  */
 #include <inttypes.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +21,18 @@
  * deletes the grading user's files, and output/feedback holds it all. */
 #define PARTIAL_SOURCES \
     "/home/autograde/output.log /home/autograde/autolab/output.log /home/output/feedback"
+
+/* The peek runs as the grading user, so it reads nothing the job could not
+ * read itself; it skips a source that is a symbolic link (or whose
+ * directory is one), reads only a regular file, and `timeout` (when the
+ * image has it) kills a read that blocks (a FIFO swapped in after the
+ * test). The exec's own deadline is PARTIAL_DEADLINE_S + 2 s either way. */
+#define PARTIAL_USER "autograde"
+#define PARTIAL_DEADLINE_S 2
+#define PARTIAL_SCRIPT                                                                   \
+    "t=; command -v timeout >/dev/null 2>&1 && t=\"timeout -s KILL %2$d\"; "              \
+    "for f in %1$s; do d=${f%%/*}; if [ -L \"$f\" ] || [ -L \"$d\" ]; then continue; fi; " \
+    "if [ -f \"$f\" ]; then exec $t head -c %3$zu -- \"$f\"; fi; done"
 
 /* Keeps up to cap bytes of the stdout frames of an attach stream. */
 struct demux {
@@ -92,20 +107,20 @@ static void watch_remove(struct ld_ctx *ctx, struct ld_watch *w)
     pthread_mutex_unlock(&ctx->watch_lock);
 }
 
-/* Runs argv in the container as root in /home and waits up to timeout_s for
- * it to end; its stdout goes to *d. *exit_code gets its exit code. abort, if
- * set by another thread, ends the wait (VMMS_ERR). */
-static int exec_run(struct ld_ctx *ctx, const struct vmms_vm *vm, const char *const *argv,
-                    int timeout_s, atomic_int *abort, struct demux *d, int *exit_code,
-                    char *err, size_t errlen)
+/* Creates an exec of argv in the container (as user, in /home); attach:
+ * its stdout and stderr are kept for the caller's stream, else discarded.
+ * exec_id gets its id. */
+static int exec_create(struct ld_ctx *ctx, const struct vmms_vm *vm, const char *const *argv,
+                       const char *user, bool attach, char *exec_id, size_t idlen,
+                       char *err, size_t errlen)
 {
     char path[256];
     json_t *cmd = json_array();
     for (const char *const *a = argv; *a; a++)
         json_array_append_new(cmd, json_string(*a));
     json_t *body = json_pack("{s:o, s:b, s:b, s:b, s:b, s:s, s:s}", "Cmd", cmd,
-                             "AttachStdin", 0, "AttachStdout", 1, "AttachStderr", 1,
-                             "Tty", 0, "User", "root", "WorkingDir", "/home");
+                             "AttachStdin", 0, "AttachStdout", attach, "AttachStderr", attach,
+                             "Tty", 0, "User", user, "WorkingDir", "/home");
     if (body == NULL)
         return ld_fail(err, errlen, VMMS_ERR, "out of memory");
     snprintf(path, sizeof path, "/containers/%s/exec", ld_vm_ref(vm));
@@ -113,110 +128,297 @@ static int exec_run(struct ld_ctx *ctx, const struct vmms_vm *vm, const char *co
     struct ld_response resp;
     int rc = ld_docker(ctx, &req, &resp, err, errlen);
     json_decref(body);
-    char exec_id[80] = "";
     if (rc == VMMS_OK) {
         const char *id = json_string_value(json_object_get(resp.json, "Id"));
-        if (resp.status != 201 || id == NULL || strlen(id) >= sizeof exec_id ||
+        if (resp.status != 201 || id == NULL || strlen(id) >= idlen ||
             strspn(id, "0123456789abcdef") != strlen(id))
             rc = ld_docker_fail(&resp, "cannot exec in container", err, errlen);
         else
             strcpy(exec_id, id);
     }
     ld_response_free(&resp);
+    return rc;
+}
+
+/* The state of exec id: *running, or its *exit_code once it ended.
+ * VMMS_NOT_FOUND when Docker has no such exec (or container). */
+static int exec_inspect(struct ld_ctx *ctx, const char *id, bool *running, int *exit_code,
+                        char *err, size_t errlen)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/exec/%s/json", id);
+    struct ld_request req = {.method = "GET", .path = path};
+    struct ld_response resp;
+    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    if (rc == VMMS_OK && resp.status != 200)
+        rc = ld_docker_fail(&resp, "cannot inspect exec", err, errlen);
+    if (rc == VMMS_OK) {
+        json_t *code = json_object_get(resp.json, "ExitCode");
+        *running = json_is_true(json_object_get(resp.json, "Running"));
+        if (!*running && !json_is_integer(code))
+            *running = true; /* started but the code is not recorded yet */
+        *exit_code = json_is_integer(code) ? (int)json_integer_value(code) : -1;
+    }
+    ld_response_free(&resp);
+    return rc;
+}
+
+/* Runs argv in the container as user in /home, attached, and waits up to
+ * timeout_ms for it to end; its stdout goes to *d. *exit_code gets its exit
+ * code. Used for short commands (partial output). */
+static int exec_run(struct ld_ctx *ctx, const struct vmms_vm *vm, const char *const *argv,
+                    const char *user, long timeout_ms, struct demux *d, int *exit_code,
+                    char *err, size_t errlen)
+{
+    char exec_id[80] = "", path[160];
+    int rc = exec_create(ctx, vm, argv, user, true, exec_id, sizeof exec_id, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-
+    long deadline = clock_mono_ms() + timeout_ms;
     json_t *start = json_pack("{s:b, s:b}", "Detach", 0, "Tty", 0);
     snprintf(path, sizeof path, "/exec/%s/start", exec_id);
     struct ld_request sreq = {.method = "POST", .path = path, .json = start,
-                              .timeout_s = timeout_s, .sink = demux_feed, .sink_arg = d,
-                              .abort = abort};
+                              .timeout_ms = timeout_ms, .sink = demux_feed, .sink_arg = d};
+    struct ld_response resp;
     rc = ld_docker(ctx, &sreq, &resp, err, errlen);
     json_decref(start);
     if (rc == VMMS_OK && resp.status != 200)
         rc = ld_docker_fail(&resp, "cannot start exec", err, errlen);
     ld_response_free(&resp);
-    if (abort && atomic_load(abort))
-        return ld_fail(err, errlen, VMMS_ERR, "VM %s was destroyed while the job ran",
-                       vm->name);
+    /* The stream ended; the exit code may take a moment to be recorded. */
+    for (long pause = 2; rc == VMMS_OK; pause = pause < 50 ? pause * 2 : 50) {
+        bool running;
+        rc = exec_inspect(ctx, exec_id, &running, exit_code, err, errlen);
+        if (rc == VMMS_OK && !running)
+            return VMMS_OK;
+        if (rc == VMMS_OK && clock_mono_ms() + pause > deadline)
+            return ld_fail(err, errlen, VMMS_TIMEOUT,
+                           "VM %s: the command's output ended but it did not", vm->name);
+        clock_sleep_ms(pause);
+    }
+    return rc == VMMS_NOT_FOUND
+               ? ld_fail(err, errlen, VMMS_ERR, "VM %s: the command's record is gone "
+                         "(container destroyed?)", vm->name)
+               : rc;
+}
+
+/* SPEC.md's command, plus three things around it: when /home is the job's
+ * size-capped tmpfs (containers.c) its three directories are made with the
+ * owners the reference Dockerfile gives them; an input called feedback is
+ * removed once copied, so the result is only ever what the job wrote; and
+ * autodriver's exit status is kept (the last cp would decide otherwise). */
+static int job_command(const struct vmms_run *run, char *cmd, size_t cmdsz,
+                       char *err, size_t errlen)
+{
+    if (run == NULL || run->timeout_s <= 0 || run->nproc < 0 || run->fsize < 0 ||
+        run->max_output < 0)
+        return ld_fail(err, errlen, VMMS_ERR,
+                       "bad job limits: timeout must be > 0, the others >= 0");
+    snprintf(cmd, cmdsz,
+             "if [ ! -d autolab ]; then mkdir -m 755 autolab autograde output && "
+             "chown autolab:autolab autolab output && chown autograde:autograde autograde; fi; "
+             "cp -r mount/* autolab/; rm -f mount/feedback; "
+             "su autolab -c \"autodriver -u %d -f %ld -t %d -o %ld "
+             "autolab > output/feedback 2>&1\"; rc=$?; cp output/feedback mount/feedback; "
+             "exit $rc", run->nproc, run->fsize, run->timeout_s, run->max_output);
+    return VMMS_OK;
+}
+
+int ld_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, char *handle,
+                 size_t handlelen, char *err, size_t errlen)
+{
+    struct ld_ctx *ctx = vctx;
+    char cmd[768], exec_id[80] = "", path[160];
+    int rc = ld_check_vm(ctx, vm, err, errlen);
+    if (rc == VMMS_OK)
+        rc = job_command(run, cmd, sizeof cmd, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-
-    /* The stream ended; the exit code may take a moment to be recorded. */
-    snprintf(path, sizeof path, "/exec/%s/json", exec_id);
-    struct ld_request ireq = {.method = "GET", .path = path};
-    for (int tries = 0;; tries++) {
-        rc = ld_docker(ctx, &ireq, &resp, err, errlen);
-        if (rc == VMMS_OK && resp.status == 404)
-            rc = ld_fail(err, errlen, VMMS_ERR,
-                         "VM %s: the command's record is gone (container destroyed?)",
-                         vm->name);
-        else if (rc == VMMS_OK && resp.status != 200)
-            rc = ld_docker_fail(&resp, "cannot inspect exec", err, errlen);
-        bool running = rc == VMMS_OK && json_is_true(json_object_get(resp.json, "Running"));
-        json_t *code = json_object_get(resp.json, "ExitCode");
-        bool ended = rc == VMMS_OK && !running && json_is_integer(code);
-        if (ended)
-            *exit_code = (int)json_integer_value(code);
+    if (handle == NULL || handlelen < 65)
+        return ld_fail(err, errlen, VMMS_ERR, "start_job: the handle buffer must hold 65 "
+                       "bytes");
+    const char *argv[] = {"sh", "-c", cmd, NULL};
+    long t0 = clock_mono_ms();
+    rc = exec_create(ctx, vm, argv, "root", false, exec_id, sizeof exec_id, err, errlen);
+    if (rc == VMMS_OK) {
+        /* Detached: the run belongs to the container, not to this connection. */
+        json_t *start = json_pack("{s:b, s:b}", "Detach", 1, "Tty", 0);
+        snprintf(path, sizeof path, "/exec/%s/start", exec_id);
+        struct ld_request sreq = {.method = "POST", .path = path, .json = start};
+        struct ld_response resp;
+        rc = ld_docker(ctx, &sreq, &resp, err, errlen);
+        json_decref(start);
+        if (rc == VMMS_OK && resp.status != 200 && resp.status != 204)
+            rc = ld_docker_fail(&resp, "cannot start the job", err, errlen);
         ld_response_free(&resp);
-        if (rc != VMMS_OK || ended)
-            return rc;
-        if (tries >= 100)
-            return ld_fail(err, errlen, VMMS_ERR,
-                           "VM %s: the command's output ended but it did not", vm->name);
-        clock_sleep_ms(20);
     }
+    if (rc != VMMS_OK) {
+        char q[600];
+        log_warn("vm_start_failed", "name=%s rc=%d err=%s", vm->name, rc,
+                 log_quote(err, q, sizeof q));
+        return rc == VMMS_NOT_FOUND ? VMMS_ERR : rc;
+    }
+    snprintf(handle, handlelen, "%s", exec_id);
+    log_info("vm_started_job", "name=%s exec=%.12s ms=%ld", vm->name, exec_id,
+             (long)(clock_mono_ms() - t0));
+    return VMMS_OK;
+}
+
+/* Reads Docker's event stream (JSON lines) until the exec's end or the
+ * container's. */
+struct ev_wait {
+    const char *exec_id;
+    char line[16384];
+    size_t len;
+    bool overflow;      /* the current line is too long: skipped */
+    bool exec_died;
+    int exit_code;
+    bool container_gone;
+};
+
+static bool ev_line(struct ev_wait *w)
+{
+    json_t *ev = json_loadb(w->line, w->len, 0, NULL);
+    const char *action = json_string_value(json_object_get(ev, "Action"));
+    json_t *attrs = json_object_get(json_object_get(ev, "Actor"), "Attributes");
+    const char *id = json_string_value(json_object_get(attrs, "execID"));
+    const char *code = json_string_value(json_object_get(attrs, "exitCode"));
+    bool stop = false;
+    if (action && strcmp(action, "exec_die") == 0 && id && strcmp(id, w->exec_id) == 0) {
+        w->exec_died = true;
+        w->exit_code = code ? atoi(code) : -1;
+        stop = true;
+    } else if (action && (strcmp(action, "die") == 0 || strcmp(action, "destroy") == 0)) {
+        w->container_gone = true;
+        stop = true;
+    }
+    json_decref(ev);
+    return stop;
+}
+
+static size_t ev_feed(const char *data, size_t n, void *arg)
+{
+    struct ev_wait *w = arg;
+    for (size_t i = 0; i < n; i++) {
+        if (data[i] != '\n') {
+            if (w->len + 1 < sizeof w->line)
+                w->line[w->len++] = data[i];
+            else
+                w->overflow = true;
+            continue;
+        }
+        bool stop = !w->overflow && w->len > 0 && ev_line(w);
+        w->len = 0;
+        w->overflow = false;
+        if (stop)
+            return 0; /* all we wanted: ends the transfer */
+    }
+    return n;
+}
+
+/* Waits for the exec's exec_die (or the container's die/destroy) event, at
+ * most until deadline. Events are replayed from a little before now, so one
+ * that came between the caller's inspect and this call is not missed. */
+static int wait_events(struct ld_ctx *ctx, const struct vmms_vm *vm, struct ev_wait *w,
+                       long deadline, atomic_int *abort, char *err, size_t errlen)
+{
+    char filter[400], enc[1200], path[1400];
+    snprintf(filter, sizeof filter,
+             "{\"type\":[\"container\"],\"container\":[\"%s\"],"
+             "\"event\":[\"exec_die\",\"die\",\"destroy\"]}", ld_vm_ref(vm));
+    snprintf(path, sizeof path, "/events?since=%lld&filters=%s",
+             (long long)time(NULL) - 5, ld_urlencode(filter, enc, sizeof enc));
+    long left = deadline - clock_mono_ms();
+    struct ld_request req = {.method = "GET", .path = path, .timeout_ms = left > 1 ? left : 1,
+                             .sink = ev_feed, .sink_arg = w, .abort = abort};
+    struct ld_response resp;
+    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    if (rc == VMMS_OK && resp.status != 200)
+        rc = ld_docker_fail(&resp, "cannot watch Docker's events", err, errlen);
+    ld_response_free(&resp);
+    if (rc == VMMS_OK && !w->exec_died && !w->container_gone)
+        rc = ld_fail(err, errlen, VMMS_ERR, "Docker's event stream ended");
+    return rc;
+}
+
+static bool handle_ok(const char *h)
+{
+    size_t n = h ? strlen(h) : 0;
+    return n >= 12 && n <= 64 && strspn(h, "0123456789abcdef") == n;
+}
+
+int ld_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long wait_ms,
+                  int *status, char *err, size_t errlen)
+{
+    struct ld_ctx *ctx = vctx;
+    int rc = ld_check_vm(ctx, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    if (!handle_ok(handle))
+        return ld_fail(err, errlen, VMMS_ERR, "VM %s: bad run handle", vm->name);
+    if (wait_ms < 0)
+        wait_ms = 0;
+    struct ld_watch w;
+    watch_add(ctx, &w, vm->name);
+    long t0 = clock_mono_ms();
+    long deadline = t0 + (long)wait_ms;
+    bool running = false;
+    int code = -1;
+    /* At most twice: the first inspect, and once more after the stream saw
+     * the container end (the exec's own record then says how it ended). */
+    rc = exec_inspect(ctx, handle, &running, &code, err, errlen);
+    if (rc == VMMS_OK && running) {
+        struct ev_wait ew = {.exec_id = handle};
+        rc = wait_events(ctx, vm, &ew, deadline, &w.aborted, err, errlen);
+        if (rc == VMMS_OK && ew.exec_died) {
+            running = false;
+            code = ew.exit_code;
+        } else if (rc == VMMS_OK) {
+            rc = exec_inspect(ctx, handle, &running, &code, err, errlen);
+            if (rc == VMMS_OK && running)
+                rc = ld_fail(err, errlen, VMMS_NOT_FOUND, "VM %s: the container stopped "
+                             "while the job ran", vm->name);
+        }
+    }
+    watch_remove(ctx, &w);
+    long ms = (long)(clock_mono_ms() - t0);
+    if (atomic_load(&w.aborted))
+        rc = ld_fail(err, errlen, VMMS_ERR, "VM %s was destroyed while the job ran",
+                     vm->name);
+    else if (rc == VMMS_NOT_FOUND)
+        rc = ld_fail(err, errlen, VMMS_NOT_FOUND, "VM %s: the container or the run %.12s "
+                     "is gone", vm->name, handle);
+    else if (rc == VMMS_TIMEOUT)
+        rc = ld_fail(err, errlen, VMMS_TIMEOUT, "VM %s: the run %.12s still runs after "
+                     "%lld ms", vm->name, handle, wait_ms);
+    if (rc != VMMS_OK) {
+        char q[600];
+        log_warn("vm_attach_failed", "name=%s exec=%.12s rc=%d ms=%ld err=%s", vm->name,
+                 handle, rc, ms, log_quote(err, q, sizeof q));
+        return rc;
+    }
+    *status = code;
+    log_info("vm_ran_job", "name=%s exec=%.12s status=%d ms=%ld", vm->name, handle, code, ms);
+    return VMMS_OK;
 }
 
 int ld_run_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
                char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
-    int rc = ld_check_vm(ctx, vm, err, errlen);
+    char handle[80];
+    int rc = ld_start_job(ctx, vm, run, handle, sizeof handle, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    if (run == NULL || run->timeout_s <= 0 || run->nproc < 0 || run->fsize < 0 ||
-        run->max_output < 0)
-        return ld_fail(err, errlen, VMMS_ERR,
-                       "bad job limits: timeout must be > 0, the others >= 0");
-    /* SPEC.md's command, verbatim, plus keeping autodriver's exit status
-     * (the last cp would otherwise decide the exec's exit code). */
-    char cmd[512];
-    snprintf(cmd, sizeof cmd,
-             "cp -r mount/* autolab/; su autolab -c \"autodriver -u %d -f %ld -t %d -o %ld "
-             "autolab > output/feedback 2>&1\"; rc=$?; cp output/feedback mount/feedback; "
-             "exit $rc", run->nproc, run->fsize, run->timeout_s, run->max_output);
-    const char *argv[] = {"sh", "-c", cmd, NULL};
-
-    struct ld_watch w;
-    watch_add(ctx, &w, vm->name);
-    char out[256];
-    struct demux d = {.out = out, .cap = sizeof out - 1};
-    int code = -1;
-    long t0 = clock_mono_ms();
     int limit = run->timeout_s + ctx->cfg.run_grace_s;
-    rc = exec_run(ctx, vm, argv, limit, &w.aborted, &d, &code, err, errlen);
-    watch_remove(ctx, &w);
-    long ms = (long)(clock_mono_ms() - t0);
-    if (rc == VMMS_NOT_FOUND) /* gone before the job started: destroyed */
+    rc = ld_attach_job(ctx, vm, handle, 1000LL * limit, status, err, errlen);
+    if (rc == VMMS_NOT_FOUND) /* gone while the job ran: destroyed */
         rc = VMMS_ERR;
     if (rc == VMMS_TIMEOUT)
         rc = ld_fail(err, errlen, VMMS_TIMEOUT,
                      "VM %s: job did not end within %d s (timeout %d s + grace %d s)",
                      vm->name, limit, run->timeout_s, ctx->cfg.run_grace_s);
-    if (rc != VMMS_OK) {
-        char q[600];
-        log_warn("vm_run_failed", "name=%s rc=%d ms=%ld err=%s", vm->name, rc, ms,
-                 log_quote(err, q, sizeof q));
-        return rc;
-    }
-    *status = code;
-    d.out[d.len] = '\0';
-    d.err[d.err_len] = '\0';
-    char qo[300], qe[600];
-    log_info("vm_ran_job", "name=%s status=%d ms=%ld stdout=%s stderr=%s", vm->name, code, ms,
-             log_quote(d.out, qo, sizeof qo), log_quote(d.err, qe, sizeof qe));
-    return VMMS_OK;
+    return rc;
 }
 
 int ld_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char **out,
@@ -230,16 +432,15 @@ int ld_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
         return rc;
     if (max_bytes > (size_t)LD_BODY_MAX)
         max_bytes = LD_BODY_MAX;
-    char cmd[256];
-    snprintf(cmd, sizeof cmd,
-             "for f in %s; do if [ -e $f ]; then exec head -c %zu $f; fi; done",
-             PARTIAL_SOURCES, max_bytes);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, PARTIAL_SCRIPT, PARTIAL_SOURCES, PARTIAL_DEADLINE_S, max_bytes);
     const char *argv[] = {"sh", "-c", cmd, NULL};
     struct demux d = {.cap = max_bytes, .out = malloc(max_bytes + 1)};
     if (d.out == NULL)
         return ld_fail(err, errlen, VMMS_ERR, "out of memory");
     int code = -1;
-    rc = exec_run(ctx, vm, argv, 0, NULL, &d, &code, err, errlen);
+    rc = exec_run(ctx, vm, argv, PARTIAL_USER, 1000L * (PARTIAL_DEADLINE_S + 2), &d, &code,
+                  err, errlen);
     if (rc != VMMS_OK) {
         free(d.out);
         return rc;

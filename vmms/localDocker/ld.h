@@ -9,6 +9,7 @@
  *   containers.c   create / wait / destroy / list containers
  *   exec.c         run commands inside a container (run_job, partial output)
  *   images.c       list and load images
+ *   network.c      the jobs' network and the host firewall rule (init)
  *   plugin.c       init / shutdown and the exported ops table
  */
 #ifndef TANGO_LD_H
@@ -25,6 +26,7 @@
 
 #include "vmms.h"
 #include "clock.h"
+#include "jobnet.h"
 
 /* Everything below is internal: only vmms_plugin leaves the .so. */
 #pragma GCC visibility push(hidden)
@@ -41,8 +43,10 @@ struct ld_config {
     int default_cores;
     int default_memory_mb;
     int default_pids_limit;
+    int default_disk_mb;      /* writable storage of a job (containers.c) */
     int run_grace_s;
     int api_timeout_s;
+    struct jobnet_config net;    /* network, network_bridge, host_firewall */
 };
 
 /* A run_job in progress; destroy_vm sets aborted for every watch of its VM. */
@@ -57,6 +61,7 @@ struct ld_ctx {
     char prefix[64];
     char volume_real[PATH_MAX];  /* canonical volume_dir (bind sources) */
     int volume_fd;               /* O_DIRECTORY fd of volume_real */
+    char net_if[JOBNET_IFNAME_MAX + 1]; /* host interface of cfg.net.name */
 
     pthread_mutex_t pool_lock;
     void *pool[LD_POOL_MAX];     /* idle CURL * handles */
@@ -91,6 +96,7 @@ struct ld_request {
     FILE *upload;              /* tar request body streamed from here, or NULL */
     long long upload_size;     /* its size, -1 if unknown */
     int timeout_s;             /* whole-call limit; <= 0: api_timeout_s */
+    long timeout_ms;           /* the same in ms; > 0 wins over timeout_s */
     ld_sink_fn sink;           /* stream a 2xx body here instead of keeping it */
     void *sink_arg;
     atomic_int *abort;         /* another thread sets it to end the call */
@@ -138,6 +144,13 @@ int ld_get_vms(void *ctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen);
 /* ---- exec.c ---- */
 int ld_run_job(void *ctx, struct vmms_vm *vm, const struct vmms_run *run,
                int *status, char *err, size_t errlen);
+/* The run is a detached exec (it outlives the consumer); its handle is the
+ * exec id (64 hex digits). attach_job waits on Docker's event stream for
+ * that exec's exec_die (or the container's die/destroy). */
+int ld_start_job(void *ctx, struct vmms_vm *vm, const struct vmms_run *run,
+                 char *handle, size_t handlelen, char *err, size_t errlen);
+int ld_attach_job(void *ctx, struct vmms_vm *vm, const char *handle, long long wait_ms,
+                  int *status, char *err, size_t errlen);
 int ld_get_partial_output(void *ctx, struct vmms_vm *vm, size_t max_bytes,
                           char **out, size_t *len, char *err, size_t errlen);
 /* Aborts every run_job in progress on the VM called name. */
@@ -147,6 +160,14 @@ void ld_abort_runs(struct ld_ctx *ctx, const char *name);
 int ld_get_images(void *ctx, char ***names, size_t *count, char *err, size_t errlen);
 int ld_load_image(void *ctx, const char *tar_path, const char *name,
                   int timeout_s, char *err, size_t errlen);
+
+/* ---- network.c ---- */
+/* At init: makes sure the jobs' network cfg.net.name exists and is a bridge
+ * with inter-container traffic off (creates it if missing; a misconfigured
+ * one is an error), fills ctx->net_if, and with host_firewall installs the
+ * INPUT rule (jobnet.h) for IPv4 and IPv6 if it is not there (iptables run
+ * with a fixed argv, no shell). Not thread-safe: call from init only. */
+int ld_net_init(struct ld_ctx *ctx, char *err, size_t errlen);
 
 #pragma GCC visibility pop
 

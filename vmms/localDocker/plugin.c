@@ -158,6 +158,9 @@ static int ld_init(const json_t *cfg, const char *prefix, void **out,
     ld_response_free(&resp);
     if (rc != VMMS_OK)
         goto fail;
+    rc = ld_net_init(ctx, err, errlen);
+    if (rc != VMMS_OK)
+        goto fail;
 
     char qs[256], qv[256];
     log_info("vmms_init", "vmms=localDocker prefix=%s socket=%s volume_dir=%s",
@@ -179,6 +182,8 @@ const struct vmms_ops vmms_plugin = {
     .wait_vm = ld_wait_vm,
     .copy_in = ld_copy_in,
     .run_job = ld_run_job,
+    .start_job = ld_start_job,
+    .attach_job = ld_attach_job,
     .copy_out = ld_copy_out,
     .destroy_vm = ld_destroy_vm,
     .safe_destroy_vm = ld_safe_destroy_vm,
