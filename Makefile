@@ -9,7 +9,7 @@
 
 CC       ?= cc
 BUILD    ?= build
-PKGS     := hiredis libevent libevent_pthreads jansson libssh2 libcurl libcrypto
+PKGS     := hiredis libevent libevent_pthreads jansson libssh2 libcurl libcrypto libarchive
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 
