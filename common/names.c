@@ -9,6 +9,7 @@
 #include <string.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 bool name_is_safe(const char *s, size_t len)
 {
@@ -78,15 +79,30 @@ bool key_matches(const char *presented, char *const *keys, size_t nkeys)
     return found != 0;
 }
 
-void key_id(const char *key, char out[17])
+static void hex_prefix(const unsigned char *md, char out[KEY_ID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < KEY_ID_LEN / 2; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[KEY_ID_LEN] = '\0';
+}
+
+void key_id(const unsigned char *secret, size_t secret_len, const char *key,
+            char out[KEY_ID_LEN + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)key, strlen(key), md,
+         &mdlen);
+    hex_prefix(md, out);
+}
+
+void key_id_legacy(const char *key, char out[KEY_ID_LEN + 1])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     EVP_Digest(key, strlen(key), md, &mdlen, EVP_sha256(), NULL);
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 8; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[16] = '\0';
+    hex_prefix(md, out);
 }

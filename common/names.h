@@ -27,9 +27,20 @@ int parse_job_id(const char *s, long long *id);
  * a given key length); true if any matches. */
 bool key_matches(const char *presented, char *const *keys, size_t nkeys);
 
-/* A short, non-secret id for a key: first 16 hex digits of its SHA-256.
- * Used to keep each key's labs apart on disk without the key in any path. */
-void key_id(const char *key, char out[17]);
+#define KEY_ID_LEN 16
+
+/* A short, non-secret id for a key: the first 16 hex digits of
+ * HMAC-SHA256(secret, key), secret being the installation's (labs.h
+ * install_secret_load). Names each key's labs on disk and records which key
+ * owns a job, without the key in any path or record; without the secret
+ * nobody can test a guessed key against an id. */
+void key_id(const unsigned char *secret, size_t secret_len, const char *key,
+            char out[KEY_ID_LEN + 1]);
+
+/* The id lab directories were named by before the installation secret:
+ * the first 16 hex digits of SHA-256(key). Only to find what was made
+ * then (labs.h lab_dir_find, job records without "keyId"). */
+void key_id_legacy(const char *key, char out[KEY_ID_LEN + 1]);
 
 #include <string.h>
 static inline bool name_is_safe_str(const char *s)

@@ -125,21 +125,15 @@ static void parse_files(struct problems *p, json_t *files, const struct tango_co
                     i, local);
             continue;
         }
-        for (size_t k = 0; k < job->nfiles; k++)
-            if (strcmp(job->files[k].dest_file, dest) == 0) {
-                problem(p, "files[%zu]: destFile \"%.100s\" appears twice", i, dest);
-                dest = NULL;
-                break;
-            }
-        if (!dest)
-            continue;
+        /* Two files may share a destFile (tango-cli sends every "*Makefile*" as
+         * "Makefile"): they are copied in the order listed, the last one wins. */
         makefiles += strcmp(dest, "Makefile") == 0;
         job->files[job->nfiles].local_file = strdup(local);
         job->files[job->nfiles].dest_file = strdup(dest);
         job->nfiles++;
     }
-    if (makefiles != 1 && job->nfiles == json_array_size(files))
-        problem(p, "files: exactly one destFile must be \"Makefile\"");
+    if (makefiles == 0 && job->nfiles == json_array_size(files))
+        problem(p, "files: a destFile must be \"Makefile\"");
 }
 
 struct job *addjob_parse(const char *body, size_t len, const struct tango_config *cfg,

@@ -36,6 +36,16 @@ int app_known_images(struct app *app, json_t **out)
     return STORE_OK;
 }
 
+bool app_job_is_callers(const struct route_ctx *ctx, const json_t *job)
+{
+    const char *owner = json_string_value(json_object_get(job, "keyId"));
+    if (owner)
+        return strcmp(owner, ctx->key_id) == 0;
+    const char *lab_dir = json_string_value(json_object_get(job, "labDir"));
+    return lab_dir && strncmp(lab_dir, ctx->key_id_legacy, KEY_ID_LEN) == 0 &&
+           lab_dir[KEY_ID_LEN] == '-';
+}
+
 bool app_is_utf8(const char *s)
 {
     size_t len = strlen(s), clean_len;

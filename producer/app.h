@@ -13,6 +13,7 @@
 #include "config.h"
 #include "http.h"
 #include "labs.h"
+#include "names.h"
 #include "store.h"
 
 /* Read-only answers shared by the requests of one event-loop turn. Every
@@ -33,6 +34,7 @@ struct app {
     struct store *store;
     struct event_base *base;
     struct http_server *http;
+    struct install_secret secret; /* names labs and key ids (labs.h) */
     struct app_memo_slot memo[MEMO_COUNT];
     json_t *images;            /* image list cache (app_known_images) */
     long long images_until_ms; /* monotonic ms it is good until */
@@ -62,6 +64,8 @@ struct route_ctx {
     const struct route *route;
     char *args[ROUTE_MAX_ARGS]; /* URL-decoded segments after the name */
     int nargs;
+    char key_id[KEY_ID_LEN + 1];        /* the caller's key id, when the route takes a key */
+    char key_id_legacy[KEY_ID_LEN + 1]; /* its id before the secret (old job records) */
     char lab_dir[LAB_DIR_MAX];  /* set when the route has KEY/COURSELAB */
     void *state;                /* handler's own (e.g. an upload) */
     void (*free_state)(void *state);
@@ -93,8 +97,15 @@ bool app_is_utf8(const char *s);
  * success ctx->state is the struct upload. Replies itself on failure. */
 void stream_body_to_dir(struct http_request *req, struct route_ctx *ctx, const char *dir);
 
+/* Whether a job record belongs to the caller's key: its "keyId", or, for a
+ * record made before jobs recorded one, the key id its "labDir" was named
+ * with (so each old job stays visible to the key that made it, and to no
+ * other). */
+bool app_job_is_callers(const struct route_ctx *ctx, const json_t *job);
+
 /* Parses args[1] as a job id and loads the job's record (live or dead);
- * replies itself and returns false on a bad id, unknown job or store error. */
+ * replies itself and returns false on a bad id, unknown job or store error.
+ * Another key's job answers exactly as an unknown one. */
 bool load_job_arg(struct http_request *req, struct route_ctx *ctx, long long *id, json_t **job,
                   bool *dead);
 

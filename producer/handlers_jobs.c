@@ -38,6 +38,7 @@ void h_add_job(struct http_request *req, struct route_ctx *ctx)
         reply_fail(req, ctx, 400, err);
         return;
     }
+    job->key_id = strdup(ctx->key_id);
     job_trace(job, "Added job");
     status = store_add_job(app->store, job);
     app_memo_drop(app, MEMO_INFO);
@@ -68,7 +69,16 @@ void h_jobs(struct http_request *req, struct route_ctx *ctx)
         reply_store_fail(req, ctx, status);
         return;
     }
-    reply_ok(req, "Found list of jobs", json_pack("{s:o}", "jobs", jobs));
+    /* Only the caller's own jobs (the store lists every key's). */
+    json_t *own = json_array();
+    size_t i;
+    json_t *j;
+    json_array_foreach(jobs, i, j) {
+        if (app_job_is_callers(ctx, j))
+            json_array_append(own, j);
+    }
+    json_decref(jobs);
+    reply_ok(req, "Found list of jobs", json_pack("{s:o}", "jobs", own));
 }
 
 bool load_job_arg(struct http_request *req, struct route_ctx *ctx, long long *id, json_t **job,
@@ -79,6 +89,11 @@ bool load_job_arg(struct http_request *req, struct route_ctx *ctx, long long *id
         return false;
     }
     int status = store_get_job(ctx->app->store, *id, job, dead);
+    if (status == STORE_OK && !app_job_is_callers(ctx, *job)) {
+        json_decref(*job);
+        *job = NULL;
+        status = STORE_NOT_FOUND; /* another key's job: exactly as if there were none */
+    }
     if (status == STORE_NOT_FOUND) {
         reply_fail(req, ctx, 404, "Job not found");
         return false;

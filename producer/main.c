@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <sys/resource.h>
 #include <event2/event.h>
+#include <openssl/crypto.h>
 
 #include "app.h"
 #include "log.h"
@@ -58,6 +59,12 @@ int main(int argc, char **argv)
     raise_fd_limit();
 
     struct app app = {.cfg = &cfg};
+    char err[512];
+    if (install_secret_load(cfg.courselabs, cfg.secret_file, &app.secret, err, sizeof err)) {
+        fprintf(stderr, "tango-producer: %s\n", err);
+        config_free(&cfg);
+        return 2;
+    }
     app.store = store_new(&cfg);
     app.base = event_base_new();
     struct http_limits lim = {
@@ -97,6 +104,7 @@ int main(int argc, char **argv)
     http_server_free(app.http);
     event_base_free(app.base);
     app_memo_free_all(&app);
+    OPENSSL_cleanse(&app.secret, sizeof app.secret);
     store_free(app.store);
     config_free(&cfg);
     log_info("stopped", "%s", "");

@@ -116,8 +116,13 @@ void router_on_head(struct http_request *req, void *arg)
         reply_fail(req, ctx, 401, "Key not recognized");
         return;
     }
+    if (route->needs_key) {
+        key_id(app->secret.bytes, app->secret.len, ctx->args[0], ctx->key_id);
+        key_id_legacy(ctx->args[0], ctx->key_id_legacy);
+    }
     if (route_has_lab(route) && (!app_is_utf8(ctx->args[1]) ||
-                                 lab_dir_name(ctx->args[0], ctx->args[1], ctx->lab_dir))) {
+                                 lab_dir_find(app->cfg->courselabs, &app->secret, ctx->args[0],
+                                              ctx->args[1], ctx->lab_dir))) {
         reply_fail(req, ctx, 400, "Invalid courselab name: use 1-238 bytes of UTF-8 without '/', "
                                   "'\\', control characters, '.' or '..'");
         return;

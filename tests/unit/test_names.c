@@ -185,25 +185,33 @@ static void test_key_matches(void **state)
 static void test_key_id(void **state)
 {
     (void)state;
-    char a[17], b[17], c[17];
+    static const unsigned char secret[] = "test-secret-0123456789abcdef0123";
+    char a[KEY_ID_LEN + 1], b[KEY_ID_LEN + 1], c[KEY_ID_LEN + 1];
     memset(a, '#', sizeof a);
-    /* First 16 hex digits of SHA-256. */
-    key_id("abc", a);
-    assert_string_equal(a, "ba7816bf8f01cfea");
-    key_id("", b);
-    assert_string_equal(b, "e3b0c44298fc1c14");
+    /* First 16 hex digits of HMAC-SHA256(secret, key). */
+    key_id(secret, 32, "abc", a);
+    assert_string_equal(a, "e7365cdb2fcdde94");
+    /* Another secret, another id: an id tells nothing without the secret. */
+    key_id((const unsigned char *)"other-secret-0123456789abcdef012", 32, "abc", b);
+    assert_string_equal(b, "0c7c794eac57a728");
     /* Stable. */
-    key_id("abc", c);
+    key_id(secret, 32, "abc", c);
     assert_string_equal(a, c);
+    /* The legacy id is the bare SHA-256 (what old lab directories carry). */
+    key_id_legacy("abc", b);
+    assert_string_equal(b, "ba7816bf8f01cfea");
+    assert_string_not_equal(a, b);
+    key_id_legacy("", b);
+    assert_string_equal(b, "e3b0c44298fc1c14");
     /* 16 lower-case hex digits. */
-    key_id("some client key", a);
+    key_id(secret, 32, "some client key", a);
     assert_int_equal(strlen(a), 16);
     for (int i = 0; i < 16; i++)
         assert_non_null(strchr("0123456789abcdef", a[i]));
     /* Different keys, different ids; the key itself never shows. */
-    key_id("some client key2", b);
+    key_id(secret, 32, "some client key2", b);
     assert_string_not_equal(a, b);
-    key_id("abcdef0123456789", c);
+    key_id(secret, 32, "abcdef0123456789", c);
     assert_string_not_equal(c, "abcdef0123456789");
 }
 
