@@ -737,7 +737,7 @@ static void test_bad_image_and_names(void **state)
     assert_int_equal(ops->initialize_vm(ctx, &b, err, sizeof err), VMMS_ERR);
     snprintf(p, sizeof p, "%s/%s/mine.txt", voldir, a.name);
     assert_int_equal(stat(p, &st), 0);
-    assert_true(st.st_nlink >= 2); /* world-readable, same fs: hard link */
+    assert_int_equal(st.st_nlink, 1); /* a copy, never a link to the host's file */
     assert_int_equal(ops->wait_vm(ctx, &a, 5, err, sizeof err), VMMS_OK);
     stop_vm(ctx, &a, NULL);
     assert_int_equal(stat(in, &st), 0); /* the source survives */
@@ -899,6 +899,7 @@ static void test_start_attach_reattach(void **state)
 static void test_attach_container_removed(void **state)
 {
     (void)state;
+    assert_non_null(ops->start_job);
     struct vmms_vm vm = {0};
     start_vm(ctx, &vm, "gone", NULL);
     put_job(&vm, "gone", loop_mk);
@@ -923,6 +924,112 @@ static void test_attach_container_removed(void **state)
     assert_true(now_ms() - t0 < 3000);
     ops->shutdown(c2);
     ops->safe_destroy_vm(ctx, &vm, err, sizeof err);
+    assert_clean();
+}
+
+/* Runs sh -c cmd in container id as root (what a job that became root
+ * could do); returns its raw output stream, malloc'd. */
+static char *root_exec(const char *id, const char *cmd)
+{
+    char path[300], *body = NULL;
+    json_t *req = json_pack("{s:[s,s,s], s:b, s:b, s:s}", "Cmd", "sh", "-c", cmd,
+                            "AttachStdout", 1, "AttachStderr", 1, "User", "root");
+    char *js = json_dumps(req, 0);
+    json_decref(req);
+    snprintf(path, sizeof path, "/containers/%s/exec", id);
+    long code = docker("POST", path, "application/json", js, strlen(js), &body, NULL);
+    free(js);
+    json_t *r = json_loads(body ? body : "", 0, NULL);
+    free(body);
+    assert_int_equal(code, 201);
+    snprintf(path, sizeof path, "/exec/%s/start", json_string_value(json_object_get(r, "Id")));
+    json_decref(r);
+    const char *start = "{\"Detach\":false}";
+    size_t len = 0;
+    code = docker("POST", path, "application/json", start, strlen(start), &body, &len);
+    assert_int_equal(code, 200);
+    /* drop the 8-byte frame headers of the stream */
+    char *text = calloc(1, len + 1);
+    size_t o = 0;
+    for (size_t i = 0; i + 8 <= len;) {
+        const unsigned char *h = (const unsigned char *)body + i;
+        size_t n = (size_t)h[4] << 24 | (size_t)h[5] << 16 | (size_t)h[6] << 8 | h[7];
+        i += 8;
+        if (n > len - i)
+            n = len - i;
+        memcpy(text + o, body + i, n);
+        o += n;
+        i += n;
+    }
+    free(body);
+    return text;
+}
+
+static void test_copy_in_isolated(void **state)
+{
+    (void)state;
+    struct vmms_vm vm = {0};
+    start_vm(ctx, &vm, "copyin", NULL);
+    char dir[PATH_MAX + 64], lab[PATH_MAX + 128], mk1[PATH_MAX + 128], mk2[PATH_MAX + 128];
+    snprintf(dir, sizeof dir, "%s/copyin", root);
+    mkdir(dir, 0755);
+    snprintf(lab, sizeof lab, "%s/lab.txt", dir);
+    snprintf(mk1, sizeof mk1, "%s/Makefile", dir);
+    snprintf(mk2, sizeof mk2, "%s/autograde-Makefile", dir);
+    write_file(lab, "the lab's own bytes\n", 0644); /* world-readable, same fs */
+    write_file(mk1, "first\n", 0644);
+    write_file(mk2, "second\n", 0644);
+    struct vmms_file files[] = {{lab, "lab.txt"}, {mk1, "Makefile"}, {mk2, "Makefile"}};
+    assert_int_equal(ops->copy_in(ctx, &vm, files, 3, 10, err, sizeof err), VMMS_OK);
+    char *out = root_exec(vm.id, "echo changed > /home/mount/lab.txt; "
+                                 "chmod 666 /home/mount/lab.txt; cat /home/mount/Makefile");
+    assert_non_null(strstr(out, "second"));  /* the last one listed wins */
+    assert_null(strstr(out, "first"));
+    free(out);
+    char *text = read_file(lab);
+    assert_string_equal(text, "the lab's own bytes\n");
+    free(text);
+    struct stat st;
+    assert_int_equal(stat(lab, &st), 0);
+    assert_int_equal(st.st_nlink, 1);
+    assert_int_equal(st.st_mode & 0777, 0644);
+    stop_vm(ctx, &vm, NULL);
+    assert_clean();
+}
+
+/* Partial output reads as the grading user: a symlink to a root-only file
+ * gives nothing of it, and a FIFO does not hold the peek for long. */
+static void test_partial_output_hostile(void **state)
+{
+    (void)state;
+    struct vmms_vm vm = {0};
+    start_vm(ctx, &vm, "peek", NULL);
+    free(root_exec(vm.id, "mkdir -p /home/autograde && chown autograde /home/autograde && "
+                          "ln -s /etc/shadow /home/autograde/output.log"));
+    char *o = NULL;
+    size_t l = 0;
+    assert_int_equal(ops->get_partial_output(ctx, &vm, 4096, &o, &l, err, sizeof err),
+                     VMMS_OK);
+    if (memmem(o, l, "root:", 5) != NULL)
+        fail_msg("partial output shows /etc/shadow: %.*s", (int)l, o);
+    free(o);
+    /* the same with the link one directory up */
+    free(root_exec(vm.id, "rm /home/autograde/output.log; "
+                          "ln -s /etc /home/autograde/autolab; "
+                          "ln -sf /etc/shadow /etc/output.log 2>/dev/null; true"));
+    assert_int_equal(ops->get_partial_output(ctx, &vm, 4096, &o, &l, err, sizeof err),
+                     VMMS_OK);
+    assert_null(memmem(o, l, "root:", 5));
+    free(o);
+    free(root_exec(vm.id, "rm -f /home/autograde/autolab; mkfifo /home/autograde/output.log; "
+                          "chown autograde /home/autograde/output.log"));
+    long t0 = now_ms();
+    int rc = ops->get_partial_output(ctx, &vm, 4096, &o, &l, err, sizeof err);
+    long ms = now_ms() - t0;
+    printf("timing: partial output of a FIFO answered in %ld ms (rc=%d)\n", ms, rc);
+    assert_true(ms < 5000);
+    free(o);
+    stop_vm(ctx, &vm, NULL);
     assert_clean();
 }
 
@@ -1056,6 +1163,8 @@ int main(void)
         cmocka_unit_test_teardown(test_concurrent_jobs, teardown_test),
         cmocka_unit_test_teardown(test_start_attach_reattach, teardown_test),
         cmocka_unit_test_teardown(test_attach_container_removed, teardown_test),
+        cmocka_unit_test_teardown(test_copy_in_isolated, teardown_test),
+        cmocka_unit_test_teardown(test_partial_output_hostile, teardown_test),
     };
     return cmocka_run_group_tests_name("vmms_localdocker", tests, setup_group, teardown_group);
 }

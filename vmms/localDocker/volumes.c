@@ -1,8 +1,11 @@
 /*
  * volumes.c: the per-VM directory <volume_dir>/<vm name>/ that is bind
- * mounted at /home/mount in the container. Owns its creation, copy_in (hard
- * link or copy of the job's input files into it), copy_out (the feedback
- * file out of it) and its removal. The job runs as root in the container and
+ * mounted at /home/mount in the container. Owns its creation, copy_in (a
+ * copy or reflink of each input file, never a link to the host's file; the
+ * last of two files with one name wins), copy_out (the feedback file the
+ * job wrote, out of it; the job's command removes an input of that name
+ * before it runs, exec.c) and its removal. Every file made here is created
+ * O_EXCL|O_NOFOLLOW under a name unlinked first. The job runs as root in the container and
  * may leave anything there, so removal never follows a symlink: everything
  * is done relative to directory fds with openat/unlinkat.
  */
@@ -11,8 +14,11 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <linux/fs.h> /* FICLONE */
 
 #include "ld.h"
 #include "log.h"
@@ -201,23 +207,16 @@ static bool dest_name_ok(const char *s)
            strcmp(s, "..") != 0;
 }
 
-/* One input file into the VM directory open at dfd. */
+/* One input file into the VM directory open at dfd: always a file of its
+ * own (a reflink where the file system has them, else a copy), never a
+ * link to the host's file, so nothing in the container can change the lab's
+ * copy. A name given twice is replaced: the last file listed wins. */
 static int put_file(int dfd, const struct vmms_file *f, long deadline_ms,
                     char *err, size_t errlen)
 {
     if (unlinkat(dfd, f->dest_name, 0) != 0 && errno != ENOENT)
         return ld_fail(err, errlen, VMMS_ERR, "cannot replace %s: %s", f->dest_name,
                        strerror(errno));
-    struct stat lst, dst;
-    /* A hard link shares the inode, so only when the file is already
-     * readable by everyone, is not a symlink and is on the same filesystem.
-     * Never for "feedback": the job's own cp would write through the link. */
-    if (lstat(f->local_path, &lst) == 0 && S_ISREG(lst.st_mode) &&
-        (lst.st_mode & 0444) == 0444 && fstat(dfd, &dst) == 0 &&
-        lst.st_dev == dst.st_dev && strcmp(f->dest_name, "feedback") != 0 &&
-        linkat(AT_FDCWD, f->local_path, dfd, f->dest_name, 0) == 0)
-        return VMMS_OK;
-
     int in = open(f->local_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (in < 0)
         return ld_fail(err, errlen, VMMS_ERR, "cannot open input file %s: %s",
@@ -236,14 +235,16 @@ static int put_file(int dfd, const struct vmms_file *f, long deadline_ms,
         return ld_fail(err, errlen, VMMS_ERR, "cannot create %s in the VM directory: %s",
                        f->dest_name, strerror(e));
     }
-    long long n = copy_fd(in, out, (long long)1 << 62, deadline_ms);
     int rc = VMMS_OK;
-    if (n == -ETIMEDOUT)
-        rc = ld_fail(err, errlen, VMMS_TIMEOUT, "copying %s took too long", f->local_path);
-    else if (n < 0)
-        rc = ld_fail(err, errlen, VMMS_ERR, "cannot copy %s: %s", f->local_path,
-                     strerror((int)-n));
-    else if (fchmod(out, 0644) != 0)
+    if (ioctl(out, FICLONE, in) != 0) {
+        long long n = copy_fd(in, out, (long long)1 << 62, deadline_ms);
+        if (n == -ETIMEDOUT)
+            rc = ld_fail(err, errlen, VMMS_TIMEOUT, "copying %s took too long", f->local_path);
+        else if (n < 0)
+            rc = ld_fail(err, errlen, VMMS_ERR, "cannot copy %s: %s", f->local_path,
+                         strerror((int)-n));
+    }
+    if (rc == VMMS_OK && fchmod(out, 0644) != 0)
         rc = ld_fail(err, errlen, VMMS_ERR, "cannot chmod %s: %s", f->dest_name,
                      strerror(errno));
     close(in);
@@ -308,7 +309,8 @@ int ld_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
                        "VM %s: feedback is %lld bytes, more than the %ld MiB limit",
                        vm->name, (long long)st.st_size, LD_FEEDBACK_MAX >> 20);
     }
-    int out = open(dest_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* The caller names a file of its own that does not exist yet. */
+    int out = open(dest_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (out < 0) {
         e = errno;
         close(in);
