@@ -2,8 +2,11 @@
  * images.c: the images a job may name and loading new ones. get_images
  * answers the images present on every healthy worker host (a job must be
  * able to run wherever it lands), from `docker images` on each. load_image
- * streams a `docker save` tarball to `docker load` on every healthy host
- * over the command's stdin, then tags the result with the wanted name.
+ * checks the `docker save` tarball (image_tar.h: one image, no tag but the
+ * wanted one), streams it to `docker load` on every healthy host over the
+ * command's stdin, checks that docker tagged nothing else (a tag it moved
+ * anyway is put back and the build fails), then tags the result with the
+ * wanted name.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +15,7 @@
 #include <unistd.h>
 
 #include "dd.h"
+#include "image_tar.h"
 #include "log.h"
 #include "names.h"
 
@@ -119,49 +123,103 @@ int dd_get_images(void *vctx, char ***names, size_t *count, char *err, size_t er
     return rc;
 }
 
-/* Loads the tarball on h; *loaded gets what docker loaded. */
+#define LOADED_MAX 16
+
+/* Runs a short docker command line on h; VMMS_OK only if it exited 0. */
+static int run_short(struct dd_ctx *ctx, struct dd_host *h, const char *line, size_t out_max,
+                     struct dd_out *o, const char *what, char *err, size_t errlen)
+{
+    struct dd_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = out_max};
+    int rc = dd_run(ctx, h, &cmd, o, err, errlen);
+    if (rc == VMMS_OK && o->exit_code != 0)
+        rc = dd_cmd_fail(h, o, what, err, errlen);
+    return rc;
+}
+
+/* Puts tag ref back on h where it was before the load (before: lines "REF
+ * ID" of `docker images` then), or removes it if it did not exist. */
+static void undo_tag(struct dd_ctx *ctx, struct dd_host *h, const char *before,
+                     const char *ref)
+{
+    char prev[300] = "";
+    for (const char *p = before; p && *p && !prev[0];) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        const char *sp = memchr(p, ' ', n);
+        char r[300];
+        if (sp && (size_t)(sp - p) < sizeof r && n - (size_t)(sp - p) - 1 < sizeof prev) {
+            snprintf(r, sizeof r, "%.*s", (int)(sp - p), p);
+            if (image_ref_same(r, ref))
+                snprintf(prev, sizeof prev, "%.*s", (int)(n - (size_t)(sp - p) - 1), sp + 1);
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+    char qr[340], qp[340], line[800], e[256], q[300], qe[300];
+    dd_quote(ref, qr, sizeof qr);
+    if (prev[0] && strspn(prev, "sha256:0123456789abcdef") == strlen(prev))
+        snprintf(line, sizeof line, "docker tag %s %s", dd_quote(prev, qp, sizeof qp), qr);
+    else
+        snprintf(line, sizeof line, "docker rmi --no-prune %s", qr);
+    struct dd_out o;
+    int rc = run_short(ctx, h, line, 1024, &o, "cannot put the tag back", e, sizeof e);
+    dd_out_free(&o);
+    log_error("image_tag_undone", "host=%s tag=%s restored_to=%.19s rc=%d err=%s", h->label,
+              log_quote(ref, q, sizeof q), prev[0] ? prev : "(removed)", rc,
+              log_quote(rc == VMMS_OK ? "none" : e, qe, sizeof qe));
+}
+
+/* Loads the (checked) tarball on h, makes sure docker tagged nothing but
+ * name, and tags what it loaded as name. */
 static int load_on(struct dd_ctx *ctx, struct dd_host *h, int fd, int timeout_s,
                    const char *name, char *err, size_t errlen)
 {
     if (lseek(fd, 0, SEEK_SET) != 0)
         return dd_fail(err, errlen, VMMS_ERR, "cannot rewind the tarball: %s", strerror(errno));
+    struct dd_out before;
+    int rc = run_short(ctx, h, "docker images --no-trunc --format '{{.Repository}}:{{.Tag}} "
+                       "{{.ID}}'", DD_OUT_MAX, &before, "cannot list images", err, errlen);
+    if (rc != VMMS_OK) {
+        dd_out_free(&before);
+        return rc;
+    }
     struct dd_cmd cmd = {.line = "docker load", .timeout_ms = 1000 * timeout_s, .stdin_fd = fd,
                          .out_max = 65536};
     struct dd_out o;
-    int rc = dd_run(ctx, h, &cmd, &o, err, errlen);
+    rc = dd_run(ctx, h, &cmd, &o, err, errlen);
     if (rc == VMMS_OK && o.exit_code != 0)
         rc = dd_cmd_fail(h, &o, "docker load failed", err, errlen);
-    char loaded[300] = "";
-    bool has_name = false;
-    for (char *p = o.out; rc == VMMS_OK && p && *p && !loaded[0];) {
+    char v[300], id[300] = "";
+    size_t nids = 0;
+    bool named = false;
+    for (char *p = o.out; p && *p;) {
         char *nl = strchr(p, '\n');
         size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        if (n > 14 && strncmp(p, "Loaded image: ", 14) == 0) {
-            snprintf(loaded, sizeof loaded, "%.*s", (int)(n - 14), p + 14);
-            has_name = true;
-        } else if (n > 17 && strncmp(p, "Loaded image ID: ", 17) == 0) {
-            snprintf(loaded, sizeof loaded, "%.*s", (int)(n - 17), p + 17);
+        int kind = image_load_line(p, n, v, sizeof v);
+        if (kind == 1 && image_ref_same(v, name)) {
+            named = true;
+        } else if (kind == 1) {
+            undo_tag(ctx, h, before.out, v);
+            if (rc == VMMS_OK)
+                rc = dd_fail(err, errlen, VMMS_ERR, "docker on %s tagged %.100s from the "
+                             "tarball, which /build does not allow (only %s); the tag was put "
+                             "back", h->label, v, name);
+        } else if (kind == 2 && nids++ == 0) {
+            strcpy(id, v);
         }
         p = nl ? nl + 1 : NULL;
     }
     dd_out_free(&o);
-    if (rc != VMMS_OK)
+    dd_out_free(&before);
+    if (rc != VMMS_OK || named)
         return rc;
-    if (!loaded[0] || strspn(loaded, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                      "0123456789._/:@-") != strlen(loaded))
-        return dd_fail(err, errlen, VMMS_ERR, "docker on %s loaded no image from the tarball "
-                       "(is it a `docker save` archive?)", h->label);
-    char want[300];
+    if (nids != 1 || strspn(id, "sha256:0123456789abcdef") != strlen(id))
+        return dd_fail(err, errlen, VMMS_ERR, "docker on %s loaded no single image from the "
+                       "tarball (is it a `docker save` archive?)", h->label);
+    char want[300], qi[340], qw[340], line[800];
     snprintf(want, sizeof want, "%s%s", name, strchr(name, ':') ? "" : ":latest");
-    if (has_name && (strcmp(loaded, name) == 0 || strcmp(loaded, want) == 0))
-        return VMMS_OK;
-    char ql[340], qw[340], line[800];
-    snprintf(line, sizeof line, "docker tag %s %s", dd_quote(loaded, ql, sizeof ql),
+    snprintf(line, sizeof line, "docker tag %s %s", dd_quote(id, qi, sizeof qi),
              dd_quote(want, qw, sizeof qw));
-    struct dd_cmd tag = {.line = line, .stdin_fd = -1, .out_max = 1024};
-    rc = dd_run(ctx, h, &tag, &o, err, errlen);
-    if (rc == VMMS_OK && o.exit_code != 0)
-        rc = dd_cmd_fail(h, &o, "cannot tag the loaded image", err, errlen);
+    rc = run_short(ctx, h, line, 1024, &o, "cannot tag the loaded image", err, errlen);
     dd_out_free(&o);
     return rc;
 }
@@ -174,9 +232,17 @@ int dd_load_image(void *vctx, const char *tar_path, const char *name, int timeou
         return dd_fail(err, errlen, VMMS_ERR,
                        "bad image name \"%s\": use [a-z0-9] then [a-z0-9._-] and an optional "
                        ":tag", name ? name : "(null)");
-    int fd = open(tar_path, O_RDONLY | O_CLOEXEC);
+    int fd = open(tar_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return dd_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", tar_path, strerror(errno));
+    bool tagged;
+    if (image_tar_check(fd, name, &tagged, err, errlen) != 0) {
+        char qn[300], qe[600];
+        close(fd);
+        log_warn("image_refused", "name=%s reason=%s", log_quote(name, qn, sizeof qn),
+                 log_quote(err, qe, sizeof qe));
+        return VMMS_ERR;
+    }
     if (timeout_s <= 0)
         timeout_s = ctx->cfg.command_timeout_s;
     long t0 = clock_mono_ms();

@@ -1,15 +1,22 @@
 /*
  * images.c: the images a job may name. Owns get_images (every repo tag the
- * engine has, ":latest" dropped) and load_image (POST a `docker save`
- * tarball streamed from disk, then tag the result with the wanted name).
+ * engine has, ":latest" dropped) and load_image: check the `docker save`
+ * tarball (image_tar.h: one image, no tag but the wanted one), POST it
+ * streamed from disk, check that Docker tagged nothing else (a tag it moved
+ * anyway is put back and the build fails), then tag the result with the
+ * wanted name.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "image_tar.h"
 #include "ld.h"
 #include "log.h"
+#include "names.h"
 
 static int add_name(char ***names, size_t *count, size_t *cap, const char *tag)
 {
@@ -91,12 +98,22 @@ static void split_ref(const char *ref, char *repo, size_t rsz, char *tag, size_t
     }
 }
 
-/* Reads the load answer (a stream of JSON objects, one per line) into the
- * first loaded reference (name:tag, or the image ID). */
-static int parse_load(const struct ld_response *resp, char *loaded, size_t lsz,
-                      bool *has_name, char *err, size_t errlen)
+#define LOADED_MAX 16
+
+/* What a load answer said: the references Docker tagged and the image IDs
+ * it loaded without a tag. */
+struct loaded {
+    char refs[LOADED_MAX][300];
+    size_t nrefs;
+    char ids[LOADED_MAX][300];
+    size_t nids;
+};
+
+/* Reads the load answer (a stream of JSON objects, one per line). */
+static int parse_load(const struct ld_response *resp, struct loaded *l, char *err,
+                      size_t errlen)
 {
-    loaded[0] = '\0';
+    memset(l, 0, sizeof *l);
     const char *p = resp->body ? resp->body : "";
     while (*p) {
         const char *nl = strchr(p, '\n');
@@ -108,80 +125,154 @@ static int parse_load(const struct ld_response *resp, char *loaded, size_t lsz,
         const char *e = json_string_value(json_object_get(msg, "error"));
         const char *s = json_string_value(json_object_get(msg, "stream"));
         int rc = VMMS_OK;
+        char v[300];
         if (e)
             rc = ld_fail(err, errlen, VMMS_ERR, "Docker could not load the image: %s", e);
-        else if (s && loaded[0] == '\0') {
-            const char *v = NULL;
-            if (strncmp(s, "Loaded image: ", 14) == 0) {
-                v = s + 14;
-                *has_name = true;
-            } else if (strncmp(s, "Loaded image ID: ", 17) == 0) {
-                v = s + 17;
-                *has_name = false;
-            }
-            if (v)
-                snprintf(loaded, lsz, "%.*s", (int)strcspn(v, "\r\n"), v);
+        else if (s) {
+            int kind = image_load_line(s, strlen(s), v, sizeof v);
+            if (kind == 1 && l->nrefs < LOADED_MAX)
+                strcpy(l->refs[l->nrefs++], v);
+            else if (kind == 2 && l->nids < LOADED_MAX)
+                strcpy(l->ids[l->nids++], v);
+            else if (kind != 0)
+                rc = ld_fail(err, errlen, VMMS_ERR, "Docker loaded over %d images",
+                             LOADED_MAX);
         }
         json_decref(msg);
         if (rc != VMMS_OK)
             return rc;
     }
-    if (loaded[0] == '\0' || !ref_ok(loaded))
-        return ld_fail(err, errlen, VMMS_ERR,
-                       "Docker loaded no image from the tarball (is it a `docker save` "
-                       "archive?)");
     return VMMS_OK;
+}
+
+/* POST /images/REF/tag for name ("repo[:tag]"). */
+static int tag_image(struct ld_ctx *ctx, const char *ref, const char *name, char *err,
+                     size_t errlen)
+{
+    char repo[256], tag[256], er[800], et[800], path[2048];
+    split_ref(name, repo, sizeof repo, tag, sizeof tag);
+    snprintf(path, sizeof path, "/images/%s/tag?repo=%s&tag=%s", ref,
+             ld_urlencode(repo, er, sizeof er), ld_urlencode(tag, et, sizeof et));
+    struct ld_request req = {.method = "POST", .path = path};
+    struct ld_response resp;
+    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    if (rc == VMMS_OK && resp.status != 201)
+        rc = ld_docker_fail(&resp, "cannot tag the loaded image", err, errlen);
+    ld_response_free(&resp);
+    return rc;
+}
+
+/* Puts tag ref back where it was before the load (before: GET /images/json
+ * then), or removes it if it did not exist. */
+static void undo_tag(struct ld_ctx *ctx, const json_t *before, const char *ref)
+{
+    const char *prev = NULL;
+    size_t i, j;
+    json_t *img, *t;
+    json_array_foreach(before, i, img)
+        json_array_foreach(json_object_get(img, "RepoTags"), j, t)
+            if (!prev && json_string_value(t) && image_ref_same(json_string_value(t), ref))
+                prev = json_string_value(json_object_get(img, "Id"));
+    char e[256], q[300];
+    int rc;
+    if (prev && ref_ok(prev)) {
+        rc = tag_image(ctx, prev, ref, e, sizeof e);
+    } else {
+        char path[600];
+        snprintf(path, sizeof path, "/images/%s?noprune=1", ref);
+        struct ld_request req = {.method = "DELETE", .path = path};
+        struct ld_response resp;
+        rc = ld_docker(ctx, &req, &resp, e, sizeof e);
+        if (rc == VMMS_OK && resp.status != 200)
+            rc = ld_docker_fail(&resp, "cannot remove the tag", e, sizeof e);
+        ld_response_free(&resp);
+    }
+    char qe[300];
+    log_error("image_tag_undone", "tag=%s restored_to=%.19s rc=%d err=%s",
+              log_quote(ref, q, sizeof q), prev ? prev : "(removed)", rc,
+              log_quote(rc == VMMS_OK ? "none" : e, qe, sizeof qe));
 }
 
 int ld_load_image(void *vctx, const char *tar_path, const char *name, int timeout_s,
                   char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
-    if (name == NULL || !ref_ok(name) || strchr(name, '@'))
+    if (name == NULL || !image_name_is_valid(name))
         return ld_fail(err, errlen, VMMS_ERR,
-                       "bad image name \"%s\": use letters, digits, '.', '_', '-', '/' "
-                       "and an optional :tag", name ? name : "(null)");
-    FILE *f = fopen(tar_path, "rbe");
-    if (f == NULL)
+                       "bad image name \"%s\": use [a-z0-9] then [a-z0-9._-] and an optional "
+                       ":tag", name ? name : "(null)");
+    int fd = open(tar_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
         return ld_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", tar_path, strerror(errno));
+    char qn[300], qe[600];
+    bool tagged = false;
+    if (image_tar_check(fd, name, &tagged, err, errlen) != 0) {
+        close(fd);
+        log_warn("image_refused", "name=%s reason=%s", log_quote(name, qn, sizeof qn),
+                 log_quote(err, qe, sizeof qe));
+        return VMMS_ERR;
+    }
+    FILE *f = lseek(fd, 0, SEEK_SET) == 0 ? fdopen(fd, "rb") : NULL;
+    if (f == NULL) {
+        int e = errno;
+        close(fd);
+        return ld_fail(err, errlen, VMMS_ERR, "cannot reopen %s: %s", tar_path, strerror(e));
+    }
     struct stat st;
     long long size = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) ? st.st_size : -1;
     long t0 = clock_mono_ms();
+
+    /* The tags as they are, to put back any the load moves against the check. */
+    struct ld_request breq = {.method = "GET", .path = "/images/json"};
+    struct ld_response before;
+    int rc = ld_docker(ctx, &breq, &before, err, errlen);
+    if (rc == VMMS_OK && (before.status != 200 || !json_is_array(before.json)))
+        rc = ld_docker_fail(&before, "cannot list images", err, errlen);
+    if (rc != VMMS_OK) {
+        fclose(f);
+        ld_response_free(&before);
+        return rc;
+    }
+
     struct ld_request req = {.method = "POST", .path = "/images/load?quiet=1", .upload = f,
                              .upload_size = size, .timeout_s = timeout_s};
     struct ld_response resp;
-    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    rc = ld_docker(ctx, &req, &resp, err, errlen);
     fclose(f);
-    char loaded[300];
-    bool has_name = false;
+    struct loaded l;
+    memset(&l, 0, sizeof l);
     if (rc == VMMS_OK && resp.status != 200)
         rc = ld_docker_fail(&resp, "Docker could not load the image", err, errlen);
     if (rc == VMMS_OK)
-        rc = parse_load(&resp, loaded, sizeof loaded, &has_name, err, errlen);
+        rc = parse_load(&resp, &l, err, errlen);
     ld_response_free(&resp);
-    if (rc != VMMS_OK)
-        return rc;
 
-    char want_repo[256], want_tag[256], got_repo[300], got_tag[300];
-    split_ref(name, want_repo, sizeof want_repo, want_tag, sizeof want_tag);
-    if (has_name) {
-        split_ref(loaded, got_repo, sizeof got_repo, got_tag, sizeof got_tag);
-        if (strcmp(got_repo, want_repo) == 0 && strcmp(got_tag, want_tag) == 0)
-            goto done;
+    /* Docker may only have tagged name. */
+    bool named = false;
+    for (size_t i = 0; i < l.nrefs; i++) {
+        if (image_ref_same(l.refs[i], name)) {
+            named = true;
+            continue;
+        }
+        undo_tag(ctx, before.json, l.refs[i]);
+        if (rc == VMMS_OK)
+            rc = ld_fail(err, errlen, VMMS_ERR, "Docker tagged %.100s from the tarball, "
+                         "which /build does not allow (only %s); the tag was put back",
+                         l.refs[i], name);
     }
-    char er[800], et[800], path[2048];
-    snprintf(path, sizeof path, "/images/%s/tag?repo=%s&tag=%s", loaded,
-             ld_urlencode(want_repo, er, sizeof er), ld_urlencode(want_tag, et, sizeof et));
-    struct ld_request treq = {.method = "POST", .path = path};
-    rc = ld_docker(ctx, &treq, &resp, err, errlen);
-    if (rc == VMMS_OK && resp.status != 201)
-        rc = ld_docker_fail(&resp, "cannot tag the loaded image", err, errlen);
-    ld_response_free(&resp);
+    ld_response_free(&before);
+    if (rc == VMMS_OK && !named) {
+        if (l.nids != 1 || !ref_ok(l.ids[0]))
+            rc = ld_fail(err, errlen, VMMS_ERR,
+                         "Docker loaded no single image from the tarball (is it a `docker "
+                         "save` archive?)");
+        else
+            rc = tag_image(ctx, l.ids[0], name, err, errlen);
+    }
     if (rc != VMMS_OK)
         return rc;
-done:;
-    char qn[300], ql[300];
+    char ql[300];
     log_info("image_loaded", "name=%s loaded=%s ms=%ld", log_quote(name, qn, sizeof qn),
-             log_quote(loaded, ql, sizeof ql), (long)(clock_mono_ms() - t0));
+             log_quote(named ? name : l.ids[0], ql, sizeof ql), (long)(clock_mono_ms() - t0));
     return VMMS_OK;
 }

@@ -1,0 +1,359 @@
+/*
+ * image_tar.c: the /build tarball rule (see image_tar.h): find manifest.json
+ * in a `docker save` tarball as Docker's loader would, bounded and without
+ * extracting anything, and refuse any tag other than the one asked for.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <jansson.h>
+
+#include "image_tar.h"
+
+#define PATH_BYTES 4096                      /* longest entry name looked at */
+#define MAX_UNPACKED (64LL << 30)            /* bytes of tar read through */
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* ---- references ---- */
+
+/* "repo:tag" as Docker normalizes a local reference (docker.io/ and
+ * library/ dropped, ":latest" added); false for a digest or no room. */
+static bool canon(const char *ref, char *out, size_t outsz)
+{
+    if (ref == NULL || *ref == '\0' || strchr(ref, '@'))
+        return false;
+    const char *p = ref;
+    if (strncmp(p, "docker.io/", 10) == 0)
+        p += 10;
+    else if (strncmp(p, "index.docker.io/", 16) == 0)
+        p += 16;
+    if (strncmp(p, "library/", 8) == 0 && strchr(p + 8, '/') == NULL)
+        p += 8;
+    const char *slash = strrchr(p, '/');
+    const char *colon = strrchr(p, ':');
+    bool has_tag = colon && (!slash || colon > slash);
+    int n = snprintf(out, outsz, "%s%s", p, has_tag ? "" : ":latest");
+    return n > 0 && (size_t)n < outsz;
+}
+
+bool image_ref_same(const char *ref, const char *want)
+{
+    char a[512], b[512];
+    return canon(ref, a, sizeof a) && canon(want, b, sizeof b) && strcmp(a, b) == 0;
+}
+
+int image_load_line(const char *line, size_t n, char *out, size_t outsz)
+{
+    static const struct {
+        const char *prefix;
+        int kind;
+    } kinds[] = {{"Loaded image ID: ", 2}, {"Loaded image: ", 1}};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        size_t pl = strlen(kinds[k].prefix);
+        if (n <= pl || strncmp(line, kinds[k].prefix, pl) != 0)
+            continue;
+        const char *v = line + pl;
+        size_t vl = n - pl;
+        while (vl > 0 && (v[vl - 1] == '\n' || v[vl - 1] == '\r' || v[vl - 1] == ' '))
+            vl--;
+        if (vl == 0 || vl >= outsz || memchr(v, '\0', vl))
+            return 0;
+        memcpy(out, v, vl);
+        out[vl] = '\0';
+        return kinds[k].kind;
+    }
+    return 0;
+}
+
+/* ---- the tarball ---- */
+
+/* Entry name as Docker's untar places it (filepath.Clean, relative to the
+ * root): "./a//b/" -> "a/b". -1 for ".." anywhere or a name too long. */
+static int clean_path(const char *in, char *out, size_t outsz)
+{
+    size_t o = 0;
+    const char *p = in;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        const char *s = p;
+        while (*p && *p != '/')
+            p++;
+        size_t n = (size_t)(p - s);
+        if (n == 0 || (n == 1 && s[0] == '.'))
+            continue;
+        if (n == 2 && s[0] == '.' && s[1] == '.')
+            return -1;
+        if (o + n + 2 > outsz)
+            return -1;
+        if (o)
+            out[o++] = '/';
+        memcpy(out + o, s, n);
+        o += n;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+struct strs {
+    char **v;
+    size_t n, cap;
+};
+
+static int strs_add(struct strs *s, const char *x)
+{
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 8;
+        char **nv = realloc(s->v, nc * sizeof *nv);
+        if (nv == NULL)
+            return -1;
+        s->v = nv;
+        s->cap = nc;
+    }
+    if ((s->v[s->n] = strdup(x)) == NULL)
+        return -1;
+    s->n++;
+    return 0;
+}
+
+static void strs_free(struct strs *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+/* Whether some proper parent directory of path is one of the symlinks. */
+static bool under_symlink(const char *path, const struct strs *links)
+{
+    for (size_t i = 0; i < links->n; i++) {
+        size_t l = strlen(links->v[i]);
+        if (strncmp(path, links->v[i], l) == 0 && path[l] == '/')
+            return true;
+    }
+    return false;
+}
+
+/* What a scan found. */
+struct scan {
+    char *manifest;        /* the last top-level manifest.json's bytes */
+    size_t len;
+    bool found;            /* the last top-level manifest.json entry is a regular file */
+    struct strs links;     /* names of symlink entries */
+    struct strs deep;      /* names of manifest.json entries below the top */
+};
+
+static int read_manifest(struct archive *a, struct archive_entry *e, struct scan *s,
+                         char *err, size_t errlen)
+{
+    la_int64_t size = archive_entry_size(e);
+    if (size > IMAGE_TAR_MANIFEST_MAX)
+        return fail(err, errlen, "the tarball's manifest.json is over %ld bytes",
+                    IMAGE_TAR_MANIFEST_MAX);
+    char *buf = malloc((size_t)IMAGE_TAR_MANIFEST_MAX + 1);
+    if (buf == NULL)
+        return fail(err, errlen, "out of memory");
+    size_t len = 0;
+    for (;;) {
+        la_ssize_t n = archive_read_data(a, buf + len, (size_t)IMAGE_TAR_MANIFEST_MAX + 1 - len);
+        if (n < 0) {
+            free(buf);
+            return fail(err, errlen, "cannot read the tarball's manifest.json: %s",
+                        archive_error_string(a));
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > (size_t)IMAGE_TAR_MANIFEST_MAX) {
+            free(buf);
+            return fail(err, errlen, "the tarball's manifest.json is over %ld bytes",
+                        IMAGE_TAR_MANIFEST_MAX);
+        }
+    }
+    free(s->manifest);
+    s->manifest = buf;
+    s->len = len;
+    s->found = true;
+    return 0;
+}
+
+typedef int (*filter_fn)(struct archive *);
+
+/* Walks every entry header of the tarball into s. */
+static int scan_tar(int fd, struct scan *s, char *err, size_t errlen)
+{
+    if (lseek(fd, 0, SEEK_SET) != 0)
+        return fail(err, errlen, "cannot rewind the tarball: %s", strerror(errno));
+    struct archive *a = archive_read_new();
+    if (a == NULL)
+        return fail(err, errlen, "out of memory");
+    /* What `docker load` takes: a tar, plain or compressed with one of
+     * these, decompressed in-process (no helper program). */
+    static const struct {
+        const char *name;
+        filter_fn fn;
+    } filters[] = {{"gzip", archive_read_support_filter_gzip},
+                   {"bzip2", archive_read_support_filter_bzip2},
+                   {"xz", archive_read_support_filter_xz},
+                   {"zstd", archive_read_support_filter_zstd}};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof filters / sizeof filters[0] && rc == 0; i++)
+        if (filters[i].fn(a) != ARCHIVE_OK)
+            rc = fail(err, errlen, "libarchive cannot decompress %s by itself",
+                      filters[i].name);
+    if (rc == 0 && archive_read_support_format_tar(a) != ARCHIVE_OK)
+        rc = fail(err, errlen, "libarchive cannot read tar");
+    if (rc == 0 && archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK)
+        rc = fail(err, errlen, "the upload is not a tarball (%s): make it with `docker save "
+                  "IMAGE`", archive_error_string(a));
+    char path[PATH_BYTES];
+    size_t entries = 0;
+    struct archive_entry *e;
+    while (rc == 0) {
+        int r = archive_read_next_header(a, &e);
+        if (r == ARCHIVE_EOF)
+            break;
+        if (r != ARCHIVE_OK) {
+            rc = fail(err, errlen, "the upload is not a tarball Docker can load (%s)",
+                      archive_error_string(a));
+            break;
+        }
+        if (++entries > IMAGE_TAR_MAX_ENTRIES) {
+            rc = fail(err, errlen, "the tarball has over %d entries", IMAGE_TAR_MAX_ENTRIES);
+            break;
+        }
+        if (archive_filter_bytes(a, 0) > MAX_UNPACKED ||
+            archive_entry_size(e) > MAX_UNPACKED) {
+            rc = fail(err, errlen, "the tarball is over %lld GiB unpacked", MAX_UNPACKED >> 30);
+            break;
+        }
+        const char *name = archive_entry_pathname(e);
+        if (name == NULL || clean_path(name, path, sizeof path) != 0) {
+            rc = fail(err, errlen, "the tarball has an entry name Docker would not place "
+                      "inside it (\"..\", too long or unreadable)");
+            break;
+        }
+        bool link = archive_entry_filetype(e) == AE_IFLNK;
+        bool hard = archive_entry_hardlink(e) != NULL;
+        if (link && strs_add(&s->links, path) != 0) {
+            rc = fail(err, errlen, "out of memory");
+            break;
+        }
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        if (strcmp(base, "manifest.json") != 0)
+            continue;
+        if (base != path) {
+            if (strs_add(&s->deep, path) != 0)
+                rc = fail(err, errlen, "out of memory");
+            continue;
+        }
+        if (link || hard || archive_entry_filetype(e) != AE_IFREG) {
+            s->found = false; /* the last one wins: this one is not a file */
+            free(s->manifest);
+            s->manifest = NULL;
+            continue;
+        }
+        rc = read_manifest(a, e, s, err, errlen);
+    }
+    archive_read_free(a);
+    return rc;
+}
+
+static bool known_entry_key(const char *k)
+{
+    static const char *const keys[] = {"Config", "RepoTags", "Layers", "Parent",
+                                       "LayerSources"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strcmp(k, keys[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The manifest rule. Docker decodes it with Go's encoding/json, which
+ * matches keys case-insensitively (with Unicode folding) and lets the last
+ * duplicate win: only the exact keys docker save writes are accepted, each
+ * once, so both readers see the same tags. */
+static int check_manifest(const struct scan *s, const char *want, bool *tagged, char *err,
+                          size_t errlen)
+{
+    json_error_t je;
+    json_t *m = json_loadb(s->manifest, s->len, JSON_REJECT_DUPLICATES, &je);
+    if (m == NULL)
+        return fail(err, errlen, "the tarball's manifest.json is not plain JSON (line %d: "
+                    "%s)", je.line, je.text);
+    int rc = 0;
+    json_t *img = json_array_get(m, 0);
+    if (!json_is_array(m) || json_array_size(m) != 1 || !json_is_object(img))
+        rc = fail(err, errlen, "the tarball holds %zu images (manifest.json); /build takes "
+                  "one: docker save a single image", json_is_array(m) ? json_array_size(m) : 0);
+    const char *k;
+    json_t *v;
+    if (rc == 0)
+        json_object_foreach(img, k, v)
+            if (rc == 0 && !known_entry_key(k))
+                rc = fail(err, errlen, "the tarball's manifest.json has a key docker save "
+                          "does not write (\"%.40s\")", k);
+    json_t *tags = json_object_get(img, "RepoTags");
+    if (rc == 0 && tags && !json_is_null(tags) && !json_is_array(tags))
+        rc = fail(err, errlen, "the tarball's manifest.json RepoTags is not a list");
+    size_t i;
+    json_t *t;
+    if (rc == 0)
+        json_array_foreach(tags, i, t) {
+            const char *ref = json_string_value(t);
+            if (ref == NULL)
+                rc = fail(err, errlen, "the tarball's manifest.json RepoTags holds a "
+                          "non-string");
+            else if (!image_ref_same(ref, want))
+                rc = fail(err, errlen, "the tarball would tag \"%.100s\" (manifest.json "
+                          "RepoTags); /build only creates or replaces %s: save that tag "
+                          "alone (docker tag IMAGE %s; docker save %s)", ref, want, want,
+                          want);
+            if (rc != 0)
+                break;
+        }
+    if (rc == 0)
+        *tagged = json_array_size(tags) > 0;
+    json_decref(m);
+    return rc;
+}
+
+int image_tar_check(int fd, const char *want, bool *tagged, char *err, size_t errlen)
+{
+    *tagged = false;
+    struct scan s = {0};
+    int rc = scan_tar(fd, &s, err, errlen);
+    if (rc == 0 && !s.found)
+        rc = fail(err, errlen, "the tarball has no manifest.json file at its top: make it "
+                  "with `docker save IMAGE`");
+    for (size_t i = 0; rc == 0 && i < s.deep.n; i++)
+        if (under_symlink(s.deep.v[i], &s.links))
+            rc = fail(err, errlen, "the tarball reaches a manifest.json through a symlink "
+                      "(%.100s)", s.deep.v[i]);
+    if (rc == 0)
+        rc = check_manifest(&s, want, tagged, err, errlen);
+    free(s.manifest);
+    strs_free(&s.links);
+    strs_free(&s.deep);
+    return rc;
+}
