@@ -343,13 +343,13 @@ int image_tar_check(int fd, const char *want, bool *tagged, char *err, size_t er
     *tagged = false;
     struct scan s = {0};
     int rc = scan_tar(fd, &s, err, errlen);
-    if (rc == 0 && !s.found)
-        rc = fail(err, errlen, "the tarball has no manifest.json file at its top: make it "
-                  "with `docker save IMAGE`");
     for (size_t i = 0; rc == 0 && i < s.deep.n; i++)
         if (under_symlink(s.deep.v[i], &s.links))
             rc = fail(err, errlen, "the tarball reaches a manifest.json through a symlink "
                       "(%.100s)", s.deep.v[i]);
+    if (rc == 0 && !s.found)
+        rc = fail(err, errlen, "the tarball has no manifest.json file at its top: make it "
+                  "with `docker save IMAGE`");
     if (rc == 0)
         rc = check_manifest(&s, want, tagged, err, errlen);
     free(s.manifest);
