@@ -55,7 +55,7 @@ all: $(PROGRAMS) $(PLUGIN_SOS) $(UNIT_BINS)
 asan:
 	$(MAKE) SANITIZE=1 BUILD=build/asan all
 
-$(BUILD)/obj/%.o: %.c $(wildcard */*.h vmms/*/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard */*.h vmms/*/*.h common/*.lua)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

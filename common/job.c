@@ -8,26 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const state_names[] = {
-    [JOB_QUEUED] = "queued",       [JOB_LEASED] = "leased", [JOB_RUNNING] = "running",
-    [JOB_FINISHING] = "finishing", [JOB_DONE] = "done",     [JOB_CANCELLED] = "cancelled",
-};
-
-const char *job_state_name(enum job_state s)
-{
-    return (unsigned)s < sizeof state_names / sizeof *state_names ? state_names[s] : "unknown";
-}
-
-int job_state_parse(const char *name, enum job_state *out)
-{
-    for (unsigned i = 0; i < sizeof state_names / sizeof *state_names; i++)
-        if (name && strcmp(name, state_names[i]) == 0) {
-            *out = (enum job_state)i;
-            return 0;
-        }
-    return -1;
-}
-
 struct job *job_new(void)
 {
     struct job *job = calloc(1, sizeof *job);
@@ -57,6 +37,7 @@ void job_free(struct job *job)
     free(job->outcome);
     free(job->key_id);
     free(job->run_handle);
+    free(job->output_temp);
     free(job);
 }
 
@@ -92,14 +73,14 @@ json_t *job_to_json(const struct job *job)
                            "resume", 0, "disk",
                            job->disk_mb ? json_integer(job->disk_mb) : json_null());
     json_object_set_new(vm, "host", str_or_null(job->vm_host));
-    json_t *o = json_pack("{s:I, s:s, s:b, s:i, s:i, s:s, s:o, s:I, s:O, s:o, s:o}",
-                          "id", (json_int_t)job->id, "name", job->name, "assigned", job->assigned,
+    json_t *o = json_pack("{s:I, s:s, s:s, s:b, s:i, s:i, s:s, s:o, s:I, s:O, s:o, s:o}",
+                          "id", (json_int_t)job->id, "state", job_state_name(job->state),
+                          "name", job->name, "assigned", job->assigned,
                           "retries", job->retries, "timeout", job->timeout_s,
                           "outputFile", job->output_file, "notifyURL",
                           str_or_null(job->callback_url), "maxOutputFileSize",
                           (json_int_t)job->max_output_bytes, "trace", job->trace, "vm", vm,
                           "input", input);
-    json_object_set_new(o, "state", json_string(job_state_name(job->state)));
     json_object_set_new(o, "courselab", json_string(job->courselab));
     json_object_set_new(o, "labDir", json_string(job->lab_dir));
     json_object_set_new(o, "disableNetwork", json_boolean(job->disable_network));
@@ -110,8 +91,8 @@ json_t *job_to_json(const struct job *job)
     if (job->run_handle)
         json_object_set_new(o, "run", json_pack("{s:s, s:I}", "handle", job->run_handle,
                                                 "deadline", (json_int_t)job->run_deadline_ms));
-    if (job->fence)
-        json_object_set_new(o, "fence", json_integer(job->fence));
+    if (job->output_temp)
+        json_object_set_new(o, "outputTemp", json_string(job->output_temp));
     return o;
 }
 
@@ -178,7 +159,7 @@ struct job *job_from_json(const json_t *o, char *err, size_t errlen)
         job->run_handle = strdup(json_string_value(json_object_get(run, "handle")));
         job->run_deadline_ms = json_integer_value(json_object_get(run, "deadline"));
     }
-    job->fence = json_integer_value(json_object_get(o, "fence"));
+    job->output_temp = dup_opt(json_object_get(o, "outputTemp"));
     if (job_state_parse(state, &job->state)) {
         snprintf(err, errlen, "malformed job record: unknown state \"%s\"", state);
         job_free(job);

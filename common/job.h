@@ -20,7 +20,9 @@ enum job_state {
     JOB_FINISHING,
     JOB_DONE,
     JOB_CANCELLED,
+    JOB_DEAD_LETTER,  /* the record could not be read (jobstate.h) */
 };
+#define JOB_NSTATES (JOB_DEAD_LETTER + 1)
 
 struct job_file {
     char *local_file; /* name in the lab directory */
@@ -56,11 +58,14 @@ struct job {
     /* what a successor needs to find a running job again ("run" object) */
     char *run_handle;    /* the plugin's handle of the started run (e.g. exec id) */
     long long run_deadline_ms; /* Redis time (ms) after which the run is over */
-    long long fence;     /* fencing token of the lease the record was read under */
+    char *output_temp;   /* "outputTemp": finishing: the accepted output, not yet renamed */
+    long long fence;     /* in memory only: fencing token of this process's lease */
     double created_at;   /* unix seconds */
 };
 
+/* "queued", "leased", ... "dead-letter"; "unknown" out of range (jobstate.c). */
 const char *job_state_name(enum job_state s);
+/* 0 and *out set when name is a state's exact name, else -1 (*out untouched). */
 int job_state_parse(const char *name, enum job_state *out);
 
 /* Allocates a zeroed job with an empty trace. */

@@ -1,30 +1,11 @@
 /*
- * store.h: the Redis store. The only module (with store_consumer.c, its
- * consumer half) that knows Redis key names; every state change of a job
- * happens here, atomically (MULTI/EXEC or Lua). Keys, all under cfg->prefix:
- *
- *   job:lastid             INCR counter for job ids (64-bit, never reused)
- *   jobs:live              hash id -> job JSON (queued..finishing)
- *   jobs:live:ids          zset of live ids (score = id): /jobs order
- *   jobs:dead              hash id -> job JSON (done, cancelled)
- *   jobs:dead:ids          zset of dead ids (score = id), trimmed to dead_jobs_keep
- *   queue:pending          list of queued ids, FIFO (RPUSH / LMOVE from the left)
- *   queue:leased           list of ids a consumer took from queue:pending
- *   leases                 zset id -> lease expiry (ms); lease:owner hash id -> token
- *   consumer:leader        leader lease: value = owner token, PX expiry
- *   lab:<labdir>:files     hash file name -> md5 hex (recorded at upload)
- *   counters               hash of the /info counters
- *   started                unix seconds when the service first started (SET NX)
- *   images                 JSON {"images": [...]} published by the consumer
- *   pools:wanted           hash image -> {"size":N,"cores":..,"memory":..}
- *   pools:state            hash image -> {"total":[..],"free":[..]} (consumer)
- *   partial:<id>           partial output of a running job (consumer)
- *   partial:want:<id>      someone asked for it lately (producer, expiring)
- *   build:lastid, builds:queue (list of build JSON), build:result:<id>
- *   callbacks:due          zset of pending callback JSON by due time (consumer)
- *   callbacks:failed       list of callbacks given up after callback_attempts
- *   callbacks:wake         list pushed when a callback is queued (BLPOP wake-up)
- *   cancels                set of job ids whose cancellation was requested
+ * store.h: the Redis store, the only code that talks to Redis. Key names
+ * are in keys.h (one table); every change of a job's state is a transition
+ * of jobstate.h, carried out atomically by the Functions library
+ * (jobstate.lua). The store is split by concern: store.c (connection,
+ * retry rule, library loading), store_queries.c (producer reads and
+ * writes), store_lifecycle.c (transitions, leases, the leader lease),
+ * store_callbacks.c (callbacks, cancels, builds).
  *
  * A store handle is not thread-safe: one per thread. It connects lazily and
  * reconnects by itself after Redis comes back; while Redis is unreachable
@@ -46,6 +27,7 @@ enum store_status {
     STORE_UNAVAILABLE = -1, /* Redis unreachable (or loading) */
     STORE_ERROR = -2,       /* Redis answered with an error; err says which */
     STORE_NOT_FOUND = -3,
+    STORE_STALE = -4,       /* the caller's lease (token + fence) or leader lease is not current */
 };
 
 struct store;
@@ -113,54 +95,81 @@ int store_queue_build(struct store *st, const char *image, const char *path,
                       int64_t *build_id);
 int store_build_result(struct store *st, int64_t build_id, json_t **out);
 
-/* ---- Consumer side (store_consumer.c). token identifies one consumer
- * process; every change to a leased job checks that the token still owns
- * its lease, so a consumer that lost its lease can never finish a job twice.
- */
+/* ---- Consumer side (store_lifecycle.c). token identifies one consumer
+ * process. Every job change names the lease's token and fencing token
+ * (job->fence) and is refused with STORE_STALE when they are not current,
+ * so a consumer that lost its lease can never write for the job again.
+ * Lease expiries use Redis's clock (TIME in the functions). */
+
+/* Redis's clock, in ms since the epoch. */
+int store_time_ms(struct store *st, long long *now_ms);
 
 /* Leader lease: *leader says whether token holds it after the call. */
 int store_leader_acquire(struct store *st, const char *token, int lease_ms, bool *leader);
 int store_leader_release(struct store *st, const char *token);
 
-/* Blocks up to block_ms for a queued job, moves it to the leased list and
- * gives token its lease. *id = 0 when none came. */
-int store_lease_next(struct store *st, const char *token, int lease_ms, int block_ms,
-                     int64_t *id);
-/* Takes the lease of a leased job whose lease lapsed (or never existed);
- * *taken false if another owner's lease is still valid. */
-int store_lease_adopt(struct store *st, const char *token, int64_t id, int lease_ms,
-                      bool *taken);
-int store_lease_renew(struct store *st, const int64_t *ids, size_t n, int lease_ms);
-/* Ids in the leased list (for recovery), at most max. */
-int store_leased_ids(struct store *st, size_t max, int64_t **ids, size_t *n);
+/* What a lease attempt found. */
+enum store_lease {
+    LEASE_TAKEN,      /* *job is ours (caller frees), job->fence set */
+    LEASE_NONE,       /* nothing to take (no job came, or a valid lease holds it) */
+    LEASE_UNREADABLE, /* the record cannot be read: dead-letter it */
+    LEASE_RESTORED,   /* adopt: it was never leased; back at the queue head */
+};
 
-/* A live job's record (NOT_FOUND if it is not live). */
-int store_job_load(struct store *st, int64_t id, struct job **job);
-/* Writes progress; STORE_NOT_FOUND if token no longer owns the job. */
+/* Blocks up to block_ms for a queued job, moves it to queue:leased and
+ * leases it (leader only). *id is the id that came (0: none). */
+int store_lease_next(struct store *st, const char *token, int lease_ms, int block_ms,
+                     int64_t *id, struct job **job, enum store_lease *got);
+/* Takes a given queued job out of the queue and leases it (to cancel it). */
+int store_lease_take(struct store *st, const char *token, int64_t id, int lease_ms,
+                     struct job **job, enum store_lease *got);
+/* Takes over a leased job whose lease lapsed or never existed (leader only). */
+int store_lease_adopt(struct store *st, const char *token, int64_t id, int lease_ms,
+                      struct job **job, enum store_lease *got);
+/* Ids in queue:leased (at most max) whose lease lapsed or never existed and
+ * that token does not own. *ids malloc'd (caller frees). */
+int store_lease_sweep(struct store *st, const char *token, size_t max, int64_t **ids,
+                      size_t *n);
+/* Extends the leases token owns with the given fences; *lost (malloc'd,
+ * caller frees, may be NULL when none) gets the ids it no longer owns. */
+int store_lease_renew(struct store *st, const char *token, int lease_ms, const int64_t *ids,
+                      const long long *fences, size_t n, int64_t **lost, size_t *nlost);
+/* Lets the given leases lapse now, so the next leader adopts them at once. */
+int store_lease_release(struct store *st, const char *token, const int64_t *ids,
+                        const long long *fences, size_t n);
+
+/* The fencing token of id's current lease (0: none). */
+int store_lease_fence(struct store *st, int64_t id, long long *fence);
+
+/* Owner transitions on a job this token leases with job->fence (jobstate.h):
+ * start (leased -> running), save (running, progress), requeue (-> queued at
+ * the head, a retry counted or not), finish (-> finishing: job->output_temp
+ * names the written output), end (finishing -> done or cancelled: moves it
+ * to the dead history, trims it, bumps the named counters and queues the
+ * callback (may be NULL), all in one step). STORE_STALE: not ours any more,
+ * nothing changed. */
+int store_job_start(struct store *st, const char *token, const struct job *job);
 int store_job_save(struct store *st, const char *token, const struct job *job);
-/* Gives the job back to the head of the queue (retry counted or not). */
 int store_job_requeue(struct store *st, const char *token, const struct job *job,
                       bool count_retry);
-/* Moves the job to dead with its outcome, trims the dead history, bumps the
- * named counters and queues the callback (callback may be NULL), all in one
- * step. STORE_NOT_FOUND if token does not own it (then nothing changed). */
-int store_job_finish(struct store *st, const char *token, const struct job *job,
-                     const char *const *counters, size_t ncounters, const json_t *callback);
+int store_job_finish(struct store *st, const char *token, const struct job *job);
+int store_job_end(struct store *st, const char *token, const struct job *job, bool cancelled,
+                  const char *const *counters, size_t ncounters, const json_t *callback);
+/* Sets an unreadable live record aside (leader only): its raw text in
+ * jobs:deadletter, a stub in the dead history with reason in its trace. */
+int store_job_deadletter(struct store *st, const char *token, int64_t id, const char *reason);
 
 /* Cancellation requests (at most max ids), and forgetting one. */
 int store_cancel_requests(struct store *st, size_t max, int64_t **ids, size_t *n);
 int store_cancel_forget(struct store *st, int64_t id);
-/* Takes a specific queued job out of the queue into this consumer's leases
- * (for cancelling it); *taken false if it was not queued. */
-int store_lease_specific(struct store *st, const char *token, int64_t id, int lease_ms,
-                         bool *taken);
 
 /* Callbacks: each is a JSON object with a unique "id" field. claim takes the
  * earliest due one and hides it for hide_ms (at-least-once delivery). */
 int store_callback_claim(struct store *st, int hide_ms, json_t **cb, char **member);
 int store_callback_done(struct store *st, const char *member);
+/* Puts cb back, due delay_ms from now (Redis time). */
 int store_callback_retry(struct store *st, const char *member, const json_t *cb,
-                         long long due_ms);
+                         long long delay_ms);
 int store_callback_give_up(struct store *st, const char *member);
 /* Blocks up to timeout_ms until a callback is queued (no polling). */
 int store_callback_wait(struct store *st, int timeout_ms);

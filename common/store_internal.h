@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <hiredis/hiredis.h>
 
+#include "keys.h"
 #include "store.h"
 
 struct store {
@@ -21,13 +22,16 @@ struct store {
     bool last_retryable;      /* last failure: an idle connection found closed */
     long long down_until_ms;  /* fail fast until then (monotonic), Redis down */
     int backoff_ms;
+    bool library_checked;     /* this connection saw our Functions library */
     char err[256];
 };
 
-/* Writes prefix + formatted suffix into buf (KEY_MAX bytes). */
+/* Writes prefix + the name of key k (keys.h) into buf (KEY_MAX bytes);
+ * store_keyf appends a formatted suffix (a family member: "partial:" + id). */
 #define KEY_MAX 512
-void store_key(const struct store *st, char *buf, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void store_key(const struct store *st, char *buf, enum store_key_id k);
+void store_keyf(const struct store *st, char *buf, enum store_key_id k, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Runs one command (argv form). Returns the reply (caller frees) or NULL with
  * *status set (UNAVAILABLE, or ERROR for an error reply). */
@@ -48,5 +52,18 @@ void batch_add(struct store_batch *b, const char *fmt, ...);
  * commands. Returns an array reply (caller frees): EXEC's reply when atomic,
  * else one element per command. NULL with *status set on failure. */
 redisReply *store_batch_run(struct store *st, struct store_batch *b, bool atomic, int *status);
+
+/* Turns an array reply of ids (strings or integers) into *ids (malloc'd,
+ * caller frees) and frees the reply; r NULL: returns status. */
+int store_id_array(redisReply *r, int status, int64_t **ids, size_t *n);
+
+/* Calls tango_<fn> of the job-state library (jobstate.lua) with the prefix
+ * as its key and nargs string args, loading the library into Redis first if
+ * this connection has not seen this build's version. Library errors map to
+ * STORE_STALE (not the lease owner / not the leader), STORE_NOT_FOUND (no
+ * such live job) or STORE_ERROR (a refused transition; st->err names both
+ * states). Returns the reply (caller frees) or NULL with *status. */
+redisReply *store_fcall(struct store *st, int *status, const char *fn, int nargs,
+                        const char *const *args);
 
 #endif

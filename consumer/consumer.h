@@ -20,20 +20,36 @@
 #include "vmms.h"
 
 struct pool;
+struct reaper;
 
-/* One job held by this consumer (leased, waiting for a slot, or running). */
+/* What a worker does with a held job. */
+enum held_mode {
+    HELD_RUN,       /* run it from the start (a new lease) */
+    HELD_REATTACH,  /* adopted while running: wait for its run, then finish it */
+    HELD_COMPLETE,  /* adopted while finishing: publish its output, end it */
+};
+
+/* One job held by this consumer (leased, waiting for a slot, or running).
+ * Lock rule: c->lock guards the held list, nheld, vm_seq and the fields
+ * marked (L); id, fence, image and mode never change after hold(); h->job
+ * belongs to the dispatcher until the worker starts, then to the worker
+ * alone (nobody else reads it); the atomics are read without the lock. */
 struct held_job {
     int64_t id;
+    long long fence;        /* fencing token of our lease on it */
     char image[256];
-    struct job *job;        /* owned by the worker once started */
+    enum held_mode mode;
+    struct job *job;        /* see the rule above */
     pthread_t thread;
-    bool started;
+    bool started;           /* (L) */
     atomic_bool finished;   /* worker done: reap it */
-    atomic_bool in_run;     /* run_job in progress: partial output applies */
+    atomic_bool in_run;     /* the run is going: partial output applies */
     atomic_bool cancel;     /* cancellation requested: end it as cancelled */
     atomic_bool slot_free;  /* only cleanup left: does not count as running */
-    struct vmms_vm vm;      /* valid while in_run */
-    struct held_job *next;
+    atomic_bool lost;       /* the lease is someone else's now: touch nothing */
+    struct vmms_vm vm;      /* (L) valid while in_run */
+    char vm_name[128];      /* (L) the instance it uses, once named ("" before) */
+    struct held_job *next;  /* (L) */
 };
 
 struct consumer {
@@ -50,6 +66,7 @@ struct consumer {
     int nheld;
     unsigned long vm_seq;
     struct pool *pool;
+    struct reaper *reaper;   /* VMMS clean-up off the dispatcher thread */
 };
 
 /* plugin.c: loads cfg->vmms from cfg->vmms_dir and initialises it. */
@@ -66,9 +83,29 @@ struct worker_arg {
     struct held_job *h;
 };
 
-/* recovery.c: run once on becoming leader. */
-void recover_orphans(struct consumer *c, struct store *st);
-void cleanup_instances(struct consumer *c, struct store *st);
+/* sweeper.c (dispatcher thread, leader only): every sweep_interval_ms,
+ * takes over each leased job whose lease lapsed or never existed: a job
+ * that was running with a recorded run is held again to re-attach to it, a
+ * finishing one to publish its output, one that never started goes back to
+ * the queue head, one whose run cannot be found is requeued with a retry,
+ * an unreadable record goes to dead-letter. Never calls the VMMS. */
+void sweep_leases(struct consumer *c, struct store *st);
+/* dispatch.c: holds an adopted or leased job (takes ownership of job). */
+void hold_job(struct consumer *c, struct job *job, enum held_mode mode, bool cancel);
+/* dispatch.c: sets an unreadable record aside (dead-letter), logging why. */
+void consumer_dead_letter(struct consumer *c, struct store *st, int64_t id, const char *why);
+
+/* reaper.c: a thread for the VMMS calls the dispatcher must not make:
+ * destroying instances (cancel, drain, orphans) and the periodic clean-up
+ * of instances, temp files and feedback files that no live job owns. */
+int reaper_start(struct consumer *c);
+void reaper_stop(struct consumer *c);
+/* Queues the instance vm for destruction (a copy is taken). */
+void reaper_destroy(struct consumer *c, const struct vmms_vm *vm, const char *why);
+/* Asks for a clean-up pass soon (after becoming leader). */
+void reaper_request_cleanup(struct consumer *c);
+/* Whether this consumer holds a job using the instance called name. */
+bool consumer_holds_vm(struct consumer *c, const char *name);
 
 /* callback.c / partial.c: thread bodies. */
 void *callback_main(void *consumer);

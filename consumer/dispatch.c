@@ -3,8 +3,8 @@
  * lease, renews it and the leases of held jobs, leases queued jobs FIFO with
  * a blocking Redis call, starts a worker thread per job within the overall
  * and per-image limits, reaps finished workers, and drains on SIGTERM.
- * Nothing here calls the VMMS: blocking calls live in worker and upkeep
- * threads, so lease renewal never stalls.
+ * Nothing here calls the VMMS (destroys go to the reaper thread) and no
+ * Redis call is made while holding c->lock, so lease renewal never stalls.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -98,71 +98,94 @@ static void reap(struct consumer *c)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* Renews the leases of every held job (with its fence); a job whose lease
+ * is someone else's now is marked lost: its worker stops touching it. */
 static void renew_held(struct consumer *c, struct store *st)
 {
-    int64_t ids[RENEW_IDS_MAX];
+    static int64_t ids[RENEW_IDS_MAX];
+    static long long fences[RENEW_IDS_MAX];
     size_t n = 0;
     pthread_mutex_lock(&c->lock);
-    for (struct held_job *h = c->held; h && n < RENEW_IDS_MAX; h = h->next)
-        ids[n++] = h->id;
+    for (struct held_job *h = c->held; h && n < RENEW_IDS_MAX; h = h->next) {
+        ids[n] = h->id;
+        fences[n++] = h->fence;
+    }
     pthread_mutex_unlock(&c->lock);
-    if (store_lease_renew(st, ids, n, c->cfg->lease_ms) != STORE_OK)
+    int64_t *lost = NULL;
+    size_t nlost = 0;
+    if (store_lease_renew(st, c->token, c->cfg->lease_ms, ids, fences, n, &lost, &nlost) !=
+        STORE_OK) {
         log_warn("lease_renew_failed", "jobs=%zu error=\"%s\"", n, store_error(st));
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < nlost; i++)
+        for (struct held_job *h = c->held; h; h = h->next)
+            if (h->id == lost[i] && !atomic_exchange(&h->lost, true))
+                log_warn("job_lease_lost", "id=%lld", (long long)h->id);
+    pthread_mutex_unlock(&c->lock);
+    free(lost);
 }
 
-/* Adds a job to the held list (oldest last) and starts what fits.
- * A job to cancel starts at once, whatever the limits: it runs nothing. */
-static void hold(struct consumer *c, struct job *job, bool cancel)
+void hold_job(struct consumer *c, struct job *job, enum held_mode mode, bool cancel)
 {
     struct held_job *h = calloc(1, sizeof *h);
     h->id = job->id;
+    h->fence = job->fence;
     h->job = job;
+    h->mode = mode;
     atomic_store(&h->cancel, cancel);
     snprintf(h->image, sizeof h->image, "%s", job->image);
+    if (mode != HELD_RUN && job->vm_name)
+        snprintf(h->vm_name, sizeof h->vm_name, "%s", job->vm_name);
     pthread_mutex_lock(&c->lock);
     struct held_job **pp = &c->held;
     while (*pp)
         pp = &(*pp)->next;
     *pp = h;
     c->nheld++;
-    if (cancel)
+    /* A job to cancel, re-attach to or complete starts at once, whatever
+     * the limits: it starts no new instance. */
+    if (cancel || mode != HELD_RUN)
         start_worker(c, h);
     start_ready(c);
     pthread_mutex_unlock(&c->lock);
+}
+
+void consumer_dead_letter(struct consumer *c, struct store *st, int64_t id, const char *why)
+{
+    log_error("job_unreadable", "id=%lld error=\"%s\"", (long long)id, why);
+    if (store_job_deadletter(st, c->token, id, why) != STORE_OK)
+        log_error("deadletter_failed", "id=%lld error=\"%s\"", (long long)id, store_error(st));
 }
 
 /* Leases one queued job (blocking briefly) and holds it. */
 static void lease_one(struct consumer *c, struct store *st, int block_ms)
 {
     int64_t id = 0;
-    int status = store_lease_next(st, c->token, c->cfg->lease_ms, block_ms, &id);
+    struct job *job = NULL;
+    enum store_lease got;
+    int status = store_lease_next(st, c->token, c->cfg->lease_ms, block_ms, &id, &job, &got);
     if (status != STORE_OK) {
         usleep(200 * 1000);
         return;
     }
-    if (id == 0)
-        return;
-    struct job *job = NULL;
-    status = store_job_load(st, id, &job);
-    if (status != STORE_OK) {
-        log_warn("job_unreadable", "id=%lld status=%d error=\"%s\"", (long long)id, status,
-                 store_error(st));
-        /* Hand it back untouched; a missing record is dropped by requeue. */
-        struct job stub = {.id = id};
-        if (status == STORE_NOT_FOUND)
-            store_job_requeue(st, c->token, &stub, false);
+    if (got == LEASE_UNREADABLE) {
+        consumer_dead_letter(c, st, id, store_error(st)[0] ? store_error(st) : "malformed record");
         return;
     }
-    job->state = JOB_LEASED;
+    if (got != LEASE_TAKEN)
+        return;
     bool cancel = false;
     store_cancel_requested(st, id, &cancel);
-    log_info("job_leased", "id=%lld image=%s", (long long)id, job->image);
-    hold(c, job, cancel);
+    log_info("job_leased", "id=%lld image=%s fence=%lld", (long long)id, job->image, job->fence);
+    hold_job(c, job, HELD_RUN, cancel);
 }
 
 /* Acts on cancellation requests: a held job is flagged (and its instance
- * destroyed if it is running, which ends run_job); a queued job is taken out
- * of the queue and ended as cancelled; a finished one is forgotten. */
+ * destroyed by the reaper if it is running, which ends its run); a queued
+ * job is taken out of the queue and ended as cancelled; a finished one is
+ * forgotten. */
 static void process_cancels(struct consumer *c, struct store *st)
 {
     int64_t *ids = NULL;
@@ -184,19 +207,16 @@ static void process_cancels(struct consumer *c, struct store *st)
                     start_worker(c, h); /* ends at once: it runs nothing */
             }
         pthread_mutex_unlock(&c->lock);
-        if (running) {
-            char err[256];
-            c->ops->safe_destroy_vm(c->vctx, &vm, err, sizeof err);
-            log_info("job_cancel_running", "id=%lld vm=%s", (long long)ids[i], vm.name);
-        }
+        if (running)
+            reaper_destroy(c, &vm, "cancel");
         if (held)
             continue;
-        bool taken = false;
-        store_lease_specific(st, c->token, ids[i], c->cfg->lease_ms, &taken);
         struct job *job = NULL;
-        if (taken && store_job_load(st, ids[i], &job) == STORE_OK) {
+        enum store_lease got;
+        if (store_lease_take(st, c->token, ids[i], c->cfg->lease_ms, &job, &got) == STORE_OK &&
+            got == LEASE_TAKEN) {
             log_info("job_cancel_queued", "id=%lld", (long long)ids[i]);
-            hold(c, job, true);
+            hold_job(c, job, HELD_RUN, true);
             continue;
         }
         json_t *rec = NULL;
@@ -222,48 +242,51 @@ static int capacity_left(struct consumer *c)
     return c->cfg->max_jobs - active;
 }
 
-/* Drain deadline passed: give every held job back to the head of the queue
- * (no retry counted) and abort the running ones by destroying their
- * instances; their workers then find the lease gone and exit. */
-static void hand_back(struct consumer *c, struct store *st)
+/* The consumer stops with jobs still held (drain deadline, or a second
+ * signal): jobs not started go back to the head of the queue (no retry);
+ * started ones keep running in their instances, and their leases are let
+ * go at once, so the next leader adopts them and re-attaches without
+ * running them again. Their workers are marked lost: they stop touching
+ * the jobs and exit. No instance is destroyed. */
+static void hand_off(struct consumer *c, struct store *st)
 {
+    int64_t ids[RENEW_IDS_MAX];
+    long long fences[RENEW_IDS_MAX];
+    struct job *unstarted[RENEW_IDS_MAX];
+    size_t n = 0, nun = 0;
     pthread_mutex_lock(&c->lock);
     for (struct held_job *h = c->held; h; h = h->next) {
-        struct job stub = {0};
-        struct job *job = h->started ? &stub : h->job;
-        if (h->started) { /* the worker owns h->job: requeue a fresh copy */
-            struct job *fresh = NULL;
-            if (store_job_load(st, h->id, &fresh) != STORE_OK)
-                continue;
-            fresh->state = JOB_QUEUED;
-            fresh->assigned = false;
-            store_job_requeue(st, c->token, fresh, false);
-            job_free(fresh);
-        } else {
-            store_job_requeue(st, c->token, job, false);
+        if (atomic_load(&h->finished))
+            continue;
+        if (!h->started && nun < RENEW_IDS_MAX) {
+            unstarted[nun++] = h->job;
+        } else if (h->started && n < RENEW_IDS_MAX) {
+            atomic_store(&h->lost, true);
+            ids[n] = h->id;
+            fences[n++] = h->fence;
         }
-        if (h->started && atomic_load(&h->in_run)) {
-            char err[256];
-            struct vmms_vm vm = h->vm;
-            c->ops->safe_destroy_vm(c->vctx, &vm, err, sizeof err);
-        }
-        log_info("job_handed_back", "id=%lld", (long long)h->id);
     }
     pthread_mutex_unlock(&c->lock);
+    for (size_t i = 0; i < nun; i++)
+        if (store_job_requeue(st, c->token, unstarted[i], false) == STORE_OK)
+            log_info("job_handed_back", "id=%lld", (long long)unstarted[i]->id);
+    if (store_lease_release(st, c->token, ids, fences, n) == STORE_OK)
+        for (size_t i = 0; i < n; i++)
+            log_info("job_handed_off", "id=%lld", (long long)ids[i]);
 }
 
 static void become_leader(struct consumer *c, struct store *st)
 {
     log_info("leader_acquired", "token=%.8s", c->token);
-    recover_orphans(c, st);
-    cleanup_instances(c, st);
     atomic_store(&c->leader, true);
+    sweep_leases(c, st);
+    reaper_request_cleanup(c);
 }
 
 int dispatch_run(struct consumer *c)
 {
     struct store *st = store_new(c->cfg);
-    long long next_renew = 0, drain_deadline = 0, next_cancel_check = 0;
+    long long next_renew = 0, drain_deadline = 0, next_cancel_check = 0, next_sweep = 0;
     bool was_leader = false;
     long long last_ok = clock_mono_ms();
     while (!atomic_load(&c->stopping)) {
@@ -302,7 +325,6 @@ int dispatch_run(struct consumer *c)
                 break;
             if (now >= drain_deadline) {
                 log_warn("drain_deadline", "held=%d", held);
-                hand_back(c, st);
                 break;
             }
             usleep(100 * 1000);
@@ -315,6 +337,10 @@ int dispatch_run(struct consumer *c)
         if (now >= next_cancel_check) {
             process_cancels(c, st);
             next_cancel_check = now + CANCEL_CHECK_MS;
+        }
+        if (now >= next_sweep) {
+            sweep_leases(c, st);
+            next_sweep = now + c->cfg->sweep_interval_ms;
         }
         pthread_mutex_lock(&c->lock);
         start_ready(c);
@@ -330,8 +356,9 @@ int dispatch_run(struct consumer *c)
             usleep(20 * 1000);
         }
     }
+    hand_off(c, st);
     atomic_store(&c->stopping, true);
-    /* Wait for workers still running (drained or stopping). */
+    /* Wait for the workers: handed-off ones exit within a wait slice. */
     for (;;) {
         reap(c);
         pthread_mutex_lock(&c->lock);

@@ -51,6 +51,10 @@ int main(int argc, char **argv)
         return 2;
     }
     c.pool = pool_new(&c);
+    if (reaper_start(&c)) {
+        fprintf(stderr, "tango-consumer: cannot start the reaper thread\n");
+        return 2;
+    }
     the_consumer = &c;
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
@@ -71,6 +75,7 @@ int main(int argc, char **argv)
     pthread_join(t_cb, NULL);
     pthread_join(t_partial, NULL);
     pthread_join(t_upkeep, NULL);
+    reaper_stop(&c);
     pool_free(c.pool);
     vmms_unload(&c);
     pthread_mutex_destroy(&c.lock);

@@ -71,21 +71,47 @@ static int append_feedback(FILE *out, const char *path, long max_bytes)
     return rc;
 }
 
-int output_file_write(const char *courselabs, const struct job *job, const char *outcome,
-                      const char *detail, const char *feedback_path, long max_bytes)
+void output_file_temp_name(const struct job *job, long long fence, char *out, size_t outlen)
 {
-    char path[PATH_MAX], dir[PATH_MAX], tmp[PATH_MAX + 32];
-    if (output_file_path(courselabs, job, path) ||
-        lab_path(courselabs, job->lab_dir, "output", NULL, dir)) {
+    snprintf(out, outlen, ".%lld.%lld.tmp", (long long)job->id, fence);
+}
+
+/* Opens the lab's output folder (made if missing) without following links. */
+static int open_output_dir(const char *courselabs, const struct job *job)
+{
+    char dir[PATH_MAX];
+    if (lab_path(courselabs, job->lab_dir, "output", NULL, dir)) {
         errno = EINVAL;
         return -1;
     }
     if (mkdir_p(dir, 0755))
         return -1;
-    snprintf(tmp, sizeof tmp, "%s/.%lld.tmp", dir, (long long)job->id);
-    FILE *f = fopen(tmp, "we");
-    if (!f)
+    return open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+int output_file_write_temp(const char *courselabs, const struct job *job, const char *outcome,
+                           const char *detail, const char *feedback_path, long max_bytes)
+{
+    char tmp[128];
+    output_file_temp_name(job, job->fence, tmp, sizeof tmp);
+    int dfd = open_output_dir(courselabs, job);
+    if (dfd < 0)
         return -1;
+    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == EEXIST) {
+        /* Our own leftover from an attempt under the same fence. */
+        unlinkat(dfd, tmp, 0);
+        fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    }
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        close(dfd);
+        errno = e;
+        return -1;
+    }
     char received[600];
     snprintf(received, sizeof received, "Received job %s:%lld", job->name, (long long)job->id);
     autograder_line(f, received);
@@ -98,10 +124,44 @@ int output_file_write(const char *courselabs, const struct job *job, const char 
         rc = -1;
     if (fclose(f))
         rc = -1;
-    if (rc == 0 && rename(tmp, path) == 0)
-        return 0;
     int e = errno;
-    unlink(tmp);
+    if (rc != 0)
+        unlinkat(dfd, tmp, 0);
+    close(dfd);
     errno = e;
-    return -1;
+    return rc;
+}
+
+int output_file_publish(const char *courselabs, const struct job *job)
+{
+    if (!job->output_temp || strchr(job->output_temp, '/') || job->output_temp[0] != '.') {
+        errno = EINVAL;
+        return -1;
+    }
+    int dfd = open_output_dir(courselabs, job);
+    if (dfd < 0)
+        return -1;
+    int rc = renameat(dfd, job->output_temp, dfd, job->output_file);
+    int e = errno;
+    if (rc != 0 && e == ENOENT) {
+        struct stat sb;
+        if (fstatat(dfd, job->output_file, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode))
+            rc = 0;
+    }
+    if (rc == 0)
+        fsync(dfd);
+    close(dfd);
+    errno = e;
+    return rc;
+}
+
+void output_file_discard(const char *courselabs, const struct job *job, long long fence)
+{
+    char tmp[128];
+    output_file_temp_name(job, fence, tmp, sizeof tmp);
+    int dfd = open_output_dir(courselabs, job);
+    if (dfd < 0)
+        return;
+    unlinkat(dfd, tmp, 0);
+    close(dfd);
 }

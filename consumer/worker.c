@@ -1,10 +1,16 @@
 /*
- * worker.c: one thread per running job. Walks the job through the VMMS
- * steps (get an instance, wait, copy in, run, copy out, destroy), records
- * each step in the job's trace before acting, and ends the job exactly once:
- * finished with its outcome, or requeued for another try after an
- * infrastructure failure, or finished with the internal-error output when
- * the retry budget is spent.
+ * worker.c: one thread per held job. A new job (HELD_RUN) is walked through
+ * the VMMS steps (get an instance, wait, copy in, start the run, wait for
+ * it, copy out); an adopted running job (HELD_REATTACH) waits for the run
+ * its predecessor started; an adopted finishing job (HELD_COMPLETE) only
+ * publishes its output. Each step is recorded in the job's trace and in the
+ * store (fenced by the lease) before it is acted on. A job ends exactly
+ * once: finished with its outcome (output file under a writer-unique temp
+ * name, the finish transition, the rename, the end transition), requeued
+ * after an infrastructure failure, or finished with the internal-error
+ * output once the retry budget is spent. A worker that finds its lease
+ * taken (STORE_STALE) stops at once and touches nothing: the instance and
+ * the run belong to the new owner.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -24,6 +30,8 @@
 
 #define NOT_RUN INT_MIN
 #define POOL_CHECK_S 5
+#define RUN_GRACE_S 15       /* past the job's timeout before the wait gives up */
+#define WAIT_SLICE_MS 5000   /* a handed-off worker lets go of its run within this */
 #define CANCELLED_OUTCOME "Error: Job cancelled by request"
 
 struct run_state {
@@ -36,35 +44,90 @@ struct run_state {
     bool from_pool;
     int waitvm, copyin, runjob, copyout; /* step results for the status line */
     char feedback[PATH_MAX];
-    bool lost;                           /* another owner has the job now */
-    const char *const *counters;         /* bumped by finish */
+    /* for finish() */
+    const char *const *counters;
     size_t ncounters;
+    bool count_retry;
 };
 
-/* Store calls from a worker wait out a Redis outage instead of failing the
- * job; NOT_FOUND means the lease is gone (drained or taken over). */
-static int persist(struct run_state *rs, int (*fn)(struct run_state *))
+static bool lost(struct run_state *rs)
 {
+    return atomic_load(&rs->h->lost);
+}
+
+typedef int (*store_step)(struct run_state *rs);
+
+/* Whether the record already shows the step landed (a retried call after a
+ * timeout may have run the first time). */
+static bool landed(struct run_state *rs, const char *expect_state)
+{
+    json_t *rec = NULL;
+    bool dead = false;
+    bool ok = store_get_job(rs->st, rs->job->id, &rec, &dead) == STORE_OK &&
+              strcmp(json_string_value(json_object_get(rec, "state")) ?: "", expect_state) == 0;
+    json_decref(rec);
+    return ok;
+}
+
+/* Runs a store step, waiting out a Redis outage instead of failing the job.
+ * Any other refusal (STALE: the lease is someone else's; a refused
+ * transition) means this worker must stop touching the job. */
+static int persist(struct run_state *rs, store_step fn, const char *expect_state)
+{
+    bool retried = false;
     for (int delay = 200;; delay = delay < 5000 ? delay * 2 : 5000) {
+        if (lost(rs))
+            return -1;
         int status = fn(rs);
         if (status == STORE_OK)
             return 0;
-        if (status == STORE_NOT_FOUND) {
-            rs->lost = true;
-            log_warn("job_lease_lost", "id=%lld", (long long)rs->job->id);
+        if (status != STORE_UNAVAILABLE) {
+            if (retried && landed(rs, expect_state))
+                return 0;
+            atomic_store(&rs->h->lost, true);
+            log_warn("job_lease_lost", "id=%lld status=%d error=\"%s\"", (long long)rs->job->id,
+                     status, store_error(rs->st));
             return -1;
         }
         if (atomic_load(&rs->c->stopping))
             return -1;
+        retried = true;
         log_warn("job_store_retry", "id=%lld error=\"%s\"", (long long)rs->job->id,
                  store_error(rs->st));
         usleep((useconds_t)delay * 1000);
     }
 }
 
-static int do_save(struct run_state *rs)
+static int do_start(struct run_state *rs) { return store_job_start(rs->st, rs->c->token, rs->job); }
+static int do_save(struct run_state *rs) { return store_job_save(rs->st, rs->c->token, rs->job); }
+static int do_finish(struct run_state *rs) { return store_job_finish(rs->st, rs->c->token, rs->job); }
+static int do_requeue(struct run_state *rs)
 {
-    return store_job_save(rs->st, rs->c->token, rs->job);
+    return store_job_requeue(rs->st, rs->c->token, rs->job, rs->count_retry);
+}
+
+static bool is_cancel_outcome(const struct job *job)
+{
+    return job->outcome && strcmp(job->outcome, CANCELLED_OUTCOME) == 0;
+}
+
+static int do_end(struct run_state *rs)
+{
+    json_t *cb = NULL;
+    if (rs->job->callback_url) {
+        char path[PATH_MAX];
+        output_file_path(rs->c->cfg->courselabs, rs->job, path);
+        cb = json_pack("{s:I, s:s, s:s, s:s, s:i}", "job", (json_int_t)rs->job->id, "url",
+                       rs->job->callback_url, "path", path, "name", rs->job->output_file,
+                       "attempts", 0);
+        char idbuf[80];
+        snprintf(idbuf, sizeof idbuf, "%lld-%lld", (long long)rs->job->id, rs->job->fence);
+        json_object_set_new(cb, "id", json_string(idbuf));
+    }
+    int status = store_job_end(rs->st, rs->c->token, rs->job, is_cancel_outcome(rs->job),
+                               rs->counters, rs->ncounters, cb);
+    json_decref(cb);
+    return status;
 }
 
 static void trace(struct run_state *rs, const char *fmt, ...)
@@ -79,9 +142,10 @@ static void trace(struct run_state *rs, const char *fmt, ...)
     job_trace(rs->job, event);
 }
 
+/* Destroys the instance (never one whose job is someone else's now). */
 static void release_vm(struct run_state *rs)
 {
-    if (!rs->have_vm)
+    if (!rs->have_vm || lost(rs))
         return;
     char err[256] = "";
     if (rs->c->ops->safe_destroy_vm(rs->c->vctx, &rs->vm, err, sizeof err) != VMMS_OK)
@@ -92,52 +156,47 @@ static void release_vm(struct run_state *rs)
     rs->have_vm = false;
 }
 
-static int do_requeue(struct run_state *rs)
+/* Publishes an accepted output and ends the job (the last two steps of
+ * finish; all an adopted finishing job needs). */
+static void publish_and_end(struct run_state *rs)
 {
-    return store_job_requeue(rs->st, rs->c->token, rs->job, true);
+    struct job *job = rs->job;
+    if (job->output_temp && output_file_publish(rs->c->cfg->courselabs, job))
+        log_error("output_publish_failed", "id=%lld errno=%d", (long long)job->id, errno);
+    if (persist(rs, do_end, is_cancel_outcome(job) ? "cancelled" : "done") == 0)
+        log_info("job_done", "id=%lld outcome=\"%s\" retries=%d", (long long)job->id,
+                 job->outcome, job->retries);
 }
 
-static int do_requeue_no_retry(struct run_state *rs)
-{
-    return store_job_requeue(rs->st, rs->c->token, rs->job, false);
-}
-
-static int do_finish(struct run_state *rs)
-{
-    json_t *cb = NULL;
-    if (rs->job->callback_url) {
-        char path[PATH_MAX];
-        output_file_path(rs->c->cfg->courselabs, rs->job, path);
-        cb = json_pack("{s:I, s:s, s:s, s:s, s:i}", "job", (json_int_t)rs->job->id, "url", rs->job->callback_url,
-                       "path", path, "name", rs->job->output_file, "attempts", 0);
-        char idbuf[80];
-        snprintf(idbuf, sizeof idbuf, "%lld-%lld", (long long)rs->job->id, (long long)time(NULL));
-        json_object_set_new(cb, "id", json_string(idbuf));
-    }
-    int status = store_job_finish(rs->st, rs->c->token, rs->job, rs->counters, rs->ncounters, cb);
-    json_decref(cb);
-    return status;
-}
-
-/* Ends the job with an outcome: output file, then the atomic move to dead. */
+/* Ends the job with an outcome: the output file under this lease's temp
+ * name, the finish transition (refused if the lease is stale: then the file
+ * is removed, never renamed), the rename, the end transition. */
 static void finish(struct run_state *rs, const char *outcome, const char *detail,
                    const char *const *counters, size_t ncounters)
 {
     struct job *job = rs->job;
+    if (lost(rs))
+        return;
     free(job->outcome);
     job->outcome = strdup(outcome);
-    job->state = atomic_load(&rs->h->cancel) && strcmp(outcome, CANCELLED_OUTCOME) == 0
-                     ? JOB_CANCELLED : JOB_DONE;
     trace(rs, "Job %s:%lld finished: %s", job->name, (long long)job->id, outcome);
-    if (output_file_write(rs->c->cfg->courselabs, job, outcome, detail,
-                          rs->feedback[0] ? rs->feedback : NULL, job->max_output_bytes)) {
+    free(job->output_temp);
+    job->output_temp = NULL;
+    if (output_file_write_temp(rs->c->cfg->courselabs, job, outcome, detail,
+                               rs->feedback[0] ? rs->feedback : NULL, job->max_output_bytes)) {
         log_error("output_write_failed", "id=%lld errno=%d", (long long)job->id, errno);
+    } else {
+        char tmp[128];
+        output_file_temp_name(job, job->fence, tmp, sizeof tmp);
+        job->output_temp = strdup(tmp);
     }
     rs->counters = counters;
     rs->ncounters = ncounters;
-    if (persist(rs, do_finish) == 0)
-        log_info("job_done", "id=%lld outcome=\"%s\" retries=%d", (long long)job->id, outcome,
-                 job->retries);
+    if (persist(rs, do_finish, "finishing")) {
+        output_file_discard(rs->c->cfg->courselabs, job, job->fence);
+        return;
+    }
+    publish_and_end(rs);
 }
 
 /* Ends the job as cancelled if that was requested; true if it did. */
@@ -146,9 +205,19 @@ static bool end_if_cancelled(struct run_state *rs)
     if (!atomic_load(&rs->h->cancel))
         return false;
     release_vm(rs);
-    rs->job->state = JOB_CANCELLED;
     finish(rs, CANCELLED_OUTCOME, NULL, NULL, 0);
     return true;
+}
+
+/* Back to the head of the queue; count_retry: one more try spent. */
+static void requeue(struct run_state *rs, bool count_retry)
+{
+    rs->job->assigned = false;
+    free(rs->job->run_handle);
+    rs->job->run_handle = NULL;
+    rs->job->run_deadline_ms = 0;
+    rs->count_retry = count_retry;
+    persist(rs, do_requeue, "queued");
 }
 
 /* An infrastructure failure: retry within the budget, else internal error. */
@@ -164,11 +233,9 @@ static void reschedule(struct run_state *rs, const char *why, const char *counte
     const char *counters[] = {counter};
     if (job->retries < rs->c->cfg->job_retries) {
         job->retries++;
-        job->state = JOB_QUEUED;
-        job->assigned = false;
-        if (counter) /* the counter is bumped with the requeue's own write */
+        if (counter)
             store_incr_counter(rs->st, counter, 1);
-        persist(rs, do_requeue);
+        requeue(rs, true);
         return;
     }
     char outcome[160], detail[200];
@@ -195,146 +262,69 @@ static void fill_vm_spec(struct run_state *rs, struct vmms_vm *vm)
     snprintf(vm->image, sizeof vm->image, "%s", rs->job->image);
     vm->cores = rs->job->cores ? rs->job->cores : cfg->default_cores;
     vm->memory_mb = rs->job->memory_mb ? rs->job->memory_mb : cfg->default_memory_mb;
+    vm->disk_mb = rs->job->disk_mb ? rs->job->disk_mb : cfg->disk_limit_mb;
     vm->pids_limit = cfg->pids_limit;
     vm->network = !rs->job->disable_network;
 }
 
-static void run_steps(struct run_state *rs)
+/* Publishes the instance this job uses to the held entry (for orphan
+ * clean-up and partial output); in_run: the run is going. */
+static void publish_vm(struct run_state *rs, bool in_run)
+{
+    pthread_mutex_lock(&rs->c->lock);
+    snprintf(rs->h->vm_name, sizeof rs->h->vm_name, "%s", rs->vm.name);
+    if (in_run)
+        rs->h->vm = rs->vm;
+    pthread_mutex_unlock(&rs->c->lock);
+    atomic_store(&rs->h->in_run, in_run);
+}
+
+/* Waits for the run named by the job's run handle, at most wait_ms, in
+ * slices so that a consumer handing its jobs off (lost) lets go promptly;
+ * the run itself goes on in its instance. */
+static int wait_run(struct run_state *rs, long long wait_ms, int *status, char *err, size_t errlen)
+{
+    publish_vm(rs, true);
+    long long end = clock_mono_ms() + wait_ms;
+    int st;
+    for (;;) {
+        long long left = end - clock_mono_ms();
+        long long slice = left < WAIT_SLICE_MS ? (left > 0 ? left : 1) : WAIT_SLICE_MS;
+        st = rs->c->ops->attach_job(rs->c->vctx, &rs->vm, rs->job->run_handle, slice, status,
+                                    err, errlen);
+        if (st != VMMS_TIMEOUT || left <= slice || lost(rs))
+            break;
+    }
+    atomic_store(&rs->h->in_run, false);
+    return st;
+}
+
+/* After the run: copy out the autodriver's output (also after a timeout:
+ * it may hold what the grader printed before it was stopped) and end the
+ * job with the outcome the run's result calls for. */
+static void after_run(struct run_state *rs, int st, int status, const char *run_err,
+                      double t_run_start)
 {
     struct consumer *c = rs->c;
-    const struct vmms_ops *ops = c->ops;
     struct job *job = rs->job;
     char err[512] = "";
-    double t0 = (double)clock_mono_ms();
-
-    struct vmms_vm want;
-    fill_vm_spec(rs, &want);
-    pool_note_job(c->pool, job->image);
-    rs->from_pool = pool_take(c->pool, &want, &rs->vm);
-    if (rs->from_pool &&
-        ops->wait_vm(c->vctx, &rs->vm, POOL_CHECK_S, err, sizeof err) != VMMS_OK) {
-        /* A warm instance that died since (its host went down, someone
-         * killed it): drop it and make a fresh one, at no retry's cost. */
-        log_warn("pool_vm_stale", "id=%lld vm=%s error=\"%s\"", (long long)job->id,
-                 rs->vm.name, err);
-        rs->have_vm = true;
-        release_vm(rs);
-        rs->from_pool = false;
-    }
-    if (!rs->from_pool) {
-        rs->vm = want;
-        char tag[32];
-        snprintf(tag, sizeof tag, "j%lld", (long long)job->id);
-        consumer_vm_name(c, tag, rs->vm.name, sizeof rs->vm.name);
-    }
-    free(job->vm_name);
-    job->vm_name = strdup(rs->vm.name);
-    job->assigned = true;
-    job->state = JOB_RUNNING;
-    trace(rs, "Assigned job %s:%lld %s VM %s", job->name, (long long)job->id,
-          rs->from_pool ? "existing" : "new", rs->vm.name);
-    if (persist(rs, do_save) || end_if_cancelled(rs))
-        return;
-
-    if (!rs->from_pool) {
-        int st = ops->initialize_vm(c->vctx, &rs->vm, err, sizeof err);
-        if (st == VMMS_BUSY) {
-            /* No capacity anywhere: back to the head of the queue, no retry. */
-            log_warn("vmms_busy", "id=%lld reason=\"%s\"", (long long)job->id, err);
-            job->state = JOB_QUEUED;
-            job->assigned = false;
-            trace(rs, "No worker host available: waiting in the queue");
-            persist(rs, do_requeue_no_retry);
-            atomic_store(&c->busy_until_ms, clock_mono_ms() + 1000);
-            return;
-        }
-        rs->have_vm = true; /* even a half-made instance must be destroyed */
-        if (st != VMMS_OK) {
-            rs->waitvm = -1;
-            char why[600];
-            snprintf(why, sizeof why, "Internal error: initializeVM failed: %s", err);
-            reschedule(rs, why, "waitvm_timeouts");
-            return;
-        }
-        st = ops->wait_vm(c->vctx, &rs->vm, c->cfg->waitvm_timeout_s, err, sizeof err);
-        rs->waitvm = st == VMMS_OK ? 0 : -1;
-        if (st != VMMS_OK) {
-            char why[600];
-            snprintf(why, sizeof why, "Internal error: waitVM timeout after %d secs (%s)",
-                     c->cfg->waitvm_timeout_s, err);
-            reschedule(rs, why, "waitvm_timeouts");
-            return;
-        }
-    } else {
-        rs->have_vm = true;
-        rs->waitvm = 0;
-    }
-    free(job->vm_id);
-    job->vm_id = strdup(rs->vm.id);
-    double t_ready = (double)clock_mono_ms();
-    trace(rs, "VM %s ready for job %s:%lld (%.0f ms)", rs->vm.name, job->name, (long long)job->id,
-          t_ready - t0);
-
-    /* Copy in: input files from the lab directory. */
-    struct vmms_file *files = calloc(job->nfiles + 1, sizeof *files);
-    char (*paths)[PATH_MAX] = calloc(job->nfiles + 1, PATH_MAX);
-    int bad = 0;
-    for (size_t i = 0; i < job->nfiles; i++) {
-        bad |= lab_path(c->cfg->courselabs, job->lab_dir, NULL, job->files[i].local_file, paths[i]);
-        files[i].local_path = paths[i];
-        files[i].dest_name = job->files[i].dest_file;
-    }
-    int st = bad ? VMMS_ERR
-                 : ops->copy_in(c->vctx, &rs->vm, files, job->nfiles, c->cfg->copyin_timeout_s,
-                                err, sizeof err);
-    free(files);
-    free(paths);
-    rs->copyin = st == VMMS_OK ? 0 : -1;
-    double t_in = (double)clock_mono_ms();
-    trace(rs, "Input copied for job %s:%lld [status=%d] (%.0f ms)", job->name, (long long)job->id,
-          rs->copyin, t_in - t_ready);
-    if (st != VMMS_OK) {
-        char why[600];
-        snprintf(why, sizeof why, "Error: Copy in to VM failed (status=%d): %s", rs->copyin, err);
-        reschedule(rs, why, "copyin_errors");
-        return;
-    }
-    if (persist(rs, do_save) || end_if_cancelled(rs))
-        return;
-
-    /* Run. */
-    struct vmms_run run = {
-        .timeout_s = job->timeout_s,
-        .max_output = job->max_output_bytes,
-        .nproc = c->cfg->autodriver_nproc,
-        .fsize = (long)c->cfg->autodriver_fsize_mb << 20,
-    };
-    pthread_mutex_lock(&c->lock);
-    rs->h->vm = rs->vm;
-    pthread_mutex_unlock(&c->lock);
-    atomic_store(&rs->h->in_run, true);
-    int status = -1;
-    st = ops->run_job(c->vctx, &rs->vm, &run, &status, err, sizeof err);
-    atomic_store(&rs->h->in_run, false);
     double t_run = (double)clock_mono_ms();
-    if (end_if_cancelled(rs))
+    if (lost(rs) || end_if_cancelled(rs))
         return;
     rs->runjob = st == VMMS_OK ? status : -1;
     trace(rs, "Job %s:%lld executed [status=%d] (%.0f ms)", job->name, (long long)job->id,
-          rs->runjob, t_run - t_in);
-    if (st == VMMS_ERR) {
-        char why[600];
-        snprintf(why, sizeof why, "Error: OS error while running job on VM: %s", err);
+          rs->runjob, t_run - t_run_start);
+    if (st == VMMS_ERR || st == VMMS_NOT_FOUND) {
+        char why[700];
+        snprintf(why, sizeof why, "Error: OS error while running job on VM: %s", run_err);
         reschedule(rs, why, "runjob_errors");
         return;
     }
-
-    /* Copy out the autodriver's output (also after a timeout: it may hold
-     * what the grader printed before it was stopped). */
-    snprintf(rs->feedback, sizeof rs->feedback, "%s/.feedback-%lld-%s", c->cfg->courselabs,
-             (long long)job->id, c->token);
-    int cst = ops->copy_out(c->vctx, &rs->vm, rs->feedback, c->cfg->copyout_timeout_s, err,
-                            sizeof err);
+    snprintf(rs->feedback, sizeof rs->feedback, "%s/.feedback-%lld-%lld", c->cfg->courselabs,
+             (long long)job->id, job->fence);
+    unlink(rs->feedback);
+    int cst = c->ops->copy_out(c->vctx, &rs->vm, rs->feedback, c->cfg->copyout_timeout_s, err,
+                               sizeof err);
     rs->copyout = cst == VMMS_OK ? 0 : -1;
     trace(rs, "Output copied for job %s:%lld [status=%d] (%.0f ms)", job->name,
           (long long)job->id, rs->copyout, (double)clock_mono_ms() - t_run);
@@ -384,6 +374,176 @@ static void run_steps(struct run_state *rs)
     finish(rs, "Success: Autodriver returned normally", NULL, NULL, 0);
 }
 
+static void run_steps(struct run_state *rs)
+{
+    struct consumer *c = rs->c;
+    const struct vmms_ops *ops = c->ops;
+    struct job *job = rs->job;
+    char err[512] = "";
+    double t0 = (double)clock_mono_ms();
+
+    struct vmms_vm want;
+    fill_vm_spec(rs, &want);
+    pool_note_job(c->pool, job->image);
+    rs->from_pool = pool_take(c->pool, &want, &rs->vm);
+    if (rs->from_pool &&
+        ops->wait_vm(c->vctx, &rs->vm, POOL_CHECK_S, err, sizeof err) != VMMS_OK) {
+        /* A warm instance that died since (its host went down, someone
+         * killed it): drop it and make a fresh one, at no retry's cost. */
+        log_warn("pool_vm_stale", "id=%lld vm=%s error=\"%s\"", (long long)job->id,
+                 rs->vm.name, err);
+        rs->have_vm = true;
+        release_vm(rs);
+        rs->from_pool = false;
+    }
+    if (!rs->from_pool) {
+        rs->vm = want;
+        char tag[32];
+        snprintf(tag, sizeof tag, "j%lld", (long long)job->id);
+        consumer_vm_name(c, tag, rs->vm.name, sizeof rs->vm.name);
+    }
+    /* Named (in the held entry and the record) before it exists, so no
+     * clean-up pass can take it for an orphan. */
+    publish_vm(rs, false);
+    free(job->vm_name);
+    job->vm_name = strdup(rs->vm.name);
+    job->assigned = true;
+    trace(rs, "Assigned job %s:%lld %s VM %s", job->name, (long long)job->id,
+          rs->from_pool ? "existing" : "new", rs->vm.name);
+    if (persist(rs, do_start, "running") || end_if_cancelled(rs))
+        return;
+
+    if (!rs->from_pool) {
+        int st = ops->initialize_vm(c->vctx, &rs->vm, err, sizeof err);
+        if (st == VMMS_BUSY) {
+            /* No capacity anywhere: back to the head of the queue, no retry. */
+            log_warn("vmms_busy", "id=%lld reason=\"%s\"", (long long)job->id, err);
+            trace(rs, "No worker host available: waiting in the queue");
+            requeue(rs, false);
+            atomic_store(&c->busy_until_ms, clock_mono_ms() + 1000);
+            return;
+        }
+        rs->have_vm = true; /* even a half-made instance must be destroyed */
+        if (st != VMMS_OK) {
+            rs->waitvm = -1;
+            char why[600];
+            snprintf(why, sizeof why, "Internal error: initializeVM failed: %s", err);
+            reschedule(rs, why, "waitvm_timeouts");
+            return;
+        }
+        st = ops->wait_vm(c->vctx, &rs->vm, c->cfg->waitvm_timeout_s, err, sizeof err);
+        rs->waitvm = st == VMMS_OK ? 0 : -1;
+        if (st != VMMS_OK) {
+            char why[600];
+            snprintf(why, sizeof why, "Internal error: waitVM timeout after %d secs (%s)",
+                     c->cfg->waitvm_timeout_s, err);
+            reschedule(rs, why, "waitvm_timeouts");
+            return;
+        }
+    } else {
+        rs->have_vm = true;
+        rs->waitvm = 0;
+    }
+    free(job->vm_id);
+    job->vm_id = strdup(rs->vm.id);
+    free(job->vm_host);
+    job->vm_host = rs->vm.host[0] ? strdup(rs->vm.host) : NULL;
+    double t_ready = (double)clock_mono_ms();
+    trace(rs, "VM %s ready for job %s:%lld (%.0f ms)", rs->vm.name, job->name, (long long)job->id,
+          t_ready - t0);
+
+    /* Copy in: input files from the lab directory, in the order listed. */
+    struct vmms_file *files = calloc(job->nfiles + 1, sizeof *files);
+    char (*paths)[PATH_MAX] = calloc(job->nfiles + 1, PATH_MAX);
+    int bad = 0;
+    for (size_t i = 0; i < job->nfiles; i++) {
+        bad |= lab_path(c->cfg->courselabs, job->lab_dir, NULL, job->files[i].local_file, paths[i]);
+        files[i].local_path = paths[i];
+        files[i].dest_name = job->files[i].dest_file;
+    }
+    int st = bad ? VMMS_ERR
+                 : ops->copy_in(c->vctx, &rs->vm, files, job->nfiles, c->cfg->copyin_timeout_s,
+                                err, sizeof err);
+    free(files);
+    free(paths);
+    rs->copyin = st == VMMS_OK ? 0 : -1;
+    double t_in = (double)clock_mono_ms();
+    trace(rs, "Input copied for job %s:%lld [status=%d] (%.0f ms)", job->name, (long long)job->id,
+          rs->copyin, t_in - t_ready);
+    if (st != VMMS_OK) {
+        char why[600];
+        snprintf(why, sizeof why, "Error: Copy in to VM failed (status=%d): %s", rs->copyin, err);
+        reschedule(rs, why, "copyin_errors");
+        return;
+    }
+    if (end_if_cancelled(rs))
+        return;
+
+    /* Start the run, then record what a successor needs to find it again
+     * (instance, run handle, deadline on Redis's clock) before waiting. */
+    struct vmms_run run = {
+        .timeout_s = job->timeout_s,
+        .max_output = job->max_output_bytes,
+        .nproc = c->cfg->autodriver_nproc,
+        .fsize = (long)c->cfg->autodriver_fsize_mb << 20,
+    };
+    long long wait_ms = ((long long)job->timeout_s + RUN_GRACE_S) * 1000;
+    long long now = 0;
+    if (store_time_ms(rs->st, &now) != STORE_OK)
+        now = clock_wall_ms();
+    char handle[256] = "";
+    st = ops->start_job(c->vctx, &rs->vm, &run, handle, sizeof handle, err, sizeof err);
+    if (st != VMMS_OK) {
+        after_run(rs, VMMS_ERR, -1, err, t_in);
+        return;
+    }
+    job->run_handle = strdup(handle);
+    job->run_deadline_ms = now + wait_ms;
+    trace(rs, "Job %s:%lld started (run %.12s)", job->name, (long long)job->id, handle);
+    if (persist(rs, do_save, "running"))
+        return;
+    int status = -1;
+    st = wait_run(rs, wait_ms, &status, err, sizeof err);
+    after_run(rs, st, status, err, t_in);
+}
+
+/* An adopted running job: its predecessor started the run and recorded it;
+ * wait for that run (no retry spent, no second run), then finish it. */
+static void reattach_steps(struct run_state *rs)
+{
+    struct job *job = rs->job;
+    memset(&rs->vm, 0, sizeof rs->vm);
+    snprintf(rs->vm.name, sizeof rs->vm.name, "%s", job->vm_name ? job->vm_name : "");
+    snprintf(rs->vm.id, sizeof rs->vm.id, "%s", job->vm_id ? job->vm_id : "");
+    snprintf(rs->vm.host, sizeof rs->vm.host, "%s", job->vm_host ? job->vm_host : "");
+    snprintf(rs->vm.image, sizeof rs->vm.image, "%s", job->image);
+    rs->have_vm = true;
+    rs->waitvm = rs->copyin = 0;
+    long long now = 0;
+    if (store_time_ms(rs->st, &now) != STORE_OK)
+        now = clock_wall_ms();
+    long long wait_ms = job->run_deadline_ms - now;
+    if (wait_ms < 1000)
+        wait_ms = 1000;
+    trace(rs, "Re-attached to job %s:%lld on VM %s after a takeover", job->name,
+          (long long)job->id, rs->vm.name);
+    log_info("job_reattached", "id=%lld vm=%s wait_ms=%lld", (long long)job->id, rs->vm.name,
+             wait_ms);
+    if (persist(rs, do_save, "running") || end_if_cancelled(rs))
+        return;
+    char err[512] = "";
+    int status = -1;
+    double t0 = (double)clock_mono_ms();
+    int st = wait_run(rs, wait_ms, &status, err, sizeof err);
+    if (st == VMMS_NOT_FOUND) {
+        char why[700];
+        snprintf(why, sizeof why, "Its instance was gone after a takeover: %s", err);
+        reschedule(rs, why, NULL);
+        return;
+    }
+    after_run(rs, st, status, err, t0);
+}
+
 void *worker_main(void *arg)
 {
     struct worker_arg *wa = arg;
@@ -392,9 +552,14 @@ void *worker_main(void *arg)
     free(wa);
     rs.st = store_new(rs.c->cfg);
     rs.job = rs.h->job;
-    log_info("job_start", "id=%lld image=%s retries=%d", (long long)rs.job->id, rs.job->image,
-             rs.job->retries);
-    if (end_if_cancelled(&rs)) {
+    rs.job->fence = rs.h->fence;
+    log_info("job_start", "id=%lld image=%s retries=%d mode=%d", (long long)rs.job->id,
+             rs.job->image, rs.job->retries, (int)rs.h->mode);
+    if (rs.h->mode == HELD_COMPLETE) {
+        publish_and_end(&rs);
+    } else if (rs.h->mode == HELD_REATTACH) {
+        reattach_steps(&rs);
+    } else if (end_if_cancelled(&rs)) {
         /* cancelled before it ran */
     } else if (rs.job->retries > rs.c->cfg->job_retries) {
         /* Recovered after its consumer died once too often: end it here. */

@@ -111,14 +111,14 @@ static void test_state_names(void **state)
 {
     (void)state;
     static const char *const names[] = {"queued", "leased", "running",
-                                        "finishing", "done", "cancelled"};
-    for (int s = JOB_QUEUED; s <= JOB_CANCELLED; s++) {
+                                        "finishing", "done", "cancelled", "dead-letter"};
+    for (int s = JOB_QUEUED; s <= JOB_DEAD_LETTER; s++) {
         assert_string_equal(job_state_name((enum job_state)s), names[s]);
         enum job_state out = (enum job_state)99;
         assert_int_equal(job_state_parse(names[s], &out), 0);
         assert_int_equal(out, s);
     }
-    assert_string_equal(job_state_name((enum job_state)6), "unknown");
+    assert_string_equal(job_state_name((enum job_state)JOB_NSTATES), "unknown");
     assert_string_equal(job_state_name((enum job_state)-1), "unknown");
     enum job_state out = JOB_DONE;
     assert_int_equal(job_state_parse("Queued", &out), -1);

@@ -1,0 +1,222 @@
+/*
+ * jobstate.c: the job state machine's table and the Redis Functions library
+ * built from it (see jobstate.h). The table below is the one source: the
+ * Lua functions read it through the generated prelude, the README's state
+ * table is checked against it, and tests/unit/test_jobstate.c drives every
+ * (from, to) pair through real Redis against it.
+ */
+#include "jobstate.h"
+
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys.h"
+
+static const char *const state_names[JOB_NSTATES] = {
+    [JOB_QUEUED] = "queued",       [JOB_LEASED] = "leased", [JOB_RUNNING] = "running",
+    [JOB_FINISHING] = "finishing", [JOB_DONE] = "done",     [JOB_CANCELLED] = "cancelled",
+    [JOB_DEAD_LETTER] = "dead-letter",
+};
+
+#define Q JS_BIT(JOB_QUEUED)
+#define L JS_BIT(JOB_LEASED)
+#define R JS_BIT(JOB_RUNNING)
+#define FIN JS_BIT(JOB_FINISHING)
+
+/* Every transition of a job. Keys are keys.h names; "lease" stands for
+ * leases + lease:owner + lease:fence. */
+static const struct jobstate_transition transitions[] = {
+    {"add", JS_NONE, JOB_QUEUED, JS_PRODUCER,
+     "job:lastid jobs:live jobs:live:ids queue:pending counters",
+     "a producer accepts a job: new id, record, end of the queue"},
+    {"lease", Q, JOB_LEASED, JS_LEADER, "queue:leased lease lease:fence:seq jobs:live",
+     "the leader takes the id it moved from queue:pending; new lease and fence"},
+    {"take", Q, JOB_LEASED, JS_LEADER,
+     "queue:pending queue:leased lease lease:fence:seq jobs:live",
+     "the leader takes a given queued job out of the queue (to cancel it)"},
+    {"start", L, JOB_RUNNING, JS_OWNER, "jobs:live",
+     "the owner names the instance it runs the job in"},
+    {"save", R, JS_SAME, JS_OWNER, "jobs:live",
+     "the owner records progress: trace, instance, run handle and deadline"},
+    {"adopt", L | R | FIN, JS_SAME, JS_LEADER, "lease lease:fence:seq jobs:live",
+     "the leader takes over a job whose lease lapsed; new lease and fence"},
+    {"requeue", L | R, JOB_QUEUED, JS_OWNER,
+     "jobs:live queue:leased lease queue:pending partial: counters",
+     "back to the head of the queue (a retry, no capacity, a drain)"},
+    {"restore", Q, JS_SAME, JS_LEADER, "queue:leased queue:pending",
+     "an id moved to queue:leased but never leased goes back to the queue head"},
+    {"finish", L | R, JOB_FINISHING, JS_OWNER, "jobs:live",
+     "the owner's output file is written (under a temp name) and accepted"},
+    {"done", FIN, JOB_DONE, JS_OWNER,
+     "jobs:live jobs:live:ids jobs:dead jobs:dead:ids queue:leased lease partial: cancels "
+     "counters callbacks:due callbacks:wake",
+     "the output file is in place: the job ends, its callback is queued"},
+    {"cancelled", FIN, JOB_CANCELLED, JS_OWNER,
+     "jobs:live jobs:live:ids jobs:dead jobs:dead:ids queue:leased lease partial: cancels "
+     "counters callbacks:due callbacks:wake",
+     "as done, for a job ended by a cancellation request"},
+    {"deadletter", JS_ANY, JOB_DEAD_LETTER, JS_LEADER,
+     "jobs:live jobs:live:ids jobs:deadletter jobs:dead jobs:dead:ids queue:pending "
+     "queue:leased lease",
+     "a record that cannot be read is set aside, visible in /jobs/KEY/1/"},
+};
+#define NTRANSITIONS (sizeof transitions / sizeof *transitions)
+
+const char *job_state_name(enum job_state s)
+{
+    return (unsigned)s < JOB_NSTATES ? state_names[s] : "unknown";
+}
+
+int job_state_parse(const char *name, enum job_state *out)
+{
+    for (unsigned i = 0; i < JOB_NSTATES; i++)
+        if (name && strcmp(name, state_names[i]) == 0) {
+            *out = (enum job_state)i;
+            return 0;
+        }
+    return -1;
+}
+
+const struct jobstate_transition *jobstate_transitions(size_t *n)
+{
+    *n = NTRANSITIONS;
+    return transitions;
+}
+
+const struct jobstate_transition *jobstate_find(const char *name)
+{
+    for (size_t i = 0; i < NTRANSITIONS; i++)
+        if (strcmp(transitions[i].name, name) == 0)
+            return &transitions[i];
+    return NULL;
+}
+
+int jobstate_allowed(unsigned from_bit, int to)
+{
+    for (size_t i = 0; i < NTRANSITIONS; i++) {
+        const struct jobstate_transition *t = &transitions[i];
+        if (!(t->from & from_bit))
+            continue;
+        if (t->to == to)
+            return 1;
+        if (t->to == JS_SAME && from_bit != JS_NONE && JS_BIT(to) == from_bit)
+            return 1;
+    }
+    return 0;
+}
+
+const char *jobstate_actor_name(enum jobstate_actor who)
+{
+    switch (who) {
+    case JS_PRODUCER: return "producer";
+    case JS_LEADER: return "leader";
+    case JS_OWNER: return "owner";
+    }
+    return "?";
+}
+
+/* jobstate.lua, linked in as bytes (NUL-terminated). */
+__asm__(".section .rodata\n"
+        ".global tango_jobstate_lua\n"
+        "tango_jobstate_lua:\n"
+        ".incbin \"common/jobstate.lua\"\n"
+        ".byte 0\n"
+        ".previous\n");
+extern const char tango_jobstate_lua[];
+
+static pthread_once_t library_once = PTHREAD_ONCE_INIT;
+static char *library_text;
+static size_t library_len;
+static char library_version[17];
+
+static void append(char **buf, size_t *len, size_t *cap, const char *s)
+{
+    size_t n = strlen(s);
+    if (*len + n + 1 > *cap) {
+        *cap = (*len + n + 1) * 2;
+        *buf = realloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, s, n + 1);
+    *len += n;
+}
+
+/* Lower-case a KEY tag for Lua: JOBS_LIVE -> jobs_live. */
+static void lua_ident(const char *tag, char *out, size_t outlen)
+{
+    size_t i = 0;
+    for (; tag[i] && i + 1 < outlen; i++)
+        out[i] = (char)(tag[i] >= 'A' && tag[i] <= 'Z' ? tag[i] - 'A' + 'a' : tag[i]);
+    out[i] = '\0';
+}
+
+static void build_library(void)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    char line[512];
+    append(&buf, &len, &cap, "#!lua name=tango\n-- generated from common/jobstate.c and keys.h\n");
+    append(&buf, &len, &cap, "local K = {\n");
+#define TANGO_KEY_LUA(tag, name, what)                                      \
+    {                                                                       \
+        char id_[64];                                                       \
+        lua_ident(#tag, id_, sizeof id_);                                   \
+        snprintf(line, sizeof line, "  %s = '%s',\n", id_, name);           \
+        append(&buf, &len, &cap, line);                                     \
+    }
+    TANGO_KEY_TABLE(TANGO_KEY_LUA)
+#undef TANGO_KEY_LUA
+    append(&buf, &len, &cap, "}\nlocal STATES = {");
+    for (unsigned s = 0; s < JOB_NSTATES; s++) {
+        snprintf(line, sizeof line, "%s'%s'", s ? ", " : "", state_names[s]);
+        append(&buf, &len, &cap, line);
+    }
+    append(&buf, &len, &cap, "}\nlocal T = {\n");
+    for (size_t i = 0; i < NTRANSITIONS; i++) {
+        const struct jobstate_transition *t = &transitions[i];
+        snprintf(line, sizeof line, "  %s = {who = '%s', to = %s%s%s, from = {", t->name,
+                 jobstate_actor_name(t->who), t->to == JS_SAME ? "" : "'",
+                 t->to == JS_SAME ? "false" : state_names[t->to], t->to == JS_SAME ? "" : "'");
+        append(&buf, &len, &cap, line);
+        for (unsigned s = 0; s < JOB_NSTATES; s++)
+            if (t->from & JS_BIT(s)) {
+                snprintf(line, sizeof line, "['%s'] = true, ", state_names[s]);
+                append(&buf, &len, &cap, line);
+            }
+        if (t->from & JS_NONE)
+            append(&buf, &len, &cap, "['none'] = true, ");
+        append(&buf, &len, &cap, t->from == JS_ANY ? "['*'] = true}},\n" : "}},\n");
+    }
+    append(&buf, &len, &cap, "}\n");
+    append(&buf, &len, &cap, tango_jobstate_lua);
+    /* The version is a digest of everything above, and the library returns
+     * it from tango_version. */
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL);
+    for (int i = 0; i < 8; i++)
+        snprintf(library_version + 2 * i, 3, "%02x", md[i]);
+    snprintf(line, sizeof line,
+             "\nredis.register_function{function_name = 'tango_version', "
+             "callback = function() return '%s' end, flags = {'no-writes'}}\n",
+             library_version);
+    append(&buf, &len, &cap, line);
+    library_text = buf;
+    library_len = len;
+}
+
+const char *jobstate_library(size_t *len)
+{
+    pthread_once(&library_once, build_library);
+    if (len)
+        *len = library_len;
+    return library_text;
+}
+
+const char *jobstate_library_version(void)
+{
+    pthread_once(&library_once, build_library);
+    return library_version;
+}

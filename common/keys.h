@@ -1,0 +1,52 @@
+/*
+ * keys.h: every Redis key this service uses, in one table. A name is the
+ * suffix after cfg->prefix; a name ending in ':' is a family whose members
+ * carry a suffix (an id, a lab directory). The store builds keys only from
+ * this table (store_key / store_keyf), the job-state Lua library gets the
+ * same names through a generated prelude (jobstate.c), and the integration
+ * tests read this file (tlib.KEYS). Columns: enum tag, name, what it holds.
+ */
+#ifndef TANGO_KEYS_H
+#define TANGO_KEYS_H
+
+#define TANGO_KEY_TABLE(X)                                                                   \
+    X(JOB_LASTID,      "job:lastid",      "INCR counter for job ids (64-bit, never reused)")   \
+    X(JOBS_LIVE,       "jobs:live",       "hash id -> job JSON (queued .. finishing)")         \
+    X(JOBS_LIVE_IDS,   "jobs:live:ids",   "zset of live ids (score = id): /jobs order")        \
+    X(JOBS_DEAD,       "jobs:dead",       "hash id -> job JSON (done, cancelled, dead-letter)") \
+    X(JOBS_DEAD_IDS,   "jobs:dead:ids",   "zset of dead ids, trimmed to dead_jobs_keep")       \
+    X(DEADLETTER,      "jobs:deadletter", "hash id -> raw text of records that cannot be read") \
+    X(QUEUE_PENDING,   "queue:pending",   "list of queued ids, FIFO (RPUSH, LMOVE from left)") \
+    X(QUEUE_LEASED,    "queue:leased",    "list of ids taken from queue:pending")              \
+    X(LEASES,          "leases",          "zset id -> lease expiry (Redis time, ms)")          \
+    X(LEASE_OWNER,     "lease:owner",     "hash id -> owner token of the lease")               \
+    X(LEASE_FENCE,     "lease:fence",     "hash id -> fencing token of the current lease")     \
+    X(FENCE_SEQ,       "lease:fence:seq", "INCR counter for fencing tokens")                   \
+    X(LEADER,          "consumer:leader", "leader lease: value = owner token, PX expiry")      \
+    X(LAB_FILES,       "lab:",            "lab:<labdir>:files hash name -> md5 (at upload)")   \
+    X(COUNTERS,        "counters",        "hash of the /info counters")                        \
+    X(STARTED,         "started",         "unix seconds when the service first started")       \
+    X(IMAGES,          "images",          "JSON {\"images\": [...]} published by the consumer") \
+    X(POOLS_WANTED,    "pools:wanted",    "hash image -> {size, cores, memory}")               \
+    X(POOLS_STATE,     "pools:state",     "hash image -> {total: [..], free: [..]}")           \
+    X(PARTIAL,         "partial:",        "partial:<id>: partial output of a running job")     \
+    X(PARTIAL_WANT,    "partial:want:",   "partial:want:<id>: someone asked lately (expiring)") \
+    X(BUILD_LASTID,    "build:lastid",    "INCR counter for build ids")                        \
+    X(BUILDS_QUEUE,    "builds:queue",    "list of build JSON queued by producers")            \
+    X(BUILD_RESULT,    "build:result:",   "build:result:<id>: {ok, message}")                  \
+    X(CALLBACKS_DUE,   "callbacks:due",   "zset callback JSON -> due time (Redis time, ms)")   \
+    X(CALLBACKS_FAILED, "callbacks:failed", "list of callbacks given up")                      \
+    X(CALLBACKS_WAKE,  "callbacks:wake",  "list pushed when a callback is queued (BLPOP)")     \
+    X(CANCELS,         "cancels",         "set of job ids whose cancellation was requested")
+
+enum store_key_id {
+#define TANGO_KEY_ENUM(tag, name, what) KEY_##tag,
+    TANGO_KEY_TABLE(TANGO_KEY_ENUM)
+#undef TANGO_KEY_ENUM
+    KEY__COUNT
+};
+
+/* The name (suffix after the prefix) of key k; never NULL for a valid k. */
+const char *store_key_name(enum store_key_id k);
+
+#endif

@@ -1,0 +1,100 @@
+/*
+ * sweeper.c: the leader's periodic sweep of job leases (see consumer.h).
+ * Every id in queue:leased whose lease lapsed or was never granted is taken
+ * over here, on the dispatcher thread, without any VMMS call: what the job
+ * needs next is decided from the state its record is in.
+ *
+ *   never leased (queued)       back to the queue head (the store does it)
+ *   leased, not started         back to the queue head, no retry
+ *   running, run recorded       held again: re-attach to the run (no retry)
+ *   running, no run recorded    requeued with one more retry; its instance,
+ *                               if any, goes to the reaper
+ *   finishing                   held again: publish the output, end it
+ *   unreadable                  dead-letter
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "consumer.h"
+#include "log.h"
+
+#define SWEEP_MAX 10000
+
+/* A job adopted in state running or leased that cannot be re-attached. */
+static void requeue_adopted(struct consumer *c, struct store *st, struct job *job, bool retry,
+                            const char *why)
+{
+    if (retry)
+        job->retries++;
+    job->assigned = false;
+    job_trace(job, why);
+    if (store_job_requeue(st, c->token, job, retry) == STORE_OK)
+        log_warn("job_recovered", "id=%lld retries=%d reason=\"%s\"", (long long)job->id,
+                 job->retries, why);
+    if (job->vm_name) {
+        struct vmms_vm vm = {0};
+        snprintf(vm.name, sizeof vm.name, "%s", job->vm_name);
+        snprintf(vm.id, sizeof vm.id, "%s", job->vm_id ? job->vm_id : job->vm_name);
+        snprintf(vm.host, sizeof vm.host, "%s", job->vm_host ? job->vm_host : "");
+        snprintf(vm.image, sizeof vm.image, "%s", job->image);
+        reaper_destroy(c, &vm, "orphan of a requeued job");
+    }
+    job_free(job);
+}
+
+/* Decides what an adopted job needs (the table above); takes job. */
+static void adopted(struct consumer *c, struct store *st, struct job *job)
+{
+    bool cancel = false;
+    store_cancel_requested(st, job->id, &cancel);
+    switch (job->state) {
+    case JOB_RUNNING:
+        if (job->run_handle && job->vm_name) {
+            log_info("job_adopted", "id=%lld mode=reattach vm=%s", (long long)job->id,
+                     job->vm_name);
+            hold_job(c, job, HELD_REATTACH, cancel);
+            return;
+        }
+        requeue_adopted(c, st, job, true, "Requeued after its consumer stopped while it ran");
+        return;
+    case JOB_FINISHING:
+        log_info("job_adopted", "id=%lld mode=complete", (long long)job->id);
+        hold_job(c, job, HELD_COMPLETE, false);
+        return;
+    case JOB_LEASED:
+        requeue_adopted(c, st, job, false, "Requeued after its consumer stopped before it ran");
+        return;
+    default:
+        log_error("job_adopt_unexpected", "id=%lld state=%s", (long long)job->id,
+                  job_state_name(job->state));
+        job_free(job);
+        return;
+    }
+}
+
+void sweep_leases(struct consumer *c, struct store *st)
+{
+    int64_t *ids = NULL;
+    size_t n = 0;
+    if (store_lease_sweep(st, c->token, SWEEP_MAX, &ids, &n) != STORE_OK) {
+        log_warn("sweep_failed", "error=\"%s\"", store_error(st));
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct job *job = NULL;
+        enum store_lease got;
+        if (store_lease_adopt(st, c->token, ids[i], c->cfg->lease_ms, &job, &got) != STORE_OK)
+            continue;
+        if (got == LEASE_RESTORED)
+            log_warn("job_restored", "id=%lld reason=\"in queue:leased without a lease\"",
+                     (long long)ids[i]);
+        else if (got == LEASE_UNREADABLE)
+            consumer_dead_letter(c, st, ids[i], store_error(st)[0] ? store_error(st)
+                                                                  : "malformed record");
+        else if (got == LEASE_TAKEN)
+            adopted(c, st, job);
+    }
+    if (n)
+        log_info("sweep_done", "lapsed=%zu", n);
+    free(ids);
+}
