@@ -6,6 +6,12 @@
  * failure reschedules with exponential backoff; after callback_attempts the
  * entry moves to callbacks:failed for an operator. A claimed entry is only
  * hidden, never removed, until delivered: a crash means a resend, never a loss.
+ *
+ * Before each attempt the URL's host is resolved and judged by the callback
+ * policy (callback_allow.h); the connection is pinned to the address judged
+ * (CURLOPT_RESOLVE), proxies are off and redirects are not followed, so
+ * neither DNS rebinding nor a redirect reaches an address the policy
+ * refuses. A refused callback is given up at once (retrying cannot help).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +20,7 @@
 #include <unistd.h>
 #include <curl/curl.h>
 
+#include "callback_allow.h"
 #include "consumer.h"
 #include "log.h"
 #include "clock.h"
@@ -40,17 +47,23 @@ static void url_host(const char *url, char *out, size_t len)
     curl_url_cleanup(u);
 }
 
-/* Returns 0 when the receiver answered 2xx. */
-static int post_file(CURL *curl, const char *url, const char *path, const char *name,
-                     int timeout_s, char *err, size_t errlen)
+/* Returns 0 when the receiver answered 2xx. pin: a CURLOPT_RESOLVE entry,
+ * or "" (an IP literal). */
+static int post_file(CURL *curl, const char *url, const char *pin, const char *path,
+                     const char *name, int timeout_s, char *err, size_t errlen)
 {
     curl_easy_reset(curl);
+    struct curl_slist *resolve = pin[0] ? curl_slist_append(NULL, pin) : NULL;
+    curl_easy_setopt(curl, CURLOPT_RESOLVE, resolve);
+    curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
     curl_mime *mime = curl_mime_init(curl);
     curl_mimepart *part = curl_mime_addpart(mime);
     curl_mime_name(part, "file");
     if (curl_mime_filedata(part, path) != CURLE_OK) {
         snprintf(err, errlen, "cannot read output file");
         curl_mime_free(mime);
+        curl_slist_free_all(resolve);
         return -1;
     }
     curl_mime_filename(part, name);
@@ -71,6 +84,8 @@ static int post_file(CURL *curl, const char *url, const char *path, const char *
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
     curl_slist_free_all(headers);
     curl_mime_free(mime);
+    curl_easy_setopt(curl, CURLOPT_RESOLVE, NULL);
+    curl_slist_free_all(resolve);
     if (rc != CURLE_OK) {
         snprintf(err, errlen, "%s", curl_easy_strerror(rc));
         return -1;
@@ -82,24 +97,28 @@ static int post_file(CURL *curl, const char *url, const char *path, const char *
     return 0;
 }
 
-static void deliver(struct consumer *c, struct store *st, CURL *curl, json_t *cb,
-                    const char *member)
+static void deliver(struct consumer *c, struct store *st, CURL *curl,
+                    const struct callback_policy *policy, json_t *cb, const char *member)
 {
     const char *url = json_string_value(json_object_get(cb, "url"));
     const char *path = json_string_value(json_object_get(cb, "path"));
     const char *name = json_string_value(json_object_get(cb, "name"));
     long long job = json_integer_value(json_object_get(cb, "job"));
     int attempts = (int)json_integer_value(json_object_get(cb, "attempts"));
-    char host[256], err[256] = "";
+    char host[256], err[400] = "", pin[CALLBACK_PIN_MAX] = "";
     url_host(url ? url : "", host, sizeof host);
-    if (url && path && name &&
-        post_file(curl, url, path, name, c->cfg->callback_timeout_s, err, sizeof err) == 0) {
+    int judged = !policy ? -1 : url ? callback_resolve(policy, url, pin, err, sizeof err) : -1;
+    if (!policy)
+        snprintf(err, sizeof err, "config callback_allow is not valid: no callback is sent");
+    if (judged == 0 && path && name &&
+        post_file(curl, url, pin, path, name, c->cfg->callback_timeout_s, err, sizeof err) == 0) {
         store_callback_done(st, member);
         log_info("callback_sent", "id=%lld host=%s attempts=%d", job, host, attempts + 1);
         return;
     }
     attempts++;
-    if (attempts >= c->cfg->callback_attempts || !url || !path || !name) {
+    if (attempts >= c->cfg->callback_attempts || !url || !path || !name ||
+        (judged < 0 && policy)) {
         store_callback_give_up(st, member);
         log_error("callback_given_up", "id=%lld host=%s attempts=%d error=\"%s\"", job, host,
                   attempts, err);
@@ -111,7 +130,7 @@ static void deliver(struct consumer *c, struct store *st, CURL *curl, json_t *cb
     if (delay > BACKOFF_CAP_MS)
         delay = BACKOFF_CAP_MS;
     json_object_set_new(cb, "attempts", json_integer(attempts));
-    store_callback_retry(st, member, cb, clock_wall_ms() + delay);
+    store_callback_retry(st, member, cb, delay);
     log_warn("callback_failed", "id=%lld host=%s attempts=%d retry_in_ms=%lld error=\"%s\"",
              job, host, attempts, delay, err);
 }
@@ -121,6 +140,11 @@ void *callback_main(void *arg)
     struct consumer *c = arg;
     struct store *st = store_new(c->cfg);
     CURL *curl = curl_easy_init();
+    struct callback_policy *policy = NULL;
+    char perr[300];
+    if (callback_policy_new(c->cfg->callback_allow, c->cfg->ncallback_allow, &policy, perr,
+                            sizeof perr))
+        log_error("callback_policy_invalid", "error=\"%s\"", perr); /* every attempt fails */
     int hide_ms = (c->cfg->callback_timeout_s * 2 + 5) * 1000;
     while (!atomic_load(&c->stopping)) {
         if (!atomic_load(&c->leader)) {
@@ -140,11 +164,12 @@ void *callback_main(void *arg)
             usleep(500 * 1000);
             continue;
         }
-        deliver(c, st, curl, cb, member);
+        deliver(c, st, curl, policy, cb, member);
         json_decref(cb);
         free(member);
     }
     curl_easy_cleanup(curl);
+    callback_policy_free(policy);
     store_free(st);
     return NULL;
 }

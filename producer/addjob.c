@@ -137,8 +137,8 @@ static void parse_files(struct problems *p, json_t *files, const struct tango_co
 }
 
 struct job *addjob_parse(const char *body, size_t len, const struct tango_config *cfg,
-                         const json_t *images, const char *courselab, const char *lab_dir,
-                         char *err, size_t errlen)
+                         const json_t *images, const struct callback_policy *callbacks,
+                         const char *courselab, const char *lab_dir, char *err, size_t errlen)
 {
     struct problems p = {err, 0, errlen, 0};
     err[0] = '\0';
@@ -195,8 +195,11 @@ struct job *addjob_parse(const char *body, size_t len, const struct tango_config
         json_t *v = json_object_get(o, keys[i]);
         if (!v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
             continue;
+        char why[300];
         if (!json_is_string(v) || !url_ok(json_string_value(v)))
             problem(&p, "%s: must be an http:// or https:// URL", keys[i]);
+        else if (callback_check_url(callbacks, json_string_value(v), why, sizeof why))
+            problem(&p, "%s: callbacks may not go there: %s", keys[i], why);
         else
             job->callback_url = strdup(json_string_value(v));
     }

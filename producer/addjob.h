@@ -7,14 +7,17 @@
 
 #include <jansson.h>
 
+#include "callback_allow.h"
 #include "config.h"
 #include "job.h"
 
 /* body: the request JSON; images: JSON array of image names that can run;
- * courselabs/lab_dir: where localFiles must be. Returns a new job, or NULL
- * with the reasons in err. */
+ * courselabs/lab_dir: where localFiles must be; callbacks: which hosts a
+ * callback URL may name (checked without DNS; the consumer checks the
+ * resolved address again). Returns a new job, or NULL with the reasons in
+ * err. */
 struct job *addjob_parse(const char *body, size_t len, const struct tango_config *cfg,
-                         const json_t *images, const char *courselab, const char *lab_dir,
-                         char *err, size_t errlen);
+                         const json_t *images, const struct callback_policy *callbacks,
+                         const char *courselab, const char *lab_dir, char *err, size_t errlen);
 
 #endif

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "callback_allow.h"
 #include "config.h"
 #include "http.h"
 #include "labs.h"
@@ -35,6 +36,7 @@ struct app {
     struct event_base *base;
     struct http_server *http;
     struct install_secret secret; /* names labs and key ids (labs.h) */
+    struct callback_policy *callbacks; /* config callback_allow */
     struct app_memo_slot memo[MEMO_COUNT];
     json_t *images;            /* image list cache (app_known_images) */
     long long images_until_ms; /* monotonic ms it is good until */

@@ -31,8 +31,8 @@ void h_add_job(struct http_request *req, struct route_ctx *ctx)
     size_t len = evbuffer_get_length(body);
     const char *text = (const char *)evbuffer_pullup(body, (ev_ssize_t)len);
     char err[1024];
-    struct job *job = addjob_parse(text ? text : "", len, app->cfg, images, ctx->args[1],
-                                   ctx->lab_dir, err, sizeof err);
+    struct job *job = addjob_parse(text ? text : "", len, app->cfg, images, app->callbacks,
+                                   ctx->args[1], ctx->lab_dir, err, sizeof err);
     json_decref(images);
     if (!job) {
         reply_fail(req, ctx, 400, err);

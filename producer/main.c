@@ -65,6 +65,12 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 2;
     }
+    if (callback_policy_new(cfg.callback_allow, cfg.ncallback_allow, &app.callbacks, err,
+                            sizeof err)) {
+        fprintf(stderr, "tango-producer: %s\n", err);
+        config_free(&cfg);
+        return 2;
+    }
     app.store = store_new(&cfg);
     app.base = event_base_new();
     struct http_limits lim = {
@@ -105,6 +111,7 @@ int main(int argc, char **argv)
     event_base_free(app.base);
     app_memo_free_all(&app);
     OPENSSL_cleanse(&app.secret, sizeof app.secret);
+    callback_policy_free(app.callbacks);
     store_free(app.store);
     config_free(&cfg);
     log_info("stopped", "%s", "");
