@@ -623,6 +623,119 @@ static void test_wrong_host_key_refused(void **state)
 
 /* ---- setup ---- */
 
+/* A new consumer process: its own plugin context on the same fleet. */
+static void *fresh_ctx(void)
+{
+    json_t *hosts = json_pack("[o, o]", host_cfg(0, fleet_str("known_hosts"), 2),
+                              host_cfg(1, fleet_str("known_hosts"), 2));
+    json_t *cfg = live_cfg(hosts);
+    void *c = NULL;
+    int rc = ops->init(cfg, P, &c, err, sizeof err);
+    json_decref(cfg);
+    if (rc != VMMS_OK)
+        fail_msg("init: %s", err);
+    return c;
+}
+
+static void test_start_attach_reattach(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_FLEET();
+    assert_non_null(ops->start_job);
+    assert_non_null(ops->attach_job);
+    struct vmms_vm vm;
+    start_vm(&vm, "reattach");
+    put_job(&vm, "reattach", "all:\n\t@echo started; sleep 5; echo five seconds later\n");
+    struct vmms_run r = {.timeout_s = 30, .max_output = 65536, .nproc = NPROC,
+                         .fsize = 1 << 20};
+    char handle[128];
+    long t0 = now_ms();
+    if (ops->start_job(ctx, &vm, &r, handle, sizeof handle, err, sizeof err) != VMMS_OK)
+        fail_msg("start_job: %s", err);
+    long start_ms = now_ms() - t0;
+    assert_true(start_ms < 3000);
+    /* drop all state: a fresh context, the vm from name/id/image/host only */
+    void *c2 = fresh_ctx();
+    struct vmms_vm vm2;
+    memset(&vm2, 0, sizeof vm2);
+    strcpy(vm2.name, vm.name);
+    strcpy(vm2.id, vm.id);
+    strcpy(vm2.image, vm.image);
+    strcpy(vm2.host, vm.host);
+    int status = -1;
+    long t1 = now_ms();
+    int rc = ops->attach_job(c2, &vm2, handle, 300, &status, err, sizeof err);
+    long to_ms = now_ms() - t1;
+    if (rc != VMMS_TIMEOUT)
+        fail_msg("attach_job(300 ms): rc=%d %s", rc, err);
+    assert_true(to_ms >= 250 && to_ms < 3000);
+    rc = ops->attach_job(c2, &vm2, handle, 20000, &status, err, sizeof err);
+    long end_ms = now_ms() - t0;
+    if (rc != VMMS_OK)
+        fail_msg("attach_job: %s", err);
+    assert_int_equal(status, 0);
+    assert_true(end_ms >= 4500 && end_ms < 10000);
+    char *fb = feedback_of(&vm, "reattach");
+    assert_non_null(strstr(fb, "five seconds later"));
+    free(fb);
+    printf("# start_job %ld ms, attach TIMEOUT(300 ms) %ld ms, run end seen at %ld ms\n",
+           start_ms, to_ms, end_ms);
+    /* a run that is not there, and a container that is gone: NOT_FOUND */
+    assert_int_equal(ops->attach_job(c2, &vm2, "0123456789abcdef0123456789abcdef", 1000,
+                                     &status, err, sizeof err), VMMS_NOT_FOUND);
+    if (ops->destroy_vm(ctx, &vm, err, sizeof err) != VMMS_OK)
+        fail_msg("destroy_vm: %s", err);
+    assert_int_equal(ops->attach_job(c2, &vm2, handle, 1000, &status, err, sizeof err),
+                     VMMS_NOT_FOUND);
+    ops->shutdown(c2);
+    assert_clean();
+}
+
+/* The disk limit's flags, the copy-in (a copy, last of one name wins) and
+ * partial output as the grading user (a symlink to /etc/shadow shows
+ * nothing of it). */
+static void test_sandbox(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_FLEET();
+    struct vmms_vm vm;
+    init_vm(&vm, "sandbox");
+    vm.memory_mb = 200;
+    vm.disk_mb = 64;
+    if (ops->initialize_vm(ctx, &vm, err, sizeof err) != VMMS_OK)
+        fail_msg("initialize_vm: %s", err);
+    assert_int_equal(ops->wait_vm(ctx, &vm, 30, err, sizeof err), VMMS_OK);
+    char *o = sh("docker inspect -f '{{.HostConfig.Memory}} {{.HostConfig.ReadonlyRootfs}} "
+                 "{{index .HostConfig.Tmpfs \"/home\"}} {{.HostConfig.ShmSize}}' %s", vm.id);
+    printf("# %s\n", o);
+    assert_non_null(strstr(o, "276824064 true")); /* (200 + 64) MiB */
+    assert_non_null(strstr(o, "size=40m"));
+    assert_non_null(strstr(o, " 4194304"));
+    free(o);
+    char a[PATH_MAX + 64], b[PATH_MAX + 64];
+    snprintf(a, sizeof a, "%s/first", root);
+    snprintf(b, sizeof b, "%s/second", root);
+    write_file(a, "first\n");
+    write_file(b, "second\n");
+    struct vmms_file files[] = {{a, "same.txt"}, {b, "same.txt"}};
+    assert_int_equal(ops->copy_in(ctx, &vm, files, 2, 20, err, sizeof err), VMMS_OK);
+    o = sh("docker exec %s cat /home/mount/same.txt", vm.id);
+    assert_string_equal(o, "second");
+    free(o);
+    free(sh("docker exec -u root %s sh -c 'mkdir -p /home/autograde && "
+            "ln -s /etc/shadow /home/autograde/output.log'", vm.id));
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(ops->get_partial_output(ctx, &vm, 4096, &out, &len, err, sizeof err),
+                     VMMS_OK);
+    if (memmem(out, len, "root:", 5))
+        fail_msg("partial output shows /etc/shadow: %.*s", (int)len, out);
+    free(out);
+    if (ops->destroy_vm(ctx, &vm, err, sizeof err) != VMMS_OK)
+        fail_msg("destroy_vm: %s", err);
+    assert_clean();
+}
+
 static int setup_group(void **state)
 {
     (void)state;
@@ -711,6 +824,8 @@ int main(void)
         cmocka_unit_test(test_host_down_and_back),
         cmocka_unit_test(test_images_load_and_list),
         cmocka_unit_test(test_wrong_host_key_refused),
+        cmocka_unit_test(test_start_attach_reattach),
+        cmocka_unit_test(test_sandbox),
     };
     return cmocka_run_group_tests_name("vmms_distdocker", tests, setup_group, teardown_group);
 }

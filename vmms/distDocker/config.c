@@ -31,6 +31,7 @@ static const struct int_key top_ints[] = {
     {"default_cores", offsetof(struct dd_config, default_cores), 1, 1, 1024},
     {"default_memory_mb", offsetof(struct dd_config, default_memory_mb), 512, 6, 1024 * 1024},
     {"default_pids_limit", offsetof(struct dd_config, default_pids_limit), 512, 1, 4194304},
+    {"default_disk_mb", offsetof(struct dd_config, default_disk_mb), 1024, 16, 1024 * 1024},
 };
 
 static const struct int_key host_ints[] = {
@@ -225,7 +226,8 @@ int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t 
                            PFX "unknown key \"%s\" (known: hosts, strict_host_key_checking, "
                            "connect_timeout_s, command_timeout_s, down_backoff_s, "
                            "down_backoff_max_s, health_interval_s, run_grace_s, "
-                           "default_cores, default_memory_mb, default_pids_limit)", key);
+                           "default_cores, default_memory_mb, default_pids_limit, default_disk_mb)",
+                           key);
         }
     }
     if (out->down_backoff_max_s < out->down_backoff_s)

@@ -29,12 +29,27 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     if (strnlen(vm->image, sizeof vm->image) == sizeof vm->image ||
         !image_name_is_valid(vm->image))
         return dd_fail(err, errlen, VMMS_ERR, "VM %s: bad image name", vm->name);
-    if (vm->cores < 0 || vm->memory_mb < 0 || vm->pids_limit < 0)
-        return dd_fail(err, errlen, VMMS_ERR, "VM %s: negative cores, memory or pids limit",
-                       vm->name);
+    if (vm->cores < 0 || vm->memory_mb < 0 || vm->pids_limit < 0 || vm->disk_mb < 0 ||
+        (vm->disk_mb > 0 && vm->disk_mb < 16) || vm->disk_mb > 1024 * 1024 ||
+        vm->memory_mb > 1024 * 1024)
+        return dd_fail(err, errlen, VMMS_ERR, "VM %s: negative cores, memory or pids limit, "
+                       "or a disk limit outside 16..1048576 MiB", vm->name);
     int cores = vm->cores ? vm->cores : ctx->cfg.default_cores;
     int mem = vm->memory_mb ? vm->memory_mb : ctx->cfg.default_memory_mb;
     int pids = vm->pids_limit ? vm->pids_limit : ctx->cfg.default_pids_limit;
+    int disk = vm->disk_mb ? vm->disk_mb : ctx->cfg.default_disk_mb;
+    /* The job's writable storage, disk MiB in all, as localDocker (README
+     * "Disk limit"): a read-only root and a tmpfs share for each place a job
+     * writes; tmpfs is charged to the memory cgroup, so the memory limit is
+     * memory + disk and a full disk is ENOSPC, not an OOM kill. */
+    int tmp = disk / 4, vartmp = disk / 16, shm = disk / 16;
+    int home = disk - tmp - vartmp - shm;
+    char storage[400];
+    snprintf(storage, sizeof storage,
+             "--read-only --tmpfs /home:rw,exec,nosuid,nodev,size=%dm,mode=755 "
+             "--tmpfs /tmp:rw,exec,nosuid,nodev,size=%dm,mode=1777 "
+             "--tmpfs /var/tmp:rw,exec,nosuid,nodev,size=%dm,mode=1777 --shm-size %dm",
+             home, tmp, vartmp, shm);
 
     int ncpu = 0;
     struct dd_host *h = dd_assign(ctx, vm->name, &ncpu);
@@ -78,11 +93,12 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         "mkdir -p -m 0700 %s && mkdir -m 0755 \"$v\" || exit 1; "
         "docker run -d --pull never --name \"$n\" --label tango.prefix=%s "
         "--label tango.vm=\"$n\" --label tango.host=%s "
-        "--cpus %d --memory %dm --memory-swap %dm --pids-limit %d %s "
+        "--cpus %d --memory %dm --memory-swap %dm --pids-limit %d %s %s "
         "-v \"$v\":/home/mount --entrypoint '' %s sh -c 'exec sleep infinity' "
         "|| { rc=$?; docker ps -aq --filter label=tango.vm=\"$n\" | "
         "xargs -r docker rm -f >/dev/null 2>&1; rm -rf \"$v\"; exit $rc; }",
-        qv, qn, qd, qp, qh, cores, mem, mem, pids, vm->network ? "" : "--network none", qi);
+        qv, qn, qd, qp, qh, cores, mem + disk, mem + disk, pids, storage,
+        vm->network ? "" : "--network none", qi);
     if (n <= 0 || n >= CMD_MAX || !qv[0] || !qd[0] || !qi[0]) {
         free(line);
         return dd_fail(err, errlen, VMMS_ERR, "VM %s: command line too long", vm->name);
@@ -117,10 +133,10 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         return rc;
     }
     char qlog[300];
-    log_info("vm_created", "name=%s host=%s id=%.12s image=%s cores=%d memory_mb=%d pids=%d "
-             "network=%d ms=%ld", vm->name, h->label, vm->id,
-             log_quote(vm->image, qlog, sizeof qlog), cores, mem, pids, (int)vm->network,
-             (long)(clock_mono_ms() - t0));
+    log_info("vm_created", "name=%s host=%s id=%.12s image=%s cores=%d memory_mb=%d "
+             "disk_mb=%d pids=%d network=%d ms=%ld", vm->name, h->label, vm->id,
+             log_quote(vm->image, qlog, sizeof qlog), cores, mem, disk, pids,
+             (int)vm->network, (long)(clock_mono_ms() - t0));
     return VMMS_OK;
 }
 

@@ -78,6 +78,7 @@ struct dd_config {
     int default_cores;
     int default_memory_mb;
     int default_pids_limit;
+    int default_disk_mb;         /* writable storage of a job (containers.c) */
 };
 
 int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t errlen);
@@ -317,6 +318,15 @@ int dd_remove_on(struct dd_ctx *ctx, struct dd_host *h, const char *name, bool *
 /* ---- jobs.c ---- */
 int dd_run_job(void *ctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
                char *err, size_t errlen);
+/* The run is a detached `docker exec -d`; its handle is a random token that
+ * names two files in the VM's volume directory on its host: .tango-run-T
+ * (made before the start) and .tango-exit-T (the exit status, written by
+ * the run's own shell at its end). attach_job waits on the host for the
+ * latter, woken by `docker events` (exec_die, or the container's end). */
+int dd_start_job(void *ctx, struct vmms_vm *vm, const struct vmms_run *run, char *handle,
+                 size_t handlelen, char *err, size_t errlen);
+int dd_attach_job(void *ctx, struct vmms_vm *vm, const char *handle, long long wait_ms,
+                  int *status, char *err, size_t errlen);
 int dd_get_partial_output(void *ctx, struct vmms_vm *vm, size_t max_bytes, char **out,
                           size_t *len, char *err, size_t errlen);
 

@@ -1,12 +1,17 @@
 /*
  * jobs.c: commands inside a job's container, through `docker exec` on its
- * worker host: the job itself (run_job: the legacy command line of SPEC.md,
- * as root in /home, keeping autodriver's exit status) and the peek at a
- * running job's output (get_partial_output). destroy_vm aborts a run_job in
- * progress through the watch registry (hosts.c).
+ * worker host: the job itself (start_job: the legacy command line of
+ * SPEC.md as root in /home, detached, so it outlives the consumer and its
+ * SSH connection; attach_job: wait on the host for its exit file, woken by
+ * `docker events`; run_job is the two) and the peek at a running job's
+ * output (get_partial_output, as the grading user). destroy_vm aborts a wait
+ * in progress through the watch registry (hosts.c).
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "dd.h"
 #include "log.h"
@@ -17,71 +22,211 @@
 #define PARTIAL_SOURCES \
     "/home/autograde/output.log /home/autograde/autolab/output.log /home/output/feedback"
 
-/* The job's shell prints this marker with autodriver's status last, so a
- * failure of docker itself (which has exit codes of its own) is told apart
- * from the job's. */
-#define EXIT_MARK "tango-exit="
+/* The peek runs as the grading user, skips a source that is a symbolic
+ * link (or whose directory is one), reads only a regular file, and
+ * `timeout` (when the image has it) kills a read that blocks; the command's
+ * own deadline is PARTIAL_DEADLINE_S + 2 s either way (as localDocker). */
+#define PARTIAL_USER "autograde"
+#define PARTIAL_DEADLINE_S 2
+#define PARTIAL_SCRIPT                                                                   \
+    "t=; command -v timeout >/dev/null 2>&1 && t=\"timeout -s KILL %2$d\"; "              \
+    "for f in %1$s; do d=${f%%/*}; if [ -L \"$f\" ] || [ -L \"$d\" ]; then continue; fi; " \
+    "if [ -f \"$f\" ]; then exec $t head -c %3$zu -- \"$f\"; fi; done"
 
-int dd_run_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
-               char *err, size_t errlen)
+/* The host-side wait of attach_job (bash, for its process substitution):
+ * $1 volume dir, $2 token, $3 container, $4 seconds to wait. Subscribes to
+ * the container's events first (replayed from 5 s back, so none is missed
+ * between the checks and the subscription), then looks for the exit file
+ * and the container; wakes on every exec_die to look again. Prints one of
+ * tango-exit=N, tango-gone (no such run or container) or tango-timeout. */
+#define WAIT_SCRIPT                                                                        \
+    "v=$1; t=$2; n=$3; f=\"$v/.tango-exit-$t\"; "                                           \
+    "exec 3< <(exec timeout \"$4\" docker events --since $(( $(date +%s) - 5 )) "           \
+    "--filter container=\"$n\" --filter event=exec_die --filter event=die "                \
+    "--filter event=destroy --format '{{.Action}}' 2>/dev/null); p=$!; "                    \
+    "end() { kill $p 2>/dev/null; exec 3<&-; echo \"$1\"; exit 0; }; "                      \
+    "ended() { [ -f \"$f\" ] && end \"tango-exit=$(cat \"$f\")\"; }; "                      \
+    "ended; [ -e \"$v/.tango-run-$t\" ] || end tango-gone; "                                \
+    "[ \"$(docker container inspect -f '{{.State.Running}}' \"$n\" 2>/dev/null)\" = true ] " \
+    "|| { ended; end tango-gone; }; "                                                       \
+    "while read -r a <&3; do ended; case $a in die|destroy) ended; end tango-gone;; esac; " \
+    "done; ended; end tango-timeout"
+
+#define RUN_MARK "tango-exit="
+
+static bool token_ok(const char *t)
+{
+    size_t n = t ? strlen(t) : 0;
+    return n >= 16 && n <= 64 && strspn(t, "0123456789abcdef") == n;
+}
+
+/* SPEC.md's command with what localDocker adds (exec.c job_command: the
+ * /home layout on the tmpfs, an input called feedback removed), ending with
+ * autodriver's status written to the run's exit file, atomically. */
+static int job_command(const struct vmms_run *run, const char *token, char *cmd,
+                       size_t cmdsz, char *err, size_t errlen)
+{
+    if (run == NULL || run->timeout_s <= 0 || run->nproc < 0 || run->fsize < 0 ||
+        run->max_output < 0)
+        return dd_fail(err, errlen, VMMS_ERR,
+                       "bad job limits: timeout must be > 0, the others >= 0");
+    snprintf(cmd, cmdsz,
+             "if [ ! -d autolab ]; then mkdir -m 755 autolab autograde output && "
+             "chown autolab:autolab autolab output && chown autograde:autograde autograde; fi; "
+             "cp -r mount/* autolab/; rm -f mount/feedback; "
+             "su autolab -c \"autodriver -u %d -f %ld -t %d -o %ld "
+             "autolab > output/feedback 2>&1\"; rc=$?; cp output/feedback mount/feedback; "
+             "echo $rc > mount/.tango-exit-%s.tmp && "
+             "mv -f mount/.tango-exit-%s.tmp mount/.tango-exit-%s; exit $rc",
+             run->nproc, run->fsize, run->timeout_s, run->max_output, token, token, token);
+    return VMMS_OK;
+}
+
+int dd_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, char *handle,
+                 size_t handlelen, char *err, size_t errlen)
 {
     struct dd_ctx *ctx = vctx;
     int rc = dd_check_vm(ctx, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    if (run == NULL || run->timeout_s <= 0 || run->nproc < 0 || run->fsize < 0 ||
-        run->max_output < 0)
-        return dd_fail(err, errlen, VMMS_ERR,
-                       "bad job limits: timeout must be > 0, the others >= 0");
+    if (handle == NULL || handlelen < 33)
+        return dd_fail(err, errlen, VMMS_ERR, "start_job: the handle buffer must hold 33 "
+                       "bytes");
     struct dd_host *h = dd_vm_host(ctx, vm);
     if (h == NULL)
         return dd_fail(err, errlen, VMMS_ERR, "VM %s: not known on any worker host", vm->name);
-
-    /* SPEC.md's command, verbatim, then autodriver's status kept. */
-    char job[512], qj[600], qn[140], line[900];
-    snprintf(job, sizeof job,
-             "cp -r mount/* autolab/; su autolab -c \"autodriver -u %d -f %ld -t %d -o %ld "
-             "autolab > output/feedback 2>&1\"; rc=$?; cp output/feedback mount/feedback; "
-             "echo " EXIT_MARK "$rc; exit $rc", run->nproc, run->fsize, run->timeout_s,
-             run->max_output);
-    snprintf(line, sizeof line, "docker exec -u root -w /home %s sh -c %s",
-             dd_quote(vm->id[0] ? vm->id : vm->name, qn, sizeof qn),
-             dd_quote(job, qj, sizeof qj));
-
-    struct dd_watch w;
-    dd_watch_add(ctx, &w, vm->name);
-    int limit = run->timeout_s + ctx->cfg.run_grace_s;
-    struct dd_cmd cmd = {.line = line, .timeout_ms = 1000 * limit, .abort = &w.aborted,
-                         .stdin_fd = -1, .out_max = 4096, .own_timeout = true};
+    unsigned char rnd[16];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        return dd_fail(err, errlen, VMMS_ERR, "getrandom failed: %s", strerror(errno));
+    char token[33];
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(token + 2 * i, 3, "%02x", rnd[i]);
+    char job[900], qj[1100], qn[140], qv[PATH_MAX + 140], vdir[PATH_MAX + 130];
+    rc = job_command(run, token, job, sizeof job, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    snprintf(vdir, sizeof vdir, "%s/%s", h->cfg->volume_dir, vm->name);
+    char *line = malloc(4096);
+    if (line == NULL)
+        return dd_fail(err, errlen, VMMS_ERR, "out of memory");
+    /* The run marker first (noclobber: a file of ours, never followed), so
+     * a successor that finds neither it nor the exit file knows the run is
+     * not there. */
+    int n = snprintf(line, 4096,
+                     "v=%s; m=\"$v/.tango-run-%s\"; (set -C; : > \"$m\") || exit 1; "
+                     "docker exec -d -u root -w /home %s sh -c %s || "
+                     "{ rc=$?; rm -f \"$m\"; exit $rc; }",
+                     dd_quote(vdir, qv, sizeof qv), token,
+                     dd_quote(vm->id[0] ? vm->id : vm->name, qn, sizeof qn),
+                     dd_quote(job, qj, sizeof qj));
+    if (n <= 0 || n >= 4096 || !qv[0] || !qj[0]) {
+        free(line);
+        return dd_fail(err, errlen, VMMS_ERR, "VM %s: command line too long", vm->name);
+    }
+    struct dd_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 4096};
     struct dd_out out;
     long t0 = clock_mono_ms();
     rc = dd_run(ctx, h, &cmd, &out, err, errlen);
-    dd_watch_remove(ctx, &w);
-    long ms = (long)(clock_mono_ms() - t0);
-    if (atomic_load(&w.aborted))
-        rc = dd_fail(err, errlen, VMMS_ERR, "VM %s was destroyed while the job ran", vm->name);
-    else if (rc == VMMS_TIMEOUT)
-        rc = dd_fail(err, errlen, VMMS_TIMEOUT,
-                     "VM %s on %s: job did not end within %d s (timeout %d s + grace %d s)",
-                     vm->name, h->label, limit, run->timeout_s, ctx->cfg.run_grace_s);
-    const char *mark = NULL;
-    for (const char *p = out.out; rc == VMMS_OK && p && (p = strstr(p, EXIT_MARK)); p++)
-        mark = p;
-    if (rc == VMMS_OK && mark == NULL)
-        rc = dd_cmd_fail(h, &out, "the job's command did not run", err, errlen);
+    free(line);
+    if (rc == VMMS_OK && out.exit_code != 0)
+        rc = dd_cmd_fail(h, &out, "cannot start the job", err, errlen);
+    dd_out_free(&out);
     if (rc != VMMS_OK) {
         char q[700];
-        log_warn("vm_run_failed", "name=%s host=%s rc=%d ms=%ld err=%s", vm->name, h->label,
-                 rc, ms, log_quote(err, q, sizeof q));
-        dd_out_free(&out);
+        log_warn("vm_start_failed", "name=%s host=%s rc=%d err=%s", vm->name, h->label, rc,
+                 log_quote(err, q, sizeof q));
         return rc;
     }
-    *status = atoi(mark + strlen(EXIT_MARK));
-    char qe[600];
-    log_info("vm_ran_job", "name=%s host=%s status=%d ms=%ld stderr=%s", vm->name, h->label,
-             *status, ms, log_quote(out.err, qe, sizeof qe));
-    dd_out_free(&out);
+    snprintf(handle, handlelen, "%s", token);
+    log_info("vm_started_job", "name=%s host=%s run=%.12s ms=%ld", vm->name, h->label, token,
+             (long)(clock_mono_ms() - t0));
     return VMMS_OK;
+}
+
+int dd_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long wait_ms,
+                  int *status, char *err, size_t errlen)
+{
+    struct dd_ctx *ctx = vctx;
+    int rc = dd_check_vm(ctx, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    if (!token_ok(handle))
+        return dd_fail(err, errlen, VMMS_ERR, "VM %s: bad run handle", vm->name);
+    struct dd_host *h = dd_vm_host(ctx, vm);
+    if (h == NULL)
+        return dd_fail(err, errlen, VMMS_NOT_FOUND, "VM %s: not known on any worker host",
+                       vm->name);
+    if (wait_ms < 0)
+        wait_ms = 0;
+    char qs[1600], qv[PATH_MAX + 140], qn[140], vdir[PATH_MAX + 130];
+    snprintf(vdir, sizeof vdir, "%s/%s", h->cfg->volume_dir, vm->name);
+    char *line = malloc(4096);
+    if (line == NULL)
+        return dd_fail(err, errlen, VMMS_ERR, "out of memory");
+    int n = snprintf(line, 4096, "bash -c %s _ %s %s %s %lld.%03lld",
+                     dd_quote(WAIT_SCRIPT, qs, sizeof qs), dd_quote(vdir, qv, sizeof qv),
+                     handle, dd_quote(vm->id[0] ? vm->id : vm->name, qn, sizeof qn),
+                     wait_ms / 1000, wait_ms % 1000);
+    if (n <= 0 || n >= 4096 || !qs[0] || !qv[0]) {
+        free(line);
+        return dd_fail(err, errlen, VMMS_ERR, "VM %s: command line too long", vm->name);
+    }
+    struct dd_watch w;
+    dd_watch_add(ctx, &w, vm->name);
+    long long limit = wait_ms + 1000LL * ctx->cfg.command_timeout_s;
+    struct dd_cmd cmd = {.line = line, .timeout_ms = limit > INT_MAX ? INT_MAX : (int)limit,
+                         .abort = &w.aborted, .stdin_fd = -1, .out_max = 4096,
+                         .own_timeout = true};
+    struct dd_out out;
+    long t0 = clock_mono_ms();
+    rc = dd_run(ctx, h, &cmd, &out, err, errlen);
+    free(line);
+    dd_watch_remove(ctx, &w);
+    long ms = (long)(clock_mono_ms() - t0);
+    const char *o = out.out ? out.out : "";
+    const char *mark = strstr(o, RUN_MARK);
+    if (atomic_load(&w.aborted))
+        rc = dd_fail(err, errlen, VMMS_ERR, "VM %s was destroyed while the job ran", vm->name);
+    else if (rc == VMMS_OK && out.exit_code == 0 && mark)
+        *status = atoi(mark + strlen(RUN_MARK));
+    else if (rc == VMMS_OK && out.exit_code == 0 && strstr(o, "tango-gone"))
+        rc = dd_fail(err, errlen, VMMS_NOT_FOUND, "VM %s on %s: the container or the run "
+                     "%.12s is gone", vm->name, h->label, handle);
+    else if ((rc == VMMS_OK && out.exit_code == 0 && strstr(o, "tango-timeout")) ||
+             rc == VMMS_TIMEOUT)
+        rc = dd_fail(err, errlen, VMMS_TIMEOUT, "VM %s on %s: the run %.12s still runs after "
+                     "%lld ms", vm->name, h->label, handle, wait_ms);
+    else if (rc == VMMS_OK)
+        rc = dd_cmd_fail(h, &out, "cannot wait for the job", err, errlen);
+    dd_out_free(&out);
+    if (rc != VMMS_OK) {
+        char q[700];
+        log_warn("vm_attach_failed", "name=%s host=%s run=%.12s rc=%d ms=%ld err=%s",
+                 vm->name, h->label, handle, rc, ms, log_quote(err, q, sizeof q));
+        return rc;
+    }
+    log_info("vm_ran_job", "name=%s host=%s run=%.12s status=%d ms=%ld", vm->name, h->label,
+             handle, *status, ms);
+    return VMMS_OK;
+}
+
+int dd_run_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
+               char *err, size_t errlen)
+{
+    struct dd_ctx *ctx = vctx;
+    char handle[80];
+    int rc = dd_start_job(ctx, vm, run, handle, sizeof handle, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    int limit = run->timeout_s + ctx->cfg.run_grace_s;
+    rc = dd_attach_job(ctx, vm, handle, 1000LL * limit, status, err, errlen);
+    if (rc == VMMS_NOT_FOUND) /* gone while the job ran: destroyed */
+        rc = VMMS_ERR;
+    if (rc == VMMS_TIMEOUT)
+        rc = dd_fail(err, errlen, VMMS_TIMEOUT,
+                     "VM %s: job did not end within %d s (timeout %d s + grace %d s)",
+                     vm->name, limit, run->timeout_s, ctx->cfg.run_grace_s);
+    return rc;
 }
 
 int dd_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char **outp,
@@ -98,17 +243,18 @@ int dd_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
         return dd_fail(err, errlen, VMMS_ERR, "VM %s: not known on any worker host", vm->name);
     if (max_bytes > (size_t)DD_OUT_MAX)
         max_bytes = DD_OUT_MAX;
-    char inner[300], qi[400], qn[140], line[700];
-    snprintf(inner, sizeof inner,
-             "for f in %s; do if [ -e $f ]; then exec head -c %zu $f; fi; done",
-             PARTIAL_SOURCES, max_bytes);
-    snprintf(line, sizeof line, "docker exec -u root -w /home %s sh -c %s",
+    char inner[600], qi[800], qn[140], line[1100];
+    snprintf(inner, sizeof inner, PARTIAL_SCRIPT, PARTIAL_SOURCES, PARTIAL_DEADLINE_S,
+             max_bytes);
+    snprintf(line, sizeof line, "docker exec -u " PARTIAL_USER " -w /home %s sh -c %s",
              dd_quote(vm->id[0] ? vm->id : vm->name, qn, sizeof qn),
              dd_quote(inner, qi, sizeof qi));
-    struct dd_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = max_bytes ? max_bytes : 1};
+    struct dd_cmd cmd = {.line = line, .timeout_ms = 1000 * (PARTIAL_DEADLINE_S + 2),
+                         .stdin_fd = -1, .out_max = max_bytes ? max_bytes : 1,
+                         .own_timeout = true};
     struct dd_out out;
     rc = dd_run(ctx, h, &cmd, &out, err, errlen);
-    if (rc == VMMS_OK && out.exit_code != 0)
+    if (rc == VMMS_OK && out.exit_code != 0 && out.exit_code != 1)
         rc = dd_cmd_fail(h, &out, "cannot read the job's output", err, errlen);
     if (rc != VMMS_OK) {
         dd_out_free(&out);
