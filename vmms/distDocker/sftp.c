@@ -283,7 +283,8 @@ int dd_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
         xfer_end(&x);
         return rc == VMMS_NOT_FOUND ? VMMS_ERR : rc;
     }
-    int out = open(dest_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* The caller names a file of its own that does not exist yet. */
+    int out = open(dest_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     char *buf = out >= 0 ? malloc(CHUNK) : NULL;
     if (out < 0 || buf == NULL) {
         rc = dd_fail(err, errlen, VMMS_ERR, "cannot create %s: %s", dest_path,
