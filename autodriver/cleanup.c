@@ -16,7 +16,7 @@ int ad_cleanup(const struct ad_user *u, ad_err *e)
     ad_err local;
     if (u->uid == 0)
         return ad_fail(e, "Refusing to clean up after root");
-    if (ad_kill_all(u, CLEANUP_KILL_TIMEOUT_MS, &local) < 0) {
+    if (ad_kill_all(u, NULL, CLEANUP_KILL_TIMEOUT_MS, &local) < 0) {
         *e = local;
         rc = -1; /* still remove what can be removed */
     }

@@ -125,7 +125,7 @@ int main(int argc, char **argv)
     umask(022);
 
     /* Nothing of the grading user may be running when the job starts. */
-    if (ad_kill_all(&user, 10000, &e) < 0)
+    if (ad_kill_all(&user, NULL, 10000, &e) < 0)
         return os_error(NULL, &e);
 
     int home_fd = open(user.home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

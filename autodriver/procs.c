@@ -1,5 +1,6 @@
-/* procs.c: kills the grading user's processes (kill(-1) from a helper that
- * runs as that user) and counts the survivors by scanning /proc. */
+/* procs.c: kills the grading user's processes: a kill helper forked ahead
+ * of time (kill(-1) once it has become that user), then kill rounds from
+ * the caller itself, by pidfd, over a /proc scan (see procs.h for why both). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -12,11 +13,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "procs.h"
+
+/* Longest pause between two kill rounds. */
+#define MAX_PAUSE_MS 50
 
 /* Parses /proc/PID/status: the state letter and the real and effective uids.
  * 0 on success, -1 if the process is gone or the file is unreadable. */
@@ -57,7 +63,26 @@ static int read_status(int proc_fd, const char *pid, char *state, uid_t *ruid, u
     return have_state && have_uid ? 0 : -1;
 }
 
-long ad_count_user_procs(const char *proc_root, uid_t uid, ad_err *e)
+/* A descriptor that names process pid for as long as it is open (so a
+ * signal sent through it never reaches a process that reused the pid), or
+ * -1 with errno (ESRCH gone; ENOSYS kernel older than 5.3). */
+static int pidfd_of(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int pidfd_kill(int pidfd, pid_t pid)
+{
+    if (pidfd < 0)
+        return kill(pid, SIGKILL);
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+}
+
+/* Scans proc_root for live processes whose real or effective uid is uid,
+ * leaving out process skip (0: none). With kill_them, each is sent SIGKILL:
+ * the pidfd is opened before its status is read, so the uid checked is the
+ * uid of the process signalled. Returns how many were found, or -1 with e. */
+static long scan_procs(const char *proc_root, uid_t uid, int kill_them, pid_t skip, ad_err *e)
 {
     int proc_fd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (proc_fd < 0)
@@ -82,59 +107,34 @@ long ad_count_user_procs(const char *proc_root, uid_t uid, ad_err *e)
         }
         if (!isdigit((unsigned char)de->d_name[0]))
             continue;
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0 || pid == (long)skip)
+            continue;
+        int pidfd = -1;
+        if (kill_them) {
+            pidfd = pidfd_of((pid_t)pid);
+            if (pidfd < 0 && errno != ENOSYS)
+                continue; /* exited meanwhile */
+        }
         char state;
         uid_t ruid, euid;
-        if (read_status(dirfd(d), de->d_name, &state, &ruid, &euid) < 0)
-            continue; /* exited meanwhile */
-        if ((ruid == uid || euid == uid) && state != 'Z' && state != 'X')
+        if (read_status(dirfd(d), de->d_name, &state, &ruid, &euid) == 0 &&
+            (ruid == uid || euid == uid) && state != 'Z' && state != 'X') {
             count++;
+            if (kill_them)
+                (void)pidfd_kill(pidfd, (pid_t)pid); /* ESRCH: died meanwhile */
+        }
+        if (pidfd >= 0)
+            close(pidfd);
     }
     closedir(d);
     return count;
 }
 
-/* In the helper: become u for good, then kill. Exit code 0 killed or nothing
- * to kill, 1 a call failed. Only async-signal-safe calls after fork. */
-static void helper(const struct ad_user *u)
+long ad_count_user_procs(const char *proc_root, uid_t uid, ad_err *e)
 {
-    if (setgroups(u->ngroups, u->groups) < 0)
-        _exit(10);
-    if (setresgid(u->gid, u->gid, u->gid) < 0)
-        _exit(11);
-    if (setresuid(u->uid, u->uid, u->uid) < 0)
-        _exit(12);
-    if (getuid() != u->uid || geteuid() != u->uid)
-        _exit(13);
-    if (kill(-1, SIGKILL) < 0 && errno != ESRCH)
-        _exit(14);
-    _exit(0);
-}
-
-int ad_kill_user_procs(const struct ad_user *u, ad_err *e)
-{
-    if (u->uid == 0)
-        return ad_fail(e, "Refusing to kill the processes of root");
-    pid_t pid = fork();
-    if (pid < 0)
-        return ad_fail_errno(e, errno, "Error forking to kill the processes of %s", u->name);
-    if (pid == 0)
-        helper(u);
-    int status;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return ad_fail_errno(e, errno, "Error waiting for the kill helper");
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        return 0;
-    static const char *const steps[] = {"setting groups", "setting the group id",
-                                        "setting the user id", "checking the user id",
-                                        "sending SIGKILL"};
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (code >= 10 && code <= 14)
-        return ad_fail(e, "Error killing the processes of %s: the helper failed %s", u->name,
-                       steps[code - 10]);
-    return ad_fail(e, "Error killing the processes of %s: the helper ended with status 0x%x",
-                   u->name, status);
+    return scan_procs(proc_root, uid, 0, 0, e);
 }
 
 static long now_ms(void)
@@ -144,14 +144,139 @@ static long now_ms(void)
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-int ad_kill_all(const struct ad_user *u, long timeout_ms, ad_err *e)
+/* Sleeps *pause_ms and doubles it, up to MAX_PAUSE_MS. */
+static void backoff(long *pause_ms)
 {
-    long deadline = now_ms() + timeout_ms;
+    struct timespec ts = {0, *pause_ms * 1000000L};
+    nanosleep(&ts, NULL);
+    if (*pause_ms < MAX_PAUSE_MS)
+        *pause_ms *= 2;
+}
+
+/* The helper's life: wait for the order, then become u for good and kill
+ * until nobody of u is left. Exit codes: 0 done (or dismissed), 1 some
+ * survived work_ms, 10-14 a step failed. */
+static __attribute__((noreturn)) void killer_main(const struct ad_user *u, int order_fd,
+                                                  long work_ms)
+{
+    char order;
+    ssize_t n;
+    do
+        n = read(order_fd, &order, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        _exit(0); /* dismissed: the socket was closed */
+    if (setgroups(u->ngroups, u->groups) < 0)
+        _exit(10);
+    if (setresgid(u->gid, u->gid, u->gid) < 0)
+        _exit(11);
+    if (setresuid(u->uid, u->uid, u->uid) < 0)
+        _exit(12);
+    if (getuid() != u->uid || geteuid() != u->uid)
+        _exit(13);
+    long deadline = now_ms() + work_ms;
+    long pause_ms = 1;
+    pid_t self = getpid();
+    for (;;) {
+        if (kill(-1, SIGKILL) < 0 && errno != ESRCH)
+            _exit(14);
+        ad_err e;
+        long left = scan_procs("/proc", u->uid, 0, self, &e);
+        if (left == 0)
+            _exit(0);
+        if (now_ms() >= deadline)
+            _exit(1);
+        backoff(&pause_ms);
+    }
+}
+
+int ad_killer_start(struct ad_killer *k, const struct ad_user *u, long work_ms, ad_err *e)
+{
+    k->pid = -1;
+    k->order_fd = -1;
+    k->work_ms = work_ms;
+    if (u->uid == 0)
+        return ad_fail(e, "Refusing to kill the processes of root");
+    /* A socket pair, not a pipe: the order is sent with MSG_NOSIGNAL, so a
+     * helper that died meanwhile costs no SIGPIPE. */
+    int pfd[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pfd) < 0)
+        return ad_fail_errno(e, errno, "Error creating the kill helper's socket");
+    pid_t pid = fork();
+    if (pid < 0) {
+        int err = errno;
+        close(pfd[0]);
+        close(pfd[1]);
+        return ad_fail_errno(e, err, "Error forking to kill the processes of %s", u->name);
+    }
+    if (pid == 0) {
+        /* Keep only the order socket: the helper must hold nothing of ours
+         * (the output file, the job's pipes) once it is the grading user. */
+        int fd = pfd[0];
+        if (fd > 3)
+            (void)close_range(3, (unsigned)fd - 1, 0);
+        (void)close_range((unsigned)fd + 1, ~0U, 0);
+        killer_main(u, fd, work_ms);
+    }
+    close(pfd[0]);
+    k->pid = pid;
+    k->order_fd = pfd[1];
+    return 0;
+}
+
+/* Waits for the helper until deadline (ms, monotonic) without blocking on
+ * it (once it is the grading user, the job may have stopped it), then
+ * kills it if it is still there, and reaps it. */
+static void killer_reap(struct ad_killer *k, long deadline)
+{
     long pause_ms = 1;
     for (;;) {
-        if (ad_kill_user_procs(u, e) < 0)
-            return -1;
-        long left = ad_count_user_procs("/proc", u->uid, e);
+        int status;
+        pid_t r = waitpid(k->pid, &status, WNOHANG);
+        if (r == k->pid || (r < 0 && errno != EINTR))
+            break; /* ended, or already reaped by someone else */
+        if (r == 0 && now_ms() >= deadline) {
+            kill(k->pid, SIGKILL);
+            while (waitpid(k->pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            break;
+        }
+        if (r == 0)
+            backoff(&pause_ms);
+    }
+    k->pid = -1;
+}
+
+void ad_killer_stop(struct ad_killer *k)
+{
+    if (k->order_fd >= 0)
+        close(k->order_fd);
+    k->order_fd = -1;
+    if (k->pid > 0)
+        killer_reap(k, now_ms() + 1000);
+}
+
+int ad_kill_all(const struct ad_user *u, struct ad_killer *k, long timeout_ms, ad_err *e)
+{
+    if (u->uid == 0)
+        return ad_fail(e, "Refusing to kill the processes of root");
+    long start = now_ms();
+    long deadline = start + timeout_ms;
+    struct ad_killer own = {-1, -1, 0};
+    if (!k || k->pid <= 0) {
+        ad_err ignored; /* no helper now: the rounds below do it all */
+        k = ad_killer_start(&own, u, timeout_ms / 2, &ignored) == 0 ? &own : NULL;
+    }
+    if (k) {
+        /* Its outcome does not matter: the rounds below check the result. */
+        int ordered = k->order_fd >= 0 && send(k->order_fd, "K", 1, MSG_NOSIGNAL) == 1;
+        close(k->order_fd);
+        k->order_fd = -1;
+        killer_reap(k, ordered ? start + timeout_ms / 2 : now_ms() + 1000);
+    }
+    long pause_ms = 1;
+    for (;;) {
+        long left = scan_procs("/proc", u->uid, 1, 0, e);
         if (left < 0)
             return -1;
         if (left == 0)
@@ -159,9 +284,6 @@ int ad_kill_all(const struct ad_user *u, long timeout_ms, ad_err *e)
         if (now_ms() >= deadline)
             return ad_fail(e, "Gave up killing the processes of %s: %ld still alive",
                            u->name, left);
-        struct timespec ts = {0, pause_ms * 1000000L};
-        nanosleep(&ts, NULL);
-        if (pause_ms < 100)
-            pause_ms *= 2;
+        backoff(&pause_ms);
     }
 }

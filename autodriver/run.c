@@ -5,7 +5,9 @@
  * make in the job directory. A close-on-exec pipe tells the parent whether
  * the exec happened or why the child could not get there. The parent waits
  * for make with the timeout (sigtimedwait on SIGCHLD against a monotonic
- * deadline), then kills all processes of the grading user and reaps them. */
+ * deadline), then kills all processes of the grading user (through a kill
+ * helper forked before the job, so a fork bomb cannot stop the kill; see
+ * procs.h) and reaps them. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -193,6 +195,13 @@ int ad_run_job(const struct ad_job *job, struct ad_result *r, ad_err *e)
     if (pipe2(pfd, O_CLOEXEC) < 0)
         return ad_fail_errno(e, errno, "Error creating a pipe");
 
+    /* The kill helper is made now, while forking is possible: a fork bomb
+     * may fill the pids limit before the job ends. Without one, the kill
+     * rounds of ad_kill_all still work (they never fork). */
+    struct ad_killer killer;
+    ad_err ignored;
+    (void)ad_killer_start(&killer, job->user, KILL_TIMEOUT_MS / 2, &ignored);
+
     struct reaper rp = {0};
     double start = now_s();
     pid_t pid = fork();
@@ -200,6 +209,7 @@ int ad_run_job(const struct ad_job *job, struct ad_result *r, ad_err *e)
         int err = errno;
         close(pfd[0]);
         close(pfd[1]);
+        ad_killer_stop(&killer);
         return ad_fail_errno(e, err, "Error forking the job");
     }
     if (pid == 0) {
@@ -211,8 +221,7 @@ int ad_run_job(const struct ad_job *job, struct ad_result *r, ad_err *e)
     int started = wait_exec(pfd[0], e);
     close(pfd[0]);
     if (started < 0) {
-        ad_err ignored;
-        ad_kill_all(job->user, KILL_TIMEOUT_MS, &ignored);
+        ad_kill_all(job->user, &killer, KILL_TIMEOUT_MS, &ignored);
         reap(&rp);
         return -1;
     }
@@ -257,7 +266,7 @@ int ad_run_job(const struct ad_job *job, struct ad_result *r, ad_err *e)
 
     /* The job is over: nothing of the grading user may outlive it. */
     ad_err kill_err;
-    if (ad_kill_all(job->user, KILL_TIMEOUT_MS, &kill_err) < 0 && !failed) {
+    if (ad_kill_all(job->user, &killer, KILL_TIMEOUT_MS, &kill_err) < 0 && !failed) {
         *e = kill_err;
         failed = 1;
     }

@@ -3,7 +3,8 @@
  * links (rmtree.c), copying, moving and chowning the job directory
  * (jobdir.c), and counting and killing a user's processes (procs.c).
  * Tests that need other owners or other users' processes need root; run
- * as another user they are skipped. */
+ * as another user they are skipped. The fork bomb tests also need a pids
+ * cgroup (v1 or v2) they can create, as Docker's PidsLimit does. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -17,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -506,14 +509,14 @@ static void test_kill_all_user_processes(void **state)
     }
     assert_int_equal(n, 4);
     struct ad_user u = fake_user();
-    assert_int_equal(ad_kill_all(&u, 5000, &e), 0);
+    assert_int_equal(ad_kill_all(&u, NULL, 5000, &e), 0);
     assert_int_equal(ad_count_user_procs("/proc", GRADER, &e), 0);
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGKILL);
     /* we ourselves (root) are untouched, and killing nothing is fine */
-    assert_int_equal(ad_kill_all(&u, 1000, &e), 0);
+    assert_int_equal(ad_kill_all(&u, NULL, 1000, &e), 0);
 }
 
 static void test_kill_refuses_root(void **state)
@@ -522,8 +525,196 @@ static void test_kill_refuses_root(void **state)
     struct ad_user u = fake_user();
     u.uid = 0;
     ad_err e;
-    assert_int_equal(ad_kill_user_procs(&u, &e), -1);
+    assert_int_equal(ad_kill_all(&u, NULL, 1000, &e), -1);
     assert_non_null(strstr(e.msg, "root"));
+    struct ad_killer k;
+    assert_int_equal(ad_killer_start(&k, &u, 1000, &e), -1);
+    assert_int_equal(k.pid, -1);
+    assert_non_null(strstr(e.msg, "root"));
+}
+
+/* ---------- fork bombs (procs.c) ---------- */
+
+/* A pids cgroup the test process can put a stand-in autodriver in, as
+ * Docker's PidsLimit does to a container. Empty when there is none. */
+static char pids_cg[256];
+
+static int write_file(const char *dir, const char *name, const char *text)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    int fd = open(p, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = write(fd, text, strlen(text));
+    close(fd);
+    return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+static long read_long(const char *dir, const char *name)
+{
+    char p[512], buf[64];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    return strtol(buf, NULL, 10);
+}
+
+/* Makes pids_cg with pids.max = max under the v1 pids hierarchy or the v2
+ * root (when pids is delegated to its children); skips the test if neither. */
+static void make_pids_cgroup(long max)
+{
+    static const char *const roots[] = {"/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified",
+                                        "/sys/fs/cgroup"};
+    char text[32];
+    snprintf(text, sizeof text, "%ld", max);
+    for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+        snprintf(pids_cg, sizeof pids_cg, "%s/test_ad_forkbomb_%d", roots[i], (int)getpid());
+        if (mkdir(pids_cg, 0755) < 0)
+            continue;
+        if (write_file(pids_cg, "pids.max", text) == 0)
+            return;
+        rmdir(pids_cg);
+    }
+    pids_cg[0] = '\0';
+    skip();
+}
+
+/* Removes pids_cg once its last process has been reaped. */
+static void remove_pids_cgroup(void)
+{
+    for (int i = 0; i < 500 && rmdir(pids_cg) < 0 && errno == EBUSY; i++)
+        usleep(10000);
+    pids_cg[0] = '\0';
+}
+
+/* The grading user's fork bomb: every process forks for ever; a refused
+ * fork is retried after a millisecond. With a stopper, one more process
+ * sends SIGSTOP to every other process of the user, again and again (so a
+ * kill helper that becomes the user is stopped before it is done). */
+static void fork_bomb(int stopper)
+{
+    if (setpgid(0, 0) < 0 || setgroups(0, NULL) < 0 || setgid(GRADER) < 0 ||
+        setuid(GRADER) < 0)
+        _exit(1);
+    if (stopper && fork() == 0)
+        for (;;)
+            kill(-1, SIGSTOP);
+    for (;;)
+        if (fork() < 0)
+            usleep(1000);
+}
+
+/* The stand-in autodriver, in the pids cgroup: optionally makes a kill
+ * helper, lets the bomb fill the pids limit, then kills. Exit code 0 all
+ * dead, 1 ad_kill_all failed, 2 survivors, 3 the set-up failed. */
+static void bomb_and_kill(int use_killer, int stopper, long timeout_ms)
+{
+    if (write_file(pids_cg, "cgroup.procs", "0") < 0 ||
+        prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+        _exit(3);
+    struct ad_user u = fake_user();
+    struct ad_killer k = {-1, -1, 0};
+    ad_err e;
+    if (use_killer && ad_killer_start(&k, &u, timeout_ms / 2, &e) < 0)
+        _exit(3);
+    pid_t bomb = fork();
+    if (bomb < 0)
+        _exit(3);
+    if (bomb == 0)
+        fork_bomb(stopper);
+    long max = read_long(pids_cg, "pids.max");
+    for (int i = 0; i < 1000 && read_long(pids_cg, "pids.current") < max; i++)
+        usleep(5000);
+    if (read_long(pids_cg, "pids.current") < max)
+        _exit(3);
+    int rc = ad_kill_all(&u, use_killer ? &k : NULL, timeout_ms, &e) == 0 ? 0 : 1;
+    if (rc)
+        fprintf(stderr, "ad_kill_all: %s\n", e.msg);
+    if (rc == 0 && ad_count_user_procs("/proc", GRADER, &e) != 0)
+        rc = 2;
+    /* Leave nothing behind for the other tests, even if ad_kill_all failed:
+     * the bomb has a process group of its own. */
+    while (rc && kill(-bomb, SIGKILL) == 0)
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+    while (wait(NULL) > 0 || errno == EINTR)
+        ;
+    _exit(rc);
+}
+
+static void check_bomb_killed(int use_killer, int stopper, long timeout_ms)
+{
+    need_root();
+    make_pids_cgroup(24);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        bomb_and_kill(use_killer, stopper, timeout_ms);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    remove_pids_cgroup();
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* The fork bomb fills the pids limit: the helper made beforehand kills it. */
+static void test_fork_bomb_killed_by_helper(void **state)
+{
+    (void)state;
+    check_bomb_killed(1, 0, 5000);
+}
+
+/* No helper, and none can be forked now: the kill rounds alone do it. */
+static void test_fork_bomb_killed_without_fork(void **state)
+{
+    (void)state;
+    check_bomb_killed(0, 0, 5000);
+}
+
+/* The job stops the helper once it has become the grading user: the
+ * caller gives up on it at half time and the kill rounds finish the job. */
+static void test_fork_bomb_that_stops_the_helper(void **state)
+{
+    (void)state;
+    check_bomb_killed(1, 1, 2000);
+}
+
+/* A helper that is never ordered exits without killing anything. */
+static void test_killer_dismissed(void **state)
+{
+    (void)state;
+    need_root();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (setgid(GRADER) < 0 || setuid(GRADER) < 0)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    ad_err e;
+    long n = 0;
+    for (int i = 0; i < 200 && n < 1; i++) {
+        n = ad_count_user_procs("/proc", GRADER, &e);
+        usleep(10000);
+    }
+    assert_int_equal(n, 1);
+    struct ad_user u = fake_user();
+    struct ad_killer k;
+    assert_int_equal(ad_killer_start(&k, &u, 1000, &e), 0);
+    assert_true(k.pid > 0);
+    ad_killer_stop(&k);
+    assert_int_equal(k.pid, -1);
+    assert_int_equal(ad_count_user_procs("/proc", GRADER, &e), 1);
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
 }
 
 int main(void)
@@ -546,6 +737,10 @@ int main(void)
         cmocka_unit_test(test_count_procs),
         cmocka_unit_test_setup_teardown(test_kill_all_user_processes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_refuses_root, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fork_bomb_killed_by_helper, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fork_bomb_killed_without_fork, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fork_bomb_that_stops_the_helper, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killer_dismissed, setup, teardown),
     };
     return cmocka_run_group_tests_name("autodriver_cleanup", tests, NULL, NULL);
 }
