@@ -595,17 +595,27 @@ static void remove_pids_cgroup(void)
 }
 
 /* The grading user's fork bomb: every process forks for ever; a refused
- * fork is retried after a millisecond. With a stopper, one more process
- * sends SIGSTOP to every other process of the user, again and again (so a
- * kill helper that becomes the user is stopped before it is done). */
+ * fork is retried after a millisecond. With a stopper, one more process,
+ * once forks are refused, sends SIGSTOP to every other process of the user,
+ * again and again (so a kill helper that becomes the user is stopped before
+ * it is done). */
 static void fork_bomb(int stopper)
 {
     if (setpgid(0, 0) < 0 || setgroups(0, NULL) < 0 || setgid(GRADER) < 0 ||
         setuid(GRADER) < 0)
         _exit(1);
-    if (stopper && fork() == 0)
+    if (stopper && fork() == 0) {
+        for (;;) { /* first let the others fill the pids limit */
+            pid_t p = fork();
+            if (p == 0)
+                _exit(0);
+            if (p < 0)
+                break;
+            waitpid(p, NULL, 0);
+        }
         for (;;)
             kill(-1, SIGSTOP);
+    }
     for (;;)
         if (fork() < 0)
             usleep(1000);
