@@ -709,7 +709,7 @@ static void test_sandbox(void **state)
                  "{{index .HostConfig.Tmpfs \"/home\"}} {{.HostConfig.ShmSize}}' %s", vm.id);
     printf("# %s\n", o);
     assert_non_null(strstr(o, "276824064 true")); /* (200 + 64) MiB */
-    assert_non_null(strstr(o, "size=40m"));
+    assert_non_null(strstr(o, "size=36m"));
     assert_non_null(strstr(o, " 4194304"));
     free(o);
     char a[PATH_MAX + 64], b[PATH_MAX + 64];

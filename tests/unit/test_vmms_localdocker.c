@@ -415,7 +415,9 @@ static void test_limits(void **state)
     assert_int_equal(json_integer_value(json_object_get(hc, "MemorySwap")), 264LL << 20);
     assert_true(json_is_true(json_object_get(hc, "ReadonlyRootfs")));
     json_t *tmpfs = json_object_get(hc, "Tmpfs");
-    assert_non_null(strstr(json_string_value(json_object_get(tmpfs, "/home")), "size=40m"));
+    assert_non_null(strstr(json_string_value(json_object_get(tmpfs, "/home")), "size=36m"));
+    assert_non_null(strstr(json_string_value(json_object_get(tmpfs, "/home/output")),
+                           "size=4m"));
     assert_non_null(strstr(json_string_value(json_object_get(tmpfs, "/tmp")), "size=16m"));
     assert_non_null(strstr(json_string_value(json_object_get(tmpfs, "/var/tmp")), "size=4m"));
     assert_int_equal(json_integer_value(json_object_get(hc, "ShmSize")), 4LL << 20);

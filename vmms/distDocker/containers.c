@@ -42,14 +42,15 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
      * "Disk limit"): a read-only root and a tmpfs share for each place a job
      * writes; tmpfs is charged to the memory cgroup, so the memory limit is
      * memory + disk and a full disk is ENOSPC, not an OOM kill. */
-    int tmp = disk / 4, vartmp = disk / 16, shm = disk / 16;
-    int home = disk - tmp - vartmp - shm;
-    char storage[400];
+    int tmp = disk / 4, vartmp = disk / 16, shm = disk / 16, output = disk / 16;
+    int home = disk - tmp - vartmp - shm - output;
+    char storage[512];
     snprintf(storage, sizeof storage,
              "--read-only --tmpfs /home:rw,exec,nosuid,nodev,size=%dm,mode=755 "
+             "--tmpfs /home/output:rw,noexec,nosuid,nodev,size=%dm,mode=755 "
              "--tmpfs /tmp:rw,exec,nosuid,nodev,size=%dm,mode=1777 "
              "--tmpfs /var/tmp:rw,exec,nosuid,nodev,size=%dm,mode=1777 --shm-size %dm",
-             home, tmp, vartmp, shm);
+             home, output, tmp, vartmp, shm);
 
     int ncpu = 0;
     struct dd_host *h = dd_assign(ctx, vm->name, &ncpu);

@@ -71,7 +71,7 @@ static int job_command(const struct vmms_run *run, const char *token, char *cmd,
         return dd_fail(err, errlen, VMMS_ERR,
                        "bad job limits: timeout must be > 0, the others >= 0");
     snprintf(cmd, cmdsz,
-             "if [ ! -d autolab ]; then mkdir -m 755 autolab autograde output && "
+             "if [ ! -d autolab ]; then mkdir -p -m 755 autolab autograde output && "
              "chown autolab:autolab autolab output && chown autograde:autograde autograde; fi; "
              "cp -r mount/* autolab/; rm -f mount/feedback; "
              "su autolab -c \"autodriver -u %d -f %ld -t %d -o %ld "

@@ -17,18 +17,23 @@ static const char *const idle_cmd[] = {"sh", "-c", "exec sleep infinity"};
 
 /* The job's writable storage, disk_mb in all (README "Disk limit"): the
  * root file system is read-only and every place a job may write is a tmpfs
- * of its own share; /home/mount stays the host's volume directory (inputs,
- * and the feedback that root's cp copies from output/, already capped). */
+ * of its own share. /home (autolab and autograde: one file system, so
+ * autodriver's move is a rename) gets what the others leave; /home/output
+ * is apart, so a job that fills its home still gets its feedback written;
+ * /home/mount stays the host's volume directory (the inputs, and the
+ * feedback root's cp copies there from the capped /home/output). */
 static json_t *writable_places(int disk_mb, long long *shm_bytes)
 {
-    int tmp = disk_mb / 4, vartmp = disk_mb / 16, shm = disk_mb / 16;
-    int home = disk_mb - tmp - vartmp - shm; /* autolab, autograde, output */
-    char o_home[96], o_tmp[96], o_vartmp[96];
+    int tmp = disk_mb / 4, vartmp = disk_mb / 16, shm = disk_mb / 16, output = disk_mb / 16;
+    int home = disk_mb - tmp - vartmp - shm - output;
+    char o_home[96], o_out[96], o_tmp[96], o_vartmp[96];
     snprintf(o_home, sizeof o_home, "rw,exec,nosuid,nodev,size=%dm,mode=755", home);
+    snprintf(o_out, sizeof o_out, "rw,noexec,nosuid,nodev,size=%dm,mode=755", output);
     snprintf(o_tmp, sizeof o_tmp, "rw,exec,nosuid,nodev,size=%dm,mode=1777", tmp);
     snprintf(o_vartmp, sizeof o_vartmp, "rw,exec,nosuid,nodev,size=%dm,mode=1777", vartmp);
     *shm_bytes = (long long)shm << 20;
-    return json_pack("{s:s, s:s, s:s}", "/home", o_home, "/tmp", o_tmp, "/var/tmp", o_vartmp);
+    return json_pack("{s:s, s:s, s:s, s:s}", "/home", o_home, "/home/output", o_out,
+                     "/tmp", o_tmp, "/var/tmp", o_vartmp);
 }
 
 static json_t *create_body(struct ld_ctx *ctx, const struct vmms_vm *vm, int cores,
