@@ -63,14 +63,15 @@ static bool token_ok(const char *t)
 /* SPEC.md's command with what localDocker adds (exec.c job_command: the
  * /home layout on the tmpfs, an input called feedback removed), ending with
  * autodriver's status written to the run's exit file, atomically. */
-static int job_command(const struct vmms_run *run, const char *token, char *cmd,
-                       size_t cmdsz, char *err, size_t errlen)
+static int job_command(const struct vmms_run *run, int memory_mb, const char *token,
+                       char *cmd, size_t cmdsz, char *err, size_t errlen)
 {
     if (run == NULL || run->timeout_s <= 0 || run->nproc < 0 || run->fsize < 0 ||
         run->max_output < 0)
         return dd_fail(err, errlen, VMMS_ERR,
                        "bad job limits: timeout must be > 0, the others >= 0");
     snprintf(cmd, cmdsz,
+             "ulimit -d %ld 2>/dev/null; "
              "if [ ! -d autolab ]; then mkdir -p -m 755 autolab autograde output && "
              "chown autolab:autolab autolab output && chown autograde:autograde autograde; fi; "
              "cp -r mount/* autolab/; rm -f mount/feedback; "
@@ -78,7 +79,7 @@ static int job_command(const struct vmms_run *run, const char *token, char *cmd,
              "autolab > output/feedback 2>&1\"; rc=$?; cp output/feedback mount/feedback; "
              "echo $rc > mount/.tango-exit-%s.tmp && "
              "mv -f mount/.tango-exit-%s.tmp mount/.tango-exit-%s; exit $rc",
-             run->nproc, run->fsize, run->timeout_s, run->max_output, token, token, token);
+             1024L * memory_mb, run->nproc, run->fsize, run->timeout_s, run->max_output, token, token, token);
     return VMMS_OK;
 }
 
@@ -102,7 +103,8 @@ int dd_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, cha
     for (size_t i = 0; i < sizeof rnd; i++)
         snprintf(token + 2 * i, 3, "%02x", rnd[i]);
     char job[900], qj[1100], qn[140], qv[PATH_MAX + 140], vdir[PATH_MAX + 130];
-    rc = job_command(run, token, job, sizeof job, err, errlen);
+    rc = job_command(run, vm->memory_mb ? vm->memory_mb : ctx->cfg.default_memory_mb, token,
+                     job, sizeof job, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     snprintf(vdir, sizeof vdir, "%s/%s", h->cfg->volume_dir, vm->name);

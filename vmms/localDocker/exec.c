@@ -202,12 +202,15 @@ static int exec_run(struct ld_ctx *ctx, const struct vmms_vm *vm, const char *co
                : rc;
 }
 
-/* SPEC.md's command, plus three things around it: when /home is the job's
- * size-capped tmpfs (containers.c) its three directories are made with the
- * owners the reference Dockerfile gives them; an input called feedback is
- * removed once copied, so the result is only ever what the job wrote; and
- * autodriver's exit status is kept (the last cp would decide otherwise). */
-static int job_command(const struct vmms_run *run, char *cmd, size_t cmdsz,
+/* SPEC.md's command, plus four things around it: RLIMIT_DATA (ulimit -d)
+ * of memory_mb, since the container's memory cgroup is memory + disk (the
+ * tmpfs storage is charged to it, containers.c) and a process alone must
+ * still stop at memory_mb; when /home is the job's size-capped tmpfs its
+ * three directories are made with the owners the reference Dockerfile gives
+ * them; an input called feedback is removed once copied, so the result is
+ * only ever what the job wrote; and autodriver's exit status is kept (the
+ * last cp would decide otherwise). */
+static int job_command(const struct vmms_run *run, int memory_mb, char *cmd, size_t cmdsz,
                        char *err, size_t errlen)
 {
     if (run == NULL || run->timeout_s <= 0 || run->nproc < 0 || run->fsize < 0 ||
@@ -215,12 +218,13 @@ static int job_command(const struct vmms_run *run, char *cmd, size_t cmdsz,
         return ld_fail(err, errlen, VMMS_ERR,
                        "bad job limits: timeout must be > 0, the others >= 0");
     snprintf(cmd, cmdsz,
+             "ulimit -d %ld 2>/dev/null; "
              "if [ ! -d autolab ]; then mkdir -p -m 755 autolab autograde output && "
              "chown autolab:autolab autolab output && chown autograde:autograde autograde; fi; "
              "cp -r mount/* autolab/; rm -f mount/feedback; "
              "su autolab -c \"autodriver -u %d -f %ld -t %d -o %ld "
              "autolab > output/feedback 2>&1\"; rc=$?; cp output/feedback mount/feedback; "
-             "exit $rc", run->nproc, run->fsize, run->timeout_s, run->max_output);
+             "exit $rc", 1024L * memory_mb, run->nproc, run->fsize, run->timeout_s, run->max_output);
     return VMMS_OK;
 }
 
@@ -231,7 +235,8 @@ int ld_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, cha
     char cmd[768], exec_id[80] = "", path[160];
     int rc = ld_check_vm(ctx, vm, err, errlen);
     if (rc == VMMS_OK)
-        rc = job_command(run, cmd, sizeof cmd, err, errlen);
+        rc = job_command(run, vm->memory_mb ? vm->memory_mb : ctx->cfg.default_memory_mb,
+                         cmd, sizeof cmd, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     if (handle == NULL || handlelen < 65)
