@@ -161,14 +161,18 @@ with tlib.Service(config={"http_timeout_s": 3}, key="k-hostile-Zz09") as svc:
             ("100 KB of headers", b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 100000 + b"\r\n\r\n", 431),
             ("1000 headers", b"GET / HTTP/1.1\r\n" + b"X-H: v\r\n" * 1000 + b"\r\n", 431),
             ("100 KB request line", b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\n\r\n", 431),
-            ("bad Content-Length", b"POST /addJob/k/l/ HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
-            ("CL and TE", b"POST /addJob/k/l/ HTTP/1.1\r\nContent-Length: 3\r\n"
+            ("bad Content-Length", b"POST /addJob/k/l/ HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n", 400),
+            ("CL and TE", b"POST /addJob/k/l/ HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
                           b"Transfer-Encoding: chunked\r\n\r\nabc", 400),
-            ("TE gzip", b"POST /addJob/k/l/ HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
-            ("bad chunk size", b"POST /addJob/%s/lab/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ("TE gzip", b"POST /addJob/k/l/ HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+            ("bad chunk size", b"POST /addJob/%s/lab/ HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                                b"zz\r\nabc\r\n" % K.encode(), 400),
-            ("huge chunk size", b"POST /addJob/%s/lab/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                b"fffffffffffffffffff\r\nabc\r\n" % K.encode(), 400)]:
+            ("huge chunk size", b"POST /addJob/%s/lab/ HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                b"fffffffffffffffffff\r\nabc\r\n" % K.encode(), 400),
+            ("no Host on HTTP/1.1", b"GET /info/%s/ HTTP/1.1\r\n\r\n" % K.encode(), 400),
+            ("two Host headers", b"GET /info/%s/ HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" % K.encode(), 400),
+            ("two Content-Length", b"POST /addJob/%s/lab/ HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
+                                   b"Content-Length: 4\r\n\r\nabcd" % K.encode(), 400)]:
         code, hdrs, body = parse(tlib.raw(port, data + b"trailing junk " * 3000, paced=True))
         tlib.check("%s: %d JSON" % (what, want), code == want and fail_env(body) and
                    hdrs.get("content-type", "").startswith("application/json"), (code, body))
