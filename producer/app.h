@@ -54,6 +54,7 @@ struct route {
     const char *name;        /* first path segment */
     int min_args, max_args;  /* segments after the name (the key included) */
     bool needs_key;
+    bool has_lab;            /* args are KEY/COURSELAB/...: ctx->lab_dir is set */
     bool legacy;             /* Tango route: failures answer HTTP 200 */
     enum route_body body;
     route_fn on_head;        /* RB_STREAM: prepare the sink (may reply) */

@@ -65,12 +65,6 @@ static char *decode_segment(const char *raw)
     return out;
 }
 
-static bool route_has_lab(const struct route *r)
-{
-    return r->needs_key && r->max_args >= 2 && (!strcmp(r->name, "open") ||
-           !strcmp(r->name, "upload") || !strcmp(r->name, "addJob") || !strcmp(r->name, "poll"));
-}
-
 void router_on_head(struct http_request *req, void *arg)
 {
     struct app *app = arg;
@@ -120,7 +114,7 @@ void router_on_head(struct http_request *req, void *arg)
         key_id(app->secret.bytes, app->secret.len, ctx->args[0], ctx->key_id);
         key_id_legacy(ctx->args[0], ctx->key_id_legacy);
     }
-    if (route_has_lab(route) && (!app_is_utf8(ctx->args[1]) ||
+    if (route->has_lab && (!app_is_utf8(ctx->args[1]) ||
                                  lab_dir_find(app->cfg->courselabs, &app->secret, ctx->args[0],
                                               ctx->args[1], ctx->lab_dir))) {
         reply_fail(req, ctx, 400, "Invalid courselab name: use 1-238 bytes of UTF-8 without '/', "

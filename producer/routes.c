@@ -8,21 +8,21 @@
 #include "app.h"
 
 static const struct route routes[] = {
-    /* method  name                min max key    legacy body       on_head        handler */
-    {"GET",  "",                 0, 0, false, true,  RB_NONE,   NULL,          h_hello},
-    {"GET",  "open",             2, 2, true,  true,  RB_NONE,   NULL,          h_open},
-    {"POST", "upload",           2, 2, true,  true,  RB_STREAM, h_upload_head, h_upload},
-    {"POST", "addJob",           2, 2, true,  true,  RB_JSON,   NULL,          h_add_job},
-    {"GET",  "poll",             3, 3, true,  true,  RB_NONE,   NULL,          h_poll},
-    {"GET",  "getPartialOutput", 2, 2, true,  true,  RB_NONE,   NULL,          h_partial_output},
-    {"GET",  "info",             1, 1, true,  true,  RB_NONE,   NULL,          h_info},
-    {"GET",  "jobs",             2, 2, true,  true,  RB_NONE,   NULL,          h_jobs},
-    {"GET",  "pool",             1, 2, true,  true,  RB_NONE,   NULL,          h_pool},
-    {"POST", "prealloc",         3, 3, true,  true,  RB_JSON,   NULL,          h_prealloc},
-    {"POST", "build",            1, 1, true,  true,  RB_STREAM, h_build_head,  h_build},
-    {"GET",  "health",           0, 0, false, false, RB_NONE,   NULL,          h_health},
-    {"GET",  "job",              2, 2, true,  false, RB_NONE,   NULL,          h_job},
-    {"POST", "cancel",           2, 2, true,  false, RB_NONE,   NULL,          h_cancel},
+    /* method  name                min max key    lab    legacy body       on_head        handler */
+    {"GET",  "",                 0, 0, false, false, true,  RB_NONE,   NULL,          h_hello},
+    {"GET",  "open",             2, 2, true,  true,  true,  RB_NONE,   NULL,          h_open},
+    {"POST", "upload",           2, 2, true,  true,  true,  RB_STREAM, h_upload_head, h_upload},
+    {"POST", "addJob",           2, 2, true,  true,  true,  RB_JSON,   NULL,          h_add_job},
+    {"GET",  "poll",             3, 3, true,  true,  true,  RB_NONE,   NULL,          h_poll},
+    {"GET",  "getPartialOutput", 2, 2, true,  false, true,  RB_NONE,   NULL,          h_partial_output},
+    {"GET",  "info",             1, 1, true,  false, true,  RB_NONE,   NULL,          h_info},
+    {"GET",  "jobs",             2, 2, true,  false, true,  RB_NONE,   NULL,          h_jobs},
+    {"GET",  "pool",             1, 2, true,  false, true,  RB_NONE,   NULL,          h_pool},
+    {"POST", "prealloc",         3, 3, true,  false, true,  RB_JSON,   NULL,          h_prealloc},
+    {"POST", "build",            1, 1, true,  false, true,  RB_STREAM, h_build_head,  h_build},
+    {"GET",  "health",           0, 0, false, false, false, RB_NONE,   NULL,          h_health},
+    {"GET",  "job",              2, 2, true,  false, false, RB_NONE,   NULL,          h_job},
+    {"POST", "cancel",           2, 2, true,  false, false, RB_NONE,   NULL,          h_cancel},
 };
 
 const struct route *routes_find(const char *name, const char *method, bool *name_known)
