@@ -49,7 +49,7 @@ ifneq ($(wildcard autodriver/main.c),)
 PROGRAMS += $(BUILD)/autodriver
 endif
 
-.PHONY: all asan test check bench chaos image run stop clean
+.PHONY: all asan test check bench chaos image run stop clean fuzz fuzz-build
 all: $(PROGRAMS) $(PLUGIN_SOS) $(UNIT_BINS)
 
 asan:
@@ -110,6 +110,42 @@ bench: all $(BENCH_BINS)
 # The full chaos run (issue #5): 500 jobs under kills and restarts.
 chaos: all
 	python3 tests/chaos/chaos.py --jobs 500 --rate 6
+
+# ---- fuzzing (README "Fuzzing") ----
+# `make fuzz` builds every libFuzzer harness tests/fuzz/fuzz_NAME.c into
+# build/fuzz/NAME with clang (-fsanitize=fuzzer,address,undefined) and runs
+# each for FUZZ_SECONDS on its seeds tests/fuzz/corpus/NAME/; any crash, leak
+# or UB fails the target. CI's short run: make fuzz FUZZ_SECONDS=10.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := build/fuzz
+FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer -Icommon -Ivmms -Iproducer -Iautodriver $(PKG_CFLAGS)
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(patsubst %,$(FUZZ_DIR)/%,$(FUZZ_NAMES))
+fuzz_objs     = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(1))
+# Archives, so each harness links only the objects it needs.
+FUZZ_LIBS    := $(FUZZ_DIR)/libproducer.a $(FUZZ_DIR)/liblocaldocker.a \
+                $(FUZZ_DIR)/libautodriver.a $(FUZZ_DIR)/libcommon.a
+
+$(FUZZ_DIR)/obj/%.o: %.c $(wildcard */*.h vmms/*/*.h common/*.lua)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FUZZ_DIR)/libcommon.a: $(call fuzz_objs,$(COMMON_SRC))
+$(FUZZ_DIR)/libproducer.a: $(call fuzz_objs,$(PRODUCER_LIB))
+$(FUZZ_DIR)/libautodriver.a: $(call fuzz_objs,$(AUTODRV_LIB))
+$(FUZZ_DIR)/liblocaldocker.a: $(call fuzz_objs,$(wildcard vmms/localDocker/*.c))
+$(FUZZ_LIBS):
+	rm -f $@
+	$(AR) rcs $@ $^
+$(FUZZ_BINS): $(FUZZ_DIR)/%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_LIBS) $(LDLIBS) -o $@
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_NAMES)
 
 image: $(BUILD)/autodriver
 	deploy/image/build-image.sh $(BUILD)/autodriver

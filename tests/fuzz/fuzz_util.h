@@ -1,0 +1,54 @@
+/* fuzz_util.h: what several libFuzzer harnesses share: a private temporary
+ * directory, a file in it rewritten with each input, and a NUL-terminated
+ * copy of an input. Every helper aborts on a set-up failure (the harness
+ * cannot go on, and abort() makes libFuzzer say so loudly). */
+#ifndef TANGO_FUZZ_UTIL_H
+#define TANGO_FUZZ_UTIL_H
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A directory made once per process under /tmp (mkdtemp), name kept. */
+static inline const char *fuzz_tmpdir(void)
+{
+    static char dir[64];
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "/tmp/tango-fuzz-XXXXXX");
+        if (!mkdtemp(dir))
+            abort();
+    }
+    return dir;
+}
+
+/* Writes data to path (created 0600 or truncated; never through a link). */
+static inline void fuzz_write_file(const char *path, const uint8_t *data, size_t size)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        abort();
+    while (size > 0) {
+        ssize_t n = write(fd, data, size);
+        if (n <= 0)
+            abort();
+        data += n;
+        size -= (size_t)n;
+    }
+    close(fd);
+}
+
+/* A malloc'd NUL-terminated copy of the input (caller frees). */
+static inline char *fuzz_cstr(const uint8_t *data, size_t size)
+{
+    char *s = malloc(size + 1);
+    if (!s)
+        abort();
+    memcpy(s, data, size);
+    s[size] = '\0';
+    return s;
+}
+
+#endif
