@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -896,6 +898,55 @@ static void test_start_attach_reattach(void **state)
     assert_clean();
 }
 
+/* The process that started a run is SIGKILLed: the run goes on, and
+ * another context attaches to it and gets its status and feedback. */
+static void test_run_survives_sigkill(void **state)
+{
+    (void)state;
+    assert_non_null(ops->start_job);
+    struct vmms_vm vm = {0};
+    start_vm(ctx, &vm, "sigkill", NULL);
+    put_job(&vm, "sigkill", "all:\n\t@echo started; sleep 3; echo three seconds later\n");
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        void *c = fresh_ctx();
+        struct vmms_run run = {.timeout_s = 30, .max_output = 1 << 20, .nproc = NPROC,
+                               .fsize = 1 << 20};
+        char handle[128] = "";
+        if (ops->start_job(c, &vm, &run, handle, sizeof handle, err, sizeof err) != VMMS_OK)
+            _exit(1);
+        if (write(fds[1], handle, strlen(handle) + 1) < 0)
+            _exit(1);
+        for (;;)
+            pause(); /* killed here, holding whatever it holds */
+    }
+    close(fds[1]);
+    char handle[128] = "";
+    ssize_t n = read(fds[0], handle, sizeof handle - 1);
+    close(fds[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    assert_true(n > 12);
+    void *c2 = fresh_ctx();
+    struct vmms_vm vm2;
+    rebuilt_vm(&vm2, &vm);
+    int status = -1;
+    int rc = ops->attach_job(c2, &vm2, handle, 20000, &status, err, sizeof err);
+    if (rc != VMMS_OK)
+        fail_msg("attach_job after the starter was killed: %s", err);
+    assert_int_equal(status, 0);
+    char *fb = feedback_of(&vm, "sigkill");
+    assert_non_null(strstr(fb, "three seconds later"));
+    free(fb);
+    ops->shutdown(c2);
+    stop_vm(ctx, &vm, NULL);
+    assert_clean();
+}
+
 /* The run goes on when the attach is given up, and a container removed while
  * a successor waits ends the wait with NOT_FOUND promptly. */
 static void test_attach_container_removed(void **state)
@@ -1165,6 +1216,7 @@ int main(void)
         cmocka_unit_test_teardown(test_concurrent_jobs, teardown_test),
         cmocka_unit_test_teardown(test_start_attach_reattach, teardown_test),
         cmocka_unit_test_teardown(test_attach_container_removed, teardown_test),
+        cmocka_unit_test_teardown(test_run_survives_sigkill, teardown_test),
         cmocka_unit_test_teardown(test_copy_in_isolated, teardown_test),
         cmocka_unit_test_teardown(test_partial_output_hostile, teardown_test),
     };
