@@ -26,41 +26,43 @@ static const char *const state_names[JOB_NSTATES] = {
 #define R JS_BIT(JOB_RUNNING)
 #define FIN JS_BIT(JOB_FINISHING)
 
-/* Every transition of a job. Keys are keys.h names; "lease" stands for
- * leases + lease:owner + lease:fence. */
+/* Every transition of a job. Keys are keys.h names (a family by its
+ * prefix, e.g. "partial:"); test_jobstate.c checks each one exists. */
 static const struct jobstate_transition transitions[] = {
     {"add", JS_NONE, JOB_QUEUED, JS_PRODUCER,
      "job:lastid jobs:live jobs:live:ids queue:pending counters",
      "a producer accepts a job: new id, record, end of the queue"},
-    {"lease", Q, JOB_LEASED, JS_LEADER, "queue:leased lease lease:fence:seq jobs:live",
+    {"lease", Q, JOB_LEASED, JS_LEADER, "queue:leased leases lease:owner lease:fence lease:fence:seq jobs:live",
      "the leader takes the id it moved from queue:pending; new lease and fence"},
     {"take", Q, JOB_LEASED, JS_LEADER,
-     "queue:pending queue:leased lease lease:fence:seq jobs:live",
+     "queue:pending queue:leased leases lease:owner lease:fence lease:fence:seq jobs:live",
      "the leader takes a given queued job out of the queue (to cancel it)"},
     {"start", L, JOB_RUNNING, JS_OWNER, "jobs:live",
      "the owner names the instance it runs the job in"},
     {"save", R, JS_SAME, JS_OWNER, "jobs:live",
      "the owner records progress: trace, instance, run handle and deadline"},
-    {"adopt", L | R | FIN, JS_SAME, JS_LEADER, "lease lease:fence:seq jobs:live",
+    {"adopt", L | R | FIN, JS_SAME, JS_LEADER, "leases lease:owner lease:fence lease:fence:seq jobs:live",
      "the leader takes over a job whose lease lapsed; new lease and fence"},
     {"requeue", L | R, JOB_QUEUED, JS_OWNER,
-     "jobs:live queue:leased lease queue:pending partial: counters",
+     "jobs:live queue:leased leases lease:owner lease:fence queue:pending partial: counters",
      "back to the head of the queue (a retry, no capacity, a drain)"},
     {"restore", Q, JS_SAME, JS_LEADER, "queue:leased queue:pending",
      "an id moved to queue:leased but never leased goes back to the queue head"},
     {"finish", L | R, JOB_FINISHING, JS_OWNER, "jobs:live",
      "the owner's output file is written (under a temp name) and accepted"},
     {"done", FIN, JOB_DONE, JS_OWNER,
-     "jobs:live jobs:live:ids jobs:dead jobs:dead:ids queue:leased lease partial: cancels "
+     "jobs:live jobs:live:ids jobs:dead jobs:dead:ids queue:leased leases lease:owner "
+     "lease:fence partial: cancels "
      "counters callbacks:due callbacks:wake",
      "the output file is in place: the job ends, its callback is queued"},
     {"cancelled", FIN, JOB_CANCELLED, JS_OWNER,
-     "jobs:live jobs:live:ids jobs:dead jobs:dead:ids queue:leased lease partial: cancels "
+     "jobs:live jobs:live:ids jobs:dead jobs:dead:ids queue:leased leases lease:owner "
+     "lease:fence partial: cancels "
      "counters callbacks:due callbacks:wake",
      "as done, for a job ended by a cancellation request"},
     {"deadletter", JS_ANY, JOB_DEAD_LETTER, JS_LEADER,
      "jobs:live jobs:live:ids jobs:deadletter jobs:dead jobs:dead:ids queue:pending "
-     "queue:leased lease",
+     "queue:leased leases lease:owner lease:fence",
      "a record that cannot be read is set aside, visible in /jobs/KEY/1/"},
 };
 #define NTRANSITIONS (sizeof transitions / sizeof *transitions)

@@ -7,9 +7,12 @@
 #   - every cmocka unit test binary DIR/tests/test_*   (counted from cmocka's
 #     "[  PASSED  ]"/"[  FAILED  ]" summary lines), then
 #   - every integration test tests/integration/test_*.{py,sh} with BUILD=DIR
-#     in the environment (counted from its "ok NAME" / "FAIL NAME: why" lines).
+#     in the environment (counted from its "ok NAME" / "FAIL NAME: why" /
+#     "skip NAME: why" lines).
 # A test program that exits non-zero without printing a FAIL line counts as one
-# failure, so a crash (or a sanitizer report) is never lost.
+# failure, so a crash (or a sanitizer report) is never lost. Skips (cmocka's
+# "[  SKIPPED ]" and "skip" lines) are counted and printed, never as passes;
+# the closing line is "N passed, N failed, N skipped".
 set -u
 cd "$(dirname "$0")/.."
 builds=()
@@ -30,6 +33,7 @@ export PYTHONDONTWRITEBYTECODE=1
 
 passed=0
 failed=0
+skipped=0
 logdir="tests/.run"
 mkdir -p "$logdir"
 
@@ -45,13 +49,19 @@ run_one() {  # $1 = label, rest = command
     local cp cf
     cp=$(sed -nE 's/^\[  PASSED  \] ([0-9]+) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
     cf=$(sed -nE 's/^\[  FAILED  \] ([0-9]+) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
-    p=$((p + cp)); f=$((f + cf))
+    local s cs
+    s=$(grep -cE '^skip ' "$log")
+    cs=$(sed -nE 's/^\[  SKIPPED \] ([0-9]+) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+    p=$((p + cp)); f=$((f + cf)); s=$((s + cs))
+    skipped=$((skipped + s))
     if [ $rc -ne 0 ] && [ $f -eq 0 ]; then
         f=1
         echo "FAIL $label: exited with status $rc" >>"$log"
     fi
     passed=$((passed + p)); failed=$((failed + f))
-    printf '%-60s %3d passed %3d failed  (%ds)\n' "$label" "$p" "$f" $((SECONDS - start))
+    printf '%-60s %3d passed %3d failed %2d skipped  (%ds)\n' "$label" "$p" "$f" "$s" \
+        $((SECONDS - start))
+    if [ "$s" -gt 0 ]; then grep -E '^skip |\[  SKIPPED \]' "$log" | head -n 10 | sed 's/^/    /'; fi
     if [ $f -ne 0 ]; then
         grep -E '^FAIL |\[  FAILED  \]|\[  ERROR   \]|ERROR: (Address|Leak)Sanitizer|runtime error' "$log" | head -n 20 | sed 's/^/    /'
         echo "    (full log: $log; last lines below)"
@@ -75,5 +85,5 @@ for b in "${builds[@]}"; do
     done
 done
 
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ $failed -eq 0 ] && [ $passed -gt 0 ]

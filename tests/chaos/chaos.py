@@ -6,10 +6,12 @@ job must be dead exactly once with one well-formed output file and at least
 one callback, and nothing may be left behind.
 
     python3 tests/chaos/chaos.py --jobs 500        (make chaos)
-Prints: accepted, completed, lost, duplicate callbacks, leftover containers.
+Prints: accepted, completed, lost, duplicate callbacks, leftover containers,
+and how running jobs fared at a takeover: re-attached (the run went on in its
+container and was finished by the new leader) or re-run (requeued because no
+run was recorded yet, or its container was gone).
 Exit status 0 only if nothing was lost and nothing was left."""
 import argparse
-import glob
 import os
 import random
 import re
@@ -131,6 +133,25 @@ class Chaos:
         drv.join()
 
 
+def wait_until(pred, timeout):
+    end = time.time() + timeout
+    while time.time() < end and not pred():
+        time.sleep(0.2)
+    return pred()
+
+
+def leftovers(svc):
+    """Temp files (dotfiles: .upload-*, .feedback-*, .<id>.<fence>.tmp) under
+    courselabs, and volume directories; the installation secret is no leftover."""
+    out = []
+    for root, dirs, files in os.walk(svc.courselabs):
+        out += [os.path.join(root, f) for f in files if f.startswith(".") and f != ".tango-secret"]
+    vols = os.path.join(svc.tmp, "volumes")
+    if os.path.isdir(vols):
+        out += [os.path.join(vols, v) for v in os.listdir(vols)]
+    return out
+
+
 def well_formed(data, job_id, name):
     if data is None:
         return False
@@ -169,7 +190,10 @@ def main():
             if ids <= set(dead):
                 break
             time.sleep(0.5)
-        time.sleep(2)  # let the last callbacks go out
+        # The leader's reaper removes what dead consumers left (temp files,
+        # volume directories) within its period: wait for it, then stop.
+        wait_until(lambda: not leftovers(svc) and
+                   all(len(cb.for_tag("c%s" % chaos.accepted[i][1:-4])) for i in ids), 60)
         for c in list(svc.consumers):
             c.stop(120)
         svc.consumers.clear()
@@ -188,11 +212,15 @@ def main():
         no_cb = [i for i, n in cb_counts.items() if n == 0]
         dup_cb = sum(n - 1 for n in cb_counts.values() if n > 1)
         leftover = our_containers()
-        temp = [p for p in glob.glob(os.path.join(svc.courselabs, "**", "*"), recursive=True)
-                if re.search(r"/\.(upload-|feedback-|\d+\.tmp)", p)]
-        temp += glob.glob(os.path.join(svc.tmp, "volumes", "*"))
-        print("accepted=%d completed=%d lost=%d duplicate_callbacks=%d leftover_containers=%d"
-              % (len(ids), completed, len(lost), dup_cb, len(leftover)))
+        temp = leftovers(svc)
+        traces = {j["id"]: j.get("trace", []) for j in svc.get("/jobs/%s/1/" % svc.key).json()["jobs"]}
+        reattached = sum(1 for t in traces.values() if any("Re-attached" in l for l in t))
+        rerun = sum(1 for t in traces.values()
+                    if any("consumer stopped while it ran" in l or "instance was gone after a takeover" in l
+                           for l in t))
+        print("accepted=%d completed=%d lost=%d duplicate_callbacks=%d leftover_containers=%d "
+              "reattached=%d rerun_after_takeover=%d"
+              % (len(ids), completed, len(lost), dup_cb, len(leftover), reattached, rerun))
         print("# refused submissions (retried): %d; events: %s" % (chaos.refused, "; ".join(chaos.events)))
         tlib.check("chaos: every accepted job dead exactly once", completed == len(ids) and not twice,
                    "lost=%s twice=%s" % (lost[:10], twice[:10]))

@@ -263,10 +263,13 @@ class Service:
                     group[i] = fresh
         return fresh
 
-    def start_consumer(self, extra=None):
+    def start_consumer(self, extra=None, env=None):
+        """Starts a consumer with extra config; env: extra environment
+        variables for this process only (e.g. a faked clock)."""
         path = self.write_config(extra)
         c = Proc("consumer%d" % len(self.consumers), [os.path.join(BUILD, "tango-consumer"), "-c", path],
-                 self.env(), os.path.join(self.tmp, "consumer%d.log" % len(self.consumers))).start()
+                 dict(self.env(), **(env or {})),
+                 os.path.join(self.tmp, "consumer%d.log" % len(self.consumers))).start()
         self.consumers.append(c)
         return c
 
