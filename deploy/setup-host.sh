@@ -10,6 +10,7 @@ PACKAGES=(
   libcmocka-dev libclang-rt-14-dev
   redis-server docker.io debootstrap openssh-server openssh-client iproute2 iptables
   python3 curl wrk procps
+  faketime clang
 )
 
 say() { printf 'setup-host: %s\n' "$*" >&2; }
