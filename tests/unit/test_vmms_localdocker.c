@@ -1086,6 +1086,36 @@ static void test_partial_output_hostile(void **state)
     assert_clean();
 }
 
+/* An image without the grading user: partial output fails with a clear
+ * error (never Docker's message passed off as the job's output), and the
+ * job itself still runs. */
+static void test_partial_output_no_user(void **state)
+{
+    (void)state;
+    char img[96], cmd[512];
+    snprintf(img, sizeof img, "%snouser", P);
+    snprintf(cmd, sizeof cmd,
+             "c=$(docker run -d --entrypoint '' %s userdel autograde) && docker wait $c "
+             ">/dev/null && docker commit $c %s >/dev/null && docker rm $c >/dev/null",
+             image, img);
+    assert_int_equal(system(cmd), 0);
+    struct vmms_vm vm;
+    init_vm(&vm, "nouser");
+    snprintf(vm.image, sizeof vm.image, "%s", img);
+    start_vm(ctx, &vm, NULL, NULL);
+    char *o = NULL;
+    size_t l = 0;
+    int rc = ops->get_partial_output(ctx, &vm, 4096, &o, &l, err, sizeof err);
+    printf("partial output without the user: rc=%d %s\n", rc, err);
+    assert_int_equal(rc, VMMS_ERR);
+    assert_null(o);
+    assert_non_null(strstr(err, "autograde"));
+    stop_vm(ctx, &vm, NULL);
+    snprintf(cmd, sizeof cmd, "docker rmi -f %s >/dev/null", img);
+    assert_int_equal(system(cmd), 0);
+    assert_clean();
+}
+
 static void destroy_all_cb(const char *name, const char *id, const char *img, bool running,
                            void *arg)
 {
@@ -1219,6 +1249,7 @@ int main(void)
         cmocka_unit_test_teardown(test_run_survives_sigkill, teardown_test),
         cmocka_unit_test_teardown(test_copy_in_isolated, teardown_test),
         cmocka_unit_test_teardown(test_partial_output_hostile, teardown_test),
+        cmocka_unit_test_teardown(test_partial_output_no_user, teardown_test),
     };
     return cmocka_run_group_tests_name("vmms_localdocker", tests, setup_group, teardown_group);
 }

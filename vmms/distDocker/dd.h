@@ -16,6 +16,7 @@
  *   containers.c  create / wait / destroy / list containers
  *   jobs.c        run_job and get_partial_output (docker exec)
  *   images.c      list images (on every healthy host) and load them
+ *   network.c     the jobs' network and firewall rule on each host
  *   plugin.c      init / shutdown, small helpers, the exported ops table
  *
  * Concurrency. Each host has at most one live connection (struct dd_conn),
@@ -44,6 +45,7 @@
 
 #include "vmms.h"
 #include "clock.h"
+#include "jobnet.h"
 
 #pragma GCC visibility push(hidden)
 
@@ -79,6 +81,7 @@ struct dd_config {
     int default_memory_mb;
     int default_pids_limit;
     int default_disk_mb;         /* writable storage of a job (containers.c) */
+    struct jobnet_config net;    /* network, network_bridge, host_firewall */
 };
 
 int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t errlen);
@@ -98,6 +101,7 @@ struct dd_conn {
     int refs;                    /* ctx->lock: users besides the host */
     bool detached;               /* ctx->lock: no longer the host's connection */
     long opened_ms;
+    atomic_bool net_ok;          /* the jobs' network was checked over it (network.c) */
 };
 
 /* A waiting budget for one operation. */
@@ -334,6 +338,17 @@ int dd_get_partial_output(void *ctx, struct vmms_vm *vm, size_t max_bytes, char 
 int dd_get_images(void *ctx, char ***names, size_t *count, char *err, size_t errlen);
 int dd_load_image(void *ctx, const char *tar_path, const char *name, int timeout_s,
                   char *err, size_t errlen);
+
+/* ---- network.c ---- */
+/* Makes sure the jobs' network exists on c's host as a bridge with
+ * inter-container traffic off (created if missing), and with host_firewall
+ * that the host's INPUT rule (jobnet.h) is there (inserted if missing); sets
+ * c->net_ok. A misconfigured network or a rule that cannot be installed is
+ * VMMS_ERR with err saying how to fix it (logged jobs_network_refused). */
+int dd_net_check(struct dd_ctx *ctx, struct dd_conn *c, char *err, size_t errlen);
+/* dd_net_check on h's current connection unless it was done over it already.
+ * Thread-safe (two threads may both check; the steps are idempotent). */
+int dd_net_ready(struct dd_ctx *ctx, struct dd_host *h, char *err, size_t errlen);
 
 #pragma GCC visibility pop
 

@@ -446,6 +446,15 @@ int ld_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
     int code = -1;
     rc = exec_run(ctx, vm, argv, PARTIAL_USER, 1000L * (PARTIAL_DEADLINE_S + 2), &d, &code,
                   err, errlen);
+    if (rc == VMMS_OK && (code == 126 || code == 127)) {
+        /* Docker could not run it: its reason is on the stream, not output. */
+        d.out[d.len < 200 ? d.len : 200] = '\0';
+        for (char *p = d.out; *p; p++)
+            if (*p == '\r' || *p == '\n')
+                *p = ' ';
+        rc = ld_fail(err, errlen, VMMS_ERR, "VM %s: cannot read the output as %s (does the "
+                     "image have that user?): %s", vm->name, PARTIAL_USER, d.out);
+    }
     if (rc != VMMS_OK) {
         free(d.out);
         return rc;
