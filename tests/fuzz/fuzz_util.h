@@ -6,22 +6,41 @@
 #define TANGO_FUZZ_UTIL_H
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-/* A directory made once per process under /tmp (mkdtemp), name kept. */
+static char fuzz_dir_[64];
+
+static inline int fuzz_rm_(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    (void)remove(path); /* best effort: go on with the rest */
+    return 0;
+}
+
+static inline void fuzz_rm_tmpdir_(void)
+{
+    if (fuzz_dir_[0])
+        nftw(fuzz_dir_, fuzz_rm_, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A directory made once per process under /tmp (mkdtemp), removed with
+ * everything in it when the process exits normally. */
 static inline const char *fuzz_tmpdir(void)
 {
-    static char dir[64];
-    if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/tango-fuzz-XXXXXX");
-        if (!mkdtemp(dir))
+    if (!fuzz_dir_[0]) {
+        snprintf(fuzz_dir_, sizeof fuzz_dir_, "/tmp/tango-fuzz-XXXXXX");
+        if (!mkdtemp(fuzz_dir_) || atexit(fuzz_rm_tmpdir_) != 0)
             abort();
     }
-    return dir;
+    return fuzz_dir_;
 }
 
 /* Writes data to path (created 0600 or truncated; never through a link). */

@@ -201,12 +201,14 @@ int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t 
     out->strict_host_key_checking = true;
     for (size_t k = 0; k < N(top_ints); k++)
         *(int *)((char *)out + top_ints[k].off) = top_ints[k].def;
+    jobnet_config_default(&out->net);
     if (!json_is_object(cfg))
         return dd_fail(err, errlen, VMMS_ERR,
                        "distDocker needs a config object with \"hosts\" "
                        "(vmms_config.distDocker)");
 
     const json_t *hosts = NULL;
+    int nk;
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)cfg, key, v) {
@@ -221,15 +223,21 @@ int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t 
             out->strict_host_key_checking = json_is_true(v);
         } else if (strcmp(key, "hosts") == 0) {
             hosts = v;
+        } else if ((nk = jobnet_config_key(&out->net, "distDocker", key, v, err,
+                                           errlen)) != 0) {
+            if (nk < 0)
+                return VMMS_ERR;
         } else {
             return dd_fail(err, errlen, VMMS_ERR,
                            PFX "unknown key \"%s\" (known: hosts, strict_host_key_checking, "
                            "connect_timeout_s, command_timeout_s, down_backoff_s, "
                            "down_backoff_max_s, health_interval_s, run_grace_s, "
-                           "default_cores, default_memory_mb, default_pids_limit, default_disk_mb)",
-                           key);
+                           "default_cores, default_memory_mb, default_pids_limit, default_disk_mb, network, "
+                           "network_bridge, host_firewall)", key);
         }
     }
+    if (jobnet_config_finish(&out->net, "distDocker", err, errlen) != 0)
+        return VMMS_ERR;
     if (out->down_backoff_max_s < out->down_backoff_s)
         return dd_fail(err, errlen, VMMS_ERR,
                        PFX "down_backoff_max_s (%d) must be at least down_backoff_s (%d)",
