@@ -80,6 +80,12 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     dd_quote(vm->image, qi, sizeof qi);
     dd_quote(ctx->prefix, qp, sizeof qp);
     dd_quote(h->label, qh, sizeof qh);
+    /* With network, the jobs' own network (network.c), checked on h first. */
+    char qnet[JOBNET_NAME_MAX + 8], netopt[JOBNET_NAME_MAX + 20];
+    snprintf(netopt, sizeof netopt, "--network %s",
+             vm->network ? dd_quote(ctx->cfg.net.name, qnet, sizeof qnet) : "none");
+    if (vm->network && (rc = dd_net_ready(ctx, h, err, errlen)) != VMMS_OK)
+        return rc; /* the registry keeps the VM until destroy_vm, as below */
     char *line = malloc(CMD_MAX);
     if (line == NULL)
         return dd_fail(err, errlen, VMMS_ERR, "out of memory");
@@ -99,7 +105,7 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         "|| { rc=$?; docker ps -aq --filter label=tango.vm=\"$n\" | "
         "xargs -r docker rm -f >/dev/null 2>&1; rm -rf \"$v\"; exit $rc; }",
         qv, qn, qd, qp, qh, cores, mem + disk, mem + disk, pids, storage,
-        vm->network ? "" : "--network none", qi);
+        netopt, qi);
     if (n <= 0 || n >= CMD_MAX || !qv[0] || !qd[0] || !qi[0]) {
         free(line);
         return dd_fail(err, errlen, VMMS_ERR, "VM %s: command line too long", vm->name);

@@ -1,0 +1,126 @@
+/*
+ * network.c: the jobs' own network on each worker host (jobnet.h), through
+ * the host's docker CLI over the shared SSH connection. Once per connection,
+ * before the first container with network is made there: the network named
+ * by "network" is created if missing (a bridge with inter-container traffic
+ * off), an existing one is checked (a misconfigured one fails the container
+ * with a message saying how to fix it), and with "host_firewall" (the
+ * default) the host's INPUT rule that drops new connections from its bridge
+ * is checked with `iptables -C` and inserted with `-I` when missing, for
+ * IPv4 and IPv6 (the SSH user must then be root; otherwise install the rule
+ * on the host and set host_firewall false: deploy/fleet/README.md).
+ * Every argument on a command line is validated and single-quoted.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dd.h"
+#include "log.h"
+
+#define LINE_MAX_BYTES 2048
+
+/* The network's description on c's host, created first if missing. */
+static int inspect_or_create(struct dd_ctx *ctx, struct dd_conn *c, json_t **net, char *err,
+                             size_t errlen)
+{
+    char qn[JOBNET_NAME_MAX + 8], opts[512] = "", q[128], kv[128];
+    const char *o[4][2];
+    size_t n = jobnet_options(&ctx->cfg.net, o), used = 0;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(kv, sizeof kv, "%s=%s", o[i][0], o[i][1]);
+        used += (size_t)snprintf(opts + used, sizeof opts - used, " -o %s",
+                                 dd_quote(kv, q, sizeof q));
+    }
+    char line[LINE_MAX_BYTES];
+    snprintf(line, sizeof line,
+             "n=%s; docker network inspect \"$n\" >/dev/null 2>&1 || "
+             "docker network create --driver bridge --label " JOBNET_LABEL "=1%s \"$n\" "
+             ">/dev/null || docker network inspect \"$n\" >/dev/null 2>&1 || exit 1; "
+             "exec docker network inspect \"$n\"",
+             dd_quote(ctx->cfg.net.name, qn, sizeof qn), opts);
+    struct dd_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 256 * 1024};
+    struct dd_out out;
+    int rc = dd_run_conn(ctx, c, &cmd, &out, err, errlen);
+    if (rc == VMMS_OK && out.exit_code != 0)
+        rc = dd_cmd_fail(c->host, &out, "cannot make the jobs' network", err, errlen);
+    json_t *all = rc == VMMS_OK && out.out ? json_loads(out.out, 0, NULL) : NULL;
+    if (rc == VMMS_OK && (!json_is_array(all) || json_array_size(all) != 1))
+        rc = dd_fail(err, errlen, VMMS_ERR, "docker on %s: unexpected answer to `docker "
+                     "network inspect %s`", c->host->label, ctx->cfg.net.name);
+    if (rc == VMMS_OK)
+        *net = json_incref(json_array_get(all, 0));
+    json_decref(all);
+    dd_out_free(&out);
+    return rc;
+}
+
+/* The firewall rule on c's host for IPv4 and (when the host has it) IPv6. */
+static int ensure_rule(struct dd_ctx *ctx, struct dd_conn *c, const char *ifname, char *err,
+                       size_t errlen)
+{
+    char check[512] = "", insert[512] = "", q[64];
+    const char *argv[JOBNET_RULE_ARGS];
+    for (int pass = 0; pass < 2; pass++) {
+        char *dst = pass == 0 ? check : insert;
+        size_t used = 0, n = jobnet_rule_argv(pass == 0 ? "-C" : "-I", ifname, argv);
+        for (size_t i = 0; i < n; i++)
+            used += (size_t)snprintf(dst + used, 512 - used, " %s",
+                                     dd_quote(argv[i], q, sizeof q));
+    }
+    char line[LINE_MAX_BYTES];
+    snprintf(line, sizeof line,
+             "PATH=/usr/sbin:/sbin:$PATH; for t in iptables ip6tables; do "
+             "if [ $t = ip6tables ] && [ ! -e /proc/net/if_inet6 ]; then continue; fi; "
+             "$t%s 2>/dev/null || $t%s || exit 1; done", check, insert);
+    struct dd_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 4096};
+    struct dd_out out;
+    int rc = dd_run_conn(ctx, c, &cmd, &out, err, errlen);
+    if (rc == VMMS_OK && out.exit_code != 0) {
+        char why[700];
+        dd_cmd_fail(c->host, &out, "cannot install the jobs' firewall rule", why, sizeof why);
+        rc = dd_fail(err, errlen, VMMS_ERR, "%s (the SSH user must be root, or set "
+                     "host_firewall false and install it there yourself)", why);
+    }
+    dd_out_free(&out);
+    return rc;
+}
+
+int dd_net_check(struct dd_ctx *ctx, struct dd_conn *c, char *err, size_t errlen)
+{
+    json_t *net = NULL;
+    int rc = inspect_or_create(ctx, c, &net, err, errlen);
+    char ifname[JOBNET_IFNAME_MAX + 1], why[512];
+    if (rc == VMMS_OK && jobnet_check(net, &ctx->cfg.net, ifname, sizeof ifname, why,
+                                      sizeof why) != 0)
+        rc = dd_fail(err, errlen, VMMS_ERR, "worker host %s: %s", c->host->label, why);
+    json_decref(net);
+    if (rc == VMMS_OK && ctx->cfg.net.host_firewall)
+        rc = ensure_rule(ctx, c, ifname, err, errlen);
+    if (rc != VMMS_OK) {
+        char q[600];
+        log_error("jobs_network_refused", "host=%s network=%s err=%s", c->host->label,
+                  ctx->cfg.net.name, log_quote(err, q, sizeof q));
+        return rc;
+    }
+    atomic_store(&c->net_ok, true);
+    if (!ctx->cfg.net.host_firewall) {
+        char rule[256], q[300];
+        jobnet_rule_text(ifname, rule, sizeof rule);
+        log_warn("jobs_firewall_off", "host=%s rule=%s note=\"host_firewall is false: unless "
+                 "that rule is installed there, jobs reach every service of the host\"",
+                 c->host->label, log_quote(rule, q, sizeof q));
+    }
+    log_info("jobs_network", "host=%s network=%s bridge=%s icc=0 firewall=%s", c->host->label,
+             ctx->cfg.net.name, ifname, ctx->cfg.net.host_firewall ? "on" : "off");
+    return VMMS_OK;
+}
+
+int dd_net_ready(struct dd_ctx *ctx, struct dd_host *h, char *err, size_t errlen)
+{
+    struct dd_conn *c = dd_conn_get(ctx, h);
+    if (c == NULL)
+        return dd_fail(err, errlen, VMMS_ERR, "worker host %s is down", h->label);
+    int rc = atomic_load(&c->net_ok) ? VMMS_OK : dd_net_check(ctx, c, err, errlen);
+    dd_conn_put(ctx, c);
+    return rc;
+}
