@@ -13,7 +13,10 @@
  *                  limits in *vm; fills vm->id. An instance may be created
  *                  ahead of time (warm pool) and used later by one job.
  *   wait_vm        block until the instance can take files and a job.
- *   copy_in        place the job's input files in /home/mount inside it.
+ *   copy_in        place the job's input files in /home/mount inside it, in
+ *                  the order given (of two with one dest_name the last
+ *                  wins); each a file of the instance's own, never a link
+ *                  to local_path.
  *   run_job        run the legacy command (SPEC.md) inside it, as root, and
  *                  wait (the backslash is only there so that slash-star does
  *                  not open a comment; it is not part of the command):
@@ -36,7 +39,8 @@
  *                  takeover. VMMS_NOT_FOUND: the instance or the run is gone
  *                  (the job must be run again). destroy_vm from another
  *                  thread makes it return VMMS_ERR promptly.
- *   copy_out       copy /home/mount/feedback out to a local file.
+ *   copy_out       copy /home/mount/feedback out to a local file, which
+ *                  must not exist yet (created O_EXCL|O_NOFOLLOW).
  *   destroy_vm     stop and remove the instance and anything made for it
  *                  (volume directory, ...). Never reused after a job.
  *   safe_destroy_vm  same, but an instance that is already gone is success.
