@@ -109,7 +109,6 @@ class Chaos:
     def restart_redis(self):
         self.note("restart Redis")
         self.svc.redis.stop()
-        time.sleep(0.5)
         self.svc.redis.start()
 
     def restart_producer(self):
@@ -177,7 +176,7 @@ def main():
         svc.upload(LAB, "mk-fast", makefile("echo fast"))
         svc.upload(LAB, "mk-slow", makefile("sleep 2\necho slow"))
         svc.start_consumer(ccfg)
-        time.sleep(0.3)
+        wait_until(lambda: svc.redis.cli("GET", svc.prefix + "consumer:leader") != "", 15)
         svc.start_consumer(ccfg)
         chaos = Chaos(svc, cb, args.jobs, args.rate)
         chaos.run()

@@ -124,7 +124,11 @@ def run_suite(svc, cb):
     bomb = makefile("bash -c ':(){ :|:& };:' ; sleep 4")
     cprog = b'#include <stdio.h>\nint main(void){puts("compiled ok");return 0;}\n'
     rb = submit(svc, "lab2", {"Makefile": bomb}, "bomb.out", timeout=10)
-    time.sleep(1.0)
+    end = time.time() + 30  # the bomb is running before the compile starts
+    while time.time() < end and not any(
+            "Input copied" in t for t in
+            (svc.get("/job/%s/%d/" % (svc.key, rb["jobId"])).json().get("job") or {}).get("trace", [])):
+        time.sleep(0.1)
     rc = submit(svc, "lab2", {"prog.c": cprog, "Makefile": makefile("gcc -O1 -o prog prog.c\n./prog")},
                 "cc.out", timeout=30)
     out_c = wait_output(svc, "lab2", "cc.out", 60)

@@ -31,6 +31,15 @@ def wait_for(pred, timeout):
     return None
 
 
+def running(svc, job_id):
+    """Whether the job's run has started (its trace says the input is in)."""
+    try:
+        job = svc.get("/job/%s/%d/" % (svc.key, job_id)).json().get("job") or {}
+    except ValueError:
+        return False
+    return any("Input copied for job" in t for t in job.get("trace", []))
+
+
 def dead_ids(svc):
     jobs = svc.get("/jobs/%s/1/" % svc.key).json()["jobs"]
     return [j["id"] for j in jobs]
@@ -40,7 +49,7 @@ def standby_takeover(svc, cb):
     lease_ms = 2000
     cfg = consumer_config(svc, extra={"lease_ms": lease_ms, "max_jobs": 2})
     svc.start_consumer(cfg)
-    time.sleep(0.5)
+    wait_for(lambda: leader_index(svc) is not None, 10)
     svc.start_consumer(cfg)
     first = wait_for(lambda: leader_index(svc) is not None, 10)
     tlib.check("one consumer becomes leader", first is not None)
@@ -52,8 +61,7 @@ def standby_takeover(svc, cb):
         r = submit(svc, "fo", {"Makefile": makefile("sleep 2\necho done %d" % i)}, "fo%d.out" % i,
                    timeout=30, callback_url=cb.url("fo%d" % i))
         ids.append(r["jobId"])
-    wait_for(lambda: "job_start" in svc.consumers[leader].logtext(), 10)
-    time.sleep(0.5)
+    wait_for(lambda: any(running(svc, i) for i in ids), 20)
     t_kill = time.time()
     dead_token = re.findall(r"event=started token=(\w+)", svc.consumers[leader].logtext())[-1]
     svc.consumers[leader].kill(signal.SIGKILL)
@@ -82,9 +90,7 @@ def standby_takeover(svc, cb):
 
 def drain(svc, standby):
     r = submit(svc, "dr", {"Makefile": makefile("sleep 3\necho drained-ok")}, "dr.out", timeout=30)
-    wait_for(lambda: svc.consumers[standby].logtext().count("job_start") >= 1 and
-             "id=%d" % r["jobId"] in svc.consumers[standby].logtext(), 10)
-    time.sleep(0.5)
+    wait_for(lambda: running(svc, r["jobId"]), 20)
     t0 = time.time()
     rc = svc.consumers[standby].stop(60)
     tlib.check("SIGTERM drain exits 0", rc == 0, rc)
@@ -104,7 +110,6 @@ def redis_restart(svc, cb):
         ids.append(r["jobId"])
     time.sleep(1.5)  # let AOF fsync (everysec)
     svc.redis.stop()
-    time.sleep(1.0)
     svc.redis.start()
     outs = [wait_output(svc, "rr", "rr%d.out" % i, 90) for i in range(4)]
     ok = sum(1 for i, o in enumerate(outs) if o and b"rr %d" % i in o)

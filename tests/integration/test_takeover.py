@@ -32,6 +32,7 @@ import tlib  # noqa: E402
 from test_e2e_localdocker import PREFIX, consumer_config  # noqa: E402
 from tjobs import makefile, submit, wait_output  # noqa: E402
 
+K = tlib.KEYS
 LEASE_MS = 2000
 SWEEP_MS = 500
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
@@ -219,7 +220,7 @@ def template_record(svc, lab):
     r = submit(svc, lab, {"Makefile": makefile("echo template")}, "template.out", timeout=20)
     wait_output(svc, lab, "template.out", 40)
     wait_for(lambda: dead_record(svc, r["jobId"]), 10)
-    return json.loads(svc.redis.cli("HGET", svc.prefix + "jobs:dead", r["jobId"]))
+    return json.loads(svc.redis.cli("HGET", svc.prefix + K["JOBS_DEAD"], r["jobId"]))
 
 
 def stuck_and_malformed(svc):
@@ -231,7 +232,7 @@ def stuck_and_malformed(svc):
     R, pre = svc.redis, svc.prefix
     # An id in queue:leased with no lease, as a crash between BLMOVE and the
     # lease would leave it.
-    jid = int(R.cli("INCR", pre + "job:lastid"))
+    jid = int(R.cli("INCR", pre + K["JOB_LASTID"]))
     rec.update({"id": jid, "state": "queued", "outputFile": "stuck.out", "trace": [],
                 "retries": 0, "outcome": None, "assigned": False})
     rec.pop("run", None)
@@ -240,9 +241,9 @@ def stuck_and_malformed(svc):
     text = json.dumps(rec, separators=(",", ":"))
     tlib.check("stuck in queue:leased: planted record starts with its id and state",
                text.startswith('{"id":%d,"state":"queued",' % jid), text[:40])
-    R.cli("HSET", pre + "jobs:live", jid, text)
-    R.cli("ZADD", pre + "jobs:live:ids", jid, jid)
-    R.cli("RPUSH", pre + "queue:leased", jid)
+    R.cli("HSET", pre + K["JOBS_LIVE"], jid, text)
+    R.cli("ZADD", pre + K["JOBS_LIVE_IDS"], jid, jid)
+    R.cli("RPUSH", pre + K["QUEUE_LEASED"], jid)
     t0 = time.time()
     out = wait_output(svc, "stuck", "stuck.out", 30)
     tlib.check("stuck in queue:leased: the job runs without a change of leader",
@@ -251,10 +252,10 @@ def stuck_and_malformed(svc):
     tlib.check("stuck in queue:leased: still the same leader",
                svc.consumers[leader].logtext().count("leader_acquired") == 1)
     # A malformed record: its keyId kept so its owner sees it.
-    bad = int(R.cli("INCR", pre + "job:lastid"))
-    R.cli("HSET", pre + "jobs:live", bad, '{"id":%d,"keyId":"%s","name": broken' % (bad, rec.get("keyId", "")))
-    R.cli("ZADD", pre + "jobs:live:ids", bad, bad)
-    R.cli("RPUSH", pre + "queue:pending", bad)
+    bad = int(R.cli("INCR", pre + K["JOB_LASTID"]))
+    R.cli("HSET", pre + K["JOBS_LIVE"], bad, '{"id":%d,"keyId":"%s","name": broken' % (bad, rec.get("keyId", "")))
+    R.cli("ZADD", pre + K["JOBS_LIVE_IDS"], bad, bad)
+    R.cli("RPUSH", pre + K["QUEUE_PENDING"], bad)
     after = submit(svc, "stuck", {"Makefile": makefile("echo after-bad")}, "after.out", timeout=20)
     recs = wait_for(lambda: dead_record(svc, bad), 20)
     tlib.check("malformed record: in /jobs/KEY/1/ as dead-letter",
@@ -262,11 +263,11 @@ def stuck_and_malformed(svc):
     tlib.check("malformed record: a clear trace line",
                recs and any("Record unreadable" in t for t in recs[0].get("trace", [])), recs)
     tlib.check("malformed record: raw text kept in jobs:deadletter",
-               "broken" in R.cli("HGET", pre + "jobs:deadletter", bad))
+               "broken" in R.cli("HGET", pre + K["DEADLETTER"], bad))
     out = wait_output(svc, "stuck", "after.out", 30)
     tlib.check("malformed record: the queue keeps moving", out is not None and b"after-bad" in out, out)
     tlib.check("malformed record: not left in the live set",
-               R.cli("HEXISTS", pre + "jobs:live", bad) == "0")
+               R.cli("HEXISTS", pre + K["JOBS_LIVE"], bad) == "0")
     svc.consumers[leader].kill(signal.SIGKILL)
     del after
 

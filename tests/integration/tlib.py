@@ -337,3 +337,18 @@ def _service_init_allowing_local_callbacks(self, *args, **kwargs):
 
 
 Service.__init__ = _service_init_allowing_local_callbacks
+
+
+def _key_table():
+    """Redis key names from common/keys.h (the one table): {TAG: name}."""
+    import re
+    table = {}
+    with open(os.path.join(ROOT, "common", "keys.h")) as f:
+        for line in f:
+            m = re.match(r'\s*X\((\w+),\s*"([^"]+)"', line)
+            if m:
+                table[m.group(1)] = m.group(2)
+    return table
+
+
+KEYS = _key_table()
