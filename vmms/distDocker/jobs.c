@@ -37,10 +37,12 @@
  * $1 volume dir, $2 token, $3 container, $4 seconds to wait. Subscribes to
  * the container's events first (replayed from 5 s back, so none is missed
  * between the checks and the subscription), then looks for the exit file
- * and the container; wakes on every exec_die to look again. Prints one of
- * tango-exit=N, tango-gone (no such run or container) or tango-timeout. */
+ * and the container; wakes on every exec_die to look again. Should the
+ * event stream end early (docker events failing), it polls until the
+ * deadline instead. Prints one of tango-exit=N, tango-gone (no such run or
+ * container) or tango-timeout. */
 #define WAIT_SCRIPT                                                                        \
-    "v=$1; t=$2; n=$3; f=\"$v/.tango-exit-$t\"; "                                           \
+    "v=$1; t=$2; n=$3; f=\"$v/.tango-exit-$t\"; dl=$(( $(date +%s) + ${4%.*} )); "      \
     "exec 3< <(exec timeout \"$4\" docker events --since $(( $(date +%s) - 5 )) "           \
     "--filter container=\"$n\" --filter event=exec_die --filter event=die "                \
     "--filter event=destroy --format '{{.Action}}' 2>/dev/null); p=$!; "                    \
@@ -50,7 +52,10 @@
     "[ \"$(docker container inspect -f '{{.State.Running}}' \"$n\" 2>/dev/null)\" = true ] " \
     "|| { ended; end tango-gone; }; "                                                       \
     "while read -r a <&3; do ended; case $a in die|destroy) ended; end tango-gone;; esac; " \
-    "done; ended; end tango-timeout"
+    "done; "                                                                                \
+    "while [ $(date +%s) -lt $dl ]; do ended; "                                            \
+    "[ \"$(docker container inspect -f '{{.State.Running}}' \"$n\" 2>/dev/null)\" = true ] " \
+    "|| { ended; end tango-gone; }; sleep 0.5; done; ended; end tango-timeout"
 
 #define RUN_MARK "tango-exit="
 
@@ -160,16 +165,16 @@ int dd_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
                        vm->name);
     if (wait_ms < 0)
         wait_ms = 0;
-    char qs[1600], qv[PATH_MAX + 140], qn[140], vdir[PATH_MAX + 130];
+    char qs[3000], qv[PATH_MAX + 140], qn[140], vdir[PATH_MAX + 130];
     snprintf(vdir, sizeof vdir, "%s/%s", h->cfg->volume_dir, vm->name);
-    char *line = malloc(4096);
+    char *line = malloc(8192);
     if (line == NULL)
         return dd_fail(err, errlen, VMMS_ERR, "out of memory");
-    int n = snprintf(line, 4096, "bash -c %s _ %s %s %s %lld.%03lld",
+    int n = snprintf(line, 8192, "bash -c %s _ %s %s %s %lld.%03lld",
                      dd_quote(WAIT_SCRIPT, qs, sizeof qs), dd_quote(vdir, qv, sizeof qv),
                      handle, dd_quote(vm->id[0] ? vm->id : vm->name, qn, sizeof qn),
                      wait_ms / 1000, wait_ms % 1000);
-    if (n <= 0 || n >= 4096 || !qs[0] || !qv[0]) {
+    if (n <= 0 || n >= 8192 || !qs[0] || !qv[0]) {
         free(line);
         return dd_fail(err, errlen, VMMS_ERR, "VM %s: command line too long", vm->name);
     }
