@@ -13,13 +13,19 @@ the HTTP API with a real producer, consumer (localDocker) and Docker:
   - the job still has a default route (outbound stays on; nothing outside
     this machine is contacted);
   - a consumer told to use a network with inter-container traffic on refuses
-    to start, saying why.
+    to start, saying why;
+  - distDocker (a test fleet of SSH worker hosts, tests/fleet): a job with
+    network joins the jobs' network on its host, checked there first, and
+    cannot connect to the host at the gateway.
 Traffic goes only to addresses of this machine."""
 import http.client
+import ipaddress
 import json
 import os
+import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -318,6 +324,48 @@ def misconfigured(svc):
         subprocess.run(["docker", "network", "rm", name], capture_output=True)
 
 
+WHERE = r'''
+import socket, sys
+s = socket.socket()
+s.settimeout(3)
+print("WHERE %s %d" % (socket.gethostbyname(socket.gethostname()),
+                       s.connect_ex((sys.argv[1], int(sys.argv[2])))))
+'''
+
+
+def dist_docker(svc):
+    """distDocker: a job with network on a worker host joins the jobs' network
+    there (the test fleet's hosts share this machine's Docker engine)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "fleet"))
+    import fleet
+    net = inspect_network(NET) or {}
+    cfg = (net.get("IPAM", {}).get("Config") or [{}])[0]
+    gw, subnet = cfg.get("Gateway", DOCKER0), cfg.get("Subnet", "0.0.0.0/32")
+    lis = Listener(gw)
+    try:
+        with fleet.Fleet(2) as f:
+            c = svc.start_consumer(dict(consumer_config(svc, prefix=P + "d-"), vmms="distDocker",
+                                        vmms_config={"distDocker": f.distdocker_config()}))
+            r = submit(svc, "netD", {"where.py": WHERE.encode(),
+                                     "Makefile": makefile("python3 where.py %s %d" % (gw, lis.port))},
+                       "where.out", timeout=20)
+            out = (wait_output(svc, "netD", "where.out", 90) or b"").decode("utf-8", "replace")
+            rc = c.stop(60)
+            tlib.check("distDocker: consumer exits 0", rc == 0, rc)
+            where = [l.split() for l in out.split("\n") if l.startswith("WHERE ")]
+            tlib.check("distDocker: the job runs on the jobs' network", r.get("jobId") and where and
+                       ipaddress.ip_address(where[0][1]) in ipaddress.ip_network(subnet),
+                       (subnet, out[-300:]))
+            tlib.check("distDocker: the job cannot connect to the host at the gateway",
+                       where and where[0][2] != "0" and lis.accepted == 0, out[-300:])
+            log = c.logtext()
+            tlib.check("distDocker: the network checked on the job's host",
+                       re.search(r"event=jobs_network host=\S+ network=%s " % NET, log), log[-500:])
+    finally:
+        lis.close()
+
+
 def main():
     with tlib.Service(producers=1) as svc:
         svc.start_consumer(consumer_config(svc))
@@ -329,6 +377,8 @@ def main():
             rc = svc.consumers[0].stop(60)
             tlib.check("consumer drains and exits 0", rc == 0, rc)
         misconfigured(svc)
+        if os.geteuid() == 0:
+            dist_docker(svc)
         svc.consumers.clear()
     tlib.done()
 
