@@ -129,11 +129,22 @@ def test_input_isolation(svc):
                     "-echo tampered > ref.dat\n"
                     "-for f in /proc/[0-9]*/root/home/mount/ref.dat; do echo tampered >> $$f; done 2>&1\n"
                     "echo tamper attempts done")
-    submit(svc, "iso", {"ref.dat": original, "Makefile": evil}, "evil.out", timeout=20)
+    # the lab file as a service account whose uid happens to be the
+    # grading user's (1001 in autograding_image) would own it: a hard link
+    # into the job would be writable from inside
+    svc.open("iso")
+    svc.upload("iso", "evil.out-ref.dat", original)
+    host = lab_file(svc, "evil.out-ref.dat")
+    os.chown(host, 1001, 1001)
+    os.chmod(host, 0o644)
+    svc.upload("iso", "evil.out-Makefile", evil)
+    svc.add_job("iso", {"image": "autograding_image", "jobName": "evil", "timeout": 20,
+                        "output_file": "evil.out",
+                        "files": [{"localFile": "evil.out-ref.dat", "destFile": "ref.dat"},
+                                  {"localFile": "evil.out-Makefile", "destFile": "Makefile"}]})
     out1 = wait_output(svc, "iso", "evil.out")
     tlib.check("input isolation: tampering job ends", out1 is not None and
                b"tamper attempts done" in out1, out1)
-    host = lab_file(svc, "evil.out-ref.dat")
     tlib.check("input isolation: host lab file unchanged",
                host is not None and md5(host) == want, host and md5(host))
     # the next job names the same lab file: it must see the uploaded bytes
