@@ -7,6 +7,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential pkg-config
   libhiredis-dev libevent-dev libjansson-dev libssh2-1-dev libcurl4-openssl-dev libssl-dev
+  libarchive-dev
   libcmocka-dev libclang-rt-14-dev
   redis-server docker.io debootstrap openssh-server openssh-client iproute2 iptables
   python3 curl wrk procps
