@@ -77,13 +77,15 @@ local function live_record(P, id)
 end
 
 -- Moves a live record into the dead history and trims it to keep.
-local function to_dead(P, id, rec, keep)
+-- from_pending: the id may still be in queue:pending (an O(n) LREM there,
+-- so only dead-letter asks for it).
+local function to_dead(P, id, rec, keep, from_pending)
   redis.call('HDEL', P .. K.jobs_live, id)
   redis.call('ZREM', P .. K.jobs_live_ids, id)
   redis.call('HSET', P .. K.jobs_dead, id, rec)
   redis.call('ZADD', P .. K.jobs_dead_ids, id, id)
   redis.call('LREM', P .. K.queue_leased, 0, id)
-  redis.call('LREM', P .. K.queue_pending, 0, id)
+  if from_pending then redis.call('LREM', P .. K.queue_pending, 0, id) end
   clear_lease(P, id)
   local n = redis.call('ZCARD', P .. K.jobs_dead_ids) - keep
   if n > 0 then
@@ -182,7 +184,7 @@ end
 local function ending(name, keys, args)
   local P, id = keys[1], args[1]
   local rec = owned_write(P, name, id, args[2], args[3], args[4])
-  to_dead(P, id, rec, tonumber(args[5]))
+  to_dead(P, id, rec, tonumber(args[5]), false)
   redis.call('DEL', P .. K.partial .. id)
   redis.call('SREM', P .. K.cancels, id)
   if args[6] ~= '' then
@@ -276,7 +278,7 @@ local function deadletter(keys, args)
     '"network":false,"resume":false,"disk":null},"input":[],' ..
     '"outcome":"Error: job record could not be read"' ..
     (key_id and (',"keyId":"' .. key_id .. '"') or '') .. '}'
-  to_dead(P, id, rec, keep)
+  to_dead(P, id, rec, keep, true)
   return 1
 end
 

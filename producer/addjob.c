@@ -211,6 +211,5 @@ struct job *addjob_parse(const char *body, size_t len, const struct tango_config
     struct timeval tv;
     gettimeofday(&tv, NULL);
     job->created_at = (double)tv.tv_sec + tv.tv_usec / 1e6;
-    job->state = JOB_QUEUED;
     return job;
 }

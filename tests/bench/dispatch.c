@@ -64,18 +64,26 @@ static int run(const char *url, long queued)
         }
     double fill = now_us() - t0;
     t0 = now_us();
+    bool leader = false;
+    if (store_leader_acquire(st, "benchtoken", 600000, &leader) != STORE_OK || !leader) {
+        fprintf(stderr, "dispatch: leader lease: %s\n", store_error(st));
+        return -1;
+    }
     for (int i = 0; i < MEASURED; i++) {
         int64_t id = 0;
         struct job *got = NULL;
-        if (store_lease_next(st, "benchtoken", 10000, 0, &id) != STORE_OK || !id ||
-            store_job_load(st, id, &got) != STORE_OK) {
+        enum store_lease lease;
+        /* A job's whole life in the consumer's Redis calls: lease, start,
+         * finish (output accepted), end. */
+        if (store_lease_next(st, "benchtoken", 10000, 0, &id, &got, &lease) != STORE_OK ||
+            lease != LEASE_TAKEN || store_job_start(st, "benchtoken", got) != STORE_OK) {
             fprintf(stderr, "dispatch: lease failed: %s\n", store_error(st));
             return -1;
         }
-        got->state = JOB_DONE;
         free(got->outcome);
         got->outcome = strdup("Success: Autodriver returned normally");
-        if (store_job_finish(st, "benchtoken", got, NULL, 0, NULL) != STORE_OK) {
+        if (store_job_finish(st, "benchtoken", got) != STORE_OK ||
+            store_job_end(st, "benchtoken", got, false, NULL, 0, NULL) != STORE_OK) {
             fprintf(stderr, "dispatch: finish failed: %s\n", store_error(st));
             return -1;
         }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/bench/dispatch.sh: the consumer's per-job Redis cost (lease, load,
+# tests/bench/dispatch.sh: the consumer's per-job Redis cost (lease, start, finish,
 # end) with 1k and 100k jobs queued (build/bench/dispatch against a private
 # redis-server), and addJob throughput through the producer with wrk and a
 # Lua script (every request a real job into Redis).
