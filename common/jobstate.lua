@@ -48,10 +48,14 @@ local function need_leader(P, token)
   if not is_leader(P, token) then error('NOTLEADER this consumer does not hold the leader lease', 0) end
 end
 
--- The caller owns id's lease with this token and fence.
+-- Whether token owns id's lease with this fence.
+local function owns(P, id, token, fence)
+  return redis.call('HGET', P .. K.lease_owner, id) == token and
+         redis.call('HGET', P .. K.lease_fence, id) == fence
+end
+
 local function need_owner(P, id, token, fence)
-  if redis.call('HGET', P .. K.lease_owner, id) ~= token or
-     redis.call('HGET', P .. K.lease_fence, id) ~= fence then
+  if not owns(P, id, token, fence) then
     error('STALE job ' .. id .. ': lease token or fence is not current', 0)
   end
 end
@@ -111,18 +115,27 @@ local function add(keys, args)
   return id
 end
 
--- Grants a lease on a queued job whose id is in queue:leased. Returns
--- {1, fence, record}, or {0, why} with why 'missing' (no record: the id is
--- dropped) or 'unreadable' (the caller dead-letters it).
-local function lease_common(P, name, id, token, lease_ms)
+-- The live record of an id in queue:leased and its state, or nil and the
+-- answer to give: {0, 'missing'} (no record: the id is dropped) or
+-- {0, 'unreadable'} (the caller dead-letters it).
+local function leased_record(P, id)
   local rec = live_record(P, id)
   if not rec then
     redis.call('LREM', P .. K.queue_leased, 0, id)
     clear_lease(P, id)
-    return {0, 'missing'}
+    return nil, {0, 'missing'}
   end
   local cur = state_of(rec)
-  if not cur then return {0, 'unreadable'} end
+  if not cur then return nil, {0, 'unreadable'} end
+  return rec, cur
+end
+
+-- Grants a lease on a queued job whose id is in queue:leased. Returns
+-- {1, fence, record}, or {0, why} with why 'missing' (no record: the id is
+-- dropped) or 'unreadable' (the caller dead-letters it).
+local function lease_common(P, name, id, token, lease_ms)
+  local rec, cur = leased_record(P, id)
+  if not rec then return cur end
   local to = check(name, cur)
   local fence = grant_lease(P, id, token, lease_ms)
   rec = with_state(rec, to)
@@ -205,8 +218,7 @@ local function renew(keys, args)
   local lost = {}
   for i = 3, #args - 1, 2 do
     local id, fence = args[i], args[i + 1]
-    if redis.call('HGET', P .. K.lease_owner, id) == token and
-       redis.call('HGET', P .. K.lease_fence, id) == fence then
+    if owns(P, id, token, fence) then
       redis.call('ZADD', P .. K.leases, 'XX', exp, id)
     else
       lost[#lost + 1] = id
@@ -239,14 +251,8 @@ local function adopt(keys, args)
   local owner = redis.call('HGET', P .. K.lease_owner, id)
   local exp = tonumber(redis.call('ZSCORE', P .. K.leases, id) or '0')
   if owner and (owner == token or exp > now_ms()) then return {0, 'held'} end
-  local rec = live_record(P, id)
-  if not rec then
-    redis.call('LREM', P .. K.queue_leased, 0, id)
-    clear_lease(P, id)
-    return {0, 'missing'}
-  end
-  local cur = state_of(rec)
-  if not cur then return {0, 'unreadable'} end
+  local rec, cur = leased_record(P, id)
+  if not rec then return cur end
   if cur == 'queued' then
     check('restore', cur)
     redis.call('LREM', P .. K.queue_leased, 0, id)
@@ -304,8 +310,7 @@ local function release(keys, args)
   local n = 0
   for i = 2, #args - 1, 2 do
     local id, fence = args[i], args[i + 1]
-    if redis.call('HGET', P .. K.lease_owner, id) == token and
-       redis.call('HGET', P .. K.lease_fence, id) == fence then
+    if owns(P, id, token, fence) then
       redis.call('ZADD', P .. K.leases, 'XX', 0, id)
       n = n + 1
     end

@@ -21,14 +21,7 @@ def leader_index(svc):
     return None
 
 
-def wait_for(pred, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    return None
+wait_for = tlib.wait_for
 
 
 def running(svc, job_id):

@@ -38,14 +38,7 @@ SWEEP_MS = 500
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 
 
-def wait_for(pred, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    return pred()
+wait_for = tlib.wait_for
 
 
 def leader_of(svc, among):

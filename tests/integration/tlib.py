@@ -352,3 +352,15 @@ def _key_table():
 
 
 KEYS = _key_table()
+
+
+def wait_for(pred, timeout, interval=0.1):
+    """Polls pred until it returns something true or timeout seconds pass;
+    returns its last value (the condition, never a fixed sleep)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    return pred()

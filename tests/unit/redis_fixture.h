@@ -7,11 +7,17 @@
  *   redis_dir: set to a mkdtemp'd directory before redis_start()
  *   redis_start(): 0 once the server answers PING on redis_port
  *   redis_stop(sig): closes R and stops the server
+ *   redis_reply(fmt, ...): a command on R; any reply (caller frees)
+ *   redis_ok_reply(fmt, ...): the same, failing the test on an error reply
+ *   redis_ok(fmt, ...): the same, reply freed
+ * Include it after <cmocka.h>.
  */
 #ifndef TANGO_TEST_REDIS_FIXTURE_H
 #define TANGO_TEST_REDIS_FIXTURE_H
 
 #include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -122,6 +128,42 @@ static void redis_stop(int sig)
         waitpid(redis_pid, NULL, 0);
         redis_pid = -1;
     }
+}
+
+static redisReply *redis_vreply(bool must_succeed, const char *fmt, va_list ap)
+{
+    assert_non_null(R);
+    redisReply *r = redisvCommand(R, fmt, ap);
+    assert_non_null(r);
+    if (must_succeed && r->type == REDIS_REPLY_ERROR)
+        fail_msg("redis: %s", r->str);
+    return r;
+}
+
+static inline redisReply *redis_reply(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redis_vreply(false, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+static inline redisReply *redis_ok_reply(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redis_vreply(true, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+static inline void redis_ok(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    freeReplyObject(redis_vreply(true, fmt, ap));
+    va_end(ap);
 }
 
 #endif

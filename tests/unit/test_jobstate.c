@@ -67,28 +67,6 @@ static int group_teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static redisReply *cmd(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(R, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    return r;
-}
-
-static void cmd_ok(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(R, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_ERROR)
-        fail_msg("redis: %s", r->str);
-    freeReplyObject(r);
-}
-
 static const char *key(const char *name)
 {
     static char buf[8][128];
@@ -110,19 +88,19 @@ enum lease_kind { NO_LEASE, OWN_LEASE, LAPSED_LEASE };
  * and leadership for the test's token. */
 static void plant(int id, enum job_state s, enum lease_kind lease)
 {
-    cmd_ok("FLUSHALL");
+    redis_ok("FLUSHALL");
     /* FLUSHALL leaves the library loaded (functions are not keys). */
     char rec[256];
     record_of(id, job_state_name(s), rec, sizeof rec);
-    cmd_ok("HSET %s %d %s", key("jobs:live"), id, rec);
-    cmd_ok("ZADD %s %d %d", key("jobs:live:ids"), id, id);
-    cmd_ok("SET %s %s", key("consumer:leader"), TOKEN);
-    cmd_ok("RPUSH %s %d", key(s == JOB_QUEUED ? "queue:pending" : "queue:leased"), id);
+    redis_ok("HSET %s %d %s", key("jobs:live"), id, rec);
+    redis_ok("ZADD %s %d %d", key("jobs:live:ids"), id, id);
+    redis_ok("SET %s %s", key("consumer:leader"), TOKEN);
+    redis_ok("RPUSH %s %d", key(s == JOB_QUEUED ? "queue:pending" : "queue:leased"), id);
     if (lease == NO_LEASE)
         return;
-    cmd_ok("ZADD %s %lld %d", key("leases"), lease == LAPSED_LEASE ? 1LL : 99999999999999LL, id);
-    cmd_ok("HSET %s %d %s", key("lease:owner"), id, lease == LAPSED_LEASE ? "tok-dead" : TOKEN);
-    cmd_ok("HSET %s %d %s", key("lease:fence"), id, FENCE);
+    redis_ok("ZADD %s %lld %d", key("leases"), lease == LAPSED_LEASE ? 1LL : 99999999999999LL, id);
+    redis_ok("HSET %s %d %s", key("lease:owner"), id, lease == LAPSED_LEASE ? "tok-dead" : TOKEN);
+    redis_ok("HSET %s %d %s", key("lease:fence"), id, FENCE);
 }
 
 /* The state the record of id is in now ("" if none), live or dead. */
@@ -131,7 +109,7 @@ static void state_now(int id, char *out, size_t len)
     out[0] = '\0';
     const char *hashes[] = {"jobs:live", "jobs:dead"};
     for (int i = 0; i < 2 && !out[0]; i++) {
-        redisReply *r = cmd("HGET %s %d", key(hashes[i]), id);
+        redisReply *r = redis_reply("HGET %s %d", key(hashes[i]), id);
         const char *p = r->type == REDIS_REPLY_STRING ? strstr(r->str, "\"state\":\"") : NULL;
         if (p) {
             p += 9;
@@ -183,7 +161,7 @@ static int call(const struct jobstate_transition *t, int id, enum job_state from
         }
     }
     if (!strcmp(t->name, "lease") && from == JOB_QUEUED)
-        cmd_ok("LMOVE %s %s LEFT RIGHT", key("queue:pending"), key("queue:leased"));
+        redis_ok("LMOVE %s %s LEFT RIGHT", key("queue:pending"), key("queue:leased"));
     redisReply *r = redisCommandArgv(R, argc, argv, NULL);
     assert_non_null(r);
     int done;
@@ -270,15 +248,15 @@ static void test_allowed_pairs(void **state)
 static void test_add(void **state)
 {
     (void)state;
-    cmd_ok("FLUSHALL");
-    redisReply *r = cmd("FCALL tango_add 1 %s %s", P, "{\"id\":0,\"state\":\"done\",\"name\":\"a\"}");
+    redis_ok("FLUSHALL");
+    redisReply *r = redis_reply("FCALL tango_add 1 %s %s", P, "{\"id\":0,\"state\":\"done\",\"name\":\"a\"}");
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
     int id = (int)r->integer;
     freeReplyObject(r);
     char now[32];
     state_now(id, now, sizeof now);
     assert_string_equal(now, "queued"); /* the library sets it, whatever C wrote */
-    r = cmd("FCALL tango_add 1 %s %s", P, "{\"name\":\"no id first\"}");
+    r = redis_reply("FCALL tango_add 1 %s %s", P, "{\"name\":\"no id first\"}");
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     freeReplyObject(r);
 }
@@ -290,36 +268,36 @@ static void test_fencing(void **state)
     char rec[256];
     record_of(5, "running", rec, sizeof rec);
     plant(5, JOB_RUNNING, OWN_LEASE);
-    redisReply *r = cmd("FCALL tango_save 1 %s 5 %s 6 %s", P, TOKEN, rec);
+    redisReply *r = redis_reply("FCALL tango_save 1 %s 5 %s 6 %s", P, TOKEN, rec);
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     assert_non_null(strstr(r->str, "STALE"));
     freeReplyObject(r);
-    r = cmd("FCALL tango_save 1 %s 5 tok-other %s %s", P, FENCE, rec);
+    r = redis_reply("FCALL tango_save 1 %s 5 tok-other %s %s", P, FENCE, rec);
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     freeReplyObject(r);
     /* The adopter's new fence makes the old one stale. */
     plant(5, JOB_RUNNING, LAPSED_LEASE);
-    r = cmd("FCALL tango_adopt 1 %s 5 %s 5000", P, TOKEN);
+    r = redis_reply("FCALL tango_adopt 1 %s 5 %s 5000", P, TOKEN);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->element[0]->integer, 1);
     long long fence = r->element[1]->integer;
     freeReplyObject(r);
     assert_true(fence != 7);
-    r = cmd("FCALL tango_save 1 %s 5 %s %s %s", P, TOKEN, FENCE, rec);
+    r = redis_reply("FCALL tango_save 1 %s 5 %s %s %s", P, TOKEN, FENCE, rec);
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     freeReplyObject(r);
     /* Only the leader leases. */
     plant(6, JOB_QUEUED, NO_LEASE);
-    cmd_ok("SET %s someone-else", key("consumer:leader"));
-    cmd_ok("LMOVE %s %s LEFT RIGHT", key("queue:pending"), key("queue:leased"));
-    r = cmd("FCALL tango_lease 1 %s 6 %s 5000", P, TOKEN);
+    redis_ok("SET %s someone-else", key("consumer:leader"));
+    redis_ok("LMOVE %s %s LEFT RIGHT", key("queue:pending"), key("queue:leased"));
+    r = redis_reply("FCALL tango_lease 1 %s 6 %s 5000", P, TOKEN);
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     assert_non_null(strstr(r->str, "NOTLEADER"));
     freeReplyObject(r);
     /* A valid lease is never adopted. */
     plant(7, JOB_RUNNING, OWN_LEASE);
-    cmd_ok("HSET %s 7 tok-alive", key("lease:owner"));
-    r = cmd("FCALL tango_adopt 1 %s 7 %s 5000", P, TOKEN);
+    redis_ok("HSET %s 7 tok-alive", key("lease:owner"));
+    r = redis_reply("FCALL tango_adopt 1 %s 7 %s 5000", P, TOKEN);
     assert_int_equal(r->element[0]->integer, 0);
     freeReplyObject(r);
 }

@@ -64,32 +64,6 @@ static int group_teardown(void **state)
 
 /* ---- direct commands ---- */
 
-static redisReply *rc(const char *fmt, ...)
-{
-    assert_non_null(R);
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(R, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_ERROR)
-        fail_msg("redis: %s", r->str);
-    return r;
-}
-
-static void rc_free(const char *fmt, ...)
-{
-    assert_non_null(R);
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(R, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_ERROR)
-        fail_msg("redis: %s", r->str);
-    freeReplyObject(r);
-}
-
 /* The key for suffix under this test's prefix. */
 #define KMAX 400
 static const char *K(char *buf, const char *suffix)
@@ -103,15 +77,15 @@ static const char *K(char *buf, const char *suffix)
 static void assert_all_keys_prefixed(void)
 {
     for (int db = 0; db <= 3; db += 3) {
-        rc_free("SELECT %d", db);
-        redisReply *r = rc("KEYS *");
+        redis_ok("SELECT %d", db);
+        redisReply *r = redis_ok_reply("KEYS *");
         for (size_t i = 0; i < r->elements; i++)
             if (strncmp(r->element[i]->str, root_prefix, strlen(root_prefix)) != 0)
                 fail_msg("key \"%s\" (db %d) lacks the prefix \"%s\"", r->element[i]->str, db,
                          root_prefix);
         freeReplyObject(r);
     }
-    rc_free("SELECT 0");
+    redis_ok("SELECT 0");
 }
 
 /* ---- store handles ---- */
@@ -197,7 +171,7 @@ static void test_add_job(void **state)
     assert_int_equal(store_add_job(st, j), STORE_OK);
     assert_true(j->id == 1);
     /* The record in jobs:live is the job's JSON form, id included. */
-    redisReply *r = rc("HGET %s 1", K(k, "jobs:live"));
+    redisReply *r = redis_ok_reply("HGET %s 1", K(k, "jobs:live"));
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     json_t *stored = json_loadb(r->str, r->len, 0, NULL);
     freeReplyObject(r);
@@ -210,20 +184,20 @@ static void test_add_job(void **state)
     assert_true(add_job(st, "second") == 2);
     assert_true(add_job(st, "third") == 3);
 
-    r = rc("LRANGE %s 0 -1", K(k, "queue:pending"));
+    r = redis_ok_reply("LRANGE %s 0 -1", K(k, "queue:pending"));
     assert_int_equal(r->elements, 3);
     assert_string_equal(r->element[0]->str, "1");
     assert_string_equal(r->element[1]->str, "2");
     assert_string_equal(r->element[2]->str, "3");
     freeReplyObject(r);
-    r = rc("ZRANGE %s 0 -1", K(k, "jobs:live:ids"));
+    r = redis_ok_reply("ZRANGE %s 0 -1", K(k, "jobs:live:ids"));
     assert_int_equal(r->elements, 3);
     assert_string_equal(r->element[2]->str, "3");
     freeReplyObject(r);
-    r = rc("HGET %s job_requests", K(k, "counters"));
+    r = redis_ok_reply("HGET %s job_requests", K(k, "counters"));
     assert_string_equal(r->str, "3");
     freeReplyObject(r);
-    r = rc("HLEN %s", K(k, "jobs:live"));
+    r = redis_ok_reply("HLEN %s", K(k, "jobs:live"));
     assert_int_equal(r->integer, 3);
     freeReplyObject(r);
 
@@ -236,7 +210,7 @@ static void test_add_job(void **state)
     assert_int_equal(store_queue_position(st, 99, &pos), STORE_OK);
     assert_int_equal(pos, 0);
     /* Once a job leaves the queue its position is 0 and the others move up. */
-    rc_free("LREM %s 0 1", K(k, "queue:pending"));
+    redis_ok("LREM %s 0 1", K(k, "queue:pending"));
     assert_int_equal(store_queue_position(st, 1, &pos), STORE_OK);
     assert_int_equal(pos, 0);
     assert_int_equal(store_queue_position(st, 3, &pos), STORE_OK);
@@ -257,9 +231,9 @@ static void test_large_ids(void **state)
     struct store *st = new_store();
     char k[KMAX];
     assert_true(add_job(st, "a") == 1);
-    rc_free("SET %s 1000", K(k, "job:lastid"));
+    redis_ok("SET %s 1000", K(k, "job:lastid"));
     assert_true(add_job(st, "b") == 1001);
-    rc_free("SET %s 4294967296", K(k, "job:lastid"));
+    redis_ok("SET %s 4294967296", K(k, "job:lastid"));
     struct job *j = make_job("big");
     assert_int_equal(store_add_job(st, j), STORE_OK);
     assert_true(j->id == 4294967297LL);
@@ -275,7 +249,7 @@ static void test_large_ids(void **state)
     assert_string_equal(json_string_value(json_object_get(o, "name")), "big");
     json_decref(o);
 
-    redisReply *r = rc("LRANGE %s 0 -1", K(k, "queue:pending"));
+    redisReply *r = redis_ok_reply("LRANGE %s 0 -1", K(k, "queue:pending"));
     assert_int_equal(r->elements, 4);
     assert_string_equal(r->element[2]->str, "4294967297");
     freeReplyObject(r);
@@ -325,7 +299,7 @@ static void test_list_live(void **state)
     json_decref(list);
     /* A record that vanished between the two reads is skipped. */
     char k[KMAX];
-    rc_free("HDEL %s 2", K(k, "jobs:live"));
+    redis_ok("HDEL %s 2", K(k, "jobs:live"));
     assert_int_equal(store_list_jobs(st, false, 3, &list), STORE_OK);
     const long long gap[] = {1, 3};
     assert_ids(list, gap, 2);
@@ -344,8 +318,8 @@ static void put_dead(long long id, const char *name)
     j->outcome = strdup("Success: Autodriver returned normally");
     char *text = job_dumps(j);
     job_free(j);
-    rc_free("HSET %s %lld %s", K(k, "jobs:dead"), id, text);
-    rc_free("ZADD %s %lld %lld", K(k, "jobs:dead:ids"), id, id);
+    redis_ok("HSET %s %lld %s", K(k, "jobs:dead"), id, text);
+    redis_ok("ZADD %s %lld %lld", K(k, "jobs:dead:ids"), id, id);
     free(text);
 }
 
@@ -396,7 +370,7 @@ static void test_dead_and_get(void **state)
     assert_null(o);
     /* A record that is not JSON is an error, not a crash. */
     char k[KMAX];
-    rc_free("HSET %s 77 %s", K(k, "jobs:dead"), "{not json");
+    redis_ok("HSET %s 77 %s", K(k, "jobs:dead"), "{not json");
     assert_int_equal(store_get_job(st, 77, &o, &dead), STORE_ERROR);
     assert_null(o);
     store_free(st);
@@ -443,7 +417,7 @@ static void test_lab_files(void **state)
 
     char k[KMAX], key[100];
     snprintf(key, sizeof key, "lab:%s:files", lab);
-    redisReply *r = rc("HGET %s handin.py", K(k, key));
+    redisReply *r = redis_ok_reply("HGET %s handin.py", K(k, key));
     assert_string_equal(r->str, m2);
     freeReplyObject(r);
     store_free(st);
@@ -488,7 +462,7 @@ static void test_info(void **state)
 
     /* Started 100 s ago; marking again does not reset it (first start wins). */
     char k[KMAX];
-    rc_free("SET %s %lld", K(k, "started"), (long long)time(NULL) - 100);
+    redis_ok("SET %s %lld", K(k, "started"), (long long)time(NULL) - 100);
     assert_int_equal(store_mark_started(st), STORE_OK);
     assert_int_equal(store_info(st, &info), STORE_OK);
     el = json_integer_value(json_object_get(info, "elapsed_secs"));
@@ -512,7 +486,7 @@ static void test_images(void **state)
     json_decref(imgs);
     /* The published document is plain JSON any tool can read. */
     char k[KMAX];
-    redisReply *r = rc("GET %s", K(k, "images"));
+    redisReply *r = redis_ok_reply("GET %s", K(k, "images"));
     json_t *doc = json_loadb(r->str, r->len, 0, NULL);
     freeReplyObject(r);
     assert_true(json_equal(json_object_get(doc, "images"), set));
@@ -602,7 +576,7 @@ static void test_partial_output(void **state)
     assert_int_equal(out[len], '\0');
     free(out);
     char k[KMAX];
-    redisReply *r = rc("TTL %s", K(k, "partial:5"));
+    redisReply *r = redis_ok_reply("TTL %s", K(k, "partial:5"));
     assert_true(r->integer > 0 && r->integer <= 60);
     freeReplyObject(r);
     /* Overwritten by a shorter one; other ids are separate. */
@@ -635,7 +609,7 @@ static void test_builds(void **state)
                      STORE_OK);
     assert_true(id == 2);
     char k[KMAX];
-    redisReply *r = rc("LRANGE %s 0 -1", K(k, "builds:queue"));
+    redisReply *r = redis_ok_reply("LRANGE %s 0 -1", K(k, "builds:queue"));
     assert_int_equal(r->elements, 2);
     json_t *b = json_loadb(r->element[0]->str, r->element[0]->len, 0, NULL);
     json_t *want = json_pack("{s:i, s:s, s:s}", "id", 1, "image", "img1", "path",
@@ -651,7 +625,7 @@ static void test_builds(void **state)
     json_t *res = NULL;
     assert_int_equal(store_build_result(st, 1, &res), STORE_NOT_FOUND);
     assert_null(res);
-    rc_free("SET %s %s", K(k, "build:result:1"), "{\"ok\": true, \"message\": \"loaded\"}");
+    redis_ok("SET %s %s", K(k, "build:result:1"), "{\"ok\": true, \"message\": \"loaded\"}");
     assert_int_equal(store_build_result(st, 1, &res), STORE_OK);
     want = json_pack("{s:b, s:s}", "ok", 1, "message", "loaded");
     assert_true(json_equal(res, want));
@@ -669,12 +643,12 @@ static void test_db_and_auth(void **state)
     struct store *st = new_store_url(NULL, 3);
     assert_true(add_job(st, "in-db-3") == 1);
     char k[KMAX];
-    rc_free("SELECT 3");
-    redisReply *r = rc("HLEN %s", K(k, "jobs:live"));
+    redis_ok("SELECT 3");
+    redisReply *r = redis_ok_reply("HLEN %s", K(k, "jobs:live"));
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
-    rc_free("SELECT 0");
-    r = rc("EXISTS %s", K(k, "jobs:live"));
+    redis_ok("SELECT 0");
+    r = redis_ok_reply("EXISTS %s", K(k, "jobs:live"));
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
     store_free(st);
