@@ -217,13 +217,17 @@ def main():
         rerun = sum(1 for t in traces.values()
                     if any("consumer stopped while it ran" in l or "instance was gone after a takeover" in l
                            for l in t))
-        print("accepted=%d completed=%d lost=%d duplicate_callbacks=%d leftover_containers=%d "
-              "reattached=%d rerun_after_takeover=%d"
-              % (len(ids), completed, len(lost), dup_cb, len(leftover), reattached, rerun))
+        # An output is written (accepted by `finish`) once per job: a second
+        # "finished:" line in a record's trace would be a second output.
+        dup_out = sum(1 for t in traces.values() if sum(" finished: " in l for l in t) > 1)
+        print("accepted=%d completed=%d lost=%d duplicate_callbacks=%d duplicate_outputs=%d "
+              "leftover_containers=%d reattached=%d rerun_after_takeover=%d"
+              % (len(ids), completed, len(lost), dup_cb, dup_out, len(leftover), reattached, rerun))
         print("# refused submissions (retried): %d; events: %s" % (chaos.refused, "; ".join(chaos.events)))
         tlib.check("chaos: every accepted job dead exactly once", completed == len(ids) and not twice,
                    "lost=%s twice=%s" % (lost[:10], twice[:10]))
         tlib.check("chaos: every output file exists and is well formed", not bad_output, bad_output[:10])
+        tlib.check("chaos: one output per job", dup_out == 0, dup_out)
         tlib.check("chaos: every callback arrived", not no_cb, no_cb[:10])
         tlib.check("chaos: no container of our prefix left", not leftover, leftover)
         tlib.check("chaos: no temp files left", not temp, temp[:10])
