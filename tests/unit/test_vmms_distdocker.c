@@ -571,15 +571,23 @@ static void test_images_load_and_list(void **state)
     (void)state;
     SKIP_WITHOUT_FLEET();
     int pid = (int)getpid();
+    /* tiny.tar tags the name it is loaded as; other.tar another name
+     * (/build only creates or replaces the tag it names: refused) */
     char *ok = sh("cd '%s' && mkdir -p tiny && echo hi > tiny/hello && "
                   "tar -C tiny -c . | docker import - ddunit-tiny-%d:src >/dev/null && "
-                  "docker save -o tiny.tar ddunit-tiny-%d:src && "
-                  "docker rmi ddunit-tiny-%d:src >/dev/null && echo ok", root, pid, pid, pid);
+                  "docker tag ddunit-tiny-%d:src ddunit-loaded-%d:v1 && "
+                  "docker save -o tiny.tar ddunit-loaded-%d:v1 && "
+                  "docker save -o other.tar ddunit-tiny-%d:src && "
+                  "docker rmi ddunit-tiny-%d:src ddunit-loaded-%d:v1 >/dev/null && echo ok",
+                  root, pid, pid, pid, pid, pid, pid, pid);
     assert_string_equal(ok, "ok");
     free(ok);
-    char tar[PATH_MAX + 32], want[64];
+    char tar[PATH_MAX + 32], other[PATH_MAX + 32], want[64];
     snprintf(tar, sizeof tar, "%s/tiny.tar", root);
+    snprintf(other, sizeof other, "%s/other.tar", root);
     snprintf(want, sizeof want, "ddunit-loaded-%d:v1", pid);
+    assert_int_equal(ops->load_image(ctx, other, want, 60, err, sizeof err), VMMS_ERR);
+    printf("# load_image under another tag: %s\n", err);
     long t0 = now_ms();
     int rc = ops->load_image(ctx, tar, want, 60, err, sizeof err);
     long ms = now_ms() - t0;

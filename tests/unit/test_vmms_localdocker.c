@@ -679,15 +679,19 @@ static void test_load_image(void **state)
     fclose(f);
     free(body);
 
+    /* /build only creates or replaces the tag it names: a tarball that
+     * would tag another name is refused, and that tag is not made */
+    assert_int_equal(ops->load_image(ctx, savepath, dst, 60, err, sizeof err), VMMS_ERR);
+    printf("load_image under another tag: %s\n", err);
+    assert_false(has_image(ctx, dst));
+    /* under the name it has, it loads */
     long t0 = now_ms();
-    int rc = ops->load_image(ctx, savepath, dst, 60, err, sizeof err);
+    int rc = ops->load_image(ctx, savepath, src, 60, err, sizeof err);
     long ms = now_ms() - t0;
     if (rc != VMMS_OK)
         fail_msg("load_image: %s", err);
     printf("timing: load_image of a %zu-byte tarball=%ld ms\n", savelen, ms);
-    assert_true(has_image(ctx, dst));
-    /* loading under the name it already has is fine too */
-    assert_int_equal(ops->load_image(ctx, savepath, src, 60, err, sizeof err), VMMS_OK);
+    assert_true(has_image(ctx, src));
 
     /* not a tarball: Docker's own message comes back */
     char junk[PATH_MAX + 32];
@@ -700,10 +704,9 @@ static void test_load_image(void **state)
     assert_int_equal(ops->load_image(ctx, savepath, "bad name", 60, err, sizeof err),
                      VMMS_ERR);
 
-    snprintf(path, sizeof path, "/images/%s?force=true", dst);
-    assert_int_equal(docker("DELETE", path, NULL, NULL, 0, NULL, NULL), 200);
     snprintf(path, sizeof path, "/images/%s?force=true", src);
     assert_int_equal(docker("DELETE", path, NULL, NULL, 0, NULL, NULL), 200);
+    assert_false(has_image(ctx, src));
     assert_false(has_image(ctx, dst));
     assert_clean();
 }
