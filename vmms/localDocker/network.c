@@ -99,11 +99,22 @@ static int run_prog(const char *const *argv, int *status, char *out, size_t outs
         used--;
     if (outsz)
         out[used] = '\0';
-    if (timed_out)
-        kill(pid, SIGKILL);
-    int ws;
-    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-        ;
+    /* Its output is over (or the deadline passed); it may still be running. */
+    int ws = 0;
+    for (;;) {
+        if (timed_out)
+            kill(pid, SIGKILL); /* our own child, by pid */
+        pid_t r = waitpid(pid, &ws, timed_out ? 0 : WNOHANG);
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR)
+            return ld_fail(err, errlen, VMMS_ERR, "waiting for %s: %s", argv[0],
+                           strerror(errno));
+        if (r == 0 && clock_mono_ms() >= deadline)
+            timed_out = true;
+        else if (r == 0)
+            clock_sleep_ms(10);
+    }
     *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
     if (timed_out)
         return ld_fail(err, errlen, VMMS_TIMEOUT, "%s did not end within %d s", argv[0],
