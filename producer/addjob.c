@@ -184,6 +184,8 @@ struct job *addjob_parse(const char *body, size_t len, const struct tango_config
     job->cores = cores > 0 ? (int)cores : 0;
     long long memory = opt_int(&p, o, "memory", 16, cfg->max_memory_mb);
     job->memory_mb = memory > 0 ? (int)memory : 0;
+    long long disk = opt_int(&p, o, "disk", 16, cfg->max_disk_limit_mb);
+    job->disk_mb = disk > 0 ? (int)disk : 0;
 
     json_t *net = json_object_get(o, "disable_network");
     if (net && !json_is_null(net) && !json_is_boolean(net))

@@ -35,7 +35,7 @@ def set_bytes(redis, key, value):
 with tlib.Service(config={"images": ["autograding_image", "other_image:v2"],
                           "default_timeout_s": 45, "max_timeout_s": 600,
                           "default_max_kb": 512, "max_output_kb": 4096,
-                          "max_cores": 4, "max_memory_mb": 2048},
+                          "max_cores": 4, "max_memory_mb": 2048, "max_disk_limit_mb": 4096},
                   key="k-jobs-Hh71x") as svc:
     K = svc.key
     R = svc.redis
@@ -69,7 +69,7 @@ with tlib.Service(config={"images": ["autograding_image", "other_image:v2"],
 
     # --- the stored record
     d = svc.add_job("lab", job(timeout=0, max_kb=100, disable_network=True, cores=2, memory=256,
-                               callback_url="https://autolab.example/cb?x=1&y=2"))
+                               disk=2048, callback_url="https://autolab.example/cb?x=1&y=2"))
     rec = json.loads(R.cli("HGET", pre + "jobs:live", d.get("jobId")) or "{}")
     tlib.check("record: timeout 0 -> service default", rec.get("timeout") == 45, rec)
     tlib.check("record: maxOutputFileSize = max_kb * 1024",
@@ -78,6 +78,7 @@ with tlib.Service(config={"images": ["autograding_image", "other_image:v2"],
                rec.get("disableNetwork") is True and rec.get("vm", {}).get("network") is False, rec)
     tlib.check("record: cores and memory", rec.get("vm", {}).get("cores") == 2 and
                rec.get("vm", {}).get("memory") == 256, rec)
+    tlib.check("record: disk limit (MiB) as vm.disk", rec.get("vm", {}).get("disk") == 2048, rec)
     tlib.check("record: callback_url stored as notifyURL",
                rec.get("notifyURL") == "https://autolab.example/cb?x=1&y=2", rec)
     tlib.check("record: state queued, unassigned, no retries",
@@ -147,6 +148,8 @@ with tlib.Service(config={"images": ["autograding_image", "other_image:v2"],
         (job(cores=5), ["cores"]),
         (job(memory=8), ["memory"]),
         (job(memory=99999), ["memory"]),
+        (job(disk=8), ["disk"]),
+        (job(disk=4097), ["disk", "between"]),
         (job(disable_network="yes"), ["disable_network"]),
         (job(callback_url="ftp://x/y"), ["callback_url", "http"]),
         (job(callback_url="javascript:alert(1)"), ["callback_url"]),

@@ -10,8 +10,9 @@
  *     concurrent jobs with partial output, destroy during run, a host whose
  *     sshd dies (its run fails fast, its VM's removal is deferred and done
  *     when it returns), a wrong host key refused.
- * The live tests are skipped when the fleet cannot be built (not root, no
- * sshd); the fleet, containers and temp files are removed at the end.
+ * A fleet that cannot be built (not root, no sshd) fails the live tests:
+ * a fixture that does not come up is a failure, never a skip. The fleet,
+ * containers and temp files are removed at the end.
  */
 #include <dlfcn.h>
 #include <libgen.h>
@@ -316,11 +317,11 @@ static void assert_clean(void)
     }
 }
 
-#define SKIP_WITHOUT_FLEET()                                                  \
+#define NEED_FLEET()                                                  \
     do {                                                                      \
         if (ctx == NULL) {                                                    \
-            printf("# skipped: no fleet (needs root, sshd, ip netns)\n");     \
-            skip();                                                           \
+            fail_msg("the test fleet did not come up (needs root, sshd, "    \
+                     "ip netns; see tests/fleet/fleet.sh)");                  \
         }                                                                     \
     } while (0)
 
@@ -332,7 +333,7 @@ static const char *slow_mk =
 static void test_hello_job(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_FLEET();
+    NEED_FLEET();
     struct vmms_vm vm;
     long t0 = now_ms();
     start_vm(&vm, "hello");
@@ -373,7 +374,7 @@ static void test_hello_job(void **state)
 static void test_round_robin_and_capacity(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_FLEET();
+    NEED_FLEET();
     struct vmms_vm vm[5];
     char name[16];
     int on[2] = {0, 0};
@@ -424,7 +425,7 @@ static void *run_thread(void *arg)
 static void test_concurrent_with_partial_output(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_FLEET();
+    NEED_FLEET();
     struct runner r[3];
     pthread_t t[3];
     for (int i = 0; i < 3; i++) {
@@ -477,7 +478,7 @@ static void test_concurrent_with_partial_output(void **state)
 static void test_timeout_and_destroy_during_run(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_FLEET();
+    NEED_FLEET();
     struct vmms_vm vm;
     start_vm(&vm, "loop");
     put_job(&vm, "loop", loop_mk);
@@ -514,7 +515,7 @@ static void test_timeout_and_destroy_during_run(void **state)
 static void test_host_down_and_back(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_FLEET();
+    NEED_FLEET();
     struct vmms_vm a, b;
     start_vm(&a, "hd-a");
     start_vm(&b, "hd-b");
@@ -569,7 +570,7 @@ static void test_host_down_and_back(void **state)
 static void test_images_load_and_list(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_FLEET();
+    NEED_FLEET();
     int pid = (int)getpid();
     /* tiny.tar tags the name it is loaded as; other.tar another name
      * (/build only creates or replaces the tag it names: refused) */
@@ -615,7 +616,7 @@ static void test_images_load_and_list(void **state)
 static void test_wrong_host_key_refused(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_FLEET();
+    NEED_FLEET();
     json_t *hosts = json_pack("[o]", host_cfg(0, fleet_str("known_hosts_wrong"), 2));
     json_t *cfg = live_cfg(hosts);
     void *c = NULL;
@@ -648,7 +649,7 @@ static void *fresh_ctx(void)
 static void test_start_attach_reattach(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_FLEET();
+    NEED_FLEET();
     assert_non_null(ops->start_job);
     assert_non_null(ops->attach_job);
     struct vmms_vm vm;
@@ -705,7 +706,7 @@ static void test_start_attach_reattach(void **state)
 static void test_sandbox(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_FLEET();
+    NEED_FLEET();
     struct vmms_vm vm;
     init_vm(&vm, "sandbox");
     vm.memory_mb = 200;
