@@ -166,11 +166,10 @@ static int ensure_rule(const struct family *f, const char *ifname, const char **
         if (pass == 0 && status == 1)
             continue; /* -C: no such rule */
         return ld_fail(err, errlen, VMMS_ERR,
-                       "localDocker: cannot %s the firewall rule for network bridge %s "
-                       "(%s exit %d: %s); the consumer must run as root, or set "
-                       "host_firewall false and install it yourself (README)",
-                       pass == 0 ? "check" : "install", ifname, f->what, status,
-                       out[0] ? out : "no message");
+                       "localDocker: %s %s of the jobs' firewall rule failed (exit %d: "
+                       "%.90s); run the consumer as root, or set host_firewall false and "
+                       "install it yourself (README)", f->what, pass == 0 ? "-C" : "-I",
+                       status, out[0] ? out : "no message");
     }
     return VMMS_OK; /* not reached */
 }
