@@ -7,8 +7,12 @@
  *   never leased (queued)       back to the queue head (the store does it)
  *   leased, not started         back to the queue head, no retry
  *   running, run recorded       held again: re-attach to the run (no retry)
- *   running, no run recorded    requeued with one more retry; its instance,
- *                               if any, goes to the reaper
+ *   running, no run recorded    its grading never started: back to the queue
+ *                               head with no retry (unless it has come back
+ *                               this way job_retries times: then one more
+ *                               retry is counted, so a job that keeps
+ *                               killing its consumer still ends); its
+ *                               instance, if any, goes to the reaper
  *   finishing                   held again: publish the output, end it
  *   unreadable                  dead-letter
  */
@@ -19,6 +23,19 @@
 #include "log.h"
 
 #define SWEEP_MAX 10000
+
+#define BEFORE_RUN "Requeued after its consumer stopped before its run started"
+
+/* How often the job came back because its consumer stopped before the run. */
+static int times_before_run(const struct job *job)
+{
+    int n = 0;
+    size_t i;
+    json_t *line;
+    json_array_foreach(job->trace, i, line)
+        n += json_is_string(line) && strstr(json_string_value(line), BEFORE_RUN) != NULL;
+    return n;
+}
 
 /* A job adopted in state running or leased that cannot be re-attached. */
 static void requeue_adopted(struct consumer *c, struct store *st, struct job *job, bool retry,
@@ -55,7 +72,7 @@ static void adopted(struct consumer *c, struct store *st, struct job *job)
             hold_job(c, job, HELD_REATTACH, cancel);
             return;
         }
-        requeue_adopted(c, st, job, true, "Requeued after its consumer stopped while it ran");
+        requeue_adopted(c, st, job, times_before_run(job) >= c->cfg->job_retries, BEFORE_RUN);
         return;
     case JOB_FINISHING:
         log_info("job_adopted", "id=%lld mode=complete", (long long)job->id);

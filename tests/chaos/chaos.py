@@ -214,20 +214,28 @@ def main():
         temp = leftovers(svc)
         traces = {j["id"]: j.get("trace", []) for j in svc.get("/jobs/%s/1/" % svc.key).json()["jobs"]}
         reattached = sum(1 for t in traces.values() if any("Re-attached" in l for l in t))
-        rerun = sum(1 for t in traces.values()
-                    if any("consumer stopped while it ran" in l or "instance was gone after a takeover" in l
-                           for l in t))
+        before_run = sum(1 for t in traces.values() if any("before its run started" in l for l in t))
+        gone = sum(1 for t in traces.values() if any("instance was gone after a takeover" in l for l in t))
+        # Re-run although its container survived: re-attached, then failed
+        # for another reason than the container being gone.
+        rerun = 0
+        for t in traces.values():
+            at = [k for k, l in enumerate(t) if "Re-attached" in l]
+            if at and any(" failed: " in l and "instance was gone" not in l for l in t[at[0]:]):
+                rerun += 1
         # An output is written (accepted by `finish`) once per job: a second
         # "finished:" line in a record's trace would be a second output.
         dup_out = sum(1 for t in traces.values() if sum(" finished: " in l for l in t) > 1)
         print("accepted=%d completed=%d lost=%d duplicate_callbacks=%d duplicate_outputs=%d "
-              "leftover_containers=%d reattached=%d rerun_after_takeover=%d"
-              % (len(ids), completed, len(lost), dup_cb, dup_out, len(leftover), reattached, rerun))
+              "leftover_containers=%d" % (len(ids), completed, len(lost), dup_cb, dup_out, len(leftover)))
+        print("takeovers: reattached=%d rerun_with_container_alive=%d rerun_container_gone=%d "
+              "requeued_before_run=%d" % (reattached, rerun, gone, before_run))
         print("# refused submissions (retried): %d; events: %s" % (chaos.refused, "; ".join(chaos.events)))
         tlib.check("chaos: every accepted job dead exactly once", completed == len(ids) and not twice,
                    "lost=%s twice=%s" % (lost[:10], twice[:10]))
         tlib.check("chaos: every output file exists and is well formed", not bad_output, bad_output[:10])
         tlib.check("chaos: one output per job", dup_out == 0, dup_out)
+        tlib.check("chaos: no job re-run whose container survived a takeover", rerun == 0, rerun)
         tlib.check("chaos: every callback arrived", not no_cb, no_cb[:10])
         tlib.check("chaos: no container of our prefix left", not leftover, leftover)
         tlib.check("chaos: no temp files left", not temp, temp[:10])
