@@ -322,6 +322,11 @@ def misconfigured(svc):
             c.kill()
     finally:
         subprocess.run(["docker", "network", "rm", name], capture_output=True)
+    c = svc.start_consumer(consumer_config(svc, {"host_firewall": False}, prefix=P + "y-"))
+    seen = wait_for(lambda: "event=jobs_firewall_off" in c.logtext(), 30)
+    rc = c.stop(60)
+    tlib.check("host_firewall false: started, with a warning naming the rule",
+               seen and rc == 0 and "-j DROP" in c.logtext(), (rc, c.logtext()[-400:]))
 
 
 WHERE = r'''
