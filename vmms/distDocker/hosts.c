@@ -139,6 +139,9 @@ static void connect_attempt(struct dd_ctx *ctx, struct dd_host *h)
             rc = dd_fail(err, sizeof err, VMMS_ERR, "docker on %s: unexpected answer to "
                          "`docker info`", h->label);
         dd_out_free(&out);
+        /* A host whose jobs' network is misconfigured never comes up. */
+        if (rc == VMMS_OK)
+            rc = dd_net_check(ctx, c, err, sizeof err);
         c->refs = 0;
         if (rc != VMMS_OK) {
             atomic_store(&c->broken, true);
