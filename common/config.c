@@ -4,6 +4,7 @@
  * range. Adding a key means adding one row here and one field in config.h.
  */
 #include "config.h"
+#include "callback_allow.h"
 #include "labs.h"
 #include "log.h"
 
@@ -424,6 +425,18 @@ static int validate(struct tango_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "config key \"log_level\": must be debug, info, warn or error");
         return -1;
     }
+    if (cfg->disk_limit_mb > cfg->max_disk_limit_mb) {
+        snprintf(err, errlen, "config key \"disk_limit_mb\": larger than max_disk_limit_mb");
+        return -1;
+    }
+    /* Both services refuse a bad callback allowlist at start. */
+    struct callback_policy *policy = NULL;
+    char why[256];
+    if (callback_policy_new(cfg->callback_allow, cfg->ncallback_allow, &policy, why, sizeof why)) {
+        snprintf(err, errlen, "config key \"callback_allow\": %s", why);
+        return -1;
+    }
+    callback_policy_free(policy);
     return 0;
 }
 

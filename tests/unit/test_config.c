@@ -89,7 +89,7 @@ static void test_defaults(void **state)
     (void)state;
     struct tango_config c;
     load_ok(&c, NULL, no_env);
-    assert_string_equal(c.bind, "0.0.0.0");
+    assert_string_equal(c.bind, "127.0.0.1"); /* never the jobs' bridge by default */
     assert_int_equal(c.port, 3000);
     assert_int_equal(c.http_timeout_s, 60);
     assert_int_equal(c.max_connections, 4096);
@@ -353,6 +353,10 @@ static void test_cross_checks(void **state)
     load_fails(file_with("{\"default_max_kb\": 2000, \"max_output_kb\": 1999}"), no_env,
                "\"default_max_kb\"", "max_output_kb");
     load_fails(file_with("{\"log_level\": \"verbose\"}"), no_env, "\"log_level\"", "debug");
+    load_fails(file_with("{\"disk_limit_mb\": 2048, \"max_disk_limit_mb\": 1024}"), no_env,
+               "\"disk_limit_mb\"", "max_disk_limit_mb");
+    load_fails(file_with("{\"callback_allow\": [\"10.0.0.0/99\"]}"), no_env,
+               "\"callback_allow\"", "10.0.0.0/99");
     struct tango_config c;
     load_ok(&c, file_with("{\"default_timeout_s\": 60, \"max_timeout_s\": 60}"), no_env);
     assert_int_equal(c.default_timeout_s, 60);
