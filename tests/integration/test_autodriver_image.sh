@@ -202,6 +202,31 @@ EOF
     fi
 }
 
+# A fork bomb fills the container's pids limit (256): the kill must still
+# work (it needs no fork at that moment), so the job ends as a timeout
+# (exit 2), not as an OS error (exit 3) that Tango would retry.
+check_fork_bomb() {
+    newjob bomb <<'EOF'
+all:
+	@echo bombing
+	@bash -c ':(){ :|:& };:' ; sleep 60
+EOF
+    run_job bomb "-u 1000000 -f 104857600 -t 4 -o 1024000" "" "echo procs=\$($COUNT_PROCS)"
+    if [ "$(rc bomb)" != 2 ] || ! grep -qx "Autodriver: Job timed out after 4 seconds" "$TMP/bomb/feedback"; then
+        fail fork_bomb "$(why bomb)"
+    elif grep -qE "Error forking to kill|Gave up killing" "$TMP/bomb/feedback"; then
+        fail fork_bomb "the kill failed: $(grep -E '^Autodriver:' "$TMP/bomb/feedback" | head -3 | tr '\n' '|')"
+    elif ! grep -q "Resource temporarily unavailable" "$TMP/bomb/feedback"; then
+        fail fork_bomb "the bomb never filled the pids limit $(why bomb)"
+    elif ! grep -qx "procs=0" "$TMP/bomb/post"; then
+        fail fork_bomb "grading user's processes survived: $(cat "$TMP/bomb/post")"
+    elif ! sanitizer_clean bomb; then
+        fail fork_bomb "sanitizer report $(why bomb)"
+    else
+        ok fork_bomb
+    fi
+}
+
 check_huge_output() {
     newjob huge <<'EOF'
 all:
@@ -402,6 +427,7 @@ check_installed_autodriver
 check_hello
 check_make_fails
 check_timeout
+check_fork_bomb
 check_huge_output
 check_binary_output
 check_leftovers
