@@ -47,6 +47,7 @@ struct held_job {
     atomic_bool cancel;     /* cancellation requested: end it as cancelled */
     atomic_bool slot_free;  /* only cleanup left: does not count as running */
     atomic_bool lost;       /* the lease is someone else's now: touch nothing */
+    atomic_bool ended;      /* its last transition (end, requeue) landed: no lease to renew */
     struct vmms_vm vm;      /* (L) valid while in_run */
     char vm_name[128];      /* (L) the instance it uses, once named ("" before) */
     struct held_job *next;  /* (L) */

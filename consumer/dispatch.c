@@ -107,6 +107,8 @@ static void renew_held(struct consumer *c, struct store *st)
     size_t n = 0;
     pthread_mutex_lock(&c->lock);
     for (struct held_job *h = c->held; h && n < RENEW_IDS_MAX; h = h->next) {
+        if (atomic_load(&h->ended))
+            continue;
         ids[n] = h->id;
         fences[n++] = h->fence;
     }
@@ -121,7 +123,7 @@ static void renew_held(struct consumer *c, struct store *st)
     pthread_mutex_lock(&c->lock);
     for (size_t i = 0; i < nlost; i++)
         for (struct held_job *h = c->held; h; h = h->next)
-            if (h->id == lost[i] && !atomic_exchange(&h->lost, true))
+            if (h->id == lost[i] && !atomic_load(&h->ended) && !atomic_exchange(&h->lost, true))
                 log_warn("job_lease_lost", "id=%lld", (long long)h->id);
     pthread_mutex_unlock(&c->lock);
     free(lost);
@@ -256,7 +258,7 @@ static void hand_off(struct consumer *c, struct store *st)
     size_t n = 0, nun = 0;
     pthread_mutex_lock(&c->lock);
     for (struct held_job *h = c->held; h; h = h->next) {
-        if (atomic_load(&h->finished))
+        if (atomic_load(&h->finished) || atomic_load(&h->ended))
             continue;
         if (!h->started && nun < RENEW_IDS_MAX) {
             unstarted[nun++] = h->job;

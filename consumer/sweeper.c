@@ -51,7 +51,7 @@ static void requeue_adopted(struct consumer *c, struct store *st, struct job *jo
     if (job->vm_name) {
         struct vmms_vm vm = {0};
         snprintf(vm.name, sizeof vm.name, "%s", job->vm_name);
-        snprintf(vm.id, sizeof vm.id, "%s", job->vm_id ? job->vm_id : job->vm_name);
+        snprintf(vm.id, sizeof vm.id, "%s", job->vm_id ? job->vm_id : "");
         snprintf(vm.host, sizeof vm.host, "%s", job->vm_host ? job->vm_host : "");
         snprintf(vm.image, sizeof vm.image, "%s", job->image);
         reaper_destroy(c, &vm, "orphan of a requeued job");

@@ -57,14 +57,25 @@ static bool lost(struct run_state *rs)
 
 typedef int (*store_step)(struct run_state *rs);
 
-/* Whether the record already shows the step landed (a retried call after a
- * timeout may have run the first time). */
+/* Whether a step retried after a lost reply had landed the first time: the
+ * record is in the state the step leads to, and (for a live job) our lease
+ * with our fence is still the job's and, after finish, the accepted output
+ * is ours. Anything else is someone else's write. */
 static bool landed(struct run_state *rs, const char *expect_state)
 {
     json_t *rec = NULL;
     bool dead = false;
-    bool ok = store_get_job(rs->st, rs->job->id, &rec, &dead) == STORE_OK &&
-              strcmp(json_string_value(json_object_get(rec, "state")) ?: "", expect_state) == 0;
+    if (store_get_job(rs->st, rs->job->id, &rec, &dead) != STORE_OK)
+        return false;
+    bool ok = strcmp(json_string_value(json_object_get(rec, "state")) ?: "", expect_state) == 0;
+    if (ok && !dead && strcmp(expect_state, "queued") != 0) {
+        long long fence = 0;
+        ok = store_lease_fence(rs->st, rs->job->id, &fence) == STORE_OK && fence == rs->job->fence;
+    }
+    if (ok && strcmp(expect_state, "finishing") == 0) {
+        const char *temp = json_string_value(json_object_get(rec, "outputTemp"));
+        ok = temp && rs->job->output_temp && strcmp(temp, rs->job->output_temp) == 0;
+    }
     json_decref(rec);
     return ok;
 }
@@ -163,9 +174,11 @@ static void publish_and_end(struct run_state *rs)
     struct job *job = rs->job;
     if (job->output_temp && output_file_publish(rs->c->cfg->courselabs, job))
         log_error("output_publish_failed", "id=%lld errno=%d", (long long)job->id, errno);
-    if (persist(rs, do_end, is_cancel_outcome(job) ? "cancelled" : "done") == 0)
+    if (persist(rs, do_end, is_cancel_outcome(job) ? "cancelled" : "done") == 0) {
+        atomic_store(&rs->h->ended, true);
         log_info("job_done", "id=%lld outcome=\"%s\" retries=%d", (long long)job->id,
                  job->outcome, job->retries);
+    }
 }
 
 /* Ends the job with an outcome: the output file under this lease's temp
@@ -217,7 +230,8 @@ static void requeue(struct run_state *rs, bool count_retry)
     rs->job->run_handle = NULL;
     rs->job->run_deadline_ms = 0;
     rs->count_retry = count_retry;
-    persist(rs, do_requeue, "queued");
+    if (persist(rs, do_requeue, "queued") == 0)
+        atomic_store(&rs->h->ended, true);
 }
 
 /* An infrastructure failure: retry within the budget, else internal error. */
