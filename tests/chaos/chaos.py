@@ -207,6 +207,9 @@ def main():
             data = r.body if r.header("Content-Type") == "application/octet-stream" else None
             if not well_formed(data, i, "chaos%s" % chaos.accepted[i][1:-4]):
                 bad_output.append(i)
+                job = svc.get("/job/%s/%d/" % (svc.key, i)).json().get("job") or {}
+                print("# bad output of job %d: %r; trace: %s" % (i, (data or b"")[:300],
+                                                                   job.get("trace")))
         cb_counts = {i: len(cb.for_tag("c%s" % chaos.accepted[i][1:-4])) for i in ids}
         no_cb = [i for i, n in cb_counts.items() if n == 0]
         dup_cb = sum(n - 1 for n in cb_counts.values() if n > 1)
