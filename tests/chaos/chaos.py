@@ -48,6 +48,7 @@ class Chaos:
         self.lock = threading.Lock()
         self.done_submitting = threading.Event()
         self.events = []
+        self.killed = []            # container names killed from outside
 
     def note(self, what):
         line = "%.1f %s" % (time.time() - self.t0, what)
@@ -120,6 +121,7 @@ class Chaos:
         if names:
             victim = random.Random(3).choice(names)
             self.note("docker kill %s" % victim)
+            self.killed.append(victim)
             subprocess.run(["docker", "kill", victim], capture_output=True)
 
     def run(self):
@@ -220,11 +222,14 @@ def main():
         before_run = sum(1 for t in traces.values() if any("before its run started" in l for l in t))
         gone = sum(1 for t in traces.values() if any("instance was gone after a takeover" in l for l in t))
         # Re-run although its container survived: re-attached, then failed
-        # for another reason than the container being gone.
+        # for another reason than its container being gone (the driver's
+        # `docker kill` of a job's container is such a reason).
         rerun = 0
         for t in traces.values():
             at = [k for k, l in enumerate(t) if "Re-attached" in l]
-            if at and any(" failed: " in l and "instance was gone" not in l for l in t[at[0]:]):
+            killed = any(name in l for l in t for name in chaos.killed)
+            if at and not killed and any(" failed: " in l and "instance was gone" not in l
+                                         for l in t[at[0]:]):
                 rerun += 1
         # An output is written (accepted by `finish`) once per job: a second
         # "finished:" line in a record's trace would be a second output.
