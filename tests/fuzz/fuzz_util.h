@@ -31,12 +31,16 @@ static inline void fuzz_rm_tmpdir_(void)
         nftw(fuzz_dir_, fuzz_rm_, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* A directory made once per process under /tmp (mkdtemp), removed with
- * everything in it when the process exits normally. */
+/* A directory made once per process (mkdtemp) under $TANGO_FUZZ_TMP
+ * (tests/fuzz/run.sh empties it before each run: libFuzzer's end of run
+ * skips atexit) or /tmp, removed with everything in it when the process
+ * exits normally. */
 static inline const char *fuzz_tmpdir(void)
 {
     if (!fuzz_dir_[0]) {
-        snprintf(fuzz_dir_, sizeof fuzz_dir_, "/tmp/tango-fuzz-XXXXXX");
+        const char *base = getenv("TANGO_FUZZ_TMP");
+        snprintf(fuzz_dir_, sizeof fuzz_dir_, "%s/tango-fuzz-XXXXXX",
+                 base && base[0] == '/' && strlen(base) < 40 ? base : "/tmp");
         if (!mkdtemp(fuzz_dir_) || atexit(fuzz_rm_tmpdir_) != 0)
             abort();
     }

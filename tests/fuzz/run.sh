@@ -18,6 +18,11 @@ mkdir -p "$out"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp}"
+# the harnesses' temporary directories (labs, config files, the fake Docker
+# socket) go here, emptied before every run
+export TANGO_FUZZ_TMP="$PWD/build/fuzz/tmp"
+rm -rf "$TANGO_FUZZ_TMP"
+mkdir -p "$TANGO_FUZZ_TMP"
 failed=0
 printf '%-12s %12s %10s %8s  %s\n' harness executions exec/s corpus result
 for name in "$@"; do
