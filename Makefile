@@ -49,6 +49,9 @@ ifneq ($(wildcard autodriver/main.c),)
 PROGRAMS += $(BUILD)/autodriver
 endif
 
+# make check runs every fuzz harness briefly (make fuzz runs them longer).
+CHECK_FUZZ_SECONDS ?= 10
+
 .PHONY: all asan test check bench chaos image run stop clean fuzz fuzz-build
 all: $(PROGRAMS) $(PLUGIN_SOS) $(UNIT_BINS)
 
@@ -98,6 +101,7 @@ check:
 	deploy/setup-host.sh
 	$(MAKE) -j2 all && $(MAKE) -j2 asan
 	$(MAKE) image
+	$(MAKE) fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
 	tests/run.sh --build build --build build/asan
 
 $(BUILD)/bench/%: tests/bench/%.c $(LIBCOMMON)
