@@ -15,22 +15,11 @@
 #include <jansson.h>
 
 #include "image_tar.h"
+#include "text.h"
 
 #define PATH_BYTES 4096                      /* longest entry name looked at */
 #define MAX_UNPACKED (64LL << 30)            /* bytes of tar read through */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ---- references ---- */
 
@@ -167,17 +156,17 @@ static int read_manifest(struct archive *a, struct archive_entry *e, struct scan
 {
     la_int64_t size = archive_entry_size(e);
     if (size > IMAGE_TAR_MANIFEST_MAX)
-        return fail(err, errlen, "the tarball's manifest.json is over %ld bytes",
+        return text_fail(err, errlen, "the tarball's manifest.json is over %ld bytes",
                     IMAGE_TAR_MANIFEST_MAX);
     char *buf = malloc((size_t)IMAGE_TAR_MANIFEST_MAX + 1);
     if (buf == NULL)
-        return fail(err, errlen, "out of memory");
+        return text_fail(err, errlen, "out of memory");
     size_t len = 0;
     for (;;) {
         la_ssize_t n = archive_read_data(a, buf + len, (size_t)IMAGE_TAR_MANIFEST_MAX + 1 - len);
         if (n < 0) {
             free(buf);
-            return fail(err, errlen, "cannot read the tarball's manifest.json: %s",
+            return text_fail(err, errlen, "cannot read the tarball's manifest.json: %s",
                         archive_error_string(a));
         }
         if (n == 0)
@@ -185,7 +174,7 @@ static int read_manifest(struct archive *a, struct archive_entry *e, struct scan
         len += (size_t)n;
         if (len > (size_t)IMAGE_TAR_MANIFEST_MAX) {
             free(buf);
-            return fail(err, errlen, "the tarball's manifest.json is over %ld bytes",
+            return text_fail(err, errlen, "the tarball's manifest.json is over %ld bytes",
                         IMAGE_TAR_MANIFEST_MAX);
         }
     }
@@ -202,10 +191,10 @@ typedef int (*filter_fn)(struct archive *);
 static int scan_tar(int fd, struct scan *s, char *err, size_t errlen)
 {
     if (lseek(fd, 0, SEEK_SET) != 0)
-        return fail(err, errlen, "cannot rewind the tarball: %s", strerror(errno));
+        return text_fail(err, errlen, "cannot rewind the tarball: %s", strerror(errno));
     struct archive *a = archive_read_new();
     if (a == NULL)
-        return fail(err, errlen, "out of memory");
+        return text_fail(err, errlen, "out of memory");
     /* What `docker load` takes: a tar, plain or compressed with one of
      * these, decompressed in-process (no helper program). */
     static const struct {
@@ -218,12 +207,12 @@ static int scan_tar(int fd, struct scan *s, char *err, size_t errlen)
     int rc = 0;
     for (size_t i = 0; i < sizeof filters / sizeof filters[0] && rc == 0; i++)
         if (filters[i].fn(a) != ARCHIVE_OK)
-            rc = fail(err, errlen, "libarchive cannot decompress %s by itself",
+            rc = text_fail(err, errlen, "libarchive cannot decompress %s by itself",
                       filters[i].name);
     if (rc == 0 && archive_read_support_format_tar(a) != ARCHIVE_OK)
-        rc = fail(err, errlen, "libarchive cannot read tar");
+        rc = text_fail(err, errlen, "libarchive cannot read tar");
     if (rc == 0 && archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK)
-        rc = fail(err, errlen, "the upload is not a tarball (%s): make it with `docker save "
+        rc = text_fail(err, errlen, "the upload is not a tarball (%s): make it with `docker save "
                   "IMAGE`", archive_error_string(a));
     char path[PATH_BYTES];
     size_t entries = 0;
@@ -233,29 +222,29 @@ static int scan_tar(int fd, struct scan *s, char *err, size_t errlen)
         if (r == ARCHIVE_EOF)
             break;
         if (r != ARCHIVE_OK) {
-            rc = fail(err, errlen, "the upload is not a tarball Docker can load (%s)",
+            rc = text_fail(err, errlen, "the upload is not a tarball Docker can load (%s)",
                       archive_error_string(a));
             break;
         }
         if (++entries > IMAGE_TAR_MAX_ENTRIES) {
-            rc = fail(err, errlen, "the tarball has over %d entries", IMAGE_TAR_MAX_ENTRIES);
+            rc = text_fail(err, errlen, "the tarball has over %d entries", IMAGE_TAR_MAX_ENTRIES);
             break;
         }
         if (archive_filter_bytes(a, 0) > MAX_UNPACKED ||
             archive_entry_size(e) > MAX_UNPACKED) {
-            rc = fail(err, errlen, "the tarball is over %lld GiB unpacked", MAX_UNPACKED >> 30);
+            rc = text_fail(err, errlen, "the tarball is over %lld GiB unpacked", MAX_UNPACKED >> 30);
             break;
         }
         const char *name = archive_entry_pathname(e);
         if (name == NULL || clean_path(name, path, sizeof path) != 0) {
-            rc = fail(err, errlen, "the tarball has an entry name Docker would not place "
+            rc = text_fail(err, errlen, "the tarball has an entry name Docker would not place "
                       "inside it (\"..\", too long or unreadable)");
             break;
         }
         bool link = archive_entry_filetype(e) == AE_IFLNK;
         bool hard = archive_entry_hardlink(e) != NULL;
         if (link && strs_add(&s->links, path) != 0) {
-            rc = fail(err, errlen, "out of memory");
+            rc = text_fail(err, errlen, "out of memory");
             break;
         }
         const char *base = strrchr(path, '/');
@@ -264,7 +253,7 @@ static int scan_tar(int fd, struct scan *s, char *err, size_t errlen)
             continue;
         if (base != path) {
             if (strs_add(&s->deep, path) != 0)
-                rc = fail(err, errlen, "out of memory");
+                rc = text_fail(err, errlen, "out of memory");
             continue;
         }
         if (link || hard || archive_entry_filetype(e) != AE_IFREG) {
@@ -299,33 +288,33 @@ static int check_manifest(const struct scan *s, const char *want, bool *tagged, 
     json_error_t je;
     json_t *m = json_loadb(s->manifest, s->len, JSON_REJECT_DUPLICATES, &je);
     if (m == NULL)
-        return fail(err, errlen, "the tarball's manifest.json is not plain JSON (line %d: "
+        return text_fail(err, errlen, "the tarball's manifest.json is not plain JSON (line %d: "
                     "%s)", je.line, je.text);
     int rc = 0;
     json_t *img = json_array_get(m, 0);
     if (!json_is_array(m) || json_array_size(m) != 1 || !json_is_object(img))
-        rc = fail(err, errlen, "the tarball holds %zu images (manifest.json); /build takes "
+        rc = text_fail(err, errlen, "the tarball holds %zu images (manifest.json); /build takes "
                   "one: docker save a single image", json_is_array(m) ? json_array_size(m) : 0);
     const char *k;
     json_t *v;
     if (rc == 0)
         json_object_foreach(img, k, v)
             if (rc == 0 && !known_entry_key(k))
-                rc = fail(err, errlen, "the tarball's manifest.json has a key docker save "
+                rc = text_fail(err, errlen, "the tarball's manifest.json has a key docker save "
                           "does not write (\"%.40s\")", k);
     json_t *tags = json_object_get(img, "RepoTags");
     if (rc == 0 && tags && !json_is_null(tags) && !json_is_array(tags))
-        rc = fail(err, errlen, "the tarball's manifest.json RepoTags is not a list");
+        rc = text_fail(err, errlen, "the tarball's manifest.json RepoTags is not a list");
     size_t i;
     json_t *t;
     if (rc == 0)
         json_array_foreach(tags, i, t) {
             const char *ref = json_string_value(t);
             if (ref == NULL)
-                rc = fail(err, errlen, "the tarball's manifest.json RepoTags holds a "
+                rc = text_fail(err, errlen, "the tarball's manifest.json RepoTags holds a "
                           "non-string");
             else if (!image_ref_same(ref, want))
-                rc = fail(err, errlen, "the tarball would tag \"%.100s\" (manifest.json "
+                rc = text_fail(err, errlen, "the tarball would tag \"%.100s\" (manifest.json "
                           "RepoTags); /build only creates or replaces %s: save that tag "
                           "alone (docker tag IMAGE %s; docker save %s)", ref, want, want,
                           want);
@@ -345,10 +334,10 @@ int image_tar_check(int fd, const char *want, bool *tagged, char *err, size_t er
     int rc = scan_tar(fd, &s, err, errlen);
     for (size_t i = 0; rc == 0 && i < s.deep.n; i++)
         if (under_symlink(s.deep.v[i], &s.links))
-            rc = fail(err, errlen, "the tarball reaches a manifest.json through a symlink "
+            rc = text_fail(err, errlen, "the tarball reaches a manifest.json through a symlink "
                       "(%.100s)", s.deep.v[i]);
     if (rc == 0 && !s.found)
-        rc = fail(err, errlen, "the tarball has no manifest.json file at its top: make it "
+        rc = text_fail(err, errlen, "the tarball has no manifest.json file at its top: make it "
                   "with `docker save IMAGE`");
     if (rc == 0)
         rc = check_manifest(&s, want, tagged, err, errlen);

@@ -9,20 +9,8 @@
 #include <strings.h>
 
 #include "jobnet.h"
+#include "text.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 static bool word_char(char c)
 {
@@ -72,7 +60,7 @@ int jobnet_config_key(struct jobnet_config *c, const char *who, const char *key,
         if (!s || strlen(s) != json_string_length(v) || !jobnet_name_ok(s) ||
             strcmp(s, "bridge") == 0 || strcmp(s, "host") == 0 || strcmp(s, "none") == 0 ||
             strcmp(s, "default") == 0)
-            return fail(err, errlen,
+            return text_fail(err, errlen,
                         "%s config: \"network\" must name a Docker network of our own: 1..%d "
                         "letters, digits, '_', '.', '-' (first a letter or digit), not "
                         "bridge, host, none or default", who, JOBNET_NAME_MAX);
@@ -82,7 +70,7 @@ int jobnet_config_key(struct jobnet_config *c, const char *who, const char *key,
     if (strcmp(key, "network_bridge") == 0) {
         const char *s = json_string_value(v);
         if (!s || strlen(s) != json_string_length(v) || !jobnet_ifname_ok(s))
-            return fail(err, errlen,
+            return text_fail(err, errlen,
                         "%s config: \"network_bridge\" must be an interface name: 1..%d "
                         "letters, digits, '_', '.', '-'", who, JOBNET_IFNAME_MAX);
         strcpy(c->bridge, s);
@@ -90,7 +78,7 @@ int jobnet_config_key(struct jobnet_config *c, const char *who, const char *key,
     }
     if (strcmp(key, "host_firewall") == 0) {
         if (!json_is_boolean(v))
-            return fail(err, errlen, "%s config: \"host_firewall\" must be true or false",
+            return text_fail(err, errlen, "%s config: \"host_firewall\" must be true or false",
                         who);
         c->host_firewall = json_is_true(v);
         return 1;
@@ -103,7 +91,7 @@ int jobnet_config_finish(struct jobnet_config *c, const char *who, char *err, si
     if (c->bridge[0])
         return 0;
     if (!jobnet_ifname_ok(c->name))
-        return fail(err, errlen,
+        return text_fail(err, errlen,
                     "%s config: network \"%s\" is longer than an interface name (%d): set "
                     "\"network_bridge\" to the name its bridge gets", who, c->name,
                     JOBNET_IFNAME_MAX);
@@ -136,15 +124,15 @@ int jobnet_check(const json_t *net, const struct jobnet_config *c, char *ifname,
     const char *driver = json_string_value(json_object_get(net, "Driver"));
     const json_t *opts = json_object_get(net, "Options");
     if (!json_is_object(net) || !name || !id || strcmp(name, c->name) != 0)
-        return fail(err, errlen, "Docker's description of network %s is not one we can "
+        return text_fail(err, errlen, "Docker's description of network %s is not one we can "
                     "read", c->name);
     if (!driver || strcmp(driver, "bridge") != 0)
-        return fail(err, errlen,
+        return text_fail(err, errlen,
                     "network %s uses the %s driver, not bridge: remove it (docker network "
                     "rm %s) and the plugin makes it, or name another one in \"network\"",
                     c->name, driver ? driver : "(no)", c->name);
     if (!go_false(json_string_value(json_object_get(opts, JOBNET_OPT_ICC))))
-        return fail(err, errlen,
+        return text_fail(err, errlen,
                     "network %s lets jobs reach each other (" JOBNET_OPT_ICC " is not "
                     "false): remove it (docker network rm %s) and the plugin makes it, or "
                     "recreate it with -o " JOBNET_OPT_ICC "=false", c->name, c->name);
@@ -152,12 +140,12 @@ int jobnet_check(const json_t *net, const struct jobnet_config *c, char *ifname,
     char dflt[16];
     if (!br || !*br) {
         if (strlen(id) < 12)
-            return fail(err, errlen, "network %s has no id", c->name);
+            return text_fail(err, errlen, "network %s has no id", c->name);
         snprintf(dflt, sizeof dflt, "br-%.12s", id);
         br = dflt;
     }
     if (!jobnet_ifname_ok(br) || strlen(br) >= ifsz)
-        return fail(err, errlen, "network %s: bad bridge interface name", c->name);
+        return text_fail(err, errlen, "network %s: bad bridge interface name", c->name);
     strcpy(ifname, br);
     return 0;
 }

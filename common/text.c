@@ -1,6 +1,8 @@
 /*
  * text.c: hex digests and UTF-8 sanitising (see text.h).
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include "text.h"
 
 #include <stdlib.h>
@@ -66,4 +68,15 @@ char *utf8_sanitize(const char *in, size_t len, size_t *outlen)
     out[o] = '\0';
     *outlen = o;
     return out;
+}
+
+int text_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
 }

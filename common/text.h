@@ -1,6 +1,7 @@
 /*
- * text.h: small text helpers shared by both services: hex digests and
- * turning arbitrary bytes into valid UTF-8 for JSON fields.
+ * text.h: small text helpers shared by both services: hex digests,
+ * turning arbitrary bytes into valid UTF-8 for JSON fields, and the
+ * error-message helper of functions that return -1 with a reason.
  */
 #ifndef TANGO_TEXT_H
 #define TANGO_TEXT_H
@@ -14,5 +15,10 @@ void hex_encode(const unsigned char *in, size_t n, char *out);
  * NUL-terminated, *outlen set. JSON strings must be UTF-8; output files are
  * never passed through this (they are bytes). */
 char *utf8_sanitize(const char *in, size_t len, size_t *outlen);
+
+/* Formats the reason into err (errlen bytes; err may be NULL) and returns
+ * -1, for `return text_fail(err, errlen, "...", ...);`. */
+int text_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif
