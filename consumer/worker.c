@@ -299,6 +299,13 @@ static void publish_vm(struct run_state *rs, bool in_run)
 static int wait_run(struct run_state *rs, long long wait_ms, int *status, char *err, size_t errlen)
 {
     publish_vm(rs, true);
+    /* A cancellation that came while the run was being started saw no run
+     * to stop (in_run was false): end it here instead of waiting. */
+    if (atomic_load(&rs->h->cancel)) {
+        atomic_store(&rs->h->in_run, false);
+        snprintf(err, errlen, "cancelled while starting");
+        return VMMS_ERR;
+    }
     long long end = clock_mono_ms() + wait_ms;
     int st;
     for (;;) {

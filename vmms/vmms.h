@@ -65,6 +65,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <jansson.h>
 
@@ -150,6 +151,27 @@ struct vmms_ops {
     int (*load_image)(void *ctx, const char *tar_path, const char *name,
                       int timeout_s, char *err, size_t errlen);
 };
+
+/* A plugin's run_job in terms of its start_job and attach_job: waits
+ * timeout + grace_s seconds; a run gone meanwhile (its instance destroyed)
+ * is VMMS_ERR. One implementation for every plugin. */
+static inline int vmms_run_via_attach(const struct vmms_ops *ops, void *ctx, struct vmms_vm *vm,
+                                      const struct vmms_run *run, int grace_s, int *status,
+                                      char *err, size_t errlen)
+{
+    char handle[128];
+    int rc = ops->start_job(ctx, vm, run, handle, sizeof handle, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    int limit = run->timeout_s + grace_s;
+    rc = ops->attach_job(ctx, vm, handle, 1000LL * limit, status, err, errlen);
+    if (rc == VMMS_NOT_FOUND)
+        rc = VMMS_ERR;
+    if (rc == VMMS_TIMEOUT)
+        snprintf(err, errlen, "VM %s: job did not end within %d s (timeout %d s + grace %d s)",
+                 vm->name, limit, run->timeout_s, grace_s);
+    return rc;
+}
 
 static inline void vmms_free_names(char **names, size_t count)
 {

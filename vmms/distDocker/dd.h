@@ -44,6 +44,9 @@
 #include <libssh2.h>
 
 #include "vmms.h"
+
+/* The plugin's ops table (plugin.c), for helpers that call its own ops. */
+extern const struct vmms_ops vmms_plugin;
 #include "clock.h"
 #include "jobnet.h"
 

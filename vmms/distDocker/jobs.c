@@ -221,19 +221,8 @@ int dd_run_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, int *
                char *err, size_t errlen)
 {
     struct dd_ctx *ctx = vctx;
-    char handle[80];
-    int rc = dd_start_job(ctx, vm, run, handle, sizeof handle, err, errlen);
-    if (rc != VMMS_OK)
-        return rc;
-    int limit = run->timeout_s + ctx->cfg.run_grace_s;
-    rc = dd_attach_job(ctx, vm, handle, 1000LL * limit, status, err, errlen);
-    if (rc == VMMS_NOT_FOUND) /* gone while the job ran: destroyed */
-        rc = VMMS_ERR;
-    if (rc == VMMS_TIMEOUT)
-        rc = dd_fail(err, errlen, VMMS_TIMEOUT,
-                     "VM %s: job did not end within %d s (timeout %d s + grace %d s)",
-                     vm->name, limit, run->timeout_s, ctx->cfg.run_grace_s);
-    return rc;
+    return vmms_run_via_attach(&vmms_plugin, ctx, vm, run, ctx->cfg.run_grace_s, status, err,
+                               errlen);
 }
 
 int dd_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char **outp,

@@ -25,6 +25,9 @@
 #include <jansson.h>
 
 #include "vmms.h"
+
+/* The plugin's ops table (plugin.c), for helpers that call its own ops. */
+extern const struct vmms_ops vmms_plugin;
 #include "clock.h"
 #include "jobnet.h"
 
