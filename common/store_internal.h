@@ -1,7 +1,8 @@
 /*
- * store_internal.h: what the two halves of the Redis store (store.c and
- * store_consumer.c) share: the handle, key construction and the command
- * helpers. Nothing outside common/store*.c includes it.
+ * store_internal.h: what the parts of the Redis store (store.c,
+ * store_queries.c, store_lifecycle.c, store_callbacks.c) share: the handle,
+ * key construction, the command helpers and the Functions call. Nothing
+ * outside common/store*.c includes it.
  */
 #ifndef TANGO_STORE_INTERNAL_H
 #define TANGO_STORE_INTERNAL_H

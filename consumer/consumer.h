@@ -2,9 +2,10 @@
  * consumer.h: the consumer's shared state: the loaded VMMS back end, the
  * registry of jobs this process is running (guarded by one mutex), and the
  * entry points of its threads. The consumer is one process: a dispatcher
- * (main thread: leader lease, leasing, recovery, upkeep), one worker thread
- * per running job, a callback sender, a partial-output publisher and a pool
- * keeper.
+ * (main thread: leader lease, leasing, renewal, the lease sweep, cancels),
+ * one worker thread per held job, a reaper (VMMS clean-up), a callback
+ * sender, a partial-output publisher and an upkeep thread (images, builds,
+ * pools).
  */
 #ifndef TANGO_CONSUMER_H
 #define TANGO_CONSUMER_H
