@@ -209,8 +209,10 @@ check_fork_bomb() {
     newjob bomb <<'EOF'
 all:
 	@echo bombing
-	@bash -c ':(){ :|:& };:' ; sleep 60
+	@bash -c ':(){ :|:& };: ; exec sleep 60'
 EOF
+    # exec: the job's own sleep needs no fork once the bomb has filled the
+    # pids limit, so the job reliably runs into its timeout.
     run_job bomb "-u 1000000 -f 104857600 -t 4 -o 1024000" "" "echo procs=\$($COUNT_PROCS)"
     if [ "$(rc bomb)" != 2 ] || ! grep -qx "Autodriver: Job timed out after 4 seconds" "$TMP/bomb/feedback"; then
         fail fork_bomb "$(why bomb)"
