@@ -228,15 +228,17 @@ local function renew(keys, args)
 end
 
 -- sweep(token, max): ids in queue:leased (at most max) whose lease lapsed
--- or never existed, not owned by token.
+-- or never existed (the caller's own lapsed leases too: a lease whose grant
+-- reply was lost is the caller's but held by no worker; the caller skips
+-- the jobs it does hold).
 local function sweep(keys, args)
-  local P, token, max = keys[1], args[1], tonumber(args[2])
+  local P, max = keys[1], tonumber(args[2])
   local now = now_ms()
   local out = {}
   for _, id in ipairs(redis.call('LRANGE', P .. K.queue_leased, 0, max - 1)) do
     local owner = redis.call('HGET', P .. K.lease_owner, id)
     local exp = tonumber(redis.call('ZSCORE', P .. K.leases, id) or '0')
-    if owner ~= token and (not owner or exp <= now) then out[#out + 1] = id end
+    if not owner or exp <= now then out[#out + 1] = id end
   end
   return out
 end
@@ -250,7 +252,7 @@ local function adopt(keys, args)
   need_leader(P, token)
   local owner = redis.call('HGET', P .. K.lease_owner, id)
   local exp = tonumber(redis.call('ZSCORE', P .. K.leases, id) or '0')
-  if owner and (owner == token or exp > now_ms()) then return {0, 'held'} end
+  if owner and exp > now_ms() then return {0, 'held'} end
   local rec, cur = leased_record(P, id)
   if not rec then return cur end
   if cur == 'queued' then

@@ -108,6 +108,8 @@ void reaper_destroy(struct consumer *c, const struct vmms_vm *vm, const char *wh
 void reaper_request_cleanup(struct consumer *c);
 /* Whether this consumer holds a job using the instance called name. */
 bool consumer_holds_vm(struct consumer *c, const char *name);
+/* Whether this consumer holds job id (with any fence). */
+bool consumer_holds_job(struct consumer *c, int64_t id);
 
 /* callback.c / partial.c: thread bodies. */
 void *callback_main(void *consumer);

@@ -55,15 +55,20 @@ bool consumer_holds_vm(struct consumer *c, const char *name)
     return owned;
 }
 
-/* Whether this consumer holds job id under this fence. */
+/* Whether this consumer holds job id under fence (any fence if 0). */
 static bool holds_fence(struct consumer *c, int64_t id, long long fence)
 {
     bool held = false;
     pthread_mutex_lock(&c->lock);
     for (struct held_job *h = c->held; h && !held; h = h->next)
-        held = h->id == id && h->fence == fence;
+        held = h->id == id && (fence == 0 || h->fence == fence) && !atomic_load(&h->ended);
     pthread_mutex_unlock(&c->lock);
     return held;
+}
+
+bool consumer_holds_job(struct consumer *c, int64_t id)
+{
+    return holds_fence(c, id, 0);
 }
 
 void reaper_destroy(struct consumer *c, const struct vmms_vm *vm, const char *why)

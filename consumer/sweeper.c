@@ -100,6 +100,8 @@ void sweep_leases(struct consumer *c, struct store *st)
     for (size_t i = 0; i < n; i++) {
         struct job *job = NULL;
         enum store_lease got;
+        if (consumer_holds_job(c, ids[i]))
+            continue; /* ours and running here: its renewal only lagged */
         if (store_lease_adopt(st, c->token, ids[i], c->cfg->lease_ms, &job, &got) != STORE_OK)
             continue;
         if (got == LEASE_RESTORED)

@@ -244,6 +244,20 @@ def stuck_and_malformed(svc):
     print("# stuck leased id ran %.1fs after it was planted (sweep %d ms)" % (time.time() - t0, SWEEP_MS))
     tlib.check("stuck in queue:leased: still the same leader",
                svc.consumers[leader].logtext().count("leader_acquired") == 1)
+    # A lease granted to the leader itself whose reply it never saw (Redis
+    # went away right after the grant): the leader's own lapsed lease on a
+    # job it does not hold is adopted like anyone's.
+    own = int(R.cli("INCR", pre + K["JOB_LASTID"]))
+    rec.update({"id": own, "state": "leased", "outputFile": "own.out"})
+    R.cli("HSET", pre + K["JOBS_LIVE"], own, json.dumps(rec, separators=(",", ":")))
+    R.cli("ZADD", pre + K["JOBS_LIVE_IDS"], own, own)
+    R.cli("RPUSH", pre + K["QUEUE_LEASED"], own)
+    R.cli("HSET", pre + K["LEASE_OWNER"], own, R.cli("GET", pre + K["LEADER"]))
+    R.cli("HSET", pre + K["LEASE_FENCE"], own, 999999)
+    R.cli("ZADD", pre + K["LEASES"], 1, own)
+    out = wait_output(svc, "stuck", "own.out", 30)
+    tlib.check("own lapsed lease on a job not held: the leader adopts and runs it",
+               out is not None and b"template" in out, out)
     # A malformed record: its keyId kept so its owner sees it.
     bad = int(R.cli("INCR", pre + K["JOB_LASTID"]))
     R.cli("HSET", pre + K["JOBS_LIVE"], bad, '{"id":%d,"keyId":"%s","name": broken' % (bad, rec.get("keyId", "")))
