@@ -41,13 +41,18 @@ void job_free(struct job *job)
     free(job);
 }
 
-void job_trace(struct job *job, const char *event)
+void job_ctime(char *buf, size_t len)
 {
-    char when[64];
     time_t now = time(NULL);
     struct tm tm;
     localtime_r(&now, &tm);
-    strftime(when, sizeof when, "%a %b %e %H:%M:%S %Y", &tm);
+    strftime(buf, len, "%a %b %e %H:%M:%S %Y", &tm);
+}
+
+void job_trace(struct job *job, const char *event)
+{
+    char when[64];
+    job_ctime(when, sizeof when);
     char *line = NULL;
     if (asprintf(&line, "%s|%s", when, event) < 0)
         return;

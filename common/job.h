@@ -72,6 +72,10 @@ int job_state_parse(const char *name, enum job_state *out);
 struct job *job_new(void);
 void job_free(struct job *job);
 
+/* The local time now as Tango writes it ("Tue Dec  1 21:12:35 2026") into
+ * buf (len bytes): the trace's and the output file's timestamps. */
+void job_ctime(char *buf, size_t len);
+
 /* Appends "<ctime>|<event>" to the trace (ctime as Tango writes it). */
 void job_trace(struct job *job, const char *event);
 

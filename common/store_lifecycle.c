@@ -300,10 +300,7 @@ int store_job_deadletter(struct store *st, const char *token, int64_t id, const 
     char sid[32], keep[32], when[64];
     snprintf(sid, sizeof sid, "%lld", (long long)id);
     snprintf(keep, sizeof keep, "%d", st->dead_keep);
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(when, sizeof when, "%a %b %e %H:%M:%S %Y", &tm);
+    job_ctime(when, sizeof when);
     const char *args[] = {sid, token, reason, keep, when};
     long long r;
     return fcall_int(st, "deadletter", 5, args, &r);

@@ -25,10 +25,7 @@ int output_file_path(const char *courselabs, const struct job *job, char *out)
 static void autograder_line(FILE *f, const char *msg)
 {
     char when[64];
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(when, sizeof when, "%a %b %e %H:%M:%S %Y", &tm);
+    job_ctime(when, sizeof when);
     fprintf(f, "Autograder [%s]: %s\n", when, msg);
 }
 
