@@ -9,7 +9,7 @@
 
 CC       ?= cc
 BUILD    ?= build
-PKGS     := hiredis libevent libevent_pthreads jansson libssh2 libcurl libcrypto libarchive
+PKGS     := hiredis libevent libevent_pthreads jansson libssh2 libcurl libcrypto libarchive libxml-2.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 
@@ -30,7 +30,9 @@ COMMON_SRC   := $(wildcard common/*.c)
 PRODUCER_LIB := $(filter-out producer/main.c,$(wildcard producer/*.c))
 CONSUMER_LIB := $(filter-out consumer/main.c,$(wildcard consumer/*.c))
 AUTODRV_LIB  := $(filter-out autodriver/main.c,$(wildcard autodriver/*.c))
-PLUGINS      := $(notdir $(patsubst %/,%,$(dir $(wildcard vmms/*/*.c))))
+# vmms/common/ is not a plugin: its objects go into every plugin.
+PLUGINS      := $(filter-out common,$(notdir $(patsubst %/,%,$(dir $(wildcard vmms/*/*.c)))))
+VMMS_COMMON  := $(wildcard vmms/common/*.c)
 PLUGIN_SOS   := $(patsubst %,$(BUILD)/vmms/%.so,$(sort $(PLUGINS)))
 UNIT_SRC     := $(wildcard tests/unit/test_*.c)
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
@@ -83,7 +85,7 @@ $(BUILD)/autodriver: $(BUILD)/obj/autodriver/main.o $(LIBAUTODRV)
 	$(CC) $(LDFLAGS) $(if $(filter 1,$(SANITIZE)),,-static) $^ -o $@
 
 .SECONDEXPANSION:
-$(BUILD)/vmms/%.so: $$(call objs_of,$$(wildcard vmms/%/*.c)) $(LIBCOMMON)
+$(BUILD)/vmms/%.so: $$(call objs_of,$$(wildcard vmms/%/*.c) $(VMMS_COMMON)) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -shared $^ $(LDLIBS) -o $@
 
@@ -139,7 +141,7 @@ $(FUZZ_DIR)/obj/%.o: %.c $(wildcard */*.h vmms/*/*.h common/*.lua)
 $(FUZZ_DIR)/libcommon.a: $(call fuzz_objs,$(COMMON_SRC))
 $(FUZZ_DIR)/libproducer.a: $(call fuzz_objs,$(PRODUCER_LIB))
 $(FUZZ_DIR)/libautodriver.a: $(call fuzz_objs,$(AUTODRV_LIB))
-$(FUZZ_DIR)/liblocaldocker.a: $(call fuzz_objs,$(wildcard vmms/localDocker/*.c))
+$(FUZZ_DIR)/liblocaldocker.a: $(call fuzz_objs,$(wildcard vmms/localDocker/*.c) $(VMMS_COMMON))
 $(FUZZ_LIBS):
 	rm -f $@
 	$(AR) rcs $@ $^

@@ -12,6 +12,7 @@ PACKAGES=(
   redis-server docker.io debootstrap openssh-server openssh-client iproute2 iptables
   python3 curl wrk procps
   faketime clang
+  libxml2-dev crun haproxy nginx prometheus redis-sentinel
 )
 
 say() { printf 'setup-host: %s\n' "$*" >&2; }

@@ -55,7 +55,7 @@ static int set_int(const struct int_key *k, const json_t *v, void *base, const c
 {
     if (!json_is_integer(v) || json_integer_value(v) < k->min ||
         json_integer_value(v) > k->max)
-        return dd_fail(err, errlen, VMMS_ERR, PFX "%s%s must be an integer %d..%d", where,
+        return vmms_fail(err, errlen, VMMS_ERR, PFX "%s%s must be an integer %d..%d", where,
                        k->name, k->min, k->max);
     *(int *)((char *)base + k->off) = (int)json_integer_value(v);
     return VMMS_OK;
@@ -67,7 +67,7 @@ static const char *get_string(const json_t *v, size_t max, const char *where, co
 {
     if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= max ||
         strlen(json_string_value(v)) != json_string_length(v)) {
-        dd_fail(err, errlen, VMMS_ERR, PFX "%s%s must be a non-empty string shorter than %zu "
+        vmms_fail(err, errlen, VMMS_ERR, PFX "%s%s must be a non-empty string shorter than %zu "
                 "bytes", where, key, max);
         return NULL;
     }
@@ -102,9 +102,9 @@ static int readable_file(const char *path, const char *where, const char *key, c
 {
     struct stat st;
     if (path[0] != '/')
-        return dd_fail(err, errlen, VMMS_ERR, PFX "%s%s must be an absolute path", where, key);
+        return vmms_fail(err, errlen, VMMS_ERR, PFX "%s%s must be an absolute path", where, key);
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || access(path, R_OK) != 0)
-        return dd_fail(err, errlen, VMMS_ERR,
+        return vmms_fail(err, errlen, VMMS_ERR,
                        PFX "%s%s: %s is not a readable file", where, key, path);
     return VMMS_OK;
 }
@@ -115,7 +115,7 @@ static int parse_host(const json_t *obj, size_t i, struct dd_host_cfg *h, bool s
     char where[32];
     snprintf(where, sizeof where, "hosts[%zu].", i);
     if (!json_is_object(obj))
-        return dd_fail(err, errlen, VMMS_ERR, PFX "hosts[%zu] must be an object", i);
+        return vmms_fail(err, errlen, VMMS_ERR, PFX "hosts[%zu] must be an object", i);
     for (size_t k = 0; k < N(host_ints); k++)
         *(int *)((char *)h + host_ints[k].off) = host_ints[k].def;
     strcpy(h->volume_dir, "/var/lib/tango/volumes");
@@ -132,14 +132,14 @@ static int parse_host(const json_t *obj, size_t i, struct dd_host_cfg *h, bool s
             if ((s = get_string(v, sizeof h->address, where, key, err, errlen)) == NULL)
                 return VMMS_ERR;
             if (!all_in(s, ALNUM ".-:") || s[0] == '-' || s[0] == '.')
-                return dd_fail(err, errlen, VMMS_ERR,
+                return vmms_fail(err, errlen, VMMS_ERR,
                                PFX "%saddress must be a host name or an IP address", where);
             strcpy(h->address, s);
         } else if (strcmp(key, "user") == 0) {
             if ((s = get_string(v, 33, where, key, err, errlen)) == NULL)
                 return VMMS_ERR;
             if (!all_in(s, ALNUM "_.-") || s[0] == '-')
-                return dd_fail(err, errlen, VMMS_ERR,
+                return vmms_fail(err, errlen, VMMS_ERR,
                                PFX "%suser must be 1..32 of [A-Za-z0-9_.-], not starting "
                                "with '-'", where);
             strcpy(h->user, s);
@@ -156,12 +156,12 @@ static int parse_host(const json_t *obj, size_t i, struct dd_host_cfg *h, bool s
             if ((s = get_string(v, sizeof h->volume_dir - 130, where, key, err, errlen)) == NULL)
                 return VMMS_ERR;
             if (!plain_abs_path(s))
-                return dd_fail(err, errlen, VMMS_ERR,
+                return vmms_fail(err, errlen, VMMS_ERR,
                                PFX "%svolume_dir must be an absolute path of [A-Za-z0-9_./-] "
                                "without '.' or '..' parts or a trailing '/'", where);
             strcpy(h->volume_dir, s);
         } else {
-            return dd_fail(err, errlen, VMMS_ERR,
+            return vmms_fail(err, errlen, VMMS_ERR,
                            PFX "hosts[%zu]: unknown key \"%s\" (known: address, port, user, "
                            "private_key, public_key, known_hosts, volume_dir, max_jobs, "
                            "max_sessions)", i, key);
@@ -170,18 +170,18 @@ static int parse_host(const json_t *obj, size_t i, struct dd_host_cfg *h, bool s
             return rc;
     }
     if (!h->address[0])
-        return dd_fail(err, errlen, VMMS_ERR, PFX "%saddress is missing", where);
+        return vmms_fail(err, errlen, VMMS_ERR, PFX "%saddress is missing", where);
     if (!h->user[0])
-        return dd_fail(err, errlen, VMMS_ERR, PFX "%suser is missing", where);
+        return vmms_fail(err, errlen, VMMS_ERR, PFX "%suser is missing", where);
     if (!h->private_key[0])
-        return dd_fail(err, errlen, VMMS_ERR, PFX "%sprivate_key is missing", where);
+        return vmms_fail(err, errlen, VMMS_ERR, PFX "%sprivate_key is missing", where);
     if (strict && !h->known_hosts[0])
-        return dd_fail(err, errlen, VMMS_ERR,
+        return vmms_fail(err, errlen, VMMS_ERR,
                        PFX "%sknown_hosts is missing (required while "
                        "strict_host_key_checking is true)", where);
     /* run_job holds a channel for the whole job; keep two for the rest. */
     if (h->max_jobs > h->max_sessions - 2)
-        return dd_fail(err, errlen, VMMS_ERR,
+        return vmms_fail(err, errlen, VMMS_ERR,
                        PFX "%smax_jobs (%d) must be at most max_sessions - 2 (%d): raise "
                        "max_sessions with the host sshd's MaxSessions", where, h->max_jobs,
                        h->max_sessions - 2);
@@ -203,7 +203,7 @@ int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t 
         *(int *)((char *)out + top_ints[k].off) = top_ints[k].def;
     jobnet_config_default(&out->net);
     if (!json_is_object(cfg))
-        return dd_fail(err, errlen, VMMS_ERR,
+        return vmms_fail(err, errlen, VMMS_ERR,
                        "distDocker needs a config object with \"hosts\" "
                        "(vmms_config.distDocker)");
 
@@ -218,7 +218,7 @@ int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t 
                 return VMMS_ERR;
         } else if (strcmp(key, "strict_host_key_checking") == 0) {
             if (!json_is_boolean(v))
-                return dd_fail(err, errlen, VMMS_ERR,
+                return vmms_fail(err, errlen, VMMS_ERR,
                                PFX "strict_host_key_checking must be true or false");
             out->strict_host_key_checking = json_is_true(v);
         } else if (strcmp(key, "hosts") == 0) {
@@ -228,7 +228,7 @@ int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t 
             if (nk < 0)
                 return VMMS_ERR;
         } else {
-            return dd_fail(err, errlen, VMMS_ERR,
+            return vmms_fail(err, errlen, VMMS_ERR,
                            PFX "unknown key \"%s\" (known: hosts, strict_host_key_checking, "
                            "connect_timeout_s, command_timeout_s, down_backoff_s, "
                            "down_backoff_max_s, health_interval_s, run_grace_s, "
@@ -239,17 +239,17 @@ int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t 
     if (jobnet_config_finish(&out->net, "distDocker", err, errlen) != 0)
         return VMMS_ERR;
     if (out->down_backoff_max_s < out->down_backoff_s)
-        return dd_fail(err, errlen, VMMS_ERR,
+        return vmms_fail(err, errlen, VMMS_ERR,
                        PFX "down_backoff_max_s (%d) must be at least down_backoff_s (%d)",
                        out->down_backoff_max_s, out->down_backoff_s);
     if (!json_is_array(hosts) || json_array_size(hosts) == 0 ||
         json_array_size(hosts) > DD_MAX_HOSTS)
-        return dd_fail(err, errlen, VMMS_ERR,
+        return vmms_fail(err, errlen, VMMS_ERR,
                        PFX "hosts must be a list of 1..%d host objects", DD_MAX_HOSTS);
     out->nhosts = json_array_size(hosts);
     out->hosts = calloc(out->nhosts, sizeof *out->hosts);
     if (out->hosts == NULL)
-        return dd_fail(err, errlen, VMMS_ERR, "out of memory");
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     for (size_t i = 0; i < out->nhosts; i++) {
         int rc = parse_host(json_array_get(hosts, i), i, &out->hosts[i],
                             out->strict_host_key_checking, err, errlen);
@@ -260,7 +260,7 @@ int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t 
         for (size_t j = 0; j < i; j++)
             if (strcmp(out->hosts[j].address, out->hosts[i].address) == 0 &&
                 out->hosts[j].port == out->hosts[i].port) {
-                dd_fail(err, errlen, VMMS_ERR, PFX "hosts[%zu] repeats hosts[%zu] (%s:%d)", i,
+                vmms_fail(err, errlen, VMMS_ERR, PFX "hosts[%zu] repeats hosts[%zu] (%s:%d)", i,
                         j, out->hosts[i].address, out->hosts[i].port);
                 dd_config_free(out);
                 return VMMS_ERR;

@@ -20,19 +20,19 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
 {
     struct dd_ctx *ctx = vctx;
     if (vm == NULL)
-        return dd_fail(err, errlen, VMMS_ERR, "no VM given");
+        return vmms_fail(err, errlen, VMMS_ERR, "no VM given");
     vm->id[0] = '\0';
     vm->host[0] = '\0';
-    int rc = dd_check_vm(ctx, vm, err, errlen);
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     if (strnlen(vm->image, sizeof vm->image) == sizeof vm->image ||
         !image_name_is_valid(vm->image))
-        return dd_fail(err, errlen, VMMS_ERR, "VM %s: bad image name", vm->name);
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: bad image name", vm->name);
     if (vm->cores < 0 || vm->memory_mb < 0 || vm->pids_limit < 0 || vm->disk_mb < 0 ||
         (vm->disk_mb > 0 && vm->disk_mb < 16) || vm->disk_mb > 1024 * 1024 ||
         vm->memory_mb > 1024 * 1024)
-        return dd_fail(err, errlen, VMMS_ERR, "VM %s: negative cores, memory or pids limit, "
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: negative cores, memory or pids limit, "
                        "or a disk limit outside 16..1048576 MiB", vm->name);
     int cores = vm->cores ? vm->cores : ctx->cfg.default_cores;
     int mem = vm->memory_mb ? vm->memory_mb : ctx->cfg.default_memory_mb;
@@ -60,7 +60,7 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         for (size_t i = 0; i < ctx->nhosts; i++)
             up += ctx->hosts[i].state == DD_UP;
         pthread_mutex_unlock(&ctx->lock);
-        return dd_fail(err, errlen, VMMS_BUSY,
+        return vmms_fail(err, errlen, VMMS_BUSY,
                        up ? "every worker host that is up (%zu of %zu) is at its max_jobs"
                           : "no worker host is up (%zu of %zu)", up, ctx->nhosts);
     }
@@ -88,7 +88,7 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         return rc; /* the registry keeps the VM until destroy_vm, as below */
     char *line = malloc(CMD_MAX);
     if (line == NULL)
-        return dd_fail(err, errlen, VMMS_ERR, "out of memory");
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     /* A leftover directory of that name (from an instance that died with
      * its host) is replaced, unless a container of that name still lives. */
     int n = snprintf(line, CMD_MAX,
@@ -108,7 +108,7 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         netopt, qi);
     if (n <= 0 || n >= CMD_MAX || !qv[0] || !qd[0] || !qi[0]) {
         free(line);
-        return dd_fail(err, errlen, VMMS_ERR, "VM %s: command line too long", vm->name);
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: command line too long", vm->name);
     }
     long t0 = clock_mono_ms();
     struct dd_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 4096};
@@ -125,7 +125,7 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
                 last = p + 1;
         size_t idl = strspn(last, "0123456789abcdef");
         if (idl < 12 || idl >= sizeof vm->id)
-            rc = dd_fail(err, errlen, VMMS_ERR, "docker run on %s printed no container id",
+            rc = vmms_fail(err, errlen, VMMS_ERR, "docker run on %s printed no container id",
                          h->label);
         else
             snprintf(vm->id, sizeof vm->id, "%.*s", (int)idl, last);
@@ -153,14 +153,14 @@ static struct dd_host *host_of(struct dd_ctx *ctx, const struct vmms_vm *vm, cha
 {
     struct dd_host *h = dd_vm_host(ctx, vm);
     if (h == NULL)
-        dd_fail(err, errlen, VMMS_ERR, "VM %s: not known on any worker host", vm->name);
+        vmms_fail(err, errlen, VMMS_ERR, "VM %s: not known on any worker host", vm->name);
     return h;
 }
 
 int dd_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t errlen)
 {
     struct dd_ctx *ctx = vctx;
-    int rc = dd_check_vm(ctx, vm, err, errlen);
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     struct dd_host *h = host_of(ctx, vm, err, errlen);
@@ -181,7 +181,7 @@ int dd_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t 
             rc = dd_cmd_fail(h, &out, "cannot inspect the container", err, errlen);
         json_t *state = rc == VMMS_OK ? json_loads(out.out ? out.out : "", 0, NULL) : NULL;
         if (rc == VMMS_OK && !json_is_object(state))
-            rc = dd_fail(err, errlen, VMMS_ERR, "docker inspect on %s: unexpected answer",
+            rc = vmms_fail(err, errlen, VMMS_ERR, "docker inspect on %s: unexpected answer",
                          h->label);
         dd_out_free(&out);
         bool running = json_is_true(json_object_get(state, "Running"));
@@ -189,7 +189,7 @@ int dd_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t 
         if (rc == VMMS_OK && !running && status &&
             (strcmp(status, "exited") == 0 || strcmp(status, "dead") == 0)) {
             const char *e = json_string_value(json_object_get(state, "Error"));
-            rc = dd_fail(err, errlen, VMMS_ERR,
+            rc = vmms_fail(err, errlen, VMMS_ERR,
                          "container %s on %s stopped (exit code %lld%s%s); does the image "
                          "have sh and sleep?", vm->name, h->label,
                          (long long)json_integer_value(json_object_get(state, "ExitCode")),
@@ -201,7 +201,7 @@ int dd_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t 
         if (running)
             return VMMS_OK;
         if (clock_mono_ms() + pause > deadline)
-            return dd_fail(err, errlen, VMMS_TIMEOUT, "container %s on %s not running after "
+            return vmms_fail(err, errlen, VMMS_TIMEOUT, "container %s on %s not running after "
                            "%d s", vm->name, h->label, timeout_s);
         clock_sleep_ms(pause);
         if (pause < 400)
@@ -238,7 +238,7 @@ int dd_remove_on(struct dd_ctx *ctx, struct dd_host *h, const char *name, bool *
 
 static int destroy(struct dd_ctx *ctx, struct vmms_vm *vm, bool safe, char *err, size_t errlen)
 {
-    int rc = dd_check_vm(ctx, vm, err, errlen);
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     dd_abort_runs(ctx, vm->name);
@@ -260,11 +260,11 @@ static int destroy(struct dd_ctx *ctx, struct vmms_vm *vm, bool safe, char *err,
                 rc = r;
         }
         if (rc == VMMS_OK && !any)
-            rc = dd_fail(err, errlen, VMMS_ERR, "no worker host is up to remove %s", vm->name);
+            rc = vmms_fail(err, errlen, VMMS_ERR, "no worker host is up to remove %s", vm->name);
     } else if (!dd_host_is_up(ctx, h)) {
         dd_defer_removal(ctx, h, vm->name);
         if (!safe)
-            rc = dd_fail(err, errlen, VMMS_ERR, "worker host %s is down: %s is removed when "
+            rc = vmms_fail(err, errlen, VMMS_ERR, "worker host %s is down: %s is removed when "
                          "it is back", h->label, vm->name);
         existed = true;
     } else {
@@ -278,7 +278,7 @@ static int destroy(struct dd_ctx *ctx, struct vmms_vm *vm, bool safe, char *err,
     }
     dd_vm_forget(ctx, vm->name);
     if (rc == VMMS_OK && !existed && !safe)
-        rc = dd_fail(err, errlen, VMMS_NOT_FOUND, "container %s does not exist", vm->name);
+        rc = vmms_fail(err, errlen, VMMS_NOT_FOUND, "container %s does not exist", vm->name);
     log_info("vm_destroyed", "name=%s host=%s existed=%d ms=%ld rc=%d", vm->name,
              h ? h->label : "?", (int)existed, (long)(clock_mono_ms() - t0), rc);
     return rc;
@@ -379,7 +379,7 @@ int dd_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
             for (size_t k = 0; made_on && k < ctx->nhosts; k++)
                 if (strcmp(ctx->hosts[k].label, made_on) == 0)
                     owner = &ctx->hosts[k];
-            if (id && name && dd_name_ok(name, 128) && !seen_before(&seen, name)) {
+            if (id && name && vmms_name_ok(name, 128) && !seen_before(&seen, name)) {
                 dd_vm_note(ctx, name, owner);
                 cb(name, id, image ? image : "", state && strcmp(state, "running") == 0, arg);
             }
@@ -389,6 +389,6 @@ int dd_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
     }
     free(seen.names);
     if (answered == 0 && rc == VMMS_OK)
-        rc = dd_fail(err, errlen, VMMS_ERR, "no worker host is up");
+        rc = vmms_fail(err, errlen, VMMS_ERR, "no worker host is up");
     return answered > 0 ? VMMS_OK : rc;
 }

@@ -44,6 +44,7 @@
 #include <libssh2.h>
 
 #include "vmms.h"
+#include "common/grading.h"
 
 /* The plugin's ops table (plugin.c), for helpers that call its own ops. */
 extern const struct vmms_ops vmms_plugin;
@@ -297,11 +298,6 @@ struct dd_ctx {
     atomic_int stopping;         /* shutdown: monitors end, connects give up */
 };
 
-int dd_fail(char *err, size_t errlen, int status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* vm->name: starts with the prefix, [A-Za-z0-9_.-]. */
-int dd_check_vm(const struct dd_ctx *ctx, const struct vmms_vm *vm, char *err, size_t errlen);
-bool dd_name_ok(const char *s, size_t max);
 /* Single-quotes s for sh into buf; returns buf ("" if it does not fit). */
 const char *dd_quote(const char *s, char *buf, size_t bufsz);
 void clock_sleep_ms(long ms);

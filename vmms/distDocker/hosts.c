@@ -136,7 +136,7 @@ static void connect_attempt(struct dd_ctx *ctx, struct dd_host *h)
             if (*p == '\n' && p[1] && p[1] != '\n')
                 last = p + 1;
         if (rc == VMMS_OK && (ncpu = atoi(last)) <= 0)
-            rc = dd_fail(err, sizeof err, VMMS_ERR, "docker on %s: unexpected answer to "
+            rc = vmms_fail(err, sizeof err, VMMS_ERR, "docker on %s: unexpected answer to "
                          "`docker info`", h->label);
         dd_out_free(&out);
         /* A host whose jobs' network is misconfigured never comes up. */
@@ -302,7 +302,7 @@ int dd_hosts_start(struct dd_ctx *ctx, char *err, size_t errlen)
     for (size_t i = 0; i < ctx->nhosts; i++) {
         struct dd_host *h = &ctx->hosts[i];
         if (pthread_create(&h->monitor, NULL, monitor_main, h) != 0)
-            return dd_fail(err, errlen, VMMS_ERR, "cannot start a monitor thread");
+            return vmms_fail(err, errlen, VMMS_ERR, "cannot start a monitor thread");
         h->monitor_started = true;
     }
     /* The first attempts run in parallel; wait for them, boundedly. */

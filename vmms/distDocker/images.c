@@ -71,7 +71,7 @@ static int host_images(struct dd_ctx *ctx, struct dd_host *h, struct names *out,
             int n = strcmp(tag, "latest") == 0 ? snprintf(ref, sizeof ref, "%s", repo)
                                                : snprintf(ref, sizeof ref, "%s:%s", repo, tag);
             if (n > 0 && (size_t)n < sizeof ref && names_add(out, ref, (size_t)n) != 0)
-                rc = dd_fail(err, errlen, VMMS_ERR, "out of memory");
+                rc = vmms_fail(err, errlen, VMMS_ERR, "out of memory");
         }
         json_decref(img);
     }
@@ -116,7 +116,7 @@ int dd_get_images(void *vctx, char ***names, size_t *count, char *err, size_t er
     }
     if (answered == 0) {
         vmms_free_names(all.v, all.n);
-        return dd_fail(err, errlen, VMMS_ERR, "no worker host is up to list images");
+        return vmms_fail(err, errlen, VMMS_ERR, "no worker host is up to list images");
     }
     *names = all.v;
     *count = all.n;
@@ -174,7 +174,7 @@ static int load_on(struct dd_ctx *ctx, struct dd_host *h, int fd, int timeout_s,
                    const char *name, char *err, size_t errlen)
 {
     if (lseek(fd, 0, SEEK_SET) != 0)
-        return dd_fail(err, errlen, VMMS_ERR, "cannot rewind the tarball: %s", strerror(errno));
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot rewind the tarball: %s", strerror(errno));
     struct dd_out before;
     int rc = run_short(ctx, h, "docker images --no-trunc --format '{{.Repository}}:{{.Tag}} "
                        "{{.ID}}'", DD_OUT_MAX, &before, "cannot list images", err, errlen);
@@ -200,7 +200,7 @@ static int load_on(struct dd_ctx *ctx, struct dd_host *h, int fd, int timeout_s,
         } else if (kind == 1) {
             undo_tag(ctx, h, before.out, v);
             if (rc == VMMS_OK)
-                rc = dd_fail(err, errlen, VMMS_ERR, "docker on %s tagged %.100s from the "
+                rc = vmms_fail(err, errlen, VMMS_ERR, "docker on %s tagged %.100s from the "
                              "tarball, which /build does not allow (only %s); the tag was put "
                              "back", h->label, v, name);
         } else if (kind == 2 && nids++ == 0) {
@@ -213,7 +213,7 @@ static int load_on(struct dd_ctx *ctx, struct dd_host *h, int fd, int timeout_s,
     if (rc != VMMS_OK || named)
         return rc;
     if (nids != 1 || strspn(id, "sha256:0123456789abcdef") != strlen(id))
-        return dd_fail(err, errlen, VMMS_ERR, "docker on %s loaded no single image from the "
+        return vmms_fail(err, errlen, VMMS_ERR, "docker on %s loaded no single image from the "
                        "tarball (is it a `docker save` archive?)", h->label);
     char want[300], qi[340], qw[340], line[800];
     snprintf(want, sizeof want, "%s%s", name, strchr(name, ':') ? "" : ":latest");
@@ -229,12 +229,12 @@ int dd_load_image(void *vctx, const char *tar_path, const char *name, int timeou
 {
     struct dd_ctx *ctx = vctx;
     if (name == NULL || !image_name_is_valid(name))
-        return dd_fail(err, errlen, VMMS_ERR,
+        return vmms_fail(err, errlen, VMMS_ERR,
                        "bad image name \"%s\": use [a-z0-9] then [a-z0-9._-] and an optional "
                        ":tag", name ? name : "(null)");
     int fd = open(tar_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return dd_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", tar_path, strerror(errno));
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", tar_path, strerror(errno));
     bool tagged;
     if (image_tar_check(fd, name, &tagged, err, errlen) != 0) {
         char qn[300], qe[600];
@@ -257,7 +257,7 @@ int dd_load_image(void *vctx, const char *tar_path, const char *name, int timeou
     }
     close(fd);
     if (rc == VMMS_OK && loaded == 0)
-        rc = dd_fail(err, errlen, VMMS_ERR, "no worker host is up to load the image on");
+        rc = vmms_fail(err, errlen, VMMS_ERR, "no worker host is up to load the image on");
     if (rc == VMMS_OK) {
         char qn[300];
         log_info("image_loaded", "name=%s hosts=%zu ms=%ld", log_quote(name, qn, sizeof qn),

@@ -59,63 +59,31 @@
 
 #define RUN_MARK "tango-exit="
 
-static bool token_ok(const char *t)
-{
-    size_t n = t ? strlen(t) : 0;
-    return n >= 16 && n <= 64 && strspn(t, "0123456789abcdef") == n;
-}
-
-/* SPEC.md's command with what localDocker adds (exec.c job_command: the
- * /home layout on the tmpfs, an input called feedback removed), ending with
- * autodriver's status written to the run's exit file, atomically. */
-static int job_command(const struct vmms_run *run, int memory_mb, const char *token,
-                       char *cmd, size_t cmdsz, char *err, size_t errlen)
-{
-    if (run == NULL || run->timeout_s <= 0 || run->nproc < 0 || run->fsize < 0 ||
-        run->max_output < 0)
-        return dd_fail(err, errlen, VMMS_ERR,
-                       "bad job limits: timeout must be > 0, the others >= 0");
-    snprintf(cmd, cmdsz,
-             "ulimit -d %ld 2>/dev/null; "
-             "if [ ! -d autolab ]; then mkdir -p -m 755 autolab autograde output && "
-             "chown autolab:autolab autolab output && chown autograde:autograde autograde; fi; "
-             "cp -r mount/* autolab/; rm -f mount/feedback; "
-             "su autolab -c \"autodriver -u %d -f %ld -t %d -o %ld "
-             "autolab > output/feedback 2>&1\"; rc=$?; cp output/feedback mount/feedback; "
-             "echo $rc > mount/.tango-exit-%s.tmp && "
-             "mv -f mount/.tango-exit-%s.tmp mount/.tango-exit-%s; exit $rc",
-             1024L * memory_mb, run->nproc, run->fsize, run->timeout_s, run->max_output, token, token, token);
-    return VMMS_OK;
-}
-
 int dd_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, char *handle,
                  size_t handlelen, char *err, size_t errlen)
 {
     struct dd_ctx *ctx = vctx;
-    int rc = dd_check_vm(ctx, vm, err, errlen);
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     if (handle == NULL || handlelen < 33)
-        return dd_fail(err, errlen, VMMS_ERR, "start_job: the handle buffer must hold 33 "
+        return vmms_fail(err, errlen, VMMS_ERR, "start_job: the handle buffer must hold 33 "
                        "bytes");
     struct dd_host *h = dd_vm_host(ctx, vm);
     if (h == NULL)
-        return dd_fail(err, errlen, VMMS_ERR, "VM %s: not known on any worker host", vm->name);
-    unsigned char rnd[16];
-    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
-        return dd_fail(err, errlen, VMMS_ERR, "getrandom failed: %s", strerror(errno));
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: not known on any worker host", vm->name);
     char token[33];
-    for (size_t i = 0; i < sizeof rnd; i++)
-        snprintf(token + 2 * i, 3, "%02x", rnd[i]);
+    if (vmms_new_exit_token(token, err, errlen) != VMMS_OK)
+        return VMMS_ERR;
     char job[900], qj[1100], qn[140], qv[PATH_MAX + 140], vdir[PATH_MAX + 130];
-    rc = job_command(run, vm->memory_mb ? vm->memory_mb : ctx->cfg.default_memory_mb, token,
-                     job, sizeof job, err, errlen);
+    rc = vmms_grading_command(run, vm->memory_mb ? vm->memory_mb : ctx->cfg.default_memory_mb,
+                              token, job, sizeof job, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     snprintf(vdir, sizeof vdir, "%s/%s", h->cfg->volume_dir, vm->name);
     char *line = malloc(4096);
     if (line == NULL)
-        return dd_fail(err, errlen, VMMS_ERR, "out of memory");
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     /* The run marker first (noclobber: a file of ours, never followed), so
      * a successor that finds neither it nor the exit file knows the run is
      * not there. */
@@ -128,7 +96,7 @@ int dd_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, cha
                      dd_quote(job, qj, sizeof qj));
     if (n <= 0 || n >= 4096 || !qv[0] || !qj[0]) {
         free(line);
-        return dd_fail(err, errlen, VMMS_ERR, "VM %s: command line too long", vm->name);
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: command line too long", vm->name);
     }
     struct dd_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 4096};
     struct dd_out out;
@@ -154,14 +122,14 @@ int dd_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
                   int *status, char *err, size_t errlen)
 {
     struct dd_ctx *ctx = vctx;
-    int rc = dd_check_vm(ctx, vm, err, errlen);
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    if (!token_ok(handle))
-        return dd_fail(err, errlen, VMMS_ERR, "VM %s: bad run handle", vm->name);
+    if (!vmms_exit_token_ok(handle))
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: bad run handle", vm->name);
     struct dd_host *h = dd_vm_host(ctx, vm);
     if (h == NULL)
-        return dd_fail(err, errlen, VMMS_NOT_FOUND, "VM %s: not known on any worker host",
+        return vmms_fail(err, errlen, VMMS_NOT_FOUND, "VM %s: not known on any worker host",
                        vm->name);
     if (wait_ms < 0)
         wait_ms = 0;
@@ -169,14 +137,14 @@ int dd_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
     snprintf(vdir, sizeof vdir, "%s/%s", h->cfg->volume_dir, vm->name);
     char *line = malloc(8192);
     if (line == NULL)
-        return dd_fail(err, errlen, VMMS_ERR, "out of memory");
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     int n = snprintf(line, 8192, "bash -c %s _ %s %s %s %lld.%03lld",
                      dd_quote(WAIT_SCRIPT, qs, sizeof qs), dd_quote(vdir, qv, sizeof qv),
                      handle, dd_quote(vm->id[0] ? vm->id : vm->name, qn, sizeof qn),
                      wait_ms / 1000, wait_ms % 1000);
     if (n <= 0 || n >= 8192 || !qs[0] || !qv[0]) {
         free(line);
-        return dd_fail(err, errlen, VMMS_ERR, "VM %s: command line too long", vm->name);
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: command line too long", vm->name);
     }
     struct dd_watch w;
     dd_watch_add(ctx, &w, vm->name);
@@ -193,15 +161,15 @@ int dd_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
     const char *o = out.out ? out.out : "";
     const char *mark = strstr(o, RUN_MARK);
     if (atomic_load(&w.aborted))
-        rc = dd_fail(err, errlen, VMMS_ERR, "VM %s was destroyed while the job ran", vm->name);
+        rc = vmms_fail(err, errlen, VMMS_ERR, "VM %s was destroyed while the job ran", vm->name);
     else if (rc == VMMS_OK && out.exit_code == 0 && mark)
         *status = atoi(mark + strlen(RUN_MARK));
     else if (rc == VMMS_OK && out.exit_code == 0 && strstr(o, "tango-gone"))
-        rc = dd_fail(err, errlen, VMMS_NOT_FOUND, "VM %s on %s: the container or the run "
+        rc = vmms_fail(err, errlen, VMMS_NOT_FOUND, "VM %s on %s: the container or the run "
                      "%.12s is gone", vm->name, h->label, handle);
     else if ((rc == VMMS_OK && out.exit_code == 0 && strstr(o, "tango-timeout")) ||
              rc == VMMS_TIMEOUT)
-        rc = dd_fail(err, errlen, VMMS_TIMEOUT, "VM %s on %s: the run %.12s still runs after "
+        rc = vmms_fail(err, errlen, VMMS_TIMEOUT, "VM %s on %s: the run %.12s still runs after "
                      "%lld ms", vm->name, h->label, handle, wait_ms);
     else if (rc == VMMS_OK)
         rc = dd_cmd_fail(h, &out, "cannot wait for the job", err, errlen);
@@ -231,12 +199,12 @@ int dd_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
     struct dd_ctx *ctx = vctx;
     *outp = NULL;
     *len = 0;
-    int rc = dd_check_vm(ctx, vm, err, errlen);
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     struct dd_host *h = dd_vm_host(ctx, vm);
     if (h == NULL)
-        return dd_fail(err, errlen, VMMS_ERR, "VM %s: not known on any worker host", vm->name);
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: not known on any worker host", vm->name);
     if (max_bytes > (size_t)DD_OUT_MAX)
         max_bytes = DD_OUT_MAX;
     char inner[600], qi[800], qn[140], line[1100];
@@ -258,7 +226,7 @@ int dd_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
     }
     /* No output yet (job not started) is an empty answer, not an error. */
     if (out.out == NULL && (out.out = calloc(1, 1)) == NULL)
-        return dd_fail(err, errlen, VMMS_ERR, "out of memory");
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     *outp = out.out;
     *len = max_bytes ? out.out_len : 0;
     return VMMS_OK;

@@ -45,7 +45,7 @@ static int inspect_or_create(struct dd_ctx *ctx, struct dd_conn *c, json_t **net
         rc = dd_cmd_fail(c->host, &out, "cannot make the jobs' network", err, errlen);
     json_t *all = rc == VMMS_OK && out.out ? json_loads(out.out, 0, NULL) : NULL;
     if (rc == VMMS_OK && (!json_is_array(all) || json_array_size(all) != 1))
-        rc = dd_fail(err, errlen, VMMS_ERR, "docker on %s: unexpected answer to `docker "
+        rc = vmms_fail(err, errlen, VMMS_ERR, "docker on %s: unexpected answer to `docker "
                      "network inspect %s`", c->host->label, ctx->cfg.net.name);
     if (rc == VMMS_OK)
         *net = json_incref(json_array_get(all, 0));
@@ -78,7 +78,7 @@ static int ensure_rule(struct dd_ctx *ctx, struct dd_conn *c, const char *ifname
     if (rc == VMMS_OK && out.exit_code != 0) {
         char why[700];
         dd_cmd_fail(c->host, &out, "cannot install the jobs' firewall rule", why, sizeof why);
-        rc = dd_fail(err, errlen, VMMS_ERR, "%s (the SSH user must be root, or set "
+        rc = vmms_fail(err, errlen, VMMS_ERR, "%s (the SSH user must be root, or set "
                      "host_firewall false and install it there yourself)", why);
     }
     dd_out_free(&out);
@@ -92,7 +92,7 @@ int dd_net_check(struct dd_ctx *ctx, struct dd_conn *c, char *err, size_t errlen
     char ifname[JOBNET_IFNAME_MAX + 1], why[512];
     if (rc == VMMS_OK && jobnet_check(net, &ctx->cfg.net, ifname, sizeof ifname, why,
                                       sizeof why) != 0)
-        rc = dd_fail(err, errlen, VMMS_ERR, "worker host %s: %s", c->host->label, why);
+        rc = vmms_fail(err, errlen, VMMS_ERR, "worker host %s: %s", c->host->label, why);
     json_decref(net);
     if (rc == VMMS_OK && ctx->cfg.net.host_firewall)
         rc = ensure_rule(ctx, c, ifname, err, errlen);
@@ -119,7 +119,7 @@ int dd_net_ready(struct dd_ctx *ctx, struct dd_host *h, char *err, size_t errlen
 {
     struct dd_conn *c = dd_conn_get(ctx, h);
     if (c == NULL)
-        return dd_fail(err, errlen, VMMS_ERR, "worker host %s is down", h->label);
+        return vmms_fail(err, errlen, VMMS_ERR, "worker host %s is down", h->label);
     int rc = atomic_load(&c->net_ok) ? VMMS_OK : dd_net_check(ctx, c, err, errlen);
     dd_conn_put(ctx, c);
     return rc;

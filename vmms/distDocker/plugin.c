@@ -14,48 +14,6 @@
 #include "log.h"
 #include "clock.h"
 
-int dd_fail(char *err, size_t errlen, int status, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
-bool dd_name_ok(const char *s, size_t max)
-{
-    size_t n = strnlen(s, max);
-    if (n == 0 || n >= max)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
-int dd_check_vm(const struct dd_ctx *ctx, const struct vmms_vm *vm, char *err, size_t errlen)
-{
-    if (vm == NULL)
-        return dd_fail(err, errlen, VMMS_ERR, "no VM given");
-    size_t pl = strlen(ctx->prefix);
-    if (!dd_name_ok(vm->name, sizeof vm->name) || strncmp(vm->name, ctx->prefix, pl) != 0 ||
-        strlen(vm->name) == pl)
-        return dd_fail(err, errlen, VMMS_ERR,
-                       "bad VM name \"%.*s\": it must start with the prefix \"%s\", go on "
-                       "after it and hold only letters, digits, '_', '.', '-'",
-                       (int)strnlen(vm->name, 127), vm->name, ctx->prefix);
-    size_t il = strnlen(vm->id, sizeof vm->id);
-    if (il == sizeof vm->id || strspn(vm->id, "0123456789abcdef") != il)
-        return dd_fail(err, errlen, VMMS_ERR, "bad container id for VM %s", vm->name);
-    return VMMS_OK;
-}
-
 const char *dd_quote(const char *s, char *buf, size_t bufsz)
 {
     size_t o = 0;
@@ -113,17 +71,17 @@ static void dd_shutdown(void *vctx)
 static int dd_init(const json_t *cfg, const char *prefix, void **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (prefix == NULL || !dd_name_ok(prefix, 64))
-        return dd_fail(err, errlen, VMMS_ERR,
+    if (prefix == NULL || !vmms_name_ok(prefix, 64))
+        return vmms_fail(err, errlen, VMMS_ERR,
                        "distDocker: bad prefix: it must be 1..63 letters, digits, '_', '.', "
                        "'-'");
     pthread_once(&ssh_once, ssh_init);
     if (ssh_init_rc != 0)
-        return dd_fail(err, errlen, VMMS_ERR, "distDocker: libssh2_init failed (%d)",
+        return vmms_fail(err, errlen, VMMS_ERR, "distDocker: libssh2_init failed (%d)",
                        ssh_init_rc);
     struct dd_ctx *ctx = calloc(1, sizeof *ctx);
     if (ctx == NULL)
-        return dd_fail(err, errlen, VMMS_ERR, "out of memory");
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     pthread_mutex_init(&ctx->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -142,7 +100,7 @@ static int dd_init(const json_t *cfg, const char *prefix, void **out, char *err,
     ctx->hosts = calloc(ctx->nhosts, sizeof *ctx->hosts);
     if (ctx->hosts == NULL) {
         dd_shutdown(ctx);
-        return dd_fail(err, errlen, VMMS_ERR, "out of memory");
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     }
     for (size_t i = 0; i < ctx->nhosts; i++) {
         struct dd_host *h = &ctx->hosts[i];

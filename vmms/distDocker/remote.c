@@ -28,8 +28,8 @@ int dd_cmd_fail(const struct dd_host *h, const struct dd_out *out, const char *w
                 char *err, size_t errlen)
 {
     if (out->err[0])
-        return dd_fail(err, errlen, VMMS_ERR, "%s on %s: %s", what, h->label, out->err);
-    return dd_fail(err, errlen, VMMS_ERR, "%s on %s: exit status %d", what, h->label,
+        return vmms_fail(err, errlen, VMMS_ERR, "%s on %s: %s", what, h->label, out->err);
+    return vmms_fail(err, errlen, VMMS_ERR, "%s on %s: exit status %d", what, h->label,
                    out->exit_code);
 }
 
@@ -86,22 +86,22 @@ int dd_op_failed(struct dd_ctx *ctx, struct dd_conn *c, int lrc, int wr, const c
 {
     const char *label = c->host->label;
     if (wr == DD_W_TIMEOUT)
-        return dd_fail(err, errlen, VMMS_TIMEOUT, "%s on %s: no answer within %ld ms", what,
+        return vmms_fail(err, errlen, VMMS_TIMEOUT, "%s on %s: no answer within %ld ms", what,
                        label, timeout_ms);
     if (wr == DD_W_ABORT)
-        return dd_fail(err, errlen, VMMS_ERR, "%s on %s: aborted", what, label);
+        return vmms_fail(err, errlen, VMMS_ERR, "%s on %s: aborted", what, label);
     if (wr == DD_W_BROKEN)
-        return dd_fail(err, errlen, VMMS_ERR, "%s on %s: the SSH connection failed", what,
+        return vmms_fail(err, errlen, VMMS_ERR, "%s on %s: the SSH connection failed", what,
                        label);
     char e[512], why[600];
     pthread_mutex_lock(&c->lock);
     dd_ssh_error(c, lrc, what, e, sizeof e);
     pthread_mutex_unlock(&c->lock);
     if (!dd_ssh_fatal(lrc))
-        return dd_fail(err, errlen, VMMS_ERR, "%s on %s", e, label);
+        return vmms_fail(err, errlen, VMMS_ERR, "%s on %s", e, label);
     snprintf(why, sizeof why, "SSH connection lost (%s)", e);
     dd_conn_break(ctx, c, why);
-    return dd_fail(err, errlen, VMMS_ERR, "%s on %s", why, label);
+    return vmms_fail(err, errlen, VMMS_ERR, "%s on %s", why, label);
 }
 
 /* The streams of one running command. */
@@ -262,7 +262,7 @@ int dd_run_conn(struct dd_ctx *ctx, struct dd_conn *c, const struct dd_cmd *cmd,
     struct streams st = {.ch = ch, .s = c->session, .o = out, .max = max,
                          .in_fd = cmd->stdin_fd};
     if (cmd->stdin_fd >= 0 && (st.inbuf = malloc(READ_CHUNK)) == NULL) {
-        rc = dd_fail(err, errlen, VMMS_ERR, "out of memory");
+        rc = vmms_fail(err, errlen, VMMS_ERR, "out of memory");
         goto abandon;
     }
     pthread_mutex_lock(&c->lock);
@@ -287,7 +287,7 @@ int dd_run_conn(struct dd_ctx *ctx, struct dd_conn *c, const struct dd_cmd *cmd,
     free(st.inbuf);
     if (lrc < 0 || wr) {
         if (wr == DD_W_TIMEOUT && cmd->own_timeout)
-            rc = dd_fail(err, errlen, VMMS_TIMEOUT, "the command on %s did not end within "
+            rc = vmms_fail(err, errlen, VMMS_TIMEOUT, "the command on %s did not end within "
                          "%ld ms", c->host->label, timeout_ms);
         else
             rc = dd_op_failed(ctx, c, lrc, wr, what, timeout_ms, err, errlen);
@@ -354,7 +354,7 @@ int dd_run(struct dd_ctx *ctx, struct dd_host *h, const struct dd_cmd *cmd, stru
         pthread_mutex_lock(&ctx->lock);
         snprintf(last, sizeof last, "%s", h->last_error);
         pthread_mutex_unlock(&ctx->lock);
-        return dd_fail(err, errlen, VMMS_ERR, "worker host %s is down%s%s", h->label,
+        return vmms_fail(err, errlen, VMMS_ERR, "worker host %s is down%s%s", h->label,
                        last[0] ? ": " : "", last);
     }
     int rc = dd_run_conn(ctx, c, cmd, out, err, errlen);

@@ -92,7 +92,7 @@ void dd_ssh_error(struct dd_conn *c, int rc, const char *what, char *err, size_t
     int len = 0;
     if (c && c->session)
         libssh2_session_last_error(c->session, &msg, &len, 0);
-    dd_fail(err, errlen, VMMS_ERR, "%s: %.*s (libssh2 error %d)", what,
+    vmms_fail(err, errlen, VMMS_ERR, "%s: %.*s (libssh2 error %d)", what,
             msg && len > 0 ? len : 7, msg && len > 0 ? msg : "unknown", rc);
 }
 
@@ -152,7 +152,7 @@ static int tcp_connect(const struct dd_host_cfg *hc, long deadline, atomic_int *
     struct addrinfo *res = NULL;
     int g = getaddrinfo(hc->address, port, &hints, &res);
     if (g != 0) {
-        dd_fail(err, errlen, VMMS_ERR, "cannot resolve %s: %s", hc->address, gai_strerror(g));
+        vmms_fail(err, errlen, VMMS_ERR, "cannot resolve %s: %s", hc->address, gai_strerror(g));
         return -1;
     }
     int fd = -1, last = ETIMEDOUT;
@@ -183,10 +183,10 @@ static int tcp_connect(const struct dd_host_cfg *hc, long deadline, atomic_int *
     freeaddrinfo(res);
     if (fd < 0) {
         if (last == ETIMEDOUT)
-            dd_fail(err, errlen, VMMS_ERR, "cannot connect to %s:%d: no answer within the "
+            vmms_fail(err, errlen, VMMS_ERR, "cannot connect to %s:%d: no answer within the "
                     "connect timeout", hc->address, hc->port);
         else
-            dd_fail(err, errlen, VMMS_ERR, "cannot connect to %s:%d: %s", hc->address,
+            vmms_fail(err, errlen, VMMS_ERR, "cannot connect to %s:%d: %s", hc->address,
                     hc->port, strerror(last));
         return -1;
     }
@@ -295,7 +295,7 @@ static int check_host_key(struct dd_ctx *ctx, struct dd_conn *c, LIBSSH2_KNOWNHO
     }
     if (key == NULL) {
         *refused = true;
-        return dd_fail(err, errlen, VMMS_ERR, "%s sent no host key", c->host->label);
+        return vmms_fail(err, errlen, VMMS_ERR, "%s sent no host key", c->host->label);
     }
     if (!ctx->cfg.strict_host_key_checking) {
         log_debug("host_key_unchecked", "host=%s type=%s fingerprint=%s", c->host->label,
@@ -309,16 +309,16 @@ static int check_host_key(struct dd_ctx *ctx, struct dd_conn *c, LIBSSH2_KNOWNHO
         return VMMS_OK;
     *refused = true;
     if (check == LIBSSH2_KNOWNHOST_CHECK_MISMATCH)
-        return dd_fail(err, errlen, VMMS_ERR,
+        return vmms_fail(err, errlen, VMMS_ERR,
                        "host key mismatch: %s offered %s key %s, which is not the one in %s "
                        "(host reinstalled, or someone in between); refused", c->host->label,
                        tname, fp, hc->known_hosts);
     if (check == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND)
-        return dd_fail(err, errlen, VMMS_ERR,
+        return vmms_fail(err, errlen, VMMS_ERR,
                        "host key unknown: %s offered %s key %s and %s has no %s key for it; "
                        "refused (add it with ssh-keyscan after checking it)", c->host->label,
                        tname, fp, hc->known_hosts, tname);
-    return dd_fail(err, errlen, VMMS_ERR, "cannot check the host key of %s against %s; refused",
+    return vmms_fail(err, errlen, VMMS_ERR, "cannot check the host key of %s against %s; refused",
                    c->host->label, hc->known_hosts);
 }
 
@@ -357,7 +357,7 @@ int dd_conn_open(struct dd_ctx *ctx, struct dd_host *h, struct dd_conn **out, bo
     struct dd_conn *c = calloc(1, sizeof *c);
     if (c == NULL) {
         close(fd);
-        return dd_fail(err, errlen, VMMS_ERR, "out of memory");
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     }
     c->host = h;
     c->sock = fd;
@@ -371,7 +371,7 @@ int dd_conn_open(struct dd_ctx *ctx, struct dd_host *h, struct dd_conn **out, bo
     c->session = libssh2_session_init_ex(NULL, NULL, NULL, c);
     if (c->session == NULL) {
         dd_conn_free(c);
-        return dd_fail(err, errlen, VMMS_ERR, "cannot make an SSH session (out of memory?)");
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot make an SSH session (out of memory?)");
     }
     libssh2_session_set_blocking(c->session, 0);
 
@@ -385,7 +385,7 @@ int dd_conn_open(struct dd_ctx *ctx, struct dd_host *h, struct dd_conn **out, bo
                    : -1;
         if (n < 0 && ctx->cfg.strict_host_key_checking) {
             *refused = true;
-            rc = dd_fail(err, errlen, VMMS_ERR, "cannot read known_hosts %s (error %d)",
+            rc = vmms_fail(err, errlen, VMMS_ERR, "cannot read known_hosts %s (error %d)",
                          hc->known_hosts, n);
         } else if (n >= 0) {
             prefer_known_types(c->session, kh, hc);
@@ -395,7 +395,7 @@ int dd_conn_open(struct dd_ctx *ctx, struct dd_host *h, struct dd_conn **out, bo
     if (rc == VMMS_OK &&
         (r = SESSION_CALL(c, &w, libssh2_session_handshake(c->session, fd))) != 0) {
         if (r == LIBSSH2_ERROR_TIMEOUT)
-            rc = dd_fail(err, errlen, VMMS_ERR, "SSH handshake with %s: no answer within "
+            rc = vmms_fail(err, errlen, VMMS_ERR, "SSH handshake with %s: no answer within "
                          "the connect timeout", h->label);
         else
             dd_ssh_error(c, r, "SSH handshake failed", err, errlen), rc = VMMS_ERR;
@@ -408,12 +408,12 @@ int dd_conn_open(struct dd_ctx *ctx, struct dd_host *h, struct dd_conn **out, bo
                                     hc->public_key[0] ? hc->public_key : NULL,
                                     hc->private_key, NULL));
         if (r == LIBSSH2_ERROR_TIMEOUT)
-            rc = dd_fail(err, errlen, VMMS_ERR, "authentication on %s: no answer within the "
+            rc = vmms_fail(err, errlen, VMMS_ERR, "authentication on %s: no answer within the "
                          "connect timeout", h->label);
         else if (r != 0) {
             char e[200];
             dd_ssh_error(c, r, "", e, sizeof e);
-            rc = dd_fail(err, errlen, VMMS_ERR,
+            rc = vmms_fail(err, errlen, VMMS_ERR,
                          "authentication as %s on %s failed%s (is the public key in that "
                          "user's authorized_keys?)", hc->user, h->label, e);
         }

@@ -51,7 +51,7 @@ static int xfail(struct xfer *x, int lrc, int wr, const char *what, const char *
         pthread_mutex_lock(&x->c->lock);
         unsigned long fx = libssh2_sftp_last_error(x->sftp);
         pthread_mutex_unlock(&x->c->lock);
-        return dd_fail(err, errlen, fx == LIBSSH2_FX_NO_SUCH_FILE ? VMMS_NOT_FOUND : VMMS_ERR,
+        return vmms_fail(err, errlen, fx == LIBSSH2_FX_NO_SUCH_FILE ? VMMS_NOT_FOUND : VMMS_ERR,
                        "%s %s on %s: %s (SFTP status %lu)", what, path, x->h->label,
                        fx_text(fx), fx);
     }
@@ -68,10 +68,10 @@ static int xfer_start(struct xfer *x, struct dd_ctx *ctx, const struct vmms_vm *
     x->ctx = ctx;
     x->h = dd_vm_host(ctx, vm);
     if (x->h == NULL)
-        return dd_fail(err, errlen, VMMS_ERR, "VM %s: not known on any worker host", vm->name);
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: not known on any worker host", vm->name);
     x->c = dd_conn_get(ctx, x->h);
     if (x->c == NULL)
-        return dd_fail(err, errlen, VMMS_ERR, "worker host %s of VM %s is down", x->h->label,
+        return vmms_fail(err, errlen, VMMS_ERR, "worker host %s of VM %s is down", x->h->label,
                        vm->name);
     x->timeout_ms = 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.command_timeout_s);
     dd_wait_init(&x->w, x->timeout_ms, NULL);
@@ -124,25 +124,18 @@ static void close_handle(struct xfer *x, LIBSSH2_SFTP_HANDLE *fh)
     (void)wr;
 }
 
-static bool dest_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    return n > 0 && n <= NAME_MAX && strchr(s, '/') == NULL && strcmp(s, ".") != 0 &&
-           strcmp(s, "..") != 0;
-}
-
 /* One local file to path on the host. */
 static int put_file(struct xfer *x, const struct vmms_file *f, const char *path, char *buf,
                     char *err, size_t errlen)
 {
     int fd = open(f->local_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return dd_fail(err, errlen, VMMS_ERR, "cannot open input file %s: %s", f->local_path,
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot open input file %s: %s", f->local_path,
                        strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return dd_fail(err, errlen, VMMS_ERR, "input file %s is not a regular file",
+        return vmms_fail(err, errlen, VMMS_ERR, "input file %s is not a regular file",
                        f->local_path);
     }
     int lrc, wr;
@@ -168,7 +161,7 @@ static int put_file(struct xfer *x, const struct vmms_file *f, const char *path,
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = dd_fail(err, errlen, VMMS_ERR, "cannot read %s: %s", f->local_path,
+            rc = vmms_fail(err, errlen, VMMS_ERR, "cannot read %s: %s", f->local_path,
                          strerror(errno));
             break;
         }
@@ -200,13 +193,13 @@ int dd_copy_in(void *vctx, struct vmms_vm *vm, const struct vmms_file *files, si
                int timeout_s, char *err, size_t errlen)
 {
     struct dd_ctx *ctx = vctx;
-    int rc = dd_check_vm(ctx, vm, err, errlen);
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     for (size_t i = 0; i < nfiles; i++)
         if (files[i].local_path == NULL || files[i].dest_name == NULL ||
-            !dest_name_ok(files[i].dest_name))
-            return dd_fail(err, errlen, VMMS_ERR,
+            !vmms_dest_name_ok(files[i].dest_name))
+            return vmms_fail(err, errlen, VMMS_ERR,
                            "bad destination file name \"%s\": it must be a plain file name "
                            "(no '/', not '.' or '..', not empty)",
                            files[i].dest_name ? files[i].dest_name : "(null)");
@@ -216,7 +209,7 @@ int dd_copy_in(void *vctx, struct vmms_vm *vm, const struct vmms_file *files, si
         return rc;
     char *buf = malloc(CHUNK);
     if (buf == NULL)
-        rc = dd_fail(err, errlen, VMMS_ERR, "out of memory");
+        rc = vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     long t0 = clock_mono_ms();
     for (size_t i = 0; i < nfiles && rc == VMMS_OK; i++) {
         char path[PATH_MAX + 400];
@@ -238,7 +231,7 @@ int dd_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
                 char *err, size_t errlen)
 {
     struct dd_ctx *ctx = vctx;
-    int rc = dd_check_vm(ctx, vm, err, errlen);
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     struct xfer x;
@@ -255,7 +248,7 @@ int dd_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
     if (wr || lrc != 0) {
         rc = xfail(&x, lrc, wr, "cannot find", path, err, errlen);
         if (rc == VMMS_NOT_FOUND)
-            rc = dd_fail(err, errlen, VMMS_ERR,
+            rc = vmms_fail(err, errlen, VMMS_ERR,
                          "VM %s has no feedback file on %s: the job did not finish", vm->name,
                          x.h->label);
         xfer_end(&x);
@@ -264,12 +257,12 @@ int dd_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
     if (!(at.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) ||
         (at.permissions & LIBSSH2_SFTP_S_IFMT) != LIBSSH2_SFTP_S_IFREG) {
         xfer_end(&x);
-        return dd_fail(err, errlen, VMMS_ERR, "VM %s: feedback is not a regular file",
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: feedback is not a regular file",
                        vm->name);
     }
     if ((at.flags & LIBSSH2_SFTP_ATTR_SIZE) && at.filesize > (unsigned long long)DD_FEEDBACK_MAX) {
         xfer_end(&x);
-        return dd_fail(err, errlen, VMMS_ERR,
+        return vmms_fail(err, errlen, VMMS_ERR,
                        "VM %s: feedback is %llu bytes, more than the %ld MiB limit", vm->name,
                        (unsigned long long)at.filesize, DD_FEEDBACK_MAX >> 20);
     }
@@ -287,7 +280,7 @@ int dd_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
     int out = open(dest_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     char *buf = out >= 0 ? malloc(CHUNK) : NULL;
     if (out < 0 || buf == NULL) {
-        rc = dd_fail(err, errlen, VMMS_ERR, "cannot create %s: %s", dest_path,
+        rc = vmms_fail(err, errlen, VMMS_ERR, "cannot create %s: %s", dest_path,
                      out < 0 ? strerror(errno) : "out of memory");
         if (out >= 0)
             close(out);
@@ -307,7 +300,7 @@ int dd_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
         if (n == 0)
             break;
         if (total + n > DD_FEEDBACK_MAX) {
-            rc = dd_fail(err, errlen, VMMS_ERR, "VM %s: feedback is more than the %ld MiB limit",
+            rc = vmms_fail(err, errlen, VMMS_ERR, "VM %s: feedback is more than the %ld MiB limit",
                          vm->name, DD_FEEDBACK_MAX >> 20);
             break;
         }
@@ -316,7 +309,7 @@ int dd_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
             if (k < 0 && errno == EINTR)
                 continue;
             if (k < 0) {
-                rc = dd_fail(err, errlen, VMMS_ERR, "cannot write %s: %s", dest_path,
+                rc = vmms_fail(err, errlen, VMMS_ERR, "cannot write %s: %s", dest_path,
                              strerror(errno));
                 break;
             }
@@ -328,7 +321,7 @@ int dd_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
     }
     free(buf);
     if (close(out) != 0 && rc == VMMS_OK)
-        rc = dd_fail(err, errlen, VMMS_ERR, "cannot write %s: %s", dest_path, strerror(errno));
+        rc = vmms_fail(err, errlen, VMMS_ERR, "cannot write %s: %s", dest_path, strerror(errno));
     close_handle(&x, fh);
     xfer_end(&x);
     if (rc == VMMS_NOT_FOUND)

@@ -27,16 +27,16 @@ static int set_string(const json_t *v, const char *key, char *dst, size_t dstsz,
                       bool absolute, char *err, size_t errlen)
 {
     if (!json_is_string(v))
-        return ld_fail(err, errlen, VMMS_ERR,
+        return vmms_fail(err, errlen, VMMS_ERR,
                        "localDocker config: \"%s\" must be a string", key);
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
     if (n == 0 || n >= dstsz || strlen(s) != n)
-        return ld_fail(err, errlen, VMMS_ERR,
+        return vmms_fail(err, errlen, VMMS_ERR,
                        "localDocker config: \"%s\" must be a non-empty path "
                        "shorter than %zu bytes", key, dstsz);
     if (absolute && s[0] != '/')
-        return ld_fail(err, errlen, VMMS_ERR,
+        return vmms_fail(err, errlen, VMMS_ERR,
                        "localDocker config: \"%s\" must be an absolute path", key);
     memcpy(dst, s, n + 1);
     return VMMS_OK;
@@ -55,7 +55,7 @@ int ld_config_parse(const json_t *cfg, struct ld_config *out, char *err, size_t 
         return jobnet_config_finish(&out->net, "localDocker", err, errlen) == 0 ? VMMS_OK
                                                                                : VMMS_ERR;
     if (!json_is_object(cfg))
-        return ld_fail(err, errlen, VMMS_ERR, "localDocker config must be a JSON object");
+        return vmms_fail(err, errlen, VMMS_ERR, "localDocker config must be a JSON object");
 
     const char *key;
     json_t *v;
@@ -75,17 +75,17 @@ int ld_config_parse(const json_t *cfg, struct ld_config *out, char *err, size_t 
                 if (strcmp(key, int_keys[i].name) == 0)
                     k = &int_keys[i];
             if (k == NULL)
-                return ld_fail(err, errlen, VMMS_ERR,
+                return vmms_fail(err, errlen, VMMS_ERR,
                                "localDocker config: unknown key \"%s\" (known: socket, "
                                "volume_dir, default_cores, default_memory_mb, "
                                "default_pids_limit, default_disk_mb, run_grace_s, api_timeout_s, "
                                "network, network_bridge, host_firewall)", key);
             if (!json_is_integer(v))
-                return ld_fail(err, errlen, VMMS_ERR,
+                return vmms_fail(err, errlen, VMMS_ERR,
                                "localDocker config: \"%s\" must be an integer", key);
             json_int_t n = json_integer_value(v);
             if (n < k->min || n > k->max)
-                return ld_fail(err, errlen, VMMS_ERR,
+                return vmms_fail(err, errlen, VMMS_ERR,
                                "localDocker config: \"%s\" is %lld, must be %d..%d",
                                key, (long long)n, k->min, k->max);
             *(int *)((char *)out + k->off) = (int)n;

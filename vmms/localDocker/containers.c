@@ -101,7 +101,7 @@ static int remove_container(struct ld_ctx *ctx, const struct vmms_vm *vm, bool *
         snprintf(path, sizeof path, "/containers/%s/json", ld_vm_ref(vm));
         struct ld_request get = {.method = "GET", .path = path};
         long deadline = clock_mono_ms() + 1000L * ctx->cfg.api_timeout_s;
-        rc = ld_fail(err, errlen, VMMS_TIMEOUT, "container %s: removal did not finish",
+        rc = vmms_fail(err, errlen, VMMS_TIMEOUT, "container %s: removal did not finish",
                      vm->name);
         while (clock_mono_ms() < deadline) {
             struct ld_response r2;
@@ -124,19 +124,19 @@ int ld_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
     if (vm == NULL)
-        return ld_fail(err, errlen, VMMS_ERR, "no VM given");
+        return vmms_fail(err, errlen, VMMS_ERR, "no VM given");
     vm->id[0] = '\0';
     vm->host[0] = '\0';
-    int rc = ld_check_vm(ctx, vm, err, errlen);
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     size_t il = strnlen(vm->image, sizeof vm->image);
     if (il == 0 || il == sizeof vm->image)
-        return ld_fail(err, errlen, VMMS_ERR, "VM %s: no image name", vm->name);
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: no image name", vm->name);
     if (vm->cores < 0 || vm->memory_mb < 0 || vm->pids_limit < 0 || vm->disk_mb < 0 ||
         (vm->disk_mb > 0 && vm->disk_mb < 16) || vm->disk_mb > 1024 * 1024 ||
         vm->memory_mb > 1024 * 1024)
-        return ld_fail(err, errlen, VMMS_ERR, "VM %s: negative cores, memory or pids limit, "
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: negative cores, memory or pids limit, "
                        "or a disk limit outside 16..1048576 MiB", vm->name);
     int cores = vm->cores ? vm->cores : ctx->cfg.default_cores;
     int mem = vm->memory_mb ? vm->memory_mb : ctx->cfg.default_memory_mb;
@@ -155,7 +155,7 @@ int ld_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         /* Another live VM of that name, or the leftover of a dead one? */
         rc = container_exists(ctx, vm->name, err, errlen);
         if (rc == VMMS_OK)
-            return ld_fail(err, errlen, VMMS_ERR, "a container named %s already exists",
+            return vmms_fail(err, errlen, VMMS_ERR, "a container named %s already exists",
                            vm->name);
         if (rc == VMMS_NOT_FOUND)
             rc = ld_vol_create(ctx, vm->name, true, &existed, err, errlen);
@@ -170,7 +170,7 @@ int ld_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     struct ld_response resp;
     bool conflict = false; /* the name is taken: nothing here is ours to clean */
     rc = body ? ld_docker(ctx, &req, &resp, err, errlen)
-              : ld_fail(err, errlen, VMMS_ERR, "out of memory");
+              : vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     json_decref(body);
     if (body && rc == VMMS_OK) {
         const char *id = json_string_value(json_object_get(resp.json, "Id"));
@@ -215,7 +215,7 @@ int ld_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
 int ld_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
-    int rc = ld_check_vm(ctx, vm, err, errlen);
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     char path[256];
@@ -240,7 +240,7 @@ int ld_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t 
         if (!running && status &&
             (strcmp(status, "exited") == 0 || strcmp(status, "dead") == 0)) {
             const char *e = json_string_value(json_object_get(state, "Error"));
-            rc = ld_fail(err, errlen, VMMS_ERR,
+            rc = vmms_fail(err, errlen, VMMS_ERR,
                          "container %s stopped (exit code %lld%s%s); does the image have "
                          "sh and sleep?", vm->name,
                          (long long)json_integer_value(json_object_get(state, "ExitCode")),
@@ -252,7 +252,7 @@ int ld_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t 
         if (rc != VMMS_OK)
             return rc;
         if (clock_mono_ms() + pause > deadline)
-            return ld_fail(err, errlen, VMMS_TIMEOUT, "container %s not running after %d s",
+            return vmms_fail(err, errlen, VMMS_TIMEOUT, "container %s not running after %d s",
                            vm->name, timeout_s);
         clock_sleep_ms(pause);
         if (pause < 200)
@@ -263,7 +263,7 @@ int ld_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t 
 static int destroy(struct ld_ctx *ctx, struct vmms_vm *vm, bool safe, char *err,
                    size_t errlen)
 {
-    int rc = ld_check_vm(ctx, vm, err, errlen);
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     ld_abort_runs(ctx, vm->name);
@@ -276,10 +276,10 @@ static int destroy(struct ld_ctx *ctx, struct vmms_vm *vm, bool safe, char *err,
         char q[600];
         log_warn("vm_volume_left", "name=%s err=%s", vm->name, log_quote(e2, q, sizeof q));
         if (rc == VMMS_OK)
-            rc = ld_fail(err, errlen, vrc, "%s", e2);
+            rc = vmms_fail(err, errlen, vrc, "%s", e2);
     }
     if (rc == VMMS_OK && gone && !safe)
-        rc = ld_fail(err, errlen, VMMS_NOT_FOUND, "container %s does not exist", vm->name);
+        rc = vmms_fail(err, errlen, VMMS_NOT_FOUND, "container %s does not exist", vm->name);
     log_info("vm_destroyed", "name=%s id=%.12s existed=%d ms=%ld rc=%d", vm->name, vm->id,
              (int)!gone, (long)(clock_mono_ms() - t0), rc);
     return rc;

@@ -104,13 +104,13 @@ int ld_docker(struct ld_ctx *ctx, const struct ld_request *req,
     memset(resp, 0, sizeof *resp);
     CURL *h = pool_get(ctx);
     if (h == NULL)
-        return ld_fail(err, errlen, VMMS_ERR, "out of memory (curl handle)");
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory (curl handle)");
 
     char url[2048];
     int un = snprintf(url, sizeof url, "%s%s", LD_API_BASE, req->path);
     if (un < 0 || (size_t)un >= sizeof url) {
         pool_put(ctx, h);
-        return ld_fail(err, errlen, VMMS_ERR, "Docker API path too long");
+        return vmms_fail(err, errlen, VMMS_ERR, "Docker API path too long");
     }
     char *payload = NULL;
     struct curl_slist *hdrs = curl_slist_append(NULL, "Expect:");
@@ -163,17 +163,17 @@ int ld_docker(struct ld_ctx *ctx, const struct ld_request *req,
 
     int rc = VMMS_OK;
     if (cc == CURLE_OPERATION_TIMEDOUT) {
-        rc = ld_fail(err, errlen, VMMS_TIMEOUT, "Docker %s %s: no answer within %ld ms",
+        rc = vmms_fail(err, errlen, VMMS_TIMEOUT, "Docker %s %s: no answer within %ld ms",
                      req->method, req->path, timeout_ms);
     } else if (cc == CURLE_ABORTED_BY_CALLBACK) {
-        rc = ld_fail(err, errlen, VMMS_ERR, "Docker %s %s: aborted", req->method, req->path);
+        rc = vmms_fail(err, errlen, VMMS_ERR, "Docker %s %s: aborted", req->method, req->path);
     } else if (cc == CURLE_WRITE_ERROR && c.sink_stopped) {
         rc = VMMS_OK; /* the sink had all it wanted */
     } else if (cc == CURLE_WRITE_ERROR && c.too_big) {
-        rc = ld_fail(err, errlen, VMMS_ERR, "Docker %s %s: answer larger than %ld bytes",
+        rc = vmms_fail(err, errlen, VMMS_ERR, "Docker %s %s: answer larger than %ld bytes",
                      req->method, req->path, LD_BODY_MAX);
     } else if (cc != CURLE_OK) {
-        rc = ld_fail(err, errlen, VMMS_ERR,
+        rc = vmms_fail(err, errlen, VMMS_ERR,
                      "cannot talk to Docker at %s (%s %s): %s; is dockerd running?",
                      ctx->cfg.socket, req->method, req->path,
                      curlerr[0] ? curlerr : curl_easy_strerror(cc));
@@ -205,7 +205,7 @@ int ld_docker_fail(const struct ld_response *resp, const char *what,
     while (o > 0 && clean[o - 1] == ' ')
         o--;
     clean[o] = '\0';
-    return ld_fail(err, errlen, resp->status == 404 ? VMMS_NOT_FOUND : VMMS_ERR,
+    return vmms_fail(err, errlen, resp->status == 404 ? VMMS_NOT_FOUND : VMMS_ERR,
                    "%s: %s (Docker HTTP %ld)", what, clean, resp->status);
 }
 

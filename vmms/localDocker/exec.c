@@ -122,7 +122,7 @@ static int exec_create(struct ld_ctx *ctx, const struct vmms_vm *vm, const char 
                              "AttachStdin", 0, "AttachStdout", attach, "AttachStderr", attach,
                              "Tty", 0, "User", user, "WorkingDir", "/home");
     if (body == NULL)
-        return ld_fail(err, errlen, VMMS_ERR, "out of memory");
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     snprintf(path, sizeof path, "/containers/%s/exec", ld_vm_ref(vm));
     struct ld_request req = {.method = "POST", .path = path, .json = body};
     struct ld_response resp;
@@ -192,40 +192,14 @@ static int exec_run(struct ld_ctx *ctx, const struct vmms_vm *vm, const char *co
         if (rc == VMMS_OK && !running)
             return VMMS_OK;
         if (rc == VMMS_OK && clock_mono_ms() + pause > deadline)
-            return ld_fail(err, errlen, VMMS_TIMEOUT,
+            return vmms_fail(err, errlen, VMMS_TIMEOUT,
                            "VM %s: the command's output ended but it did not", vm->name);
         clock_sleep_ms(pause);
     }
     return rc == VMMS_NOT_FOUND
-               ? ld_fail(err, errlen, VMMS_ERR, "VM %s: the command's record is gone "
+               ? vmms_fail(err, errlen, VMMS_ERR, "VM %s: the command's record is gone "
                          "(container destroyed?)", vm->name)
                : rc;
-}
-
-/* SPEC.md's command, plus four things around it: RLIMIT_DATA (ulimit -d)
- * of memory_mb, since the container's memory cgroup is memory + disk (the
- * tmpfs storage is charged to it, containers.c) and a process alone must
- * still stop at memory_mb; when /home is the job's size-capped tmpfs its
- * three directories are made with the owners the reference Dockerfile gives
- * them; an input called feedback is removed once copied, so the result is
- * only ever what the job wrote; and autodriver's exit status is kept (the
- * last cp would decide otherwise). */
-static int job_command(const struct vmms_run *run, int memory_mb, char *cmd, size_t cmdsz,
-                       char *err, size_t errlen)
-{
-    if (run == NULL || run->timeout_s <= 0 || run->nproc < 0 || run->fsize < 0 ||
-        run->max_output < 0)
-        return ld_fail(err, errlen, VMMS_ERR,
-                       "bad job limits: timeout must be > 0, the others >= 0");
-    snprintf(cmd, cmdsz,
-             "ulimit -d %ld 2>/dev/null; "
-             "if [ ! -d autolab ]; then mkdir -p -m 755 autolab autograde output && "
-             "chown autolab:autolab autolab output && chown autograde:autograde autograde; fi; "
-             "cp -r mount/* autolab/; rm -f mount/feedback; "
-             "su autolab -c \"autodriver -u %d -f %ld -t %d -o %ld "
-             "autolab > output/feedback 2>&1\"; rc=$?; cp output/feedback mount/feedback; "
-             "exit $rc", 1024L * memory_mb, run->nproc, run->fsize, run->timeout_s, run->max_output);
-    return VMMS_OK;
 }
 
 int ld_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, char *handle,
@@ -233,14 +207,15 @@ int ld_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, cha
 {
     struct ld_ctx *ctx = vctx;
     char cmd[768], exec_id[80] = "", path[160];
-    int rc = ld_check_vm(ctx, vm, err, errlen);
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc == VMMS_OK)
-        rc = job_command(run, vm->memory_mb ? vm->memory_mb : ctx->cfg.default_memory_mb,
-                         cmd, sizeof cmd, err, errlen);
+        rc = vmms_grading_command(run, vm->memory_mb ? vm->memory_mb
+                                                     : ctx->cfg.default_memory_mb,
+                                  NULL, cmd, sizeof cmd, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     if (handle == NULL || handlelen < 65)
-        return ld_fail(err, errlen, VMMS_ERR, "start_job: the handle buffer must hold 65 "
+        return vmms_fail(err, errlen, VMMS_ERR, "start_job: the handle buffer must hold 65 "
                        "bytes");
     const char *argv[] = {"sh", "-c", cmd, NULL};
     long t0 = clock_mono_ms();
@@ -342,7 +317,7 @@ static int wait_events(struct ld_ctx *ctx, const struct vmms_vm *vm, struct ev_w
         rc = ld_docker_fail(&resp, "cannot watch Docker's events", err, errlen);
     ld_response_free(&resp);
     if (rc == VMMS_OK && !w->exec_died && !w->container_gone)
-        rc = ld_fail(err, errlen, VMMS_ERR, "Docker's event stream ended");
+        rc = vmms_fail(err, errlen, VMMS_ERR, "Docker's event stream ended");
     return rc;
 }
 
@@ -356,11 +331,11 @@ int ld_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
                   int *status, char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
-    int rc = ld_check_vm(ctx, vm, err, errlen);
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     if (!handle_ok(handle))
-        return ld_fail(err, errlen, VMMS_ERR, "VM %s: bad run handle", vm->name);
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: bad run handle", vm->name);
     if (wait_ms < 0)
         wait_ms = 0;
     struct ld_watch w;
@@ -381,20 +356,20 @@ int ld_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
         } else if (rc == VMMS_OK) {
             rc = exec_inspect(ctx, handle, &running, &code, err, errlen);
             if (rc == VMMS_OK && running)
-                rc = ld_fail(err, errlen, VMMS_NOT_FOUND, "VM %s: the container stopped "
+                rc = vmms_fail(err, errlen, VMMS_NOT_FOUND, "VM %s: the container stopped "
                              "while the job ran", vm->name);
         }
     }
     watch_remove(ctx, &w);
     long ms = (long)(clock_mono_ms() - t0);
     if (atomic_load(&w.aborted))
-        rc = ld_fail(err, errlen, VMMS_ERR, "VM %s was destroyed while the job ran",
+        rc = vmms_fail(err, errlen, VMMS_ERR, "VM %s was destroyed while the job ran",
                      vm->name);
     else if (rc == VMMS_NOT_FOUND)
-        rc = ld_fail(err, errlen, VMMS_NOT_FOUND, "VM %s: the container or the run %.12s "
+        rc = vmms_fail(err, errlen, VMMS_NOT_FOUND, "VM %s: the container or the run %.12s "
                      "is gone", vm->name, handle);
     else if (rc == VMMS_TIMEOUT)
-        rc = ld_fail(err, errlen, VMMS_TIMEOUT, "VM %s: the run %.12s still runs after "
+        rc = vmms_fail(err, errlen, VMMS_TIMEOUT, "VM %s: the run %.12s still runs after "
                      "%lld ms", vm->name, handle, wait_ms);
     if (rc != VMMS_OK) {
         char q[600];
@@ -421,7 +396,7 @@ int ld_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
     struct ld_ctx *ctx = vctx;
     *out = NULL;
     *len = 0;
-    int rc = ld_check_vm(ctx, vm, err, errlen);
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     if (max_bytes > (size_t)LD_BODY_MAX)
@@ -431,7 +406,7 @@ int ld_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
     const char *argv[] = {"sh", "-c", cmd, NULL};
     struct demux d = {.cap = max_bytes, .out = malloc(max_bytes + 1)};
     if (d.out == NULL)
-        return ld_fail(err, errlen, VMMS_ERR, "out of memory");
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     int code = -1;
     rc = exec_run(ctx, vm, argv, PARTIAL_USER, 1000L * (PARTIAL_DEADLINE_S + 2), &d, &code,
                   err, errlen);
@@ -441,7 +416,7 @@ int ld_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
         for (char *p = d.out; *p; p++)
             if (*p == '\r' || *p == '\n')
                 *p = ' ';
-        rc = ld_fail(err, errlen, VMMS_ERR, "VM %s: cannot read the output as %s (does the "
+        rc = vmms_fail(err, errlen, VMMS_ERR, "VM %s: cannot read the output as %s (does the "
                      "image have that user?): %s", vm->name, PARTIAL_USER, d.out);
     }
     if (rc != VMMS_OK) {

@@ -60,7 +60,7 @@ int ld_get_images(void *vctx, char ***names, size_t *count, char *err, size_t er
                 if (t == NULL || strcmp(t, "<none>:<none>") == 0)
                     continue;
                 if (add_name(names, count, &cap, t) != 0) {
-                    rc = ld_fail(err, errlen, VMMS_ERR, "out of memory");
+                    rc = vmms_fail(err, errlen, VMMS_ERR, "out of memory");
                     goto out;
                 }
             }
@@ -127,7 +127,7 @@ static int parse_load(const struct ld_response *resp, struct loaded *l, char *er
         int rc = VMMS_OK;
         char v[300];
         if (e)
-            rc = ld_fail(err, errlen, VMMS_ERR, "Docker could not load the image: %s", e);
+            rc = vmms_fail(err, errlen, VMMS_ERR, "Docker could not load the image: %s", e);
         else if (s) {
             int kind = image_load_line(s, strlen(s), v, sizeof v);
             if (kind == 1 && l->nrefs < LOADED_MAX)
@@ -135,7 +135,7 @@ static int parse_load(const struct ld_response *resp, struct loaded *l, char *er
             else if (kind == 2 && l->nids < LOADED_MAX)
                 strcpy(l->ids[l->nids++], v);
             else if (kind != 0)
-                rc = ld_fail(err, errlen, VMMS_ERR, "Docker loaded over %d images",
+                rc = vmms_fail(err, errlen, VMMS_ERR, "Docker loaded over %d images",
                              LOADED_MAX);
         }
         json_decref(msg);
@@ -198,12 +198,12 @@ int ld_load_image(void *vctx, const char *tar_path, const char *name, int timeou
 {
     struct ld_ctx *ctx = vctx;
     if (name == NULL || !image_name_is_valid(name))
-        return ld_fail(err, errlen, VMMS_ERR,
+        return vmms_fail(err, errlen, VMMS_ERR,
                        "bad image name \"%s\": use [a-z0-9] then [a-z0-9._-] and an optional "
                        ":tag", name ? name : "(null)");
     int fd = open(tar_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return ld_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", tar_path, strerror(errno));
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", tar_path, strerror(errno));
     char qn[300], qe[600];
     bool tagged = false;
     if (image_tar_check(fd, name, &tagged, err, errlen) != 0) {
@@ -216,7 +216,7 @@ int ld_load_image(void *vctx, const char *tar_path, const char *name, int timeou
     if (f == NULL) {
         int e = errno;
         close(fd);
-        return ld_fail(err, errlen, VMMS_ERR, "cannot reopen %s: %s", tar_path, strerror(e));
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot reopen %s: %s", tar_path, strerror(e));
     }
     struct stat st;
     long long size = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) ? st.st_size : -1;
@@ -256,14 +256,14 @@ int ld_load_image(void *vctx, const char *tar_path, const char *name, int timeou
         }
         undo_tag(ctx, before.json, l.refs[i]);
         if (rc == VMMS_OK)
-            rc = ld_fail(err, errlen, VMMS_ERR, "Docker tagged %.100s from the tarball, "
+            rc = vmms_fail(err, errlen, VMMS_ERR, "Docker tagged %.100s from the tarball, "
                          "which /build does not allow (only %s); the tag was put back",
                          l.refs[i], name);
     }
     ld_response_free(&before);
     if (rc == VMMS_OK && !named) {
         if (l.nids != 1 || !ref_ok(l.ids[0]))
-            rc = ld_fail(err, errlen, VMMS_ERR,
+            rc = vmms_fail(err, errlen, VMMS_ERR,
                          "Docker loaded no single image from the tarball (is it a `docker "
                          "save` archive?)");
         else

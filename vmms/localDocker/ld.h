@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "vmms.h"
+#include "common/grading.h"
 
 /* The plugin's ops table (plugin.c), for helpers that call its own ops. */
 extern const struct vmms_ops vmms_plugin;
@@ -75,11 +76,6 @@ struct ld_ctx {
 };
 
 /* ---- helpers (plugin.c) ---- */
-int ld_fail(char *err, size_t errlen, int status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* vm->name: starts with the prefix, [A-Za-z0-9_.-], first char alnum. */
-int ld_check_vm(const struct ld_ctx *ctx, const struct vmms_vm *vm,
-                char *err, size_t errlen);
 /* Container reference for URLs: vm->id if set, else vm->name. */
 const char *ld_vm_ref(const struct vmms_vm *vm);
 void clock_sleep_ms(long ms);

@@ -43,7 +43,7 @@ static int run_prog(const char *const *argv, int *status, char *out, size_t outs
 {
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) != 0)
-        return ld_fail(err, errlen, VMMS_ERR, "pipe: %s", strerror(errno));
+        return vmms_fail(err, errlen, VMMS_ERR, "pipe: %s", strerror(errno));
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     posix_spawn_file_actions_init(&fa);
@@ -68,7 +68,7 @@ static int run_prog(const char *const *argv, int *status, char *out, size_t outs
     close(pfd[1]);
     if (e != 0) {
         close(pfd[0]);
-        return ld_fail(err, errlen, VMMS_ERR, "cannot run %s: %s", argv[0], strerror(e));
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot run %s: %s", argv[0], strerror(e));
     }
     size_t used = 0;
     long deadline = clock_mono_ms() + PROG_TIMEOUT_MS;
@@ -108,7 +108,7 @@ static int run_prog(const char *const *argv, int *status, char *out, size_t outs
         if (r == pid)
             break;
         if (r < 0 && errno != EINTR)
-            return ld_fail(err, errlen, VMMS_ERR, "waiting for %s: %s", argv[0],
+            return vmms_fail(err, errlen, VMMS_ERR, "waiting for %s: %s", argv[0],
                            strerror(errno));
         if (r == 0 && clock_mono_ms() >= deadline)
             timed_out = true;
@@ -117,7 +117,7 @@ static int run_prog(const char *const *argv, int *status, char *out, size_t outs
     }
     *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
     if (timed_out)
-        return ld_fail(err, errlen, VMMS_TIMEOUT, "%s did not end within %d s", argv[0],
+        return vmms_fail(err, errlen, VMMS_TIMEOUT, "%s did not end within %d s", argv[0],
                        PROG_TIMEOUT_MS / 1000);
     return VMMS_OK;
 }
@@ -146,7 +146,7 @@ static int ensure_rule(const struct family *f, const char *ifname, const char **
     }
     const char *prog = find_prog(f->paths);
     if (prog == NULL)
-        return ld_fail(err, errlen, VMMS_ERR,
+        return vmms_fail(err, errlen, VMMS_ERR,
                        "localDocker: %s is not installed (apt-get install iptables), so the "
                        "host cannot be closed to jobs; install it, or set host_firewall "
                        "false and drop their traffic yourself (README)", f->what);
@@ -165,7 +165,7 @@ static int ensure_rule(const struct family *f, const char *ifname, const char **
         }
         if (pass == 0 && status == 1)
             continue; /* -C: no such rule */
-        return ld_fail(err, errlen, VMMS_ERR,
+        return vmms_fail(err, errlen, VMMS_ERR,
                        "localDocker: %s %s of the jobs' firewall rule failed (exit %d: "
                        "%.90s); run the consumer as root, or set host_firewall false and "
                        "install it yourself (README)", f->what, pass == 0 ? "-C" : "-I",
@@ -197,7 +197,7 @@ static int create(struct ld_ctx *ctx, char *err, size_t errlen)
                              "Driver", "bridge", "CheckDuplicate", 1, "Options", o,
                              "Labels", JOBNET_LABEL, "1");
     if (body == NULL)
-        return ld_fail(err, errlen, VMMS_ERR, "out of memory");
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     struct ld_request req = {.method = "POST", .path = "/networks/create", .json = body};
     struct ld_response resp;
     int rc = ld_docker(ctx, &req, &resp, err, errlen);
@@ -227,7 +227,7 @@ int ld_net_init(struct ld_ctx *ctx, char *err, size_t errlen)
     char why[512];
     if (rc == VMMS_OK && jobnet_check(resp.json, &ctx->cfg.net, ctx->net_if,
                                       sizeof ctx->net_if, why, sizeof why) != 0)
-        rc = ld_fail(err, errlen, VMMS_ERR, "localDocker: %s", why);
+        rc = vmms_fail(err, errlen, VMMS_ERR, "localDocker: %s", why);
     ld_response_free(&resp);
     if (rc != VMMS_OK)
         return rc;

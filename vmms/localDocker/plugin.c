@@ -19,52 +19,6 @@
 #include "log.h"
 #include "clock.h"
 
-int ld_fail(char *err, size_t errlen, int status, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
-static bool name_char_ok(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-';
-}
-
-static bool name_ok(const char *s, size_t max)
-{
-    size_t n = strnlen(s, max);
-    if (n == 0 || n >= max)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!name_char_ok(s[i]))
-            return false;
-    return true;
-}
-
-int ld_check_vm(const struct ld_ctx *ctx, const struct vmms_vm *vm,
-                char *err, size_t errlen)
-{
-    if (vm == NULL)
-        return ld_fail(err, errlen, VMMS_ERR, "no VM given");
-    size_t pl = strlen(ctx->prefix);
-    if (!name_ok(vm->name, sizeof vm->name) || strncmp(vm->name, ctx->prefix, pl) != 0 ||
-        strlen(vm->name) == pl)
-        return ld_fail(err, errlen, VMMS_ERR,
-                       "bad VM name \"%.*s\": it must start with the prefix \"%s\", "
-                       "go on after it and hold only letters, digits, '_', '.', '-'",
-                       (int)strnlen(vm->name, 127), vm->name, ctx->prefix);
-    for (const char *p = vm->id; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return ld_fail(err, errlen, VMMS_ERR, "bad container id for VM %s", vm->name);
-    return VMMS_OK;
-}
-
 const char *ld_vm_ref(const struct vmms_vm *vm)
 {
     return vm->id[0] ? vm->id : vm->name;
@@ -111,18 +65,18 @@ static int ld_init(const json_t *cfg, const char *prefix, void **out,
                    char *err, size_t errlen)
 {
     *out = NULL;
-    if (prefix == NULL || !name_ok(prefix, 64))
-        return ld_fail(err, errlen, VMMS_ERR,
+    if (prefix == NULL || !vmms_name_ok(prefix, 64))
+        return vmms_fail(err, errlen, VMMS_ERR,
                        "localDocker: bad prefix: it must be 1..63 letters, digits, "
                        "'_', '.', '-'");
     pthread_once(&curl_once, curl_init);
     if (curl_init_rc != CURLE_OK)
-        return ld_fail(err, errlen, VMMS_ERR, "localDocker: curl_global_init failed: %s",
+        return vmms_fail(err, errlen, VMMS_ERR, "localDocker: curl_global_init failed: %s",
                        curl_easy_strerror(curl_init_rc));
 
     struct ld_ctx *ctx = calloc(1, sizeof *ctx);
     if (ctx == NULL)
-        return ld_fail(err, errlen, VMMS_ERR, "out of memory");
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     ctx->volume_fd = -1;
     pthread_mutex_init(&ctx->pool_lock, NULL);
     pthread_mutex_init(&ctx->watch_lock, NULL);
@@ -138,14 +92,14 @@ static int ld_init(const json_t *cfg, const char *prefix, void **out,
     errno = 0;
     if (make_dirs(dir, 0700) != 0 || realpath(dir, ctx->volume_real) == NULL ||
         stat(ctx->volume_real, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        rc = ld_fail(err, errlen, VMMS_ERR,
+        rc = vmms_fail(err, errlen, VMMS_ERR,
                      "localDocker: cannot create volume_dir %s: %s", ctx->cfg.volume_dir,
                      strerror(errno ? errno : ENOTDIR));
         goto fail;
     }
     ctx->volume_fd = open(ctx->volume_real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (ctx->volume_fd < 0) {
-        rc = ld_fail(err, errlen, VMMS_ERR, "localDocker: cannot open volume_dir %s: %s",
+        rc = vmms_fail(err, errlen, VMMS_ERR, "localDocker: cannot open volume_dir %s: %s",
                      ctx->volume_real, strerror(errno));
         goto fail;
     }

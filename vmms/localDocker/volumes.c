@@ -88,13 +88,13 @@ int ld_vol_remove(struct ld_ctx *ctx, const char *name, char *err, size_t errlen
     if (fstatat(ctx->volume_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno == ENOENT)
             return VMMS_OK;
-        return ld_fail(err, errlen, VMMS_ERR, "cannot stat %s/%s: %s", ctx->volume_real,
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot stat %s/%s: %s", ctx->volume_real,
                        name, strerror(errno));
     }
     if (S_ISDIR(st.st_mode)) {
         int fd = openat(ctx->volume_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
-            return ld_fail(err, errlen, VMMS_ERR, "cannot open %s/%s: %s", ctx->volume_real,
+            return vmms_fail(err, errlen, VMMS_ERR, "cannot open %s/%s: %s", ctx->volume_real,
                            name, strerror(errno));
         unsigned moved = 0;
         for (int pass = 0; pass < RM_MAX_PASSES; pass++) {
@@ -107,7 +107,7 @@ int ld_vol_remove(struct ld_ctx *ctx, const char *name, char *err, size_t errlen
     }
     if (unlinkat(ctx->volume_fd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0 &&
         errno != ENOENT)
-        return ld_fail(err, errlen, VMMS_ERR, "cannot remove %s/%s: %s", ctx->volume_real,
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot remove %s/%s: %s", ctx->volume_real,
                        name, strerror(errno));
     return VMMS_OK;
 }
@@ -118,18 +118,18 @@ int ld_vol_create(struct ld_ctx *ctx, const char *name, bool replace, bool *exis
     *existed = false;
     if (mkdirat(ctx->volume_fd, name, 0755) != 0) {
         if (errno != EEXIST)
-            return ld_fail(err, errlen, VMMS_ERR, "cannot create %s/%s: %s",
+            return vmms_fail(err, errlen, VMMS_ERR, "cannot create %s/%s: %s",
                            ctx->volume_real, name, strerror(errno));
         *existed = true;
         if (!replace)
-            return ld_fail(err, errlen, VMMS_ERR, "%s/%s already exists",
+            return vmms_fail(err, errlen, VMMS_ERR, "%s/%s already exists",
                            ctx->volume_real, name);
         /* A leftover of an earlier instance of that name: start afresh. */
         int rc = ld_vol_remove(ctx, name, err, errlen);
         if (rc != VMMS_OK)
             return rc;
         if (mkdirat(ctx->volume_fd, name, 0755) != 0)
-            return ld_fail(err, errlen, VMMS_ERR, "cannot create %s/%s: %s",
+            return vmms_fail(err, errlen, VMMS_ERR, "cannot create %s/%s: %s",
                            ctx->volume_real, name, strerror(errno));
     }
     /* 0755 whatever the umask: the container's users read their files here
@@ -139,7 +139,7 @@ int ld_vol_create(struct ld_ctx *ctx, const char *name, bool replace, bool *exis
         int e = errno;
         if (fd >= 0)
             close(fd);
-        return ld_fail(err, errlen, VMMS_ERR, "cannot set up %s/%s: %s", ctx->volume_real,
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot set up %s/%s: %s", ctx->volume_real,
                        name, strerror(e));
     }
     close(fd);
@@ -151,7 +151,7 @@ static int open_vm_dir(struct ld_ctx *ctx, const struct vmms_vm *vm, char *err, 
 {
     int fd = openat(ctx->volume_fd, vm->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return ld_fail(err, errlen, errno == ENOENT ? VMMS_NOT_FOUND : VMMS_ERR,
+        return vmms_fail(err, errlen, errno == ENOENT ? VMMS_NOT_FOUND : VMMS_ERR,
                        "cannot open the volume directory of VM %s: %s", vm->name,
                        strerror(errno));
     return fd;
@@ -200,13 +200,6 @@ out:
     return total;
 }
 
-static bool dest_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    return n > 0 && n <= NAME_MAX && strchr(s, '/') == NULL && strcmp(s, ".") != 0 &&
-           strcmp(s, "..") != 0;
-}
-
 /* One input file into the VM directory open at dfd: always a file of its
  * own (a reflink where the file system has them, else a copy), never a
  * link to the host's file, so nothing in the container can change the lab's
@@ -215,16 +208,16 @@ static int put_file(int dfd, const struct vmms_file *f, long deadline_ms,
                     char *err, size_t errlen)
 {
     if (unlinkat(dfd, f->dest_name, 0) != 0 && errno != ENOENT)
-        return ld_fail(err, errlen, VMMS_ERR, "cannot replace %s: %s", f->dest_name,
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot replace %s: %s", f->dest_name,
                        strerror(errno));
     int in = open(f->local_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (in < 0)
-        return ld_fail(err, errlen, VMMS_ERR, "cannot open input file %s: %s",
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot open input file %s: %s",
                        f->local_path, strerror(errno));
     struct stat st;
     if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(in);
-        return ld_fail(err, errlen, VMMS_ERR, "input file %s is not a regular file",
+        return vmms_fail(err, errlen, VMMS_ERR, "input file %s is not a regular file",
                        f->local_path);
     }
     int out = openat(dfd, f->dest_name,
@@ -232,24 +225,24 @@ static int put_file(int dfd, const struct vmms_file *f, long deadline_ms,
     if (out < 0) {
         int e = errno;
         close(in);
-        return ld_fail(err, errlen, VMMS_ERR, "cannot create %s in the VM directory: %s",
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot create %s in the VM directory: %s",
                        f->dest_name, strerror(e));
     }
     int rc = VMMS_OK;
     if (ioctl(out, FICLONE, in) != 0) {
         long long n = copy_fd(in, out, (long long)1 << 62, deadline_ms);
         if (n == -ETIMEDOUT)
-            rc = ld_fail(err, errlen, VMMS_TIMEOUT, "copying %s took too long", f->local_path);
+            rc = vmms_fail(err, errlen, VMMS_TIMEOUT, "copying %s took too long", f->local_path);
         else if (n < 0)
-            rc = ld_fail(err, errlen, VMMS_ERR, "cannot copy %s: %s", f->local_path,
+            rc = vmms_fail(err, errlen, VMMS_ERR, "cannot copy %s: %s", f->local_path,
                          strerror((int)-n));
     }
     if (rc == VMMS_OK && fchmod(out, 0644) != 0)
-        rc = ld_fail(err, errlen, VMMS_ERR, "cannot chmod %s: %s", f->dest_name,
+        rc = vmms_fail(err, errlen, VMMS_ERR, "cannot chmod %s: %s", f->dest_name,
                      strerror(errno));
     close(in);
     if (close(out) != 0 && rc == VMMS_OK)
-        rc = ld_fail(err, errlen, VMMS_ERR, "cannot write %s: %s", f->dest_name,
+        rc = vmms_fail(err, errlen, VMMS_ERR, "cannot write %s: %s", f->dest_name,
                      strerror(errno));
     return rc;
 }
@@ -258,13 +251,13 @@ int ld_copy_in(void *vctx, struct vmms_vm *vm, const struct vmms_file *files,
                size_t nfiles, int timeout_s, char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
-    int rc = ld_check_vm(ctx, vm, err, errlen);
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     for (size_t i = 0; i < nfiles; i++)
         if (files[i].local_path == NULL || files[i].dest_name == NULL ||
-            !dest_name_ok(files[i].dest_name))
-            return ld_fail(err, errlen, VMMS_ERR,
+            !vmms_dest_name_ok(files[i].dest_name))
+            return vmms_fail(err, errlen, VMMS_ERR,
                            "bad destination file name \"%s\": it must be a plain file "
                            "name (no '/', not '.' or '..', not empty)",
                            files[i].dest_name ? files[i].dest_name : "(null)");
@@ -284,7 +277,7 @@ int ld_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
                 char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
-    int rc = ld_check_vm(ctx, vm, err, errlen);
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     int dfd = open_vm_dir(ctx, vm, err, errlen);
@@ -294,18 +287,18 @@ int ld_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
     int e = errno;
     close(dfd);
     if (in < 0)
-        return ld_fail(err, errlen, VMMS_ERR,
+        return vmms_fail(err, errlen, VMMS_ERR,
                        "VM %s has no feedback file (%s): the job did not finish",
                        vm->name, strerror(e));
     struct stat st;
     if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(in);
-        return ld_fail(err, errlen, VMMS_ERR, "VM %s: feedback is not a regular file",
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: feedback is not a regular file",
                        vm->name);
     }
     if (st.st_size > LD_FEEDBACK_MAX) {
         close(in);
-        return ld_fail(err, errlen, VMMS_ERR,
+        return vmms_fail(err, errlen, VMMS_ERR,
                        "VM %s: feedback is %lld bytes, more than the %ld MiB limit",
                        vm->name, (long long)st.st_size, LD_FEEDBACK_MAX >> 20);
     }
@@ -314,23 +307,23 @@ int ld_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
     if (out < 0) {
         e = errno;
         close(in);
-        return ld_fail(err, errlen, VMMS_ERR, "cannot create %s: %s", dest_path,
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot create %s: %s", dest_path,
                        strerror(e));
     }
     long deadline = clock_mono_ms() + 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
     long long n = copy_fd(in, out, LD_FEEDBACK_MAX, deadline);
     close(in);
     if (n == -ETIMEDOUT)
-        rc = ld_fail(err, errlen, VMMS_TIMEOUT, "copying the feedback of %s took too long",
+        rc = vmms_fail(err, errlen, VMMS_TIMEOUT, "copying the feedback of %s took too long",
                      vm->name);
     else if (n == -EFBIG)
-        rc = ld_fail(err, errlen, VMMS_ERR, "VM %s: feedback is more than the %ld MiB limit",
+        rc = vmms_fail(err, errlen, VMMS_ERR, "VM %s: feedback is more than the %ld MiB limit",
                      vm->name, LD_FEEDBACK_MAX >> 20);
     else if (n < 0)
-        rc = ld_fail(err, errlen, VMMS_ERR, "cannot copy the feedback of %s to %s: %s",
+        rc = vmms_fail(err, errlen, VMMS_ERR, "cannot copy the feedback of %s to %s: %s",
                      vm->name, dest_path, strerror((int)-n));
     if (close(out) != 0 && rc == VMMS_OK)
-        rc = ld_fail(err, errlen, VMMS_ERR, "cannot write %s: %s", dest_path,
+        rc = vmms_fail(err, errlen, VMMS_ERR, "cannot write %s: %s", dest_path,
                      strerror(errno));
     if (rc == VMMS_OK)
         log_debug("vm_copy_out", "name=%s bytes=%lld", vm->name, n);

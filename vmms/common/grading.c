@@ -1,0 +1,109 @@
+/*
+ * grading.c: the grading command, errors and name checks every VMMS back
+ * end shares (grading.h has the contracts).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "grading.h"
+
+int vmms_fail(char *err, size_t errlen, int status, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+bool vmms_name_ok(const char *s, size_t max)
+{
+    size_t n = s ? strnlen(s, max) : 0;
+    if (n == 0 || n >= max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+bool vmms_dest_name_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return n > 0 && n <= NAME_MAX && strchr(s, '/') == NULL && strcmp(s, ".") != 0 &&
+           strcmp(s, "..") != 0;
+}
+
+int vmms_check_vm(const char *prefix, const struct vmms_vm *vm, char *err, size_t errlen)
+{
+    if (vm == NULL)
+        return vmms_fail(err, errlen, VMMS_ERR, "no VM given");
+    size_t pl = strlen(prefix);
+    if (!vmms_name_ok(vm->name, sizeof vm->name) || strncmp(vm->name, prefix, pl) != 0 ||
+        strlen(vm->name) == pl)
+        return vmms_fail(err, errlen, VMMS_ERR,
+                         "bad VM name \"%.*s\": it must start with the prefix \"%s\", go on "
+                         "after it and hold only letters, digits, '_', '.', '-'",
+                         (int)strnlen(vm->name, 127), vm->name, prefix);
+    size_t il = strnlen(vm->id, sizeof vm->id);
+    if (il == sizeof vm->id || strspn(vm->id, "0123456789abcdef") != il)
+        return vmms_fail(err, errlen, VMMS_ERR, "bad instance id for VM %s", vm->name);
+    return VMMS_OK;
+}
+
+bool vmms_exit_token_ok(const char *t)
+{
+    size_t n = t ? strlen(t) : 0;
+    return n >= 16 && n <= 64 && strspn(t, "0123456789abcdef") == n;
+}
+
+int vmms_new_exit_token(char token[33], char *err, size_t errlen)
+{
+    unsigned char rnd[16];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        return vmms_fail(err, errlen, VMMS_ERR, "getrandom failed: %s", strerror(errno));
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(token + 2 * i, 3, "%02x", rnd[i]);
+    return VMMS_OK;
+}
+
+int vmms_grading_command(const struct vmms_run *run, int memory_mb, const char *exit_token,
+                         char *cmd, size_t cmdsz, char *err, size_t errlen)
+{
+    if (run == NULL || run->timeout_s <= 0 || run->nproc < 0 || run->fsize < 0 ||
+        run->max_output < 0)
+        return vmms_fail(err, errlen, VMMS_ERR,
+                         "bad job limits: timeout must be > 0, the others >= 0");
+    if (exit_token != NULL && !vmms_exit_token_ok(exit_token))
+        return vmms_fail(err, errlen, VMMS_ERR, "bad exit token: 16..64 lowercase hex");
+    char ulimit[48] = "", tail[256] = "";
+    if (memory_mb > 0)
+        snprintf(ulimit, sizeof ulimit, "ulimit -d %ld 2>/dev/null; ", 1024L * memory_mb);
+    if (exit_token != NULL)
+        snprintf(tail, sizeof tail,
+                 "echo $rc > mount/.tango-exit-%s.tmp && "
+                 "mv -f mount/.tango-exit-%s.tmp mount/.tango-exit-%s; ",
+                 exit_token, exit_token, exit_token);
+    int n = snprintf(cmd, cmdsz,
+                     "%s"
+                     "if [ ! -d autolab ]; then mkdir -p -m 755 autolab autograde output && "
+                     "chown autolab:autolab autolab output && "
+                     "chown autograde:autograde autograde; fi; "
+                     "cp -r mount/* autolab/; rm -f mount/feedback; "
+                     "su autolab -c \"autodriver -u %d -f %ld -t %d -o %ld "
+                     "autolab > output/feedback 2>&1\"; rc=$?; "
+                     "cp output/feedback mount/feedback; %sexit $rc",
+                     ulimit, run->nproc, run->fsize, run->timeout_s, run->max_output, tail);
+    if (n < 0 || (size_t)n >= cmdsz)
+        return vmms_fail(err, errlen, VMMS_ERR, "the grading command does not fit");
+    return VMMS_OK;
+}

@@ -1,0 +1,69 @@
+/*
+ * grading.h: what every VMMS back end shares about a job's run, so each
+ * plugin states it once: the legacy grading command (SPEC.md) with the
+ * additions all back ends make, autodriver's exit codes, the one error
+ * helper, and the checks on names that come from the consumer (VM names,
+ * instance prefixes, input file names). Linked into every plugin
+ * (vmms/common/ objects go into each build/vmms/<name>.so).
+ */
+#ifndef TANGO_VMMS_GRADING_H
+#define TANGO_VMMS_GRADING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vmms.h"
+
+/* autodriver's exit codes (autodriver/ and SPEC.md), as run_job reports them. */
+enum autodriver_exit {
+    AUTODRIVER_EXIT_OK = 0,       /* the job ran (its own result is in the feedback) */
+    AUTODRIVER_EXIT_USAGE = 1,    /* bad options */
+    AUTODRIVER_EXIT_TIMEOUT = 2,  /* the job ran out of time and was killed */
+    AUTODRIVER_EXIT_OSERR = 3,    /* a system call failed in autodriver */
+};
+
+/* Writes the printf-formatted reason into err (errlen bytes, NUL-ended;
+ * err may be NULL) and returns status: `return vmms_fail(err, errlen,
+ * VMMS_ERR, "...", ...)`. */
+int vmms_fail(char *err, size_t errlen, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* True when s is 1..max-1 bytes of [A-Za-z0-9_.-] (a Docker/instance name). */
+bool vmms_name_ok(const char *s, size_t max);
+
+/* True when s can be one input file's name in the job directory: 1..NAME_MAX
+ * bytes, no '/', not "." or "..". */
+bool vmms_dest_name_ok(const char *s);
+
+/* Checks what the consumer passes as a VM: vm->name starts with prefix, goes
+ * on after it and holds only [A-Za-z0-9_.-]; vm->id is lowercase hex (may be
+ * empty). VMMS_OK, or VMMS_ERR with the reason in err. */
+int vmms_check_vm(const char *prefix, const struct vmms_vm *vm, char *err, size_t errlen);
+
+/* True when t is a well-formed exit token: 16..64 lowercase hex. */
+bool vmms_exit_token_ok(const char *t);
+
+/* Fills token with a fresh random exit token (32 hex digits + NUL).
+ * VMMS_OK, or VMMS_ERR (getrandom failed) with the reason in err. */
+int vmms_new_exit_token(char token[33], char *err, size_t errlen);
+
+/* Builds into cmd (cmdsz bytes) the shell command that grades one job in a
+ * sandbox whose working directory is /home (SPEC.md's legacy command), run
+ * as root, with what every back end adds around it:
+ *   - RLIMIT_DATA (ulimit -d) of memory_mb, since the sandbox's memory limit
+ *     also pays for its size-capped /home and a process alone must still
+ *     stop at memory_mb (memory_mb <= 0: no ulimit);
+ *   - /home/autolab, /home/autograde, /home/output made with the owners of
+ *     the reference Dockerfile when /home is a fresh file system;
+ *   - an input called feedback removed once copied, so the result is only
+ *     what the job wrote;
+ *   - autodriver's exit status kept as the command's own;
+ *   - with exit_token (16..64 lowercase hex; NULL = none) that status also
+ *     written atomically to mount/.tango-exit-TOKEN, for back ends that
+ *     collect a run's end from a file rather than from a live process.
+ * VMMS_OK, or VMMS_ERR when a limit is out of range (timeout must be > 0,
+ * the others >= 0), the token is malformed or the command does not fit. */
+int vmms_grading_command(const struct vmms_run *run, int memory_mb, const char *exit_token,
+                         char *cmd, size_t cmdsz, char *err, size_t errlen);
+
+#endif
