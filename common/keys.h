@@ -37,7 +37,11 @@
     X(CALLBACKS_DUE,   "callbacks:due",   "zset callback JSON -> due time (Redis time, ms)")   \
     X(CALLBACKS_FAILED, "callbacks:failed", "list of callbacks given up")                      \
     X(CALLBACKS_WAKE,  "callbacks:wake",  "list pushed when a callback is queued (BLPOP)")     \
-    X(CANCELS,         "cancels",         "set of job ids whose cancellation was requested")
+    X(CANCELS,         "cancels",         "set of job ids whose cancellation was requested") \
+    X(CONSUMERS,       "consumers",       "set of consumer tokens with a heartbeat (tangoctl status)") \
+    X(CONSUMER_SEEN,   "consumers:seen:", "consumers:seen:<token>: heartbeat JSON, PX expiry")  \
+    X(PAUSED,          "control:paused",  "exists while leasing is paused: {by, since} (tangoctl)") \
+    X(DRAIN,           "control:drain",   "owner token of the consumer asked to drain and exit")
 
 enum store_key_id {
 #define TANGO_KEY_ENUM(tag, name, what) KEY_##tag,
