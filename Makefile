@@ -50,6 +50,9 @@ endif
 ifneq ($(wildcard autodriver/main.c),)
 PROGRAMS += $(BUILD)/autodriver
 endif
+# tangoctl, the operator CLI (consumer/ctl/: main.c and one file per command group)
+CTL_SRC  := $(wildcard consumer/ctl/*.c)
+PROGRAMS += $(BUILD)/tangoctl
 
 # make check runs every fuzz harness briefly (make fuzz runs them longer).
 CHECK_FUZZ_SECONDS ?= 10
@@ -78,6 +81,10 @@ $(BUILD)/tango-producer: $(BUILD)/obj/producer/main.o $(LIBPRODUCER) $(LIBCOMMON
 
 $(BUILD)/tango-consumer: $(BUILD)/obj/consumer/main.o $(LIBCONSUMER) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -rdynamic $^ $(LDLIBS) -o $@
+
+$(call objs_of,$(CTL_SRC)): consumer/ctl/ctl.h
+$(BUILD)/tangoctl: $(call objs_of,$(CTL_SRC)) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # The autodriver runs inside the autograding image: it links nothing but libc
 # and is built static so it runs on any image, whatever its libc version.

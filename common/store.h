@@ -5,7 +5,8 @@
  * (jobstate.lua). The store is split by concern: store.c (connection,
  * retry rule, library loading), store_queries.c (producer reads and
  * writes), store_lifecycle.c (transitions, leases, the leader lease),
- * store_callbacks.c (callbacks, cancels, builds).
+ * store_callbacks.c (callbacks, cancels, builds), store_ctl.c (what
+ * tangoctl reads, the control keys, the consumers' heartbeats).
  *
  * A store handle is not thread-safe: one per thread. It connects lazily and
  * reconnects by itself after Redis comes back; while Redis is unreachable
@@ -177,5 +178,66 @@ int store_callback_wait(struct store *st, int timeout_ms);
 /* Image builds queued by producers. */
 int store_next_build(struct store *st, json_t **build);
 int store_set_build_result(struct store *st, int64_t build_id, bool ok, const char *message);
+
+/* ---- Operator side (store_ctl.c): what tangoctl reads and the control
+ * keys it writes (pause, drain), and the consumers' heartbeats. */
+
+/* The control keys as a consumer reads them with its heartbeat. */
+struct store_control {
+    bool paused; /* control:paused exists: lease nothing new */
+    bool drain;  /* control:drain names this consumer's token: drain and exit */
+};
+/* A consumer's heartbeat: info (a JSON object describing it) is kept under
+ * consumers:seen:<token> for ttl_ms (Redis expiry) and token joins the
+ * consumers set; *ctl gets the control keys in the same round trip. */
+int store_consumer_beat(struct store *st, const char *token, const json_t *info, int ttl_ms,
+                        struct store_control *ctl);
+/* A stopping consumer removes its heartbeat and a drain request naming it. */
+int store_consumer_gone(struct store *st, const char *token);
+/* The consumers whose heartbeat has not expired: *out a new JSON array of
+ * their info objects, each with "ttlMs" added; expired tokens are dropped
+ * from the set. */
+int store_consumers(struct store *st, json_t **out);
+/* The leader lease's holder (token, len bytes) and its ms left.
+ * STORE_NOT_FOUND: nobody holds it. */
+int store_leader(struct store *st, char *token, size_t len, long long *ttl_ms);
+
+/* Pause: info (a JSON object: who, when) is stored in control:paused; NULL
+ * deletes it (resume). *was tells whether it existed before (may be NULL). */
+int store_set_paused(struct store *st, const json_t *info, bool *was);
+/* *info: what control:paused holds (new reference). STORE_NOT_FOUND: not paused. */
+int store_paused(struct store *st, json_t **info);
+/* Asks the consumer holding token to drain and exit; the request expires
+ * after ttl_s. */
+int store_request_drain(struct store *st, const char *token, int ttl_s);
+/* The outstanding drain request's token (len bytes). STORE_NOT_FOUND: none. */
+int store_drain_requested(struct store *st, char *token, size_t len);
+
+/* Counts in one round trip. head_created: createdAt (unix s) of the job at
+ * the head of queue:pending, 0 when the queue is empty or it is unreadable. */
+struct store_overview {
+    long long pending, leased, live, dead, deadletter, cancels;
+    long long callbacks_due, callbacks_failed;
+    double head_created;
+};
+int store_overview(struct store *st, struct store_overview *out);
+/* The live records of the ids in queue:leased (at most max), each with
+ * "lease": {"owner": token, "expiresInMs": ms} when it has one. *out a new
+ * JSON array; unreadable records are skipped. */
+int store_leased_jobs(struct store *st, size_t max, json_t **out);
+/* id's lease: owner token (len bytes) and ms left (negative: lapsed).
+ * STORE_NOT_FOUND: no lease. */
+int store_job_lease(struct store *st, int64_t id, char *owner, size_t len, long long *left_ms);
+/* The raw text kept for a dead-letter job (malloc'd). STORE_NOT_FOUND: none. */
+int store_deadletter_raw(struct store *st, int64_t id, char **raw);
+/* Moves every entry of callbacks:failed back to callbacks:due, due now, with
+ * its attempts reset (one atomic step; each entry moves once even if a
+ * consumer gives another up meanwhile). *moved: how many; *unreadable:
+ * entries left in callbacks:failed because they are not JSON. */
+int store_callbacks_requeue(struct store *st, size_t *moved, size_t *unreadable);
+/* Removes from the dead history (jobs:dead, jobs:dead:ids, jobs:deadletter)
+ * every job that ended before cutoff (unix s: createdAt, or for a
+ * dead-letter stub its trace's time). *pruned / *kept: counts. */
+int store_prune_dead(struct store *st, double cutoff, size_t *pruned, size_t *kept);
 
 #endif

@@ -1,8 +1,12 @@
 /*
  * dispatch.c: the consumer's main loop. Holds (or waits for) the leader
- * lease, renews it and the leases of held jobs, leases queued jobs FIFO with
- * a blocking Redis call, starts a worker thread per job within the overall
- * and per-image limits, reaps finished workers, and drains on SIGTERM.
+ * lease, renews it and the leases of held jobs, leases queued jobs in the
+ * scheduling rule's order (one atomic library call, then a blocking wait
+ * for a wake-up when there is none), starts a worker thread per job within the overall
+ * and per-image limits, reaps finished workers, and drains on SIGTERM or
+ * when tangoctl's drain request names it. Every 500 ms it writes the
+ * heartbeat tangoctl shows and reads the control keys: while control:paused
+ * exists it leases nothing new (running jobs go on).
  * Nothing here calls the VMMS (destroys go to the reaper thread) and no
  * Redis call is made while holding c->lock, so lease renewal never stalls.
  */
@@ -21,6 +25,7 @@
 #define LEASE_BLOCK_MS 200
 #define RENEW_IDS_MAX 4096
 #define CANCEL_CHECK_MS 250
+#define CONTROL_CHECK_MS 500
 
 void consumer_vm_name(struct consumer *c, const char *tag, char *out, size_t len)
 {
@@ -167,7 +172,11 @@ static void lease_one(struct consumer *c, struct store *st, int block_ms)
     int64_t id = 0;
     struct job *job = NULL;
     enum store_lease got;
-    int status = store_lease_next(st, c->token, c->cfg->lease_ms, block_ms, &id, &job, &got);
+    /* The next job under the scheduling rule (classes, fair share, caps,
+     * promotion, pause: README "Fair share and priorities"). */
+    int status = store_lease_sched(st, c->token, c->cfg->lease_ms, block_ms,
+                                   c->cfg->max_running_per_course, c->cfg->max_wait_s, &id, &job,
+                                   &got);
     if (status != STORE_OK) {
         usleep(200 * 1000);
         return;
@@ -277,6 +286,34 @@ static void hand_off(struct consumer *c, struct store *st)
             log_info("job_handed_off", "id=%lld", (long long)ids[i]);
 }
 
+/* The heartbeat tangoctl shows (every consumer, leader or standby), and
+ * the control keys read with it: pause (lease nothing new; running jobs go
+ * on) and a drain request naming this consumer (the SIGTERM path). */
+static void control_check(struct consumer *c, struct store *st, bool *paused, time_t started)
+{
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    pthread_mutex_lock(&c->lock);
+    int held = c->nheld;
+    pthread_mutex_unlock(&c->lock);
+    json_t *info = json_pack("{s:s, s:s, s:i, s:s, s:b, s:i, s:b, s:I}", "token", c->token,
+                             "host", host, "pid", (int)getpid(), "vmms", c->cfg->vmms, "leader",
+                             atomic_load(&c->leader), "held", held, "draining",
+                             atomic_load(&c->draining), "startedAt", (json_int_t)started);
+    struct store_control ctl;
+    int ttl = c->cfg->lease_ms > 3 * CONTROL_CHECK_MS ? c->cfg->lease_ms : 3 * CONTROL_CHECK_MS;
+    int status = store_consumer_beat(st, c->token, info, ttl, &ctl);
+    json_decref(info);
+    if (status != STORE_OK)
+        return;
+    if (ctl.paused != *paused)
+        log_info(ctl.paused ? "leasing_paused" : "leasing_resumed", "token=%.8s leader=%d",
+                 c->token, (int)atomic_load(&c->leader));
+    *paused = ctl.paused;
+    if (ctl.drain && !atomic_exchange(&c->draining, true))
+        log_info("drain_requested", "token=%.8s by=control", c->token);
+}
+
 static void become_leader(struct consumer *c, struct store *st)
 {
     log_info("leader_acquired", "token=%.8s", c->token);
@@ -289,7 +326,9 @@ int dispatch_run(struct consumer *c)
 {
     struct store *st = store_new(c->cfg);
     long long next_renew = 0, drain_deadline = 0, next_cancel_check = 0, next_sweep = 0;
-    bool was_leader = false;
+    long long next_control = 0;
+    bool was_leader = false, paused = false;
+    time_t started = time(NULL);
     long long last_ok = clock_mono_ms();
     while (!atomic_load(&c->stopping)) {
         long long now = clock_mono_ms();
@@ -313,6 +352,10 @@ int dispatch_run(struct consumer *c)
                 was_leader = false;
             }
             next_renew = now + c->cfg->lease_ms / 3;
+        }
+        if (now >= next_control) {
+            control_check(c, st, &paused, started);
+            next_control = now + CONTROL_CHECK_MS;
         }
         reap(c);
         if (atomic_load(&c->draining)) {
@@ -347,7 +390,7 @@ int dispatch_run(struct consumer *c)
         pthread_mutex_lock(&c->lock);
         start_ready(c);
         pthread_mutex_unlock(&c->lock);
-        if (clock_mono_ms() < atomic_load(&c->busy_until_ms)) {
+        if (paused || clock_mono_ms() < atomic_load(&c->busy_until_ms)) {
             usleep(50 * 1000);
         } else if (capacity_left(c) > 0) {
             long long until_renew = next_renew - clock_mono_ms();
@@ -384,6 +427,7 @@ int dispatch_run(struct consumer *c)
     if (was_leader)
         store_leader_release(st, c->token);
     atomic_store(&c->leader, false);
+    store_consumer_gone(st, c->token);
     store_free(st);
     log_info("dispatch_stopped", "%s", "");
     return 0;

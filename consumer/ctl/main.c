@@ -1,0 +1,202 @@
+/*
+ * main.c: tangoctl, the operator's command-line tool. It reads the same
+ * config as the services (-c FILE, TANGO_<KEY> environment) and talks to
+ * Redis only, through the store module (common/store*.c, keys from
+ * keys.h), so every command works with the services stopped. Owns the
+ * command table, option parsing and the output helpers of ctl.h; each
+ * command group lives in its own file (status.c, jobs.c, control.c).
+ *
+ *   tangoctl [-c FILE] [--json] COMMAND [ARGS]
+ */
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "log.h"
+#include "names.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(struct ctl *x, int argc, char **argv);
+    const char *usage;
+} commands[] = {
+    {"status", cmd_status, "status                      leader, standbys, queue, running jobs, hosts, callbacks"},
+    {"jobs", cmd_jobs, "jobs [--live|--dead] [--course C] [--limit N]   list jobs (live by default)"},
+    {"job", cmd_job, "job ID                      one job's record, state, lease and trace"},
+    {"cancel", cmd_cancel, "cancel ID                   request cancellation (as POST /cancel does)"},
+    {"requeue", cmd_requeue, "requeue ID [--force]        run a dead-letter or failed job again (a new job)"},
+    {"prune", cmd_prune, "prune --dead-older-than DAYS   drop finished jobs older than DAYS from Redis"},
+    {"pause", cmd_pause, "pause [--reason TEXT]       lease nothing new (running jobs go on)"},
+    {"resume", cmd_resume, "resume                      lease again"},
+    {"drain", cmd_drain, "drain [--consumer TOKEN]    ask the leader (or TOKEN) to drain and exit"},
+    {"callbacks", cmd_callbacks, "callbacks retry             move callbacks:failed back to callbacks:due"},
+};
+#define NCOMMANDS (sizeof commands / sizeof *commands)
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: tangoctl [-c config.json] [--json] COMMAND [ARGS]\n"
+               "Environment TANGO_<KEY> overrides any config key (e.g. TANGO_REDIS_URL).\n"
+               "Commands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %s\n", commands[i].usage);
+    fprintf(f, "Exit: 0 done, 1 refused, 2 usage or config error, 3 Redis unavailable or error.\n");
+}
+
+int ctl_fail(struct ctl *x, int code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "tangoctl: %s\n", msg);
+    if (x && x->json) {
+        json_t *doc = json_pack("{s:b, s:s, s:i}", "ok", 0, "error", msg, "exit", code);
+        json_dumpf(doc, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(doc);
+    }
+    return code;
+}
+
+int ctl_store_fail(struct ctl *x, int status, const char *what)
+{
+    if (status == STORE_UNAVAILABLE) {
+        const char *why = store_error(x->st);
+        if (strncmp(why, "Redis unavailable: ", 19) == 0)
+            why += 19;
+        return ctl_fail(x, CTL_STORE, "%s: Redis at %s (redis_url) is unavailable: %s", what,
+                        x->redis_where, why);
+    }
+    if (status == STORE_NOT_FOUND)
+        return ctl_fail(x, CTL_REFUSED, "%s: not found", what);
+    return ctl_fail(x, CTL_STORE, "%s: %s", what, store_error(x->st));
+}
+
+bool ctl_emit_json(struct ctl *x, json_t *doc)
+{
+    if (!x->json) {
+        json_decref(doc);
+        return false;
+    }
+    json_object_set_new(doc, "ok", json_true());
+    json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+    fputc('\n', stdout);
+    json_decref(doc);
+    return true;
+}
+
+int ctl_job_id(struct ctl *x, int argc, char **argv, int64_t *id)
+{
+    long long v;
+    if (argc != 2 || parse_job_id(argv[1], &v))
+        return ctl_fail(x, CTL_USAGE, "%s takes one job id (a decimal number > 0)%s%s", argv[0],
+                        argc >= 2 ? ", not " : "", argc >= 2 ? argv[1] : "");
+    *id = v;
+    return CTL_OK;
+}
+
+const char *ctl_age(double s, char *buf, size_t len)
+{
+    if (s < 0) {
+        snprintf(buf, len, "-");
+        return buf;
+    }
+    long long t = (long long)s;
+    if (t < 60)
+        snprintf(buf, len, "%llds", t);
+    else if (t < 3600)
+        snprintf(buf, len, "%lldm%02llds", t / 60, t % 60);
+    else if (t < 86400)
+        snprintf(buf, len, "%lldh%02lldm", t / 3600, t % 3600 / 60);
+    else
+        snprintf(buf, len, "%lldd%02lldh", t / 86400, t % 86400 / 3600);
+    return buf;
+}
+
+const char *ctl_course(const char *courselab, char *buf, size_t len)
+{
+    const char *dash = courselab ? strrchr(courselab, '-') : NULL;
+    if (!courselab)
+        snprintf(buf, len, "?");
+    else if (dash && dash != courselab)
+        snprintf(buf, len, "%.*s", (int)(dash - courselab), courselab);
+    else
+        snprintf(buf, len, "%s", courselab);
+    return buf;
+}
+
+void ctl_operator(char *buf, size_t len)
+{
+    char host[128] = "?";
+    gethostname(host, sizeof host - 1);
+    struct passwd *pw = getpwuid(getuid());
+    snprintf(buf, len, "%s@%s", pw ? pw->pw_name : "?", host);
+}
+
+double ctl_now(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+int main(int argc, char **argv)
+{
+    struct ctl x = {0};
+    const char *path = NULL;
+    /* --json may come anywhere; -c FILE and -h before the command */
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && strcmp(argv[i], "--json") == 0)
+            x.json = true;
+        else
+            argv[n++] = argv[i];
+    }
+    argc = n;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+            path = argv[++i];
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return CTL_OK;
+        } else {
+            usage(stderr);
+            return ctl_fail(&x, CTL_USAGE, "unknown option %s", argv[i]);
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return ctl_fail(&x, CTL_USAGE, "no command given");
+    }
+    size_t c = 0;
+    while (c < NCOMMANDS && strcmp(commands[c].name, argv[i]) != 0)
+        c++;
+    if (c == NCOMMANDS) {
+        usage(stderr);
+        return ctl_fail(&x, CTL_USAGE, "unknown command \"%s\"", argv[i]);
+    }
+    char err[512];
+    if (config_load(&x.cfg, path, NULL, err, sizeof err))
+        return ctl_fail(&x, CTL_USAGE, "%s", err);
+    log_init("ctl", LOG_ERROR); /* the store's own warnings: the commands say it better */
+    struct redis_target t;
+    if (redis_url_parse(x.cfg.redis_url, &t, err, sizeof err) == 0)
+        snprintf(x.redis_where, sizeof x.redis_where, "%s:%d/%d", t.host, t.port, t.db);
+    x.st = store_new(&x.cfg);
+    int rc;
+    if (!x.st)
+        rc = ctl_fail(&x, CTL_USAGE, "config key \"redis_url\" is not valid");
+    else
+        rc = commands[c].fn(&x, argc - i, argv + i);
+    store_free(x.st);
+    config_free(&x.cfg);
+    return rc;
+}
