@@ -10,8 +10,11 @@
 CC       ?= cc
 BUILD    ?= build
 PKGS     := hiredis libevent libevent_pthreads jansson libssh2 libcurl libcrypto libarchive libxml-2.0
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+# Quiet while the packages are missing (make run installs them first); a
+# build then stops at pkg-check, naming them.
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_MISSING := $(shell for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || echo $$p; done)
 
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -pthread \
@@ -57,13 +60,17 @@ PROGRAMS += $(BUILD)/tangoctl
 # make check runs every fuzz harness briefly (make fuzz runs them longer).
 CHECK_FUZZ_SECONDS ?= 10
 
-.PHONY: all asan test check bench chaos image run stop clean fuzz fuzz-build
-all: $(PROGRAMS) $(PLUGIN_SOS) $(UNIT_BINS)
+.PHONY: pkg-check all asan test check bench chaos image run stop clean fuzz fuzz-build
+all: $(PROGRAMS) $(PLUGIN_SOS) $(UNIT_BINS) $(BENCH_BINS)
+
+pkg-check:
+	$(if $(PKG_MISSING),@echo "make: missing development packages (pkg-config): $(PKG_MISSING);" \
+	    "run deploy/setup-host.sh as root" >&2; exit 1)
 
 asan:
 	$(MAKE) SANITIZE=1 BUILD=build/asan all
 
-$(BUILD)/obj/%.o: %.c $(wildcard */*.h vmms/*/*.h common/*.lua)
+$(BUILD)/obj/%.o: %.c $(wildcard */*.h vmms/*/*.h common/*.lua) | pkg-check
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -142,7 +149,7 @@ fuzz_objs     = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(1))
 FUZZ_LIBS    := $(FUZZ_DIR)/libproducer.a $(FUZZ_DIR)/liblocaldocker.a \
                 $(FUZZ_DIR)/libautodriver.a $(FUZZ_DIR)/libcommon.a
 
-$(FUZZ_DIR)/obj/%.o: %.c $(wildcard */*.h vmms/*/*.h common/*.lua)
+$(FUZZ_DIR)/obj/%.o: %.c $(wildcard */*.h vmms/*/*.h common/*.lua) | pkg-check
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 $(FUZZ_DIR)/libcommon.a: $(call fuzz_objs,$(COMMON_SRC))
