@@ -5,6 +5,7 @@
  */
 #include "config.h"
 #include "callback_allow.h"
+#include "jobstate.h"
 #include "labs.h"
 #include "log.h"
 
@@ -94,6 +95,13 @@ static const struct option_def options[] = {
     LIST("callback_allow", callback_allow, ncallback_allow, ""),
     INT("partial_output_interval_ms", partial_output_interval_ms, 1000, 50, 600000),
     INT("partial_output_kb", partial_output_kb, 64, 1, 65536),
+    /* fair share and priorities (jobstate.h) */
+    STR("fair_share", fair_share, "course", 16),
+    {"priority_rules", OPT_JSON, F(priority_rules), 0, 0, 1, "[]"},
+    {"course_weights", OPT_JSON, F(course_weights), 0, 0, 0, "{}"},
+    INT("max_wait_s", max_wait_s, 600, 0, 604800),
+    INT("max_running_per_course", max_running_per_course, 0, 0, 100000),
+    INT("max_queued_per_course", max_queued_per_course, 0, 0, 100000000),
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -202,8 +210,10 @@ static int parse_bool_text(const char *s, bool *out)
 static int set_json(struct tango_config *cfg, const struct option_def *o, json_t *v,
                     char *err, size_t errlen)
 {
-    if (!json_is_object(v)) {
-        snprintf(err, errlen, "config key \"%s\": must be a JSON object", o->name);
+    /* max 1: a list is accepted too (priority_rules) */
+    if (!json_is_object(v) && !(o->max == 1 && json_is_array(v))) {
+        snprintf(err, errlen, "config key \"%s\": must be a JSON %s", o->name,
+                 o->max == 1 ? "list" : "object");
         return -1;
     }
     json_t **dst = field(cfg, o);
@@ -437,6 +447,9 @@ static int validate(struct tango_config *cfg, char *err, size_t errlen)
         return -1;
     }
     callback_policy_free(policy);
+    if (jobstate_sched_check(cfg->fair_share, cfg->priority_rules, cfg->course_weights, err,
+                             errlen))
+        return -1;
     return 0;
 }
 

@@ -77,6 +77,13 @@ struct tango_config {
     size_t ncallback_allow;
     int partial_output_interval_ms;
     int partial_output_kb;
+    /* fair share and priorities (jobstate.h, README "Fair share and priorities") */
+    char *fair_share;             /* course, lab, key or off */
+    json_t *priority_rules;       /* [{"lab"|"key": .., "class": ..}] */
+    json_t *course_weights;       /* {group: weight >= 1} */
+    int max_wait_s;               /* a queued job waiting longer moves up a class; 0 = never */
+    int max_running_per_course;   /* 0 = no cap */
+    int max_queued_per_course;    /* 0 = no limit */
 };
 
 /* Fills *cfg with defaults, then the file (path may be NULL), then the

@@ -32,10 +32,13 @@ void job_free(struct job *job)
     free(job->files);
     json_decref(job->trace);
     free(job->vm_name);
+    free(job->instance_type);
     free(job->vm_id);
     free(job->vm_host);
     free(job->outcome);
     free(job->key_id);
+    free(job->priority);
+    free(job->share_group);
     free(job->run_handle);
     free(job->output_temp);
     free(job);
@@ -78,6 +81,8 @@ json_t *job_to_json(const struct job *job)
                            "resume", 0, "disk",
                            job->disk_mb ? json_integer(job->disk_mb) : json_null());
     json_object_set_new(vm, "host", str_or_null(job->vm_host));
+    if (job->instance_type)
+        json_object_set_new(vm, "instance_type", json_string(job->instance_type));
     json_t *o = json_pack("{s:I, s:s, s:s, s:b, s:i, s:i, s:s, s:o, s:I, s:O, s:o, s:o}",
                           "id", (json_int_t)job->id, "state", job_state_name(job->state),
                           "name", job->name, "assigned", job->assigned,
@@ -93,6 +98,10 @@ json_t *job_to_json(const struct job *job)
     json_object_set_new(o, "outcome", str_or_null(job->outcome));
     if (job->key_id)
         json_object_set_new(o, "keyId", json_string(job->key_id));
+    if (job->priority)
+        json_object_set_new(o, "priority", json_string(job->priority));
+    if (job->share_group)
+        json_object_set_new(o, "shareGroup", json_string(job->share_group));
     if (job->run_handle)
         json_object_set_new(o, "run", json_pack("{s:s, s:I}", "handle", job->run_handle,
                                                 "deadline", (json_int_t)job->run_deadline_ms));
@@ -158,7 +167,10 @@ struct job *job_from_json(const json_t *o, char *err, size_t errlen)
     job->created_at = created;
     job->outcome = dup_opt(outcome);
     job->disk_mb = json_is_integer(disk) ? (int)json_integer_value(disk) : 0;
+    job->instance_type = dup_opt(json_object_get(vm, "instance_type"));
     job->key_id = dup_opt(json_object_get(o, "keyId"));
+    job->priority = dup_opt(json_object_get(o, "priority"));
+    job->share_group = dup_opt(json_object_get(o, "shareGroup"));
     json_t *run = json_object_get(o, "run");
     if (json_is_object(run) && json_is_string(json_object_get(run, "handle"))) {
         job->run_handle = strdup(json_string_value(json_object_get(run, "handle")));

@@ -43,7 +43,12 @@ struct job {
     int cores;           /* 0 = default */
     int memory_mb;       /* 0 = default */
     int disk_mb;         /* writable storage limit; 0 = default (vm.disk) */
+    char *instance_type; /* "instance_type": a VM type for back ends with types (ec2SSH);
+                          * NULL = the back end's default; [a-z0-9.]{1,31} */
     char *key_id;        /* "keyId": which client key owns the job (never the key itself) */
+    char *priority;      /* "priority": high, normal or low (NULL: normal) */
+    char *share_group;   /* "shareGroup": its fair-share group (jobstate.h) */
+    int queue_cap;       /* in memory only: max_queued_per_course at addJob (0: none) */
     struct job_file *files;
     size_t nfiles;
     /* progress, written by the consumer */

@@ -7,6 +7,7 @@
  */
 #include "jobstate.h"
 
+#include <fnmatch.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -30,39 +31,48 @@ static const char *const state_names[JOB_NSTATES] = {
  * prefix, e.g. "partial:"); test_jobstate.c checks each one exists. */
 static const struct jobstate_transition transitions[] = {
     {"add", JS_NONE, JOB_QUEUED, JS_PRODUCER,
-     "job:lastid jobs:live jobs:live:ids queue:pending counters",
-     "a producer accepts a job: new id, record, end of the queue"},
-    {"lease", Q, JOB_LEASED, JS_LEADER, "queue:leased leases lease:owner lease:fence lease:fence:seq jobs:live",
-     "the leader takes the id it moved from queue:pending; new lease and fence"},
+     "job:lastid jobs:live jobs:live:ids queue:c: queue:ring: queue:sched queue:since queue:wake "
+     "counters",
+     "a producer accepts a job: new id, record, end of its class and share group's queue"},
+    {"lease", Q, JOB_LEASED, JS_LEADER,
+     "control:paused queue:c: queue:ring: queue:deficit: queue:weights queue:since queue:sched "
+     "queue:leased leases lease:owner lease:fence lease:fence:seq running:ids running:count "
+     "jobs:live counters",
+     "the leader takes the next job under the scheduling rule; new lease and fence"},
     {"take", Q, JOB_LEASED, JS_LEADER,
-     "queue:pending queue:leased leases lease:owner lease:fence lease:fence:seq jobs:live",
+     "queue:c: queue:ring: queue:since queue:sched queue:pending queue:leased leases lease:owner "
+     "lease:fence lease:fence:seq running:ids running:count jobs:live",
      "the leader takes a given queued job out of the queue (to cancel it)"},
     {"start", L, JOB_RUNNING, JS_OWNER, "jobs:live",
      "the owner names the instance it runs the job in"},
     {"save", R, JS_SAME, JS_OWNER, "jobs:live",
      "the owner records progress: trace, instance, run handle and deadline"},
-    {"adopt", L | R | FIN, JS_SAME, JS_LEADER, "leases lease:owner lease:fence lease:fence:seq jobs:live",
+    {"adopt", L | R | FIN, JS_SAME, JS_LEADER,
+     "leases lease:owner lease:fence lease:fence:seq running:ids running:count jobs:live",
      "the leader takes over a job whose lease lapsed; new lease and fence"},
     {"requeue", L | R, JOB_QUEUED, JS_OWNER,
-     "jobs:live queue:leased leases lease:owner lease:fence queue:pending partial: counters",
-     "back to the head of the queue (a retry, no capacity, a drain)"},
-    {"restore", Q, JS_SAME, JS_LEADER, "queue:leased queue:pending",
-     "an id moved to queue:leased but never leased goes back to the queue head"},
+     "jobs:live queue:leased leases lease:owner lease:fence running:ids running:count queue:c: "
+     "queue:ring: queue:sched queue:since queue:wake partial: counters",
+     "back to the head of its group's queue (a retry, no capacity, a drain)"},
+    {"restore", Q, JS_SAME, JS_LEADER,
+     "queue:leased running:ids running:count queue:c: queue:ring: queue:since queue:pending",
+     "an id in queue:leased but never leased goes back to the head of its group's queue"},
     {"finish", L | R, JOB_FINISHING, JS_OWNER, "jobs:live",
      "the owner's output file is written (under a temp name) and accepted"},
     {"done", FIN, JOB_DONE, JS_OWNER,
      "jobs:live jobs:live:ids jobs:dead jobs:dead:ids queue:leased leases lease:owner "
-     "lease:fence partial: cancels "
+     "lease:fence running:ids running:count queue:sched partial: cancels "
      "counters callbacks:due callbacks:wake",
      "the output file is in place: the job ends, its callback is queued"},
     {"cancelled", FIN, JOB_CANCELLED, JS_OWNER,
      "jobs:live jobs:live:ids jobs:dead jobs:dead:ids queue:leased leases lease:owner "
-     "lease:fence partial: cancels "
+     "lease:fence running:ids running:count queue:sched partial: cancels "
      "counters callbacks:due callbacks:wake",
      "as done, for a job ended by a cancellation request"},
     {"deadletter", JS_ANY, JOB_DEAD_LETTER, JS_LEADER,
-     "jobs:live jobs:live:ids jobs:deadletter jobs:dead jobs:dead:ids queue:pending "
-     "queue:leased leases lease:owner lease:fence",
+     "jobs:live jobs:live:ids jobs:deadletter jobs:dead jobs:dead:ids queue:c: queue:ring: "
+     "queue:sched queue:pending queue:leased leases lease:owner lease:fence running:ids "
+     "running:count",
      "a record that cannot be read is set aside, visible in /jobs/KEY/1/"},
 };
 #define NTRANSITIONS (sizeof transitions / sizeof *transitions)
@@ -221,4 +231,111 @@ const char *jobstate_library_version(void)
 {
     pthread_once(&library_once, build_library);
     return library_version;
+}
+
+static const char *const class_names[JOB_NCLASSES] = {"high", "normal", "low"};
+
+const char *jobstate_class_name(enum job_class k)
+{
+    return (unsigned)k < JOB_NCLASSES ? class_names[k] : NULL;
+}
+
+int jobstate_class_parse(const char *name)
+{
+    for (int i = 0; name && i < JOB_NCLASSES; i++)
+        if (strcmp(name, class_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+int jobstate_share_group(const char *mode, const char *courselab, const char *key_id, char *out,
+                         size_t len)
+{
+    const char *src = NULL;
+    size_t n = 0;
+    if (!mode || !out || len == 0)
+        return -1;
+    out[0] = '\0';
+    if (strcmp(mode, "off") == 0) {
+        src = "all";
+        n = 3;
+    } else if (strcmp(mode, "key") == 0) {
+        src = key_id;
+        n = src ? strlen(src) : 0;
+    } else if (strcmp(mode, "lab") == 0 || strcmp(mode, "course") == 0) {
+        src = courselab;
+        n = src ? strlen(src) : 0;
+        const char *dash = src && mode[0] == 'c' ? strrchr(src, '-') : NULL;
+        if (dash && dash > src)
+            n = (size_t)(dash - src);
+    } else {
+        return -1;
+    }
+    if (!src || n == 0)
+        return -1;
+    if (n >= len)
+        n = len - 1;
+    memcpy(out, src, n);
+    out[n] = '\0';
+    return 0;
+}
+
+int jobstate_rule_class(const json_t *rules, const char *courselab, const char *key_id)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(rules, i, r) {
+        const char *lab = json_string_value(json_object_get(r, "lab"));
+        const char *key = json_string_value(json_object_get(r, "key"));
+        int k = jobstate_class_parse(json_string_value(json_object_get(r, "class")));
+        if (k < 0)
+            continue;
+        if (lab && courselab && fnmatch(lab, courselab, 0) == 0)
+            return k;
+        if (key && key_id && strcmp(key, key_id) == 0)
+            return k;
+    }
+    return -1;
+}
+
+int jobstate_sched_check(const char *fair_share, const json_t *rules, const json_t *weights,
+                         char *err, size_t errlen)
+{
+    char g[8];
+    if (jobstate_share_group(fair_share, "x", "x", g, sizeof g)) {
+        snprintf(err, errlen, "config key \"fair_share\": must be course, lab, key or off");
+        return -1;
+    }
+    if (rules && !json_is_array(rules)) {
+        snprintf(err, errlen, "config key \"priority_rules\": must be a list of "
+                              "{\"lab\": GLOB or \"key\": KEYID, \"class\": high|normal|low}");
+        return -1;
+    }
+    size_t i;
+    json_t *r;
+    json_array_foreach(rules, i, r) {
+        json_t *lab = json_object_get(r, "lab"), *key = json_object_get(r, "key");
+        if (!json_is_object(r) || json_object_size(r) != 2 || (!lab == !key) ||
+            !json_is_string(lab ? lab : key) || json_string_length(lab ? lab : key) == 0 ||
+            jobstate_class_parse(json_string_value(json_object_get(r, "class"))) < 0) {
+            snprintf(err, errlen, "config key \"priority_rules\": item %zu must be {\"lab\": GLOB "
+                                  "or \"key\": KEYID, \"class\": high|normal|low}", i);
+            return -1;
+        }
+    }
+    if (weights && !json_is_object(weights)) {
+        snprintf(err, errlen, "config key \"course_weights\": must be an object {group: weight}");
+        return -1;
+    }
+    const char *name;
+    json_t *w;
+    json_object_foreach((json_t *)weights, name, w) {
+        if (!json_is_number(w) || json_number_value(w) < 1 || json_number_value(w) > 1000000 ||
+            strlen(name) == 0 || strlen(name) >= JOB_GROUP_MAX) {
+            snprintf(err, errlen, "config key \"course_weights\": \"%.60s\" must be a number "
+                                  "from 1 to 1000000", name);
+            return -1;
+        }
+    }
+    return 0;
 }

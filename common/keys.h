@@ -16,8 +16,17 @@
     X(JOBS_DEAD,       "jobs:dead",       "hash id -> job JSON (done, cancelled, dead-letter)") \
     X(JOBS_DEAD_IDS,   "jobs:dead:ids",   "zset of dead ids, trimmed to dead_jobs_keep")       \
     X(DEADLETTER,      "jobs:deadletter", "hash id -> raw text of records that cannot be read") \
-    X(QUEUE_PENDING,   "queue:pending",   "list of queued ids, FIFO (RPUSH, LMOVE from left)") \
-    X(QUEUE_LEASED,    "queue:leased",    "list of ids taken from queue:pending")              \
+    X(QUEUE_PENDING,   "queue:pending",   "legacy single FIFO of an older version; drained into queue:c: on load") \
+    X(QUEUE_CLASS,     "queue:c:",        "queue:c:<class>:<group>: queued ids of one class and share group, FIFO") \
+    X(QUEUE_RING,      "queue:ring:",     "queue:ring:<class>: share groups with queued jobs, round-robin order") \
+    X(QUEUE_DEFICIT,   "queue:deficit:",  "queue:deficit:<class>: hash group -> deficit (weighted round-robin)") \
+    X(QUEUE_SCHED,     "queue:sched",     "hash id -> <class>:<group> of every live job")                 \
+    X(QUEUE_SINCE,     "queue:since",     "hash id -> when it was queued in its class (Redis time, ms)") \
+    X(QUEUE_WEIGHTS,   "queue:weights",   "hash group -> course_weights weight (written by the leader)") \
+    X(QUEUE_WAKE,      "queue:wake",      "list (at most one entry) pushed when a job may be leasable (BLPOP)") \
+    X(RUNNING_IDS,     "running:ids",     "set of ids counted in running:count (leased .. finishing)") \
+    X(RUNNING_COUNT,   "running:count",   "hash <class>:<group> -> jobs leased, running or finishing") \
+    X(QUEUE_LEASED,    "queue:leased",    "list of ids taken from the queues (leased .. finishing)")  \
     X(LEASES,          "leases",          "zset id -> lease expiry (Redis time, ms)")          \
     X(LEASE_OWNER,     "lease:owner",     "hash id -> owner token of the lease")               \
     X(LEASE_FENCE,     "lease:fence",     "hash id -> fencing token of the current lease")     \

@@ -29,6 +29,7 @@ enum store_status {
     STORE_ERROR = -2,       /* Redis answered with an error; err says which */
     STORE_NOT_FOUND = -3,
     STORE_STALE = -4,       /* the caller's lease (token + fence) or leader lease is not current */
+    STORE_LIMIT = -5,       /* a configured limit refused it (max_queued_per_course); err names it */
 };
 
 struct store;
@@ -40,15 +41,32 @@ const char *store_error(const struct store *st);
 int store_ping(struct store *st);
 
 /* Jobs (producer side). store_add_job assigns job->id and writes the record,
- * its queue entry and the job_requests counter in one transaction. */
+ * its queue entry (class job->priority, share group job->share_group; NULL:
+ * normal, "all") and the job_requests counter in one transaction.
+ * STORE_LIMIT: job->queue_cap (> 0) jobs of its group are queued already
+ * (st->err says so, naming the limit). */
 int store_add_job(struct store *st, struct job *job);
 /* Live jobs in FIFO order of id, or dead jobs most recent first; at most max.
  * *out is a new JSON array of job objects. */
 int store_list_jobs(struct store *st, bool dead, size_t max, json_t **out);
 /* One job by id: *out is its JSON object, *dead tells where it was found. */
 int store_get_job(struct store *st, int64_t id, json_t **out, bool *dead);
-/* 1-based position of a queued job in queue:pending (0 if not queued). */
+/* 1-based position of a queued job in dispatch order under the scheduling
+ * rule (README "Fair share and priorities"; 0 if not queued). */
 int store_queue_position(struct store *st, int64_t id, long long *pos);
+
+/* Queue statistics: one row per (class, group) with queued or running
+ * (leased, running, finishing) jobs. oldest_enqueued_ms: Redis time (ms)
+ * when the head of that queue was queued in its class (0 if none queued).
+ * *out malloc'd (caller frees; NULL when *n is 0). STORE_OK or an error. */
+struct store_queue_stat {
+    char klass[8];
+    char group[128];
+    long long length;
+    long long oldest_enqueued_ms;
+    long long running;
+};
+int store_queue_stats(struct store *st, struct store_queue_stat **out, size_t *n);
 
 /* Records a cancellation request for a live job (the consumer acts on it).
  * STORE_NOT_FOUND: no such job; *finished true if it already ended. */
@@ -117,10 +135,28 @@ enum store_lease {
     LEASE_RESTORED,   /* adopt: it was never leased; back at the queue head */
 };
 
-/* Blocks up to block_ms for a queued job, moves it to queue:leased and
- * leases it (leader only). *id is the id that came (0: none). */
+/* Leases the next job under the scheduling rule (leader only), waiting up
+ * to block_ms for one (woken when a job is queued or a slot frees).
+ * max_running: max_running_per_course (0 none); max_wait_s: promotion age
+ * (0 never). Leases nothing while control:paused exists. *id is the id
+ * that came (0: none). */
+int store_lease_sched(struct store *st, const char *token, int lease_ms, int block_ms,
+                      int max_running, int max_wait_s, int64_t *id, struct job **job,
+                      enum store_lease *got);
+/* store_lease_sched with no cap and no promotion. */
 int store_lease_next(struct store *st, const char *token, int lease_ms, int block_ms,
                      int64_t *id, struct job **job, enum store_lease *got);
+/* Publishes course_weights ({group: weight}) for the lease and position
+ * functions (leader; replaces the previous set). */
+int store_set_share_weights(struct store *st, const json_t *weights);
+/* Drains a queue:pending left by an older version into the class and group
+ * queues (cfg's fair_share and priority_rules decide; leader only), up to
+ * 1000 ids a call; *moved gets how many left it. */
+int store_migrate_legacy(struct store *st, const char *token, const struct tango_config *cfg,
+                         size_t *moved);
+/* Rebuilds the per-group running counts from the lease state; *fixes gets
+ * the number of corrections (0 when they were exact). */
+int store_sched_reconcile(struct store *st, long long *fixes);
 /* Takes a given queued job out of the queue and leases it (to cancel it). */
 int store_lease_take(struct store *st, const char *token, int64_t id, int lease_ms,
                      struct job **job, enum store_lease *got);

@@ -2,8 +2,10 @@
  * store_lifecycle.c: a job's transitions (jobstate.h) as calls into the
  * job-state Functions library: add (producer), lease, take, adopt, sweep,
  * renew and release of leases, the owner's start/save/requeue/finish/end,
- * dead-letter, and the leader lease. No state is decided here: the library
- * checks each transition against the table and the caller's fence.
+ * dead-letter, and the leader lease; the scheduler's upkeep (share weights,
+ * migrating an older version's queue, recounting running jobs). No state is
+ * decided here: the library checks each transition against the table and
+ * the caller's fence, and picks the next job under the scheduling rule.
  */
 #include "store_internal.h"
 
@@ -39,14 +41,31 @@ int store_add_job(struct store *st, struct job *job)
         snprintf(st->err, sizeof st->err, "job record cannot be serialized");
         return STORE_ERROR;
     }
-    const char *args[] = {text};
-    long long id = 0;
-    int status = fcall_int(st, "add", 1, args, &id);
+    char cap[32];
+    snprintf(cap, sizeof cap, "%d", job->queue_cap > 0 ? job->queue_cap : 0);
+    const char *args[] = {text, job->priority ? job->priority : "normal",
+                          job->share_group ? job->share_group : "all", cap};
+    int status;
+    redisReply *r = store_fcall(st, &status, "add", 4, args);
     free(text);
-    if (status != STORE_OK)
+    if (!r)
         return status;
-    job->id = id;
-    return id > 0 ? STORE_OK : STORE_ERROR;
+    status = STORE_ERROR;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER) {
+        if (r->element[0]->integer == 1 && r->element[1]->type == REDIS_REPLY_INTEGER &&
+            r->element[1]->integer > 0) {
+            job->id = r->element[1]->integer;
+            status = STORE_OK;
+        } else if (r->element[0]->integer == 0 && r->element[1]->type == REDIS_REPLY_STRING) {
+            snprintf(st->err, sizeof st->err, "%s", r->element[1]->str);
+            status = STORE_LIMIT;
+        }
+    }
+    if (status == STORE_ERROR)
+        snprintf(st->err, sizeof st->err, "unexpected add reply");
+    freeReplyObject(r);
+    return status;
 }
 
 int store_leader_acquire(struct store *st, const char *token, int lease_ms, bool *leader)
@@ -67,13 +86,21 @@ int store_leader_release(struct store *st, const char *token)
     return fcall_int(st, "leader_release", 1, args, &r);
 }
 
-/* Reads a lease reply: {1, fence, record} taken, {2, why} restored,
- * {0, why} nothing (why "unreadable": the record cannot be read). */
+/* Reads a lease reply: {1, fence, record[, id]} taken, {2, why} restored,
+ * {0, why[, id]} nothing (why "unreadable": the record cannot be read; the
+ * id, when given, goes to *id). */
 static int lease_reply(struct store *st, redisReply *r, int status, struct job **job,
-                       enum store_lease *got)
+                       enum store_lease *got, int64_t *id)
 {
     *got = LEASE_NONE;
     *job = NULL;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 3 && id) {
+        redisReply *e = r->element[r->elements == 4 ? 3 : 2];
+        if (e->type == REDIS_REPLY_INTEGER)
+            *id = e->integer;
+        else if (e->type == REDIS_REPLY_STRING)
+            *id = atoll(e->str);
+    }
     if (!r)
         return status;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
@@ -91,7 +118,7 @@ static int lease_reply(struct store *st, redisReply *r, int status, struct job *
             *got = LEASE_UNREADABLE;
             snprintf(st->err, sizeof st->err, "record does not start with its id and state");
         }
-    } else if (r->elements == 3 && r->element[2]->type == REDIS_REPLY_STRING) {
+    } else if (r->elements >= 3 && r->element[2]->type == REDIS_REPLY_STRING) {
         long long fence = r->element[1]->type == REDIS_REPLY_INTEGER ? r->element[1]->integer : 0;
         *job = job_loads(r->element[2]->str, st->err, sizeof st->err);
         if (*job) {
@@ -115,35 +142,148 @@ static int lease_call(struct store *st, const char *fn, const char *token, int64
     const char *args[] = {sid, token, ms};
     int status;
     redisReply *r = store_fcall(st, &status, fn, 3, args);
-    return lease_reply(st, r, status, job, got);
+    return lease_reply(st, r, status, job, got, NULL);
+}
+
+/* One call of the lease function: the next job under the scheduling rule. */
+static int lease_once(struct store *st, const char *token, int lease_ms, int max_running,
+                      int max_wait_s, int64_t *id, struct job **job, enum store_lease *got)
+{
+    char ms[32], cap[32], wait[32];
+    snprintf(ms, sizeof ms, "%d", lease_ms);
+    snprintf(cap, sizeof cap, "%d", max_running > 0 ? max_running : 0);
+    snprintf(wait, sizeof wait, "%lld", max_wait_s > 0 ? (long long)max_wait_s * 1000 : 0LL);
+    const char *args[] = {token, ms, cap, wait};
+    int status;
+    redisReply *r = store_fcall(st, &status, "lease", 4, args);
+    status = lease_reply(st, r, status, job, got, id);
+    if (status == STORE_OK && *got == LEASE_TAKEN && *id <= 0)
+        *id = (*job)->id;
+    return status;
+}
+
+int store_lease_sched(struct store *st, const char *token, int lease_ms, int block_ms,
+                      int max_running, int max_wait_s, int64_t *id, struct job **job,
+                      enum store_lease *got)
+{
+    *id = 0;
+    int status = lease_once(st, token, lease_ms, max_running, max_wait_s, id, job, got);
+    if (status != STORE_OK || *got != LEASE_NONE || block_ms <= 0)
+        return status;
+    /* Nothing to lease (or paused): wait for a wake-up (a job queued, a
+     * slot freed) or block_ms, then try once more. */
+    char k_wake[KEY_MAX];
+    store_key(st, k_wake, KEY_QUEUE_WAKE);
+    redisReply *r = store_cmdf(st, &status, "BLPOP %s %.3f", k_wake, block_ms / 1000.0);
+    if (!r)
+        return status;
+    bool woken = r->type == REDIS_REPLY_ARRAY;
+    freeReplyObject(r);
+    if (!woken)
+        return STORE_OK;
+    return lease_once(st, token, lease_ms, max_running, max_wait_s, id, job, got);
 }
 
 int store_lease_next(struct store *st, const char *token, int lease_ms, int block_ms,
                      int64_t *id, struct job **job, enum store_lease *got)
 {
-    char k_pending[KEY_MAX], k_leased[KEY_MAX];
-    store_key(st, k_pending, KEY_QUEUE_PENDING);
-    store_key(st, k_leased, KEY_QUEUE_LEASED);
+    return store_lease_sched(st, token, lease_ms, block_ms, 0, 0, id, job, got);
+}
+
+int store_set_share_weights(struct store *st, const json_t *weights)
+{
+    char key[KEY_MAX];
+    store_key(st, key, KEY_QUEUE_WEIGHTS);
+    size_t n = json_object_size(weights);
+    size_t argc = 2 + 2 * n;
+    const char **argv = calloc(argc, sizeof *argv);
+    char (*vals)[32] = calloc(n + 1, sizeof *vals);
+    argv[0] = "HSET";
+    argv[1] = key;
+    size_t i = 0;
+    const char *name;
+    json_t *w;
+    json_object_foreach((json_t *)weights, name, w) {
+        snprintf(vals[i], sizeof vals[i], "%.6g", json_number_value(w));
+        argv[2 + 2 * i] = name;
+        argv[3 + 2 * i] = vals[i];
+        i++;
+    }
     int status;
-    redisReply *r;
-    *id = 0;
-    *job = NULL;
-    *got = LEASE_NONE;
-    if (block_ms > 0)
-        r = store_cmdf(st, &status, "BLMOVE %s %s LEFT RIGHT %.3f", k_pending, k_leased,
-                       block_ms / 1000.0);
-    else
-        r = store_cmdf(st, &status, "LMOVE %s %s LEFT RIGHT", k_pending, k_leased);
-    if (!r)
+    freeReplyObject(store_cmdf(st, &status, "DEL %s", key));
+    if (status == STORE_OK && n > 0)
+        freeReplyObject(store_cmd(st, &status, (int)argc, argv, NULL));
+    free(argv);
+    free(vals);
+    return status;
+}
+
+int store_migrate_legacy(struct store *st, const char *token, const struct tango_config *cfg,
+                         size_t *moved)
+{
+    enum { MIGRATE_MAX = 1000 };
+    char k_pending[KEY_MAX], k_live[KEY_MAX];
+    store_key(st, k_pending, KEY_QUEUE_PENDING);
+    store_key(st, k_live, KEY_JOBS_LIVE);
+    *moved = 0;
+    int status;
+    redisReply *ids = store_cmdf(st, &status, "LRANGE %s 0 %d", k_pending, MIGRATE_MAX - 1);
+    if (!ids)
         return status;
-    if (r->type == REDIS_REPLY_STRING)
-        *id = atoll(r->str);
-    freeReplyObject(r);
-    if (*id <= 0)
+    size_t n = ids->type == REDIS_REPLY_ARRAY ? ids->elements : 0;
+    if (n == 0) {
+        freeReplyObject(ids);
         return STORE_OK;
-    /* A crash or an error right here leaves the id in queue:leased without
-     * a lease: the leader's sweep (store_lease_sweep + adopt) restores it. */
-    return lease_call(st, "lease", token, *id, lease_ms, job, got);
+    }
+    /* Each id's record says its class (priority field, else the rules) and
+     * share group (shareGroup, else the fair_share rule). */
+    const char **args = calloc(1 + 3 * n, sizeof *args);
+    char (*cls)[8] = calloc(n, sizeof *cls);
+    char (*grp)[JOB_GROUP_MAX] = calloc(n, sizeof *grp);
+    args[0] = token;
+    for (size_t i = 0; i < n; i++) {
+        const char *sid = ids->element[i]->type == REDIS_REPLY_STRING ? ids->element[i]->str : "0";
+        args[1 + 3 * i] = sid;
+        args[2 + 3 * i] = cls[i];
+        args[3 + 3 * i] = grp[i];
+        redisReply *rec = store_cmdf(st, &status, "HGET %s %s", k_live, sid);
+        if (!rec)
+            break;
+        char err[128];
+        struct job *job = rec->type == REDIS_REPLY_STRING ? job_loads(rec->str, err, sizeof err)
+                                                          : NULL;
+        freeReplyObject(rec);
+        if (!job)
+            continue; /* class "": unreadable (or gone): the library sets it aside */
+        int k = jobstate_class_parse(job->priority);
+        if (k < 0)
+            k = jobstate_rule_class(cfg->priority_rules, job->courselab, job->key_id);
+        snprintf(cls[i], sizeof cls[i], "%s",
+                 jobstate_class_name(k < 0 ? JOB_CLASS_NORMAL : (enum job_class)k));
+        if (job->share_group && job->share_group[0])
+            snprintf(grp[i], sizeof grp[i], "%s", job->share_group);
+        else if (jobstate_share_group(cfg->fair_share, job->courselab, job->key_id, grp[i],
+                                      sizeof grp[i]))
+            snprintf(grp[i], sizeof grp[i], "all");
+        job_free(job);
+    }
+    if (status == STORE_OK) {
+        redisReply *r = store_fcall(st, &status, "migrate", (int)(1 + 3 * n), args);
+        if (r) {
+            *moved = r->type == REDIS_REPLY_INTEGER ? (size_t)r->integer : 0;
+            freeReplyObject(r);
+        }
+    }
+    free(args);
+    free(cls);
+    free(grp);
+    freeReplyObject(ids);
+    return status;
+}
+
+int store_sched_reconcile(struct store *st, long long *fixes)
+{
+    return fcall_int(st, "reconcile", 0, NULL, fixes);
 }
 
 int store_lease_take(struct store *st, const char *token, int64_t id, int lease_ms,

@@ -1,5 +1,6 @@
 /*
  * store_queries.c: the producer's side of the store: job lists and lookups,
+ * queue positions and queue statistics (read-only library functions),
  * cancellation requests, lab file hashes, /info counters, images, pools,
  * partial output and image builds. Key names come from keys.h; no job state
  * changes here (those are store_lifecycle.c's).
@@ -97,14 +98,58 @@ int store_get_job(struct store *st, int64_t id, json_t **out, bool *dead)
 
 int store_queue_position(struct store *st, int64_t id, long long *pos)
 {
-    char k_q[KEY_MAX];
-    store_key(st, k_q, KEY_QUEUE_PENDING);
+    char sid[32];
+    snprintf(sid, sizeof sid, "%lld", (long long)id);
+    const char *args[] = {sid};
     int status;
-    redisReply *r = store_cmdf(st, &status, "LPOS %s %lld", k_q, (long long)id);
+    redisReply *r = store_fcall(st, &status, "position", 1, args);
     if (!r)
         return status;
-    *pos = r->type == REDIS_REPLY_INTEGER ? r->integer + 1 : 0;
+    *pos = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
     freeReplyObject(r);
+    return STORE_OK;
+}
+
+static long long reply_ll(const redisReply *e)
+{
+    if (e->type == REDIS_REPLY_INTEGER)
+        return e->integer;
+    return e->type == REDIS_REPLY_STRING ? atoll(e->str) : 0;
+}
+
+int store_queue_stats(struct store *st, struct store_queue_stat **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    int status;
+    redisReply *r = store_fcall(st, &status, "queue_stats", 0, NULL);
+    if (!r)
+        return status;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        snprintf(st->err, sizeof st->err, "unexpected queue_stats reply");
+        return STORE_ERROR;
+    }
+    if (r->elements)
+        *out = calloc(r->elements, sizeof **out);
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *row = r->element[i];
+        if (row->type != REDIS_REPLY_ARRAY || row->elements != 5 ||
+            row->element[0]->type != REDIS_REPLY_STRING ||
+            row->element[1]->type != REDIS_REPLY_STRING)
+            continue;
+        struct store_queue_stat *q = &(*out)[(*n)++];
+        snprintf(q->klass, sizeof q->klass, "%s", row->element[0]->str);
+        snprintf(q->group, sizeof q->group, "%s", row->element[1]->str);
+        q->length = reply_ll(row->element[2]);
+        q->oldest_enqueued_ms = reply_ll(row->element[3]);
+        q->running = reply_ll(row->element[4]);
+    }
+    freeReplyObject(r);
+    if (*n == 0) {
+        free(*out);
+        *out = NULL;
+    }
     return STORE_OK;
 }
 

@@ -15,6 +15,11 @@
  *                               instance, if any, goes to the reaper
  *   finishing                   held again: publish the output, end it
  *   unreadable                  dead-letter
+ *
+ * Each sweep also keeps the scheduler's shared state: it publishes
+ * course_weights, drains a queue:pending an older version left into the
+ * class and group queues, and recounts the running jobs per group from the
+ * lease state (logging any correction: there should be none).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -89,8 +94,26 @@ static void adopted(struct consumer *c, struct store *st, struct job *job)
     }
 }
 
+/* The scheduler's upkeep (see the top of the file). */
+static void sweep_schedule(struct consumer *c, struct store *st)
+{
+    if (store_set_share_weights(st, c->cfg->course_weights) != STORE_OK)
+        log_warn("share_weights_failed", "error=\"%s\"", store_error(st));
+    size_t moved = 0;
+    if (store_migrate_legacy(st, c->token, c->cfg, &moved) != STORE_OK)
+        log_warn("queue_migrate_failed", "error=\"%s\"", store_error(st));
+    else if (moved)
+        log_info("queue_migrated", "jobs=%zu from=queue:pending", moved);
+    long long fixes = 0;
+    if (store_sched_reconcile(st, &fixes) != STORE_OK)
+        log_warn("running_recount_failed", "error=\"%s\"", store_error(st));
+    else if (fixes)
+        log_warn("running_recounted", "corrections=%lld", fixes);
+}
+
 void sweep_leases(struct consumer *c, struct store *st)
 {
+    sweep_schedule(c, st);
     int64_t *ids = NULL;
     size_t n = 0;
     if (store_lease_sweep(st, c->token, SWEEP_MAX, &ids, &n) != STORE_OK) {

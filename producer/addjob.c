@@ -11,6 +11,7 @@
 #include <time.h>
 #include <sys/time.h>
 
+#include "jobstate.h"
 #include "labs.h"
 #include "names.h"
 
@@ -187,6 +188,26 @@ struct job *addjob_parse(const char *body, size_t len, const struct tango_config
     long long disk = opt_int(&p, o, "disk", 16, cfg->max_disk_limit_mb);
     job->disk_mb = disk > 0 ? (int)disk : 0;
 
+    /* A VM type (ec2SSH): a short name here; the back end refuses a type its
+     * config does not allow (the job fails with that reason in its trace). */
+    json_t *itype = json_object_get(o, "instance_type");
+    if (itype && !json_is_null(itype)) {
+        const char *t = json_string_value(itype);
+        size_t tl = t ? strlen(t) : 0;
+        if (tl == 0 || tl > 31 || strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789.") != tl)
+            problem(&p, "instance_type: 1-31 of a-z, 0-9 and '.', e.g. \"t3.micro\"");
+        else
+            job->instance_type = strdup(t);
+    }
+
+    json_t *prio = json_object_get(o, "priority");
+    if (prio && !json_is_null(prio)) {
+        if (!json_is_string(prio) || jobstate_class_parse(json_string_value(prio)) < 0)
+            problem(&p, "priority: must be \"high\", \"normal\" or \"low\"");
+        else
+            job->priority = strdup(json_string_value(prio));
+    }
+
     json_t *net = json_object_get(o, "disable_network");
     if (net && !json_is_null(net) && !json_is_boolean(net))
         problem(&p, "disable_network: must be true or false");
@@ -214,4 +235,18 @@ struct job *addjob_parse(const char *body, size_t len, const struct tango_config
     gettimeofday(&tv, NULL);
     job->created_at = (double)tv.tv_sec + tv.tv_usec / 1e6;
     return job;
+}
+
+void addjob_schedule(struct job *job, const struct tango_config *cfg)
+{
+    if (!job->priority) {
+        int k = jobstate_rule_class(cfg->priority_rules, job->courselab, job->key_id);
+        job->priority = strdup(jobstate_class_name(k < 0 ? JOB_CLASS_NORMAL : (enum job_class)k));
+    }
+    char group[JOB_GROUP_MAX];
+    if (jobstate_share_group(cfg->fair_share, job->courselab, job->key_id, group, sizeof group))
+        snprintf(group, sizeof group, "all");
+    free(job->share_group);
+    job->share_group = strdup(group);
+    job->queue_cap = cfg->max_queued_per_course;
 }

@@ -19,5 +19,10 @@
 struct job *addjob_parse(const char *body, size_t len, const struct tango_config *cfg,
                          const json_t *images, const struct callback_policy *callbacks,
                          const char *courselab, const char *lab_dir, char *err, size_t errlen);
+/* Sets a parsed job's class (its "priority" field, else the first matching
+ * priority_rules entry, else normal), its share group (fair_share rule on
+ * its courselab or job->key_id, which must be set) and its queue cap
+ * (max_queued_per_course). */
+void addjob_schedule(struct job *job, const struct tango_config *cfg);
 
 #endif

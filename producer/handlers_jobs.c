@@ -39,9 +39,15 @@ void h_add_job(struct http_request *req, struct route_ctx *ctx)
         return;
     }
     job->key_id = strdup(ctx->key_id);
+    addjob_schedule(job, app->cfg);
     job_trace(job, "Added job");
     status = store_add_job(app->store, job);
     app_memo_drop(app, MEMO_INFO);
+    if (status == STORE_LIMIT) {
+        reply_fail(req, ctx, 429, store_error(app->store));
+        job_free(job);
+        return;
+    }
     if (status != STORE_OK) {
         job_free(job);
         reply_store_fail(req, ctx, status);

@@ -95,7 +95,20 @@ static void plant(int id, enum job_state s, enum lease_kind lease)
     redis_ok("HSET %s %d %s", key("jobs:live"), id, rec);
     redis_ok("ZADD %s %d %d", key("jobs:live:ids"), id, id);
     redis_ok("SET %s %s", key("consumer:leader"), TOKEN);
-    redis_ok("RPUSH %s %d", key(s == JOB_QUEUED ? "queue:pending" : "queue:leased"), id);
+    /* A queued job is in its class and group queue; the others are in
+     * queue:leased and counted as running in their group. */
+    redis_ok("HSET %s %d normal:g1", key("queue:sched"), id);
+    if (s == JOB_QUEUED) {
+        redis_ok("RPUSH %s %d", key("queue:c:normal:g1"), id);
+        redis_ok("RPUSH %s g1", key("queue:ring:normal"));
+        redis_ok("HSET %s %d 1", key("queue:since"), id);
+    } else {
+        redis_ok("RPUSH %s %d", key("queue:leased"), id);
+        if (s == JOB_LEASED || s == JOB_RUNNING || s == JOB_FINISHING) {
+            redis_ok("SADD %s %d", key("running:ids"), id);
+            redis_ok("HSET %s normal:g1 1", key("running:count"));
+        }
+    }
     if (lease == NO_LEASE)
         return;
     redis_ok("ZADD %s %lld %d", key("leases"), lease == LAPSED_LEASE ? 1LL : 99999999999999LL, id);
@@ -138,7 +151,13 @@ static int call(const struct jobstate_transition *t, int id, enum job_state from
     argv[argc++] = P;
     bool lease_like = !strcmp(t->name, "lease") || !strcmp(t->name, "take") ||
                       !strcmp(t->name, "adopt") || !strcmp(t->name, "restore");
-    if (lease_like) {
+    if (!strcmp(t->name, "lease")) {
+        /* the next job under the rule: token, lease_ms, cap, max_wait */
+        argv[argc++] = TOKEN;
+        argv[argc++] = "5000";
+        argv[argc++] = "0";
+        argv[argc++] = "0";
+    } else if (lease_like) {
         argv[argc++] = sid;
         argv[argc++] = TOKEN;
         argv[argc++] = "5000";
@@ -160,8 +179,6 @@ static int call(const struct jobstate_transition *t, int id, enum job_state from
             argv[argc++] = "";
         }
     }
-    if (!strcmp(t->name, "lease") && from == JOB_QUEUED)
-        redis_ok("LMOVE %s %s LEFT RIGHT", key("queue:pending"), key("queue:leased"));
     redisReply *r = redisCommandArgv(R, argc, argv, NULL);
     assert_non_null(r);
     int done;
@@ -249,9 +266,11 @@ static void test_add(void **state)
 {
     (void)state;
     redis_ok("FLUSHALL");
-    redisReply *r = redis_reply("FCALL tango_add 1 %s %s", P, "{\"id\":0,\"state\":\"done\",\"name\":\"a\"}");
-    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-    int id = (int)r->integer;
+    redisReply *r = redis_reply("FCALL tango_add 1 %s %s normal g1 0", P,
+                                "{\"id\":0,\"state\":\"done\",\"name\":\"a\"}");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->element[0]->integer, 1);
+    int id = (int)r->element[1]->integer;
     freeReplyObject(r);
     char now[32];
     state_now(id, now, sizeof now);
@@ -289,8 +308,7 @@ static void test_fencing(void **state)
     /* Only the leader leases. */
     plant(6, JOB_QUEUED, NO_LEASE);
     redis_ok("SET %s someone-else", key("consumer:leader"));
-    redis_ok("LMOVE %s %s LEFT RIGHT", key("queue:pending"), key("queue:leased"));
-    r = redis_reply("FCALL tango_lease 1 %s 6 %s 5000", P, TOKEN);
+    r = redis_reply("FCALL tango_lease 1 %s %s 5000 0 0", P, TOKEN);
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     assert_non_null(strstr(r->str, "NOTLEADER"));
     freeReplyObject(r);
@@ -338,6 +356,344 @@ static void test_table(void **state)
     assert_int_equal(strlen(jobstate_library_version()), 16);
 }
 
+
+/* ---- Fair share and priorities ---- */
+
+/* Adds a queued job of class c and group g through the library; its id. */
+static int add_job(const char *c, const char *g)
+{
+    redisReply *r = redis_reply("FCALL tango_add 1 %s %s %s %s 0", P,
+                                "{\"id\":0,\"state\":\"queued\",\"name\":\"j\",\"vm\":{}}", c, g);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->element[0]->integer, 1);
+    int id = (int)r->element[1]->integer;
+    freeReplyObject(r);
+    return id;
+}
+
+/* Leases the next job (cap, max_wait ms); its id, or 0 with why set. */
+static int lease_next(int cap, int wait_ms, char *why, size_t whylen, long long *fence)
+{
+    redisReply *r = redis_reply("FCALL tango_lease 1 %s %s 5000 %d %d", P, TOKEN, cap, wait_ms);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    int id = 0;
+    if (r->element[0]->integer == 1) {
+        redisReply *e = r->element[3];
+        id = e->type == REDIS_REPLY_STRING ? atoi(e->str) : (int)e->integer;
+        if (fence)
+            *fence = r->element[1]->integer;
+    } else if (why) {
+        snprintf(why, whylen, "%s", r->element[1]->str);
+    }
+    freeReplyObject(r);
+    return id;
+}
+
+static long long position_of(int id)
+{
+    redisReply *r = redis_reply("FCALL tango_position 1 %s %d", P, id);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+static long long hget_ll(const char *k, const char *field)
+{
+    redisReply *r = redis_reply("HGET %s %s", key(k), field);
+    long long v = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+    freeReplyObject(r);
+    return v;
+}
+
+static void fresh(void)
+{
+    redis_ok("FLUSHALL");
+    redis_ok("SET %s %s", key("consumer:leader"), TOKEN);
+}
+
+/* Every queued job's position is its place in the order the lease function
+ * then takes them (no job arrives meanwhile). */
+static void check_positions_then_drain(const int *ids, int n, const int *want_order)
+{
+    long long pos[64];
+    for (int i = 0; i < n; i++)
+        pos[i] = position_of(ids[i]);
+    for (int k = 0; k < n; k++) {
+        int got = lease_next(0, 0, NULL, 0, NULL);
+        if (got != want_order[k])
+            fail_msg("lease %d: got job %d, expected %d", k, got, want_order[k]);
+        for (int i = 0; i < n; i++)
+            if (ids[i] == got && pos[i] != k + 1)
+                fail_msg("job %d had queuePosition %lld, started %d", got, pos[i], k + 1);
+    }
+    char why[32] = "";
+    assert_int_equal(lease_next(0, 0, why, sizeof why, NULL), 0);
+    assert_string_equal(why, "empty");
+}
+
+/* Classes in order, round-robin over groups, FIFO within a group. */
+static void test_sched_order(void **state)
+{
+    (void)state;
+    fresh();
+    int a[5];
+    for (int i = 0; i < 5; i++)
+        a[i] = add_job("normal", "A");
+    int b = add_job("normal", "B"), c = add_job("low", "C"), h = add_job("high", "A");
+    int ids[] = {a[0], a[1], a[2], a[3], a[4], b, c, h};
+    int order[] = {h, a[0], b, a[1], a[2], a[3], a[4], c};
+    check_positions_then_drain(ids, 8, order);
+    assert_int_equal(position_of(a[0]), 0); /* leased: not queued */
+}
+
+/* course_weights: deficit round-robin (A twice as often as B). */
+static void test_sched_weights(void **state)
+{
+    (void)state;
+    fresh();
+    redis_ok("HSET %s A 2", key("queue:weights"));
+    int a[4], b[4];
+    for (int i = 0; i < 4; i++)
+        a[i] = add_job("normal", "A");
+    for (int i = 0; i < 4; i++)
+        b[i] = add_job("normal", "B");
+    int ids[] = {a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]};
+    int order[] = {a[0], a[1], b[0], a[2], a[3], b[1], b[2], b[3]};
+    check_positions_then_drain(ids, 8, order);
+}
+
+/* max_running_per_course: a group at its cap is skipped; the counts follow
+ * lease, requeue and the end of a job exactly, and reconcile agrees. */
+static void test_sched_cap(void **state)
+{
+    (void)state;
+    fresh();
+    int a1 = add_job("normal", "A"), a2 = add_job("normal", "A"), b1 = add_job("low", "B");
+    long long fence = 0;
+    assert_int_equal(lease_next(1, 0, NULL, 0, &fence), a1);
+    assert_int_equal(hget_ll("running:count", "normal:A"), 1);
+    assert_int_equal(lease_next(1, 0, NULL, 0, NULL), b1); /* A is capped: B, though low */
+    char why[32] = "";
+    assert_int_equal(lease_next(1, 0, why, sizeof why, NULL), 0);
+    assert_string_equal(why, "capped");
+    /* a1 goes back to the head of A: its slot frees, and it is next. */
+    char rec[256];
+    record_of(a1, "leased", rec, sizeof rec);
+    redis_ok("FCALL tango_requeue 1 %s %d %s %lld %s 0", P, a1, TOKEN, fence, rec);
+    assert_int_equal(hget_ll("running:count", "normal:A"), 0);
+    assert_int_equal(lease_next(1, 0, NULL, 0, &fence), a1);
+    /* It ends: finish then done; the count drops again. */
+    record_of(a1, "running", rec, sizeof rec);
+    redis_ok("FCALL tango_finish 1 %s %d %s %lld %s", P, a1, TOKEN, fence, rec);
+    redis_ok("FCALL tango_done 1 %s %d %s %lld %s 100 %s", P, a1, TOKEN, fence, rec, "");
+    assert_int_equal(hget_ll("running:count", "normal:A"), 0);
+    assert_int_equal(hget_ll("running:count", "low:B"), 1);
+    redisReply *r = redis_reply("FCALL tango_reconcile 1 %s", P);
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    /* A count changed behind the library's back is put right. */
+    redis_ok("HSET %s low:B 7", key("running:count"));
+    redis_ok("HSET %s normal:Z 3", key("running:count"));
+    r = redis_reply("FCALL tango_reconcile 1 %s", P);
+    assert_true(r->integer >= 2);
+    freeReplyObject(r);
+    assert_int_equal(hget_ll("running:count", "low:B"), 1);
+    assert_int_equal(hget_ll("running:count", "normal:Z"), 0);
+    assert_int_equal(lease_next(1, 0, NULL, 0, NULL), a2);
+}
+
+/* No starvation: a low job queued longer than max_wait moves up a class
+ * (to the head of its group there) and so runs before newer normal jobs. */
+static void test_sched_promote(void **state)
+{
+    (void)state;
+    fresh();
+    int l1 = add_job("low", "L");
+    int n1 = add_job("normal", "N"), n2 = add_job("normal", "N");
+    (void)n2;
+    redis_ok("HSET %s %d 1", key("queue:since"), l1); /* queued long ago */
+    assert_int_equal(lease_next(0, 60000, NULL, 0, NULL), l1);
+    assert_int_equal(hget_ll("counters", "job_promotions"), 1);
+    assert_int_equal(lease_next(0, 60000, NULL, 0, NULL), n1);
+    /* Without promotion the low job waits behind every normal one. */
+    fresh();
+    l1 = add_job("low", "L");
+    n1 = add_job("normal", "N");
+    redis_ok("HSET %s %d 1", key("queue:since"), l1);
+    assert_int_equal(lease_next(0, 0, NULL, 0, NULL), n1);
+}
+
+/* control:paused: nothing is leased while it exists. */
+static void test_sched_pause(void **state)
+{
+    (void)state;
+    fresh();
+    int a1 = add_job("normal", "A");
+    redis_ok("SET %s x", key("control:paused"));
+    char why[32] = "";
+    assert_int_equal(lease_next(0, 0, why, sizeof why, NULL), 0);
+    assert_string_equal(why, "paused");
+    assert_int_equal(position_of(a1), 1);
+    redis_ok("DEL %s", key("control:paused"));
+    assert_int_equal(lease_next(0, 0, NULL, 0, NULL), a1);
+}
+
+/* max_queued_per_course refuses an add over it, naming the limit. */
+static void test_sched_queue_limit(void **state)
+{
+    (void)state;
+    fresh();
+    const char *rec = "{\"id\":0,\"state\":\"queued\",\"name\":\"j\",\"vm\":{}}";
+    for (int i = 0; i < 2; i++)
+        redis_ok("FCALL tango_add 1 %s %s normal A 2", P, rec);
+    redisReply *r = redis_reply("FCALL tango_add 1 %s %s low A 2", P, rec);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->element[0]->integer, 0);
+    assert_non_null(strstr(r->element[1]->str, "max_queued_per_course (2)"));
+    freeReplyObject(r);
+    r = redis_reply("FCALL tango_add 1 %s %s normal B 2", P, rec);
+    assert_int_equal(r->element[0]->integer, 1);
+    freeReplyObject(r);
+    r = redis_reply("FCALL tango_add 1 %s %s urgent B 2", P, rec);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+}
+
+/* A queue:pending left by an older version is drained into the group
+ * queues in its order; a queued job taken out (cancel) or set aside
+ * leaves no empty group in the ring. */
+static void test_sched_migrate_take(void **state)
+{
+    (void)state;
+    fresh();
+    for (int id = 1; id <= 3; id++) {
+        char rec[256];
+        record_of(id, "queued", rec, sizeof rec);
+        redis_ok("HSET %s %d %s", key("jobs:live"), id, rec);
+        redis_ok("RPUSH %s %d", key("queue:pending"), id);
+    }
+    redisReply *r = redis_reply("FCALL tango_migrate 1 %s %s 1 normal A 2 normal A 3 low B", P,
+                                TOKEN);
+    assert_int_equal(r->integer, 3);
+    freeReplyObject(r);
+    r = redis_reply("LLEN %s", key("queue:pending"));
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    assert_int_equal(position_of(3), 3);
+    r = redis_reply("FCALL tango_take 1 %s 3 %s 5000", P, TOKEN);
+    assert_int_equal(r->element[0]->integer, 1);
+    freeReplyObject(r);
+    r = redis_reply("LLEN %s", key("queue:ring:low"));
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    assert_int_equal(hget_ll("running:count", "low:B"), 1);
+    redis_ok("HSET %s 2 garbage", key("jobs:live"));
+    redis_ok("FCALL tango_deadletter 1 %s 2 %s test 100 now", P, TOKEN);
+    assert_int_equal(lease_next(0, 0, NULL, 0, NULL), 1);
+    r = redis_reply("LLEN %s", key("queue:ring:normal"));
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+}
+
+/* store_queue_stats: one row per (class, group) with queued or running jobs. */
+static void test_sched_stats(void **state)
+{
+    (void)state;
+    fresh();
+    add_job("normal", "A");
+    add_job("normal", "A");
+    add_job("low", "B");
+    assert_true(lease_next(0, 0, NULL, 0, NULL) > 0); /* one of A runs */
+    add_job("high", "C");
+    assert_true(lease_next(0, 0, NULL, 0, NULL) > 0); /* C's only job runs */
+    struct store *st = store_new(&cfg);
+    struct store_queue_stat *q = NULL;
+    size_t n = 0;
+    assert_int_equal(store_queue_stats(st, &q, &n), STORE_OK);
+    store_free(st);
+    assert_int_equal(n, 3);
+    int seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(q[i].klass, "normal") && !strcmp(q[i].group, "A")) {
+            assert_int_equal(q[i].length, 1);
+            assert_int_equal(q[i].running, 1);
+            assert_true(q[i].oldest_enqueued_ms > 1700000000000LL);
+            seen |= 1;
+        } else if (!strcmp(q[i].klass, "low") && !strcmp(q[i].group, "B")) {
+            assert_int_equal(q[i].length, 1);
+            assert_int_equal(q[i].running, 0);
+            seen |= 2;
+        } else if (!strcmp(q[i].klass, "high") && !strcmp(q[i].group, "C")) {
+            assert_int_equal(q[i].length, 0);
+            assert_int_equal(q[i].oldest_enqueued_ms, 0);
+            assert_int_equal(q[i].running, 1);
+            seen |= 4;
+        }
+    }
+    free(q);
+    assert_int_equal(seen, 7);
+}
+
+/* The pure parts: share-group rule, class names, rules, config checks. */
+static void test_sched_pure(void **state)
+{
+    (void)state;
+    char g[JOB_GROUP_MAX];
+    assert_int_equal(jobstate_share_group("course", "15213-f24-malloc", "k1", g, sizeof g), 0);
+    assert_string_equal(g, "15213-f24");
+    assert_int_equal(jobstate_share_group("course", "intro", "k1", g, sizeof g), 0);
+    assert_string_equal(g, "intro");
+    assert_int_equal(jobstate_share_group("course", "-lab", "k1", g, sizeof g), 0);
+    assert_string_equal(g, "-lab");
+    assert_int_equal(jobstate_share_group("lab", "15213-f24-malloc", "k1", g, sizeof g), 0);
+    assert_string_equal(g, "15213-f24-malloc");
+    assert_int_equal(jobstate_share_group("key", "15213-malloc", "abc123", g, sizeof g), 0);
+    assert_string_equal(g, "abc123");
+    assert_int_equal(jobstate_share_group("off", "15213-malloc", "k", g, sizeof g), 0);
+    assert_string_equal(g, "all");
+    assert_int_equal(jobstate_share_group("course", NULL, "k", g, sizeof g), -1);
+    assert_int_equal(jobstate_share_group("key", "lab", NULL, g, sizeof g), -1);
+    assert_int_equal(jobstate_share_group("courses", "a-b", "k", g, sizeof g), -1);
+    char small[4];
+    assert_int_equal(jobstate_share_group("lab", "abcdefgh", "k", small, sizeof small), 0);
+    assert_string_equal(small, "abc");
+
+    assert_int_equal(jobstate_class_parse("high"), JOB_CLASS_HIGH);
+    assert_int_equal(jobstate_class_parse("normal"), JOB_CLASS_NORMAL);
+    assert_int_equal(jobstate_class_parse("low"), JOB_CLASS_LOW);
+    assert_int_equal(jobstate_class_parse("LOW"), -1);
+    assert_int_equal(jobstate_class_parse(""), -1);
+    assert_int_equal(jobstate_class_parse(NULL), -1);
+    assert_string_equal(jobstate_class_name(JOB_CLASS_LOW), "low");
+
+    json_t *rules = json_loads("[{\"lab\": \"*-regrade*\", \"class\": \"low\"},"
+                               " {\"key\": \"abc123\", \"class\": \"high\"},"
+                               " {\"lab\": \"intro-lab1\", \"class\": \"high\"}]", 0, NULL);
+    assert_int_equal(jobstate_rule_class(rules, "15213-regrade-malloc", "x"), JOB_CLASS_LOW);
+    assert_int_equal(jobstate_rule_class(rules, "15213-malloc", "abc123"), JOB_CLASS_HIGH);
+    assert_int_equal(jobstate_rule_class(rules, "intro-lab1", "x"), JOB_CLASS_HIGH);
+    assert_int_equal(jobstate_rule_class(rules, "intro-lab2", "x"), -1);
+    char err[256];
+    json_t *w = json_loads("{\"A\": 2, \"B\": 1.5}", 0, NULL);
+    assert_int_equal(jobstate_sched_check("course", rules, w, err, sizeof err), 0);
+    assert_int_equal(jobstate_sched_check("courses", rules, w, err, sizeof err), -1);
+    assert_non_null(strstr(err, "fair_share"));
+    json_t *bad = json_loads("[{\"lab\": \"x\", \"class\": \"urgent\"}]", 0, NULL);
+    assert_int_equal(jobstate_sched_check("off", bad, w, err, sizeof err), -1);
+    assert_non_null(strstr(err, "priority_rules"));
+    json_decref(bad);
+    bad = json_loads("[{\"lab\": \"x\", \"key\": \"y\", \"class\": \"low\"}]", 0, NULL);
+    assert_int_equal(jobstate_sched_check("off", bad, w, err, sizeof err), -1);
+    json_decref(bad);
+    bad = json_loads("{\"A\": 0.5}", 0, NULL);
+    assert_int_equal(jobstate_sched_check("lab", rules, bad, err, sizeof err), -1);
+    assert_non_null(strstr(err, "course_weights"));
+    json_decref(bad);
+    json_decref(w);
+    json_decref(rules);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -346,6 +702,15 @@ int main(void)
         cmocka_unit_test(test_add),
         cmocka_unit_test(test_every_pair),
         cmocka_unit_test(test_fencing),
+        cmocka_unit_test(test_sched_order),
+        cmocka_unit_test(test_sched_weights),
+        cmocka_unit_test(test_sched_cap),
+        cmocka_unit_test(test_sched_promote),
+        cmocka_unit_test(test_sched_pause),
+        cmocka_unit_test(test_sched_queue_limit),
+        cmocka_unit_test(test_sched_migrate_take),
+        cmocka_unit_test(test_sched_stats),
+        cmocka_unit_test(test_sched_pure),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
