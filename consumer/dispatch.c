@@ -1,8 +1,9 @@
 /*
  * dispatch.c: the consumer's main loop. Holds (or waits for) the leader
- * lease, renews it and the leases of held jobs, leases queued jobs FIFO with
- * a blocking Redis call, starts a worker thread per job within the overall
- * and per-image limits, reaps finished workers, and drains on SIGTERM or
+ * lease, renews it and the leases of held jobs, leases queued jobs in the
+ * scheduling rule's order (one atomic library call; a blocking wait for a
+ * wake-up when there is nothing to lease), starts a worker thread per job
+ * within the overall and per-image limits, reaps finished workers, and drains on SIGTERM or
  * when tangoctl's drain request names it. Every 500 ms it writes the
  * heartbeat tangoctl shows and reads the control keys: while control:paused
  * exists it leases nothing new (running jobs go on).
@@ -171,7 +172,11 @@ static void lease_one(struct consumer *c, struct store *st, int block_ms)
     int64_t id = 0;
     struct job *job = NULL;
     enum store_lease got;
-    int status = store_lease_next(st, c->token, c->cfg->lease_ms, block_ms, &id, &job, &got);
+    /* The next job under the scheduling rule (classes, fair share, caps,
+     * promotion, pause: README "Fair share and priorities"). */
+    int status = store_lease_sched(st, c->token, c->cfg->lease_ms, block_ms,
+                                   c->cfg->max_running_per_course, c->cfg->max_wait_s, &id, &job,
+                                   &got);
     if (status != STORE_OK) {
         usleep(200 * 1000);
         return;
