@@ -51,6 +51,8 @@ static const struct option_def options[] = {
     INT("build_timeout_s", build_timeout_s, 600, 1, 86400),
     STR("redis_url", redis_url, "redis://127.0.0.1:6379/0", 1024),
     INT("redis_timeout_ms", redis_timeout_ms, 2000, 10, 600000),
+    INT("redis_min_replicas", redis_min_replicas, 0, 0, 16),
+    INT("redis_wait_ms", redis_wait_ms, 1000, 1, 600000),
     STR("prefix", prefix, "tango:", 64),
     STR("courselabs", courselabs, "courselabs", 4096),
     LIST("keys", keys, nkeys, ""),
@@ -414,6 +416,11 @@ static int validate(struct tango_config *cfg, char *err, size_t errlen)
     struct redis_target t;
     if (redis_url_parse(cfg->redis_url, &t, err, errlen))
         return -1;
+    if (cfg->redis_min_replicas > 0 && cfg->redis_wait_ms >= cfg->redis_timeout_ms) {
+        snprintf(err, errlen, "config key \"redis_wait_ms\": must be less than redis_timeout_ms "
+                              "when redis_min_replicas is set");
+        return -1;
+    }
     if (check_prefix("prefix", cfg->prefix, ":_.-", err, errlen) ||
         check_prefix("instance_prefix", cfg->instance_prefix, "_.-", err, errlen))
         return -1;
@@ -486,50 +493,6 @@ void config_free(struct tango_config *cfg)
         }
     }
     memset(cfg, 0, sizeof *cfg);
-}
-
-int redis_url_parse(const char *url, struct redis_target *out, char *err, size_t errlen)
-{
-    memset(out, 0, sizeof *out);
-    out->port = 6379;
-    const char *p = url;
-    if (strncmp(p, "redis://", 8) != 0)
-        goto bad;
-    p += 8;
-    const char *at = strrchr(p, '@'); /* the last: a password may hold '@' */
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (!colon || (size_t)(at - colon - 1) >= sizeof out->password)
-            goto bad;
-        memcpy(out->password, colon + 1, (size_t)(at - colon - 1));
-        p = at + 1;
-    }
-    size_t hl = strcspn(p, ":/");
-    if (hl == 0 || hl >= sizeof out->host)
-        goto bad;
-    memcpy(out->host, p, hl);
-    p += hl;
-    if (*p == ':') {
-        char *end;
-        long port = strtol(p + 1, &end, 10);
-        if (end == p + 1 || port < 1 || port > 65535)
-            goto bad;
-        out->port = (int)port;
-        p = end;
-    }
-    if (*p == '/' && p[1]) {
-        char *end;
-        long db = strtol(p + 1, &end, 10);
-        if (end == p + 1 || *end || db < 0 || db > 1000)
-            goto bad;
-        out->db = (int)db;
-    } else if (*p && strcmp(p, "/") != 0) {
-        goto bad;
-    }
-    return 0;
-bad:
-    snprintf(err, errlen, "config key \"redis_url\": expected redis://[:password@]host[:port][/db]");
-    return -1;
 }
 
 int config_from_cli(int argc, char **argv, const char *component, struct tango_config *cfg)

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <jansson.h>
 
+#include "redis_url.h" /* redis_url_parse: config key redis_url */
+
 struct tango_config {
     /* HTTP (producer) */
     char *bind;
@@ -28,6 +30,8 @@ struct tango_config {
     /* shared state */
     char *redis_url;
     int redis_timeout_ms;
+    int redis_min_replicas;  /* WAIT for this many replicas after each write (0: no WAIT) */
+    int redis_wait_ms;       /* ... for at most this long, else the write fails */
     char *prefix;
     char *courselabs;
     char **keys;
@@ -99,14 +103,5 @@ void config_free(struct tango_config *cfg);
  * the exit code (0 after -h, 2 on a usage or config error, reported on
  * stderr as "tango-<component>: ..."). */
 int config_from_cli(int argc, char **argv, const char *component, struct tango_config *cfg);
-
-/* Parsed redis_url: redis://[:password@]host[:port][/db] */
-struct redis_target {
-    char host[256];
-    int port;
-    int db;
-    char password[256];
-};
-int redis_url_parse(const char *url, struct redis_target *out, char *err, size_t errlen);
 
 #endif

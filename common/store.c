@@ -1,18 +1,22 @@
 /*
  * store.c: the Redis store's core: the handle, its connection (lazy,
- * reconnecting, fail-fast while Redis is down), the one retry rule every
- * command goes through, key names from keys.h, and calls into the job-state
- * Functions library (loaded into Redis on demand). The operations live in
+ * reconnecting, fail-fast while Redis is down; with redis-sentinel:// the
+ * master is found through the sentinels and checked with ROLE), the one
+ * retry rule every command goes through, the one place writes wait for the
+ * replicas (WAIT, redis_min_replicas), key names from keys.h, and calls
+ * into the job-state Functions library (loaded into Redis on demand). The operations live in
  * store_queries.c (producer reads and writes), store_lifecycle.c (job
  * transitions and leases) and store_callbacks.c (callbacks, cancels, builds).
  */
 #include "store_internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -30,6 +34,12 @@ struct store *store_new(const struct tango_config *cfg)
         return NULL;
     }
     st->timeout_ms = cfg->redis_timeout_ms;
+    st->min_replicas = cfg->redis_min_replicas;
+    st->wait_ms = cfg->redis_wait_ms;
+    if (!st->target.sentinel) {
+        snprintf(st->addr_host, sizeof st->addr_host, "%s", st->target.host);
+        st->addr_port = st->target.port;
+    }
     snprintf(st->prefix, sizeof st->prefix, "%s", cfg->prefix);
     st->dead_keep = cfg->dead_jobs_keep;
     return st;
@@ -79,17 +89,39 @@ void store_keyf(const struct store *st, char *buf, enum store_key_id k, const ch
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 4000
 
-/* Records a failure. A reused connection that Redis closed (EOF, reset)
- * never ran the command and may be retried at once on a fresh one. A
- * timeout (Redis hung or unreachable) starts a fail-fast window, so a hung
- * Redis costs one timeout per window, not one per call; a refused
- * connection costs nothing, so it gets no window and recovery is immediate. */
+/* Logs where this handle talks to: the server, or the master's name and its
+ * last known address. */
+static void log_where(struct store *st, char *buf, size_t len)
+{
+    if (st->target.sentinel)
+        snprintf(buf, len, "master=%s host=%s port=%d", st->target.master,
+                 st->addr_host[0] ? st->addr_host : "-", st->addr_port);
+    else
+        snprintf(buf, len, "host=%s port=%d", st->addr_host, st->addr_port);
+}
+
+static void drop_connection(struct store *st)
+{
+    if (st->ctx) {
+        redisFree(st->ctx);
+        st->ctx = NULL;
+    }
+}
+
+/* Records a failure of the connection (st->ctx, if any, is dropped). One
+ * that broke (EOF, reset) may be retried at once on a fresh connection if
+ * what was sent only reads (run_with_retry). A timeout (Redis hung or
+ * unreachable) starts a fail-fast window, so a hung Redis costs one
+ * timeout per window, not one per call; a refused connection costs
+ * nothing, so it gets no window and recovery is immediate. */
 static void mark_down(struct store *st, const char *why)
 {
     int e = errno;
-    st->last_retryable = st->ctx && (st->ctx->err == REDIS_ERR_EOF ||
-                                     (st->ctx->err == REDIS_ERR_IO &&
-                                      (e == ECONNRESET || e == EPIPE)));
+    st->last_fail = st->ctx && (st->ctx->err == REDIS_ERR_EOF ||
+                                (st->ctx->err == REDIS_ERR_IO &&
+                                 (e == ECONNRESET || e == EPIPE)))
+                        ? FAIL_BROKEN
+                        : FAIL_OTHER;
     snprintf(st->err, sizeof st->err, "Redis unavailable: %s", why);
     /* hiredis's words: "Connection timed out" (connect), "Resource
      * temporarily unavailable" (read timeout). errno is no guide here: a
@@ -102,15 +134,175 @@ static void mark_down(struct store *st, const char *why)
             st->backoff_ms = BACKOFF_MAX_MS;
         st->down_until_ms = clock_mono_ms() + st->backoff_ms;
     }
-    if (!st->was_down && !st->last_retryable)
-        log_warn("redis_down", "host=%s port=%d reason=\"%s\"", st->target.host,
-                 st->target.port, why);
-    if (!st->last_retryable)
-        st->was_down = 1;
-    if (st->ctx) {
-        redisFree(st->ctx);
-        st->ctx = NULL;
+    if (!st->was_down && st->last_fail != FAIL_BROKEN) {
+        char where[400];
+        log_where(st, where, sizeof where);
+        log_warn("redis_down", "%s reason=\"%s\"", where, why);
     }
+    if (st->last_fail != FAIL_BROKEN)
+        st->was_down = 1;
+    drop_connection(st);
+}
+
+/* Runs one command on a connection being set up; false (why filled) if it
+ * failed or Redis refused it. */
+static bool setup_command(redisContext *c, const char *what, char *why, size_t len,
+                          redisReply **out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        snprintf(why, len, "%s failed%s%.100s", what, r ? ": " : "", r ? r->str : "");
+        freeReplyObject(r);
+        return false;
+    }
+    if (out)
+        *out = r;
+    else
+        freeReplyObject(r);
+    return true;
+}
+
+static redisContext *connect_to(const struct store *st, const char *host, int port, char *why,
+                                size_t len)
+{
+    struct timeval tv = {st->timeout_ms / 1000, (st->timeout_ms % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
+    if (!c || c->err) {
+        if (st->target.sentinel)
+            snprintf(why, len, "%s:%d: %s", host, port, c ? c->errstr : "out of memory");
+        else
+            snprintf(why, len, "%s", c ? c->errstr : "out of memory");
+        if (c)
+            redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    redisEnableKeepAlive(c);
+    return c;
+}
+
+/* A ready connection to the Redis server at host:port: authenticated, its
+ * db selected and, when must_be_master, checked to be a master (ROLE).
+ * NULL with why. */
+static redisContext *open_server(const struct store *st, const char *host, int port,
+                                 bool must_be_master, char *why, size_t len)
+{
+    redisContext *c = connect_to(st, host, port, why, len);
+    if (!c)
+        return NULL;
+    redisReply *role = NULL;
+    if ((st->target.password[0] &&
+         !setup_command(c, "authentication", why, len, NULL, "AUTH %s", st->target.password)) ||
+        (st->target.db && !setup_command(c, "SELECT", why, len, NULL, "SELECT %d", st->target.db)) ||
+        (must_be_master && !setup_command(c, "ROLE", why, len, &role, "ROLE"))) {
+        redisFree(c);
+        return NULL;
+    }
+    if (role) {
+        bool master = role->type == REDIS_REPLY_ARRAY && role->elements > 0 &&
+                      role->element[0]->type == REDIS_REPLY_STRING &&
+                      strcmp(role->element[0]->str, "master") == 0;
+        if (!master)
+            snprintf(why, len, "%s:%d is not a master (ROLE %.20s)", host, port,
+                     role->type == REDIS_REPLY_ARRAY && role->elements > 0 &&
+                             role->element[0]->type == REDIS_REPLY_STRING
+                         ? role->element[0]->str
+                         : "?");
+        freeReplyObject(role);
+        if (!master) {
+            redisFree(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+/* Asks sentinel s for the master's address (host: REDIS_HOST_MAX + 1
+ * bytes). A sentinel that wants a password gets the URL's. */
+static int ask_sentinel(const struct store *st, const struct redis_addr *s, char *host, int *port,
+                        char *why, size_t len)
+{
+    redisContext *c = connect_to(st, s->host, s->port, why, len);
+    if (!c)
+        return -1;
+    const char *cmd = "SENTINEL get-master-addr-by-name %s";
+    redisReply *r = redisCommand(c, cmd, st->target.master);
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOAUTH", 6) == 0 &&
+        st->target.password[0]) {
+        freeReplyObject(r);
+        r = redisCommand(c, "AUTH %s", st->target.password);
+        bool ok = r && r->type != REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+        r = ok ? redisCommand(c, cmd, st->target.master) : NULL;
+    }
+    int rc = -1;
+    if (!r) {
+        snprintf(why, len, "sentinel %s:%d: %s", s->host, s->port,
+                 c->errstr[0] ? c->errstr : "authentication failed");
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+               r->element[0]->type == REDIS_REPLY_STRING &&
+               r->element[1]->type == REDIS_REPLY_STRING && r->element[0]->len > 0 &&
+               r->element[0]->len <= REDIS_HOST_MAX) {
+        char *end;
+        long p = strtol(r->element[1]->str, &end, 10);
+        if (*end == '\0' && p >= 1 && p <= 65535) {
+            memcpy(host, r->element[0]->str, r->element[0]->len + 1);
+            *port = (int)p;
+            rc = 0;
+        } else {
+            snprintf(why, len, "sentinel %s:%d: bad master port", s->host, s->port);
+        }
+    } else if (r->type == REDIS_REPLY_NIL) {
+        snprintf(why, len, "sentinel %s:%d does not know master %s", s->host, s->port,
+                 st->target.master);
+    } else {
+        snprintf(why, len, "sentinel %s:%d: unexpected reply%s%.100s", s->host, s->port,
+                 r->type == REDIS_REPLY_ERROR ? ": " : "",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "");
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return rc;
+}
+
+/* Sentinel mode: asks each sentinel in turn (the last one that answered
+ * first) and connects to the master it names, checking it is one. */
+static redisContext *discover_master(struct store *st, char *why, size_t len)
+{
+    int n = st->target.nsentinels;
+    for (int k = 0; k < n; k++) {
+        int i = (st->sentinel_next + k) % n;
+        const struct redis_addr *s = &st->target.sentinels[i];
+        char host[REDIS_HOST_MAX + 1];
+        int port;
+        if (ask_sentinel(st, s, host, &port, why, len))
+            continue;
+        redisContext *c = open_server(st, host, port, true, why, len);
+        if (!c)
+            continue;
+        st->sentinel_next = i;
+        if (strcmp(host, st->addr_host) != 0 || port != st->addr_port) {
+            log_info("redis_master", "master=%s host=%s port=%d sentinel=%s:%d",
+                     st->target.master, host, port, s->host, s->port);
+            snprintf(st->addr_host, sizeof st->addr_host, "%s", host);
+            st->addr_port = port;
+        }
+        return c;
+    }
+    return NULL;
+}
+
+/* Whether an idle connection is still usable: nothing may be waiting on it
+ * (Redis sends nothing unasked), so anything readable is its close. This is
+ * how a connection that Redis (or a failover) closed is noticed before a
+ * command is sent on it. */
+static bool connection_idle_ok(const redisContext *c)
+{
+    struct pollfd p = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
+    return poll(&p, 1, 0) == 0;
 }
 
 /* Returns 0 when connected (connecting if needed); *fresh tells whether
@@ -118,69 +310,57 @@ static void mark_down(struct store *st, const char *why)
 static int ensure_connected_ex(struct store *st, bool *fresh)
 {
     *fresh = false;
-    if (st->ctx)
+    if (st->ctx && connection_idle_ok(st->ctx))
         return 0;
+    drop_connection(st); /* closed while idle: no command was lost on it */
     *fresh = true;
-    st->last_retryable = false;
+    st->last_fail = FAIL_OTHER;
     if (clock_mono_ms() < st->down_until_ms)
         return -1; /* still in the fail-fast window; st->err says why */
-    struct timeval tv = {st->timeout_ms / 1000, (st->timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(st->target.host, st->target.port, tv);
-    if (!c || c->err) {
-        const char *why = c ? c->errstr : "out of memory";
-        char buf[160];
-        snprintf(buf, sizeof buf, "%s", why);
-        if (c)
-            redisFree(c);
-        mark_down(st, buf);
+    char why[300] = "";
+    redisContext *c = st->target.sentinel
+                          ? discover_master(st, why, sizeof why)
+                          : open_server(st, st->target.host, st->target.port, false, why,
+                                        sizeof why);
+    if (!c) {
+        mark_down(st, why);
         return -1;
     }
-    redisSetTimeout(c, tv);
-    redisEnableKeepAlive(c);
     st->ctx = c;
     st->library_checked = false;
-    if (st->target.password[0]) {
-        redisReply *r = redisCommand(c, "AUTH %s", st->target.password);
-        int bad = !r || r->type == REDIS_REPLY_ERROR;
-        freeReplyObject(r);
-        if (bad) {
-            mark_down(st, "authentication failed");
-            return -1;
-        }
+    if (st->was_down) {
+        char where[400];
+        log_where(st, where, sizeof where);
+        log_info("redis_up", "%s", where);
     }
-    if (st->target.db) {
-        redisReply *r = redisCommand(c, "SELECT %d", st->target.db);
-        int bad = !r || r->type == REDIS_REPLY_ERROR;
-        freeReplyObject(r);
-        if (bad) {
-            mark_down(st, "SELECT failed");
-            return -1;
-        }
-    }
-    if (st->was_down)
-        log_info("redis_up", "host=%s port=%d", st->target.host, st->target.port);
     st->was_down = 0;
     st->backoff_ms = 0;
     st->down_until_ms = 0;
     return 0;
 }
 
-/* Checks a reply: NULL means the connection broke. */
-static redisReply *check_reply(struct store *st, redisReply *r, int *status)
+/* Maps an error reply to a status and st->err. A reply saying this server
+ * is not (or no longer) a writable master means the command was refused,
+ * not run: the connection is dropped so the next one asks the sentinels
+ * again, and the command may be sent again (FAIL_REFUSED). */
+static int error_status(struct store *st, const char *msg)
 {
-    if (!r) {
-        mark_down(st, st->ctx && st->ctx->errstr[0] ? st->ctx->errstr : "connection lost");
-        *status = STORE_UNAVAILABLE;
-        return NULL;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(st->err, sizeof st->err, "Redis error: %.200s", r->str);
-        *status = strncmp(r->str, "LOADING", 7) == 0 ? STORE_UNAVAILABLE : STORE_ERROR;
-        freeReplyObject(r);
-        return NULL;
-    }
-    *status = STORE_OK;
-    return r;
+    static const char *const not_master[] = {"READONLY", "MASTERDOWN", "UNBLOCKED"};
+    for (size_t i = 0; i < sizeof not_master / sizeof not_master[0]; i++)
+        if (strncmp(msg, not_master[i], strlen(not_master[i])) == 0) {
+            snprintf(st->err, sizeof st->err, "Redis unavailable: %.100s:%d is not the master (%.100s)",
+                     st->addr_host, st->addr_port, msg);
+            if (!st->refused)
+                log_warn("redis_not_master", "host=%s port=%d reply=\"%.80s\"", st->addr_host,
+                         st->addr_port, msg);
+            st->last_fail = FAIL_REFUSED;
+            st->refused = true;
+            return STORE_UNAVAILABLE;
+        }
+    snprintf(st->err, sizeof st->err, "Redis error: %.200s", msg);
+    if (strncmp(msg, "LOADING", 7) == 0 || strncmp(msg, "NOREPLICAS", 10) == 0)
+        return STORE_UNAVAILABLE;
+    return STORE_ERROR;
 }
 
 void batch_add(struct store_batch *b, const char *fmt, ...)
@@ -210,33 +390,106 @@ static void batch_clear(struct store_batch *b)
     b->n = 0;
 }
 
-/* Sends the batch once on the current connection. single: return the one
- * command's reply itself; atomic: wrap in MULTI/EXEC and return EXEC's
- * reply; else an array of every reply. NULL with *status on failure. */
-static redisReply *batch_send(struct store *st, struct store_batch *b, bool atomic, bool single,
-                              int *status)
+/* Argument i (0 or 1) of a formatted command ("*N\r\n$L\r\narg\r\n..."):
+ * *arg (not terminated) and its length; false if it has none. */
+static bool command_arg(const char *cmd, long long len, int i, const char **arg, size_t *alen)
 {
-    if (single) {
-        void *rv = NULL;
-        if (redisAppendFormattedCommand(st->ctx, b->cmds[0], (size_t)b->lens[0]) != REDIS_OK ||
-            redisGetReply(st->ctx, &rv) != REDIS_OK)
-            rv = NULL;
-        return check_reply(st, rv, status);
+    const char *p = cmd, *end = cmd + len;
+    if (p >= end || *p != '*')
+        return false;
+    long argc = strtol(p + 1, NULL, 10);
+    if (argc <= i)
+        return false;
+    p = memchr(p, '\n', (size_t)(end - p));
+    for (int k = 0; p && k <= i; k++) {
+        p++;
+        if (p >= end || *p != '$')
+            return false;
+        long l = strtol(p + 1, NULL, 10);
+        p = memchr(p, '\n', (size_t)(end - p));
+        if (!p || l < 0 || end - (p + 1) < l)
+            return false;
+        if (k == i) {
+            *arg = p + 1;
+            *alen = (size_t)l;
+            return true;
+        }
+        p = memchr(p + 1 + l, '\n', (size_t)(end - (p + 1 + l)));
     }
+    return false;
+}
+
+static bool word_in(const char *w, size_t len, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(list[i]) == len && strncasecmp(w, list[i], len) == 0)
+            return true;
+    return false;
+}
+
+/* Whether a formatted command can change data (and so must reach the
+ * replicas before it counts). A short list of the read commands the store
+ * uses says no; everything else (a new command included) says yes, which at
+ * worst costs a WAIT. */
+static bool command_writes(const char *cmd, long long len)
+{
+    static const char *const reads[] = {
+        "GET", "MGET", "STRLEN", "EXISTS", "TTL", "PTTL", "PEXPIRETIME", "TYPE", "HGET",
+        "HMGET", "HGETALL", "HLEN", "HEXISTS", "HKEYS", "HVALS", "HSCAN", "LLEN", "LRANGE",
+        "LINDEX", "LPOS", "SCARD", "SISMEMBER", "SMISMEMBER", "SMEMBERS", "SRANDMEMBER", "SSCAN",
+        "ZCARD", "ZSCORE", "ZMSCORE", "ZRANGE", "ZREVRANGE", "ZRANGEBYSCORE", "ZREVRANGEBYSCORE",
+        "ZRANK", "ZREVRANK", "ZCOUNT", "ZSCAN", "SCAN", "PING", "TIME", "INFO", "ROLE",
+        "DBSIZE", "FCALL_RO", "EVAL_RO", "EVALSHA_RO",
+    };
+    /* Functions of jobstate.lua that only read. */
+    static const char *const read_functions[] = {"tango_version", "tango_now"};
+    const char *name, *fn;
+    size_t nlen, flen;
+    if (!command_arg(cmd, len, 0, &name, &nlen))
+        return true;
+    if (word_in(name, nlen, reads, sizeof reads / sizeof reads[0]))
+        return false;
+    if (nlen == 5 && strncasecmp(name, "FCALL", 5) == 0 && command_arg(cmd, len, 1, &fn, &flen))
+        return !word_in(fn, flen, read_functions,
+                        sizeof read_functions / sizeof read_functions[0]);
+    return true;
+}
+
+static bool batch_writes(const struct store_batch *b)
+{
+    for (int i = 0; i < b->n; i++)
+        if (command_writes(b->cmds[i], b->lens[i]))
+            return true;
+    return false;
+}
+
+/* Sends the batch once on the current connection, in one round trip:
+ * [MULTI] commands [EXEC] [WAIT min_replicas wait_ms]. single: return the
+ * one command's reply itself; atomic: return EXEC's reply; else an array of
+ * every reply. With wait, a write the replicas did not confirm in time is
+ * STORE_UNAVAILABLE (it did run on the master: its outcome is unknown to
+ * the caller, never a success). NULL with *status on failure. */
+static redisReply *batch_send(struct store *st, struct store_batch *b, bool atomic, bool single,
+                              bool wait, int *status)
+{
     if (atomic)
         redisAppendCommand(st->ctx, "MULTI");
     for (int i = 0; i < b->n; i++)
         redisAppendFormattedCommand(st->ctx, b->cmds[i], (size_t)b->lens[i]);
     if (atomic)
         redisAppendCommand(st->ctx, "EXEC");
+    if (wait)
+        redisAppendCommand(st->ctx, "WAIT %d %d", st->min_replicas, st->wait_ms);
     size_t total = (size_t)b->n + (atomic ? 2 : 0);
-    redisReply *result = atomic ? NULL : calloc(1, sizeof *result);
-    if (!atomic) {
+    redisReply *result = NULL;
+    if (!atomic && !single) {
+        result = calloc(1, sizeof *result);
         result->type = REDIS_REPLY_ARRAY;
         result->element = calloc(total, sizeof *result->element);
     }
     int rc = STORE_OK;
-    for (size_t i = 0; i < total; i++) {
+    st->refused = false;
+    for (size_t i = 0; i < total + (wait ? 1 : 0); i++) {
         void *rv = NULL;
         if (redisGetReply(st->ctx, &rv) != REDIS_OK) {
             mark_down(st, st->ctx && st->ctx->errstr[0] ? st->ctx->errstr : "connection lost");
@@ -245,23 +498,35 @@ static redisReply *batch_send(struct store *st, struct store_batch *b, bool atom
             return NULL;
         }
         redisReply *r = rv;
-        if (r->type == REDIS_REPLY_ERROR && rc == STORE_OK) {
-            snprintf(st->err, sizeof st->err, "Redis error: %.200s", r->str);
-            rc = STORE_ERROR;
+        if (i == total) { /* WAIT's reply */
+            if (rc == STORE_OK && (r->type != REDIS_REPLY_INTEGER || r->integer < st->min_replicas)) {
+                if (r->type == REDIS_REPLY_INTEGER)
+                    snprintf(st->err, sizeof st->err,
+                             "Redis unavailable: the write reached %lld of %d replicas in %d ms",
+                             r->integer, st->min_replicas, st->wait_ms);
+                else
+                    snprintf(st->err, sizeof st->err, "Redis unavailable: WAIT failed: %.100s",
+                             r->type == REDIS_REPLY_ERROR ? r->str : "?");
+                rc = STORE_UNAVAILABLE;
+            }
+            freeReplyObject(r);
+            continue;
         }
-        if (atomic) {
-            if (i == total - 1)
-                result = r;
-            else
-                freeReplyObject(r);
-        } else {
+        if (r->type == REDIS_REPLY_ERROR && rc == STORE_OK)
+            rc = error_status(st, r->str);
+        if (single || (atomic && i == total - 1))
+            result = r;
+        else if (atomic)
+            freeReplyObject(r);
+        else
             result->element[result->elements++] = r;
-        }
     }
-    if (rc == STORE_OK && (!result || result->type != REDIS_REPLY_ARRAY)) {
+    if (rc == STORE_OK && !single && (!result || result->type != REDIS_REPLY_ARRAY)) {
         snprintf(st->err, sizeof st->err, "Redis transaction aborted");
         rc = STORE_ERROR;
     }
+    if (st->refused)
+        drop_connection(st);
     if (rc != STORE_OK) {
         freeReplyObject(result);
         *status = rc;
@@ -271,14 +536,22 @@ static redisReply *batch_send(struct store *st, struct store_batch *b, bool atom
     return result;
 }
 
-/* The one retry rule. A reused connection found closed (EOF or reset: Redis
- * restarted while it was idle) never ran the command, so one retry on a
- * fresh connection is safe and spares the caller a spurious failure. A
- * timeout is never retried: the command may have run. Frees b's commands. */
+/* The one retry rule, and the one place a write waits for the replicas.
+ * A connection Redis closed while idle is noticed before anything is sent
+ * on it and replaced (ensure_connected_ex). After sending, a command is
+ * sent again at most once, on a fresh connection, and only when that
+ * cannot run it twice: Redis refused it as not the master (READONLY and the
+ * like: ask the sentinels again), or the connection broke (EOF, reset) and
+ * the batch only reads. A write whose reply was lost (broken connection,
+ * timeout, replicas not confirming) is never sent again here: its outcome
+ * is unknown, the caller gets STORE_UNAVAILABLE, and the lifecycle's fenced
+ * transitions tell on their retry whether it had landed. Frees b's commands. */
 static redisReply *run_with_retry(struct store *st, struct store_batch *b, bool atomic,
                                   bool single, int *status)
 {
     redisReply *r = NULL;
+    bool writes = batch_writes(b);
+    bool wait = writes && st->min_replicas > 0;
     *status = STORE_UNAVAILABLE;
     for (int attempt = 0; attempt < 2; attempt++) {
         bool fresh;
@@ -286,8 +559,13 @@ static redisReply *run_with_retry(struct store *st, struct store_batch *b, bool 
             *status = STORE_UNAVAILABLE;
             break;
         }
-        r = batch_send(st, b, atomic, single, status);
-        if (r || fresh || *status != STORE_UNAVAILABLE || !st->last_retryable)
+        r = batch_send(st, b, atomic, single, wait, status);
+        if (r || *status != STORE_UNAVAILABLE)
+            break;
+        bool again = st->last_fail == FAIL_REFUSED ||
+                     (st->last_fail == FAIL_BROKEN && !fresh && !writes);
+        st->last_fail = FAIL_OTHER;
+        if (!again)
             break;
     }
     batch_clear(b);

@@ -18,9 +18,19 @@ struct store {
     int timeout_ms;
     char prefix[80];
     int dead_keep;
+    int min_replicas;         /* WAIT for this many replicas after a write (0: never) */
+    int wait_ms;
     redisContext *ctx;
+    char addr_host[REDIS_HOST_MAX + 1]; /* the server talked to (sentinel: last master) */
+    int addr_port;
+    int sentinel_next;        /* the sentinel asked first: the last that answered */
     int was_down;      /* for logging transitions only */
-    bool last_retryable;      /* last failure: an idle connection found closed */
+    enum {
+        FAIL_OTHER,   /* timeout, refused connection...: not sent again */
+        FAIL_BROKEN,  /* the connection broke after sending (EOF, reset) */
+        FAIL_REFUSED, /* not the master (READONLY...): it did not run */
+    } last_fail;
+    bool refused;             /* the batch being read got a not-master refusal */
     long long down_until_ms;  /* fail fast until then (monotonic), Redis down */
     int backoff_ms;
     bool library_checked;     /* this connection saw our Functions library */
