@@ -184,7 +184,7 @@ static void test_add_job(void **state)
     assert_true(add_job(st, "second") == 2);
     assert_true(add_job(st, "third") == 3);
 
-    r = redis_ok_reply("LRANGE %s 0 -1", K(k, "queue:pending"));
+    r = redis_ok_reply("LRANGE %s 0 -1", K(k, "queue:c:normal:all"));
     assert_int_equal(r->elements, 3);
     assert_string_equal(r->element[0]->str, "1");
     assert_string_equal(r->element[1]->str, "2");
@@ -210,7 +210,7 @@ static void test_add_job(void **state)
     assert_int_equal(store_queue_position(st, 99, &pos), STORE_OK);
     assert_int_equal(pos, 0);
     /* Once a job leaves the queue its position is 0 and the others move up. */
-    redis_ok("LREM %s 0 1", K(k, "queue:pending"));
+    redis_ok("LREM %s 0 1", K(k, "queue:c:normal:all"));
     assert_int_equal(store_queue_position(st, 1, &pos), STORE_OK);
     assert_int_equal(pos, 0);
     assert_int_equal(store_queue_position(st, 3, &pos), STORE_OK);
@@ -249,7 +249,7 @@ static void test_large_ids(void **state)
     assert_string_equal(json_string_value(json_object_get(o, "name")), "big");
     json_decref(o);
 
-    redisReply *r = redis_ok_reply("LRANGE %s 0 -1", K(k, "queue:pending"));
+    redisReply *r = redis_ok_reply("LRANGE %s 0 -1", K(k, "queue:c:normal:all"));
     assert_int_equal(r->elements, 4);
     assert_string_equal(r->element[2]->str, "4294967297");
     freeReplyObject(r);
