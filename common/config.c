@@ -97,6 +97,8 @@ static const struct option_def options[] = {
     LIST("callback_allow", callback_allow, ncallback_allow, ""),
     INT("partial_output_interval_ms", partial_output_interval_ms, 1000, 50, 600000),
     INT("partial_output_kb", partial_output_kb, 64, 1, 65536),
+    STR("metrics_bind", metrics_bind, "127.0.0.1", 255),
+    INT("metrics_port", metrics_port, 9101, 0, 65535),
     /* fair share and priorities (jobstate.h) */
     STR("fair_share", fair_share, "course", 16),
     {"priority_rules", OPT_JSON, F(priority_rules), 0, 0, 1, "[]"},

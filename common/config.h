@@ -81,6 +81,8 @@ struct tango_config {
     size_t ncallback_allow;
     int partial_output_interval_ms;
     int partial_output_kb;
+    char *metrics_bind;      /* consumer /metrics listener address */
+    int metrics_port;        /* its port; 0 = no listener */
     /* fair share and priorities (jobstate.h, README "Fair share and priorities") */
     char *fair_share;             /* course, lab, key or off */
     json_t *priority_rules;       /* [{"lab"|"key": .., "class": ..}] */

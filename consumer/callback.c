@@ -23,6 +23,7 @@
 #include "callback_allow.h"
 #include "consumer.h"
 #include "log.h"
+#include "store_metrics.h"
 #include "clock.h"
 
 #define BACKOFF_CAP_MS (10 * 60 * 1000)
@@ -113,13 +114,16 @@ static void deliver(struct consumer *c, struct store *st, CURL *curl,
     if (judged == 0 && path && name &&
         post_file(curl, url, pin, path, name, c->cfg->callback_timeout_s, err, sizeof err) == 0) {
         store_callback_done(st, member);
+        store_incr_counter(st, COUNTER_CALLBACKS_DELIVERED, 1);
         log_info("callback_sent", "id=%lld host=%s attempts=%d", job, host, attempts + 1);
         return;
     }
     attempts++;
+    store_incr_counter(st, COUNTER_CALLBACK_FAILURES, 1);
     if (attempts >= c->cfg->callback_attempts || !url || !path || !name ||
         (judged < 0 && policy)) {
         store_callback_give_up(st, member);
+        store_incr_counter(st, COUNTER_CALLBACKS_GIVEN_UP, 1);
         log_error("callback_given_up", "id=%lld host=%s attempts=%d error=\"%s\"", job, host,
                   attempts, err);
         return;

@@ -22,6 +22,7 @@
 
 struct pool;
 struct reaper;
+struct consumer_metrics;
 
 /* What a worker does with a held job. */
 enum held_mode {
@@ -69,6 +70,7 @@ struct consumer {
     unsigned long vm_seq;
     struct pool *pool;
     struct reaper *reaper;   /* VMMS clean-up off the dispatcher thread */
+    struct consumer_metrics *metrics; /* metrics_http.c; set before the threads start */
 };
 
 /* plugin.c: loads cfg->vmms from cfg->vmms_dir and initialises it. */
@@ -116,6 +118,21 @@ void *callback_main(void *consumer);
 void *partial_main(void *consumer);
 /* upkeep.c: images, builds and pools (leader only). */
 void *upkeep_main(void *consumer);
+
+/* metrics_http.c: the consumer's Prometheus families and its /metrics
+ * listener (metrics_bind:metrics_port; 0: no listener), on its own thread
+ * and event_base. start: before the other threads (-1: cannot listen);
+ * stop: after they ended. The recording calls are thread-safe and do
+ * nothing before start. op: the vmms_ops member that failed ("copy_in");
+ * status: its vmms_status (VMMS_OK is not counted); phase: "waitvm",
+ * "copyin", "run", "copyout"; latency: addJob until the job ended. */
+int metrics_start(struct consumer *c);
+void metrics_stop(struct consumer *c);
+void metrics_vmms_error(struct consumer *c, const char *op, int status);
+void metrics_job_phase(struct consumer *c, const char *phase, double seconds);
+void metrics_job_latency(struct consumer *c, double seconds);
+void metrics_leader_change(struct consumer *c, bool acquired);
+void metrics_job_adopted(struct consumer *c, enum held_mode mode);
 
 /* A unique instance name: <instance_prefix><tag>-<seq>-<token prefix>. */
 void consumer_vm_name(struct consumer *c, const char *tag, char *out, size_t len);

@@ -141,6 +141,7 @@ void hold_job(struct consumer *c, struct job *job, enum held_mode mode, bool can
     h->fence = job->fence;
     h->job = job;
     h->mode = mode;
+    metrics_job_adopted(c, mode);
     atomic_store(&h->cancel, cancel);
     snprintf(h->image, sizeof h->image, "%s", job->image);
     if (mode != HELD_RUN && job->vm_name)
@@ -318,6 +319,7 @@ static void become_leader(struct consumer *c, struct store *st)
 {
     log_info("leader_acquired", "token=%.8s", c->token);
     atomic_store(&c->leader, true);
+    metrics_leader_change(c, true);
     sweep_leases(c, st);
     reaper_request_cleanup(c);
 }
@@ -342,6 +344,7 @@ int dispatch_run(struct consumer *c)
                 else if (!leader && was_leader) {
                     log_error("leader_lost", "token=%.8s", c->token);
                     atomic_store(&c->leader, false);
+                    metrics_leader_change(c, false);
                 }
                 was_leader = leader;
                 if (leader)
@@ -349,6 +352,7 @@ int dispatch_run(struct consumer *c)
             } else if (was_leader && now - last_ok > c->cfg->lease_ms) {
                 log_error("leader_lease_expired", "reason=\"%s\"", store_error(st));
                 atomic_store(&c->leader, false);
+                metrics_leader_change(c, false);
                 was_leader = false;
             }
             next_renew = now + c->cfg->lease_ms / 3;

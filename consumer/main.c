@@ -51,6 +51,11 @@ int main(int argc, char **argv)
         return 2;
     }
     c.pool = pool_new(&c);
+    if (metrics_start(&c)) {
+        fprintf(stderr, "tango-consumer: cannot serve metrics on %s:%d (config metrics_bind, "
+                        "metrics_port)\n", cfg.metrics_bind, cfg.metrics_port);
+        return 2;
+    }
     if (reaper_start(&c)) {
         fprintf(stderr, "tango-consumer: cannot start the reaper thread\n");
         return 2;
@@ -76,6 +81,7 @@ int main(int argc, char **argv)
     pthread_join(t_partial, NULL);
     pthread_join(t_upkeep, NULL);
     reaper_stop(&c);
+    metrics_stop(&c);
     pool_free(c.pool);
     vmms_unload(&c);
     pthread_mutex_destroy(&c.lock);

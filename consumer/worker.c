@@ -27,6 +27,7 @@
 #include "output_file.h"
 #include "pool.h"
 #include "clock.h"
+#include "store_metrics.h"
 
 #define NOT_RUN INT_MIN
 #define POOL_CHECK_S 5
@@ -122,6 +123,22 @@ static bool is_cancel_outcome(const struct job *job)
     return job->outcome && strcmp(job->outcome, CANCELLED_OUTCOME) == 0;
 }
 
+/* How the job ended, for tango_jobs_finished_total (from the outcome
+ * lines this file writes; an adopted finishing job's comes from its record). */
+static enum job_outcome_kind outcome_kind(const struct job *job)
+{
+    const char *o = job->outcome ? job->outcome : "";
+    if (is_cancel_outcome(job))
+        return OUTCOME_CANCELLED;
+    if (strncmp(o, "Success:", 8) == 0)
+        return OUTCOME_SUCCESS;
+    if (strncmp(o, "Error: Job timed out", 20) == 0)
+        return OUTCOME_TIMEOUT;
+    if (strncmp(o, "Internal error:", 15) == 0)
+        return OUTCOME_INTERNAL_ERROR;
+    return OUTCOME_ERROR;
+}
+
 static int do_end(struct run_state *rs)
 {
     json_t *cb = NULL;
@@ -135,8 +152,14 @@ static int do_end(struct run_state *rs)
         snprintf(idbuf, sizeof idbuf, "%lld-%lld", (long long)rs->job->id, rs->job->fence);
         json_object_set_new(cb, "id", json_string(idbuf));
     }
+    /* the step's counters and the outcome's, bumped by the end transition */
+    const char *counters[8];
+    size_t n = 0;
+    for (size_t i = 0; i < rs->ncounters && n < 7; i++)
+        counters[n++] = rs->counters[i];
+    counters[n++] = store_outcome_counter[outcome_kind(rs->job)];
     int status = store_job_end(rs->st, rs->c->token, rs->job, is_cancel_outcome(rs->job),
-                               rs->counters, rs->ncounters, cb);
+                               counters, n, cb);
     json_decref(cb);
     return status;
 }
@@ -159,7 +182,9 @@ static void release_vm(struct run_state *rs)
     if (!rs->have_vm || lost(rs))
         return;
     char err[256] = "";
-    if (rs->c->ops->safe_destroy_vm(rs->c->vctx, &rs->vm, err, sizeof err) != VMMS_OK)
+    int st = rs->c->ops->safe_destroy_vm(rs->c->vctx, &rs->vm, err, sizeof err);
+    metrics_vmms_error(rs->c, "safe_destroy_vm", st);
+    if (st != VMMS_OK)
         log_warn("vm_destroy_failed", "id=%lld vm=%s error=\"%s\"", (long long)rs->job->id,
                  rs->vm.name, err);
     if (rs->from_pool)
@@ -176,6 +201,8 @@ static void publish_and_end(struct run_state *rs)
         log_error("output_publish_failed", "id=%lld errno=%d", (long long)job->id, errno);
     if (persist(rs, do_end, is_cancel_outcome(job) ? "cancelled" : "done") == 0) {
         atomic_store(&rs->h->ended, true);
+        if (job->created_at > 0)
+            metrics_job_latency(rs->c, (double)clock_wall_ms() / 1000.0 - job->created_at);
         log_info("job_done", "id=%lld outcome=\"%s\" retries=%d", (long long)job->id,
                  job->outcome, job->retries);
     }
@@ -316,6 +343,8 @@ static int wait_run(struct run_state *rs, long long wait_ms, int *status, char *
         if (st != VMMS_TIMEOUT || left <= slice || lost(rs))
             break;
     }
+    if (st != VMMS_TIMEOUT)
+        metrics_vmms_error(rs->c, "attach_job", st);
     atomic_store(&rs->h->in_run, false);
     return st;
 }
@@ -335,6 +364,7 @@ static void after_run(struct run_state *rs, int st, int status, const char *run_
     rs->runjob = st == VMMS_OK ? status : -1;
     trace(rs, "Job %s:%lld executed [status=%d] (%.0f ms)", job->name, (long long)job->id,
           rs->runjob, t_run - t_run_start);
+    metrics_job_phase(c, "run", (t_run - t_run_start) / 1000.0);
     if (st == VMMS_ERR || st == VMMS_NOT_FOUND) {
         char why[700];
         snprintf(why, sizeof why, "Error: OS error while running job on VM: %s", run_err);
@@ -347,6 +377,8 @@ static void after_run(struct run_state *rs, int st, int status, const char *run_
     int cst = c->ops->copy_out(c->vctx, &rs->vm, rs->feedback, c->cfg->copyout_timeout_s, err,
                                sizeof err);
     rs->copyout = cst == VMMS_OK ? 0 : -1;
+    metrics_vmms_error(c, "copy_out", cst);
+    metrics_job_phase(c, "copyout", ((double)clock_mono_ms() - t_run) / 1000.0);
     trace(rs, "Output copied for job %s:%lld [status=%d] (%.0f ms)", job->name,
           (long long)job->id, rs->copyout, (double)clock_mono_ms() - t_run);
     /* The instance is destroyed after the job has ended (worker_main), so
@@ -407,8 +439,10 @@ static void run_steps(struct run_state *rs)
     fill_vm_spec(rs, &want);
     pool_note_job(c->pool, job->image);
     rs->from_pool = pool_take(c->pool, &want, &rs->vm);
-    if (rs->from_pool &&
-        ops->wait_vm(c->vctx, &rs->vm, POOL_CHECK_S, err, sizeof err) != VMMS_OK) {
+    int pst = rs->from_pool ? ops->wait_vm(c->vctx, &rs->vm, POOL_CHECK_S, err, sizeof err)
+                            : VMMS_OK;
+    metrics_vmms_error(c, "wait_vm", pst);
+    if (pst != VMMS_OK) {
         /* A warm instance that died since (its host went down, someone
          * killed it): drop it and make a fresh one, at no retry's cost. */
         log_warn("pool_vm_stale", "id=%lld vm=%s error=\"%s\"", (long long)job->id,
@@ -436,6 +470,7 @@ static void run_steps(struct run_state *rs)
 
     if (!rs->from_pool) {
         int st = ops->initialize_vm(c->vctx, &rs->vm, err, sizeof err);
+        metrics_vmms_error(c, "initialize_vm", st);
         if (st == VMMS_BUSY) {
             /* No capacity anywhere: back to the head of the queue, no retry. */
             log_warn("vmms_busy", "id=%lld reason=\"%s\"", (long long)job->id, err);
@@ -453,6 +488,7 @@ static void run_steps(struct run_state *rs)
             return;
         }
         st = ops->wait_vm(c->vctx, &rs->vm, c->cfg->waitvm_timeout_s, err, sizeof err);
+        metrics_vmms_error(c, "wait_vm", st);
         rs->waitvm = st == VMMS_OK ? 0 : -1;
         if (st != VMMS_OK) {
             char why[600];
@@ -472,6 +508,7 @@ static void run_steps(struct run_state *rs)
     double t_ready = (double)clock_mono_ms();
     trace(rs, "VM %s ready for job %s:%lld (%.0f ms)", rs->vm.name, job->name, (long long)job->id,
           t_ready - t0);
+    metrics_job_phase(c, "waitvm", (t_ready - t0) / 1000.0);
 
     /* Copy in: input files from the lab directory, in the order listed. */
     struct vmms_file *files = calloc(job->nfiles + 1, sizeof *files);
@@ -488,7 +525,10 @@ static void run_steps(struct run_state *rs)
     free(files);
     free(paths);
     rs->copyin = st == VMMS_OK ? 0 : -1;
+    if (!bad)
+        metrics_vmms_error(c, "copy_in", st);
     double t_in = (double)clock_mono_ms();
+    metrics_job_phase(c, "copyin", (t_in - t_ready) / 1000.0);
     trace(rs, "Input copied for job %s:%lld [status=%d] (%.0f ms)", job->name, (long long)job->id,
           rs->copyin, t_in - t_ready);
     if (st != VMMS_OK) {
@@ -514,6 +554,7 @@ static void run_steps(struct run_state *rs)
         now = clock_wall_ms();
     char handle[256] = "";
     st = ops->start_job(c->vctx, &rs->vm, &run, handle, sizeof handle, err, sizeof err);
+    metrics_vmms_error(c, "start_job", st);
     if (st != VMMS_OK) {
         after_run(rs, VMMS_ERR, -1, err, t_in);
         return;

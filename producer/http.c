@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -58,6 +59,7 @@ struct http_server {
     struct http_handlers h;
     int nconns;
     LIST_HEAD(, http_conn) conns; /* open connections, closed by http_server_free */
+    void (*on_done)(struct http_request *, int, double, void *); /* http_server_on_done */
     struct ip_count *ips[IP_BUCKETS];
 };
 
@@ -90,6 +92,8 @@ struct http_request {
     bool handled;           /* on_request called */
     bool replied;
     bool close_after;
+    int status;             /* the reply's status code, once replied */
+    long long start_us;     /* monotonic, at the request's first byte (0: none seen) */
     void (*on_free)(struct http_request *, void *);
     void *on_free_arg;
 };
@@ -122,6 +126,13 @@ static struct http_request *req_new(struct http_conn *c)
     return r;
 }
 
+static long long mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void req_free(struct http_request *r)
 {
     if (!r)
@@ -130,6 +141,10 @@ static void req_free(struct http_request *r)
         r->aborted = true;
         r->sink->on_abort(r);
     }
+    const struct http_server *srv = r->conn->srv;
+    if (r->replied && srv->on_done)
+        srv->on_done(r, r->status, r->start_us ? (double)(mono_us() - r->start_us) / 1e6 : 0,
+                     srv->h.arg);
     if (r->on_free)
         r->on_free(r, r->on_free_arg);
     evhttp_clear_headers(&r->headers);
@@ -245,6 +260,7 @@ static void write_head(struct http_request *r, int code, const char *ctype, uint
                         code, reason_phrase(code), ctype ? ctype : "text/plain",
                         (unsigned long long)len, r->close_after ? "close" : "keep-alive");
     r->replied = true;
+    r->status = code;
 }
 
 /* A reply made inside conn_progress (the usual, synchronous case) is
@@ -732,6 +748,8 @@ static bool conn_advance(struct http_conn *c)
         if (c->state == ST_HEAD) {
             if (!r)
                 r = c->req = req_new(c);
+            if (!r->start_us && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+                r->start_us = mono_us();
             /* The head deadline runs from accept, or from a later request's first byte. */
             if (c->mode != TM_HEAD && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
                 timer_set(c, TM_HEAD, c->srv->lim.head_timeout_ms);
@@ -990,6 +1008,13 @@ void http_server_free(struct http_server *srv)
             free(e);
         }
     free(srv);
+}
+
+void http_server_on_done(struct http_server *srv,
+                         void (*cb)(struct http_request *req, int status, double seconds,
+                                    void *arg))
+{
+    srv->on_done = cb;
 }
 
 int http_server_connections(const struct http_server *srv)

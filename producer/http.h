@@ -80,6 +80,12 @@ int http_server_adopt(struct http_server *srv, int fd, const struct sockaddr *pe
 /* Stops listening and closes every open connection (requests are dropped). */
 void http_server_free(struct http_server *srv);
 int http_server_connections(const struct http_server *srv);
+/* Optional: cb runs once per answered request, as it is freed, with the
+ * status sent and the seconds from its first byte until the reply was
+ * written (or the client went away); arg is the handlers' arg. */
+void http_server_on_done(struct http_server *srv,
+                         void (*cb)(struct http_request *req, int status, double seconds,
+                                    void *arg));
 
 /* The request. */
 const char *http_method(const struct http_request *req);

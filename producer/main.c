@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 
 #include "app.h"
+#include "handlers_metrics.h"
 #include "log.h"
 
 #define MAX_HEADERS 100             /* header lines in a head (trailers count too) */
@@ -83,8 +84,10 @@ int main(int argc, char **argv)
         .max_connections = cfg.max_connections,
         .max_per_ip = cfg.max_connections_per_ip,
     };
+    producer_metrics_init(&cfg);
     struct http_handlers handlers = {router_on_head, router_on_request, &app};
     app.http = http_server_new(app.base, &lim, &handlers);
+    http_server_on_done(app.http, producer_metrics_http_done);
     int port = http_server_listen(app.http, cfg.bind, cfg.port);
     if (port < 0) {
         fprintf(stderr, "tango-producer: cannot listen on %s:%d: %s\n", cfg.bind, cfg.port,
@@ -110,6 +113,7 @@ int main(int argc, char **argv)
     http_server_free(app.http);
     event_base_free(app.base);
     app_memo_free_all(&app);
+    producer_metrics_free();
     OPENSSL_cleanse(&app.secret, sizeof app.secret);
     callback_policy_free(app.callbacks);
     store_free(app.store);

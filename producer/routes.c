@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "handlers_metrics.h"
 
 static const struct route routes[] = {
     /* method  name                min max key    lab    legacy body       on_head        handler */
@@ -21,6 +22,7 @@ static const struct route routes[] = {
     {"POST", "prealloc",         3, 3, true,  false, true,  RB_JSON,   NULL,          h_prealloc},
     {"POST", "build",            1, 1, true,  false, true,  RB_STREAM, h_build_head,  h_build},
     {"GET",  "health",           0, 0, false, false, false, RB_NONE,   NULL,          h_health},
+    {"GET",  "metrics",          0, 0, false, false, false, RB_NONE,   NULL,          h_metrics},
     {"GET",  "job",              2, 2, true,  false, false, RB_NONE,   NULL,          h_job},
     {"POST", "cancel",           2, 2, true,  false, false, RB_NONE,   NULL,          h_cancel},
 };

@@ -2,6 +2,7 @@
  * upload.c: streaming a received file to disk (see upload.h).
  */
 #include "upload.h"
+#include "handlers_metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -64,6 +65,7 @@ int upload_write(struct upload *up, const void *data, size_t len)
     const char *p = data;
     EVP_DigestUpdate(up->md, data, len);
     up->size += len;
+    producer_metrics_upload_bytes(len);
     while (len > 0) {
         ssize_t w = write(up->fd, p, len);
         if (w < 0) {

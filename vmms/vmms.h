@@ -150,6 +150,12 @@ struct vmms_ops {
                               char **out, size_t *len, char *err, size_t errlen);
     int (*load_image)(void *ctx, const char *tar_path, const char *name,
                       int timeout_s, char *err, size_t errlen);
+    /* Optional (NULL: no hosts to report, e.g. localDocker): calls cb once
+     * per worker host (its label, whether it is up, how many instances hold
+     * one of its job slots), for the consumer's metrics. Thread-safe; never
+     * waits for the network. */
+    void (*get_hosts)(void *ctx, void (*cb)(const char *host, bool up, int jobs, void *arg),
+                      void *arg);
 };
 
 /* A plugin's run_job in terms of its start_job and attach_job: waits
