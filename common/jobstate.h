@@ -10,7 +10,7 @@
  * with an error naming both states.
  *
  *   state        where the job's id is                    record in
- *   queued       queue:pending                            jobs:live
+ *   queued       queue:c:<class>:<group> (its class, group) jobs:live
  *   leased       queue:leased + leases (an owner, fence)  jobs:live
  *   running      queue:leased + leases; vm and run set    jobs:live
  *   finishing    queue:leased + leases; output temp set   jobs:live
