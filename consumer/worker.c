@@ -364,6 +364,11 @@ static void after_run(struct run_state *rs, int st, int status, const char *run_
     rs->runjob = st == VMMS_OK ? status : -1;
     trace(rs, "Job %s:%lld executed [status=%d] (%.0f ms)", job->name, (long long)job->id,
           rs->runjob, t_run - t_run_start);
+    struct vmms_usage use;
+    if (c->ops->job_usage && st != VMMS_TIMEOUT &&
+        c->ops->job_usage(c->vctx, &rs->vm, &use, err, sizeof err) == VMMS_OK)
+        trace(rs, "Job %s:%lld used cpu_user_ms=%lld cpu_sys_ms=%lld peak_memory_kb=%lld",
+              job->name, (long long)job->id, use.cpu_user_ms, use.cpu_sys_ms, use.peak_mem_kb);
     metrics_job_phase(c, "run", (t_run - t_run_start) / 1000.0);
     if (st == VMMS_ERR || st == VMMS_NOT_FOUND) {
         char why[700];

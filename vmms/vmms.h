@@ -112,6 +112,13 @@ struct vmms_run {
     long fsize;           /* -f: file size limit in bytes */
 };
 
+/* Resources a run used (job_usage). */
+struct vmms_usage {
+    long long cpu_user_ms;   /* user CPU time of every process of the run */
+    long long cpu_sys_ms;    /* system CPU time */
+    long long peak_mem_kb;   /* highest memory use of the instance (page cache included) */
+};
+
 /* Called once per instance found by get_vms. */
 typedef void (*vmms_vm_cb)(const char *name, const char *id, const char *image,
                            bool running, void *arg);
@@ -156,6 +163,12 @@ struct vmms_ops {
      * waits for the network. */
     void (*get_hosts)(void *ctx, void (*cb)(const char *host, bool up, int jobs, void *arg),
                       void *arg);
+    /* Optional (NULL: not measured). What the instance's last run used, read
+     * after attach_job said it ended and before destroy_vm: CPU time (user
+     * + system) and peak memory of the instance's cgroup. VMMS_OK, or
+     * VMMS_ERR / VMMS_NOT_FOUND when the figures cannot be read. */
+    int (*job_usage)(void *ctx, struct vmms_vm *vm, struct vmms_usage *usage,
+                     char *err, size_t errlen);
 };
 
 /* A plugin's run_job in terms of its start_job and attach_job: waits

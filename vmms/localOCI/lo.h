@@ -1,0 +1,183 @@
+/*
+ * lo.h: the localOCI plugin's internal interface, shared by its .c files and
+ * by nothing else. localOCI runs each job in a sandbox of its own with no
+ * daemon on the job's path: the image's layers unpacked once into a
+ * content-addressed store, an overlayfs root per job (upper dir on a
+ * size-capped tmpfs), and an OCI runtime (runc or crun) started on a bundle
+ * made ahead of time. It owns the plugin context and what each file exports:
+ *   config.c    parse and validate "vmms_config.localOCI"
+ *   spawn.c     run a helper program (runtime, ip, iptables) with a fixed
+ *               argv, no shell, a deadline
+ *   layers.c    the layer store: import from a `docker save` tarball, an OCI
+ *               image layout directory or the Docker engine's export;
+ *               images listed by name
+ *   spec.c      the bundle's config.json (namespaces, capabilities,
+ *               seccomp, cgroup limits, mounts)
+ *   net.c       the jobs' bridge, NAT and firewall (init) and each
+ *               sandbox's network namespace and veth
+ *   sandbox.c   a sandbox's life: make (initialize_vm), check (wait_vm),
+ *               destroy, list, startup clean-up, cgroup usage
+ *   run.c       files in and out, start and attach a run, partial output
+ *   plugin.c    init / shutdown, the ops table
+ */
+#ifndef TANGO_LO_H
+#define TANGO_LO_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "vmms.h"
+#include "common/grading.h"
+
+extern const struct vmms_ops vmms_plugin;
+
+#pragma GCC visibility push(hidden)
+
+#define LO_FEEDBACK_MAX (64L * 1024 * 1024)  /* biggest feedback copy_out takes */
+#define LO_CGROUP_PARENT "tango-oci"         /* cgroups: <controller>/tango-oci/<vm> */
+#define LO_NET_SLOTS 65536                   /* addresses of a /16 */
+
+enum lo_runtime { LO_RUNC, LO_CRUN };
+
+struct lo_config {
+    char runtime_name[16];        /* "auto", "runc" or "crun" */
+    char store_dir[256];          /* layers/, images/, tmp/ (canonical, < 200 bytes) */
+    char run_dir[64];             /* vms/<name>/ bundles, runtime/ state */
+    char docker_socket[108];      /* "" = never ask Docker */
+    json_t *import_images;        /* names imported from Docker at init */
+    int default_cores;
+    int default_memory_mb;
+    int default_pids_limit;
+    int default_disk_mb;
+    int cmd_timeout_s;            /* limit of each helper program */
+    char bridge[16];              /* the jobs' bridge */
+    uint32_t subnet;              /* a /16, host order; .0.1 is the bridge */
+    bool host_firewall;
+};
+
+/* A wait in attach_job; destroy_vm sets aborted for every watch of its VM. */
+struct lo_watch {
+    char name[128];
+    atomic_int aborted;
+    struct lo_watch *next;
+};
+
+struct lo_ctx {
+    struct lo_config cfg;
+    char prefix[64];
+    enum lo_runtime runtime;
+    char runtime_path[64];
+    char runtime_root[128];       /* --root of the runtime */
+    char vms_dir[128];
+    int vms_fd;                   /* O_DIRECTORY of vms_dir */
+    bool cgroup2;                 /* unified hierarchy only */
+    pthread_mutex_t lock;         /* watches, net slots, image imports */
+    struct lo_watch *watches;
+    uint8_t *net_used;            /* LO_NET_SLOTS bytes */
+    pthread_mutex_t import_lock;  /* one import at a time */
+};
+
+/* ---- config.c ---- */
+int lo_config_parse(const json_t *cfg, struct lo_config *out, char *err, size_t errlen);
+void lo_config_free(struct lo_config *c);
+
+/* ---- spawn.c ---- */
+/* Runs argv[0] (an absolute path) with argv, stdin from /dev/null (or the
+ * bytes of input when not NULL), stdout+stderr collected into out (its
+ * start, newlines as spaces; out may be NULL). *status gets the exit code
+ * (-1 if killed by a signal). VMMS_OK when it ran to its end,
+ * VMMS_TIMEOUT after timeout_ms (it is killed), VMMS_ERR. */
+int lo_spawn(const char *const *argv, const char *input, long timeout_ms, int *status,
+             char *out, size_t outsz, char *err, size_t errlen);
+/* lo_spawn with the program's stdout and stderr on out_fd (a log file), for
+ * programs whose children inherit them (`runc create`): only its exit is
+ * waited for. */
+int lo_spawn_fd(const char *const *argv, int out_fd, long timeout_ms, int *status, char *err,
+                size_t errlen);
+/* lo_spawn, and VMMS_ERR with "what: output (exit n)" unless it exited 0. */
+int lo_spawn_ok(const char *what, const char *const *argv, const char *input,
+                long timeout_ms, char *err, size_t errlen);
+/* The first of paths that is executable, or NULL. */
+const char *lo_find_prog(const char *const *paths);
+
+/* ---- layers.c ---- */
+int lo_store_init(struct lo_ctx *ctx, char *err, size_t errlen);
+/* Imports a `docker save` tarball (tar_path) as image name. */
+int lo_load_image(void *ctx, const char *tar_path, const char *name, int timeout_s,
+                  char *err, size_t errlen);
+/* Imports an OCI image layout directory as image name. */
+int lo_import_oci_dir(struct lo_ctx *ctx, const char *dir, const char *name, char *err,
+                      size_t errlen);
+/* Imports image name from the Docker engine (GET /images/NAME/get) unless
+ * the store already holds the same image id. VMMS_NOT_FOUND: Docker has no
+ * such image (or no Docker). */
+int lo_import_docker(struct lo_ctx *ctx, const char *name, char *err, size_t errlen);
+int lo_get_images(void *ctx, char ***names, size_t *count, char *err, size_t errlen);
+/* The image's record: {"layers": [dir, ... bottom first], "env": [...],
+ * "cwd": "..."}; *out is a new reference. VMMS_NOT_FOUND if not imported. */
+int lo_image_get(struct lo_ctx *ctx, const char *name, json_t **out, char *err, size_t errlen);
+/* The absolute directory of layer digest (64 hex) into buf. */
+void lo_layer_dir(struct lo_ctx *ctx, const char *digest, char *buf, size_t bufsz);
+
+/* ---- spec.c ---- */
+struct lo_limits {
+    int cores, memory_mb, pids, disk_mb;
+};
+/* The OCI config.json for one sandbox; netns: path of its network namespace
+ * or NULL for a fresh one with only lo. NULL when out of memory. */
+json_t *lo_spec(struct lo_ctx *ctx, const char *name, const json_t *image,
+                const struct lo_limits *lim, const char *netns);
+
+/* ---- net.c ---- */
+int lo_net_init(struct lo_ctx *ctx, char *err, size_t errlen);
+/* Makes /run/netns/<name> with lo, and eth0 on the bridge (address slot
+ * written to <bundle>/net). */
+int lo_net_create(struct lo_ctx *ctx, const char *name, int bundle_fd, char *err,
+                  size_t errlen);
+/* Removes the namespace of name (its veth goes with it) and frees its slot. */
+int lo_net_remove(struct lo_ctx *ctx, const char *name, int bundle_fd, char *err,
+                  size_t errlen);
+/* Marks the slot named in <bundle>/net as used (startup, re-attach). */
+void lo_net_adopt(struct lo_ctx *ctx, int bundle_fd);
+
+/* ---- sandbox.c ---- */
+int lo_initialize_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen);
+int lo_wait_vm(void *ctx, struct vmms_vm *vm, int timeout_s, char *err, size_t errlen);
+int lo_destroy_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen);
+int lo_safe_destroy_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen);
+int lo_get_vms(void *ctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen);
+int lo_job_usage(void *ctx, struct vmms_vm *vm, struct vmms_usage *u, char *err,
+                 size_t errlen);
+/* Runs the runtime with args after "--root ROOT"; VMMS_ERR unless exit 0. */
+int lo_runtime(struct lo_ctx *ctx, const char *what, const char *const *args, char *err,
+               size_t errlen);
+/* The pid of name's container process if it lives (checked against its
+ * cgroup), else 0. */
+int lo_container_pid(struct lo_ctx *ctx, const char *name);
+/* Opens <vms_dir>/<name> (O_DIRECTORY|O_NOFOLLOW); -1 with errno. */
+int lo_open_bundle(struct lo_ctx *ctx, const char *name);
+
+/* ---- run.c ---- */
+int lo_copy_in(void *ctx, struct vmms_vm *vm, const struct vmms_file *files, size_t nfiles,
+               int timeout_s, char *err, size_t errlen);
+int lo_copy_out(void *ctx, struct vmms_vm *vm, const char *dest_path, int timeout_s,
+                char *err, size_t errlen);
+int lo_start_job(void *ctx, struct vmms_vm *vm, const struct vmms_run *run, char *handle,
+                 size_t handlelen, char *err, size_t errlen);
+int lo_attach_job(void *ctx, struct vmms_vm *vm, const char *handle, long long wait_ms,
+                  int *status, char *err, size_t errlen);
+int lo_run_job(void *ctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
+               char *err, size_t errlen);
+int lo_get_partial_output(void *ctx, struct vmms_vm *vm, size_t max_bytes, char **out,
+                          size_t *len, char *err, size_t errlen);
+void lo_abort_runs(struct lo_ctx *ctx, const char *name);
+
+#pragma GCC visibility pop
+
+#endif

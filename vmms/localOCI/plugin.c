@@ -1,0 +1,212 @@
+/*
+ * plugin.c: the localOCI plugin's entry points. Owns init/shutdown (the
+ * context's life: config, the runtime chosen for this host's cgroups, the
+ * run and store directories, the jobs' network, the images imported from
+ * Docker at start) and the exported ops table `vmms_plugin`.
+ *
+ * The runtime: "runtime": "auto" (the default) takes crun on a host with
+ * only the unified cgroup v2 hierarchy and runc otherwise, since Debian 12's
+ * crun 1.8.1 refuses hybrid cgroup v1 hosts ("cgroups in hybrid mode not
+ * supported"); the choice and its reason are logged. The consumer becomes
+ * the subreaper of its descendants (PR_SET_CHILD_SUBREAPER), so a job's
+ * container process, orphaned when the runtime's `create` exits, is reaped
+ * here (attach_job, destroy_vm) rather than left to a pid 1 that may not.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "lo.h"
+#include "log.h"
+
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+
+static const char *const runc_paths[] = {"/usr/sbin/runc", "/usr/bin/runc", "/usr/local/bin/runc",
+                                         "/usr/local/sbin/runc", NULL};
+static const char *const crun_paths[] = {"/usr/bin/crun", "/usr/local/bin/crun", NULL};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+static void curl_init(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char d[PATH_MAX];
+    snprintf(d, sizeof d, "%s", path);
+    for (char *p = d + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(d, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    return mkdir(d, mode) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void lo_shutdown(void *vctx)
+{
+    struct lo_ctx *ctx = vctx;
+    if (ctx == NULL)
+        return;
+    if (ctx->vms_fd >= 0)
+        close(ctx->vms_fd);
+    free(ctx->net_used);
+    lo_config_free(&ctx->cfg);
+    pthread_mutex_destroy(&ctx->lock);
+    pthread_mutex_destroy(&ctx->import_lock);
+    free(ctx);
+}
+
+/* Picks the runtime; *why says why (for the log). */
+static int pick_runtime(struct lo_ctx *ctx, const char **why, char *err, size_t errlen)
+{
+    const char *runc = lo_find_prog(runc_paths), *crun = lo_find_prog(crun_paths);
+    const char *want = ctx->cfg.runtime_name;
+    const char *path = NULL;
+    if (strcmp(want, "auto") == 0) {
+        if (ctx->cgroup2 && crun) {
+            want = "crun";
+            *why = "cgroup v2 only";
+        } else if (runc) {
+            want = "runc";
+            *why = ctx->cgroup2 ? "cgroup v2, no crun installed"
+                                : "cgroup v1 or hybrid: crun 1.8 refuses hybrid hosts";
+        } else {
+            want = "crun";
+            *why = "no runc installed";
+        }
+    } else {
+        *why = "configured";
+    }
+    path = strcmp(want, "runc") == 0 ? runc : crun;
+    if (path == NULL)
+        return vmms_fail(err, errlen, VMMS_ERR, "localOCI: the OCI runtime %s is not installed "
+                         "(apt-get install %s)", want, want);
+    ctx->runtime = strcmp(want, "runc") == 0 ? LO_RUNC : LO_CRUN;
+    snprintf(ctx->runtime_path, sizeof ctx->runtime_path, "%s", path);
+    if (ctx->runtime == LO_CRUN && !ctx->cgroup2)
+        log_warn("vmms_runtime", "runtime=crun note=\"this host has cgroup v1 or hybrid "
+                 "cgroups, which crun 1.8 refuses; set runtime to runc if jobs fail\"");
+    return VMMS_OK;
+}
+
+static int lo_init(const json_t *cfg, const char *prefix, void **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (prefix == NULL || !vmms_name_ok(prefix, 64))
+        return vmms_fail(err, errlen, VMMS_ERR, "localOCI: bad prefix: it must be 1..63 "
+                         "letters, digits, '_', '.', '-'");
+    if (geteuid() != 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "localOCI: the consumer must run as root "
+                         "(it mounts, makes namespaces and cgroups)");
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK)
+        return vmms_fail(err, errlen, VMMS_ERR, "localOCI: curl_global_init failed");
+    struct lo_ctx *ctx = calloc(1, sizeof *ctx);
+    if (ctx == NULL)
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
+    ctx->vms_fd = -1;
+    pthread_mutex_init(&ctx->lock, NULL);
+    pthread_mutex_init(&ctx->import_lock, NULL);
+    snprintf(ctx->prefix, sizeof ctx->prefix, "%s", prefix);
+    int rc = lo_config_parse(cfg, &ctx->cfg, err, errlen);
+    const char *why = "";
+    struct statfs sf;
+    ctx->cgroup2 = statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
+    if (rc == VMMS_OK)
+        rc = pick_runtime(ctx, &why, err, errlen);
+    if (rc != VMMS_OK)
+        goto fail;
+    snprintf(ctx->vms_dir, sizeof ctx->vms_dir, "%s/vms", ctx->cfg.run_dir);
+    snprintf(ctx->runtime_root, sizeof ctx->runtime_root, "%s/%s", ctx->cfg.run_dir,
+             ctx->runtime == LO_RUNC ? "runc" : "crun");
+    if (mkdir_p(ctx->vms_dir, 0711) != 0 || mkdir_p(ctx->runtime_root, 0700) != 0 ||
+        (ctx->vms_fd = open(ctx->vms_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+        rc = vmms_fail(err, errlen, VMMS_ERR, "localOCI: cannot make run_dir %s: %s",
+                       ctx->cfg.run_dir, strerror(errno));
+        goto fail;
+    }
+    rc = lo_store_init(ctx, err, errlen);
+    if (rc != VMMS_OK)
+        goto fail;
+    ctx->net_used = calloc(LO_NET_SLOTS, 1);
+    if (ctx->net_used == NULL) {
+        rc = vmms_fail(err, errlen, VMMS_ERR, "out of memory");
+        goto fail;
+    }
+    rc = lo_net_init(ctx, err, errlen);
+    if (rc != VMMS_OK)
+        goto fail;
+    /* Addresses held by sandboxes a predecessor left (re-attach, clean-up). */
+    DIR *d = opendir(ctx->vms_dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        int b = lo_open_bundle(ctx, e->d_name);
+        if (b >= 0) {
+            lo_net_adopt(ctx, b);
+            close(b);
+        }
+    }
+    if (d)
+        closedir(d);
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+        log_warn("vmms_subreaper", "errno=%d note=\"job processes are reaped by pid 1\"", errno);
+    size_t i;
+    json_t *n;
+    json_array_foreach(ctx->cfg.import_images, i, n) {
+        char e2[512];
+        int r = lo_import_docker(ctx, json_string_value(n), e2, sizeof e2);
+        if (r != VMMS_OK) {
+            char q[600];
+            log_warn("image_import_skipped", "name=%s err=%s", json_string_value(n),
+                     log_quote(e2, q, sizeof q));
+        }
+    }
+    char qs[300], qr[300];
+    log_info("vmms_init", "vmms=localOCI prefix=%s runtime=%s runtime_path=%s reason=\"%s\" "
+             "cgroup=%s store_dir=%s run_dir=%s", ctx->prefix,
+             ctx->runtime == LO_RUNC ? "runc" : "crun", ctx->runtime_path, why,
+             ctx->cgroup2 ? "v2" : "v1", log_quote(ctx->cfg.store_dir, qs, sizeof qs),
+             log_quote(ctx->cfg.run_dir, qr, sizeof qr));
+    *out = ctx;
+    return VMMS_OK;
+fail:
+    lo_shutdown(ctx);
+    return rc;
+}
+
+const struct vmms_ops vmms_plugin = {
+    .abi = VMMS_ABI_VERSION,
+    .name = "localOCI",
+    .init = lo_init,
+    .shutdown = lo_shutdown,
+    .initialize_vm = lo_initialize_vm,
+    .wait_vm = lo_wait_vm,
+    .copy_in = lo_copy_in,
+    .run_job = lo_run_job,
+    .start_job = lo_start_job,
+    .attach_job = lo_attach_job,
+    .copy_out = lo_copy_out,
+    .destroy_vm = lo_destroy_vm,
+    .safe_destroy_vm = lo_safe_destroy_vm,
+    .get_vms = lo_get_vms,
+    .get_images = lo_get_images,
+    .get_partial_output = lo_get_partial_output,
+    .load_image = lo_load_image,
+    .job_usage = lo_job_usage,
+};

@@ -1,0 +1,387 @@
+/*
+ * run.c: a job inside its sandbox. Owns
+ *   - copy_in / copy_out: files of the sandbox's own in the bundle's
+ *     mount/ (reflink or in-kernel copy, O_EXCL|O_NOFOLLOW), the feedback
+ *     read back from there;
+ *   - start_job: the legacy grading command (vmms_grading_command, with an
+ *     exit token) written to mount/.tango-run (the glob of the command's `cp -r mount/STAR`
+ *     skips it), then the runtime's `start`: the container process, parked
+ *     since initialize_vm, execs it. The run is the container's own process,
+ *     not the consumer's (its parent is the runtime's, then us as
+ *     subreaper, or init once we die), so it survives the consumer. The
+ *     handle is the exit token;
+ *   - attach_job: waits on a pidfd of the container process (no polling of
+ *     the runtime), then reads mount/.tango-exit-TOKEN for autodriver's
+ *     status. Works from any consumer process: everything it needs is in
+ *     the bundle. destroy_vm sets the watch's abort flag and the wait
+ *     returns within WAKE_MS;
+ *   - get_partial_output: output.log read through the container's own
+ *     root (/proc/PID/root) with RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS, a
+ *     regular file only, so a job's symbolic link or FIFO reads nothing of
+ *     the host.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "lo.h"
+#include "log.h"
+
+#define WAKE_MS 50   /* how soon a wait sees an abort */
+#define PARTIAL_SOURCES {"home/autograde/output.log", "home/autograde/autolab/output.log", \
+                         "home/output/feedback", NULL}
+
+void lo_abort_runs(struct lo_ctx *ctx, const char *name)
+{
+    pthread_mutex_lock(&ctx->lock);
+    for (struct lo_watch *w = ctx->watches; w; w = w->next)
+        if (strcmp(w->name, name) == 0)
+            atomic_store(&w->aborted, 1);
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+static void watch_add(struct lo_ctx *ctx, struct lo_watch *w, const char *name)
+{
+    snprintf(w->name, sizeof w->name, "%s", name);
+    atomic_init(&w->aborted, 0);
+    pthread_mutex_lock(&ctx->lock);
+    w->next = ctx->watches;
+    ctx->watches = w;
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+static void watch_remove(struct lo_ctx *ctx, struct lo_watch *w)
+{
+    pthread_mutex_lock(&ctx->lock);
+    for (struct lo_watch **p = &ctx->watches; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+/* The bundle's mount/ directory; a negative vmms_status with err set. */
+static int open_mount(struct lo_ctx *ctx, const struct vmms_vm *vm, char *err, size_t errlen)
+{
+    int b = lo_open_bundle(ctx, vm->name);
+    if (b < 0)
+        return vmms_fail(err, errlen, errno == ENOENT ? VMMS_NOT_FOUND : VMMS_ERR,
+                         "sandbox %s: %s", vm->name, strerror(errno));
+    int fd = openat(b, "mount", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int e = errno;
+    close(b);
+    if (fd < 0)
+        return vmms_fail(err, errlen, e == ENOENT ? VMMS_NOT_FOUND : VMMS_ERR,
+                         "sandbox %s has no mount directory: %s", vm->name, strerror(e));
+    return fd;
+}
+
+/* Copies in to out (whole file): a reflink, else in-kernel copies. */
+static int copy_file(int in, int out, long long max, long long deadline)
+{
+    if (ioctl(out, FICLONE, in) == 0)
+        return 0;
+    long long total = 0;
+    for (;;) {
+        if (clock_mono_ms() > deadline)
+            return -ETIMEDOUT;
+        ssize_t n = sendfile(out, in, NULL, 1 << 20);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return 0;
+        total += n;
+        if (total > max)
+            return -EFBIG;
+    }
+}
+
+int lo_copy_in(void *vctx, struct vmms_vm *vm, const struct vmms_file *files, size_t nfiles,
+               int timeout_s, char *err, size_t errlen)
+{
+    struct lo_ctx *ctx = vctx;
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    for (size_t i = 0; i < nfiles; i++)
+        if (!files[i].local_path || !vmms_dest_name_ok(files[i].dest_name))
+            return vmms_fail(err, errlen, VMMS_ERR, "bad destination file name \"%s\": it must "
+                             "be a plain file name (no '/', not '.' or '..', not empty)",
+                             files[i].dest_name ? files[i].dest_name : "(null)");
+    int dfd = open_mount(ctx, vm, err, errlen);
+    if (dfd < 0)
+        return dfd;
+    long long deadline = clock_mono_ms() + 1000LL * (timeout_s > 0 ? timeout_s : 60);
+    for (size_t i = 0; i < nfiles && rc == VMMS_OK; i++) {
+        const struct vmms_file *f = &files[i];
+        if (unlinkat(dfd, f->dest_name, 0) != 0 && errno != ENOENT) {
+            rc = vmms_fail(err, errlen, VMMS_ERR, "cannot replace %s: %s", f->dest_name,
+                           strerror(errno));
+            break;
+        }
+        int in = open(f->local_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        struct stat st;
+        if (in < 0 || fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+            rc = vmms_fail(err, errlen, VMMS_ERR, "input file %s: %s", f->local_path,
+                           in < 0 ? strerror(errno) : "not a regular file");
+            if (in >= 0)
+                close(in);
+            break;
+        }
+        int out = openat(dfd, f->dest_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                         0644);
+        int c = out < 0 ? -errno : copy_file(in, out, 1LL << 40, deadline);
+        if (c == 0 && fchmod(out, 0644) != 0)
+            c = -errno;
+        close(in);
+        if (out >= 0 && close(out) != 0 && c == 0)
+            c = -errno;
+        if (c != 0)
+            rc = vmms_fail(err, errlen, c == -ETIMEDOUT ? VMMS_TIMEOUT : VMMS_ERR,
+                           "cannot copy %s into sandbox %s: %s", f->dest_name, vm->name,
+                           strerror(-c));
+    }
+    close(dfd);
+    return rc;
+}
+
+int lo_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeout_s,
+                char *err, size_t errlen)
+{
+    struct lo_ctx *ctx = vctx;
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    int dfd = open_mount(ctx, vm, err, errlen);
+    if (dfd < 0)
+        return dfd;
+    int in = openat(dfd, "feedback", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int e = errno;
+    close(dfd);
+    struct stat st;
+    if (in < 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s has no feedback file (%s): the job "
+                         "did not finish", vm->name, strerror(e));
+    if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > LO_FEEDBACK_MAX) {
+        close(in);
+        return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: feedback is not a regular file "
+                         "of at most %ld MiB", vm->name, LO_FEEDBACK_MAX >> 20);
+    }
+    int out = open(dest_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (out < 0) {
+        e = errno;
+        close(in);
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot create %s: %s", dest_path, strerror(e));
+    }
+    long long deadline = clock_mono_ms() + 1000LL * (timeout_s > 0 ? timeout_s : 60);
+    int c = copy_file(in, out, LO_FEEDBACK_MAX, deadline);
+    close(in);
+    if (close(out) != 0 && c == 0)
+        c = -errno;
+    if (c != 0)
+        rc = vmms_fail(err, errlen, c == -ETIMEDOUT ? VMMS_TIMEOUT : VMMS_ERR,
+                       "cannot copy the feedback of %s: %s", vm->name, strerror(-c));
+    return rc;
+}
+
+int lo_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, char *handle,
+                 size_t handlelen, char *err, size_t errlen)
+{
+    struct lo_ctx *ctx = vctx;
+    char token[33], cmd[1024];
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    if (rc == VMMS_OK && (handle == NULL || handlelen < sizeof token))
+        rc = vmms_fail(err, errlen, VMMS_ERR, "start_job: the handle buffer must hold 33 bytes");
+    if (rc == VMMS_OK)
+        rc = vmms_new_exit_token(token, err, errlen);
+    if (rc == VMMS_OK)
+        rc = vmms_grading_command(run, vm->memory_mb ? vm->memory_mb
+                                                     : ctx->cfg.default_memory_mb,
+                                  token, cmd, sizeof cmd, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    long long t0 = clock_mono_ms();
+    int dfd = open_mount(ctx, vm, err, errlen);
+    if (dfd < 0)
+        return dfd == VMMS_NOT_FOUND ? VMMS_ERR : dfd;
+    int fd = openat(dfd, ".tango-run", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                    0644);
+    size_t n = strlen(cmd);
+    cmd[n++] = '\n';
+    if (fd < 0 || write(fd, cmd, n) != (ssize_t)n)
+        rc = vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: cannot write the run script: %s "
+                       "(a second run in one sandbox?)", vm->name, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    close(dfd);
+    if (rc == VMMS_OK) {
+        const char *args[] = {"start", vm->name, NULL};
+        rc = lo_runtime(ctx, "runtime start", args, err, errlen);
+    }
+    if (rc != VMMS_OK) {
+        char q[600];
+        log_warn("vm_start_failed", "name=%s err=%s", vm->name, log_quote(err, q, sizeof q));
+        return rc;
+    }
+    snprintf(handle, handlelen, "%s", token);
+    log_debug("vm_started_job", "name=%s ms=%lld", vm->name, clock_mono_ms() - t0);
+    return VMMS_OK;
+}
+
+/* autodriver's status from the exit-token file: 0 and *status, or -1. */
+static int read_exit(struct lo_ctx *ctx, const struct vmms_vm *vm, const char *token,
+                     int *status)
+{
+    char e[64], name[80], buf[32];
+    int dfd = open_mount(ctx, vm, e, sizeof e);
+    if (dfd < 0)
+        return -1;
+    snprintf(name, sizeof name, ".tango-exit-%s", token);
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    close(dfd);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *end;
+    long v = strtol(buf, &end, 10);
+    if (end == buf || v < 0 || v > 255)
+        return -1;
+    *status = (int)v;
+    return 0;
+}
+
+int lo_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long wait_ms,
+                  int *status, char *err, size_t errlen)
+{
+    struct lo_ctx *ctx = vctx;
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    if (!vmms_exit_token_ok(handle))
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: bad run handle", vm->name);
+    int b = lo_open_bundle(ctx, vm->name);
+    if (b < 0)
+        return vmms_fail(err, errlen, VMMS_NOT_FOUND, "sandbox %s is gone", vm->name);
+    close(b);
+    if (read_exit(ctx, vm, handle, status) == 0)
+        return VMMS_OK;
+    struct lo_watch w;
+    watch_add(ctx, &w, vm->name);
+    long long deadline = clock_mono_ms() + (wait_ms > 0 ? wait_ms : 0);
+    int pid = lo_container_pid(ctx, vm->name);
+    int pfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+    rc = VMMS_TIMEOUT;
+    while (pfd >= 0) {
+        if (atomic_load(&w.aborted)) {
+            rc = vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: destroyed while the job ran",
+                           vm->name);
+            break;
+        }
+        long long left = deadline - clock_mono_ms();
+        if (left <= 0)
+            break;
+        struct pollfd p = {.fd = pfd, .events = POLLIN};
+        int r = poll(&p, 1, (int)(left < WAKE_MS ? left : WAKE_MS));
+        if (r > 0) {
+            siginfo_t si = {0};
+            waitid(P_PIDFD, (id_t)pfd, &si, WEXITED | WNOHANG); /* ours: reap it */
+            rc = VMMS_OK;
+            break;
+        }
+    }
+    if (pfd >= 0)
+        close(pfd);
+    watch_remove(ctx, &w);
+    if (rc == VMMS_TIMEOUT)
+        return vmms_fail(err, errlen, VMMS_TIMEOUT, "sandbox %s: the job is still running",
+                         vm->name);
+    if (rc != VMMS_OK)
+        return rc;
+    /* The process ended (or was gone already): its status is in the file. */
+    if (read_exit(ctx, vm, handle, status) == 0)
+        return VMMS_OK;
+    return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: the job's process ended without a "
+                     "status (killed?)", vm->name);
+}
+
+int lo_run_job(void *ctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
+               char *err, size_t errlen)
+{
+    return vmms_run_via_attach(&vmms_plugin, ctx, vm, run, 10, status, err, errlen);
+}
+
+int lo_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char **out,
+                          size_t *len, char *err, size_t errlen)
+{
+    struct lo_ctx *ctx = vctx;
+    *out = NULL;
+    *len = 0;
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    int pid = lo_container_pid(ctx, vm->name);
+    char root[64];
+    snprintf(root, sizeof root, "/proc/%d/root", pid);
+    int rfd = pid > 0 ? open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (rfd < 0)
+        return vmms_fail(err, errlen, VMMS_NOT_FOUND, "sandbox %s: no job running", vm->name);
+    static const char *const sources[] = PARTIAL_SOURCES;
+    int fd = -1;
+    for (const char *const *s = sources; *s && fd < 0; s++) {
+        struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+                               .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS |
+                                          RESOLVE_NO_MAGICLINKS};
+        int p = (int)syscall(SYS_openat2, rfd, *s, &how, sizeof how);
+        struct stat st;
+        if (p < 0)
+            continue;
+        if (fstat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+            char self[64];
+            snprintf(self, sizeof self, "/proc/self/fd/%d", p);
+            fd = open(self, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        }
+        close(p);
+    }
+    close(rfd);
+    if (fd < 0)
+        return VMMS_OK; /* nothing printed yet */
+    char *buf = malloc(max_bytes + 1);
+    if (buf == NULL) {
+        close(fd);
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
+    }
+    size_t got = 0;
+    while (got < max_bytes) {
+        ssize_t n = read(fd, buf + got, max_bytes - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
+    return VMMS_OK;
+}

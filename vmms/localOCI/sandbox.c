@@ -1,0 +1,583 @@
+/*
+ * sandbox.c: the life of one sandbox ("VM"). A sandbox is a bundle
+ * directory <run_dir>/vms/<name>/ holding
+ *   disk/     a tmpfs of the job's root share (upper/ and work/ of the overlay)
+ *   rootfs/   the overlayfs root: the image's layers read-only, disk/upper
+ *   mount/    the job's /home/mount (inputs in, feedback out)
+ *   config.json, image, init ("pid starttime" of its process), net, console.log
+ * and a container of the same name created in the OCI runtime (its process
+ * parked before exec, its namespaces and cgroups made), so that a job's
+ * start is the runtime's `start` alone. initialize_vm makes it all (the warm
+ * pool calls it ahead of any job), wait_vm checks the container's process
+ * lives, destroy_vm kills and deletes the container and removes every
+ * piece (runtime state, cgroups, mounts, network namespace, directory);
+ * get_vms reports every piece carrying our prefix, so startup clean-up
+ * finds what a crash left. Also the container process lookup and the
+ * cgroup usage figures (job_usage).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "lo.h"
+#include "log.h"
+
+static const char *const cg_v1[] = {"cpu", "cpuacct", "cpuset", "memory", "devices",
+                                    "freezer", "blkio", "pids", "perf_event", "net_cls",
+                                    "net_prio", "hugetlb", "rdma", "misc", "systemd",
+                                    "unified", NULL};
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+    (void)sb;
+    (void)f;
+    if (flag == FTW_DP)
+        rmdir(p);
+    else
+        unlink(p);
+    return 0;
+}
+
+int lo_open_bundle(struct lo_ctx *ctx, const char *name)
+{
+    return openat(ctx->vms_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* Reads a small file of the bundle into buf; -1 if absent. */
+static int read_small(int dfd, const char *file, char *buf, size_t bufsz)
+{
+    int fd = openat(dfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, bufsz - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return 0;
+}
+
+static int write_small(int dfd, const char *file, const char *data)
+{
+    int fd = openat(dfd, file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    size_t n = strlen(data);
+    int rc = write(fd, data, n) == (ssize_t)n ? 0 : -1;
+    close(fd);
+    return rc;
+}
+
+/* Field 22 of /proc/pid/stat (start time) and its state letter. */
+static long long proc_start(int pid, char *state)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    p += 2;
+    *state = *p;
+    for (int field = 3; field < 22 && p; field++) {
+        p = strchr(p, ' ');
+        if (p)
+            p++;
+    }
+    return p ? atoll(p) : -1;
+}
+
+int lo_container_pid(struct lo_ctx *ctx, const char *name)
+{
+    int dfd = lo_open_bundle(ctx, name);
+    char buf[64];
+    if (dfd < 0)
+        return 0;
+    int got = read_small(dfd, "init", buf, sizeof buf);
+    close(dfd);
+    int pid = 0;
+    long long start = -1;
+    if (got != 0 || sscanf(buf, "%d %lld", &pid, &start) != 2 || pid <= 1)
+        return 0;
+    char st = '?';
+    if (proc_start(pid, &st) != start || st == 'Z' || st == 'X')
+        return 0;
+    return pid;
+}
+
+int lo_runtime(struct lo_ctx *ctx, const char *what, const char *const *args, char *err,
+               size_t errlen)
+{
+    const char *argv[16];
+    size_t n = 0;
+    argv[n++] = ctx->runtime_path;
+    argv[n++] = "--root";
+    argv[n++] = ctx->runtime_root;
+    for (; *args && n < 15; args++)
+        argv[n++] = *args;
+    argv[n] = NULL;
+    return lo_spawn_ok(what, argv, NULL, 1000L * ctx->cfg.cmd_timeout_s, err, errlen);
+}
+
+/* The runtime has state for name. */
+static bool runtime_has(struct lo_ctx *ctx, const char *name)
+{
+    char p[PATH_MAX * 2];
+    snprintf(p, sizeof p, "%s/%s", ctx->runtime_root, name);
+    return access(p, F_OK) == 0;
+}
+
+/* The cgroup directory of name under controller ctl ("" = v2 root). */
+static void cg_dir(struct lo_ctx *ctx, const char *ctl, const char *name, char *buf,
+                   size_t bufsz)
+{
+    if (ctx->cgroup2)
+        snprintf(buf, bufsz, "/sys/fs/cgroup/%s/%s", LO_CGROUP_PARENT, name);
+    else
+        snprintf(buf, bufsz, "/sys/fs/cgroup/%s/%s/%s", ctl, LO_CGROUP_PARENT, name);
+}
+
+/* Removes what cgroups of name are left (the runtime's delete removes them;
+ * a crash in between may not have). */
+static void cg_remove(struct lo_ctx *ctx, const char *name)
+{
+    char d[PATH_MAX];
+    if (ctx->cgroup2) {
+        cg_dir(ctx, "", name, d, sizeof d);
+        rmdir(d);
+        return;
+    }
+    for (const char *const *c = cg_v1; *c; c++) {
+        cg_dir(ctx, *c, name, d, sizeof d);
+        rmdir(d);
+    }
+}
+
+/* Reaps name's process if it is our child (we are its subreaper). */
+static void reap(int pid)
+{
+    if (pid <= 1)
+        return;
+    for (int i = 0; i < 200; i++) {
+        siginfo_t si = {0};
+        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG) != 0 || si.si_pid == pid)
+            return; /* not ours (ECHILD), or reaped */
+        clock_sleep_ms(5);
+    }
+}
+
+static int destroy(struct lo_ctx *ctx, struct vmms_vm *vm, bool safe, char *err, size_t errlen)
+{
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    lo_abort_runs(ctx, vm->name);
+    long long t0 = clock_mono_ms();
+    bool existed = false;
+    int pid = 0;
+    int dfd = lo_open_bundle(ctx, vm->name);
+    if (dfd >= 0) {
+        char buf[64];
+        existed = true;
+        if (read_small(dfd, "init", buf, sizeof buf) == 0)
+            pid = atoi(buf);
+    }
+    if (runtime_has(ctx, vm->name)) {
+        existed = true;
+        const char *args[] = {"delete", "--force", vm->name, NULL};
+        rc = lo_runtime(ctx, "runtime delete", args, err, errlen);
+        if (rc != VMMS_OK && !runtime_has(ctx, vm->name))
+            rc = VMMS_OK; /* gone meanwhile (a concurrent destroy) */
+    }
+    reap(pid);
+    cg_remove(ctx, vm->name);
+    if (dfd >= 0) {
+        char p[PATH_MAX * 2];
+        snprintf(p, sizeof p, "%s/%s/rootfs", ctx->vms_dir, vm->name);
+        if (umount2(p, MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+            log_warn("vm_umount_failed", "name=%s what=rootfs errno=%d", vm->name, errno);
+        snprintf(p, sizeof p, "%s/%s/disk", ctx->vms_dir, vm->name);
+        if (umount2(p, MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+            log_warn("vm_umount_failed", "name=%s what=disk errno=%d", vm->name, errno);
+        char e2[256];
+        if (lo_net_remove(ctx, vm->name, dfd, e2, sizeof e2) != VMMS_OK)
+            log_warn("vm_netns_left", "name=%s err=\"%s\"", vm->name, e2);
+        close(dfd);
+        snprintf(p, sizeof p, "%s/%s", ctx->vms_dir, vm->name);
+        nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+        if (access(p, F_OK) == 0 && rc == VMMS_OK)
+            rc = vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: cannot remove %s", vm->name, p);
+    } else {
+        char e2[256];
+        lo_net_remove(ctx, vm->name, -1, e2, sizeof e2); /* a namespace alone */
+    }
+    if (rc == VMMS_OK && !existed && !safe)
+        rc = vmms_fail(err, errlen, VMMS_NOT_FOUND, "sandbox %s does not exist", vm->name);
+    log_info("vm_destroyed", "name=%s existed=%d ms=%lld rc=%d", vm->name, (int)existed,
+             clock_mono_ms() - t0, rc);
+    return rc;
+}
+
+int lo_destroy_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen)
+{
+    return destroy(ctx, vm, false, err, errlen);
+}
+
+int lo_safe_destroy_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen)
+{
+    return destroy(ctx, vm, true, err, errlen);
+}
+
+/* The overlay's lowerdir option: the image's layers, top first. */
+static int lower_dirs(struct lo_ctx *ctx, const json_t *image, char *buf, size_t bufsz)
+{
+    json_t *layers = json_object_get(image, "layers");
+    size_t o = 0;
+    for (size_t i = json_array_size(layers); i-- > 0;) {
+        char d[PATH_MAX];
+        lo_layer_dir(ctx, json_string_value(json_array_get(layers, i)), d, sizeof d);
+        if (access(d, F_OK) != 0)
+            return -1;
+        int n = snprintf(buf + o, bufsz - o, "%s%s", o ? ":" : "", d);
+        if (n < 0 || (size_t)n >= bufsz - o)
+            return -1;
+        o += (size_t)n;
+    }
+    return o ? 0 : -1;
+}
+
+/* The image record, imported from Docker first when the store lacks it. */
+static int image_for(struct lo_ctx *ctx, const char *image, json_t **rec, char *err,
+                     size_t errlen)
+{
+    int rc = lo_image_get(ctx, image, rec, err, errlen);
+    if (rc != VMMS_NOT_FOUND)
+        return rc;
+    rc = lo_import_docker(ctx, image, err, errlen);
+    return rc == VMMS_OK ? lo_image_get(ctx, image, rec, err, errlen) : rc;
+}
+
+/* Makes the bundle's file systems and config.json (dfd: the bundle). */
+static int make_bundle(struct lo_ctx *ctx, struct vmms_vm *vm, int dfd, const json_t *image,
+                       const struct lo_limits *lim, char *err, size_t errlen)
+{
+    char lower[4096], opts[4096 + 2 * PATH_MAX], p[PATH_MAX * 2];
+    if (lower_dirs(ctx, image, lower, sizeof lower) != 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "image %s: a layer is missing from the "
+                         "store, or too many layers for one overlay mount: import it again",
+                         vm->image);
+    if (mkdirat(dfd, "disk", 0700) != 0 || mkdirat(dfd, "rootfs", 0755) != 0 ||
+        mkdirat(dfd, "mount", 0755) != 0 || fchmodat(dfd, "mount", 0755, 0) != 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: cannot make its directories: %s",
+                         vm->name, strerror(errno));
+    int upper = lim->disk_mb / 4 > 4 ? lim->disk_mb / 4 : 4;
+    snprintf(p, sizeof p, "%s/%s/disk", ctx->vms_dir, vm->name);
+    snprintf(opts, sizeof opts, "size=%dm,mode=0700", upper);
+    if (mount("tango-oci", p, "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: cannot mount its disk tmpfs: %s",
+                         vm->name, strerror(errno));
+    char up[PATH_MAX * 2 + 8], work[PATH_MAX * 2 + 8];
+    snprintf(up, sizeof up, "%s/upper", p);
+    snprintf(work, sizeof work, "%s/work", p);
+    if (mkdir(up, 0755) != 0 || mkdir(work, 0700) != 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: cannot make upper/work: %s",
+                         vm->name, strerror(errno));
+    int n = snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", lower, up, work);
+    if (n < 0 || (size_t)n >= 4096)
+        return vmms_fail(err, errlen, VMMS_ERR, "image %s: too many layers for one overlay "
+                         "mount (options over 4096 bytes)", vm->image);
+    snprintf(p, sizeof p, "%s/%s/rootfs", ctx->vms_dir, vm->name);
+    if (mount("tango-oci", p, "overlay", MS_NOSUID | MS_NODEV, opts) != 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: cannot mount its overlay root: %s",
+                         vm->name, strerror(errno));
+    char netns[PATH_MAX] = "";
+    if (vm->network) {
+        int rc = lo_net_create(ctx, vm->name, dfd, err, errlen);
+        if (rc != VMMS_OK)
+            return rc;
+        snprintf(netns, sizeof netns, "/run/netns/%s", vm->name);
+    }
+    json_t *spec = lo_spec(ctx, vm->name, image, lim, netns[0] ? netns : NULL);
+    int fd = spec ? openat(dfd, "config.json", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                                                    O_CLOEXEC, 0600)
+                  : -1;
+    int rc = fd >= 0 && json_dumpfd(spec, fd, JSON_COMPACT) == 0
+                 ? VMMS_OK
+                 : vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: cannot write config.json: %s",
+                             vm->name, spec ? strerror(errno) : "out of memory");
+    if (fd >= 0)
+        close(fd);
+    json_decref(spec);
+    return rc;
+}
+
+int lo_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
+{
+    struct lo_ctx *ctx = vctx;
+    if (vm == NULL)
+        return vmms_fail(err, errlen, VMMS_ERR, "no VM given");
+    vm->id[0] = '\0';
+    vm->host[0] = '\0';
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    if (strnlen(vm->image, sizeof vm->image) == 0 ||
+        strnlen(vm->image, sizeof vm->image) == sizeof vm->image)
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: no image name", vm->name);
+    if (vm->cores < 0 || vm->memory_mb < 0 || vm->pids_limit < 0 || vm->disk_mb < 0 ||
+        (vm->disk_mb > 0 && vm->disk_mb < 16) || vm->disk_mb > 1024 * 1024 ||
+        vm->memory_mb > 1024 * 1024)
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: negative cores, memory or pids limit, "
+                         "or a disk limit outside 16..1048576 MiB", vm->name);
+    struct lo_limits lim = {
+        .cores = vm->cores ? vm->cores : ctx->cfg.default_cores,
+        .memory_mb = vm->memory_mb ? vm->memory_mb : ctx->cfg.default_memory_mb,
+        .pids = vm->pids_limit ? vm->pids_limit : ctx->cfg.default_pids_limit,
+        .disk_mb = vm->disk_mb ? vm->disk_mb : ctx->cfg.default_disk_mb,
+    };
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu > 0 && lim.cores > ncpu)
+        lim.cores = (int)ncpu;
+    long long t0 = clock_mono_ms();
+    json_t *image = NULL;
+    rc = image_for(ctx, vm->image, &image, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    long long t_img = clock_mono_ms();
+    if (mkdirat(ctx->vms_fd, vm->name, 0711) != 0) {
+        int e = errno;
+        json_decref(image);
+        if (e != EEXIST || lo_container_pid(ctx, vm->name) > 0)
+            return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: %s", vm->name,
+                             e == EEXIST ? "a live sandbox has that name" : strerror(e));
+        /* The leftover of a dead one: clear it and start afresh. */
+        char e2[256];
+        destroy(ctx, vm, true, e2, sizeof e2);
+        if (mkdirat(ctx->vms_fd, vm->name, 0711) != 0)
+            return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: %s", vm->name,
+                             strerror(errno));
+        rc = image_for(ctx, vm->image, &image, err, errlen);
+        if (rc != VMMS_OK)
+            return rc;
+    }
+    int dfd = lo_open_bundle(ctx, vm->name);
+    if (dfd < 0) {
+        json_decref(image);
+        return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: %s", vm->name, strerror(errno));
+    }
+    write_small(dfd, "image", vm->image);
+    rc = make_bundle(ctx, vm, dfd, image, &lim, err, errlen);
+    json_decref(image);
+    long long t_bundle = clock_mono_ms();
+    if (rc == VMMS_OK) {
+        char bundle[PATH_MAX * 2], pidf[PATH_MAX * 2 + 8];
+        snprintf(bundle, sizeof bundle, "%s/%s", ctx->vms_dir, vm->name);
+        snprintf(pidf, sizeof pidf, "%s/pid", bundle);
+        int log = openat(dfd, "console.log", O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
+                                                 O_CLOEXEC, 0600);
+        const char *argv[] = {ctx->runtime_path, "--root", ctx->runtime_root, "create",
+                              "--bundle", bundle, "--pid-file", pidf, vm->name, NULL};
+        int status = -1;
+        rc = log < 0 ? vmms_fail(err, errlen, VMMS_ERR, "cannot open console.log: %s",
+                                 strerror(errno))
+                     : lo_spawn_fd(argv, log, 1000L * ctx->cfg.cmd_timeout_s, &status, err,
+                                   errlen);
+        if (log >= 0)
+            close(log);
+        char buf[64], init[64], st = '?';
+        if (rc == VMMS_OK && status != 0) {
+            char logbuf[400] = "";
+            read_small(dfd, "console.log", logbuf, sizeof logbuf);
+            for (char *c = logbuf; *c; c++)
+                if (*c == '\n')
+                    *c = ' ';
+            rc = vmms_fail(err, errlen, VMMS_ERR, "runtime create of %s failed (exit %d): %s",
+                           vm->name, status, logbuf);
+        }
+        int pid = 0;
+        if (rc == VMMS_OK && (read_small(dfd, "pid", buf, sizeof buf) != 0 ||
+                              (pid = atoi(buf)) <= 1))
+            rc = vmms_fail(err, errlen, VMMS_ERR, "runtime create of %s wrote no pid",
+                           vm->name);
+        long long start = rc == VMMS_OK ? proc_start(pid, &st) : -1;
+        if (rc == VMMS_OK && start < 0)
+            rc = vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: its process is gone", vm->name);
+        snprintf(init, sizeof init, "%d %lld\n", pid, start);
+        if (rc == VMMS_OK && write_small(dfd, "init", init) != 0)
+            rc = vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: cannot write init: %s",
+                           vm->name, strerror(errno));
+    }
+    close(dfd);
+    if (rc != VMMS_OK) {
+        char e2[256], q[600];
+        destroy(ctx, vm, true, e2, sizeof e2);
+        log_warn("vm_create_failed", "name=%s err=%s", vm->name, log_quote(err, q, sizeof q));
+        return rc;
+    }
+    unsigned char rnd[8];
+    if (getrandom(rnd, sizeof rnd, 0) == (ssize_t)sizeof rnd)
+        for (int i = 0; i < 8; i++)
+            snprintf(vm->id + 2 * i, 3, "%02x", rnd[i]);
+    log_info("vm_created", "name=%s image=%s cores=%d memory_mb=%d disk_mb=%d pids=%d "
+             "network=%d ms=%lld image_ms=%lld bundle_ms=%lld create_ms=%lld", vm->name,
+             vm->image, lim.cores, lim.memory_mb, lim.disk_mb, lim.pids, (int)vm->network,
+             clock_mono_ms() - t0, t_img - t0, t_bundle - t_img, clock_mono_ms() - t_bundle);
+    return VMMS_OK;
+}
+
+int lo_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t errlen)
+{
+    struct lo_ctx *ctx = vctx;
+    (void)timeout_s; /* initialize_vm returns with the container made */
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    if (lo_container_pid(ctx, vm->name) <= 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: its container process is gone",
+                         vm->name);
+    return VMMS_OK;
+}
+
+/* get_vms: one name at most once. */
+struct seen {
+    char (*names)[128];
+    size_t n, cap;
+};
+
+static bool seen_add(struct seen *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->names[i], name) == 0)
+            return false;
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 32;
+        void *nn = realloc(s->names, nc * sizeof *s->names);
+        if (!nn)
+            return false;
+        s->names = nn;
+        s->cap = nc;
+    }
+    snprintf(s->names[s->n++], 128, "%.127s", name);
+    return true;
+}
+
+/* Every entry of dir whose name carries our prefix. */
+static void scan(struct lo_ctx *ctx, const char *dir, struct seen *s, vmms_vm_cb cb, void *arg)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, ctx->prefix, strlen(ctx->prefix)) != 0 ||
+            !vmms_name_ok(e->d_name, 128) || !seen_add(s, e->d_name))
+            continue;
+        char image[256] = "";
+        int dfd = lo_open_bundle(ctx, e->d_name);
+        if (dfd >= 0) {
+            read_small(dfd, "image", image, sizeof image);
+            close(dfd);
+        }
+        cb(e->d_name, "", image, lo_container_pid(ctx, e->d_name) > 0, arg);
+    }
+    if (d)
+        closedir(d);
+}
+
+int lo_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
+{
+    struct lo_ctx *ctx = vctx;
+    (void)err;
+    (void)errlen;
+    struct seen s = {0};
+    scan(ctx, ctx->vms_dir, &s, cb, arg);
+    scan(ctx, ctx->runtime_root, &s, cb, arg);
+    scan(ctx, "/run/netns", &s, cb, arg);
+    char d[PATH_MAX];
+    if (ctx->cgroup2) {
+        snprintf(d, sizeof d, "/sys/fs/cgroup/%s", LO_CGROUP_PARENT);
+        scan(ctx, d, &s, cb, arg);
+    } else {
+        for (const char *const *c = cg_v1; *c; c++) {
+            snprintf(d, sizeof d, "/sys/fs/cgroup/%s/%s", *c, LO_CGROUP_PARENT);
+            scan(ctx, d, &s, cb, arg);
+        }
+    }
+    free(s.names);
+    return VMMS_OK;
+}
+
+/* A number from a cgroup file: the whole file, or the value after key. */
+static long long cg_value(const char *path, const char *key)
+{
+    char buf[4096];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    if (key == NULL)
+        return atoll(buf);
+    size_t kl = strlen(key);
+    for (char *p = buf; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, key, kl) == 0 && p[kl] == ' ')
+            return atoll(p + kl + 1);
+    return -1;
+}
+
+int lo_job_usage(void *vctx, struct vmms_vm *vm, struct vmms_usage *u, char *err, size_t errlen)
+{
+    struct lo_ctx *ctx = vctx;
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    char d[PATH_MAX], f[PATH_MAX + 40];
+    long long user = -1, sys = -1, peak = -1;
+    if (ctx->cgroup2) {
+        cg_dir(ctx, "", vm->name, d, sizeof d);
+        snprintf(f, sizeof f, "%s/cpu.stat", d);
+        user = cg_value(f, "user_usec");
+        sys = cg_value(f, "system_usec");
+        user = user >= 0 ? user / 1000 : -1;
+        sys = sys >= 0 ? sys / 1000 : -1;
+        snprintf(f, sizeof f, "%s/memory.peak", d);
+        peak = cg_value(f, NULL);
+    } else {
+        cg_dir(ctx, "cpuacct", vm->name, d, sizeof d);
+        snprintf(f, sizeof f, "%s/cpuacct.usage_user", d);
+        user = cg_value(f, NULL);
+        snprintf(f, sizeof f, "%s/cpuacct.usage_sys", d);
+        sys = cg_value(f, NULL);
+        user = user >= 0 ? user / 1000000 : -1;
+        sys = sys >= 0 ? sys / 1000000 : -1;
+        cg_dir(ctx, "memory", vm->name, d, sizeof d);
+        snprintf(f, sizeof f, "%s/memory.max_usage_in_bytes", d);
+        peak = cg_value(f, NULL);
+    }
+    if (user < 0 || sys < 0 || peak < 0)
+        return vmms_fail(err, errlen, VMMS_NOT_FOUND, "sandbox %s: no cgroup figures",
+                         vm->name);
+    u->cpu_user_ms = user;
+    u->cpu_sys_ms = sys;
+    u->peak_mem_kb = peak / 1024;
+    return VMMS_OK;
+}
