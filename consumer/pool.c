@@ -71,7 +71,7 @@ static bool same_limits(const struct vmms_vm *a, const struct vmms_vm *b)
 {
     return strcmp(a->image, b->image) == 0 && a->cores == b->cores &&
            a->memory_mb == b->memory_mb && a->pids_limit == b->pids_limit &&
-           a->network == b->network;
+           a->network == b->network && strcmp(a->instance_type, b->instance_type) == 0;
 }
 
 bool pool_take(struct pool *p, const struct vmms_vm *want, struct vmms_vm *out)

@@ -306,6 +306,8 @@ static void fill_vm_spec(struct run_state *rs, struct vmms_vm *vm)
     vm->disk_mb = rs->job->disk_mb ? rs->job->disk_mb : cfg->disk_limit_mb;
     vm->pids_limit = cfg->pids_limit;
     vm->network = !rs->job->disable_network;
+    if (rs->job->instance_type)
+        snprintf(vm->instance_type, sizeof vm->instance_type, "%s", rs->job->instance_type);
 }
 
 /* Publishes the instance this job uses to the held entry (for orphan

@@ -102,6 +102,8 @@ struct vmms_vm {
     int disk_mb;      /* writable storage of the instance in MiB; 0 = default */
     bool network;     /* false: no network inside the instance */
     void *priv;
+    char instance_type[32]; /* the job's VM type ([a-z0-9.]); "" = back end default;
+                             * back ends without types ignore it */
 };
 
 /* autodriver's arguments for one job (SPEC.md, "Inside the container"). */

@@ -66,4 +66,21 @@ int vmms_new_exit_token(char token[33], char *err, size_t errlen);
 int vmms_grading_command(const struct vmms_run *run, int memory_mb, const char *exit_token,
                          char *cmd, size_t cmdsz, char *err, size_t errlen);
 
+/* getPartialOutput: the grading user the peek runs as (so it reads nothing
+ * the job could not read itself) and the deadline of its read. */
+#define VMMS_PARTIAL_USER "autograde"
+#define VMMS_PARTIAL_DEADLINE_S 2
+
+/* Builds into cmd the sh script that prints up to max_bytes of a running
+ * job's output from where the grading command's run writes it, first found
+ * wins: autodriver's output.log in the grading user's home (reference Tango
+ * reads autograde/output.log too), in the job directory for some
+ * autodrivers, and once autodriver is done output/feedback (paths under
+ * /home). It skips a source that is a symbolic link (or whose directory is
+ * one), reads only a regular file, and `timeout` (when the image has it)
+ * kills a read that blocks after VMMS_PARTIAL_DEADLINE_S (a FIFO swapped
+ * in after the test). Run it as VMMS_PARTIAL_USER with a deadline of
+ * VMMS_PARTIAL_DEADLINE_S + 2 s. Exit 0 (or 1: nothing yet). */
+void vmms_partial_script(size_t max_bytes, char *cmd, size_t cmdsz);
+
 #endif

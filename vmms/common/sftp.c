@@ -1,11 +1,9 @@
 /*
- * sftp.c: files in and out of a VM's volume directory on its worker host,
- * over SFTP on the host's shared SSH connection. copy_in writes the job's
- * input files into <volume_dir>/<vm name>/ (bind mounted at /home/mount);
- * copy_out reads <volume_dir>/<vm name>/feedback back (a regular file, at
- * most 64 MiB; a symlink there is refused). Each call runs its own SFTP
- * session (libssh2 keeps SFTP operation state per SFTP session, so two
- * threads never share one).
+ * sftp.c: files in and out of a server over SFTP on an SSH connection
+ * (ssh.h): a job's input files into one directory (vssh_put_files) and one
+ * regular file back (vssh_get_file: size-capped, a symlink refused). Each
+ * call runs its own SFTP session (libssh2 keeps SFTP operation state per
+ * SFTP session, so two threads never share one).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,17 +13,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dd.h"
-#include "log.h"
+#include <limits.h>
+
+#include "common/grading.h"
+#include "common/ssh.h"
 
 #define CHUNK 32768
 
 struct xfer {
-    struct dd_ctx *ctx;
-    struct dd_host *h;
-    struct dd_conn *c;
+    struct vssh_conn *c;
     LIBSSH2_SFTP *sftp;
-    struct dd_wait w;
+    struct vssh_wait w;
     long timeout_ms;
 };
 
@@ -52,46 +50,36 @@ static int xfail(struct xfer *x, int lrc, int wr, const char *what, const char *
         unsigned long fx = libssh2_sftp_last_error(x->sftp);
         pthread_mutex_unlock(&x->c->lock);
         return vmms_fail(err, errlen, fx == LIBSSH2_FX_NO_SUCH_FILE ? VMMS_NOT_FOUND : VMMS_ERR,
-                       "%s %s on %s: %s (SFTP status %lu)", what, path, x->h->label,
+                       "%s %s on %s: %s (SFTP status %lu)", what, path, x->c->t.label,
                        fx_text(fx), fx);
     }
     char e[300];
     snprintf(e, sizeof e, "%s %s", what, path);
-    return dd_op_failed(x->ctx, x->c, lrc, wr, e, x->timeout_ms, err, errlen);
+    return vssh_op_failed(x->c, lrc, wr, e, x->timeout_ms, err, errlen);
 }
 
-/* Takes a connection to vm's host and starts an SFTP session on it. */
-static int xfer_start(struct xfer *x, struct dd_ctx *ctx, const struct vmms_vm *vm,
-                      int timeout_s, char *err, size_t errlen)
+/* Starts an SFTP session on c. */
+static int xfer_start(struct xfer *x, struct vssh_conn *c, long timeout_ms, char *err,
+                      size_t errlen)
 {
     memset(x, 0, sizeof *x);
-    x->ctx = ctx;
-    x->h = dd_vm_host(ctx, vm);
-    if (x->h == NULL)
-        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: not known on any worker host", vm->name);
-    x->c = dd_conn_get(ctx, x->h);
-    if (x->c == NULL)
-        return vmms_fail(err, errlen, VMMS_ERR, "worker host %s of VM %s is down", x->h->label,
-                       vm->name);
-    x->timeout_ms = 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.command_timeout_s);
-    dd_wait_init(&x->w, x->timeout_ms, NULL);
-    int wr = dd_slot_take(x->c, &x->w), lrc = 0;
+    x->c = c;
+    x->timeout_ms = timeout_ms > 0 ? timeout_ms : c->t.command_timeout_ms;
+    vssh_wait_init(&x->w, x->timeout_ms, NULL);
+    int wr = vssh_slot_take(c, &x->w), lrc = 0;
     if (wr) {
-        int rc = dd_op_failed(ctx, x->c, 0, wr, "waiting for a free SSH channel", x->timeout_ms,
-                              err, errlen);
-        dd_conn_put(ctx, x->c);
+        int rc = vssh_op_failed(c, 0, wr, "waiting for a free SSH channel", x->timeout_ms, err,
+                                errlen);
         x->c = NULL;
         return rc;
     }
     /* Starting SFTP keeps its state in the session: hold the lock. */
-    DD_CALL_PTR(x->c, &x->w, true, libssh2_sftp_init(x->c->session), x->sftp, lrc, wr);
+    VSSH_CALL_PTR(c, &x->w, true, libssh2_sftp_init(c->session), x->sftp, lrc, wr);
     if (x->sftp == NULL) {
-        if (wr == DD_W_TIMEOUT)
-            dd_conn_break(ctx, x->c, "starting SFTP took too long");
-        int rc = dd_op_failed(ctx, x->c, lrc, wr, "cannot start SFTP", x->timeout_ms, err,
-                              errlen);
-        dd_slot_give(x->c);
-        dd_conn_put(ctx, x->c);
+        if (wr == VSSH_W_TIMEOUT)
+            vssh_break(c, "starting SFTP took too long");
+        int rc = vssh_op_failed(c, lrc, wr, "cannot start SFTP", x->timeout_ms, err, errlen);
+        vssh_slot_give(c);
         x->c = NULL;
         return rc;
     }
@@ -102,24 +90,23 @@ static void xfer_end(struct xfer *x)
 {
     if (x->c == NULL)
         return;
-    struct dd_wait w;
-    dd_wait_init(&w, 1000, NULL);
+    struct vssh_wait w;
+    vssh_wait_init(&w, 1000, NULL);
     int lrc, wr;
     if (x->sftp)
-        DD_CALL(x->c, &w, libssh2_sftp_shutdown(x->sftp), lrc, wr);
+        VSSH_CALL(x->c, &w, libssh2_sftp_shutdown(x->sftp), lrc, wr);
     (void)lrc;
     (void)wr;
-    dd_slot_give(x->c);
-    dd_conn_put(x->ctx, x->c);
+    vssh_slot_give(x->c);
     x->c = NULL;
 }
 
 static void close_handle(struct xfer *x, LIBSSH2_SFTP_HANDLE *fh)
 {
-    struct dd_wait w;
-    dd_wait_init(&w, 1000, NULL);
+    struct vssh_wait w;
+    vssh_wait_init(&w, 1000, NULL);
     int lrc, wr;
-    DD_CALL(x->c, &w, libssh2_sftp_close_handle(fh), lrc, wr);
+    VSSH_CALL(x->c, &w, libssh2_sftp_close_handle(fh), lrc, wr);
     (void)lrc;
     (void)wr;
 }
@@ -140,13 +127,13 @@ static int put_file(struct xfer *x, const struct vmms_file *f, const char *path,
     }
     int lrc, wr;
     /* A file of that name (a repeated destFile) is replaced, never followed. */
-    DD_CALL(x->c, &x->w, libssh2_sftp_unlink_ex(x->sftp, path, (unsigned)strlen(path)), lrc, wr);
+    VSSH_CALL(x->c, &x->w, libssh2_sftp_unlink_ex(x->sftp, path, (unsigned)strlen(path)), lrc, wr);
     if (wr) {
         close(fd);
         return xfail(x, lrc, wr, "cannot replace", path, err, errlen);
     }
     LIBSSH2_SFTP_HANDLE *fh = NULL;
-    DD_CALL_PTR(x->c, &x->w, false,
+    VSSH_CALL_PTR(x->c, &x->w, false,
                 libssh2_sftp_open_ex(x->sftp, path, (unsigned)strlen(path),
                                      LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_EXCL,
                                      0644, LIBSSH2_SFTP_OPENFILE),
@@ -169,7 +156,7 @@ static int put_file(struct xfer *x, const struct vmms_file *f, const char *path,
             break;
         for (ssize_t off = 0; off < n && rc == VMMS_OK;) {
             ssize_t wn;
-            DD_CALL(x->c, &x->w, libssh2_sftp_write(fh, buf + off, (size_t)(n - off)), wn, wr);
+            VSSH_CALL(x->c, &x->w, libssh2_sftp_write(fh, buf + off, (size_t)(n - off)), wn, wr);
             if (wr || wn < 0)
                 rc = xfail(x, (int)wn, wr, "cannot write", path, err, errlen);
             else
@@ -180,7 +167,7 @@ static int put_file(struct xfer *x, const struct vmms_file *f, const char *path,
     }
     close(fd);
     if (rc == VMMS_OK) {
-        DD_CALL(x->c, &x->w, libssh2_sftp_close_handle(fh), lrc, wr);
+        VSSH_CALL(x->c, &x->w, libssh2_sftp_close_handle(fh), lrc, wr);
         if (wr || lrc != 0)
             rc = xfail(x, lrc, wr, "cannot finish writing", path, err, errlen);
     } else {
@@ -189,13 +176,9 @@ static int put_file(struct xfer *x, const struct vmms_file *f, const char *path,
     return rc;
 }
 
-int dd_copy_in(void *vctx, struct vmms_vm *vm, const struct vmms_file *files, size_t nfiles,
-               int timeout_s, char *err, size_t errlen)
+int vssh_put_files(struct vssh_conn *c, const char *dir, const struct vmms_file *files,
+                   size_t nfiles, long timeout_ms, char *err, size_t errlen)
 {
-    struct dd_ctx *ctx = vctx;
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
-    if (rc != VMMS_OK)
-        return rc;
     for (size_t i = 0; i < nfiles; i++)
         if (files[i].local_path == NULL || files[i].dest_name == NULL ||
             !vmms_dest_name_ok(files[i].dest_name))
@@ -204,73 +187,59 @@ int dd_copy_in(void *vctx, struct vmms_vm *vm, const struct vmms_file *files, si
                            "(no '/', not '.' or '..', not empty)",
                            files[i].dest_name ? files[i].dest_name : "(null)");
     struct xfer x;
-    rc = xfer_start(&x, ctx, vm, timeout_s, err, errlen);
+    int rc = xfer_start(&x, c, timeout_ms, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     char *buf = malloc(CHUNK);
     if (buf == NULL)
         rc = vmms_fail(err, errlen, VMMS_ERR, "out of memory");
-    long t0 = clock_mono_ms();
     for (size_t i = 0; i < nfiles && rc == VMMS_OK; i++) {
         char path[PATH_MAX + 400];
-        snprintf(path, sizeof path, "%s/%s/%s", x.h->cfg->volume_dir, vm->name,
-                 files[i].dest_name);
+        snprintf(path, sizeof path, "%s/%s", dir, files[i].dest_name);
         rc = put_file(&x, &files[i], path, buf, err, errlen);
     }
     free(buf);
     xfer_end(&x);
-    if (rc == VMMS_NOT_FOUND) /* the VM's directory is gone */
-        rc = VMMS_ERR;
-    if (rc == VMMS_OK)
-        log_debug("vm_copy_in", "name=%s host=%s files=%zu ms=%ld", vm->name, x.h->label, nfiles,
-                  (long)(clock_mono_ms() - t0));
     return rc;
 }
 
-int dd_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeout_s,
-                char *err, size_t errlen)
+int vssh_get_file(struct vssh_conn *c, const char *path, const char *dest_path,
+                  long long max_bytes, long timeout_ms, long long *bytes, char *err,
+                  size_t errlen)
 {
-    struct dd_ctx *ctx = vctx;
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
-    if (rc != VMMS_OK)
-        return rc;
+    if (bytes)
+        *bytes = 0;
     struct xfer x;
-    rc = xfer_start(&x, ctx, vm, timeout_s, err, errlen);
+    int rc = xfer_start(&x, c, timeout_ms, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    char path[PATH_MAX + 200];
-    snprintf(path, sizeof path, "%s/%s/feedback", x.h->cfg->volume_dir, vm->name);
     int lrc, wr;
     LIBSSH2_SFTP_ATTRIBUTES at;
     memset(&at, 0, sizeof at);
-    DD_CALL(x.c, &x.w, libssh2_sftp_stat_ex(x.sftp, path, (unsigned)strlen(path),
-                                            LIBSSH2_SFTP_LSTAT, &at), lrc, wr);
+    VSSH_CALL(x.c, &x.w, libssh2_sftp_stat_ex(x.sftp, path, (unsigned)strlen(path),
+                                              LIBSSH2_SFTP_LSTAT, &at), lrc, wr);
     if (wr || lrc != 0) {
         rc = xfail(&x, lrc, wr, "cannot find", path, err, errlen);
-        if (rc == VMMS_NOT_FOUND)
-            rc = vmms_fail(err, errlen, VMMS_ERR,
-                         "VM %s has no feedback file on %s: the job did not finish", vm->name,
-                         x.h->label);
         xfer_end(&x);
         return rc;
     }
     if (!(at.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) ||
         (at.permissions & LIBSSH2_SFTP_S_IFMT) != LIBSSH2_SFTP_S_IFREG) {
         xfer_end(&x);
-        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: feedback is not a regular file",
-                       vm->name);
+        return vmms_fail(err, errlen, VMMS_ERR, "%s on %s is not a regular file", path,
+                         c->t.label);
     }
-    if ((at.flags & LIBSSH2_SFTP_ATTR_SIZE) && at.filesize > (unsigned long long)DD_FEEDBACK_MAX) {
+    if ((at.flags & LIBSSH2_SFTP_ATTR_SIZE) && at.filesize > (unsigned long long)max_bytes) {
         xfer_end(&x);
-        return vmms_fail(err, errlen, VMMS_ERR,
-                       "VM %s: feedback is %llu bytes, more than the %ld MiB limit", vm->name,
-                       (unsigned long long)at.filesize, DD_FEEDBACK_MAX >> 20);
+        return vmms_fail(err, errlen, VMMS_ERR, "%s on %s is %llu bytes, more than the %lld MiB "
+                         "limit", path, c->t.label, (unsigned long long)at.filesize,
+                         max_bytes >> 20);
     }
     LIBSSH2_SFTP_HANDLE *fh = NULL;
-    DD_CALL_PTR(x.c, &x.w, false,
-                libssh2_sftp_open_ex(x.sftp, path, (unsigned)strlen(path), LIBSSH2_FXF_READ, 0,
-                                     LIBSSH2_SFTP_OPENFILE),
-                fh, lrc, wr);
+    VSSH_CALL_PTR(x.c, &x.w, false,
+                  libssh2_sftp_open_ex(x.sftp, path, (unsigned)strlen(path), LIBSSH2_FXF_READ, 0,
+                                       LIBSSH2_SFTP_OPENFILE),
+                  fh, lrc, wr);
     if (fh == NULL) {
         rc = xfail(&x, lrc, wr, "cannot open", path, err, errlen);
         xfer_end(&x);
@@ -289,19 +258,18 @@ int dd_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
         return rc;
     }
     long long total = 0;
-    long t0 = clock_mono_ms();
     for (;;) {
         ssize_t n;
-        DD_CALL(x.c, &x.w, libssh2_sftp_read(fh, buf, CHUNK), n, wr);
+        VSSH_CALL(x.c, &x.w, libssh2_sftp_read(fh, buf, CHUNK), n, wr);
         if (wr || n < 0) {
             rc = xfail(&x, (int)n, wr, "cannot read", path, err, errlen);
             break;
         }
         if (n == 0)
             break;
-        if (total + n > DD_FEEDBACK_MAX) {
-            rc = vmms_fail(err, errlen, VMMS_ERR, "VM %s: feedback is more than the %ld MiB limit",
-                         vm->name, DD_FEEDBACK_MAX >> 20);
+        if (total + n > max_bytes) {
+            rc = vmms_fail(err, errlen, VMMS_ERR, "%s on %s is more than the %lld MiB limit",
+                           path, c->t.label, max_bytes >> 20);
             break;
         }
         for (ssize_t off = 0; off < n;) {
@@ -326,8 +294,7 @@ int dd_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
     xfer_end(&x);
     if (rc == VMMS_NOT_FOUND)
         rc = VMMS_ERR;
-    if (rc == VMMS_OK)
-        log_debug("vm_copy_out", "name=%s host=%s bytes=%lld ms=%ld", vm->name, x.h->label,
-                  total, (long)(clock_mono_ms() - t0));
+    if (bytes)
+        *bytes = total;
     return rc;
 }

@@ -1,9 +1,10 @@
 /*
- * session.c: one SSH connection to a worker host. Owns the TCP connect with
- * a deadline, the libssh2 handshake, host key verification against the
- * host's known_hosts file (libssh2_knownhost_*), public key authentication,
- * the rule for waiting on a non-blocking session shared by several threads
- * (dd_wait_io, see dd.h), channel slots (the host sshd's MaxSessions), and
+ * ssh.c: one SSH connection to a server (ssh.h). Owns the TCP connect with
+ * a deadline, the libssh2 handshake, host key verification (the target's
+ * known_hosts file through libssh2_knownhost_*, or a list of expected
+ * SHA256 fingerprints, or none), public key authentication, the rule for
+ * waiting on a non-blocking session shared by several threads
+ * (vssh_wait_io), channel slots (the server's MaxSessions), breaking and
  * closing a connection. Keys are never logged; host key fingerprints are.
  */
 #include <errno.h>
@@ -16,25 +17,27 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "dd.h"
+#include "clock.h"
+#include "common/grading.h"
+#include "common/ssh.h"
 #include "log.h"
 
-void dd_wait_init(struct dd_wait *w, long timeout_ms, atomic_int *abort)
+void vssh_wait_init(struct vssh_wait *w, long timeout_ms, atomic_int *abort)
 {
     w->deadline_ms = clock_mono_ms() + (timeout_ms > 0 ? timeout_ms : 1);
     w->abort = abort;
     w->nap_ms = 1;
 }
 
-int dd_wait_io(struct dd_conn *c, struct dd_wait *w, bool hold)
+int vssh_wait_io(struct vssh_conn *c, struct vssh_wait *w, bool hold)
 {
     if (atomic_load(&c->broken))
-        return DD_W_BROKEN;
+        return VSSH_W_BROKEN;
     if (w->abort && atomic_load(w->abort))
-        return DD_W_ABORT;
+        return VSSH_W_ABORT;
     long left = w->deadline_ms - clock_mono_ms();
     if (left <= 0)
-        return DD_W_TIMEOUT;
+        return VSSH_W_TIMEOUT;
     int dirs = libssh2_session_block_directions(c->session);
     struct pollfd p = {.fd = c->sock};
     if (dirs & LIBSSH2_SESSION_BLOCK_INBOUND)
@@ -54,12 +57,12 @@ int dd_wait_io(struct dd_conn *c, struct dd_wait *w, bool hold)
         pthread_mutex_lock(&c->lock);
     /* Another thread may read our data off the socket while we sleep, so
      * the poll never sleeps long; it sleeps longer the longer nothing comes. */
-    if (n == 0 && w->nap_ms < DD_NAP_MAX)
-        w->nap_ms = w->nap_ms * 2 > DD_NAP_MAX ? DD_NAP_MAX : w->nap_ms * 2;
+    if (n == 0 && w->nap_ms < VSSH_NAP_MAX)
+        w->nap_ms = w->nap_ms * 2 > VSSH_NAP_MAX ? VSSH_NAP_MAX : w->nap_ms * 2;
     return 0;
 }
 
-bool dd_ssh_fatal(int rc)
+bool vssh_fatal(int rc)
 {
     /* Not LIBSSH2_ERROR_SOCKET_NONE (-1): libssh2 also uses it for "no
      * such answer (yet)"; a session that really died fails the next call. */
@@ -86,7 +89,7 @@ bool dd_ssh_fatal(int rc)
 }
 
 /* Called with c->lock held (or on a connection no other thread has). */
-void dd_ssh_error(struct dd_conn *c, int rc, const char *what, char *err, size_t errlen)
+void vssh_error(struct vssh_conn *c, int rc, const char *what, char *err, size_t errlen)
 {
     char *msg = NULL;
     int len = 0;
@@ -96,22 +99,22 @@ void dd_ssh_error(struct dd_conn *c, int rc, const char *what, char *err, size_t
             msg && len > 0 ? len : 7, msg && len > 0 ? msg : "unknown", rc);
 }
 
-int dd_slot_take(struct dd_conn *c, struct dd_wait *w)
+int vssh_slot_take(struct vssh_conn *c, struct vssh_wait *w)
 {
     int rc = 0;
     pthread_mutex_lock(&c->lock);
-    while (c->channels >= c->host->cfg->max_sessions) {
+    while (c->channels >= c->t.max_sessions) {
         if (atomic_load(&c->broken)) {
-            rc = DD_W_BROKEN;
+            rc = VSSH_W_BROKEN;
             break;
         }
         if (w->abort && atomic_load(w->abort)) {
-            rc = DD_W_ABORT;
+            rc = VSSH_W_ABORT;
             break;
         }
         long now = clock_mono_ms();
         if (now >= w->deadline_ms) {
-            rc = DD_W_TIMEOUT;
+            rc = VSSH_W_TIMEOUT;
             break;
         }
         long until = w->deadline_ms < now + 100 ? w->deadline_ms : now + 100;
@@ -132,7 +135,7 @@ int dd_slot_take(struct dd_conn *c, struct dd_wait *w)
     return rc;
 }
 
-void dd_slot_give(struct dd_conn *c)
+void vssh_slot_give(struct vssh_conn *c)
 {
     pthread_mutex_lock(&c->lock);
     c->channels--;
@@ -142,7 +145,7 @@ void dd_slot_give(struct dd_conn *c)
 
 /* A non-blocking TCP connection to address:port by the deadline; -1 with
  * err set on failure. */
-static int tcp_connect(const struct dd_host_cfg *hc, long deadline, atomic_int *abort,
+static int tcp_connect(const struct vssh_target *hc, long deadline, atomic_int *abort,
                        char *err, size_t errlen)
 {
     char port[16];
@@ -223,9 +226,9 @@ static const struct {
 /* Asks the server for the key types known_hosts holds for this host (plain
  * entries), as OpenSSH does; hashed entries leave libssh2's default order. */
 static void prefer_known_types(LIBSSH2_SESSION *s, LIBSSH2_KNOWNHOSTS *kh,
-                               const struct dd_host_cfg *hc)
+                               const struct vssh_target *hc)
 {
-    char bracketed[DD_ADDR_MAX + 16];
+    char bracketed[300];
     snprintf(bracketed, sizeof bracketed, "[%s]:%d", hc->address, hc->port);
     bool seen[N_KEY_TYPES] = {0};
     struct libssh2_knownhost *cur = NULL, *prev = NULL;
@@ -269,12 +272,12 @@ static void b64(const unsigned char *in, size_t n, char *out, size_t outsz)
     out[o] = '\0';
 }
 
-/* Verifies the server's host key against known_hosts. VMMS_OK or VMMS_ERR
- * with *refused set. */
-static int check_host_key(struct dd_ctx *ctx, struct dd_conn *c, LIBSSH2_KNOWNHOSTS *kh,
-                          bool *refused, char *err, size_t errlen)
+/* Verifies the server's host key by the target's policy. VMMS_OK or
+ * VMMS_ERR with *refused set. */
+static int check_host_key(struct vssh_conn *c, LIBSSH2_KNOWNHOSTS *kh, bool *refused, char *err,
+                          size_t errlen)
 {
-    const struct dd_host_cfg *hc = c->host->cfg;
+    const struct vssh_target *hc = &c->t;
     size_t len = 0;
     int type = 0;
     const char *key = libssh2_session_hostkey(c->session, &len, &type);
@@ -293,14 +296,33 @@ static int check_host_key(struct dd_ctx *ctx, struct dd_conn *c, LIBSSH2_KNOWNHO
         b64(h, 32, b, sizeof b);
         snprintf(fp, sizeof fp, "SHA256:%s", b);
     }
+    snprintf(c->fingerprint, sizeof c->fingerprint, "%s", fp);
     if (key == NULL) {
         *refused = true;
-        return vmms_fail(err, errlen, VMMS_ERR, "%s sent no host key", c->host->label);
+        return vmms_fail(err, errlen, VMMS_ERR, "%s sent no host key", hc->label);
     }
-    if (!ctx->cfg.strict_host_key_checking) {
-        log_debug("host_key_unchecked", "host=%s type=%s fingerprint=%s", c->host->label,
-                  tname, fp);
+    if (hc->policy == VSSH_KEY_ANY) {
+        log_debug("host_key_unchecked", "host=%s type=%s fingerprint=%s", hc->label, tname, fp);
         return VMMS_OK;
+    }
+    if (hc->policy == VSSH_KEY_FINGERPRINTS) {
+        /* Whole words of the list only: "SHA256:x" must not match "SHA256:xy". */
+        size_t fl = strlen(fp);
+        for (const char *p = hc->fingerprints ? hc->fingerprints : ""; h && *p;) {
+            size_t n = strcspn(p, " \t\n");
+            if (n == fl && strncmp(p, fp, fl) == 0) {
+                log_debug("host_key_matched", "host=%s type=%s fingerprint=%s", hc->label, tname,
+                          fp);
+                return VMMS_OK;
+            }
+            p += n;
+            p += strspn(p, " \t\n");
+        }
+        *refused = true;
+        return vmms_fail(err, errlen, VMMS_ERR,
+                         "host key mismatch: %s offered %s key %s, which is not one of the "
+                         "fingerprints the instance printed on its console; refused", hc->label,
+                         tname, fp);
     }
     int check = libssh2_knownhost_checkp(kh, hc->address, hc->port, key, len,
                                          LIBSSH2_KNOWNHOST_TYPE_PLAIN |
@@ -311,15 +333,15 @@ static int check_host_key(struct dd_ctx *ctx, struct dd_conn *c, LIBSSH2_KNOWNHO
     if (check == LIBSSH2_KNOWNHOST_CHECK_MISMATCH)
         return vmms_fail(err, errlen, VMMS_ERR,
                        "host key mismatch: %s offered %s key %s, which is not the one in %s "
-                       "(host reinstalled, or someone in between); refused", c->host->label,
+                       "(host reinstalled, or someone in between); refused", hc->label,
                        tname, fp, hc->known_hosts);
     if (check == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND)
         return vmms_fail(err, errlen, VMMS_ERR,
                        "host key unknown: %s offered %s key %s and %s has no %s key for it; "
-                       "refused (add it with ssh-keyscan after checking it)", c->host->label,
+                       "refused (add it with ssh-keyscan after checking it)", hc->label,
                        tname, fp, hc->known_hosts, tname);
     return vmms_fail(err, errlen, VMMS_ERR, "cannot check the host key of %s against %s; refused",
-                   c->host->label, hc->known_hosts);
+                   hc->label, hc->known_hosts);
 }
 
 /* Runs one session-level call to completion, keeping the lock while it
@@ -331,9 +353,9 @@ static int check_host_key(struct dd_ctx *ctx, struct dd_conn *c, LIBSSH2_KNOWNHO
             rc_ = (expr);                                                          \
             if (rc_ != LIBSSH2_ERROR_EAGAIN)                                       \
                 break;                                                             \
-            int wr_ = dd_wait_io((c), (w), true);                                  \
+            int wr_ = vssh_wait_io((c), (w), true);                                  \
             if (wr_) {                                                             \
-                rc_ = wr_ == DD_W_TIMEOUT ? LIBSSH2_ERROR_TIMEOUT                  \
+                rc_ = wr_ == VSSH_W_TIMEOUT ? LIBSSH2_ERROR_TIMEOUT                  \
                                           : LIBSSH2_ERROR_SOCKET_DISCONNECT;       \
                 break;                                                             \
             }                                                                      \
@@ -341,25 +363,39 @@ static int check_host_key(struct dd_ctx *ctx, struct dd_conn *c, LIBSSH2_KNOWNHO
         rc_;                                                                       \
     })
 
-int dd_conn_open(struct dd_ctx *ctx, struct dd_host *h, struct dd_conn **out, bool *refused,
-                 char *err, size_t errlen)
+static pthread_once_t ssh_once = PTHREAD_ONCE_INIT;
+static int ssh_init_rc;
+
+static void ssh_init(void)
 {
-    const struct dd_host_cfg *hc = h->cfg;
-    *out = NULL;
+    ssh_init_rc = libssh2_init(0);
+}
+
+int vssh_global_init(char *err, size_t errlen)
+{
+    pthread_once(&ssh_once, ssh_init);
+    return ssh_init_rc == 0 ? VMMS_OK
+                            : vmms_fail(err, errlen, VMMS_ERR, "libssh2_init failed (%d)",
+                                        ssh_init_rc);
+}
+
+int vssh_open(struct vssh_conn *c, const struct vssh_target *t, atomic_int *stop, bool *refused,
+              char *err, size_t errlen)
+{
+    const struct vssh_target *hc = t;
+    memset(c, 0, sizeof *c);
+    c->sock = -1;
+    c->t = *t;
     *refused = false;
+    if (vssh_global_init(err, errlen) != VMMS_OK)
+        return VMMS_ERR;
     long t0 = clock_mono_ms();
-    struct dd_wait w;
-    dd_wait_init(&w, 1000L * ctx->cfg.connect_timeout_s, &ctx->stopping);
-    int fd = tcp_connect(hc, w.deadline_ms, &ctx->stopping, err, errlen);
+    struct vssh_wait w;
+    vssh_wait_init(&w, t->connect_timeout_ms, stop);
+    static atomic_int never;
+    int fd = tcp_connect(hc, w.deadline_ms, stop ? stop : &never, err, errlen);
     if (fd < 0)
         return VMMS_ERR;
-
-    struct dd_conn *c = calloc(1, sizeof *c);
-    if (c == NULL) {
-        close(fd);
-        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
-    }
-    c->host = h;
     c->sock = fd;
     pthread_mutex_init(&c->lock, NULL);
     pthread_condattr_t ca;
@@ -368,54 +404,60 @@ int dd_conn_open(struct dd_ctx *ctx, struct dd_host *h, struct dd_conn **out, bo
     pthread_cond_init(&c->slot_cond, &ca);
     pthread_condattr_destroy(&ca);
     atomic_init(&c->broken, false);
+    c->inited = true;
     c->session = libssh2_session_init_ex(NULL, NULL, NULL, c);
     if (c->session == NULL) {
-        dd_conn_free(c);
+        vssh_close(c);
         return vmms_fail(err, errlen, VMMS_ERR, "cannot make an SSH session (out of memory?)");
     }
     libssh2_session_set_blocking(c->session, 0);
 
     int rc = VMMS_OK;
+    bool strict = hc->policy == VSSH_KEY_KNOWN_HOSTS;
     LIBSSH2_KNOWNHOSTS *kh = NULL;
     pthread_mutex_lock(&c->lock);
-    if (hc->known_hosts[0]) {
+    if (hc->known_hosts && hc->known_hosts[0]) {
         kh = libssh2_knownhost_init(c->session);
         int n = kh ? libssh2_knownhost_readfile(kh, hc->known_hosts,
                                                 LIBSSH2_KNOWNHOST_FILE_OPENSSH)
                    : -1;
-        if (n < 0 && ctx->cfg.strict_host_key_checking) {
+        if (n < 0 && strict) {
             *refused = true;
             rc = vmms_fail(err, errlen, VMMS_ERR, "cannot read known_hosts %s (error %d)",
                          hc->known_hosts, n);
         } else if (n >= 0) {
             prefer_known_types(c->session, kh, hc);
         }
+    } else if (strict) {
+        *refused = true;
+        rc = vmms_fail(err, errlen, VMMS_ERR, "%s: no known_hosts file to check its key with",
+                       hc->label);
     }
     int r;
     if (rc == VMMS_OK &&
         (r = SESSION_CALL(c, &w, libssh2_session_handshake(c->session, fd))) != 0) {
         if (r == LIBSSH2_ERROR_TIMEOUT)
             rc = vmms_fail(err, errlen, VMMS_ERR, "SSH handshake with %s: no answer within "
-                         "the connect timeout", h->label);
+                         "the connect timeout", hc->label);
         else
-            dd_ssh_error(c, r, "SSH handshake failed", err, errlen), rc = VMMS_ERR;
+            vssh_error(c, r, "SSH handshake failed", err, errlen), rc = VMMS_ERR;
     }
     if (rc == VMMS_OK)
-        rc = check_host_key(ctx, c, kh, refused, err, errlen);
+        rc = check_host_key(c, kh, refused, err, errlen);
     if (rc == VMMS_OK) {
         r = SESSION_CALL(c, &w, libssh2_userauth_publickey_fromfile_ex(
                                     c->session, hc->user, (unsigned)strlen(hc->user),
-                                    hc->public_key[0] ? hc->public_key : NULL,
+                                    hc->public_key && hc->public_key[0] ? hc->public_key : NULL,
                                     hc->private_key, NULL));
         if (r == LIBSSH2_ERROR_TIMEOUT)
             rc = vmms_fail(err, errlen, VMMS_ERR, "authentication on %s: no answer within the "
-                         "connect timeout", h->label);
+                         "connect timeout", hc->label);
         else if (r != 0) {
             char e[200];
-            dd_ssh_error(c, r, "", e, sizeof e);
+            vssh_error(c, r, "", e, sizeof e);
             rc = vmms_fail(err, errlen, VMMS_ERR,
                          "authentication as %s on %s failed%s (is the public key in that "
-                         "user's authorized_keys?)", hc->user, h->label, e);
+                         "user's authorized_keys?)", hc->user, hc->label, e);
         }
     }
     if (kh)
@@ -423,33 +465,48 @@ int dd_conn_open(struct dd_ctx *ctx, struct dd_host *h, struct dd_conn **out, bo
     pthread_mutex_unlock(&c->lock);
     if (rc != VMMS_OK) {
         atomic_store(&c->broken, true);
-        dd_conn_free(c);
+        vssh_close(c);
         return rc;
     }
-    c->opened_ms = clock_mono_ms();
-    log_debug("ssh_connected", "host=%s user=%s ms=%ld", h->label, hc->user,
-              c->opened_ms - t0);
-    *out = c;
+    log_debug("ssh_connected", "host=%s user=%s ms=%ld", hc->label, hc->user,
+              (long)(clock_mono_ms() - t0));
     return VMMS_OK;
 }
 
-void dd_conn_free(struct dd_conn *c)
+void vssh_break(struct vssh_conn *c, const char *reason)
 {
-    if (c == NULL)
+    atomic_store(&c->broken, true);
+    /* Wakes every thread polling this socket; the fd stays ours until close. */
+    shutdown(c->sock, SHUT_RDWR);
+    pthread_cond_broadcast(&c->slot_cond);
+    if (c->on_break)
+        c->on_break(c, reason);
+}
+
+void vssh_close(struct vssh_conn *c)
+{
+    if (c == NULL || !c->inited) {
+        if (c && c->sock >= 0)
+            close(c->sock);
+        if (c)
+            c->sock = -1;
         return;
+    }
     if (c->session) {
         pthread_mutex_lock(&c->lock);
         if (!atomic_load(&c->broken))
-            libssh2_session_disconnect(c->session, "tango distDocker closing");
+            libssh2_session_disconnect(c->session, "tango closing");
         /* From here every send fails at once: nothing below can block. */
         shutdown(c->sock, SHUT_RDWR);
         for (int i = 0; i < 50 && libssh2_session_free(c->session) == LIBSSH2_ERROR_EAGAIN; i++)
             clock_sleep_ms(10);
+        c->session = NULL;
         pthread_mutex_unlock(&c->lock);
     }
     if (c->sock >= 0)
         close(c->sock);
+    c->sock = -1;
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->slot_cond);
-    free(c);
+    c->inited = false;
 }

@@ -1,39 +1,41 @@
 /*
- * remote.c: the one helper that runs a command on a worker host: open an
- * exec channel on the host's shared SSH connection, optionally stream a
- * local file to the command's stdin, collect stdout (up to a cap) and the
- * start of stderr, and return the exit status, all within a deadline and
- * abortable by another thread. Every docker call of the plugin goes through
- * here. A transport failure marks the host down (dd_conn_break).
+ * ssh_run.c: the one helper that runs a command over an SSH connection
+ * (ssh.h): open an exec channel on the (possibly shared) connection,
+ * optionally stream a local file to the command's stdin, collect stdout (up
+ * to a cap) and the start of stderr, and return the exit status, all within
+ * a deadline and abortable by another thread. A transport failure breaks the
+ * connection (vssh_break, which tells its owner).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "dd.h"
+#include "clock.h"
+#include "common/grading.h"
+#include "common/ssh.h"
 #include "log.h"
 
 #define READ_CHUNK 16384
 #define ABANDON_MS 1000
 
-void dd_out_free(struct dd_out *out)
+void vssh_out_free(struct vssh_out *out)
 {
     free(out->out);
     out->out = NULL;
     out->out_len = 0;
 }
 
-int dd_cmd_fail(const struct dd_host *h, const struct dd_out *out, const char *what,
-                char *err, size_t errlen)
+int vssh_cmd_fail(const char *label, const struct vssh_out *out, const char *what, char *err,
+                  size_t errlen)
 {
     if (out->err[0])
-        return vmms_fail(err, errlen, VMMS_ERR, "%s on %s: %s", what, h->label, out->err);
-    return vmms_fail(err, errlen, VMMS_ERR, "%s on %s: exit status %d", what, h->label,
+        return vmms_fail(err, errlen, VMMS_ERR, "%s on %s: %s", what, label, out->err);
+    return vmms_fail(err, errlen, VMMS_ERR, "%s on %s: exit status %d", what, label,
                    out->exit_code);
 }
 
-static int append(struct dd_out *o, size_t *cap, size_t max, const char *buf, size_t n)
+static int append(struct vssh_out *o, size_t *cap, size_t max, const char *buf, size_t n)
 {
     if (o->out_len + n > max) {
         o->out_truncated = true;
@@ -57,7 +59,7 @@ static int append(struct dd_out *o, size_t *cap, size_t max, const char *buf, si
     return 0;
 }
 
-static void append_err(struct dd_out *o, const char *buf, size_t n)
+static void append_err(struct vssh_out *o, const char *buf, size_t n)
 {
     size_t have = strlen(o->err);
     size_t room = sizeof o->err - 1 - have;
@@ -69,38 +71,38 @@ static void append_err(struct dd_out *o, const char *buf, size_t n)
 
 /* Ends a channel we give up on: close it and free it without waiting for
  * the server's close (which comes when the remote command ends). */
-static void abandon(struct dd_conn *c, LIBSSH2_CHANNEL *ch)
+static void abandon(struct vssh_conn *c, LIBSSH2_CHANNEL *ch)
 {
-    struct dd_wait w;
-    dd_wait_init(&w, ABANDON_MS, NULL);
+    struct vssh_wait w;
+    vssh_wait_init(&w, ABANDON_MS, NULL);
     pthread_mutex_lock(&c->lock);
-    while (libssh2_channel_close(ch) == LIBSSH2_ERROR_EAGAIN && dd_wait_io(c, &w, false) == 0)
+    while (libssh2_channel_close(ch) == LIBSSH2_ERROR_EAGAIN && vssh_wait_io(c, &w, false) == 0)
         ;
-    while (libssh2_channel_free(ch) == LIBSSH2_ERROR_EAGAIN && dd_wait_io(c, &w, false) == 0)
+    while (libssh2_channel_free(ch) == LIBSSH2_ERROR_EAGAIN && vssh_wait_io(c, &w, false) == 0)
         ;
     pthread_mutex_unlock(&c->lock);
 }
 
-int dd_op_failed(struct dd_ctx *ctx, struct dd_conn *c, int lrc, int wr, const char *what,
+int vssh_op_failed(struct vssh_conn *c, int lrc, int wr, const char *what,
                   long timeout_ms, char *err, size_t errlen)
 {
-    const char *label = c->host->label;
-    if (wr == DD_W_TIMEOUT)
+    const char *label = c->t.label;
+    if (wr == VSSH_W_TIMEOUT)
         return vmms_fail(err, errlen, VMMS_TIMEOUT, "%s on %s: no answer within %ld ms", what,
                        label, timeout_ms);
-    if (wr == DD_W_ABORT)
+    if (wr == VSSH_W_ABORT)
         return vmms_fail(err, errlen, VMMS_ERR, "%s on %s: aborted", what, label);
-    if (wr == DD_W_BROKEN)
+    if (wr == VSSH_W_BROKEN)
         return vmms_fail(err, errlen, VMMS_ERR, "%s on %s: the SSH connection failed", what,
                        label);
     char e[512], why[600];
     pthread_mutex_lock(&c->lock);
-    dd_ssh_error(c, lrc, what, e, sizeof e);
+    vssh_error(c, lrc, what, e, sizeof e);
     pthread_mutex_unlock(&c->lock);
-    if (!dd_ssh_fatal(lrc))
+    if (!vssh_fatal(lrc))
         return vmms_fail(err, errlen, VMMS_ERR, "%s on %s", e, label);
     snprintf(why, sizeof why, "SSH connection lost (%s)", e);
-    dd_conn_break(ctx, c, why);
+    vssh_break(c, why);
     return vmms_fail(err, errlen, VMMS_ERR, "%s on %s", why, label);
 }
 
@@ -108,7 +110,7 @@ int dd_op_failed(struct dd_ctx *ctx, struct dd_conn *c, int lrc, int wr, const c
 struct streams {
     LIBSSH2_CHANNEL *ch;
     LIBSSH2_SESSION *s;
-    struct dd_out *o;
+    struct vssh_out *o;
     size_t cap, max;
     int in_fd;                   /* -1: no stdin */
     char *inbuf;
@@ -210,22 +212,22 @@ static int pump(struct streams *st, bool *progress)
     return libssh2_channel_eof(st->ch) ? 1 : 0;
 }
 
-int dd_run_conn(struct dd_ctx *ctx, struct dd_conn *c, const struct dd_cmd *cmd,
-                struct dd_out *out, char *err, size_t errlen)
+int vssh_run(struct vssh_conn *c, const struct vssh_cmd *cmd, struct vssh_out *out, char *err,
+             size_t errlen)
 {
     memset(out, 0, sizeof *out);
     out->exit_code = -1;
-    long timeout_ms = cmd->timeout_ms > 0 ? cmd->timeout_ms : 1000L * ctx->cfg.command_timeout_s;
+    long timeout_ms = cmd->timeout_ms > 0 ? cmd->timeout_ms : (long)c->t.command_timeout_ms;
     size_t max = cmd->out_max ? cmd->out_max : 65536;
-    if (max > (size_t)DD_OUT_MAX)
-        max = DD_OUT_MAX;
-    struct dd_wait w;
-    dd_wait_init(&w, timeout_ms, cmd->abort);
+    if (max > (size_t)VSSH_OUT_MAX)
+        max = VSSH_OUT_MAX;
+    struct vssh_wait w;
+    vssh_wait_init(&w, timeout_ms, cmd->abort);
     const char *what = "remote command";
 
-    int wr = dd_slot_take(c, &w);
+    int wr = vssh_slot_take(c, &w);
     if (wr)
-        return dd_op_failed(ctx, c, 0, wr, "waiting for a free SSH channel", timeout_ms, err,
+        return vssh_op_failed(c, 0, wr, "waiting for a free SSH channel", timeout_ms, err,
                       errlen);
 
     /* Opening the channel and starting the command hold the lock until the
@@ -234,28 +236,28 @@ int dd_run_conn(struct dd_ctx *ctx, struct dd_conn *c, const struct dd_cmd *cmd,
      * reads another channel's answer first (libssh2 issue #671), so one
      * request at a time per session, and none left unanswered. A server that
      * does not answer them in time takes the session down with it. */
-    struct dd_wait sw = w;
+    struct vssh_wait sw = w;
     sw.abort = NULL;
     LIBSSH2_CHANNEL *ch = NULL;
     int lrc = 0;
-    DD_CALL_PTR(c, &sw, true, libssh2_channel_open_session(c->session), ch, lrc, wr);
+    VSSH_CALL_PTR(c, &sw, true, libssh2_channel_open_session(c->session), ch, lrc, wr);
     if (ch == NULL) {
-        dd_slot_give(c);
-        if (wr == DD_W_TIMEOUT)
-            dd_conn_break(ctx, c, "the host did not answer a channel open in time");
-        return dd_op_failed(ctx, c, lrc, wr, "cannot open an SSH channel", timeout_ms, err,
+        vssh_slot_give(c);
+        if (wr == VSSH_W_TIMEOUT)
+            vssh_break(c, "the host did not answer a channel open in time");
+        return vssh_op_failed(c, lrc, wr, "cannot open an SSH channel", timeout_ms, err,
                             errlen);
     }
     int rc = VMMS_OK;
     pthread_mutex_lock(&c->lock);
     while ((lrc = libssh2_channel_exec(ch, cmd->line)) == LIBSSH2_ERROR_EAGAIN &&
-           (wr = dd_wait_io(c, &sw, true)) == 0)
+           (wr = vssh_wait_io(c, &sw, true)) == 0)
         ;
     pthread_mutex_unlock(&c->lock);
-    if (wr == DD_W_TIMEOUT)
-        dd_conn_break(ctx, c, "the host did not answer a command start in time");
+    if (wr == VSSH_W_TIMEOUT)
+        vssh_break(c, "the host did not answer a command start in time");
     if (wr || lrc != 0) {
-        rc = dd_op_failed(ctx, c, lrc, wr, "cannot start the command", timeout_ms, err, errlen);
+        rc = vssh_op_failed(c, lrc, wr, "cannot start the command", timeout_ms, err, errlen);
         goto abandon;
     }
 
@@ -280,26 +282,26 @@ int dd_run_conn(struct dd_ctx *ctx, struct dd_conn *c, const struct dd_cmd *cmd,
             w.nap_ms = 1;
             continue;
         }
-        if ((wr = dd_wait_io(c, &w, false)) != 0)
+        if ((wr = vssh_wait_io(c, &w, false)) != 0)
             break;
     }
     pthread_mutex_unlock(&c->lock);
     free(st.inbuf);
     if (lrc < 0 || wr) {
-        if (wr == DD_W_TIMEOUT && cmd->own_timeout)
+        if (wr == VSSH_W_TIMEOUT && cmd->own_timeout)
             rc = vmms_fail(err, errlen, VMMS_TIMEOUT, "the command on %s did not end within "
-                         "%ld ms", c->host->label, timeout_ms);
+                         "%ld ms", c->t.label, timeout_ms);
         else
-            rc = dd_op_failed(ctx, c, lrc, wr, what, timeout_ms, err, errlen);
+            rc = vssh_op_failed(c, lrc, wr, what, timeout_ms, err, errlen);
         goto abandon;
     }
 
     /* Output over: the exit status comes with (or before) the server's close. */
-    DD_CALL(c, &w, libssh2_channel_close(ch), lrc, wr);
+    VSSH_CALL(c, &w, libssh2_channel_close(ch), lrc, wr);
     if (!wr && lrc == 0)
-        DD_CALL(c, &w, libssh2_channel_wait_closed(ch), lrc, wr);
+        VSSH_CALL(c, &w, libssh2_channel_wait_closed(ch), lrc, wr);
     if (wr || lrc != 0) {
-        rc = dd_op_failed(ctx, c, lrc, wr, "waiting for the command to end", timeout_ms, err,
+        rc = vssh_op_failed(c, lrc, wr, "waiting for the command to end", timeout_ms, err,
                     errlen);
         goto abandon;
     }
@@ -317,11 +319,11 @@ int dd_run_conn(struct dd_ctx *ctx, struct dd_conn *c, const struct dd_cmd *cmd,
     }
     pthread_mutex_unlock(&c->lock);
     {
-        struct dd_wait fw;
-        dd_wait_init(&fw, ABANDON_MS, NULL);
-        DD_CALL(c, &fw, libssh2_channel_free(ch), lrc, wr);
+        struct vssh_wait fw;
+        vssh_wait_init(&fw, ABANDON_MS, NULL);
+        VSSH_CALL(c, &fw, libssh2_channel_free(ch), lrc, wr);
     }
-    dd_slot_give(c);
+    vssh_slot_give(c);
     /* Errors quote stderr on one line: newlines become spaces, runs of
      * blanks one space, none at the ends. */
     size_t k = 0;
@@ -339,25 +341,6 @@ int dd_run_conn(struct dd_ctx *ctx, struct dd_conn *c, const struct dd_cmd *cmd,
 
 abandon:
     abandon(c, ch);
-    dd_slot_give(c);
-    return rc;
-}
-
-int dd_run(struct dd_ctx *ctx, struct dd_host *h, const struct dd_cmd *cmd, struct dd_out *out,
-           char *err, size_t errlen)
-{
-    memset(out, 0, sizeof *out);
-    out->exit_code = -1;
-    struct dd_conn *c = dd_conn_get(ctx, h);
-    if (c == NULL) {
-        char last[256];
-        pthread_mutex_lock(&ctx->lock);
-        snprintf(last, sizeof last, "%s", h->last_error);
-        pthread_mutex_unlock(&ctx->lock);
-        return vmms_fail(err, errlen, VMMS_ERR, "worker host %s is down%s%s", h->label,
-                       last[0] ? ": " : "", last);
-    }
-    int rc = dd_run_conn(ctx, c, cmd, out, err, errlen);
-    dd_conn_put(ctx, c);
+    vssh_slot_give(c);
     return rc;
 }

@@ -74,16 +74,16 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     char qv[PATH_MAX + 8], qd[PATH_MAX + 8], qn[140], qi[280], qp[80], qh[300];
     char vdir[PATH_MAX + 130];
     snprintf(vdir, sizeof vdir, "%s/%s", h->cfg->volume_dir, vm->name);
-    dd_quote(h->cfg->volume_dir, qd, sizeof qd);
-    dd_quote(vdir, qv, sizeof qv);
-    dd_quote(vm->name, qn, sizeof qn);
-    dd_quote(vm->image, qi, sizeof qi);
-    dd_quote(ctx->prefix, qp, sizeof qp);
-    dd_quote(h->label, qh, sizeof qh);
+    vmms_sh_quote(h->cfg->volume_dir, qd, sizeof qd);
+    vmms_sh_quote(vdir, qv, sizeof qv);
+    vmms_sh_quote(vm->name, qn, sizeof qn);
+    vmms_sh_quote(vm->image, qi, sizeof qi);
+    vmms_sh_quote(ctx->prefix, qp, sizeof qp);
+    vmms_sh_quote(h->label, qh, sizeof qh);
     /* With network, the jobs' own network (network.c), checked on h first. */
     char qnet[JOBNET_NAME_MAX + 8], netopt[JOBNET_NAME_MAX + 20];
     snprintf(netopt, sizeof netopt, "--network %s",
-             vm->network ? dd_quote(ctx->cfg.net.name, qnet, sizeof qnet) : "none");
+             vm->network ? vmms_sh_quote(ctx->cfg.net.name, qnet, sizeof qnet) : "none");
     if (vm->network && (rc = dd_net_ready(ctx, h, err, errlen)) != VMMS_OK)
         return rc; /* the registry keeps the VM until destroy_vm, as below */
     char *line = malloc(CMD_MAX);
@@ -111,12 +111,12 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         return vmms_fail(err, errlen, VMMS_ERR, "VM %s: command line too long", vm->name);
     }
     long t0 = clock_mono_ms();
-    struct dd_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 4096};
-    struct dd_out out;
+    struct vssh_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 4096};
+    struct vssh_out out;
     rc = dd_run(ctx, h, &cmd, &out, err, errlen);
     free(line);
     if (rc == VMMS_OK && out.exit_code != 0)
-        rc = dd_cmd_fail(h, &out, "cannot create the container", err, errlen);
+        rc = vssh_cmd_fail(h->label, &out, "cannot create the container", err, errlen);
     if (rc == VMMS_OK) {
         /* The id is docker's last line (anything before it is not ours). */
         const char *last = out.out ? out.out : "";
@@ -130,7 +130,7 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         else
             snprintf(vm->id, sizeof vm->id, "%.*s", (int)idl, last);
     }
-    dd_out_free(&out);
+    vssh_out_free(&out);
     if (rc != VMMS_OK) {
         /* The registry keeps the VM (and its slot) until destroy_vm, so the
          * consumer's clean-up reaches the right host. */
@@ -168,22 +168,22 @@ int dd_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t 
         return VMMS_ERR;
     char qn[140], line[300];
     snprintf(line, sizeof line, "docker container inspect --format '{{json .State}}' %s",
-             dd_quote(vm->id[0] ? vm->id : vm->name, qn, sizeof qn));
+             vmms_sh_quote(vm->id[0] ? vm->id : vm->name, qn, sizeof qn));
     long deadline = clock_mono_ms() + 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.command_timeout_s);
     long pause = 50;
     for (;;) {
         long left = deadline - clock_mono_ms();
-        struct dd_cmd cmd = {.line = line, .timeout_ms = (int)(left < 1000 ? 1000 : left),
+        struct vssh_cmd cmd = {.line = line, .timeout_ms = (int)(left < 1000 ? 1000 : left),
                              .stdin_fd = -1, .out_max = 8192};
-        struct dd_out out;
+        struct vssh_out out;
         rc = dd_run(ctx, h, &cmd, &out, err, errlen);
         if (rc == VMMS_OK && out.exit_code != 0)
-            rc = dd_cmd_fail(h, &out, "cannot inspect the container", err, errlen);
+            rc = vssh_cmd_fail(h->label, &out, "cannot inspect the container", err, errlen);
         json_t *state = rc == VMMS_OK ? json_loads(out.out ? out.out : "", 0, NULL) : NULL;
         if (rc == VMMS_OK && !json_is_object(state))
             rc = vmms_fail(err, errlen, VMMS_ERR, "docker inspect on %s: unexpected answer",
                          h->label);
-        dd_out_free(&out);
+        vssh_out_free(&out);
         bool running = json_is_true(json_object_get(state, "Running"));
         const char *status = json_string_value(json_object_get(state, "Status"));
         if (rc == VMMS_OK && !running && status &&
@@ -223,16 +223,16 @@ int dd_remove_on(struct dd_ctx *ctx, struct dd_host *h, const char *name, bool *
              "*'already in progress'*) echo existed; exit 0;; esac; "
              "[ $rc -eq 0 ] || { echo \"$out\" >&2; exit 1; }; "
              "[ -n \"$out\" ] && echo existed; exit 0",
-             dd_quote(name, qn, sizeof qn), dd_quote(vdir, qv, sizeof qv));
-    struct dd_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 1024};
-    struct dd_out out;
+             vmms_sh_quote(name, qn, sizeof qn), vmms_sh_quote(vdir, qv, sizeof qv));
+    struct vssh_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 1024};
+    struct vssh_out out;
     *existed = false;
     int rc = dd_run(ctx, h, &cmd, &out, err, errlen);
     if (rc == VMMS_OK && out.exit_code != 0)
-        rc = dd_cmd_fail(h, &out, "cannot remove the container", err, errlen);
+        rc = vssh_cmd_fail(h->label, &out, "cannot remove the container", err, errlen);
     if (rc == VMMS_OK)
         *existed = out.out && strstr(out.out, "existed") != NULL;
-    dd_out_free(&out);
+    vssh_out_free(&out);
     return rc;
 }
 
@@ -339,7 +339,7 @@ int dd_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
     char qp[80], line[300];
     snprintf(line, sizeof line,
              "docker ps -a --no-trunc --filter label=tango.prefix=%s --format '{{json .}}'",
-             dd_quote(ctx->prefix, qp, sizeof qp));
+             vmms_sh_quote(ctx->prefix, qp, sizeof qp));
     size_t answered = 0;
     struct seen seen = {0};
     int rc = VMMS_OK;
@@ -347,13 +347,13 @@ int dd_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
         struct dd_host *h = &ctx->hosts[i];
         if (!dd_host_is_up(ctx, h))
             continue;
-        struct dd_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = DD_OUT_MAX};
-        struct dd_out out;
+        struct vssh_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = VSSH_OUT_MAX};
+        struct vssh_out out;
         int r = dd_run(ctx, h, &cmd, &out, err, errlen);
         if (r == VMMS_OK && out.exit_code != 0)
-            r = dd_cmd_fail(h, &out, "cannot list containers", err, errlen);
+            r = vssh_cmd_fail(h->label, &out, "cannot list containers", err, errlen);
         if (r != VMMS_OK) {
-            dd_out_free(&out);
+            vssh_out_free(&out);
             rc = r;
             continue;
         }
@@ -385,7 +385,7 @@ int dd_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
             }
             json_decref(c);
         }
-        dd_out_free(&out);
+        vssh_out_free(&out);
     }
     free(seen.names);
     if (answered == 0 && rc == VMMS_OK)

@@ -5,30 +5,20 @@
  * there. It owns the plugin context (config, hosts, the registry of VMs and
  * of running jobs) and the declarations each file exports to the others:
  *   config.c      parse and validate the plugin's config object
- *   session.c     one SSH connection: connect, verify the host key,
- *                 authenticate; the locking and waiting rules for libssh2
- *                 calls; breaking and freeing a connection
- *   remote.c      the one helper that runs a command on a host with a
- *                 timeout and collects stdout, stderr and the exit status
- *   sftp.c        copy_in / copy_out over SFTP
+ *   sftp.c        copy_in / copy_out over SFTP (vmms/common/sftp.c)
  *   hosts.c       host health (monitor threads, backoff), round-robin
- *                 assignment with capacity, the VM registry, deferred removals
+ *                 assignment with capacity, the VM registry, deferred removals,
+ *                 each host's one connection and dd_run (a command on a host)
  *   containers.c  create / wait / destroy / list containers
  *   jobs.c        run_job and get_partial_output (docker exec)
  *   images.c      list images (on every healthy host) and load them
  *   network.c     the jobs' network and firewall rule on each host
  *   plugin.c      init / shutdown, small helpers, the exported ops table
  *
- * Concurrency. Each host has at most one live connection (struct dd_conn),
- * shared by every thread working on that host. libssh2 is used in
- * non-blocking mode and every libssh2 call on a session is made with the
- * connection's mutex held; a call that would block releases the mutex while
- * it waits (poll() with a short, growing timeout), so a long-running exec
- * does not hold up other channels. Two exceptions keep the mutex while
- * waiting: calls whose state libssh2 keeps per session (opening a channel,
- * starting SFTP) and any wait for the socket to take more outgoing data (a
- * half-sent packet must be finished by the call that started it).
- * ctx->lock guards host states, the registries and connection reference
+ * The SSH client (connections, commands, SFTP, quoting) is vmms/common/ssh.h,
+ * shared with ec2SSH. Concurrency. Each host has at most one live
+ * connection (struct dd_conn), shared by every thread working on that host,
+ * with ssh.h's locking rules. ctx->lock guards host states, the registries and connection reference
  * counts; it is never taken while a connection's mutex is held.
  */
 #ifndef TANGO_DD_H
@@ -45,6 +35,7 @@
 
 #include "vmms.h"
 #include "common/grading.h"
+#include "common/ssh.h"
 
 /* The plugin's ops table (plugin.c), for helpers that call its own ops. */
 extern const struct vmms_ops vmms_plugin;
@@ -55,7 +46,6 @@ extern const struct vmms_ops vmms_plugin;
 
 #define DD_MAX_HOSTS 64
 #define DD_FEEDBACK_MAX (64L * 1024 * 1024)   /* biggest feedback copy_out takes */
-#define DD_OUT_MAX (16L * 1024 * 1024)        /* biggest stdout a command may keep */
 #define DD_ADDR_MAX 240
 
 /* ---- config.c ---- */
@@ -91,130 +81,31 @@ struct dd_config {
 int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t errlen);
 void dd_config_free(struct dd_config *cfg);
 
-/* ---- session.c ---- */
+/* ---- hosts.c: connections ---- */
 struct dd_host;
+struct dd_ctx;
 
 struct dd_conn {
+    struct vssh_conn ssh;        /* first: conn_broke finds the dd_conn from it */
     struct dd_host *host;
-    pthread_mutex_t lock;        /* held for every libssh2 call on session */
-    pthread_cond_t slot_cond;    /* (with lock) a channel slot was freed */
-    LIBSSH2_SESSION *session;
-    int sock;
-    int channels;                /* open channels (lock); <= host's max_sessions */
-    atomic_bool broken;          /* transport failed: every call fails fast */
     int refs;                    /* ctx->lock: users besides the host */
     bool detached;               /* ctx->lock: no longer the host's connection */
     long opened_ms;
     atomic_bool net_ok;          /* the jobs' network was checked over it (network.c) */
 };
 
-/* A waiting budget for one operation. */
-struct dd_wait {
-    long deadline_ms;            /* monotonic */
-    atomic_int *abort;           /* another thread sets it to stop the wait */
-    int nap_ms;                  /* current poll timeout; grows to DD_NAP_MAX */
-};
-#define DD_NAP_MAX 100
-
-/* dd_wait results (besides 0: try the call again). */
-enum { DD_W_TIMEOUT = 1, DD_W_ABORT, DD_W_BROKEN };
-
-/* Called with c->lock held after a libssh2 call returned EAGAIN; returns
- * with it held. Waits for the socket (at most nap_ms); releases the lock
- * meanwhile unless hold is set or the session waits to send. */
-int dd_wait_io(struct dd_conn *c, struct dd_wait *w, bool hold);
-void dd_wait_init(struct dd_wait *w, long timeout_ms, atomic_int *abort);
-
-/* Calls expr (a libssh2 call returning an int status or count) with
- * c->lock held until it stops returning EAGAIN, waiting by dd_wait_io in
- * between (lock released unless the wait must hold it). Leaves the call's
- * result in lrc and the wait's in wr (0, or DD_W_*). */
-#define DD_CALL(c, w, expr, lrc, wr)                                    \
-    do {                                                                \
-        (wr) = 0;                                                       \
-        pthread_mutex_lock(&(c)->lock);                                 \
-        for (;;) {                                                      \
-            (lrc) = (expr);                                             \
-            if ((lrc) != LIBSSH2_ERROR_EAGAIN)                          \
-                break;                                                  \
-            if (((wr) = dd_wait_io((c), (w), false)) != 0)              \
-                break;                                                  \
-        }                                                               \
-        pthread_mutex_unlock(&(c)->lock);                               \
-    } while (0)
-
-/* The same for calls returning a pointer (NULL + last errno EAGAIN: again);
- * hold keeps the lock while waiting (session-level calls). */
-#define DD_CALL_PTR(c, w, hold, expr, ptr, lrc, wr)                     \
-    do {                                                                \
-        (wr) = 0;                                                       \
-        (lrc) = 0;                                                      \
-        pthread_mutex_lock(&(c)->lock);                                 \
-        for (;;) {                                                      \
-            (ptr) = (expr);                                             \
-            if ((ptr) != NULL)                                          \
-                break;                                                  \
-            (lrc) = libssh2_session_last_errno((c)->session);           \
-            if ((lrc) != LIBSSH2_ERROR_EAGAIN)                          \
-                break;                                                  \
-            if (((wr) = dd_wait_io((c), (w), (hold))) != 0)             \
-                break;                                                  \
-        }                                                               \
-        pthread_mutex_unlock(&(c)->lock);                               \
-    } while (0)
-
-/* True for libssh2 errors after which the session is unusable. */
-bool dd_ssh_fatal(int rc);
-/* "what: libssh2's last message (code)" into err. */
-void dd_ssh_error(struct dd_conn *c, int rc, const char *what, char *err, size_t errlen);
-
 /* Connects to h, verifies its key, authenticates (connect_timeout_s in
  * all). On failure *refused tells a host-key refusal from other errors. */
-struct dd_ctx;
 int dd_conn_open(struct dd_ctx *ctx, struct dd_host *h, struct dd_conn **out, bool *refused,
                  char *err, size_t errlen);
 /* Closes and frees a connection nobody uses any more. */
 void dd_conn_free(struct dd_conn *c);
-
-/* Takes / returns a channel slot of c (waits up to w's deadline). */
-int dd_slot_take(struct dd_conn *c, struct dd_wait *w);
-void dd_slot_give(struct dd_conn *c);
-
-/* ---- remote.c ---- */
-struct dd_cmd {
-    const char *line;            /* shell command line run on the host */
-    int timeout_ms;              /* the whole call; <= 0: command_timeout_s */
-    atomic_int *abort;           /* another thread sets it: stop, VMMS_ERR */
-    int stdin_fd;                /* streamed to the command's stdin; -1: none */
-    size_t out_max;              /* stdout bytes kept (the rest is read and dropped) */
-    bool own_timeout;            /* a timeout is the command's (a job), not the host's */
-};
-
-struct dd_out {
-    int exit_code;               /* -1: none (killed by a signal) */
-    char *out;                   /* stdout, NUL-ended (malloc'd) */
-    size_t out_len;
-    bool out_truncated;
-    char err[1024];              /* start of stderr, NUL-ended, trimmed */
-};
-
-/* Runs cmd on host h. VMMS_OK when the command ran to its end (whatever its
- * exit code), VMMS_TIMEOUT, or VMMS_ERR (host down, transport failure,
- * aborted). A transport failure marks the host down. Free out with
- * dd_out_free always. */
-int dd_run(struct dd_ctx *ctx, struct dd_host *h, const struct dd_cmd *cmd,
-           struct dd_out *out, char *err, size_t errlen);
-/* The same on a connection in hand (used while connecting). */
-int dd_run_conn(struct dd_ctx *ctx, struct dd_conn *c, const struct dd_cmd *cmd,
-                struct dd_out *out, char *err, size_t errlen);
-void dd_out_free(struct dd_out *out);
-/* Maps a failed libssh2 call (its result lrc, or a wait result wr) to a
- * status with err set; a transport failure also breaks c (host down). */
-int dd_op_failed(struct dd_ctx *ctx, struct dd_conn *c, int lrc, int wr, const char *what,
-                 long timeout_ms, char *err, size_t errlen);
-/* Fills err with "what on HOST: <stderr or exit code>"; returns VMMS_ERR. */
-int dd_cmd_fail(const struct dd_host *h, const struct dd_out *out, const char *what,
-                char *err, size_t errlen);
+/* Runs cmd on host h over its connection (vssh_run). VMMS_OK when the
+ * command ran to its end (whatever its exit code), VMMS_TIMEOUT, or VMMS_ERR
+ * (host down, transport failure, aborted). A transport failure marks the
+ * host down. Free out with vssh_out_free always. */
+int dd_run(struct dd_ctx *ctx, struct dd_host *h, const struct vssh_cmd *cmd,
+           struct vssh_out *out, char *err, size_t errlen);
 
 /* ---- hosts.c ---- */
 enum dd_state { DD_UNKNOWN = 0, DD_UP, DD_DOWN };
@@ -229,6 +120,7 @@ struct dd_host {
     int index;
     const struct dd_host_cfg *cfg;
     char label[256];             /* "address:port": logs and vm->host */
+    struct vssh_target target;   /* how to reach it (points into cfg, label) */
     /* guarded by ctx->lock: */
     enum dd_state state;
     struct dd_conn *conn;        /* the live connection when up */
@@ -298,9 +190,6 @@ struct dd_ctx {
     atomic_int stopping;         /* shutdown: monitors end, connects give up */
 };
 
-/* Single-quotes s for sh into buf; returns buf ("" if it does not fit). */
-const char *dd_quote(const char *s, char *buf, size_t bufsz);
-void clock_sleep_ms(long ms);
 
 /* ---- sftp.c ---- */
 int dd_copy_in(void *ctx, struct vmms_vm *vm, const struct vmms_file *files, size_t nfiles,

@@ -6,7 +6,9 @@
  * is back, the VMs whose destroy came while it was down. Owns host states,
  * connection reference counts, round-robin assignment with per-host
  * capacity, the registry of VMs (name -> host) and the registry of running
- * jobs that destroy_vm aborts.
+ * jobs that destroy_vm aborts; a host's connection (vmms/common/ssh.h plus
+ * the host's bookkeeping: opening, breaking, freeing) and dd_run, the one
+ * way to run a command on a host.
  */
 #include <poll.h>
 #include <stdlib.h>
@@ -44,7 +46,7 @@ struct dd_conn *dd_conn_get(struct dd_ctx *ctx, struct dd_host *h)
 {
     struct dd_conn *c = NULL;
     pthread_mutex_lock(&ctx->lock);
-    if (h->state == DD_UP && h->conn && !atomic_load(&h->conn->broken)) {
+    if (h->state == DD_UP && h->conn && !atomic_load(&h->conn->ssh.broken)) {
         c = h->conn;
         c->refs++;
     }
@@ -82,13 +84,12 @@ static void mark_down(struct dd_ctx *ctx, struct dd_host *h, const char *reason,
     pthread_cond_broadcast(&ctx->changed);
 }
 
-void dd_conn_break(struct dd_ctx *ctx, struct dd_conn *c, const char *reason)
+/* The connection's vssh_break hook: its host goes down. */
+static void conn_broke(struct vssh_conn *sc, const char *reason)
 {
-    atomic_store(&c->broken, true);
-    /* Wakes every thread polling this socket; the fd stays ours until free. */
-    shutdown(c->sock, SHUT_RDWR);
-    pthread_cond_broadcast(&c->slot_cond);
+    struct dd_conn *c = (struct dd_conn *)sc; /* ssh is its first member */
     struct dd_host *h = c->host;
+    struct dd_ctx *ctx = h->ctx;
     pthread_mutex_lock(&ctx->lock);
     if (h->conn == c) {
         h->conn = NULL;
@@ -100,6 +101,60 @@ void dd_conn_break(struct dd_ctx *ctx, struct dd_conn *c, const char *reason)
     pthread_mutex_unlock(&ctx->lock);
     if (free_it)
         dd_conn_free(c);
+}
+
+void dd_conn_break(struct dd_ctx *ctx, struct dd_conn *c, const char *reason)
+{
+    (void)ctx;
+    vssh_break(&c->ssh, reason);
+}
+
+int dd_conn_open(struct dd_ctx *ctx, struct dd_host *h, struct dd_conn **out, bool *refused,
+                 char *err, size_t errlen)
+{
+    *out = NULL;
+    *refused = false;
+    struct dd_conn *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
+    int rc = vssh_open(&c->ssh, &h->target, &ctx->stopping, refused, err, errlen);
+    if (rc != VMMS_OK) {
+        free(c);
+        return rc;
+    }
+    c->ssh.on_break = conn_broke;
+    c->host = h;
+    atomic_init(&c->net_ok, false);
+    c->opened_ms = clock_mono_ms();
+    *out = c;
+    return VMMS_OK;
+}
+
+void dd_conn_free(struct dd_conn *c)
+{
+    if (c == NULL)
+        return;
+    vssh_close(&c->ssh);
+    free(c);
+}
+
+int dd_run(struct dd_ctx *ctx, struct dd_host *h, const struct vssh_cmd *cmd,
+           struct vssh_out *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->exit_code = -1;
+    struct dd_conn *c = dd_conn_get(ctx, h);
+    if (c == NULL) {
+        char last[256];
+        pthread_mutex_lock(&ctx->lock);
+        snprintf(last, sizeof last, "%s", h->last_error);
+        pthread_mutex_unlock(&ctx->lock);
+        return vmms_fail(err, errlen, VMMS_ERR, "worker host %s is down%s%s", h->label,
+                       last[0] ? ": " : "", last);
+    }
+    int rc = vssh_run(&c->ssh, cmd, out, err, errlen);
+    dd_conn_put(ctx, c);
+    return rc;
 }
 
 bool dd_host_is_up(struct dd_ctx *ctx, struct dd_host *h)
@@ -123,14 +178,14 @@ static void connect_attempt(struct dd_ctx *ctx, struct dd_host *h)
     int ncpu = 0;
     int rc = dd_conn_open(ctx, h, &c, &refused, err, sizeof err);
     if (rc == VMMS_OK) {
-        struct dd_cmd cmd = {.line = "docker info --format '{{json .NCPU}}'",
+        struct vssh_cmd cmd = {.line = "docker info --format '{{json .NCPU}}'",
                              .timeout_ms = 1000 * ctx->cfg.command_timeout_s, .stdin_fd = -1,
                              .out_max = 256};
-        struct dd_out out;
+        struct vssh_out out;
         c->refs = 1; /* ours while we check it */
-        rc = dd_run_conn(ctx, c, &cmd, &out, err, sizeof err);
+        rc = vssh_run(&c->ssh, &cmd, &out, err, sizeof err);
         if (rc == VMMS_OK && out.exit_code != 0)
-            rc = dd_cmd_fail(h, &out, "docker does not answer", err, sizeof err);
+            rc = vssh_cmd_fail(h->label, &out, "docker does not answer", err, sizeof err);
         const char *last = out.out ? out.out : "";
         for (const char *p = last; *p; p++) /* docker's answer is the last line */
             if (*p == '\n' && p[1] && p[1] != '\n')
@@ -138,13 +193,13 @@ static void connect_attempt(struct dd_ctx *ctx, struct dd_host *h)
         if (rc == VMMS_OK && (ncpu = atoi(last)) <= 0)
             rc = vmms_fail(err, sizeof err, VMMS_ERR, "docker on %s: unexpected answer to "
                          "`docker info`", h->label);
-        dd_out_free(&out);
+        vssh_out_free(&out);
         /* A host whose jobs' network is misconfigured never comes up. */
         if (rc == VMMS_OK)
             rc = dd_net_check(ctx, c, err, sizeof err);
         c->refs = 0;
         if (rc != VMMS_OK) {
-            atomic_store(&c->broken, true);
+            atomic_store(&c->ssh.broken, true);
             dd_conn_free(c);
             c = NULL;
         }
@@ -187,15 +242,15 @@ static void health_check(struct dd_ctx *ctx, struct dd_host *h)
     struct dd_conn *c = dd_conn_get(ctx, h);
     if (c == NULL)
         return;
-    struct dd_cmd cmd = {.line = "docker version --format '{{json .Server.Version}}'",
+    struct vssh_cmd cmd = {.line = "docker version --format '{{json .Server.Version}}'",
                          .timeout_ms = 1000 * ctx->cfg.command_timeout_s, .stdin_fd = -1,
                          .out_max = 256};
-    struct dd_out out;
+    struct vssh_out out;
     char err[512], why[600];
-    int rc = dd_run_conn(ctx, c, &cmd, &out, err, sizeof err);
+    int rc = vssh_run(&c->ssh, &cmd, &out, err, sizeof err);
     if (rc == VMMS_OK && out.exit_code != 0)
-        rc = dd_cmd_fail(h, &out, "docker does not answer", err, sizeof err);
-    dd_out_free(&out);
+        rc = vssh_cmd_fail(h->label, &out, "docker does not answer", err, sizeof err);
+    vssh_out_free(&out);
     snprintf(why, sizeof why, "health check: %s", err);
     if (rc != VMMS_OK)
         dd_conn_break(ctx, c, why);
@@ -267,10 +322,10 @@ static void *monitor_main(void *arg)
             c->refs++;
             long t = h->next_health_ms - now < 250 ? h->next_health_ms - now : 250;
             pthread_mutex_unlock(&ctx->lock);
-            struct pollfd p = {.fd = c->sock, .events = POLLRDHUP};
+            struct pollfd p = {.fd = c->ssh.sock, .events = POLLRDHUP};
             bool hup = poll(&p, 1, (int)t) == 1 &&
                        (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) &&
-                       !atomic_load(&c->broken);
+                       !atomic_load(&c->ssh.broken);
             pthread_mutex_lock(&ctx->lock);
             if (hup && h->conn == c && clock_mono_ms() - h->last_health_ms > 1000)
                 h->next_health_ms = clock_mono_ms(); /* check it now */
@@ -384,7 +439,7 @@ struct dd_host *dd_assign(struct dd_ctx *ctx, const char *name, int *ncpu)
     for (size_t i = 0; i < ctx->nhosts && !pick; i++) {
         size_t k = (ctx->rr + i) % ctx->nhosts;
         struct dd_host *h = &ctx->hosts[k];
-        if (h->state == DD_UP && h->conn && !atomic_load(&h->conn->broken) &&
+        if (h->state == DD_UP && h->conn && !atomic_load(&h->conn->ssh.broken) &&
             h->active < h->cfg->max_jobs) {
             pick = h;
             ctx->rr = (k + 1) % ctx->nhosts;

@@ -55,12 +55,12 @@ static bool names_has(const struct names *s, const char *name)
 static int host_images(struct dd_ctx *ctx, struct dd_host *h, struct names *out, char *err,
                        size_t errlen)
 {
-    struct dd_cmd cmd = {.line = "docker images --format '{{json .}}'", .stdin_fd = -1,
-                         .out_max = DD_OUT_MAX};
-    struct dd_out o;
+    struct vssh_cmd cmd = {.line = "docker images --format '{{json .}}'", .stdin_fd = -1,
+                         .out_max = VSSH_OUT_MAX};
+    struct vssh_out o;
     int rc = dd_run(ctx, h, &cmd, &o, err, errlen);
     if (rc == VMMS_OK && o.exit_code != 0)
-        rc = dd_cmd_fail(h, &o, "cannot list images", err, errlen);
+        rc = vssh_cmd_fail(h->label, &o, "cannot list images", err, errlen);
     for (char *p = o.out, *nl; rc == VMMS_OK && p && *p; p = nl ? nl + 1 : NULL) {
         nl = strchr(p, '\n');
         json_t *img = json_loadb(p, nl ? (size_t)(nl - p) : strlen(p), 0, NULL);
@@ -75,7 +75,7 @@ static int host_images(struct dd_ctx *ctx, struct dd_host *h, struct names *out,
         }
         json_decref(img);
     }
-    dd_out_free(&o);
+    vssh_out_free(&o);
     return rc;
 }
 
@@ -127,12 +127,12 @@ int dd_get_images(void *vctx, char ***names, size_t *count, char *err, size_t er
 
 /* Runs a short docker command line on h; VMMS_OK only if it exited 0. */
 static int run_short(struct dd_ctx *ctx, struct dd_host *h, const char *line, size_t out_max,
-                     struct dd_out *o, const char *what, char *err, size_t errlen)
+                     struct vssh_out *o, const char *what, char *err, size_t errlen)
 {
-    struct dd_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = out_max};
+    struct vssh_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = out_max};
     int rc = dd_run(ctx, h, &cmd, o, err, errlen);
     if (rc == VMMS_OK && o->exit_code != 0)
-        rc = dd_cmd_fail(h, o, what, err, errlen);
+        rc = vssh_cmd_fail(h->label, o, what, err, errlen);
     return rc;
 }
 
@@ -155,14 +155,14 @@ static void undo_tag(struct dd_ctx *ctx, struct dd_host *h, const char *before,
         p = nl ? nl + 1 : NULL;
     }
     char qr[340], qp[340], line[800], e[256], q[300], qe[300];
-    dd_quote(ref, qr, sizeof qr);
+    vmms_sh_quote(ref, qr, sizeof qr);
     if (prev[0] && strspn(prev, "sha256:0123456789abcdef") == strlen(prev))
-        snprintf(line, sizeof line, "docker tag %s %s", dd_quote(prev, qp, sizeof qp), qr);
+        snprintf(line, sizeof line, "docker tag %s %s", vmms_sh_quote(prev, qp, sizeof qp), qr);
     else
         snprintf(line, sizeof line, "docker rmi --no-prune %s", qr);
-    struct dd_out o;
+    struct vssh_out o;
     int rc = run_short(ctx, h, line, 1024, &o, "cannot put the tag back", e, sizeof e);
-    dd_out_free(&o);
+    vssh_out_free(&o);
     log_error("image_tag_undone", "host=%s tag=%s restored_to=%.19s rc=%d err=%s", h->label,
               log_quote(ref, q, sizeof q), prev[0] ? prev : "(removed)", rc,
               log_quote(rc == VMMS_OK ? "none" : e, qe, sizeof qe));
@@ -175,19 +175,19 @@ static int load_on(struct dd_ctx *ctx, struct dd_host *h, int fd, int timeout_s,
 {
     if (lseek(fd, 0, SEEK_SET) != 0)
         return vmms_fail(err, errlen, VMMS_ERR, "cannot rewind the tarball: %s", strerror(errno));
-    struct dd_out before;
+    struct vssh_out before;
     int rc = run_short(ctx, h, "docker images --no-trunc --format '{{.Repository}}:{{.Tag}} "
-                       "{{.ID}}'", DD_OUT_MAX, &before, "cannot list images", err, errlen);
+                       "{{.ID}}'", VSSH_OUT_MAX, &before, "cannot list images", err, errlen);
     if (rc != VMMS_OK) {
-        dd_out_free(&before);
+        vssh_out_free(&before);
         return rc;
     }
-    struct dd_cmd cmd = {.line = "docker load", .timeout_ms = 1000 * timeout_s, .stdin_fd = fd,
+    struct vssh_cmd cmd = {.line = "docker load", .timeout_ms = 1000 * timeout_s, .stdin_fd = fd,
                          .out_max = 65536};
-    struct dd_out o;
+    struct vssh_out o;
     rc = dd_run(ctx, h, &cmd, &o, err, errlen);
     if (rc == VMMS_OK && o.exit_code != 0)
-        rc = dd_cmd_fail(h, &o, "docker load failed", err, errlen);
+        rc = vssh_cmd_fail(h->label, &o, "docker load failed", err, errlen);
     char v[300], id[300] = "";
     size_t nids = 0;
     bool named = false;
@@ -208,8 +208,8 @@ static int load_on(struct dd_ctx *ctx, struct dd_host *h, int fd, int timeout_s,
         }
         p = nl ? nl + 1 : NULL;
     }
-    dd_out_free(&o);
-    dd_out_free(&before);
+    vssh_out_free(&o);
+    vssh_out_free(&before);
     if (rc != VMMS_OK || named)
         return rc;
     if (nids != 1 || strspn(id, "sha256:0123456789abcdef") != strlen(id))
@@ -217,10 +217,10 @@ static int load_on(struct dd_ctx *ctx, struct dd_host *h, int fd, int timeout_s,
                        "tarball (is it a `docker save` archive?)", h->label);
     char want[300], qi[340], qw[340], line[800];
     snprintf(want, sizeof want, "%s%s", name, strchr(name, ':') ? "" : ":latest");
-    snprintf(line, sizeof line, "docker tag %s %s", dd_quote(id, qi, sizeof qi),
-             dd_quote(want, qw, sizeof qw));
+    snprintf(line, sizeof line, "docker tag %s %s", vmms_sh_quote(id, qi, sizeof qi),
+             vmms_sh_quote(want, qw, sizeof qw));
     rc = run_short(ctx, h, line, 1024, &o, "cannot tag the loaded image", err, errlen);
-    dd_out_free(&o);
+    vssh_out_free(&o);
     return rc;
 }
 

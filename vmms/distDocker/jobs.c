@@ -16,23 +16,6 @@
 #include "dd.h"
 #include "log.h"
 
-/* Where a job's output is, first found wins (as localDocker): autodriver
- * writes output.log in the grading user's home; some autodrivers write it
- * in the job directory; once autodriver is done, output/feedback has it. */
-#define PARTIAL_SOURCES \
-    "/home/autograde/output.log /home/autograde/autolab/output.log /home/output/feedback"
-
-/* The peek runs as the grading user, skips a source that is a symbolic
- * link (or whose directory is one), reads only a regular file, and
- * `timeout` (when the image has it) kills a read that blocks; the command's
- * own deadline is PARTIAL_DEADLINE_S + 2 s either way (as localDocker). */
-#define PARTIAL_USER "autograde"
-#define PARTIAL_DEADLINE_S 2
-#define PARTIAL_SCRIPT                                                                   \
-    "t=; command -v timeout >/dev/null 2>&1 && t=\"timeout -s KILL %2$d\"; "              \
-    "for f in %1$s; do d=${f%%/*}; if [ -L \"$f\" ] || [ -L \"$d\" ]; then continue; fi; " \
-    "if [ -f \"$f\" ]; then exec $t head -c %3$zu -- \"$f\"; fi; done"
-
 /* The host-side wait of attach_job (bash, for its process substitution):
  * $1 volume dir, $2 token, $3 container, $4 seconds to wait. Subscribes to
  * the container's events first (replayed from 5 s back, so none is missed
@@ -91,21 +74,21 @@ int dd_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, cha
                      "v=%s; m=\"$v/.tango-run-%s\"; (set -C; : > \"$m\") || exit 1; "
                      "docker exec -d -u root -w /home %s sh -c %s || "
                      "{ rc=$?; rm -f \"$m\"; exit $rc; }",
-                     dd_quote(vdir, qv, sizeof qv), token,
-                     dd_quote(vm->id[0] ? vm->id : vm->name, qn, sizeof qn),
-                     dd_quote(job, qj, sizeof qj));
+                     vmms_sh_quote(vdir, qv, sizeof qv), token,
+                     vmms_sh_quote(vm->id[0] ? vm->id : vm->name, qn, sizeof qn),
+                     vmms_sh_quote(job, qj, sizeof qj));
     if (n <= 0 || n >= 4096 || !qv[0] || !qj[0]) {
         free(line);
         return vmms_fail(err, errlen, VMMS_ERR, "VM %s: command line too long", vm->name);
     }
-    struct dd_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 4096};
-    struct dd_out out;
+    struct vssh_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 4096};
+    struct vssh_out out;
     long t0 = clock_mono_ms();
     rc = dd_run(ctx, h, &cmd, &out, err, errlen);
     free(line);
     if (rc == VMMS_OK && out.exit_code != 0)
-        rc = dd_cmd_fail(h, &out, "cannot start the job", err, errlen);
-    dd_out_free(&out);
+        rc = vssh_cmd_fail(h->label, &out, "cannot start the job", err, errlen);
+    vssh_out_free(&out);
     if (rc != VMMS_OK) {
         char q[700];
         log_warn("vm_start_failed", "name=%s host=%s rc=%d err=%s", vm->name, h->label, rc,
@@ -139,8 +122,8 @@ int dd_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
     if (line == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     int n = snprintf(line, 8192, "bash -c %s _ %s %s %s %lld.%03lld",
-                     dd_quote(WAIT_SCRIPT, qs, sizeof qs), dd_quote(vdir, qv, sizeof qv),
-                     handle, dd_quote(vm->id[0] ? vm->id : vm->name, qn, sizeof qn),
+                     vmms_sh_quote(WAIT_SCRIPT, qs, sizeof qs), vmms_sh_quote(vdir, qv, sizeof qv),
+                     handle, vmms_sh_quote(vm->id[0] ? vm->id : vm->name, qn, sizeof qn),
                      wait_ms / 1000, wait_ms % 1000);
     if (n <= 0 || n >= 8192 || !qs[0] || !qv[0]) {
         free(line);
@@ -149,10 +132,10 @@ int dd_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
     struct dd_watch w;
     dd_watch_add(ctx, &w, vm->name);
     long long limit = wait_ms + 1000LL * ctx->cfg.command_timeout_s;
-    struct dd_cmd cmd = {.line = line, .timeout_ms = limit > INT_MAX ? INT_MAX : (int)limit,
+    struct vssh_cmd cmd = {.line = line, .timeout_ms = limit > INT_MAX ? INT_MAX : (int)limit,
                          .abort = &w.aborted, .stdin_fd = -1, .out_max = 4096,
                          .own_timeout = true};
-    struct dd_out out;
+    struct vssh_out out;
     long t0 = clock_mono_ms();
     rc = dd_run(ctx, h, &cmd, &out, err, errlen);
     free(line);
@@ -172,8 +155,8 @@ int dd_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
         rc = vmms_fail(err, errlen, VMMS_TIMEOUT, "VM %s on %s: the run %.12s still runs after "
                      "%lld ms", vm->name, h->label, handle, wait_ms);
     else if (rc == VMMS_OK)
-        rc = dd_cmd_fail(h, &out, "cannot wait for the job", err, errlen);
-    dd_out_free(&out);
+        rc = vssh_cmd_fail(h->label, &out, "cannot wait for the job", err, errlen);
+    vssh_out_free(&out);
     if (rc != VMMS_OK) {
         char q[700];
         log_warn("vm_attach_failed", "name=%s host=%s run=%.12s rc=%d ms=%ld err=%s",
@@ -205,23 +188,22 @@ int dd_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
     struct dd_host *h = dd_vm_host(ctx, vm);
     if (h == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "VM %s: not known on any worker host", vm->name);
-    if (max_bytes > (size_t)DD_OUT_MAX)
-        max_bytes = DD_OUT_MAX;
+    if (max_bytes > (size_t)VSSH_OUT_MAX)
+        max_bytes = VSSH_OUT_MAX;
     char inner[600], qi[800], qn[140], line[1100];
-    snprintf(inner, sizeof inner, PARTIAL_SCRIPT, PARTIAL_SOURCES, PARTIAL_DEADLINE_S,
-             max_bytes);
-    snprintf(line, sizeof line, "docker exec -u " PARTIAL_USER " -w /home %s sh -c %s",
-             dd_quote(vm->id[0] ? vm->id : vm->name, qn, sizeof qn),
-             dd_quote(inner, qi, sizeof qi));
-    struct dd_cmd cmd = {.line = line, .timeout_ms = 1000 * (PARTIAL_DEADLINE_S + 2),
+    vmms_partial_script(max_bytes, inner, sizeof inner);
+    snprintf(line, sizeof line, "docker exec -u " VMMS_PARTIAL_USER " -w /home %s sh -c %s",
+             vmms_sh_quote(vm->id[0] ? vm->id : vm->name, qn, sizeof qn),
+             vmms_sh_quote(inner, qi, sizeof qi));
+    struct vssh_cmd cmd = {.line = line, .timeout_ms = 1000 * (VMMS_PARTIAL_DEADLINE_S + 2),
                          .stdin_fd = -1, .out_max = max_bytes ? max_bytes : 1,
                          .own_timeout = true};
-    struct dd_out out;
+    struct vssh_out out;
     rc = dd_run(ctx, h, &cmd, &out, err, errlen);
     if (rc == VMMS_OK && out.exit_code != 0 && out.exit_code != 1)
-        rc = dd_cmd_fail(h, &out, "cannot read the job's output", err, errlen);
+        rc = vssh_cmd_fail(h->label, &out, "cannot read the job's output", err, errlen);
     if (rc != VMMS_OK) {
-        dd_out_free(&out);
+        vssh_out_free(&out);
         return rc;
     }
     /* No output yet (job not started) is an empty answer, not an error. */

@@ -29,7 +29,7 @@ static int inspect_or_create(struct dd_ctx *ctx, struct dd_conn *c, json_t **net
     for (size_t i = 0; i < n; i++) {
         snprintf(kv, sizeof kv, "%s=%s", o[i][0], o[i][1]);
         used += (size_t)snprintf(opts + used, sizeof opts - used, " -o %s",
-                                 dd_quote(kv, q, sizeof q));
+                                 vmms_sh_quote(kv, q, sizeof q));
     }
     char line[LINE_MAX_BYTES];
     snprintf(line, sizeof line,
@@ -37,12 +37,12 @@ static int inspect_or_create(struct dd_ctx *ctx, struct dd_conn *c, json_t **net
              "docker network create --driver bridge --label " JOBNET_LABEL "=1%s \"$n\" "
              ">/dev/null || docker network inspect \"$n\" >/dev/null 2>&1 || exit 1; "
              "exec docker network inspect \"$n\"",
-             dd_quote(ctx->cfg.net.name, qn, sizeof qn), opts);
-    struct dd_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 256 * 1024};
-    struct dd_out out;
-    int rc = dd_run_conn(ctx, c, &cmd, &out, err, errlen);
+             vmms_sh_quote(ctx->cfg.net.name, qn, sizeof qn), opts);
+    struct vssh_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 256 * 1024};
+    struct vssh_out out;
+    int rc = vssh_run(&c->ssh, &cmd, &out, err, errlen);
     if (rc == VMMS_OK && out.exit_code != 0)
-        rc = dd_cmd_fail(c->host, &out, "cannot make the jobs' network", err, errlen);
+        rc = vssh_cmd_fail(c->host->label, &out, "cannot make the jobs' network", err, errlen);
     json_t *all = rc == VMMS_OK && out.out ? json_loads(out.out, 0, NULL) : NULL;
     if (rc == VMMS_OK && (!json_is_array(all) || json_array_size(all) != 1))
         rc = vmms_fail(err, errlen, VMMS_ERR, "docker on %s: unexpected answer to `docker "
@@ -50,13 +50,12 @@ static int inspect_or_create(struct dd_ctx *ctx, struct dd_conn *c, json_t **net
     if (rc == VMMS_OK)
         *net = json_incref(json_array_get(all, 0));
     json_decref(all);
-    dd_out_free(&out);
+    vssh_out_free(&out);
     return rc;
 }
 
 /* The firewall rule on c's host for IPv4 and (when the host has it) IPv6. */
-static int ensure_rule(struct dd_ctx *ctx, struct dd_conn *c, const char *ifname, char *err,
-                       size_t errlen)
+static int ensure_rule(struct dd_conn *c, const char *ifname, char *err, size_t errlen)
 {
     char check[512] = "", insert[512] = "", q[64];
     const char *argv[JOBNET_RULE_ARGS];
@@ -65,23 +64,24 @@ static int ensure_rule(struct dd_ctx *ctx, struct dd_conn *c, const char *ifname
         size_t used = 0, n = jobnet_rule_argv(pass == 0 ? "-C" : "-I", ifname, argv);
         for (size_t i = 0; i < n; i++)
             used += (size_t)snprintf(dst + used, 512 - used, " %s",
-                                     dd_quote(argv[i], q, sizeof q));
+                                     vmms_sh_quote(argv[i], q, sizeof q));
     }
     char line[LINE_MAX_BYTES];
     snprintf(line, sizeof line,
              "PATH=/usr/sbin:/sbin:$PATH; for t in iptables ip6tables; do "
              "if [ $t = ip6tables ] && [ ! -e /proc/net/if_inet6 ]; then continue; fi; "
              "$t%s 2>/dev/null || $t%s || exit 1; done", check, insert);
-    struct dd_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 4096};
-    struct dd_out out;
-    int rc = dd_run_conn(ctx, c, &cmd, &out, err, errlen);
+    struct vssh_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 4096};
+    struct vssh_out out;
+    int rc = vssh_run(&c->ssh, &cmd, &out, err, errlen);
     if (rc == VMMS_OK && out.exit_code != 0) {
         char why[700];
-        dd_cmd_fail(c->host, &out, "cannot install the jobs' firewall rule", why, sizeof why);
+        vssh_cmd_fail(c->host->label, &out, "cannot install the jobs' firewall rule", why,
+                      sizeof why);
         rc = vmms_fail(err, errlen, VMMS_ERR, "%s (the SSH user must be root, or set "
                      "host_firewall false and install it there yourself)", why);
     }
-    dd_out_free(&out);
+    vssh_out_free(&out);
     return rc;
 }
 
@@ -95,7 +95,7 @@ int dd_net_check(struct dd_ctx *ctx, struct dd_conn *c, char *err, size_t errlen
         rc = vmms_fail(err, errlen, VMMS_ERR, "worker host %s: %s", c->host->label, why);
     json_decref(net);
     if (rc == VMMS_OK && ctx->cfg.net.host_firewall)
-        rc = ensure_rule(ctx, c, ifname, err, errlen);
+        rc = ensure_rule(c, ifname, err, errlen);
     if (rc != VMMS_OK) {
         char q[600];
         log_error("jobs_network_refused", "host=%s network=%s err=%s", c->host->label,

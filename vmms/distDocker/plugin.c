@@ -1,8 +1,7 @@
 /*
  * plugin.c: the distDocker plugin's entry points. Owns init/shutdown (the
- * context's life: config, hosts and their monitor threads), the small
- * helpers every other file uses (errors, name checks, shell quoting, clocks)
- * and the exported ops table `vmms_plugin`.
+ * context's life: config, hosts, their targets and monitor threads) and the
+ * exported ops table `vmms_plugin`.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -13,42 +12,6 @@
 #include "dd.h"
 #include "log.h"
 #include "clock.h"
-
-const char *dd_quote(const char *s, char *buf, size_t bufsz)
-{
-    size_t o = 0;
-    if (bufsz < 3)
-        goto too_long;
-    buf[o++] = '\'';
-    for (const char *p = s; *p; p++) {
-        if (*p == '\'') {
-            if (o + 4 >= bufsz)
-                goto too_long;
-            memcpy(buf + o, "'\\''", 4);
-            o += 4;
-        } else {
-            if (o + 1 >= bufsz)
-                goto too_long;
-            buf[o++] = *p;
-        }
-    }
-    if (o + 2 > bufsz)
-        goto too_long;
-    buf[o++] = '\'';
-    buf[o] = '\0';
-    return buf;
-too_long:
-    if (bufsz)
-        buf[0] = '\0';
-    return buf;
-}
-
-static pthread_once_t ssh_once = PTHREAD_ONCE_INIT;
-static int ssh_init_rc;
-static void ssh_init(void)
-{
-    ssh_init_rc = libssh2_init(0);
-}
 
 static void dd_shutdown(void *vctx)
 {
@@ -75,10 +38,8 @@ static int dd_init(const json_t *cfg, const char *prefix, void **out, char *err,
         return vmms_fail(err, errlen, VMMS_ERR,
                        "distDocker: bad prefix: it must be 1..63 letters, digits, '_', '.', "
                        "'-'");
-    pthread_once(&ssh_once, ssh_init);
-    if (ssh_init_rc != 0)
-        return vmms_fail(err, errlen, VMMS_ERR, "distDocker: libssh2_init failed (%d)",
-                       ssh_init_rc);
+    if (vssh_global_init(err, errlen) != VMMS_OK)
+        return VMMS_ERR;
     struct dd_ctx *ctx = calloc(1, sizeof *ctx);
     if (ctx == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
@@ -108,6 +69,14 @@ static int dd_init(const json_t *cfg, const char *prefix, void **out, char *err,
         h->index = (int)i;
         h->cfg = &ctx->cfg.hosts[i];
         snprintf(h->label, sizeof h->label, "%s:%d", h->cfg->address, h->cfg->port);
+        h->target = (struct vssh_target){
+            .address = h->cfg->address, .port = h->cfg->port, .user = h->cfg->user,
+            .private_key = h->cfg->private_key, .public_key = h->cfg->public_key,
+            .known_hosts = h->cfg->known_hosts,
+            .policy = ctx->cfg.strict_host_key_checking ? VSSH_KEY_KNOWN_HOSTS : VSSH_KEY_ANY,
+            .max_sessions = h->cfg->max_sessions,
+            .connect_timeout_ms = 1000 * ctx->cfg.connect_timeout_s,
+            .command_timeout_ms = 1000 * ctx->cfg.command_timeout_s, .label = h->label};
     }
     if (!ctx->cfg.strict_host_key_checking)
         log_warn("vmms_insecure", "vmms=distDocker strict_host_key_checking=0 note=\"worker "

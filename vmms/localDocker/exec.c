@@ -15,25 +15,6 @@
 #include "ld.h"
 #include "log.h"
 
-/* Where a job's output is, first found wins: autodriver writes output.log in
- * the grading user's home (reference Tango reads autograde/output.log too);
- * some autodrivers write it in the job directory; once autodriver is done it
- * deletes the grading user's files, and output/feedback holds it all. */
-#define PARTIAL_SOURCES \
-    "/home/autograde/output.log /home/autograde/autolab/output.log /home/output/feedback"
-
-/* The peek runs as the grading user, so it reads nothing the job could not
- * read itself; it skips a source that is a symbolic link (or whose
- * directory is one), reads only a regular file, and `timeout` (when the
- * image has it) kills a read that blocks (a FIFO swapped in after the
- * test). The exec's own deadline is PARTIAL_DEADLINE_S + 2 s either way. */
-#define PARTIAL_USER "autograde"
-#define PARTIAL_DEADLINE_S 2
-#define PARTIAL_SCRIPT                                                                   \
-    "t=; command -v timeout >/dev/null 2>&1 && t=\"timeout -s KILL %2$d\"; "              \
-    "for f in %1$s; do d=${f%%/*}; if [ -L \"$f\" ] || [ -L \"$d\" ]; then continue; fi; " \
-    "if [ -f \"$f\" ]; then exec $t head -c %3$zu -- \"$f\"; fi; done"
-
 /* Keeps up to cap bytes of the stdout frames of an attach stream. */
 struct demux {
     unsigned char hdr[8];
@@ -402,14 +383,14 @@ int ld_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
     if (max_bytes > (size_t)LD_BODY_MAX)
         max_bytes = LD_BODY_MAX;
     char cmd[512];
-    snprintf(cmd, sizeof cmd, PARTIAL_SCRIPT, PARTIAL_SOURCES, PARTIAL_DEADLINE_S, max_bytes);
+    vmms_partial_script(max_bytes, cmd, sizeof cmd);
     const char *argv[] = {"sh", "-c", cmd, NULL};
     struct demux d = {.cap = max_bytes, .out = malloc(max_bytes + 1)};
     if (d.out == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     int code = -1;
-    rc = exec_run(ctx, vm, argv, PARTIAL_USER, 1000L * (PARTIAL_DEADLINE_S + 2), &d, &code,
-                  err, errlen);
+    rc = exec_run(ctx, vm, argv, VMMS_PARTIAL_USER, 1000L * (VMMS_PARTIAL_DEADLINE_S + 2), &d,
+                  &code, err, errlen);
     if (rc == VMMS_OK && (code == 126 || code == 127)) {
         /* Docker could not run it: its reason is on the stream, not output. */
         d.out[d.len < 200 ? d.len : 200] = '\0';
@@ -417,7 +398,7 @@ int ld_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
             if (*p == '\r' || *p == '\n')
                 *p = ' ';
         rc = vmms_fail(err, errlen, VMMS_ERR, "VM %s: cannot read the output as %s (does the "
-                     "image have that user?): %s", vm->name, PARTIAL_USER, d.out);
+                     "image have that user?): %s", vm->name, VMMS_PARTIAL_USER, d.out);
     }
     if (rc != VMMS_OK) {
         free(d.out);

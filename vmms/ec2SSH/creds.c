@@ -1,0 +1,145 @@
+/*
+ * creds.c: the AWS credentials ec2SSH signs with, in this order: the
+ * config's access_key_id / secret_access_key (/ session_token), the
+ * environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN),
+ * then the instance profile through IMDSv2 (PUT a session token, GET the
+ * role's name, GET its credentials) at imds_endpoint with a 2 s timeout.
+ * Instance-profile credentials are cached in the context until 5 minutes
+ * before they expire. Secrets are never logged, nor put in an error; only
+ * their source is logged.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "clock.h"
+#include "ec2.h"
+#include "log.h"
+
+#define IMDS_TIMEOUT_MS 2000
+#define REFRESH_BEFORE_MS (5 * 60 * 1000L)
+
+static bool fill(struct ec2_creds *c, const char *id, const char *secret, const char *token,
+                 const char *source)
+{
+    if (!id || !secret || !id[0] || !secret[0] || strlen(id) >= sizeof c->key_id ||
+        strlen(secret) >= sizeof c->secret || (token && strlen(token) >= sizeof c->token))
+        return false;
+    memset(c, 0, sizeof *c);
+    snprintf(c->key_id, sizeof c->key_id, "%s", id);
+    snprintf(c->secret, sizeof c->secret, "%s", secret);
+    snprintf(c->token, sizeof c->token, "%s", token ? token : "");
+    snprintf(c->source, sizeof c->source, "%s", source);
+    return true;
+}
+
+/* Seconds from now until an ISO 8601 UTC time ("2026-12-01T23:00:00Z"). */
+static long seconds_until(const char *iso)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (iso == NULL || strptime(iso, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
+        return 0;
+    return (long)(timegm(&tm) - time(NULL));
+}
+
+static int imds_get(const struct ec2_ctx *ctx, const char *method, const char *path,
+                    const char *header, char **out, char *err, size_t errlen)
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", ctx->cfg.imds_endpoint, path);
+    struct curl_slist *h = curl_slist_append(NULL, header);
+    size_t len;
+    long http;
+    int rc = ec2_http(method, url, h, "", NULL, NULL, NULL, IMDS_TIMEOUT_MS, out, &len, &http,
+                      err, errlen);
+    curl_slist_free_all(h);
+    if (rc == VMMS_OK && http != 200) {
+        free(*out);
+        *out = NULL;
+        rc = vmms_fail(err, errlen, VMMS_ERR, "instance profile: %s answered HTTP %ld", path,
+                       http);
+    }
+    return rc;
+}
+
+static int from_imds(struct ec2_ctx *ctx, struct ec2_creds *out, char *err, size_t errlen)
+{
+    char *token = NULL, *role = NULL, *doc = NULL;
+    int rc = imds_get(ctx, "PUT", "/latest/api/token",
+                      "X-aws-ec2-metadata-token-ttl-seconds: 21600", &token, err, errlen);
+    char hdr[1200], path[400];
+    if (rc == VMMS_OK) {
+        token[strcspn(token, "\r\n")] = '\0';
+        snprintf(hdr, sizeof hdr, "X-aws-ec2-metadata-token: %.1100s", token);
+        rc = imds_get(ctx, "GET", "/latest/meta-data/iam/security-credentials/", hdr, &role,
+                      err, errlen);
+    }
+    if (rc == VMMS_OK) {
+        role[strcspn(role, "\r\n")] = '\0';
+        size_t n = strlen(role);
+        if (n == 0 || n > 128 || strspn(role, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                               "0123456789+=,.@_-") != n)
+            rc = vmms_fail(err, errlen, VMMS_ERR, "instance profile: no usable role name");
+    }
+    if (rc == VMMS_OK) {
+        snprintf(path, sizeof path, "/latest/meta-data/iam/security-credentials/%s", role);
+        rc = imds_get(ctx, "GET", path, hdr, &doc, err, errlen);
+    }
+    if (rc == VMMS_OK) {
+        json_t *j = json_loads(doc, 0, NULL);
+        const char *id = json_string_value(json_object_get(j, "AccessKeyId"));
+        const char *sec = json_string_value(json_object_get(j, "SecretAccessKey"));
+        const char *tok = json_string_value(json_object_get(j, "Token"));
+        long left = seconds_until(json_string_value(json_object_get(j, "Expiration")));
+        if (!fill(out, id, sec, tok, "instance-profile"))
+            rc = vmms_fail(err, errlen, VMMS_ERR, "instance profile: the role's credentials "
+                           "are not in the expected form");
+        else
+            out->expires_ms = clock_mono_ms() + (left > 0 ? left : 3600) * 1000L;
+        json_decref(j);
+    }
+    if (token)
+        memset(token, 0, strlen(token));
+    if (doc)
+        memset(doc, 0, strlen(doc));
+    memset(hdr, 0, sizeof hdr);
+    free(token);
+    free(role);
+    free(doc);
+    return rc;
+}
+
+int ec2_creds_get(struct ec2_ctx *ctx, struct ec2_creds *out, char *err, size_t errlen)
+{
+    const struct ec2_config *c = &ctx->cfg;
+    if (c->access_key_id[0] &&
+        fill(out, c->access_key_id, c->secret_access_key, c->session_token, "config"))
+        return VMMS_OK;
+    if (getenv("AWS_ACCESS_KEY_ID") &&
+        fill(out, getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"),
+             getenv("AWS_SESSION_TOKEN"), "environment"))
+        return VMMS_OK;
+    pthread_mutex_lock(&ctx->lock);
+    bool fresh = ctx->creds.key_id[0] && ctx->creds.expires_ms - REFRESH_BEFORE_MS > clock_mono_ms();
+    if (fresh)
+        *out = ctx->creds;
+    pthread_mutex_unlock(&ctx->lock);
+    if (fresh)
+        return VMMS_OK;
+    char why[300];
+    int rc = from_imds(ctx, out, why, sizeof why);
+    if (rc != VMMS_OK)
+        return vmms_fail(err, errlen, VMMS_ERR,
+                         "no AWS credentials: none in the config, none in the environment "
+                         "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), and the instance profile "
+                         "gave none (%s)", why);
+    pthread_mutex_lock(&ctx->lock);
+    ctx->creds = *out;
+    pthread_mutex_unlock(&ctx->lock);
+    log_info("ec2_credentials", "source=instance-profile expires_in_s=%ld",
+             (long)((out->expires_ms - clock_mono_ms()) / 1000));
+    return VMMS_OK;
+}

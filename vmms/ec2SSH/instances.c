@@ -1,0 +1,575 @@
+/*
+ * instances.c: ec2SSH's instances and images through the EC2 API.
+ * initialize_vm checks the job's instance type against the allowed list,
+ * finds the AMI by its image tag, counts this service's pending/running
+ * instances (DescribeInstances by our tag: the cap is what EC2 reports, so
+ * no slot leaks across crashes), launches one (RunInstances, tagged with
+ * Name, our prefix and the VM name on the instance and its volumes, in the
+ * configured subnet and security groups, a one-time spot request when
+ * configured) and waits until it runs. destroy_vm terminates it and checks
+ * EC2 took that (or, with keep_failed_vms and a VM whose operations failed,
+ * renames it failed-NAME and drops our tag so it is neither counted nor
+ * cleaned up). get_vms lists ours; get_images lists the account's AMIs
+ * carrying the image tag. The instance id is kept in vm->id without its
+ * "i-" (vm ids are lowercase hex).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "clock.h"
+#include "ec2.h"
+#include "log.h"
+
+/* Launch errors that mean "not now": the job waits in the queue. */
+static bool busy_code(const char *code)
+{
+    static const char *const busy[] = {
+        "InsufficientInstanceCapacity", "InsufficientCapacity", "InstanceLimitExceeded",
+        "VcpuLimitExceeded", "InsufficientFreeAddressesInSubnet", "SpotMaxPriceTooLow",
+        "MaxSpotInstanceCountExceeded", "InsufficientHostCapacity",
+        "InsufficientReservedInstanceCapacity"};
+    for (size_t i = 0; i < sizeof busy / sizeof busy[0]; i++)
+        if (strcmp(code, busy[i]) == 0)
+            return true;
+    return false;
+}
+
+struct ec2_vm *ec2_vm_priv(struct vmms_vm *vm)
+{
+    if (vm->priv == NULL)
+        vm->priv = calloc(1, sizeof(struct ec2_vm));
+    return vm->priv;
+}
+
+static bool instance_id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    return n >= 10 && n <= 34 && strncmp(id, "i-", 2) == 0 &&
+           strspn(id + 2, "0123456789abcdef") == n - 2;
+}
+
+/* ---- walking DescribeInstances ---- */
+
+struct walk {
+    void (*fn)(xmlNodePtr inst, void *arg);
+    void *arg;
+};
+
+static void each_instance(xmlNodePtr res, void *arg)
+{
+    struct walk *w = arg;
+    ec2_items(res, "instancesSet", w->fn, w->arg);
+}
+
+/* Runs DescribeInstances with params, all pages, calling fn per instance. */
+static int describe(struct ec2_ctx *ctx, const struct ec2_params *base,
+                    void (*fn)(xmlNodePtr, void *), void *arg, char *err, size_t errlen)
+{
+    char next[1024] = "";
+    for (int page = 0; page < 100; page++) {
+        struct ec2_params p = {0};
+        for (size_t i = 0; i < base->n; i++)
+            ec2_param(&p, base->v[i].name, "%s", base->v[i].value);
+        if (next[0])
+            ec2_param(&p, "NextToken", "%s", next);
+        struct ec2_reply r;
+        int rc = ec2_call(ctx, "DescribeInstances", &p, &r, err, errlen);
+        ec2_params_free(&p);
+        if (rc != VMMS_OK)
+            return rc;
+        xmlNodePtr root = xmlDocGetRootElement(r.doc);
+        struct walk w = {fn, arg};
+        ec2_items(root, "reservationSet", each_instance, &w);
+        ec2_text(root, "nextToken", next, sizeof next);
+        ec2_reply_free(&r);
+        if (!next[0])
+            return VMMS_OK;
+    }
+    return vmms_fail(err, errlen, VMMS_ERR, "EC2 DescribeInstances: too many pages");
+}
+
+static void ours_filter(struct ec2_ctx *ctx, struct ec2_params *p, bool live_only)
+{
+    ec2_param(p, "Filter.1.Name", "tag:" EC2_SERVICE_TAG);
+    ec2_param(p, "Filter.1.Value.1", "%s", ctx->prefix);
+    if (live_only) {
+        ec2_param(p, "Filter.2.Name", "instance-state-name");
+        ec2_param(p, "Filter.2.Value.1", "pending");
+        ec2_param(p, "Filter.2.Value.2", "running");
+    }
+}
+
+static void count_one(xmlNodePtr inst, void *arg)
+{
+    (void)inst;
+    (*(int *)arg)++;
+}
+
+/* ---- one instance's state ---- */
+
+struct state_ask {
+    const struct ec2_ctx *ctx;
+    char *state, *addr;
+    size_t statesz, addrsz;
+    bool found;
+};
+
+static void take_state(xmlNodePtr inst, void *arg)
+{
+    struct state_ask *a = arg;
+    a->found = true;
+    ec2_text(ec2_child(inst, "instanceState"), "name", a->state, a->statesz);
+    if (a->addr)
+        ec2_text(inst, a->ctx->cfg.use_private_ip ? "privateIpAddress" : "ipAddress", a->addr,
+                 a->addrsz);
+}
+
+int ec2_instance_state(struct ec2_ctx *ctx, const char *id_hex, char *state, size_t statesz,
+                       char *addr, size_t addrsz, char *err, size_t errlen)
+{
+    state[0] = '\0';
+    if (addr)
+        addr[0] = '\0';
+    struct ec2_params p = {0};
+    ec2_param(&p, "InstanceId.1", "i-%s", id_hex);
+    struct state_ask a = {ctx, state, addr, statesz, addrsz, false};
+    char e[600];
+    int rc = describe(ctx, &p, take_state, &a, e, sizeof e);
+    ec2_params_free(&p);
+    if (rc != VMMS_OK && strstr(e, "InvalidInstanceID.NotFound"))
+        return VMMS_OK; /* state "" */
+    if (rc != VMMS_OK)
+        return vmms_fail(err, errlen, rc, "%s", e);
+    return VMMS_OK;
+}
+
+/* ---- images ---- */
+
+struct image_find {
+    const char *tag;
+    char ***names;
+    size_t *count;
+    char ami[64];
+    bool oom;
+};
+
+static void take_image(xmlNodePtr img, void *arg)
+{
+    struct image_find *f = arg;
+    char v[256], state[32];
+    ec2_text(img, "imageState", state, sizeof state);
+    if (state[0] && strcmp(state, "available") != 0)
+        return;
+    ec2_tag_value(img, f->tag, v, sizeof v);
+    if (!v[0] || !vmms_name_ok(v, 256))
+        return;
+    if (f->names == NULL) {
+        ec2_text(img, "imageId", f->ami, sizeof f->ami);
+        return;
+    }
+    for (size_t i = 0; i < *f->count; i++)
+        if (strcmp((*f->names)[i], v) == 0)
+            return;
+    char **nv = realloc(*f->names, (*f->count + 1) * sizeof *nv);
+    char *s = nv ? strdup(v) : NULL;
+    if (nv)
+        *f->names = nv;
+    if (s == NULL) {
+        f->oom = true;
+        return;
+    }
+    (*f->names)[(*f->count)++] = s;
+}
+
+/* DescribeImages (Owner self) with the image tag = value (NULL: any). */
+static int images(struct ec2_ctx *ctx, const char *value, struct image_find *f, char *err,
+                  size_t errlen)
+{
+    struct ec2_params p = {0};
+    ec2_param(&p, "Owner.1", "self");
+    if (value) {
+        ec2_param(&p, "Filter.1.Name", "tag:%s", ctx->cfg.image_tag);
+        ec2_param(&p, "Filter.1.Value.1", "%s", value);
+    } else {
+        ec2_param(&p, "Filter.1.Name", "tag-key");
+        ec2_param(&p, "Filter.1.Value.1", "%s", ctx->cfg.image_tag);
+    }
+    struct ec2_reply r;
+    int rc = ec2_call(ctx, "DescribeImages", &p, &r, err, errlen);
+    ec2_params_free(&p);
+    if (rc != VMMS_OK)
+        return rc;
+    ec2_items(xmlDocGetRootElement(r.doc), "imagesSet", take_image, f);
+    ec2_reply_free(&r);
+    return f->oom ? vmms_fail(err, errlen, VMMS_ERR, "out of memory") : VMMS_OK;
+}
+
+int ec2_get_images(void *vctx, char ***names, size_t *count, char *err, size_t errlen)
+{
+    struct ec2_ctx *ctx = vctx;
+    *names = NULL;
+    *count = 0;
+    struct image_find f = {.tag = ctx->cfg.image_tag, .names = names, .count = count};
+    int rc = images(ctx, NULL, &f, err, errlen);
+    if (rc != VMMS_OK) {
+        vmms_free_names(*names, *count);
+        *names = NULL;
+        *count = 0;
+    }
+    return rc;
+}
+
+/* ---- initialize ---- */
+
+static void add_tags(struct ec2_ctx *ctx, struct ec2_params *p, int spec, const char *type,
+                     const struct vmms_vm *vm)
+{
+    char pfx[64];
+    snprintf(pfx, sizeof pfx, "TagSpecification.%d", spec);
+    char k[96];
+    snprintf(k, sizeof k, "%s.ResourceType", pfx);
+    ec2_param(p, k, "%s", type);
+    const char *fixed[][2] = {{"Name", vm->name}, {EC2_SERVICE_TAG, ctx->prefix},
+                              {EC2_VM_TAG, vm->name}, {EC2_IMAGE_NAME_TAG, vm->image}};
+    int n = 1;
+    for (size_t i = 0; i < 4; i++, n++) {
+        snprintf(k, sizeof k, "%s.Tag.%d.Key", pfx, n);
+        ec2_param(p, k, "%s", fixed[i][0]);
+        snprintf(k, sizeof k, "%s.Tag.%d.Value", pfx, n);
+        ec2_param(p, k, "%s", fixed[i][1]);
+    }
+    for (size_t i = 0; i < ctx->cfg.ntags; i++, n++) {
+        snprintf(k, sizeof k, "%s.Tag.%d.Key", pfx, n);
+        ec2_param(p, k, "%s", ctx->cfg.tags[i].key);
+        snprintf(k, sizeof k, "%s.Tag.%d.Value", pfx, n);
+        ec2_param(p, k, "%s", ctx->cfg.tags[i].value);
+    }
+}
+
+static int launch(struct ec2_ctx *ctx, struct vmms_vm *vm, const char *type, const char *ami,
+                  char *err, size_t errlen)
+{
+    const struct ec2_config *c = &ctx->cfg;
+    struct ec2_params p = {0};
+    ec2_param(&p, "ImageId", "%s", ami);
+    ec2_param(&p, "InstanceType", "%s", type);
+    ec2_param(&p, "MinCount", "1");
+    ec2_param(&p, "MaxCount", "1");
+    ec2_param(&p, "KeyName", "%s", c->key_pair);
+    ec2_param(&p, "ClientToken", "%s", vm->name); /* a retried launch is not a second VM */
+    ec2_param(&p, "InstanceInitiatedShutdownBehavior", "terminate");
+    if (c->subnet[0])
+        ec2_param(&p, "SubnetId", "%s", c->subnet);
+    for (size_t i = 0; i < c->nsecurity_groups; i++) {
+        char k[48];
+        snprintf(k, sizeof k, "SecurityGroupId.%zu", i + 1);
+        ec2_param(&p, k, "%s", c->security_groups[i]);
+    }
+    if (c->spot) {
+        ec2_param(&p, "InstanceMarketOptions.MarketType", "spot");
+        ec2_param(&p, "InstanceMarketOptions.SpotOptions.SpotInstanceType", "one-time");
+        ec2_param(&p, "InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior",
+                  "terminate");
+    }
+    add_tags(ctx, &p, 1, "instance", vm);
+    add_tags(ctx, &p, 2, "volume", vm);
+    struct ec2_reply r;
+    int rc = ec2_call(ctx, "RunInstances", &p, &r, err, errlen);
+    ec2_params_free(&p);
+    if (rc != VMMS_OK)
+        return busy_code(r.code) ? VMMS_BUSY : rc;
+    char id[64] = "";
+    xmlNodePtr item = ec2_child(ec2_child(xmlDocGetRootElement(r.doc), "instancesSet"), "item");
+    ec2_text(item, "instanceId", id, sizeof id);
+    ec2_reply_free(&r);
+    if (!instance_id_ok(id) || strlen(id + 2) >= sizeof vm->id)
+        return vmms_fail(err, errlen, VMMS_ERR, "EC2 RunInstances: no usable instance id in "
+                         "the reply");
+    snprintf(vm->id, sizeof vm->id, "%s", id + 2);
+    return VMMS_OK;
+}
+
+int ec2_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
+{
+    struct ec2_ctx *ctx = vctx;
+    vm->id[0] = '\0';
+    vm->host[0] = '\0';
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    const struct ec2_config *c = &ctx->cfg;
+    const char *type = vm->instance_type[0] ? vm->instance_type : c->default_type;
+    bool allowed = false;
+    char list[EC2_MAX_LIST * 34] = "";
+    for (size_t i = 0; i < c->nallowed_types; i++) {
+        allowed = allowed || strcmp(type, c->allowed_types[i]) == 0;
+        strcat(list, i ? ", " : "");
+        strcat(list, c->allowed_types[i]);
+    }
+    if (!allowed)
+        return vmms_fail(err, errlen, VMMS_ERR,
+                         "instance type \"%.31s\" is not allowed on this service (allowed: %s)",
+                         type, list);
+    if (ec2_vm_priv(vm) == NULL)
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
+    struct image_find f = {.tag = c->image_tag};
+    rc = images(ctx, vm->image, &f, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    if (!f.ami[0])
+        return vmms_fail(err, errlen, VMMS_NOT_FOUND,
+                         "no AMI of this account is tagged %s=%s", c->image_tag, vm->image);
+
+    /* The cap: what EC2 reports as ours, counted and launched one at a time
+     * in this process (other consumers may launch in between: each counts
+     * what it sees, so the cap can be passed by at most one per consumer). */
+    pthread_mutex_lock(&ctx->launch);
+    int live = 0;
+    struct ec2_params p = {0};
+    ours_filter(ctx, &p, true);
+    rc = describe(ctx, &p, count_one, &live, err, errlen);
+    ec2_params_free(&p);
+    if (rc == VMMS_OK && live >= c->max_vms)
+        rc = vmms_fail(err, errlen, VMMS_BUSY,
+                       "max_vms reached: %d of this service's instances are pending or running "
+                       "(max_vms %d)", live, c->max_vms);
+    long t0 = clock_mono_ms();
+    if (rc == VMMS_OK)
+        rc = launch(ctx, vm, type, f.ami, err, errlen);
+    pthread_mutex_unlock(&ctx->launch);
+    if (rc != VMMS_OK) {
+        char q[700];
+        log_warn("vm_create_failed", "name=%s type=%s rc=%d err=%s", vm->name, type, rc,
+                 log_quote(err, q, sizeof q));
+        return rc;
+    }
+    log_info("vm_created", "name=%s id=i-%s type=%s ami=%s spot=%d live_before=%d", vm->name,
+             vm->id, type, f.ami, (int)c->spot, live);
+
+    /* Until it runs (and has the address we reach it at). */
+    long deadline = t0 + 1000L * c->initialize_timeout_s;
+    char state[32] = "", addr[64] = "";
+    for (;;) {
+        rc = ec2_instance_state(ctx, vm->id, state, sizeof state, addr, sizeof addr, err,
+                                errlen);
+        if (rc == VMMS_OK && strcmp(state, "running") == 0 && addr[0])
+            break;
+        if (rc == VMMS_OK && state[0] && strcmp(state, "pending") != 0 &&
+            strcmp(state, "running") != 0) {
+            ec2_vm_priv(vm)->failed = true;
+            return vmms_fail(err, errlen, VMMS_ERR,
+                             "instance i-%s ended before it ran (state %s)", vm->id, state);
+        }
+        if (clock_mono_ms() >= deadline || atomic_load(&ctx->stopping)) {
+            ec2_vm_priv(vm)->failed = true;
+            return vmms_fail(err, errlen, VMMS_TIMEOUT,
+                             "instance i-%s not running with an address after %d s (state %s)",
+                             vm->id, c->initialize_timeout_s, state[0] ? state : "unknown");
+        }
+        clock_sleep_ms(c->poll_ms);
+    }
+    snprintf(vm->host, sizeof vm->host, "%s", addr);
+    log_info("vm_running", "name=%s id=i-%s host=%s ms=%ld", vm->name, vm->id, vm->host,
+             (long)(clock_mono_ms() - t0));
+    return VMMS_OK;
+}
+
+/* ---- console fingerprints ---- */
+
+int ec2_console_fingerprints(struct ec2_ctx *ctx, const char *id_hex, char *buf, size_t bufsz,
+                             char *err, size_t errlen)
+{
+    buf[0] = '\0';
+    struct ec2_params p = {0};
+    ec2_param(&p, "InstanceId", "i-%s", id_hex);
+    ec2_param(&p, "Latest", "true");
+    struct ec2_reply r;
+    int rc = ec2_call(ctx, "GetConsoleOutput", &p, &r, err, errlen);
+    ec2_params_free(&p);
+    if (rc != VMMS_OK)
+        return rc;
+    xmlNodePtr o = ec2_child(xmlDocGetRootElement(r.doc), "output");
+    xmlChar *b64 = o ? xmlNodeGetContent(o) : NULL;
+    ec2_reply_free(&r);
+    size_t n = 0;
+    unsigned char *text = NULL;
+    if (b64) {
+        /* The console is base64 with line breaks: decode the characters of
+         * the alphabet only. */
+        size_t l = strlen((char *)b64), k = 0;
+        char *clean = malloc(l + 4);
+        for (size_t i = 0; clean && i < l; i++)
+            if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=",
+                       b64[i]) && b64[i])
+                clean[k++] = (char)b64[i];
+        while (clean && k % 4)
+            clean[k++] = '=';
+        text = clean ? malloc(k / 4 * 3 + 1) : NULL;
+        int d = text ? EVP_DecodeBlock(text, (unsigned char *)clean, (int)k) : -1;
+        n = d > 0 ? (size_t)d : 0;
+        if (text)
+            text[n] = '\0';
+        free(clean);
+        xmlFree(b64);
+    }
+    const char *begin = text ? strstr((char *)text, "-----BEGIN SSH HOST KEY FINGERPRINTS-----")
+                             : NULL;
+    const char *end = begin ? strstr(begin, "-----END SSH HOST KEY FINGERPRINTS-----") : NULL;
+    size_t used = 0;
+    for (const char *s = begin; end && s && s < end && (s = strstr(s, "SHA256:")) && s < end;) {
+        size_t w = strspn(s, "SHA256:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                             "0123456789+/=");
+        if (w > 7 && used + w + 2 < bufsz) {
+            used += (size_t)snprintf(buf + used, bufsz - used, "%s%.*s", used ? " " : "",
+                                     (int)w, s);
+        }
+        s += w;
+    }
+    free(text);
+    return VMMS_OK;
+}
+
+/* ---- destroy ---- */
+
+struct by_name {
+    const char *name;
+    char id[64];
+};
+
+static void take_id(xmlNodePtr inst, void *arg)
+{
+    struct by_name *b = arg;
+    char v[160], st[32];
+    ec2_text(ec2_child(inst, "instanceState"), "name", st, sizeof st);
+    if (strcmp(st, "terminated") == 0 || strcmp(st, "shutting-down") == 0)
+        return;
+    if (strcmp(ec2_tag_value(inst, EC2_VM_TAG, v, sizeof v), b->name) == 0)
+        ec2_text(inst, "instanceId", b->id, sizeof b->id);
+}
+
+static int terminate(struct ec2_ctx *ctx, struct vmms_vm *vm, bool safe, char *err,
+                     size_t errlen)
+{
+    const struct ec2_config *c = &ctx->cfg;
+    int rc;
+    if (!vm->id[0]) { /* destroyed by name (no id was recorded): find it by our tags */
+        struct ec2_params p = {0};
+        ours_filter(ctx, &p, false);
+        struct by_name b = {vm->name, ""};
+        rc = describe(ctx, &p, take_id, &b, err, errlen);
+        ec2_params_free(&p);
+        if (rc != VMMS_OK)
+            return rc;
+        if (!instance_id_ok(b.id))
+            return safe ? VMMS_OK
+                        : vmms_fail(err, errlen, VMMS_NOT_FOUND, "VM %s: no such instance",
+                                    vm->name);
+        snprintf(vm->id, sizeof vm->id, "%s", b.id + 2);
+    }
+    struct ec2_vm *pv = vm->priv;
+    struct ec2_params p = {0};
+    struct ec2_reply r;
+    if (c->keep_failed_vms && pv && pv->failed) {
+        ec2_param(&p, "ResourceId.1", "i-%s", vm->id);
+        ec2_param(&p, "Tag.1.Key", "Name");
+        ec2_param(&p, "Tag.1.Value", "failed-%s", vm->name);
+        rc = ec2_call(ctx, "CreateTags", &p, &r, err, errlen);
+        ec2_params_free(&p);
+        ec2_reply_free(&r);
+        if (rc == VMMS_OK) {
+            ec2_param(&p, "ResourceId.1", "i-%s", vm->id);
+            ec2_param(&p, "Tag.1.Key", EC2_SERVICE_TAG);
+            rc = ec2_call(ctx, "DeleteTags", &p, &r, err, errlen);
+            ec2_params_free(&p);
+            ec2_reply_free(&r);
+        }
+        if (rc == VMMS_OK) {
+            log_warn("vm_kept", "name=%s id=i-%s tag=failed-%s note=\"keep_failed_vms: it runs "
+                     "(and costs) until you terminate it\"", vm->name, vm->id, vm->name);
+            return VMMS_OK;
+        }
+        return rc;
+    }
+    ec2_param(&p, "InstanceId.1", "i-%s", vm->id);
+    rc = ec2_call(ctx, "TerminateInstances", &p, &r, err, errlen);
+    ec2_params_free(&p);
+    ec2_reply_free(&r);
+    if (rc != VMMS_OK && strcmp(r.code, "InvalidInstanceID.NotFound") == 0)
+        return safe ? VMMS_OK : VMMS_NOT_FOUND;
+    if (rc != VMMS_OK)
+        return rc;
+    /* Verified: EC2 reports it going or gone. */
+    long deadline = clock_mono_ms() + 1000L * c->api_timeout_s;
+    char state[32] = "";
+    for (;;) {
+        rc = ec2_instance_state(ctx, vm->id, state, sizeof state, NULL, 0, err, errlen);
+        if (rc == VMMS_OK && (!state[0] || strcmp(state, "terminated") == 0 ||
+                              strcmp(state, "shutting-down") == 0))
+            break;
+        if (clock_mono_ms() >= deadline)
+            return vmms_fail(err, errlen, VMMS_ERR,
+                             "instance i-%s still %s after TerminateInstances", vm->id,
+                             state[0] ? state : "unknown");
+        clock_sleep_ms(c->poll_ms);
+    }
+    log_info("vm_destroyed", "name=%s id=i-%s state=%s", vm->name, vm->id,
+             state[0] ? state : "gone");
+    return VMMS_OK;
+}
+
+static int destroy(struct ec2_ctx *ctx, struct vmms_vm *vm, bool safe, char *err, size_t errlen)
+{
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    ec2_abort_runs(ctx, vm->name);
+    rc = terminate(ctx, vm, safe, err, errlen);
+    if (rc == VMMS_OK || rc == VMMS_NOT_FOUND) {
+        free(vm->priv);
+        vm->priv = NULL;
+    }
+    return rc;
+}
+
+int ec2_destroy_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
+{
+    return destroy(vctx, vm, false, err, errlen);
+}
+
+int ec2_safe_destroy_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
+{
+    return destroy(vctx, vm, true, err, errlen);
+}
+
+/* ---- listing ---- */
+
+struct list_cb {
+    vmms_vm_cb cb;
+    void *arg;
+};
+
+static void list_one(xmlNodePtr inst, void *arg)
+{
+    struct list_cb *l = arg;
+    char id[64], name[160], image[260], st[32];
+    ec2_text(inst, "instanceId", id, sizeof id);
+    ec2_tag_value(inst, EC2_VM_TAG, name, sizeof name);
+    ec2_tag_value(inst, EC2_IMAGE_NAME_TAG, image, sizeof image);
+    ec2_text(ec2_child(inst, "instanceState"), "name", st, sizeof st);
+    if (!instance_id_ok(id) || !vmms_name_ok(name, 128))
+        return;
+    l->cb(name, id + 2, image, strcmp(st, "running") == 0, l->arg);
+}
+
+int ec2_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
+{
+    struct ec2_ctx *ctx = vctx;
+    struct ec2_params p = {0};
+    ours_filter(ctx, &p, true);
+    struct list_cb l = {cb, arg};
+    int rc = describe(ctx, &p, list_one, &l, err, errlen);
+    ec2_params_free(&p);
+    return rc;
+}
