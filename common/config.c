@@ -8,6 +8,7 @@
 #include "jobstate.h"
 #include "labs.h"
 #include "log.h"
+#include "netset.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -45,6 +46,7 @@ static const struct option_def options[] = {
     INT("http_min_body_bps", http_min_body_bps, 1024, 0, 1000000000),
     INT("max_connections", max_connections, 4096, 1, 1000000),
     INT("max_connections_per_ip", max_connections_per_ip, 256, 1, 1000000),
+    LIST("trusted_proxies", trusted_proxies, ntrusted_proxies, ""),
     INT("max_header_kb", max_header_kb, 16, 1, 1024),
     INT("max_request_kb", max_request_kb, 1024, 1, 65536),
     INT("max_upload_mb", max_upload_mb, 256, 1, 65536),
@@ -456,6 +458,12 @@ static int validate(struct tango_config *cfg, char *err, size_t errlen)
         return -1;
     }
     callback_policy_free(policy);
+    struct netset *proxies = NULL;
+    if (netset_new(cfg->trusted_proxies, cfg->ntrusted_proxies, &proxies, why, sizeof why)) {
+        snprintf(err, errlen, "config key \"trusted_proxies\": %s", why);
+        return -1;
+    }
+    netset_free(proxies);
     if (jobstate_sched_check(cfg->fair_share, cfg->priority_rules, cfg->course_weights, err,
                              errlen))
         return -1;

@@ -23,6 +23,8 @@ struct tango_config {
     int http_min_body_bps;    /* slowest body accepted (bytes/s); 0 = no floor */
     int max_connections;
     int max_connections_per_ip;
+    char **trusted_proxies;   /* load balancers whose X-Forwarded-For is believed */
+    size_t ntrusted_proxies;
     int max_header_kb;
     int max_request_kb;
     int max_upload_mb;

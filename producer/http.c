@@ -9,7 +9,13 @@
  * trailers share max_head_bytes and max_headers; a chunk-size line is at
  * most CHUNK_LINE_MAX bytes; one timer per connection is the head deadline
  * while a head is arriving and the body-rate window while a body is; open
- * connections are counted in all and per client address (ip_table).
+ * connections are counted in all and per client address (ip_get/ip_put).
+ *
+ * Behind a load balancer (limits.trusted_proxies): a connection from a
+ * trusted proxy is not counted per address (it carries many clients);
+ * instead each of its requests is counted, while it is in progress, under
+ * the client its X-Forwarded-For names (proxy.h), with the same cap
+ * (max_per_ip; over it: 429 and close). That client is the one logged.
  */
 #include "http.h"
 
@@ -32,6 +38,8 @@
 #include <event2/listener.h>
 
 #include "log.h"
+#include "netset.h"
+#include "proxy.h"
 
 #define DISCARD_LIMIT (1u << 20)   /* body bytes we read and drop for a reply sent early */
 #define LINGER_LIMIT (16u << 20)   /* bytes we drain after an early reply before closing */
@@ -44,10 +52,11 @@ enum body_mode { BODY_DISCARD, BODY_MEMORY, BODY_STREAM };
 enum chunk_state { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
 enum timer_mode { TM_OFF, TM_HEAD, TM_BODY };
 
-/* Open connections from one client address. */
+/* Open connections (or, for forwarded clients, requests in progress) from
+ * one client address. */
 struct ip_count {
-    unsigned char addr[16]; /* IPv4 as IPv4-mapped IPv6 */
-    unsigned bucket;        /* its index in ips[] */
+    unsigned char addr[NETADDR_LEN]; /* IPv4 as IPv4-mapped IPv6 */
+    unsigned bucket;                 /* its index in its table */
     int n;
     struct ip_count *next;
 };
@@ -60,7 +69,8 @@ struct http_server {
     int nconns;
     LIST_HEAD(, http_conn) conns; /* open connections, closed by http_server_free */
     void (*on_done)(struct http_request *, int, double, void *); /* http_server_on_done */
-    struct ip_count *ips[IP_BUCKETS];
+    struct ip_count *ips[IP_BUCKETS];     /* connections per peer address */
+    struct ip_count *clients[IP_BUCKETS]; /* requests in progress per forwarded client */
 };
 
 struct http_conn;
@@ -94,6 +104,8 @@ struct http_request {
     bool close_after;
     int status;             /* the reply's status code, once replied */
     long long start_us;     /* monotonic, at the request's first byte (0: none seen) */
+    char client[NETADDR_TEXT_MAX];    /* who sent it: the peer, or the forwarded client */
+    struct ip_count *client_count;    /* via a trusted proxy: its count in clients[] */
     void (*on_free)(struct http_request *, void *);
     void *on_free_arg;
 };
@@ -106,6 +118,10 @@ struct http_conn {
     size_t lingered;
     bool busy;              /* inside conn_progress: a reply is written there */
     struct ip_count *ip;    /* this connection's address count; NULL if not counted */
+    bool has_peer;          /* peer is an IP address */
+    bool via_proxy;         /* peer is a trusted proxy: X-Forwarded-For is read */
+    unsigned char peer[NETADDR_LEN];
+    char peer_text[NETADDR_TEXT_MAX]; /* "-" when not an IP peer */
     struct event *timer;    /* head deadline or body-rate window (mode) */
     enum timer_mode mode;
     size_t window_start;    /* body bytes received when the current window began */
@@ -126,6 +142,8 @@ static struct http_request *req_new(struct http_conn *c)
     return r;
 }
 
+static void ip_put(struct ip_count **table, struct ip_count *e);
+
 static long long mono_us(void)
 {
     struct timespec ts;
@@ -137,6 +155,7 @@ static void req_free(struct http_request *r)
 {
     if (!r)
         return;
+    ip_put(r->conn->srv->clients, r->client_count);
     if (r->mode == BODY_STREAM && !r->body_done && !r->aborted && r->sink && r->sink->on_abort) {
         r->aborted = true;
         r->sink->on_abort(r);
@@ -156,44 +175,83 @@ static void req_free(struct http_request *r)
 
 /* ---------- per-address connection counts ---------- */
 
-/* The count for peer's address, made if missing; NULL if peer has no IP. */
-static struct ip_count *ip_get(struct http_server *srv, const struct sockaddr *peer)
+/* The count for key in table (IP_BUCKETS slots), made (at 0) if missing. */
+static struct ip_count *ip_get(struct ip_count **table, const unsigned char key[NETADDR_LEN])
 {
-    unsigned char key[16] = {0};
-    if (peer && peer->sa_family == AF_INET) {
-        key[10] = key[11] = 0xff;
-        memcpy(key + 12, &((const struct sockaddr_in *)peer)->sin_addr, 4);
-    } else if (peer && peer->sa_family == AF_INET6) {
-        memcpy(key, &((const struct sockaddr_in6 *)peer)->sin6_addr, 16);
-    } else {
-        return NULL;
-    }
     unsigned h = 2166136261u; /* FNV-1a */
-    for (int i = 0; i < 16; i++)
+    for (int i = 0; i < NETADDR_LEN; i++)
         h = (h ^ key[i]) * 16777619u;
-    struct ip_count **slot = &srv->ips[h % IP_BUCKETS];
+    struct ip_count **slot = &table[h % IP_BUCKETS];
     for (struct ip_count *e = *slot; e; e = e->next)
-        if (memcmp(e->addr, key, 16) == 0)
+        if (memcmp(e->addr, key, NETADDR_LEN) == 0)
             return e;
     struct ip_count *e = calloc(1, sizeof *e);
-    memcpy(e->addr, key, 16);
+    memcpy(e->addr, key, NETADDR_LEN);
     e->bucket = h % IP_BUCKETS;
     e->next = *slot;
     *slot = e;
     return e;
 }
 
-/* Drops one connection from e's count; frees e when none is left. */
-static void ip_put(struct http_server *srv, struct ip_count *e)
+/* Drops one from e's count (NULL: nothing); frees e when none is left. */
+static void ip_put(struct ip_count **table, struct ip_count *e)
 {
     if (!e || --e->n > 0)
         return;
-    for (struct ip_count **p = &srv->ips[e->bucket]; *p; p = &(*p)->next)
+    for (struct ip_count **p = &table[e->bucket]; *p; p = &(*p)->next)
         if (*p == e) {
             *p = e->next;
             free(e);
             return;
         }
+}
+
+static void ip_table_free(struct ip_count **table)
+{
+    for (int b = 0; b < IP_BUCKETS; b++) /* empty once every connection is gone */
+        while (table[b]) {
+            struct ip_count *e = table[b];
+            table[b] = e->next;
+            free(e);
+        }
+}
+
+/* ---------- the client behind a trusted proxy ---------- */
+
+/* Sets r->client: the peer, or behind a trusted proxy the client its
+ * X-Forwarded-For names (proxy.h). Returns false if that client already
+ * has max_per_ip requests in progress (the request is then refused). */
+static bool client_admit(struct http_conn *c, struct http_request *r)
+{
+    snprintf(r->client, sizeof r->client, "%s", c->peer_text);
+    if (!c->via_proxy)
+        return true;
+    size_t n = 0;
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, &r->headers, next)
+        n += strcasecmp(kv->key, "X-Forwarded-For") == 0;
+    const char **values = calloc(n ? n : 1, sizeof *values);
+    size_t i = 0;
+    TAILQ_FOREACH(kv, &r->headers, next)
+        if (strcasecmp(kv->key, "X-Forwarded-For") == 0)
+            values[i++] = kv->value;
+    unsigned char client[NETADDR_LEN];
+    if (proxy_forwarded_client(c->srv->lim.trusted_proxies, values, n, client))
+        netaddr_format(client, r->client);
+    else
+        memcpy(client, c->peer, NETADDR_LEN);
+    free(values);
+    if (c->srv->lim.max_per_ip <= 0)
+        return true;
+    struct ip_count *e = ip_get(c->srv->clients, client);
+    if (e->n >= c->srv->lim.max_per_ip) {
+        log_warn("http_client_refused", "reason=max_connections_per_ip max=%d client=%s peer=%s",
+                 c->srv->lim.max_per_ip, r->client, c->peer_text);
+        return false;
+    }
+    e->n++;
+    r->client_count = e;
+    return true;
 }
 
 static void conn_free(struct http_conn *c)
@@ -202,7 +260,7 @@ static void conn_free(struct http_conn *c)
     event_free(c->timer);
     bufferevent_free(c->bev);
     LIST_REMOVE(c, link);
-    ip_put(c->srv, c->ip);
+    ip_put(c->srv->ips, c->ip);
     c->srv->nconns--;
     free(c);
 }
@@ -261,6 +319,8 @@ static void write_head(struct http_request *r, int code, const char *ctype, uint
                         (unsigned long long)len, r->close_after ? "close" : "keep-alive");
     r->replied = true;
     r->status = code;
+    log_debug("http_request", "method=%s code=%d client=%s peer=%s",
+              r->method[0] ? r->method : "-", code, http_client(r), r->conn->peer_text);
 }
 
 /* A reply made inside conn_progress (the usual, synchronous case) is
@@ -672,9 +732,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     enum timer_mode mode = c->mode;
     c->mode = TM_OFF;
     if (mode == TM_HEAD && c->state == ST_HEAD) {
-        log_info("http_head_timeout", "deadline_ms=%d head_bytes=%zu", lim->head_timeout_ms,
+        log_info("http_head_timeout", "deadline_ms=%d head_bytes=%zu peer=%s",
+                 lim->head_timeout_ms,
                  (c->req ? c->req->head_bytes : 0) +
-                     evbuffer_get_length(bufferevent_get_input(c->bev)));
+                     evbuffer_get_length(bufferevent_get_input(c->bev)),
+                 c->peer_text);
         fail_now(c, 408, "Request head not complete in time");
         return;
     }
@@ -686,9 +748,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
             timer_set(c, TM_BODY, lim->body_window_ms);
             return;
         }
-        log_info("http_body_too_slow", "received=%zu window_bytes=%zu window_ms=%d min_bps=%d",
+        log_info("http_body_too_slow",
+                 "received=%zu window_bytes=%zu window_ms=%d min_bps=%d client=%s peer=%s",
                  r->received, r->received - c->window_start, lim->body_window_ms,
-                 lim->min_body_bps);
+                 lim->min_body_bps, r->client, c->peer_text);
         fail_now(c, 408, "Request body too slow");
     }
 }
@@ -765,7 +828,10 @@ static bool conn_advance(struct http_conn *c)
                 bufferevent_disable(c->bev, EV_READ);
                 continue;
             }
-            c->srv->h.on_head(r, c->srv->h.arg);
+            if (client_admit(c, r))
+                c->srv->h.on_head(r, c->srv->h.arg);
+            else
+                reply_error(r, 429, "Too many requests from this client");
             if (r->replied)
                 conn_write_now(c); /* an early answer goes out before any body is read */
             if (r->replied && r->mode == BODY_DISCARD) {
@@ -897,9 +963,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     struct http_conn *c = arg;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         if (c->state != ST_LINGER && c->req && c->req->uri && !c->req->body_done)
-            log_info("http_client_gone", "path_len=%zu received=%zu timeout=%d",
+            log_info("http_client_gone", "path_len=%zu received=%zu timeout=%d client=%s peer=%s",
                      strlen(c->req->path ? c->req->path : ""), c->req->received,
-                     (what & BEV_EVENT_TIMEOUT) != 0);
+                     (what & BEV_EVENT_TIMEOUT) != 0,
+                     c->req->client[0] ? c->req->client : c->peer_text, c->peer_text);
         conn_free(c);
     }
 }
@@ -908,17 +975,25 @@ int http_server_adopt(struct http_server *srv, int fd, const struct sockaddr *pe
                       socklen_t peerlen)
 {
     (void)peerlen;
+    unsigned char addr[NETADDR_LEN] = {0};
+    bool has_peer = netaddr_from_sockaddr(peer, addr) == 0;
+    char text[NETADDR_TEXT_MAX] = "-";
+    if (has_peer)
+        netaddr_format(addr, text);
     if (srv->nconns >= srv->lim.max_connections) {
-        log_warn("http_conn_refused", "reason=max_connections max=%d", srv->lim.max_connections);
+        log_warn("http_conn_refused", "reason=max_connections max=%d peer=%s",
+                 srv->lim.max_connections, text);
         evutil_closesocket(fd);
         return -1;
     }
-    struct ip_count *ip = srv->lim.max_per_ip > 0 ? ip_get(srv, peer) : NULL;
+    /* A trusted proxy's connections carry many clients: its requests are
+     * counted per client instead (client_admit). */
+    bool via_proxy = has_peer && netset_contains(srv->lim.trusted_proxies, addr);
+    struct ip_count *ip =
+        srv->lim.max_per_ip > 0 && has_peer && !via_proxy ? ip_get(srv->ips, addr) : NULL;
     if (ip && ip->n >= srv->lim.max_per_ip) {
-        char addr[INET6_ADDRSTRLEN] = "?";
-        inet_ntop(AF_INET6, ip->addr, addr, sizeof addr);
         log_warn("http_conn_refused", "reason=max_connections_per_ip max=%d peer=%s",
-                 srv->lim.max_per_ip, addr);
+                 srv->lim.max_per_ip, text);
         evutil_closesocket(fd);
         return -1;
     }
@@ -930,6 +1005,10 @@ int http_server_adopt(struct http_server *srv, int fd, const struct sockaddr *pe
     struct http_conn *c = calloc(1, sizeof *c);
     c->srv = srv;
     c->ip = ip;
+    c->has_peer = has_peer;
+    c->via_proxy = via_proxy;
+    memcpy(c->peer, addr, NETADDR_LEN);
+    memcpy(c->peer_text, text, sizeof text);
     c->timer = evtimer_new(srv->base, on_timer, c);
     c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_set_max_single_read(c->bev, 256 * 1024);
@@ -1001,12 +1080,8 @@ void http_server_free(struct http_server *srv)
         evconnlistener_free(srv->listener);
     while (!LIST_EMPTY(&srv->conns))
         conn_free(LIST_FIRST(&srv->conns));
-    for (int b = 0; b < IP_BUCKETS; b++) /* empty once every connection is gone */
-        while (srv->ips[b]) {
-            struct ip_count *e = srv->ips[b];
-            srv->ips[b] = e->next;
-            free(e);
-        }
+    ip_table_free(srv->ips);
+    ip_table_free(srv->clients);
     free(srv);
 }
 
@@ -1020,4 +1095,14 @@ void http_server_on_done(struct http_server *srv,
 int http_server_connections(const struct http_server *srv)
 {
     return srv->nconns;
+}
+
+const char *http_client(const struct http_request *req)
+{
+    return req->client[0] ? req->client : req->conn->peer_text;
+}
+
+const char *http_peer(const struct http_request *req)
+{
+    return req->conn->peer_text;
 }

@@ -37,6 +37,7 @@
 struct http_server;
 struct http_request;
 struct evbuffer;
+struct netset;
 
 /* Every limit the layer enforces; 0 turns off the ones marked "0 = off". */
 struct http_limits {
@@ -49,7 +50,10 @@ struct http_limits {
                               * body_window_ms; 0 = off */
     int body_window_ms;      /* window for min_body_bps (> 0 when it is on) */
     int max_connections;     /* open connections in all */
-    int max_per_ip;          /* open connections from one client address; 0 = off */
+    int max_per_ip;          /* open connections from one client address; 0 = off. From a
+                              * trusted proxy: requests in progress per forwarded client */
+    const struct netset *trusted_proxies; /* peers whose X-Forwarded-For names the client
+                                           * (proxy.h); borrowed; NULL = none */
 };
 
 struct http_handlers {
@@ -92,6 +96,12 @@ const char *http_method(const struct http_request *req);
 const char *http_path(const struct http_request *req); /* raw, without query */
 const char *http_header(const struct http_request *req, const char *name);
 int64_t http_content_length(const struct http_request *req); /* -1 if none/chunked */
+/* Who sent the request, as text: the peer's address, or, when the peer is a
+ * trusted proxy, the client its X-Forwarded-For names (proxy.h); "-" for a
+ * peer without an IP address. Use it for per-client decisions and logs. */
+const char *http_client(const struct http_request *req);
+/* The TCP peer's address as text ("-" without an IP address). */
+const char *http_peer(const struct http_request *req);
 bool http_has_body(const struct http_request *req);
 void http_set_user(struct http_request *req, void *user);
 void *http_user(const struct http_request *req);

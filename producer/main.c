@@ -17,6 +17,7 @@
 #include "app.h"
 #include "handlers_metrics.h"
 #include "log.h"
+#include "netset.h"
 
 #define MAX_HEADERS 100             /* header lines in a head (trailers count too) */
 #define BODY_RATE_WINDOW_MS 10000   /* window over which http_min_body_bps is measured */
@@ -72,6 +73,8 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 2;
     }
+    struct netset *proxies = NULL; /* config checked it: cannot fail */
+    netset_new(cfg.trusted_proxies, cfg.ntrusted_proxies, &proxies, err, sizeof err);
     app.store = store_new(&cfg);
     app.base = event_base_new();
     struct http_limits lim = {
@@ -83,6 +86,7 @@ int main(int argc, char **argv)
         .body_window_ms = BODY_RATE_WINDOW_MS,
         .max_connections = cfg.max_connections,
         .max_per_ip = cfg.max_connections_per_ip,
+        .trusted_proxies = proxies,
     };
     producer_metrics_init(&cfg);
     struct http_handlers handlers = {router_on_head, router_on_request, &app};
@@ -102,8 +106,8 @@ int main(int argc, char **argv)
     evsignal_add(sigint, NULL);
     evsignal_add(sigterm, NULL);
     event_add(tick, &tick_tv);
-    log_info("listening", "bind=%s port=%d courselabs=%s keys=%zu", cfg.bind, port,
-             cfg.courselabs, cfg.nkeys);
+    log_info("listening", "bind=%s port=%d courselabs=%s keys=%zu trusted_proxies=%zu", cfg.bind,
+             port, cfg.courselabs, cfg.nkeys, cfg.ntrusted_proxies);
 
     event_base_dispatch(app.base);
 
@@ -111,6 +115,7 @@ int main(int argc, char **argv)
     event_free(sigterm);
     event_free(tick);
     http_server_free(app.http);
+    netset_free(proxies);
     event_base_free(app.base);
     app_memo_free_all(&app);
     producer_metrics_free();

@@ -8,7 +8,9 @@
  * The harness: http_server_adopt() takes one end of a socketpair as if it
  * were accepted from a given peer address; the test writes a request to the
  * other end and runs the event loop until the answer it waits for arrives
- * or the peer closes, with a deadline. The handler answers "path=P body=N".
+ * or the peer closes, with a deadline. The handler answers
+ * "path=P body=N client=C;" (C: http_client), except for paths starting
+ * "/hold", which it keeps unanswered in harness.held for the test.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,6 +31,7 @@
 #include <event2/event.h>
 
 #include "../../producer/http.h"
+#include "../../producer/proxy.h"
 
 #define WAIT_MS 3000 /* deadline for anything that should happen at once */
 
@@ -37,6 +40,8 @@ struct harness {
     struct http_server *srv;
     struct http_limits lim;
     int requests; /* on_request calls */
+    struct http_request *held[8]; /* "/hold" requests, answered by the test */
+    int nheld;
 };
 
 static void on_head(struct http_request *req, void *arg)
@@ -49,12 +54,16 @@ static void on_request(struct http_request *req, void *arg)
 {
     struct harness *h = arg;
     h->requests++;
+    if (strncmp(http_path(req), "/hold", 5) == 0 && h->nheld < 8) {
+        h->held[h->nheld++] = req;
+        return;
+    }
     int code = 200;
     if (strncmp(http_path(req), "/code/", 6) == 0)
         code = atoi(http_path(req) + 6);
     struct evbuffer *b = evbuffer_new();
-    evbuffer_add_printf(b, "path=%s body=%zu", http_path(req),
-                        evbuffer_get_length(http_body(req)));
+    evbuffer_add_printf(b, "path=%s body=%zu client=%s;", http_path(req),
+                        evbuffer_get_length(http_body(req)), http_client(req));
     http_reply(req, code, "text/plain", b);
     evbuffer_free(b);
 }
@@ -479,6 +488,119 @@ static void test_max_connections(void **state)
     harness_free(h);
 }
 
+/* X-Forwarded-For (trusted_proxies): read only from a trusted peer, and
+ * then the right-most untrusted entry names the client (proxy.h). */
+static void ask_from(struct harness *h, const char *peer, const char *head, const char *want)
+{
+    int rc;
+    int fd = connect_from(h, peer, &rc);
+    assert_int_equal(rc, 0);
+    send_str(fd, head);
+    char out[8192] = "";
+    collect(h, fd, out, sizeof out, ";", 1, WAIT_MS);
+    if (!strstr(out, want))
+        fail_msg("from %s: want \"%s\", got: %s", peer, want, out);
+    close(fd);
+    pump(h, 5);
+}
+
+static void test_forwarded_for(void **state)
+{
+    (void)state;
+    struct netset *trusted = NULL;
+    char *entries[] = {"10.0.0.9", "10.9.0.0/16"};
+    char err[128];
+    assert_int_equal(netset_new(entries, 2, &trusted, err, sizeof err), 0);
+    struct http_limits lim = default_limits;
+    lim.max_head_bytes = 64 * 1024;
+    lim.trusted_proxies = trusted;
+    struct harness *h = harness_new(&lim);
+    /* from an untrusted peer the header is ignored */
+    ask_from(h, "10.0.0.1", "GET /a HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 192.0.2.5\r\n\r\n",
+             "client=10.0.0.1;");
+    /* from the balancer it names the client */
+    ask_from(h, "10.0.0.9", "GET /a HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 192.0.2.5\r\n\r\n",
+             "client=192.0.2.5;");
+    ask_from(h, "10.0.0.9", "GET /a HTTP/1.1\r\nHost: t\r\nx-forwarded-for: 6.6.6.6, 192.0.2.5, "
+             "10.9.3.3\r\n\r\n", "client=192.0.2.5;");
+    /* without one, or with garbage, the client is the balancer */
+    ask_from(h, "10.0.0.9", "GET /a HTTP/1.1\r\nHost: t\r\n\r\n", "client=10.0.0.9;");
+    ask_from(h, "10.0.0.9", "GET /a HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 192.0.2.5:99\r\n\r\n",
+             "client=10.0.0.9;");
+    ask_from(h, "10.0.0.9", "GET /a HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: \r\n\r\n",
+             "client=10.0.0.9;");
+    /* many headers: read as one list, last line last; the client's own line is never read */
+    ask_from(h, "10.0.0.9", "GET /a HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: ::1, <x>\r\n"
+             "X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2001:db8::7\r\n\r\n",
+             "client=2001:db8::7;");
+    /* a huge header: only its right end is read */
+    size_t cap = 40 * 1024, len = 0;
+    char *req = malloc(cap + 256);
+    len = (size_t)sprintf(req, "GET /a HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: ");
+    while (len < cap)
+        len += (size_t)sprintf(req + len, "10.9.%zu.1, ", len % 200);
+    sprintf(req + len, "192.0.2.77\r\n\r\n");
+    ask_from(h, "10.0.0.9", req, "client=192.0.2.77;");
+    /* ...and a chain of trusted hops longer than PROXY_MAX_HOPS: the balancer */
+    sprintf(req + len, "10.9.9.9\r\n\r\n");
+    ask_from(h, "10.0.0.9", req, "client=10.0.0.9;");
+    free(req);
+    harness_free(h);
+    netset_free(trusted);
+}
+
+/* Behind a trusted balancer, max_per_ip counts each forwarded client's
+ * requests in progress (not the balancer's connections). */
+static void test_forwarded_cap(void **state)
+{
+    (void)state;
+    struct netset *trusted = NULL;
+    char *entries[] = {"10.0.0.9"};
+    char err[128];
+    assert_int_equal(netset_new(entries, 1, &trusted, err, sizeof err), 0);
+    struct http_limits lim = default_limits;
+    lim.max_per_ip = 2;
+    lim.trusted_proxies = trusted;
+    struct harness *h = harness_new(&lim);
+    int rc, fds[4];
+    for (int i = 0; i < 4; i++) { /* the balancer is not held to 2 connections */
+        fds[i] = connect_from(h, "10.0.0.9", &rc);
+        assert_int_equal(rc, 0);
+    }
+    const char *hold = "GET /hold HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 192.0.2.5\r\n\r\n";
+    send_str(fds[0], hold);
+    send_str(fds[1], hold);
+    for (long long end = now_ms() + WAIT_MS; h->nheld < 2 && now_ms() < end;)
+        pump(h, 5);
+    assert_int_equal(h->nheld, 2);
+    /* a third from the same client is refused... */
+    send_str(fds[2], hold);
+    char out[4096] = "";
+    assert_true(collect(h, fds[2], out, sizeof out, NULL, 0, WAIT_MS));
+    assert_non_null(strstr(out, "HTTP/1.1 429 Too Many Requests"));
+    assert_int_equal(h->nheld, 2);
+    /* ...another client through the same balancer is served */
+    out[0] = '\0';
+    send_str(fds[3], "GET /b HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 192.0.2.6\r\n\r\n");
+    assert_false(collect(h, fds[3], out, sizeof out, "client=192.0.2.6;", 1, WAIT_MS));
+    /* once one of its requests is answered, the first client is served again */
+    http_reply(h->held[0], 200, "text/plain", NULL);
+    out[0] = '\0';
+    assert_false(collect(h, fds[0], out, sizeof out, "200 OK", 1, WAIT_MS));
+    out[0] = '\0';
+    send_str(fds[3], "GET /c HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 192.0.2.5\r\n\r\n");
+    assert_false(collect(h, fds[3], out, sizeof out, "client=192.0.2.5;", 1, WAIT_MS));
+    http_reply(h->held[1], 200, "text/plain", NULL); /* (a held request reads no EOF) */
+    pump(h, 5);
+    for (int i = 0; i < 4; i++)
+        close(fds[i]);
+    for (long long end = now_ms() + WAIT_MS; http_server_connections(h->srv) > 0 && now_ms() < end;)
+        pump(h, 5);
+    assert_int_equal(http_server_connections(h->srv), 0);
+    harness_free(h);
+    netset_free(trusted);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +614,8 @@ int main(void)
         cmocka_unit_test(test_slow_body),
         cmocka_unit_test(test_per_ip_cap),
         cmocka_unit_test(test_max_connections),
+        cmocka_unit_test(test_forwarded_for),
+        cmocka_unit_test(test_forwarded_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
