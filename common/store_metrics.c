@@ -1,8 +1,8 @@
 /*
  * store_metrics.c: the service-wide metrics read from Redis (see
- * store_metrics.h): one batch for the counters hash, the queue and
- * callback lengths, the leader lease and Redis's clock; the oldest queued
- * job's age comes from the queue head's record.
+ * store_metrics.h): one batch for the counters hash, the leased and
+ * callback lengths, the leader lease and Redis's clock, then the
+ * scheduler's queue statistics (store_queue_stats).
  */
 #include "store_internal.h"
 #include "store_metrics.h"
@@ -100,76 +100,78 @@ static void gauge(FILE *out, const char *name, const char *help, double v)
     metrics_write_sample(out, name, NULL, NULL, v);
 }
 
-/* Age in seconds of the job at the queue head (submitted at createdAt),
- * on Redis's clock; 0 when none. */
-static double head_age(struct store *st, const redisReply *head, long long now_ms)
+/* The queue per (class, group) from the scheduler's statistics
+ * (store_queue_stats): length, age of each queue's head, jobs running. */
+static void write_queues(FILE *out, const struct store_queue_stat *q, size_t n, long long now_ms)
 {
-    if (!head || head->type != REDIS_REPLY_STRING)
-        return 0;
-    char k_live[KEY_MAX];
-    store_key(st, k_live, KEY_JOBS_LIVE);
-    int status;
-    redisReply *r = store_cmdf(st, &status, "HGET %s %b", k_live, head->str, head->len);
-    double age = 0;
-    if (r && r->type == REDIS_REPLY_STRING) {
-        json_t *rec = json_loadb(r->str, r->len, 0, NULL);
-        json_t *created = json_object_get(rec, "createdAt");
-        if (json_is_number(created) && json_number_value(created) > 0) {
-            age = (double)now_ms / 1000.0 - json_number_value(created);
-            if (age < 0)
-                age = 0;
+    static const char *const labels[] = {"class", "group", NULL};
+    static const struct {
+        const char *name, *help;
+    } fam[] = {
+        {"tango_queue_length", "Jobs queued, by priority class and share group (course)"},
+        {"tango_queue_oldest_age_seconds",
+         "Seconds the head of each class and group's queue has waited in its class"},
+        {"tango_queue_running", "Jobs leased, running or finishing, by class and share group"},
+    };
+    for (size_t f = 0; f < 3; f++) {
+        metrics_write_header(out, fam[f].name, fam[f].help, METRIC_GAUGE);
+        for (size_t i = 0; i < n; i++) {
+            const char *values[] = {q[i].klass, q[i].group};
+            double v = (double)q[i].running;
+            if (f == 0)
+                v = (double)q[i].length;
+            else if (f == 1)
+                v = q[i].length > 0 && q[i].oldest_enqueued_ms > 0 && now_ms > q[i].oldest_enqueued_ms
+                        ? (double)(now_ms - q[i].oldest_enqueued_ms) / 1000.0
+                        : 0;
+            metrics_write_sample(out, fam[f].name, labels, values, v);
         }
-        json_decref(rec);
     }
-    freeReplyObject(r);
-    return age;
 }
 
 int store_metrics_write(struct store *st, FILE *out)
 {
-    char k_cnt[KEY_MAX], k_pend[KEY_MAX], k_leased[KEY_MAX], k_due[KEY_MAX], k_failed[KEY_MAX],
-        k_leader[KEY_MAX];
+    char k_cnt[KEY_MAX], k_leased[KEY_MAX], k_due[KEY_MAX], k_failed[KEY_MAX], k_leader[KEY_MAX];
     store_key(st, k_cnt, KEY_COUNTERS);
-    store_key(st, k_pend, KEY_QUEUE_PENDING);
     store_key(st, k_leased, KEY_QUEUE_LEASED);
     store_key(st, k_due, KEY_CALLBACKS_DUE);
     store_key(st, k_failed, KEY_CALLBACKS_FAILED);
     store_key(st, k_leader, KEY_LEADER);
     struct store_batch b = {0};
     batch_add(&b, "HGETALL %s", k_cnt);
-    batch_add(&b, "LLEN %s", k_pend);
     batch_add(&b, "LLEN %s", k_leased);
     batch_add(&b, "ZCARD %s", k_due);
     batch_add(&b, "LLEN %s", k_failed);
     batch_add(&b, "EXISTS %s", k_leader);
-    batch_add(&b, "LINDEX %s 0", k_pend);
     batch_add(&b, "TIME");
     int status;
     redisReply *r = store_batch_run(st, &b, false, &status);
     const char *up_help = "Whether this process's last Redis read for the metrics succeeded";
-    if (!r || r->elements != 8) {
+    struct store_queue_stat *q = NULL;
+    size_t nq = 0;
+    int qstatus = r && r->elements == 6 ? store_queue_stats(st, &q, &nq) : STORE_ERROR;
+    if (!r || r->elements != 6 || qstatus != STORE_OK) {
         freeReplyObject(r);
+        free(q);
         gauge(out, "tango_redis_up", up_help, 0);
-        return r ? STORE_ERROR : status;
+        return !r ? status : qstatus != STORE_OK ? qstatus : STORE_ERROR;
     }
     long long now_ms = 0;
-    redisReply *t = r->element[7];
+    redisReply *t = r->element[5];
     if (t->type == REDIS_REPLY_ARRAY && t->elements == 2)
         now_ms = reply_ll(t->element[0]) * 1000 + reply_ll(t->element[1]) / 1000;
     write_counters(out, r->element[0]);
-    gauge(out, "tango_queue_length", "Jobs waiting in the queue", (double)reply_ll(r->element[1]));
-    gauge(out, "tango_queue_oldest_age_seconds",
-          "Seconds since the job at the queue head was submitted (0: queue empty)",
-          head_age(st, r->element[6], now_ms));
+    write_queues(out, q, nq, now_ms);
+    free(q);
     gauge(out, "tango_jobs_leased", "Jobs leased by a consumer (waiting for a slot or running)",
-          (double)reply_ll(r->element[2]));
+          (double)reply_ll(r->element[1]));
     gauge(out, "tango_callbacks_pending", "Callbacks waiting to be delivered (or retried)",
-          (double)reply_ll(r->element[3]));
+          (double)reply_ll(r->element[2]));
     gauge(out, "tango_callbacks_failed_stored",
           "Callbacks given up and kept in callbacks:failed for an operator",
-          (double)reply_ll(r->element[4]));
+          (double)reply_ll(r->element[3]));
     gauge(out, "tango_leader_present", "Whether a consumer holds the leader lease",
-          (double)(reply_ll(r->element[5]) > 0));
+          (double)(reply_ll(r->element[4]) > 0));
     freeReplyObject(r);
     gauge(out, "tango_redis_up", up_help, 1);
     return STORE_OK;

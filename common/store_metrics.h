@@ -2,8 +2,8 @@
  * store_metrics.h: the service-wide Prometheus metrics, read from Redis at
  * scrape time (the same on every producer): the counters hash (jobs
  * accepted, finished by outcome, retries, step failures, callbacks), the
- * queue (length and the oldest queued job's age, per course and class when
- * the store can tell, else in all), leased jobs, pending and given-up
+ * queues per priority class and share group (length, the head's wait, jobs
+ * running: store_queue_stats), leased jobs, pending and given-up
  * callbacks, whether a consumer holds the leader lease. Names and meanings
  * are listed in README "Metrics".
  */
@@ -33,8 +33,8 @@ extern const char *const store_outcome_label[OUTCOME__COUNT];   /* "success", ..
 #define COUNTER_CALLBACK_FAILURES "callback_failures"   /* failed attempts (retried or not) */
 #define COUNTER_CALLBACKS_GIVEN_UP "callbacks_given_up"
 
-/* Writes every service-wide family to out (one Redis round trip, two when
- * the queue is not empty), then tango_redis_up (1, or 0 with nothing else
+/* Writes every service-wide family to out (two Redis round trips), then
+ * tango_redis_up (1, or 0 with nothing else
  * when Redis did not answer). Returns the store status. */
 int store_metrics_write(struct store *st, FILE *out);
 

@@ -19,6 +19,7 @@ import tlib
 from tjobs import makefile, submit, wait_output
 
 PREFIX = "tm%d-" % os.getpid()
+LAB = "course1-lab1"  # Autolab's <course>-<assessment>: share group "course1"
 DEPLOY = os.path.join(tlib.ROOT, "deploy", "prometheus")
 
 
@@ -127,15 +128,6 @@ def main():
                "instance_prefix": PREFIX, "lease_ms": 2000, "callback_backoff_ms": 100,
                "metrics_port": mport,
                "vmms_config": {"localDocker": {"volume_dir": os.path.join(svc.tmp, "volumes")}}}
-        consumer = svc.start_consumer(cfg)
-        try:
-            tlib.wait_port(mport, timeout=20, proc=consumer.proc)
-            up = True
-        except RuntimeError as e:
-            up = tlib.check("consumer metrics listener comes up", False, e)
-        if not up:
-            return
-
         # the producer's answer: no key, the format's content type
         r = metrics_text(svc.port)
         tlib.check("producer GET /metrics answers 200 without a key", r.status == 200, r.status)
@@ -145,12 +137,30 @@ def main():
         r = metrics_text(svc.port, method="POST")
         tlib.check("producer POST /metrics is 405", r.status == 405, r.status)
 
-        # one job through the API, with a callback
+        # one job through the API, with a callback, queued before any consumer runs
         files = {"hello.sh": b"echo hello metrics\n", "Makefile": makefile("sh hello.sh")}
         upload_bytes = sum(len(v) for v in files.values())
-        res = submit(svc, "mlab", files, "hello.out", timeout=20, callback_url=cb.url("m"))
+        res = submit(svc, LAB, files, "hello.out", timeout=20, callback_url=cb.url("m"))
         tlib.check("job accepted", res.get("statusMsg") == "Job added", res)
-        out = wait_output(svc, "mlab", "hello.out", timeout=60)
+        queued = 'tango_queue_length{class="normal",group="course1"}'
+        ps = tlib.wait_for(lambda: (lambda s: s if s.get(
+            'tango_queue_oldest_age_seconds{class="normal",group="course1"}', 0) > 0 else None)(
+            samples(metrics_text(svc.port).text)), 10) or samples(metrics_text(svc.port).text)
+        tlib.check("producer: the job is queued under its class and course", ps.get(queued) == 1,
+                   {k: v for k, v in ps.items() if k.startswith("tango_queue")})
+        tlib.check("producer: the queue head's age grows",
+                   ps.get('tango_queue_oldest_age_seconds{class="normal",group="course1"}', 0) > 0)
+        tlib.check("producer: no leader yet", ps.get("tango_leader_present") == 0)
+
+        consumer = svc.start_consumer(cfg)
+        try:
+            tlib.wait_port(mport, timeout=20, proc=consumer.proc)
+            up = True
+        except RuntimeError as e:
+            up = tlib.check("consumer metrics listener comes up", False, e)
+        if not up:
+            return
+        out = wait_output(svc, LAB, "hello.out", timeout=60)
         tlib.check("job ran", out is not None and b"hello metrics" in out, out)
         tlib.check("callback delivered", len(cb.wait("m", timeout=30)) == 1)
 
@@ -192,8 +202,8 @@ def main():
                    ps.get("tango_callbacks_delivered_total") == 1 and
                    ps.get("tango_callback_failures_total") == 0)
         tlib.check("producer: queue empty, leader present",
-                   ps.get("tango_queue_length") == 0 and ps.get("tango_leader_present") == 1 and
-                   ps.get("tango_redis_up") == 1)
+                   sum(v for k, v in ps.items() if k.startswith("tango_queue_length")) == 0 and
+                   ps.get("tango_leader_present") == 1 and ps.get("tango_redis_up") == 1)
         add = [v for k, v in ps.items() if k.startswith("tango_http_requests_total{") and
                'route="/addJob"' in k and 'code="200"' in k]
         tlib.check("producer: one addJob request counted", add == [1], add)
