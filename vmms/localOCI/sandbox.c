@@ -305,7 +305,8 @@ static int make_bundle(struct lo_ctx *ctx, struct vmms_vm *vm, int dfd, const js
         return vmms_fail(err, errlen, VMMS_ERR, "image %s: too many layers for one overlay "
                          "mount (options over 4096 bytes)", vm->image);
     snprintf(p, sizeof p, "%s/%s/rootfs", ctx->vms_dir, vm->name);
-    if (mount("tango-oci", p, "overlay", MS_NOSUID | MS_NODEV, opts) != 0)
+    /* not nosuid: the image's setuid autodriver is the contract (SPEC.md) */
+    if (mount("tango-oci", p, "overlay", MS_NODEV, opts) != 0)
         return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: cannot mount its overlay root: %s",
                          vm->name, strerror(errno));
     char netns[PATH_MAX] = "";

@@ -197,13 +197,11 @@ json_t *lo_spec(struct lo_ctx *ctx, const char *name, const json_t *image,
     snprintf(cgpath, sizeof cgpath, "/%s/%s", LO_CGROUP_PARENT, name);
     snprintf(host, sizeof host, "%.63s", name);
     json_t *process = json_pack(
-        "{s:b, s:{s:i, s:i}, s:[s, s], s:o, s:s, s:{s:o, s:o, s:o}, s:[{s:s, s:i, s:i}], "
-        "s:b}",
+        "{s:b, s:{s:i, s:i}, s:[s, s], s:o, s:s, s:{s:o, s:o, s:o}, s:b}",
         "terminal", 0, "user", "uid", 0, "gid", 0,
         "args", "/bin/sh", "/home/mount/.tango-run", "env", env, "cwd", "/home",
         "capabilities", "bounding", strings(caps), "effective", strings(caps), "permitted",
         strings(caps),
-        "rlimits", "type", "RLIMIT_NOFILE", "hard", 65536, "soft", 65536,
         "noNewPrivileges", 0);
     static const char *const masked[] = {
         "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
