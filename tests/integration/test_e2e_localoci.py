@@ -1,0 +1,93 @@
+"""End-to-end jobs on the localOCI back end (issue 12): the very job set
+localDocker passes (test_e2e_localdocker.run_suite: hello, partial output,
+timeout, failing make, endless output capped, memory hog, fork bomb next to
+a compile, disable_network, same output name in two labs, 20 jobs at once),
+run through a real producer and consumer on real runc/crun, overlayfs and
+cgroups, with the image imported from the local Docker engine into a layer
+store; then nothing of ours is left: mounts, bundles, runtime state,
+cgroups, network namespaces, veths.
+
+The layer store is shared by the localOCI tests (LAYER_STORE): a layer is
+unpacked once per content, whichever test asks first."""
+import os
+import re
+
+import test_e2e_localdocker
+import tjobs
+import tlib
+
+PREFIX = "to%d-" % os.getpid()
+LAYER_STORE = "/var/lib/tango/oci-test-store"
+BRIDGE = "tango-oci0"
+
+
+def run_dir():
+    return "/run/tto%d" % os.getpid()
+
+
+def oci_config(svc, extra=None, oci=None):
+    o = {"store_dir": LAYER_STORE, "run_dir": run_dir()}
+    o.update(oci or {})
+    cfg = test_e2e_localdocker.consumer_config(svc, vmms="localOCI", extra={
+        "instance_prefix": PREFIX, "metrics_port": 0,
+        "vmms_config": {"localOCI": o}})
+    cfg.update(extra or {})
+    return cfg
+
+
+def leftovers(prefix=PREFIX, rdir=None):
+    """Every piece of a sandbox of ours still on the host."""
+    rdir = rdir or run_dir()
+    left = []
+    with open("/proc/self/mountinfo") as f:
+        left += ["mount " + l.split()[4] for l in f if rdir + "/" in l.split()[4]]
+    for d in (os.path.join(rdir, "vms"), os.path.join(rdir, "runc"), os.path.join(rdir, "crun"),
+              "/run/netns"):
+        if os.path.isdir(d):
+            left += ["%s/%s" % (d, n) for n in os.listdir(d) if n.startswith(prefix)]
+    for ctl in os.listdir("/sys/fs/cgroup"):
+        d = os.path.join("/sys/fs/cgroup", ctl, "tango-oci")
+        if os.path.isdir(d):
+            left += ["cgroup %s/%s" % (ctl, n) for n in os.listdir(d) if n.startswith(prefix)]
+    brif = "/sys/class/net/%s/brif" % BRIDGE
+    if os.path.isdir(brif):
+        left += ["veth " + n for n in os.listdir(brif)]
+    return left
+
+
+def check_trace_usage(svc, job_id, label):
+    dead = tjobs.wait_dead(svc, job_id, 10)
+    used = [t for t in (dead or {}).get("trace", []) if " used cpu_user_ms=" in t]
+    m = re.search(r"cpu_user_ms=(\d+) cpu_sys_ms=(\d+) peak_memory_kb=(\d+)", used[0]) if used else None
+    tlib.check("%s: the trace has the job's CPU time and peak memory" % label,
+               m is not None and int(m.group(1)) + int(m.group(2)) > 0 and int(m.group(3)) > 0,
+               dead and dead.get("trace"))
+
+
+def main():
+    cb = tjobs.CallbackReceiver()
+    with tlib.Service(producers=1) as svc:
+        svc.start_consumer(oci_config(svc))
+        try:
+            test_e2e_localdocker.run_suite(svc, cb)
+            jobs = svc.get("/jobs/%s/1/" % svc.key).json()["jobs"]
+            hello = [j for j in jobs if j.get("name") == "job-hello.out"]
+            if tlib.check("hello: dead record found", hello, [j.get("name") for j in jobs]):
+                check_trace_usage(svc, hello[0]["id"], "hello")
+        finally:
+            rc = svc.consumers[0].stop(60)
+            tlib.check("consumer drains and exits 0", rc == 0, rc)
+            svc.consumers.clear()
+        log = open(os.path.join(svc.tmp, "consumer0.log")).read()
+        tlib.check("the runtime chosen for this host's cgroups is logged",
+                   re.search(r"event=vmms_init vmms=localOCI .*runtime=(runc|crun) .*reason=", log),
+                   log[:2000])
+        tlib.check("nothing of ours left (mounts, bundles, runtime state, cgroups, netns, veths)",
+                   not leftovers(), leftovers())
+        tlib.check("key never in consumer log", svc.key not in log)
+    cb.close()
+    tlib.done()
+
+
+if __name__ == "__main__":
+    main()
