@@ -14,9 +14,14 @@ import subprocess
 import tempfile
 import urllib.parse
 
+import sys
+
 import tjobs
 import tlib
 from tjobs import makefile, submit, wait_output
+
+sys.path.insert(0, os.path.join(tlib.ROOT, "tests", "fleet"))
+import fleet  # noqa: E402
 
 PREFIX = "tm%d-" % os.getpid()
 LAB = "course1-lab1"  # Autolab's <course>-<assessment>: share group "course1"
@@ -252,5 +257,46 @@ def main():
     tlib.check("no container left", not leftovers, leftovers)
 
 
+def worker_hosts():
+    """distDocker: tango_worker_host_up per host (the plugin's get_hosts op):
+    a host of the test fleet up, an address nobody answers on down, and the
+    live host reported down once its sshd is killed."""
+    if os.geteuid() != 0:
+        tlib.check("worker host metrics need root (test fleet: network namespaces, sshd)", False)
+        return
+    mport = tlib.free_port()
+    with fleet.Fleet(1) as f, tlib.Service(producers=1) as svc:
+        dead = f.host(1, address=f.dead_address())
+        cfg = {"vmms": "distDocker", "vmms_dir": os.path.join(tlib.BUILD, "vmms"),
+               "instance_prefix": PREFIX, "lease_ms": 2000, "metrics_port": mport,
+               "vmms_config": {"distDocker": f.distdocker_config(hosts=[f.host(1), dead])}}
+        consumer = svc.start_consumer(cfg)
+        try:
+            tlib.wait_port(mport, timeout=30, proc=consumer.proc)
+        except RuntimeError as e:
+            tlib.check("distDocker consumer metrics listener comes up", False, e)
+            return
+
+        def host_up(label):
+            s = samples(metrics_text(mport).text)
+            v = [v for k, v in s.items() if k.startswith("tango_worker_host_up{") and
+                 'host="%s"' % label in k]
+            return v[0] if v else None
+
+        live, gone = f.label(1), "%s:22" % f.dead_address()
+        tlib.check("distDocker: the live worker host is reported up",
+                   tlib.wait_for(lambda: host_up(live) == 1, 20), host_up(live))
+        tlib.check("distDocker: the unreachable worker host is reported down", host_up(gone) == 0,
+                   host_up(gone))
+        ok, why = promtool_check(metrics_text(mport).text)
+        tlib.check("promtool check metrics passes on the distDocker consumer's /metrics", ok, why)
+        f.stop(1)
+        tlib.check("distDocker: a host whose sshd died is reported down",
+                   tlib.wait_for(lambda: host_up(live) == 0, 30), host_up(live))
+        rc = consumer.stop(60)
+        tlib.check("distDocker consumer exits cleanly", rc == 0, consumer.logtext()[-800:])
+
+
 main()
+worker_hosts()
 tlib.done()

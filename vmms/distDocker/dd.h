@@ -13,6 +13,7 @@
  *   jobs.c        run_job and get_partial_output (docker exec)
  *   images.c      list images (on every healthy host) and load them
  *   network.c     the jobs' network and firewall rule on each host
+ *   host_health.c get_hosts: each host's state for the consumer's metrics
  *   plugin.c      init / shutdown, small helpers, the exported ops table
  *
  * The SSH client (connections, commands, SFTP, quoting) is vmms/common/ssh.h,
@@ -172,6 +173,9 @@ void dd_vm_forget(struct dd_ctx *ctx, const char *name);
 /* Queues name for removal when h is back up. */
 void dd_defer_removal(struct dd_ctx *ctx, struct dd_host *h, const char *name);
 bool dd_host_is_up(struct dd_ctx *ctx, struct dd_host *h);
+/* host_health.c: the get_hosts op (vmms.h). */
+void dd_get_hosts(void *ctx, void (*cb)(const char *host, bool up, int jobs, void *arg),
+                  void *arg);
 void dd_watch_add(struct dd_ctx *ctx, struct dd_watch *w, const char *name);
 void dd_watch_remove(struct dd_ctx *ctx, struct dd_watch *w);
 void dd_abort_runs(struct dd_ctx *ctx, const char *name);
