@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -546,6 +547,13 @@ static redisReply *batch_send(struct store *st, struct store_batch *b, bool atom
  * timeout, replicas not confirming) is never sent again here: its outcome
  * is unknown, the caller gets STORE_UNAVAILABLE, and the lifecycle's fenced
  * transitions tell on their retry whether it had landed. Frees b's commands. */
+static atomic_llong unavailable_count; /* store_unavailable_count */
+
+long long store_unavailable_count(void)
+{
+    return atomic_load(&unavailable_count);
+}
+
 static redisReply *run_with_retry(struct store *st, struct store_batch *b, bool atomic,
                                   bool single, int *status)
 {
@@ -568,6 +576,8 @@ static redisReply *run_with_retry(struct store *st, struct store_batch *b, bool 
         if (!again)
             break;
     }
+    if (!r && *status == STORE_UNAVAILABLE)
+        atomic_fetch_add(&unavailable_count, 1);
     batch_clear(b);
     return r;
 }

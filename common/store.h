@@ -39,6 +39,10 @@ void store_free(struct store *st);
 /* The last error message (for logs and replies); never holds secrets. */
 const char *store_error(const struct store *st);
 int store_ping(struct store *st);
+/* Commands (or batches) of this process, on every handle, that ended
+ * STORE_UNAVAILABLE (unreachable, timed out, not the master, replicas not
+ * confirming): tango_redis_errors_total. Thread-safe. */
+long long store_unavailable_count(void);
 
 /* Jobs (producer side). store_add_job assigns job->id and writes the record,
  * its queue entry (class job->priority, share group job->share_group; NULL:

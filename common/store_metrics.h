@@ -28,6 +28,12 @@ enum job_outcome_kind {
 extern const char *const store_outcome_counter[OUTCOME__COUNT]; /* "finished_success", ... */
 extern const char *const store_outcome_label[OUTCOME__COUNT];   /* "success", ... */
 
+/* HELP of tango_redis_errors_total{instance} (store_unavailable_count),
+ * which both processes show. */
+#define STORE_ERRORS_HELP \
+    "Redis commands of this process that failed: unreachable, timed out, not the master, " \
+    "or replicas not confirming"
+
 /* Counters hash fields the consumer's callback sender bumps. */
 #define COUNTER_CALLBACKS_DELIVERED "callbacks_delivered"
 #define COUNTER_CALLBACK_FAILURES "callback_failures"   /* failed attempts (retried or not) */

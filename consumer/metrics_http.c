@@ -26,6 +26,7 @@
 #include "consumer.h"
 #include "log.h"
 #include "metrics.h"
+#include "store_metrics.h"
 
 #define MAX_HEAD_BYTES 8192
 #define CONN_TIMEOUT_S 10
@@ -37,7 +38,7 @@ struct consumer_metrics {
     struct metrics *reg;
     char instance[320];
     struct metric *leader, *draining, *leader_acquired, *leader_lost, *adopted, *held, *running,
-        *phase, *latency, *vmms_errors, *host_up, *host_jobs;
+        *phase, *latency, *vmms_errors, *host_up, *host_jobs, *redis_errors;
     /* the listener (its thread only) */
     struct event_base *base;
     struct evhttp *http;
@@ -87,6 +88,7 @@ static void make_families(struct consumer_metrics *m)
     m->host_jobs = metrics_gauge(r, "tango_worker_host_jobs",
                                  "Instances holding a job slot on a worker host (distDocker)",
                                  (const char *const[]){"instance", "host", NULL});
+    m->redis_errors = metrics_counter(r, "tango_redis_errors_total", STORE_ERRORS_HELP, L_INSTANCE);
     const char *inst[] = {m->instance};
     metric_add(m->leader_acquired, inst, 0);
     metric_add(m->leader_lost, inst, 0);
@@ -157,6 +159,7 @@ static void refresh(struct consumer_metrics *m)
     const char *inst[] = {m->instance};
     metric_set(m->leader, inst, atomic_load(&c->leader) ? 1 : 0);
     metric_set(m->draining, inst, atomic_load(&c->draining) ? 1 : 0);
+    metric_set(m->redis_errors, inst, (double)store_unavailable_count());
     metric_clear(m->running);
     int held = 0;
     pthread_mutex_lock(&c->lock);

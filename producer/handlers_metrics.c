@@ -16,7 +16,7 @@
 #include "store_metrics.h"
 
 static struct metrics *reg;
-static struct metric *m_requests, *m_duration, *m_upload, *m_redis_scrape_errors;
+static struct metric *m_requests, *m_duration, *m_upload, *m_redis_scrape_errors, *m_redis_errors;
 static char instance[320];
 
 void producer_metrics_init(const struct tango_config *cfg)
@@ -44,6 +44,8 @@ void producer_metrics_init(const struct tango_config *cfg)
         "Scrapes of this producer whose service-wide values Redis did not give",
         (const char *const[]){"instance", NULL});
     metric_add(m_redis_scrape_errors, (const char *const[]){instance}, 0);
+    m_redis_errors = metrics_counter(reg, "tango_redis_errors_total", STORE_ERRORS_HELP,
+                                     (const char *const[]){"instance", NULL});
 }
 
 void producer_metrics_free(void)
@@ -90,6 +92,7 @@ void h_metrics(struct http_request *req, struct route_ctx *ctx)
         write_service(s, ctx->app->store);
         fclose(s);
     }
+    metric_set(m_redis_errors, (const char *const[]){instance}, (double)store_unavailable_count());
     size_t len = 0;
     char *text = metrics_render_text(reg, NULL, NULL, &len);
     if (!text || !service) {

@@ -252,6 +252,26 @@ def main():
                        prom.api("alerts"))
         finally:
             prom.stop()
+
+        # Redis goes away: /metrics still answers, says so, and counts the failures
+        def redis_errors():
+            s = samples(metrics_text(svc.port).text)
+            v = [v for k, v in s.items() if k.startswith("tango_redis_errors_total{")]
+            return (v[0] if v else None), s
+        before, _ = redis_errors()
+        svc.redis.stop()
+        after, s = redis_errors()
+        tlib.check("Redis down: producer /metrics answers with tango_redis_up 0",
+                   s.get("tango_redis_up") == 0 and "tango_jobs_accepted_total" not in s,
+                   {k: v for k, v in s.items() if "redis" in k})
+        after, s = redis_errors()
+        tlib.check("Redis down: tango_redis_errors_total counts the failed commands",
+                   before is not None and after is not None and after > before, (before, after))
+        ok, why = promtool_check(metrics_text(svc.port).text)
+        tlib.check("promtool check metrics passes with Redis down", ok, why)
+        svc.redis.start()
+        back = tlib.wait_for(lambda: samples(metrics_text(svc.port).text).get("tango_redis_up") == 1, 15)
+        tlib.check("Redis back: tango_redis_up 1 again", back)
     leftovers = subprocess.run(["docker", "ps", "-aq", "--filter", "name=" + PREFIX],
                                capture_output=True, text=True).stdout.split()
     tlib.check("no container left", not leftovers, leftovers)
