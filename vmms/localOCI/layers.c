@@ -308,8 +308,7 @@ static int unpack(struct source *src, const char *dir, char *err, size_t errlen)
     archive_write_disk_set_options(out, ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM |
                                             ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR |
                                             ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                            ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-                                            ARCHIVE_EXTRACT_UNLINK);
+                                            ARCHIVE_EXTRACT_SECURE_NODOTDOT);
     int rc = VMMS_OK;
     if (archive_read_open(in, src, NULL, src_read, NULL) != ARCHIVE_OK) {
         rc = vmms_fail(err, errlen, VMMS_ERR, "layer is not a tar stream: %s",

@@ -290,7 +290,8 @@ int lo_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
     long long deadline = clock_mono_ms() + (wait_ms > 0 ? wait_ms : 0);
     int pid = lo_container_pid(ctx, vm->name);
     int pfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
-    rc = VMMS_TIMEOUT;
+    /* No process (gone, or a zombie a dead predecessor left): it ended. */
+    rc = pfd >= 0 ? VMMS_TIMEOUT : VMMS_OK;
     while (pfd >= 0) {
         if (atomic_load(&w.aborted)) {
             rc = vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: destroyed while the job ran",

@@ -1,0 +1,330 @@
+"""localOCI's sandbox, end to end (issue 12), on real runc/crun, overlayfs,
+cgroups and network namespaces:
+  - network on: a job reaches a server in the test's own network namespace
+    (outbound, NAT), but not a service of the host (through the bridge's
+    gateway) nor another job's server (isolated bridge ports);
+  - the disk filler: writes end in ENOSPC at the job's limit, the job still
+    ends normally, no retry;
+  - cancel of a running job ends it within seconds;
+  - /build of a `docker save` tarball with whiteouts: a file deleted in the
+    upper layer is absent in the job, an opaque directory shows only the
+    upper layer's entries; layers with "..", or a write through a symbolic
+    link, are refused and write nothing outside the store;
+  - takeover: the standby re-attaches to runs the killed leader started
+    (test_takeover's check, on localOCI);
+  - nothing of ours left after 200 jobs and all of the above."""
+import hashlib
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import tarfile
+import threading
+import time
+
+import test_e2e_localoci as oci
+import test_takeover
+import tjobs
+import tlib
+from tjobs import makefile, submit, wait_output
+
+NS = "ttn%d" % os.getpid()
+NS_HOST_IF = "tth%d" % (os.getpid() % 100000)
+NS_ADDR, NS_GW = "10.232.7.2", "10.232.7.1"
+WH_IMAGE = "oci-wh-%d" % os.getpid()
+MANY = 200
+
+
+def sh(*args, check=True):
+    r = subprocess.run(list(args), capture_output=True, text=True, timeout=60)
+    if check and r.returncode != 0:
+        raise RuntimeError("%s: %s" % (" ".join(args), r.stderr))
+    return r.stdout
+
+
+def make_test_netns():
+    sh("ip", "netns", "add", NS)
+    sh("ip", "link", "add", NS_HOST_IF, "type", "veth", "peer", "name", "eth0", "netns", NS)
+    sh("ip", "addr", "add", NS_GW + "/30", "dev", NS_HOST_IF)
+    sh("ip", "link", "set", NS_HOST_IF, "up")
+    for cmd in (["addr", "add", NS_ADDR + "/30", "dev", "eth0"], ["link", "set", "eth0", "up"],
+                ["link", "set", "lo", "up"], ["route", "add", "default", "via", NS_GW]):
+        sh("ip", "-n", NS, *cmd)
+
+
+def drop_test_netns():
+    sh("ip", "netns", "del", NS, check=False)
+    sh("ip", "link", "del", NS_HOST_IF, check=False)
+
+
+class Listener:
+    """A TCP server answering "pong" on (host, port); in the test's netns
+    when ns is set (run there with ip netns exec)."""
+
+    def __init__(self, ns=None, host="0.0.0.0"):
+        self.port = tlib.free_port()
+        code = ("import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, "
+                "socket.SO_REUSEADDR, 1); s.bind((%r, %d)); s.listen(16)\nwhile True:\n"
+                "    c, _ = s.accept(); c.sendall(b'pong'); c.close()\n" % (host, self.port))
+        cmd = (["ip", "netns", "exec", ns] if ns else []) + ["python3", "-c", code]
+        self.proc = subprocess.Popen(cmd)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def probe_script(targets):
+    """A grader printing 'NAME rc' for each (name, host, port): rc 0 when a
+    TCP connection was made within 3 s."""
+    lines = ["import socket"]
+    for name, host, port in targets:
+        lines.append("s = socket.socket(); s.settimeout(3)\n"
+                     "try:\n    rc = s.connect_ex((%r, %d))\nexcept OSError as e:\n"
+                     "    rc = 'err:%%s' %% e\nprint(%r, rc, flush=True)" % (host, port, name))
+    return "\n".join(lines).encode()
+
+
+def partial(svc, job_id):
+    r = svc.get("/getPartialOutput/%s/%d/" % (svc.key, job_id)).json()
+    return r.get("output", "") if r.get("statusId") == 0 else ""
+
+
+def test_network(svc):
+    make_test_netns()
+    outside = Listener(ns=NS, host=NS_ADDR)
+    host_svc = Listener()
+    try:
+        tlib.wait_for(lambda: sh("ip", "netns", "exec", NS, "ss", "-ltn", check=False).count(
+            ":%d" % outside.port) > 0, 10)
+        # A: prints its address, then serves on 8000 for a while
+        serve = makefile("python3 -c 'import socket; s=socket.socket(socket.AF_INET, "
+                         "socket.SOCK_DGRAM); s.connect((\"%s\", 9)); print(\"myaddr\", "
+                         "s.getsockname()[0], flush=True)'\n"
+                         "timeout 25 python3 -m http.server 8000 >/dev/null 2>&1 || true"
+                         % NS_ADDR)
+        ra = submit(svc, "net", {"Makefile": serve}, "serve.out", timeout=40)
+        addr = [None]
+
+        def got_addr():
+            for l in partial(svc, ra["jobId"]).split("\n"):
+                if l.startswith("myaddr "):
+                    addr[0] = l.split()[1]
+                    return True
+            return False
+        tlib.check("network on: the serving job reports its address", tlib.wait_for(got_addr, 30),
+                   partial(svc, ra["jobId"]))
+        time.sleep(1)  # the server's own start-up inside job A (not a synchronisation of ours)
+        probe = probe_script([("outbound", NS_ADDR, outside.port),
+                              ("host", "10.231.0.1", host_svc.port),
+                              ("hostns", NS_GW, host_svc.port),
+                              ("peer", addr[0] or "10.231.0.2", 8000)])
+        rb = submit(svc, "net", {"probe.py": probe, "Makefile": makefile("python3 probe.py")},
+                    "probe.out", timeout=30)
+        out = wait_output(svc, "net", "probe.out", 60)
+        text = out.decode("utf-8", "replace") if out else ""
+        res = dict(l.split(" ", 1) for l in text.split("\n")
+                   if l.split(" ")[0] in ("outbound", "host", "hostns", "peer"))
+        tlib.check("network on: outbound reachable (the test's own namespace)",
+                   res.get("outbound") == "0", text[-800:])
+        tlib.check("network on: the host's services not reachable through the bridge",
+                   res.get("host") not in (None, "0") and res.get("hostns") not in (None, "0"),
+                   res)
+        tlib.check("network on: another job not reachable", res.get("peer") not in (None, "0"),
+                   res)
+        svc.post("/cancel/%s/%d/" % (svc.key, ra["jobId"]))
+        wait_output(svc, "net", "serve.out", 30)
+        del rb
+    finally:
+        outside.stop()
+        host_svc.stop()
+        drop_test_netns()
+
+
+def test_disk(svc):
+    fill = makefile("-for i in $$(seq 1 14); do dd if=/dev/zero of=/tmp/f$$i bs=1M count=90 "
+                    "2>&1 | grep -v records; done\n"
+                    "-for i in $$(seq 1 14); do dd if=/dev/zero of=f$$i bs=1M count=90 "
+                    "2>&1 | grep -v records; done\n"
+                    "df -m /tmp /home/autograde | tail -2\n"
+                    "echo writer finished")
+    r = submit(svc, "disk", {"Makefile": fill}, "fill.out", timeout=120)
+    out = wait_output(svc, "disk", "fill.out", 180)
+    text = out.decode("utf-8", "replace") if out else ""
+    tlib.check("disk filler: writes end in ENOSPC", text.count("No space left on device") >= 2,
+               text[-1500:])
+    tlib.check("disk filler: the job's own normal outcome",
+               "Success: Autodriver returned normally" in text and "writer finished" in text,
+               text[:400])
+    dead = tjobs.wait_dead(svc, r["jobId"], 10)
+    tlib.check("disk filler: no retry", dead is not None and dead.get("retries", 0) == 0, dead)
+
+
+def test_cancel(svc):
+    r = submit(svc, "cx", {"Makefile": makefile("echo started\nsleep 30\necho finished")},
+               "long.out", timeout=60)
+    tlib.wait_for(lambda: "started" in partial(svc, r["jobId"]), 30)
+    t0 = time.time()
+    svc.post("/cancel/%s/%d/" % (svc.key, r["jobId"]))
+    out = wait_output(svc, "cx", "long.out", 20)
+    took = time.time() - t0
+    tlib.check("cancel running: ends within seconds, cancelled outcome",
+               out is not None and b"Error: Job cancelled by request" in out and took < 8,
+               (took, out))
+
+
+# ---- images with whiteouts, through /build
+
+def tar_bytes(entries):
+    """entries: (name, data | None for a directory | ('symlink', target))."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, data in entries:
+            ti = tarfile.TarInfo(name)
+            ti.mtime = 1700000000
+            if data is None:
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+                t.addfile(ti)
+            elif isinstance(data, tuple):
+                ti.type, ti.linkname = tarfile.SYMTYPE, data[1]
+                t.addfile(ti)
+            else:
+                ti.size, ti.mode = len(data), 0o644
+                t.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def image_tarball(name, layers, base=None):
+    """A `docker save` tarball of name: the layers of base (a saved tarball's
+    path, or None) plus the given layer tars on top."""
+    out = io.BytesIO()
+    cfg = {"architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/usr/bin:/bin"]},
+           "rootfs": {"type": "layers", "diff_ids": []}}
+    lpaths = []
+    with tarfile.open(fileobj=out, mode="w") as o:
+        if base:
+            with tarfile.open(base) as b:
+                man = json.load(b.extractfile("manifest.json"))[0]
+                cfg = json.load(b.extractfile(man["Config"]))
+                lpaths = list(man["Layers"])
+                for m in b.getmembers():
+                    if m.name in lpaths:
+                        o.addfile(m, b.extractfile(m))
+        for layer in layers:
+            h = hashlib.sha256(layer).hexdigest()
+            ti = tarfile.TarInfo("%s/layer.tar" % h)
+            ti.size = len(layer)
+            o.addfile(ti, io.BytesIO(layer))
+            lpaths.append(ti.name)
+            cfg["rootfs"]["diff_ids"].append("sha256:" + h)
+        cbytes = json.dumps(cfg).encode()
+        ch = hashlib.sha256(cbytes).hexdigest()
+        for n, d in (("%s.json" % ch, cbytes), ("manifest.json", json.dumps(
+                [{"Config": "%s.json" % ch, "RepoTags": [name + ":latest"],
+                  "Layers": lpaths}]).encode())):
+            ti = tarfile.TarInfo(n)
+            ti.size = len(d)
+            o.addfile(ti, io.BytesIO(d))
+    return out.getvalue()
+
+
+def build(svc, name, tar):
+    r = svc.post("/build/%s/" % svc.key, tar, {"imageName": name}, timeout=300)
+    try:
+        return r.json()
+    except ValueError:
+        return {"statusId": None, "statusMsg": r.text}
+
+
+def test_whiteouts(svc):
+    base = os.path.join(svc.tmp, "base.tar")
+    with open(base, "wb") as f:
+        subprocess.run(["docker", "save", "autograding_image"], stdout=f, check=True, timeout=120)
+    upper = tar_bytes([("etc/", None), ("etc/.wh.debian_version", b""),
+                       ("usr/", None), ("usr/share/", None), ("usr/share/doc/", None),
+                       ("usr/share/doc/.wh..wh..opq", b""), ("usr/share/doc/onlyme", b"only me\n"),
+                       ("opt/", None), ("opt/added.txt", b"added layer\n")])
+    r = build(svc, WH_IMAGE, image_tarball(WH_IMAGE, [upper], base))
+    os.unlink(base)
+    tlib.check("whiteout image: /build imports it", r.get("statusId") == 0, r)
+    job = makefile("test -e /etc/debian_version && echo present debian_version || "
+                   "echo absent debian_version\n"
+                   "echo doc: $$(ls /usr/share/doc)\ncat /opt/added.txt\n"
+                   "test -e /etc/passwd && echo lower still there")
+    submit(svc, "wh", {"Makefile": job}, "wh.out", timeout=20, image=WH_IMAGE)
+    out = wait_output(svc, "wh", "wh.out", 60)
+    text = out.decode("utf-8", "replace") if out else ""
+    tlib.check("whiteout: a file deleted in the upper layer is absent in the job",
+               "absent debian_version" in text, text[-600:])
+    tlib.check("whiteout: an opaque directory holds only the upper layer's entries",
+               "doc: onlyme\n" in text, text[-600:])
+    tlib.check("whiteout: the upper layer's file and the lower layers' files are there",
+               "added layer" in text and "lower still there" in text, text[-600:])
+
+    escape = "/tmp/oci-escape-%d" % os.getpid()
+    hostile = [
+        ("a layer entry with ..", [("../../../..%s" % escape, b"x")]),
+        ("a write through a symbolic link", [("lnk", ("symlink", "/tmp")),
+                                             ("lnk/%s" % os.path.basename(escape), b"x")]),
+        ("a whiteout through a symbolic link", [("lnk", ("symlink", "/tmp")),
+                                                ("lnk/.wh.%s" % os.path.basename(escape), b"")]),
+    ]
+    for label, entries in hostile:
+        r = build(svc, "oci-bad-%d" % os.getpid(), image_tarball("oci-bad-%d" % os.getpid(),
+                                                                 [tar_bytes(entries)]))
+        tlib.check("hostile layer refused: %s" % label, r.get("statusId") == -1, r)
+        tlib.check("hostile layer: nothing written outside the store (%s)" % label,
+                   not os.path.lexists(escape), escape)
+
+
+def test_many(svc):
+    svc.open("many")
+    r = svc.upload("many", "Makefile.many", makefile("echo hello $$(hostname)"))
+    assert r["statusId"] == 0, r
+    t0 = time.time()
+    for i in range(MANY):
+        svc.add_job("many", {"image": "autograding_image", "jobName": "many%d" % i,
+                             "output_file": "many%d.out" % i, "timeout": 20,
+                             "files": [{"localFile": "Makefile.many", "destFile": "Makefile"}]})
+    outs = [wait_output(svc, "many", "many%d.out" % i, 120) for i in range(MANY)]
+    ok = sum(1 for o in outs if o and b"Success: Autodriver returned normally" in o and
+             b"hello " in o)
+    tlib.check("%d jobs: all succeed" % MANY, ok == MANY, "%d of %d" % (ok, MANY))
+    print("# %d hello jobs in %.1fs" % (MANY, time.time() - t0))
+
+
+def main():
+    cb = tjobs.CallbackReceiver()
+    drop_test_netns()
+    with tlib.Service(producers=1, config={"build_timeout_s": 300, "max_upload_mb": 1024}) as svc:
+        svc.start_consumer(oci.oci_config(svc))
+        try:
+            for t in (test_network, test_disk, test_cancel, test_whiteouts, test_many):
+                t(svc)
+        finally:
+            for c in svc.consumers:
+                c.stop(60)
+            svc.consumers.clear()
+        tlib.check("nothing of ours left after %d jobs and the rest" % MANY, not oci.leftovers(),
+                   oci.leftovers())
+        # takeover: the standby re-attaches to the killed leader's runs
+        cfg = test_takeover.config(svc, oci.oci_config(svc))
+        standby = test_takeover.takeover_keeps_runs(svc, cb, cfg, "localOCI", "keep")
+        svc.consumers[standby].stop(60)
+        for c in svc.consumers:
+            if c.proc and c.proc.poll() is None:
+                c.kill(signal.SIGKILL)
+        svc.consumers.clear()
+    for d in ("images",):
+        for n in (WH_IMAGE, "oci-bad-%d" % os.getpid()):
+            p = os.path.join(oci.LAYER_STORE, d, n + ".json")
+            if os.path.exists(p):
+                os.unlink(p)
+    cb.close()
+    tlib.done()
+
+
+if __name__ == "__main__":
+    main()
