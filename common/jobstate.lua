@@ -102,12 +102,29 @@ local function wake(P)
   redis.call('LTRIM', P .. K.queue_wake, 0, 0)
 end
 
--- Queues id in class c, group g: at the tail (add, migration) or the head
--- (requeue, restore, promotion); a group that had nothing queued joins the
--- ring at the same end.
+-- Puts id back near the head of list q, in id order among the first 16
+-- entries (jobs requeued together stay FIFO: a requeued job is older than
+-- those queued after it). O(1). Returns the list's length.
+local function push_head(q, id)
+  local n = tonumber(id)
+  local head = redis.call('LRANGE', q, 0, 15)
+  for i, other in ipairs(head) do
+    if (tonumber(other) or 0) > n then
+      if i == 1 then return redis.call('LPUSH', q, id) end
+      return redis.call('LINSERT', q, 'BEFORE', other, id)
+    end
+  end
+  if #head == 0 then return redis.call('LPUSH', q, id) end
+  return redis.call('LINSERT', q, 'AFTER', head[#head], id)
+end
+
+-- Queues id in class c, group g: at the tail (add, migration, promotion)
+-- or back at the head (requeue, restore); a group that had nothing queued
+-- joins the ring at the same end.
 local function enqueue(P, id, c, g, at_head)
   local q = qkey(P, c, g)
-  local n = redis.call(at_head and 'LPUSH' or 'RPUSH', q, id)
+  local n
+  if at_head then n = push_head(q, id) else n = redis.call('RPUSH', q, id) end
   if n == 1 then redis.call(at_head and 'LPUSH' or 'RPUSH', ring(P, c), g) end
   redis.call('HSET', P .. K.queue_sched, id, c .. ':' .. g)
   redis.call('HSET', P .. K.queue_since, id, now_ms())
@@ -168,9 +185,10 @@ local function weight(P, g)
 end
 
 -- No starvation: the head of each normal and low group queued longer than
--- max_wait ms moves to the head of its group in the class above (its wait
--- there starts anew, so each further class costs another max_wait). One
--- job per group per call: O(groups).
+-- max_wait ms moves up one class, to the tail of its group there (so jobs
+-- promoted one after another stay FIFO; a group new to that class joins its
+-- ring at the tail). Its wait there starts anew, so each further class
+-- costs another max_wait. One job per group per call: O(groups).
 local function promote(P, max_wait)
   local limit = now_ms() - max_wait
   for i = 2, #CLASSES do
@@ -182,7 +200,7 @@ local function promote(P, max_wait)
       if id and since > 0 and since <= limit then
         redis.call('LPOP', q)
         if redis.call('LLEN', q) == 0 then group_emptied(P, c, g) end
-        enqueue(P, id, up, g, true)
+        enqueue(P, id, up, g, false)
         redis.call('HINCRBY', P .. K.counters, 'job_promotions', 1)
       end
     end

@@ -504,24 +504,58 @@ static void test_sched_cap(void **state)
 }
 
 /* No starvation: a low job queued longer than max_wait moves up a class
- * (to the head of its group there) and so runs before newer normal jobs. */
+ * (to the tail of its group there: its group joins the normal ring) and so
+ * takes its turn with the normal groups; jobs promoted one after another
+ * stay FIFO, and the wait starts again in the new class. */
 static void test_sched_promote(void **state)
 {
     (void)state;
     fresh();
-    int l1 = add_job("low", "L");
-    int n1 = add_job("normal", "N"), n2 = add_job("normal", "N");
-    (void)n2;
+    int l1 = add_job("low", "L"), l2 = add_job("low", "L");
+    int n1 = add_job("normal", "N"), n2 = add_job("normal", "N"), n3 = add_job("normal", "N");
     redis_ok("HSET %s %d 1", key("queue:since"), l1); /* queued long ago */
-    assert_int_equal(lease_next(0, 60000, NULL, 0, NULL), l1);
-    assert_int_equal(hget_ll("counters", "job_promotions"), 1);
+    redis_ok("HSET %s %d 1", key("queue:since"), l2);
+    redis_ok("HSET %s %d 1", key("queue:since"), n3);
+    /* One promotion per group per lease: l1 now (the normal ring is [N, L]). */
     assert_int_equal(lease_next(0, 60000, NULL, 0, NULL), n1);
-    /* Without promotion the low job waits behind every normal one. */
+    assert_int_equal(hget_ll("counters", "job_promotions"), 1);
+    assert_int_equal(lease_next(0, 60000, NULL, 0, NULL), l1); /* l2 promoted behind it */
+    assert_int_equal(hget_ll("counters", "job_promotions"), 2);
+    assert_int_equal(lease_next(0, 60000, NULL, 0, NULL), n2);
+    /* n3 reaches the head of N old: promoted to high, served first. */
+    assert_int_equal(lease_next(0, 60000, NULL, 0, NULL), n3);
+    assert_int_equal(hget_ll("counters", "job_promotions"), 3);
+    assert_int_equal(lease_next(0, 60000, NULL, 0, NULL), l2);
+    /* Without promotion the low jobs wait behind every normal one. */
     fresh();
     l1 = add_job("low", "L");
     n1 = add_job("normal", "N");
+    n2 = add_job("normal", "N");
     redis_ok("HSET %s %d 1", key("queue:since"), l1);
     assert_int_equal(lease_next(0, 0, NULL, 0, NULL), n1);
+    assert_int_equal(lease_next(0, 0, NULL, 0, NULL), n2);
+    assert_int_equal(lease_next(0, 0, NULL, 0, NULL), l1);
+}
+
+/* Jobs requeued one after another (a sweep after a crash) keep their FIFO
+ * order at the head of their group. */
+static void test_sched_requeue_fifo(void **state)
+{
+    (void)state;
+    fresh();
+    int a[4];
+    long long f[4];
+    for (int i = 0; i < 4; i++)
+        a[i] = add_job("normal", "A");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(lease_next(0, 0, NULL, 0, &f[i]), a[i]);
+    char rec[256];
+    for (int i = 0; i < 3; i++) {
+        record_of(a[i], "leased", rec, sizeof rec);
+        redis_ok("FCALL tango_requeue 1 %s %d %s %lld %s 0", P, a[i], TOKEN, f[i], rec);
+    }
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(lease_next(0, 0, NULL, 0, NULL), a[i]);
 }
 
 /* control:paused: nothing is leased while it exists. */
@@ -706,6 +740,7 @@ int main(void)
         cmocka_unit_test(test_sched_weights),
         cmocka_unit_test(test_sched_cap),
         cmocka_unit_test(test_sched_promote),
+        cmocka_unit_test(test_sched_requeue_fifo),
         cmocka_unit_test(test_sched_pause),
         cmocka_unit_test(test_sched_queue_limit),
         cmocka_unit_test(test_sched_migrate_take),
