@@ -253,12 +253,11 @@ int store_request_drain(struct store *st, const char *token, int ttl_s);
 /* The outstanding drain request's token (len bytes). STORE_NOT_FOUND: none. */
 int store_drain_requested(struct store *st, char *token, size_t len);
 
-/* Counts in one round trip. head_created: createdAt (unix s) of the job at
- * the head of queue:pending, 0 when the queue is empty or it is unreadable. */
+/* Counts in one round trip (the queues by class and group:
+ * store_queue_stats). */
 struct store_overview {
-    long long pending, leased, live, dead, deadletter, cancels;
+    long long leased, live, dead, deadletter, cancels;
     long long callbacks_due, callbacks_failed;
-    double head_created;
 };
 int store_overview(struct store *st, struct store_overview *out);
 /* The live records of the ids in queue:leased (at most max), each with

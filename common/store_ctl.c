@@ -203,11 +203,11 @@ int store_overview(struct store *st, struct store_overview *out)
         enum store_key_id k;
         const char *cmd;
     } counts[] = {
-        {KEY_QUEUE_PENDING, "LLEN"}, {KEY_QUEUE_LEASED, "LLEN"},     {KEY_JOBS_LIVE, "HLEN"},
-        {KEY_JOBS_DEAD, "HLEN"},     {KEY_DEADLETTER, "HLEN"},       {KEY_CANCELS, "SCARD"},
-        {KEY_CALLBACKS_DUE, "ZCARD"}, {KEY_CALLBACKS_FAILED, "LLEN"},
+        {KEY_QUEUE_LEASED, "LLEN"}, {KEY_JOBS_LIVE, "HLEN"},       {KEY_JOBS_DEAD, "HLEN"},
+        {KEY_DEADLETTER, "HLEN"},   {KEY_CANCELS, "SCARD"},        {KEY_CALLBACKS_DUE, "ZCARD"},
+        {KEY_CALLBACKS_FAILED, "LLEN"},
     };
-    long long *dst[] = {&out->pending, &out->leased,     &out->live,          &out->dead,
+    long long *dst[] = {&out->leased,  &out->live,          &out->dead,
                         &out->deadletter, &out->cancels, &out->callbacks_due,
                         &out->callbacks_failed};
     size_t n = sizeof counts / sizeof *counts;
@@ -217,25 +217,13 @@ int store_overview(struct store *st, struct store_overview *out)
         store_key(st, key, counts[i].k);
         batch_add(&b, "%s %s", counts[i].cmd, key);
     }
-    store_key(st, key, KEY_QUEUE_PENDING);
-    batch_add(&b, "LINDEX %s 0", key);
     int status;
     redisReply *r = store_batch_run(st, &b, false, &status);
     if (!r)
         return status;
     for (size_t i = 0; i < n; i++)
         *dst[i] = r->element[i]->type == REDIS_REPLY_INTEGER ? r->element[i]->integer : 0;
-    out->head_created = 0;
-    char head[32];
-    bool have_head = reply_str(r->element[n], head, sizeof head);
     freeReplyObject(r);
-    if (have_head) {
-        json_t *rec = NULL;
-        bool dead = false;
-        if (store_get_job(st, atoll(head), &rec, &dead) == STORE_OK && !dead)
-            out->head_created = json_number_value(json_object_get(rec, "createdAt"));
-        json_decref(rec);
-    }
     return STORE_OK;
 }
 

@@ -287,9 +287,15 @@ static void hand_off(struct consumer *c, struct store *st)
             log_info("job_handed_off", "id=%lld", (long long)ids[i]);
 }
 
-/* The heartbeat tangoctl shows (every consumer, leader or standby), and
- * the control keys read with it: pause (lease nothing new; running jobs go
- * on) and a drain request naming this consumer (the SIGTERM path). */
+static void host_row(const char *host, bool up, int jobs, void *rows)
+{
+    json_array_append_new(rows, json_pack("{s:s, s:b, s:i}", "host", host, "up", up, "jobs", jobs));
+}
+
+/* The heartbeat tangoctl shows (every consumer, leader or standby: with
+ * its back end's worker hosts, up or down, when it has some), and the
+ * control keys read with it: pause (lease nothing new; running jobs go on)
+ * and a drain request naming this consumer (the SIGTERM path). */
 static void control_check(struct consumer *c, struct store *st, bool *paused, time_t started)
 {
     char host[256] = "";
@@ -301,6 +307,11 @@ static void control_check(struct consumer *c, struct store *st, bool *paused, ti
                              "host", host, "pid", (int)getpid(), "vmms", c->cfg->vmms, "leader",
                              atomic_load(&c->leader), "held", held, "draining",
                              atomic_load(&c->draining), "startedAt", (json_int_t)started);
+    if (c->ops && c->ops->get_hosts) { /* in-memory state only: never waits for the network */
+        json_t *hosts = json_array();
+        c->ops->get_hosts(c->vctx, host_row, hosts);
+        json_object_set_new(info, "hosts", hosts);
+    }
     struct store_control ctl;
     int ttl = c->cfg->lease_ms > 3 * CONTROL_CHECK_MS ? c->cfg->lease_ms : 3 * CONTROL_CHECK_MS;
     int status = store_consumer_beat(st, c->token, info, ttl, &ctl);

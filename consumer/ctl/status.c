@@ -2,13 +2,16 @@
  * status.c: `tangoctl status`: the service at a glance, from Redis alone.
  * The leader (consumer:leader) and the standbys (the consumers' heartbeats,
  * consumers:seen:<token>), whether leasing is paused or a drain is asked
- * for, the queue (length, age of its head), the running jobs with their
+ * for, the queues by class and course (length, age of the oldest queued
+ * job, running jobs: store_queue_stats), the running jobs with their
  * hosts and leases, the VMMS's published images and pools, callbacks
  * pending and given up, the dead history and the /info counters.
  *
- * Worker host health (distDocker's up/down states) is known only inside the
- * consumer's plugin and is not published to Redis: status shows the hosts
- * the running jobs use and says that their health is not available.
+ * Worker host health: each consumer's heartbeat carries its back end's
+ * worker hosts (up or down, jobs on each: vmms get_hosts, e.g. distDocker);
+ * status shows the leader's view (any consumer's when there is no leader),
+ * and the hosts the running jobs use. A back end without worker hosts
+ * (localDocker) reports none.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,40 @@
 #include "ctl.h"
 
 #define RUNNING_MAX 1000
+
+/* The queues by class and share group, as JSON rows, with their total
+ * length and the age (s) of the oldest queued job (-1: none queued). */
+static int queue_rows(struct store *st, json_t **rows, long long *total, double *oldest_age)
+{
+    struct store_queue_stat *q = NULL;
+    size_t n = 0;
+    long long now_ms = 0;
+    int status = store_queue_stats(st, &q, &n);
+    if (status == STORE_OK)
+        status = store_time_ms(st, &now_ms); /* enqueue times are Redis time */
+    if (status != STORE_OK) {
+        free(q);
+        return status;
+    }
+    *rows = json_array();
+    *total = 0;
+    *oldest_age = -1;
+    for (size_t i = 0; i < n; i++) {
+        double age = q[i].length > 0 && q[i].oldest_enqueued_ms > 0
+                         ? (now_ms - q[i].oldest_enqueued_ms) / 1000.0
+                         : -1;
+        *total += q[i].length;
+        if (age > *oldest_age)
+            *oldest_age = age;
+        json_array_append_new(*rows, json_pack("{s:s, s:s, s:I, s:o, s:I}", "class", q[i].klass,
+                                               "group", q[i].group, "length",
+                                               (json_int_t)q[i].length, "oldestAgeS",
+                                               age >= 0 ? json_real(age) : json_null(),
+                                               "running", (json_int_t)q[i].running));
+    }
+    free(q);
+    return STORE_OK;
+}
 
 /* The heartbeat of token among consumers, or NULL. */
 static json_t *consumer_of(json_t *consumers, const char *token)
@@ -51,6 +88,24 @@ static void print_consumer(const char *label, json_t *c, const char *token, long
     printf("\n");
 }
 
+/* The worker hosts as the leader (or else some consumer) reports them:
+ * a borrowed array, or NULL when no heartbeat has any. */
+static json_t *reported_hosts(json_t *consumers, const char *leader, const char **from)
+{
+    json_t *c = consumer_of(consumers, leader);
+    if (c && json_is_array(json_object_get(c, "hosts"))) {
+        *from = leader;
+        return json_object_get(c, "hosts");
+    }
+    size_t i;
+    json_array_foreach(consumers, i, c)
+        if (json_is_array(json_object_get(c, "hosts"))) {
+            *from = json_string_value(json_object_get(c, "token"));
+            return json_object_get(c, "hosts");
+        }
+    return NULL;
+}
+
 int cmd_status(struct ctl *x, int argc, char **argv)
 {
     (void)argv;
@@ -63,14 +118,18 @@ int cmd_status(struct ctl *x, int argc, char **argv)
     if (status != STORE_OK && status != STORE_NOT_FOUND)
         return ctl_store_fail(x, status, "reading the leader lease");
     json_t *consumers = NULL, *paused = NULL, *running = NULL, *info = NULL, *images = NULL,
-           *pools = NULL;
+           *pools = NULL, *queues = NULL;
     struct store_overview ov;
+    long long queued = 0;
+    double head_age = -1;
     if ((status = store_consumers(st, &consumers)) != STORE_OK ||
+        (status = queue_rows(st, &queues, &queued, &head_age)) != STORE_OK ||
         (status = store_overview(st, &ov)) != STORE_OK ||
         (status = store_leased_jobs(st, RUNNING_MAX, &running)) != STORE_OK ||
         (status = store_info(st, &info)) != STORE_OK ||
         (status = store_pools(st, &pools)) != STORE_OK) {
         json_decref(consumers);
+        json_decref(queues);
         json_decref(running);
         json_decref(info);
         return ctl_store_fail(x, status, "reading the service's state");
@@ -80,6 +139,8 @@ int cmd_status(struct ctl *x, int argc, char **argv)
     if (store_images(st, &images) != STORE_OK)
         images = json_array();
     double now = ctl_now();
+    const char *hosts_from = NULL;
+    json_t *reported = reported_hosts(consumers, leader, &hosts_from);
 
     json_t *standbys = json_array();
     size_t i;
@@ -104,7 +165,6 @@ int cmd_status(struct ctl *x, int argc, char **argv)
                                 json_integer(json_integer_value(json_object_get(hosts, key)) + 1));
         }
     }
-    double head_age = ov.head_created > 0 ? now - ov.head_created : -1;
 
     if (x->json) {
         json_t *lead = leader[0] ? json_pack("{s:s, s:I, s:O?}", "token", leader, "leaseMsLeft",
@@ -112,18 +172,18 @@ int cmd_status(struct ctl *x, int argc, char **argv)
                                              consumer_of(consumers, leader))
                                  : json_null();
         json_t *doc = json_pack(
-            "{s:o, s:O, s:O, s:o, s:o, s:{s:I, s:o, s:I}, s:{s:I, s:I, s:I, s:I, s:O},"
-            " s:{s:s, s:s, s:O}, s:O, s:O, s:{s:I, s:I}, s:{s:I, s:I, s:I}, s:O}",
+            "{s:o, s:O, s:O, s:o, s:o, s:{s:I, s:o, s:I, s:O}, s:{s:I, s:I, s:I, s:I, s:O},"
+            " s:{s:s, s:s?, s:O?, s:O}, s:O, s:O, s:{s:I, s:I}, s:{s:I, s:I, s:I}, s:O}",
             "leader", lead, "standbys", standbys, "consumers", consumers, "paused",
             ps == STORE_OK ? json_incref(paused) : json_null(), "drainRequested",
             ds == STORE_OK ? json_string(drain) : json_null(), "queue", "length",
-            (json_int_t)ov.pending, "oldestAgeS", head_age >= 0 ? json_real(head_age) : json_null(),
-            "cancelsPending", (json_int_t)ov.cancels, "running", "count", (json_int_t)ov.leased,
+            (json_int_t)queued, "oldestAgeS", head_age >= 0 ? json_real(head_age) : json_null(),
+            "cancelsPending", (json_int_t)ov.cancels, "courses", queues, "running", "count", (json_int_t)ov.leased,
             "leased", (json_int_t)by_state[JOB_LEASED], "running", (json_int_t)by_state[JOB_RUNNING],
             "finishing", (json_int_t)by_state[JOB_FINISHING], "jobs", running, "hosts", "health",
-            "unavailable", "note",
-            "worker host health is not published to Redis; inUse counts the running jobs' hosts",
-            "inUse", hosts, "images", images, "pools", pools, "callbacks", "pending",
+            reported ? "reported" : "none reported (no consumer, or a back end without worker "
+                                    "hosts)",
+            "from", hosts_from, "workers", reported, "inUse", hosts, "images", images, "pools", pools, "callbacks", "pending",
             (json_int_t)ov.callbacks_due, "failed", (json_int_t)ov.callbacks_failed, "dead",
             "total", (json_int_t)ov.dead, "deadLetter", (json_int_t)ov.deadletter, "live",
             (json_int_t)ov.live, "counters", info);
@@ -150,8 +210,19 @@ int cmd_status(struct ctl *x, int argc, char **argv)
         }
         if (ds == STORE_OK)
             printf("%-11sdrain requested for consumer %.8s\n", "Drain:", drain);
-        printf("%-11s%lld queued, oldest (queue head) %s; %lld cancellation(s) pending\n",
-               "Queue:", ov.pending, ctl_age(head_age, age, sizeof age), ov.cancels);
+        printf("%-11s%lld queued, oldest %s; %lld cancellation(s) pending\n", "Queue:", queued,
+               ctl_age(head_age, age, sizeof age), ov.cancels);
+        json_t *row;
+        json_array_foreach(queues, i, row)
+            printf("  %-7s %-24s %5lld queued, oldest %-8s %lld running\n",
+                   json_string_value(json_object_get(row, "class")),
+                   json_string_value(json_object_get(row, "group")),
+                   (long long)json_integer_value(json_object_get(row, "length")),
+                   ctl_age(json_is_real(json_object_get(row, "oldestAgeS"))
+                               ? json_real_value(json_object_get(row, "oldestAgeS"))
+                               : -1,
+                           age, sizeof age),
+                   (long long)json_integer_value(json_object_get(row, "running")));
         printf("%-11s%lld job(s): %lld leased, %lld running, %lld finishing\n", "Running:",
                ov.leased, by_state[JOB_LEASED], by_state[JOB_RUNNING], by_state[JOB_FINISHING]);
         json_array_foreach(running, i, job) {
@@ -168,12 +239,26 @@ int cmd_status(struct ctl *x, int argc, char **argv)
                    ctl_age(now - json_number_value(json_object_get(job, "createdAt")), age,
                            sizeof age));
         }
-        printf("%-11shealth not available (not published to Redis)", "Hosts:");
         const char *h;
         json_t *v;
-        json_object_foreach(hosts, h, v)
-            printf("; %s: %lld running", h, (long long)json_integer_value(v));
-        printf("\n%-11s", "Images:");
+        if (reported) {
+            printf("%-11s%zu worker host(s), as consumer %.8s sees them\n", "Hosts:",
+                   json_array_size(reported), hosts_from ? hosts_from : "?");
+            json_array_foreach(reported, i, v)
+                printf("  %-32s %-4s %lld job(s)\n", json_string_value(json_object_get(v, "host")),
+                       json_is_true(json_object_get(v, "up")) ? "up" : "DOWN",
+                       (long long)json_integer_value(json_object_get(v, "jobs")));
+        } else {
+            printf("%-11sno worker hosts reported (no consumer, or its back end has none)\n",
+                   "Hosts:");
+        }
+        if (json_object_size(hosts)) {
+            printf("%-11s", "In use:");
+            json_object_foreach(hosts, h, v)
+                printf("%s: %lld running  ", h, (long long)json_integer_value(v));
+            printf("\n");
+        }
+        printf("%-11s", "Images:");
         json_array_foreach(images, i, v)
             printf("%s%s", i ? ", " : "", json_string_value(v));
         printf("%s\n", json_array_size(images) ? "" : "(none published yet)");
@@ -191,6 +276,7 @@ int cmd_status(struct ctl *x, int argc, char **argv)
         printf("\n");
     }
     json_decref(consumers);
+    json_decref(queues);
     json_decref(standbys);
     json_decref(running);
     json_decref(info);
