@@ -88,8 +88,9 @@ with tlib.Service(config={"images": ["autograding_image", "other_image:v2"],
                rec.get("input") == job()["files"] and rec.get("name") == "course_lab_1_student"
                and rec.get("outputFile") == "student_1.out" and
                rec.get("vm", {}).get("image") == "autograding_image", rec)
-    tlib.check("record: queued in the pending list",
-               str(d.get("jobId")) in R.cli("LRANGE", pre + "queue:pending", 0, -1).split(), d)
+    tlib.check("record: queued in its class and course's queue (normal, lab)",
+               R.cli("HGET", pre + "queue:sched", d.get("jobId")) == "normal:lab" and
+               str(d.get("jobId")) in R.cli("LRANGE", pre + "queue:c:normal:lab", 0, -1).split(), d)
     d = svc.add_job("lab", job(timeout=30, notifyURL="http://old.client/notify",
                                image="other_image:v2"))
     rec = json.loads(R.cli("HGET", pre + "jobs:live", d.get("jobId")) or "{}")
