@@ -14,6 +14,7 @@
 
 #include "args.h"
 #include "autodriver.h"
+#include "cgroup.h"
 #include "cleanup.h"
 #include "errors.h"
 #include "jobdir.h"
@@ -66,10 +67,14 @@ static int open_output(int home_fd, const struct ad_user *u, int *write_fd, int 
 
 static int print_report(const struct ad_result *res, unsigned long timeout, ad_err *e)
 {
-    char line[256];
+    char line[512];
     int n = ad_format_status(line, sizeof line, res->timed_out, timeout, res->exit_status);
     int m = ad_format_usage(line + n, sizeof line - (size_t)n, res->wall_seconds,
                             res->peak_kb);
+    /* the sandbox's own cgroup figures, when a runtime gives it one */
+    struct ad_cg_usage cg;
+    if (ad_cgroup_usage("/proc/self/cgroup", "/sys/fs/cgroup", &cg) == 0)
+        m += ad_format_cgroup_usage(line + n + m, sizeof line - (size_t)(n + m), &cg);
     if (ad_write_all(STDOUT_FILENO, line, (size_t)n + (size_t)m) < 0)
         return ad_fail_errno(e, errno, "Error writing the report");
     return 0;
