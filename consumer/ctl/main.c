@@ -76,6 +76,8 @@ int ctl_store_fail(struct ctl *x, int status, const char *what)
     }
     if (status == STORE_NOT_FOUND)
         return ctl_fail(x, CTL_REFUSED, "%s: not found", what);
+    if (status == STORE_LIMIT) /* a configured limit (max_queued_per_course) */
+        return ctl_fail(x, CTL_REFUSED, "%s: %s", what, store_error(x->st));
     return ctl_fail(x, CTL_STORE, "%s: %s", what, store_error(x->st));
 }
 
