@@ -74,6 +74,10 @@ def main():
             hello = [j for j in jobs if j.get("name") == "job-hello.out"]
             if tlib.check("hello: dead record found", hello, [j.get("name") for j in jobs]):
                 check_trace_usage(svc, hello[0]["id"], "hello")
+            out = svc.poll("lab1", "hello.out").body.decode("utf-8", "replace")
+            tlib.check("hello: our autodriver reports the sandbox's cgroup usage",
+                       re.search(r"^Autodriver: cgroup cpu_user_ms=\d+ cpu_sys_ms=\d+ "
+                                 r"peak_memory_kb=[1-9]\d*$", out, re.M), out[:600])
         finally:
             rc = svc.consumers[0].stop(60)
             tlib.check("consumer drains and exits 0", rc == 0, rc)
