@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const double metrics_latency_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
                                           2.5,   5,    10,    30,   60,  120,  300, 600,
@@ -398,6 +399,14 @@ int metrics_render(struct metrics *m, FILE *out)
                          METRIC_COUNTER);
     metrics_write_sample(out, "tango_metrics_series_dropped_total", NULL, NULL, (double)dropped);
     return ferror(out) ? -1 : 0;
+}
+
+void metrics_instance_label(char *out, size_t len, int port)
+{
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0 || !host[0])
+        snprintf(host, sizeof host, "unknown");
+    snprintf(out, len, "%s:%d", host, port);
 }
 
 char *metrics_render_text(struct metrics *m, void (*extra)(FILE *out, void *arg), void *arg,

@@ -90,6 +90,9 @@ void metrics_escape_help(FILE *out, const char *s);
 char *metrics_render_text(struct metrics *m, void (*extra)(FILE *out, void *arg), void *arg,
                           size_t *len);
 
+/* The instance label of this process's own series: "<hostname>:<port>". */
+void metrics_instance_label(char *out, size_t len, int port);
+
 /* The exposition format's Content-Type. */
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -251,10 +250,7 @@ int metrics_start(struct consumer *c)
     struct consumer_metrics *m = calloc(1, sizeof *m);
     m->c = c;
     m->reg = metrics_new();
-    char host[256] = "";
-    if (gethostname(host, sizeof host - 1) != 0)
-        snprintf(host, sizeof host, "unknown");
-    snprintf(m->instance, sizeof m->instance, "%s:%d", host, c->cfg->metrics_port);
+    metrics_instance_label(m->instance, sizeof m->instance, c->cfg->metrics_port);
     make_families(m);
     c->metrics = m;
     if (c->cfg->metrics_port == 0)

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <event2/buffer.h>
 
 #include "log.h"
@@ -23,10 +22,7 @@ void producer_metrics_init(const struct tango_config *cfg)
 {
     if (reg)
         return;
-    char host[256] = "";
-    if (gethostname(host, sizeof host - 1) != 0)
-        snprintf(host, sizeof host, "unknown");
-    snprintf(instance, sizeof instance, "%s:%d", host, cfg->port);
+    metrics_instance_label(instance, sizeof instance, cfg->port);
     reg = metrics_new();
     m_requests = metrics_counter(reg, "tango_http_requests_total",
                                  "HTTP requests answered by this producer, by route and status",

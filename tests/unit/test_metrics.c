@@ -163,6 +163,39 @@ static void test_series_cap(void **state)
     metrics_free(m);
 }
 
+/* Samples computed at scrape time (the Redis values) and the registry's
+ * render callback. */
+static void extra(FILE *out, void *arg)
+{
+    (void)arg;
+    metrics_write_header(out, "t_queue_length", "Queued\njobs", METRIC_GAUGE);
+    metrics_write_sample(out, "t_queue_length", (const char *const[]){"class", "group", NULL},
+                         (const char *const[]){"low", "c\"1"}, 3);
+    metrics_write_sample(out, "t_plain", NULL, NULL, 0.25);
+    metrics_write_sample(out, "t_inf", NULL, NULL, 1.0 / 0.0);
+}
+
+static void test_one_off(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new();
+    metrics_counter(m, "t_first_total", "", NULL);
+    size_t len = 0;
+    char *text = metrics_render_text(m, extra, NULL, &len);
+    assert_non_null(text);
+    assert_has(text, "# HELP t_queue_length Queued\\njobs\n# TYPE t_queue_length gauge\n");
+    assert_has(text, "t_queue_length{class=\"low\",group=\"c\\\"1\"} 3\n");
+    assert_has(text, "\nt_plain 0.25\n");
+    assert_has(text, "\nt_inf +Inf\n");
+    assert_true(strstr(text, "t_first_total") < strstr(text, "t_queue_length")); /* registry first */
+    free(text);
+    char inst[300];
+    metrics_instance_label(inst, sizeof inst, 9101);
+    assert_non_null(strstr(inst, ":9101"));
+    assert_true(strlen(inst) > strlen(":9101"));
+    metrics_free(m);
+}
+
 struct hammer {
     struct metric *c, *h;
 };
@@ -201,6 +234,7 @@ int main(void)
         cmocka_unit_test(test_escaping),   cmocka_unit_test(test_counter_gauge),
         cmocka_unit_test(test_histogram),  cmocka_unit_test(test_refused),
         cmocka_unit_test(test_series_cap), cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_one_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
