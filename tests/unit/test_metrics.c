@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,7 +173,7 @@ static void extra(FILE *out, void *arg)
     metrics_write_sample(out, "t_queue_length", (const char *const[]){"class", "group", NULL},
                          (const char *const[]){"low", "c\"1"}, 3);
     metrics_write_sample(out, "t_plain", NULL, NULL, 0.25);
-    metrics_write_sample(out, "t_inf", NULL, NULL, 1.0 / 0.0);
+    metrics_write_sample(out, "t_inf", NULL, NULL, INFINITY);
 }
 
 static void test_one_off(void **state)
