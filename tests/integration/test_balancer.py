@@ -109,7 +109,7 @@ def balanced_flow(name, client, svc, cb):
     calls = cb.wait(name + "-first", timeout=60)
     content = calls[0]["content"] if calls else b""
     tlib.check("%s: callback with the output" % name,
-               b"hello through %s" % name.encode() in content, calls)
+               b"hello through %s" % name.encode() in content, calls or consumer_trouble(svc))
     out = client.call("GET", "/poll/%s/%s/first.out/" % (svc.key, lab))
     tlib.check("%s: poll returns the same output" % name,
                out.header("Content-Type") == "application/octet-stream" and out.body == content,
@@ -149,7 +149,8 @@ def kill_while_submitting(name, svc, cb, port, victim, njobs, nclients):
                not errors and len(accepted) == njobs, errors[:5])
     missing = lambda: [t for t in accepted if not cb.for_tag(t)]  # noqa: E731
     tlib.wait_for(lambda: not missing(), 90)
-    tlib.check("%s: every accepted job completed (callback)" % name, not missing(), missing())
+    tlib.check("%s: every accepted job completed (callback)" % name, not missing(),
+               "%s %s" % (missing()[:5], consumer_trouble(svc)))
     bad = [t for t in accepted if cb.for_tag(t) and
            b"job %s" % t.encode() not in (cb.for_tag(t)[0]["content"] or b"")]
     tlib.check("%s: each callback carries its own job's output" % name, not bad, bad[:5])
@@ -164,6 +165,13 @@ def back_in_rotation(client, svc, proc):
         text = proc.logtext()
         return "client=%s peer=127.0.0.1" % CLIENT_ADDR in text[text.rfind("event=listening"):]
     return tlib.wait_for(reached, 15)
+
+
+def consumer_trouble(svc):
+    """The consumer's last warnings and errors (for a failed check's detail)."""
+    lines = [l for l in svc.consumers[0].logtext().splitlines()
+             if "level=warn" in l or "level=error" in l]
+    return lines[-4:]
 
 
 def log_clients(proc):
