@@ -9,13 +9,14 @@
 #
 # Sections run by default: producer (HTTP producer: req/s, latency, upload
 # MB/s, RSS), dispatch (per-job Redis cost at 1k/100k queued, addJob jobs/s),
-# jobs (job latency and throughput next to raw Docker, service RSS). Add a
-# section by adding its script and its name here.
+# jobs (job latency and throughput next to raw Docker, service RSS),
+# localoci (the localOCI back end next to localDocker and raw Docker, and its
+# cost step by step). Add a section by adding its script and its name here.
 set -u
 cd "$(dirname "$0")/../.."
 export BUILD="${BUILD:-build}"
 sections=("$@")
-[ ${#sections[@]} -gt 0 ] || sections=(producer dispatch jobs)
+[ ${#sections[@]} -gt 0 ] || sections=(producer dispatch jobs localoci)
 
 status=0
 for s in "${sections[@]}"; do
