@@ -89,6 +89,7 @@ static const struct option_def options[] = {
     INT("pids_limit", pids_limit, 512, 16, 1000000),
     INT("disk_limit_mb", disk_limit_mb, 1024, 16, 1048576),
     INT("max_disk_limit_mb", max_disk_limit_mb, 8192, 16, 1048576),
+    INT("max_cpu_limit_s", max_cpu_limit_s, 3600, 1, 86400),
     INT("sweep_interval_ms", sweep_interval_ms, 2000, 100, 600000),
     BOOL("default_disable_network", default_disable_network, "false"),
     INT("autodriver_nproc", autodriver_nproc, 1000000, 1, 10000000),

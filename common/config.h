@@ -72,6 +72,7 @@ struct tango_config {
     int pids_limit;
     int disk_limit_mb;       /* writable storage per job (default) */
     int max_disk_limit_mb;   /* largest per-job override */
+    int max_cpu_limit_s;     /* largest per-job cpu_limit_s (CPU seconds) */
     int sweep_interval_ms;   /* leader's sweep of lapsed leases and stale files */
     bool default_disable_network;
     int autodriver_nproc;

@@ -94,6 +94,8 @@ json_t *job_to_json(const struct job *job)
     json_object_set_new(o, "courselab", json_string(job->courselab));
     json_object_set_new(o, "labDir", json_string(job->lab_dir));
     json_object_set_new(o, "disableNetwork", json_boolean(job->disable_network));
+    if (job->cpu_limit_s)
+        json_object_set_new(o, "cpuLimit", json_integer(job->cpu_limit_s));
     json_object_set_new(o, "createdAt", json_real(job->created_at));
     json_object_set_new(o, "outcome", str_or_null(job->outcome));
     if (job->key_id)
@@ -167,6 +169,11 @@ struct job *job_from_json(const json_t *o, char *err, size_t errlen)
     job->created_at = created;
     job->outcome = dup_opt(outcome);
     job->disk_mb = json_is_integer(disk) ? (int)json_integer_value(disk) : 0;
+    json_t *cpu = json_object_get(o, "cpuLimit");
+    job->cpu_limit_s = json_is_integer(cpu) && json_integer_value(cpu) > 0 &&
+                               json_integer_value(cpu) <= 86400
+                           ? (int)json_integer_value(cpu)
+                           : 0;
     job->instance_type = dup_opt(json_object_get(vm, "instance_type"));
     job->key_id = dup_opt(json_object_get(o, "keyId"));
     job->priority = dup_opt(json_object_get(o, "priority"));

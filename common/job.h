@@ -43,6 +43,8 @@ struct job {
     int cores;           /* 0 = default */
     int memory_mb;       /* 0 = default */
     int disk_mb;         /* writable storage limit; 0 = default (vm.disk) */
+    int cpu_limit_s;     /* "cpuLimit": CPU seconds (user + system) of the whole run;
+                          * 0 = none (back ends that measure it: localOCI) */
     char *instance_type; /* "instance_type": a VM type for back ends with types (ec2SSH);
                           * NULL = the back end's default; [a-z0-9.]{1,31} */
     char *key_id;        /* "keyId": which client key owns the job (never the key itself) */

@@ -554,6 +554,7 @@ static void run_steps(struct run_state *rs)
         .max_output = job->max_output_bytes,
         .nproc = c->cfg->autodriver_nproc,
         .fsize = (long)c->cfg->autodriver_fsize_mb << 20,
+        .cpu_limit_s = job->cpu_limit_s,
     };
     long long wait_ms = ((long long)job->timeout_s + RUN_GRACE_S) * 1000;
     long long now = 0;

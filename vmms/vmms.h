@@ -112,6 +112,9 @@ struct vmms_run {
     long max_output;      /* -o: bytes of output kept */
     int nproc;            /* -u: process limit for the grading user */
     long fsize;           /* -f: file size limit in bytes */
+    int cpu_limit_s;      /* CPU seconds (user + system) of the whole run; 0 = none.
+                           * Back ends that cannot measure it ignore it (localOCI
+                           * kills the job's processes when its cgroup passes it). */
 };
 
 /* Resources a run used (job_usage). */

@@ -6,6 +6,7 @@ cgroups and network namespaces:
   - the disk filler: writes end in ENOSPC at the job's limit, the job still
     ends normally, no retry;
   - cancel of a running job ends it within seconds;
+  - cpu_limit_s: a spinning job is stopped at its CPU time, its output kept;
   - /build of a `docker save` tarball with whiteouts: a file deleted in the
     upper layer is absent in the job, an opaque directory shows only the
     upper layer's entries; layers with "..", or a write through a symbolic
@@ -175,6 +176,28 @@ def test_cancel(svc):
                (took, out))
 
 
+def test_cpu_limit(svc):
+    # two busy processes: 2 CPU seconds go by in about 1-2 s of wall time
+    spin = makefile("echo spinning\n(while :; do :; done) & while :; do :; done")
+    t0 = time.time()
+    r = submit(svc, "cpu", {"Makefile": spin}, "spin.out", timeout=60, cpu_limit_s=2)
+    out = wait_output(svc, "cpu", "spin.out", 60)
+    took = time.time() - t0
+    text = out.decode("utf-8", "replace") if out else ""
+    tlib.check("cpu_limit_s: the job is stopped at its CPU limit, long before its timeout",
+               out is not None and took < 20 and "killed at its CPU time limit (2 s of CPU)" in text,
+               (round(took, 1), text[-500:]))
+    tlib.check("cpu_limit_s: autodriver still reports the job (output kept)",
+               "spinning" in text and "Autodriver: Job exited with status" in text, text[-500:])
+    dead = tjobs.wait_dead(svc, r["jobId"], 10)
+    used = [t for t in (dead or {}).get("trace", []) if " used cpu_user_ms=" in t]
+    tlib.check("cpu_limit_s: the trace shows about the limit's CPU time", used and
+               1900 <= sum(int(x.split("=")[1]) for x in used[0].split()[-3:-1]) < 6000, used)
+    r = svc.add_job("cpu", {"image": "autograding_image", "jobName": "bad", "output_file": "b.out",
+                            "files": [], "cpu_limit_s": 999999})
+    tlib.check("cpu_limit_s above max_cpu_limit_s is refused", r.get("statusId") != 0, r)
+
+
 # ---- images with whiteouts, through /build
 
 def tar_bytes(entries):
@@ -301,7 +324,8 @@ def main():
     with tlib.Service(producers=1, config={"build_timeout_s": 300, "max_upload_mb": 1024}) as svc:
         svc.start_consumer(oci.oci_config(svc))
         try:
-            for t in (test_network, test_disk, test_cancel, test_whiteouts, test_many):
+            for t in (test_network, test_disk, test_cancel, test_cpu_limit, test_whiteouts,
+                      test_many):
                 t(svc)
         finally:
             for c in svc.consumers:

@@ -160,6 +160,11 @@ int lo_runtime(struct lo_ctx *ctx, const char *what, const char *const *args, ch
 /* The pid of name's container process if it lives (checked against its
  * cgroup), else 0. */
 int lo_container_pid(struct lo_ctx *ctx, const char *name);
+/* CPU time (user + system, ms) name's cgroup used so far; -1 if unknown. */
+long long lo_cpu_ms(struct lo_ctx *ctx, const char *name);
+/* SIGKILLs every process of name's cgroup that is neither root nor setuid
+ * root (the job's own: the grading user's); returns how many. */
+int lo_kill_job_procs(struct lo_ctx *ctx, const char *name);
 /* Opens <vms_dir>/<name> (O_DIRECTORY|O_NOFOLLOW); -1 with errno. */
 int lo_open_bundle(struct lo_ctx *ctx, const char *name);
 

@@ -271,6 +271,22 @@ int lo_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, cha
     if (fd >= 0)
         close(fd);
     close(dfd);
+    if (rc == VMMS_OK && run->cpu_limit_s > 0) {
+        /* in the bundle, so a successor's attach_job enforces it too */
+        char lim[32];
+        int b = lo_open_bundle(ctx, vm->name);
+        int lf = b >= 0 ? openat(b, "cpu_limit", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+                                                     O_CLOEXEC, 0600)
+                        : -1;
+        snprintf(lim, sizeof lim, "%d\n", run->cpu_limit_s);
+        if (lf < 0 || write(lf, lim, strlen(lim)) != (ssize_t)strlen(lim))
+            rc = vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: cannot record its CPU limit",
+                           vm->name);
+        if (lf >= 0)
+            close(lf);
+        if (b >= 0)
+            close(b);
+    }
     if (rc == VMMS_OK && (ctx->runtime != LO_RUNC || fast_start(ctx, vm->name) != 0)) {
         const char *args[] = {"start", vm->name, NULL};
         rc = lo_runtime(ctx, "runtime start", args, err, errlen);
@@ -311,6 +327,41 @@ static int read_exit(struct lo_ctx *ctx, const struct vmms_vm *vm, const char *t
     return 0;
 }
 
+/* The CPU limit (s) recorded in name's bundle; 0 = none. */
+static int cpu_limit_of(struct lo_ctx *ctx, const char *name)
+{
+    int b = lo_open_bundle(ctx, name);
+    int fd = b >= 0 ? openat(b, "cpu_limit", O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+    char buf[16] = "";
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (b >= 0)
+        close(b);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    int v = atoi(buf);
+    return v > 0 && v <= 86400 ? v : 0;
+}
+
+/* Says in the feedback that the job was stopped at its CPU limit. */
+static void note_cpu_kill(struct lo_ctx *ctx, const struct vmms_vm *vm, int limit)
+{
+    char e[64], line[160];
+    int dfd = open_mount(ctx, vm, e, sizeof e);
+    int fd = dfd >= 0 ? openat(dfd, "feedback", O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC)
+                      : -1;
+    snprintf(line, sizeof line, "\nlocalOCI: the job's processes were killed at its CPU time "
+             "limit (%d s of CPU)\n", limit);
+    if (fd >= 0 && write(fd, line, strlen(line)) < 0)
+        log_warn("cpu_note_failed", "name=%s errno=%d", vm->name, errno);
+    if (fd >= 0)
+        close(fd);
+    if (dfd >= 0)
+        close(dfd);
+}
+
 int lo_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long wait_ms,
                   int *status, char *err, size_t errlen)
 {
@@ -331,6 +382,8 @@ int lo_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
     long long deadline = clock_mono_ms() + (wait_ms > 0 ? wait_ms : 0);
     int pid = lo_container_pid(ctx, vm->name);
     int pfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+    int cpu_limit = cpu_limit_of(ctx, vm->name);
+    bool cpu_killed = false;
     /* No process (gone, or a zombie a dead predecessor left): it ended. */
     rc = pfd >= 0 ? VMMS_TIMEOUT : VMMS_OK;
     while (pfd >= 0) {
@@ -342,6 +395,11 @@ int lo_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
         long long left = deadline - clock_mono_ms();
         if (left <= 0)
             break;
+        if (cpu_limit > 0 && lo_cpu_ms(ctx, vm->name) >= 1000LL * cpu_limit &&
+            lo_kill_job_procs(ctx, vm->name) > 0 && !cpu_killed) {
+            cpu_killed = true; /* autodriver sees its job die and reports as usual */
+            log_info("vm_cpu_limit", "name=%s cpu_limit_s=%d", vm->name, cpu_limit);
+        }
         struct pollfd p = {.fd = pfd, .events = POLLIN};
         int r = poll(&p, 1, (int)(left < WAKE_MS ? left : WAKE_MS));
         if (r > 0) {
@@ -360,6 +418,8 @@ int lo_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
     if (rc != VMMS_OK)
         return rc;
     /* The process ended (or was gone already): its status is in the file. */
+    if (cpu_killed)
+        note_cpu_kill(ctx, vm, cpu_limit);
     if (read_exit(ctx, vm, handle, status) == 0)
         return VMMS_OK;
     return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: the job's process ended without a "

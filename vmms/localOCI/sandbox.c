@@ -545,6 +545,46 @@ static long long cg_value(const char *path, const char *key)
     return -1;
 }
 
+long long lo_cpu_ms(struct lo_ctx *ctx, const char *name)
+{
+    char d[PATH_MAX], f[PATH_MAX + 40];
+    if (ctx->cgroup2) {
+        cg_dir(ctx, "", name, d, sizeof d);
+        snprintf(f, sizeof f, "%s/cpu.stat", d);
+        long long us = cg_value(f, "usage_usec");
+        return us >= 0 ? us / 1000 : -1;
+    }
+    cg_dir(ctx, "cpuacct", name, d, sizeof d);
+    snprintf(f, sizeof f, "%s/cpuacct.usage", d);
+    long long ns = cg_value(f, NULL);
+    return ns >= 0 ? ns / 1000000 : -1;
+}
+
+int lo_kill_job_procs(struct lo_ctx *ctx, const char *name)
+{
+    char d[PATH_MAX], f[PATH_MAX + 40];
+    cg_dir(ctx, "pids", name, d, sizeof d);
+    snprintf(f, sizeof f, "%s/cgroup.procs", d);
+    FILE *in = fopen(f, "re");
+    int killed = 0, pid;
+    while (in && fscanf(in, "%d", &pid) == 1) {
+        char st[64], line[256];
+        snprintf(st, sizeof st, "/proc/%d/status", pid);
+        FILE *s = fopen(st, "re");
+        long ruid = -1, euid = -1;
+        while (s && fgets(line, sizeof line, s))
+            if (sscanf(line, "Uid: %ld %ld", &ruid, &euid) == 2)
+                break;
+        if (s)
+            fclose(s);
+        if (ruid > 0 && euid > 0 && kill(pid, SIGKILL) == 0) /* in the job's cgroup */
+            killed++;
+    }
+    if (in)
+        fclose(in);
+    return killed;
+}
+
 int lo_job_usage(void *vctx, struct vmms_vm *vm, struct vmms_usage *u, char *err, size_t errlen)
 {
     struct lo_ctx *ctx = vctx;
