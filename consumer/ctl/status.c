@@ -132,6 +132,7 @@ int cmd_status(struct ctl *x, int argc, char **argv)
         json_decref(queues);
         json_decref(running);
         json_decref(info);
+        json_decref(pools);
         return ctl_store_fail(x, status, "reading the service's state");
     }
     int ps = store_paused(st, &paused);
