@@ -48,6 +48,7 @@ nohup build/tango-consumer -c "$CONFIG" >>"$RUN/consumer.log" 2>&1 &
 echo $! >"$RUN/consumer.pid"
 for _ in $(seq 1 50); do curl -sf http://127.0.0.1:3000/ >/dev/null && break; sleep 0.1; done
 
+echo "VMMS back end: ${TANGO_VMMS:-localDocker} (TANGO_VMMS=localOCI make run: the daemonless one)"
 cat <<'MSG'
 
 Tango is up: producer http://127.0.0.1:3000 (key "test"), consumer running.
