@@ -216,7 +216,10 @@ class Service:
         self.courselabs = os.path.join(self.tmp, "courselabs")
         self.prefix = "t%d:" % os.getpid()
         self.config = {"keys": [key], "courselabs": self.courselabs, "prefix": self.prefix,
-                       "log_level": "debug"}
+                       "log_level": "debug",
+                       # several consumers share a host in tests: no metrics
+                       # listener unless a test asks for one on its own port
+                       "metrics_port": 0}
         self.config.update(config or {})
         self.extra_env = env or {}
         self.nproducers = producers
