@@ -193,6 +193,22 @@ void vssh_out_free(struct vssh_out *out);
  * status with err set; a transport failure also breaks c. */
 int vssh_op_failed(struct vssh_conn *c, int lrc, int wr, const char *what, long timeout_ms,
                    char *err, size_t errlen);
+/* The end of a getPartialOutput peek (vmms_partial_script) run by vssh_run
+ * with status rc: a failed peek (exit code other than 0 or 1) is VMMS_ERR
+ * naming label; else *outp gets out's bytes (an empty string when the job
+ * printed nothing yet), *len their length (0 when max_bytes is 0). Frees
+ * out on failure; on success out's buffer is the caller's. */
+int vssh_take_partial(int rc, struct vssh_out *out, size_t max_bytes, const char *label,
+                      char **outp, size_t *len, char *err, size_t errlen);
+/* The end of an attach_job wait run by vssh_run with status rc, for back
+ * ends whose wait command prints one of tango-exit=N (*status = N),
+ * tango-gone (VMMS_NOT_FOUND) or tango-timeout (VMMS_TIMEOUT); aborted
+ * (destroy_vm came) is VMMS_ERR; another answer is VMMS_ERR naming label.
+ * A failed rc is kept. Logs the outcome (vm_ran_job, or vm_attach_failed
+ * with the reason) with the VM's name, label, the handle and ms waited. */
+int vssh_wait_result(int rc, const struct vssh_out *out, bool aborted, const char *vm_name,
+                     const char *label, const char *handle, long long wait_ms, long ms,
+                     int *status, char *err, size_t errlen);
 /* Fills err with "what on LABEL: <stderr or exit code>"; returns VMMS_ERR. */
 int vssh_cmd_fail(const char *label, const struct vssh_out *out, const char *what, char *err,
                   size_t errlen);

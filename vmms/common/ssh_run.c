@@ -35,6 +35,53 @@ int vssh_cmd_fail(const char *label, const struct vssh_out *out, const char *wha
                    out->exit_code);
 }
 
+int vssh_take_partial(int rc, struct vssh_out *out, size_t max_bytes, const char *label,
+                      char **outp, size_t *len, char *err, size_t errlen)
+{
+    if (rc == VMMS_OK && out->exit_code != 0 && out->exit_code != 1)
+        rc = vssh_cmd_fail(label, out, "cannot read the job's output", err, errlen);
+    if (rc != VMMS_OK) {
+        vssh_out_free(out);
+        return rc;
+    }
+    /* No output yet (job not started) is an empty answer, not an error. */
+    if (out->out == NULL && (out->out = calloc(1, 1)) == NULL)
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
+    *outp = out->out;
+    *len = max_bytes ? out->out_len : 0;
+    return VMMS_OK;
+}
+
+int vssh_wait_result(int rc, const struct vssh_out *out, bool aborted, const char *vm_name,
+                     const char *label, const char *handle, long long wait_ms, long ms,
+                     int *status, char *err, size_t errlen)
+{
+    const char *o = out->out ? out->out : "";
+    const char *mark = strstr(o, "tango-exit=");
+    bool ran = rc == VMMS_OK && out->exit_code == 0;
+    if (aborted)
+        rc = vmms_fail(err, errlen, VMMS_ERR, "VM %s was destroyed while the job ran", vm_name);
+    else if (ran && mark)
+        *status = atoi(mark + strlen("tango-exit="));
+    else if (ran && strstr(o, "tango-gone"))
+        rc = vmms_fail(err, errlen, VMMS_NOT_FOUND, "VM %s on %s: the container or the run "
+                       "%.12s is gone", vm_name, label, handle);
+    else if ((ran && strstr(o, "tango-timeout")) || rc == VMMS_TIMEOUT)
+        rc = vmms_fail(err, errlen, VMMS_TIMEOUT, "VM %s on %s: the run %.12s still runs after "
+                       "%lld ms", vm_name, label, handle, wait_ms);
+    else if (rc == VMMS_OK)
+        rc = vssh_cmd_fail(label, out, "cannot wait for the job", err, errlen);
+    if (rc != VMMS_OK) {
+        char q[700];
+        log_warn("vm_attach_failed", "name=%s host=%s run=%.12s rc=%d ms=%ld err=%s", vm_name,
+                 label, handle, rc, ms, log_quote(err, q, sizeof q));
+        return rc;
+    }
+    log_info("vm_ran_job", "name=%s host=%s run=%.12s status=%d ms=%ld", vm_name, label, handle,
+             *status, ms);
+    return VMMS_OK;
+}
+
 static int append(struct vssh_out *o, size_t *cap, size_t max, const char *buf, size_t n)
 {
     if (o->out_len + n > max) {

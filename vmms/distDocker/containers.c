@@ -241,7 +241,7 @@ static int destroy(struct dd_ctx *ctx, struct vmms_vm *vm, bool safe, char *err,
     int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    dd_abort_runs(ctx, vm->name);
+    vmms_watch_abort(&ctx->watches, vm->name);
     long t0 = clock_mono_ms();
     bool existed = false;
     struct dd_host *h = dd_vm_host(ctx, vm);

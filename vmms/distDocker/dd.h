@@ -37,6 +37,7 @@
 #include "vmms.h"
 #include "common/grading.h"
 #include "common/ssh.h"
+#include "common/watch.h"
 
 /* The plugin's ops table (plugin.c), for helpers that call its own ops. */
 extern const struct vmms_ops vmms_plugin;
@@ -147,12 +148,6 @@ struct dd_vm_entry {             /* every VM we know: made here or listed */
     struct dd_vm_entry *next;
 };
 
-struct dd_watch {                /* a run_job in progress; destroy aborts it */
-    char name[128];
-    atomic_int aborted;
-    struct dd_watch *next;
-};
-
 /* Starts a monitor thread per host and waits (at most connect_timeout_s
  * + 1 s) for each host's first connection attempt. */
 int dd_hosts_start(struct dd_ctx *ctx, char *err, size_t errlen);
@@ -176,9 +171,6 @@ bool dd_host_is_up(struct dd_ctx *ctx, struct dd_host *h);
 /* host_health.c: the get_hosts op (vmms.h). */
 void dd_get_hosts(void *ctx, void (*cb)(const char *host, bool up, int jobs, void *arg),
                   void *arg);
-void dd_watch_add(struct dd_ctx *ctx, struct dd_watch *w, const char *name);
-void dd_watch_remove(struct dd_ctx *ctx, struct dd_watch *w);
-void dd_abort_runs(struct dd_ctx *ctx, const char *name);
 
 /* ---- plugin.c ---- */
 struct dd_ctx {
@@ -190,7 +182,7 @@ struct dd_ctx {
     size_t nhosts;
     size_t rr;                   /* next host to try */
     struct dd_vm_entry *vms;
-    struct dd_watch *watches;
+    struct vmms_watches watches; /* runs destroy_vm aborts (vmms/common/watch.h) */
     atomic_int stopping;         /* shutdown: monitors end, connects give up */
 };
 

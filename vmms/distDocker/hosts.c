@@ -5,8 +5,7 @@
  * health_interval_s (docker answers over the session), and removes, once it
  * is back, the VMs whose destroy came while it was down. Owns host states,
  * connection reference counts, round-robin assignment with per-host
- * capacity, the registry of VMs (name -> host) and the registry of running
- * jobs that destroy_vm aborts; a host's connection (vmms/common/ssh.h plus
+ * capacity, the registry of VMs (name -> host); a host's connection (vmms/common/ssh.h plus
  * the host's bookkeeping: opening, breaking, freeing) and dd_run, the one
  * way to run a command on a host.
  */
@@ -530,33 +529,3 @@ void dd_defer_removal(struct dd_ctx *ctx, struct dd_host *h, const char *name)
 }
 
 /* ---- running jobs ---- */
-
-void dd_watch_add(struct dd_ctx *ctx, struct dd_watch *w, const char *name)
-{
-    snprintf(w->name, sizeof w->name, "%s", name);
-    atomic_init(&w->aborted, 0);
-    pthread_mutex_lock(&ctx->lock);
-    w->next = ctx->watches;
-    ctx->watches = w;
-    pthread_mutex_unlock(&ctx->lock);
-}
-
-void dd_watch_remove(struct dd_ctx *ctx, struct dd_watch *w)
-{
-    pthread_mutex_lock(&ctx->lock);
-    for (struct dd_watch **p = &ctx->watches; *p; p = &(*p)->next)
-        if (*p == w) {
-            *p = w->next;
-            break;
-        }
-    pthread_mutex_unlock(&ctx->lock);
-}
-
-void dd_abort_runs(struct dd_ctx *ctx, const char *name)
-{
-    pthread_mutex_lock(&ctx->lock);
-    for (struct dd_watch *w = ctx->watches; w; w = w->next)
-        if (strcmp(w->name, name) == 0)
-            atomic_store(&w->aborted, 1);
-    pthread_mutex_unlock(&ctx->lock);
-}

@@ -40,8 +40,6 @@
     "[ \"$(docker container inspect -f '{{.State.Running}}' \"$n\" 2>/dev/null)\" = true ] " \
     "|| { ended; end tango-gone; }; sleep 0.5; done; ended; end tango-timeout"
 
-#define RUN_MARK "tango-exit="
-
 int dd_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, char *handle,
                  size_t handlelen, char *err, size_t errlen)
 {
@@ -129,8 +127,8 @@ int dd_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
         free(line);
         return vmms_fail(err, errlen, VMMS_ERR, "VM %s: command line too long", vm->name);
     }
-    struct dd_watch w;
-    dd_watch_add(ctx, &w, vm->name);
+    struct vmms_watch w;
+    vmms_watch_add(&ctx->watches, &w, vm->name);
     long long limit = wait_ms + 1000LL * ctx->cfg.command_timeout_s;
     struct vssh_cmd cmd = {.line = line, .timeout_ms = limit > INT_MAX ? INT_MAX : (int)limit,
                          .abort = &w.aborted, .stdin_fd = -1, .out_max = 4096,
@@ -139,33 +137,11 @@ int dd_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
     long t0 = clock_mono_ms();
     rc = dd_run(ctx, h, &cmd, &out, err, errlen);
     free(line);
-    dd_watch_remove(ctx, &w);
-    long ms = (long)(clock_mono_ms() - t0);
-    const char *o = out.out ? out.out : "";
-    const char *mark = strstr(o, RUN_MARK);
-    if (atomic_load(&w.aborted))
-        rc = vmms_fail(err, errlen, VMMS_ERR, "VM %s was destroyed while the job ran", vm->name);
-    else if (rc == VMMS_OK && out.exit_code == 0 && mark)
-        *status = atoi(mark + strlen(RUN_MARK));
-    else if (rc == VMMS_OK && out.exit_code == 0 && strstr(o, "tango-gone"))
-        rc = vmms_fail(err, errlen, VMMS_NOT_FOUND, "VM %s on %s: the container or the run "
-                     "%.12s is gone", vm->name, h->label, handle);
-    else if ((rc == VMMS_OK && out.exit_code == 0 && strstr(o, "tango-timeout")) ||
-             rc == VMMS_TIMEOUT)
-        rc = vmms_fail(err, errlen, VMMS_TIMEOUT, "VM %s on %s: the run %.12s still runs after "
-                     "%lld ms", vm->name, h->label, handle, wait_ms);
-    else if (rc == VMMS_OK)
-        rc = vssh_cmd_fail(h->label, &out, "cannot wait for the job", err, errlen);
+    vmms_watch_remove(&ctx->watches, &w);
+    rc = vssh_wait_result(rc, &out, atomic_load(&w.aborted), vm->name, h->label, handle,
+                          wait_ms, (long)(clock_mono_ms() - t0), status, err, errlen);
     vssh_out_free(&out);
-    if (rc != VMMS_OK) {
-        char q[700];
-        log_warn("vm_attach_failed", "name=%s host=%s run=%.12s rc=%d ms=%ld err=%s",
-                 vm->name, h->label, handle, rc, ms, log_quote(err, q, sizeof q));
-        return rc;
-    }
-    log_info("vm_ran_job", "name=%s host=%s run=%.12s status=%d ms=%ld", vm->name, h->label,
-             handle, *status, ms);
-    return VMMS_OK;
+    return rc;
 }
 
 int dd_run_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
@@ -200,16 +176,5 @@ int dd_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
                          .own_timeout = true};
     struct vssh_out out;
     rc = dd_run(ctx, h, &cmd, &out, err, errlen);
-    if (rc == VMMS_OK && out.exit_code != 0 && out.exit_code != 1)
-        rc = vssh_cmd_fail(h->label, &out, "cannot read the job's output", err, errlen);
-    if (rc != VMMS_OK) {
-        vssh_out_free(&out);
-        return rc;
-    }
-    /* No output yet (job not started) is an empty answer, not an error. */
-    if (out.out == NULL && (out.out = calloc(1, 1)) == NULL)
-        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
-    *outp = out.out;
-    *len = max_bytes ? out.out_len : 0;
-    return VMMS_OK;
+    return vssh_take_partial(rc, &out, max_bytes, h->label, outp, len, err, errlen);
 }

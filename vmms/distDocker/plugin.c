@@ -28,6 +28,7 @@ static void dd_shutdown(void *vctx)
     dd_config_free(&ctx->cfg);
     pthread_mutex_destroy(&ctx->lock);
     pthread_cond_destroy(&ctx->changed);
+    vmms_watches_destroy(&ctx->watches);
     free(ctx);
 }
 
@@ -50,6 +51,7 @@ static int dd_init(const json_t *cfg, const char *prefix, void **out, char *err,
     pthread_cond_init(&ctx->changed, &ca);
     pthread_condattr_destroy(&ca);
     atomic_init(&ctx->stopping, 0);
+    vmms_watches_init(&ctx->watches);
     strcpy(ctx->prefix, prefix);
 
     int rc = dd_config_parse(cfg, &ctx->cfg, err, errlen);

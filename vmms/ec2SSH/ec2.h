@@ -34,6 +34,7 @@
 #include "vmms.h"
 #include "common/grading.h"
 #include "common/ssh.h"
+#include "common/watch.h"
 
 extern const struct vmms_ops vmms_plugin;
 
@@ -201,19 +202,13 @@ int ec2_get_partial_output(void *ctx, struct vmms_vm *vm, size_t max_bytes, char
 void ec2_abort_runs(struct ec2_ctx *ctx, const char *name);
 
 /* ---- plugin.c ---- */
-struct ec2_watch {               /* an attach in progress; destroy aborts it */
-    char name[128];
-    atomic_int aborted;
-    struct ec2_watch *next;
-};
-
 struct ec2_ctx {
     struct ec2_config cfg;
     char prefix[64];
-    pthread_mutex_t lock;        /* creds cache, watches, launch */
+    pthread_mutex_t lock;        /* the credentials cache */
     pthread_mutex_t launch;      /* cap count + RunInstances, one at a time here */
     struct ec2_creds creds;      /* cached instance-profile credentials */
-    struct ec2_watch *watches;
+    struct vmms_watches watches; /* runs destroy_vm aborts */
     atomic_int stopping;
 };
 

@@ -252,13 +252,18 @@ static int launch(struct ec2_ctx *ctx, struct vmms_vm *vm, const char *type, con
                   char *err, size_t errlen)
 {
     const struct ec2_config *c = &ctx->cfg;
+    /* The API call's own retries carry one token (a retried request is not a
+     * second VM); a new launch for the same VM name gets a new one. */
+    char nonce[33];
+    if (vmms_new_exit_token(nonce, err, errlen) != VMMS_OK)
+        return VMMS_ERR;
     struct ec2_params p = {0};
     ec2_param(&p, "ImageId", "%s", ami);
     ec2_param(&p, "InstanceType", "%s", type);
     ec2_param(&p, "MinCount", "1");
     ec2_param(&p, "MaxCount", "1");
     ec2_param(&p, "KeyName", "%s", c->key_pair);
-    ec2_param(&p, "ClientToken", "%s", vm->name); /* a retried launch is not a second VM */
+    ec2_param(&p, "ClientToken", "%.31s-%.16s", vm->name, nonce);
     ec2_param(&p, "InstanceInitiatedShutdownBehavior", "terminate");
     if (c->subnet[0])
         ec2_param(&p, "SubnetId", "%s", c->subnet);

@@ -30,6 +30,7 @@ static void ec2_shutdown(void *vctx)
     atomic_store(&ctx->stopping, 1);
     pthread_mutex_destroy(&ctx->lock);
     pthread_mutex_destroy(&ctx->launch);
+    vmms_watches_destroy(&ctx->watches);
     memset(&ctx->creds, 0, sizeof ctx->creds);
     memset(&ctx->cfg, 0, sizeof ctx->cfg); /* secrets */
     free(ctx);
@@ -51,6 +52,7 @@ static int ec2_init(const json_t *cfg, const char *prefix, void **out, char *err
         return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     pthread_mutex_init(&ctx->lock, NULL);
     pthread_mutex_init(&ctx->launch, NULL);
+    vmms_watches_init(&ctx->watches);
     atomic_init(&ctx->stopping, 0);
     snprintf(ctx->prefix, sizeof ctx->prefix, "%s", prefix);
     if (ec2_config_parse(cfg, &ctx->cfg, err, errlen) != VMMS_OK) {

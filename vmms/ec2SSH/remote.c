@@ -19,7 +19,6 @@
 #include "log.h"
 
 #define MOUNT "/home/mount"
-#define RUN_MARK "tango-exit="
 
 /* The attach wait on the VM: $1 token, $2 seconds. The run marker holds
  * the run's pid once started; prints tango-exit=N, tango-gone (no such
@@ -254,34 +253,9 @@ int ec2_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int time
 
 /* ---- the run ---- */
 
-static void watch_add(struct ec2_ctx *ctx, struct ec2_watch *w, const char *name)
-{
-    snprintf(w->name, sizeof w->name, "%s", name);
-    atomic_init(&w->aborted, 0);
-    pthread_mutex_lock(&ctx->lock);
-    w->next = ctx->watches;
-    ctx->watches = w;
-    pthread_mutex_unlock(&ctx->lock);
-}
-
-static void watch_remove(struct ec2_ctx *ctx, struct ec2_watch *w)
-{
-    pthread_mutex_lock(&ctx->lock);
-    for (struct ec2_watch **p = &ctx->watches; *p; p = &(*p)->next)
-        if (*p == w) {
-            *p = w->next;
-            break;
-        }
-    pthread_mutex_unlock(&ctx->lock);
-}
-
 void ec2_abort_runs(struct ec2_ctx *ctx, const char *name)
 {
-    pthread_mutex_lock(&ctx->lock);
-    for (struct ec2_watch *w = ctx->watches; w; w = w->next)
-        if (strcmp(w->name, name) == 0)
-            atomic_store(&w->aborted, 1);
-    pthread_mutex_unlock(&ctx->lock);
+    vmms_watch_abort(&ctx->watches, name);
 }
 
 int ec2_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, char *handle,
@@ -342,42 +316,23 @@ int ec2_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long
     long long secs = (wait_ms + 999) / 1000;
     snprintf(line, sizeof line, "sh -c %s _ %s %lld", vmms_sh_quote(WAIT_SCRIPT, qs, sizeof qs),
              handle, secs);
-    struct ec2_watch w;
-    watch_add(ctx, &w, vm->name);
+    struct vmms_watch w;
+    vmms_watch_add(&ctx->watches, &w, vm->name);
     long long limit_s = secs + ctx->cfg.command_timeout_s;
     struct vssh_out out;
     long t0 = clock_mono_ms();
     rc = vm_run(ctx, vm, line, limit_s > INT_MAX / 1000 ? INT_MAX / 1000 : (int)limit_s,
                 &w.aborted, &out, "cannot wait for the job", err, errlen);
-    watch_remove(ctx, &w);
-    long ms = (long)(clock_mono_ms() - t0);
-    const char *o = out.out ? out.out : "";
-    const char *mark = strstr(o, RUN_MARK);
-    if (atomic_load(&w.aborted))
-        rc = vmms_fail(err, errlen, VMMS_ERR, "VM %s was destroyed while the job ran", vm->name);
-    else if (rc == VMMS_OK && mark)
-        *status = atoi(mark + strlen(RUN_MARK));
-    else if (rc == VMMS_OK && strstr(o, "tango-gone"))
-        rc = vmms_fail(err, errlen, VMMS_NOT_FOUND, "VM %s: the run %.12s is gone", vm->name,
-                       handle);
-    else if ((rc == VMMS_OK && strstr(o, "tango-timeout")) || rc == VMMS_TIMEOUT)
-        rc = vmms_fail(err, errlen, VMMS_TIMEOUT, "VM %s: the run %.12s still runs after %lld ms",
-                       vm->name, handle, wait_ms);
-    else if (rc == VMMS_OK)
-        rc = vmms_fail(err, errlen, VMMS_ERR, "VM %s: unexpected answer from the wait",
-                       vm->name);
-    else
+    vmms_watch_remove(&ctx->watches, &w);
+    bool aborted = atomic_load(&w.aborted);
+    if (rc != VMMS_OK && !aborted)
         rc = gone_or(ctx, vm, rc, err, errlen);
+    char label[400];
+    snprintf(label, sizeof label, "i-%s at %s", vm->id, vm->host);
+    rc = vssh_wait_result(rc, &out, aborted, vm->name, label, handle, wait_ms,
+                          (long)(clock_mono_ms() - t0), status, err, errlen);
     vssh_out_free(&out);
-    if (rc != VMMS_OK) {
-        char q[700];
-        log_warn("vm_attach_failed", "name=%s host=%s run=%.12s rc=%d ms=%ld err=%s", vm->name,
-                 vm->host, handle, rc, ms, log_quote(err, q, sizeof q));
-        return rc;
-    }
-    log_info("vm_ran_job", "name=%s host=%s run=%.12s status=%d ms=%ld", vm->name, vm->host,
-             handle, *status, ms);
-    return VMMS_OK;
+    return rc;
 }
 
 int ec2_run_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
@@ -416,16 +371,7 @@ int ec2_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, cha
                            .own_timeout = true};
     struct vssh_out out;
     rc = vssh_run(&vc.c, &cmd, &out, err, errlen);
-    if (rc == VMMS_OK && out.exit_code != 0 && out.exit_code != 1)
-        rc = vssh_cmd_fail(vc.label, &out, "cannot read the job's output", err, errlen);
+    rc = vssh_take_partial(rc, &out, max_bytes, vc.label, outp, len, err, errlen);
     vm_close(&vc);
-    if (rc != VMMS_OK) {
-        vssh_out_free(&out);
-        return rc;
-    }
-    if (out.out == NULL && (out.out = calloc(1, 1)) == NULL)
-        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
-    *outp = out.out;
-    *len = max_bytes ? out.out_len : 0;
-    return VMMS_OK;
+    return rc;
 }
