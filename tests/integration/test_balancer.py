@@ -315,7 +315,8 @@ cfg = {"trusted_proxies": ["127.0.0.1"], "max_upload_mb": MAX_UPLOAD_MB,
        "default_disable_network": True}
 consumer = {"vmms": "localDocker", "vmms_dir": os.path.join(tlib.BUILD, "vmms"),
             "instance_prefix": PREFIX, "max_jobs": 4, "max_jobs_per_image": 4,
-            "lease_ms": 3000, "callback_backoff_ms": 100}
+            "lease_ms": 3000, "callback_backoff_ms": 100,
+            "metrics_port": 0}  # no /metrics listener (a fixed port other tests may hold)
 with tlib.Service(producers=2, config=cfg, key="k-balancer-7Qw2") as svc:
     cb = tjobs.CallbackReceiver()
     consumer["vmms_config"] = {"localDocker": {"volume_dir": os.path.join(svc.tmp, "volumes")}}
