@@ -7,6 +7,7 @@ cgroups and network namespaces:
     ends normally, no retry;
   - cancel of a running job ends it within seconds;
   - cpu_limit_s: a spinning job is stopped at its CPU time, its output kept;
+  - an OCI image layout directory (a gzip layer on top) imported at start;
   - /build of a `docker save` tarball with whiteouts: a file deleted in the
     upper layer is absent in the job, an opaque directory shows only the
     upper layer's entries; layers with "..", or a write through a symbolic
@@ -18,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,6 +37,7 @@ NS = "ttn%d" % os.getpid()
 NS_HOST_IF = "tth%d" % (os.getpid() % 100000)
 NS_ADDR, NS_GW = "10.232.7.2", "10.232.7.1"
 WH_IMAGE = "oci-wh-%d" % os.getpid()
+OCI_IMAGE = "oci-layout-%d" % os.getpid()
 MANY = 200
 
 
@@ -261,10 +264,74 @@ def build(svc, name, tar):
         return {"statusId": None, "statusMsg": r.text}
 
 
-def test_whiteouts(svc):
+def save_base(svc):
     base = os.path.join(svc.tmp, "base.tar")
     with open(base, "wb") as f:
         subprocess.run(["docker", "save", "autograding_image"], stdout=f, check=True, timeout=120)
+    return base
+
+
+def oci_layout(base, d):
+    """An OCI image layout in d: the base's layers as tar blobs, plus a
+    gzip-compressed layer with /opt/oci.txt."""
+    import gzip
+    os.makedirs(os.path.join(d, "blobs", "sha256"))
+
+    def blob(data):
+        h = hashlib.sha256(data).hexdigest()
+        with open(os.path.join(d, "blobs", "sha256", h), "wb") as f:
+            f.write(data)
+        return "sha256:" + h
+    layers = []
+    with tarfile.open(base) as b:
+        man = json.load(b.extractfile("manifest.json"))[0]
+        cfg = json.load(b.extractfile(man["Config"]))
+        for lp in man["Layers"]:
+            data = b.extractfile(lp).read()
+            layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                           "digest": blob(data), "size": len(data)})
+    top = tar_bytes([("opt/", None), ("opt/oci.txt", b"from an OCI layout\n")])
+    gz = gzip.compress(top)
+    layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                   "digest": blob(gz), "size": len(gz)})
+    cfg["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(top).hexdigest())
+    cb = json.dumps(cfg).encode()
+    manifest = json.dumps({"schemaVersion": 2,
+                           "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": blob(cb), "size": len(cb)},
+                           "layers": layers}).encode()
+    with open(os.path.join(d, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": blob(manifest),
+             "size": len(manifest),
+             "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}, f)
+    with open(os.path.join(d, "oci-layout"), "w") as f:
+        json.dump({"imageLayoutVersion": "1.0.0"}, f)
+
+
+def published(svc):
+    try:
+        return json.loads(svc.redis.cli("GET", svc.prefix + "images")).get("images", [])
+    except (ValueError, TypeError):
+        return []
+
+
+def test_oci_layout(svc):
+    tlib.check("OCI image layout: listed by getImages (published)",
+               tlib.wait_for(lambda: OCI_IMAGE in published(svc), 60), published(svc))
+    submit(svc, "ocil", {"Makefile": makefile("cat /opt/oci.txt\ntest -x /usr/bin/make && "
+                                              "echo base layers there")},
+           "ocil.out", timeout=20, image=OCI_IMAGE)
+    out = wait_output(svc, "ocil", "ocil.out", 60)
+    text = out.decode("utf-8", "replace") if out else ""
+    tlib.check("OCI image layout (gzip layer on top): imported at start, a job runs on it",
+               "from an OCI layout" in text and "base layers there" in text, text[-600:])
+    shutil.rmtree(os.path.join(svc.tmp, "oci-layout"), ignore_errors=True)
+
+
+def test_whiteouts(svc):
+    base = os.path.join(svc.tmp, "base.tar")
     upper = tar_bytes([("etc/", None), ("etc/.wh.debian_version", b""),
                        ("usr/", None), ("usr/share/", None), ("usr/share/doc/", None),
                        ("usr/share/doc/.wh..wh..opq", b""), ("usr/share/doc/onlyme", b"only me\n"),
@@ -322,27 +389,26 @@ def main():
     cb = tjobs.CallbackReceiver()
     drop_test_netns()
     with tlib.Service(producers=1, config={"build_timeout_s": 300, "max_upload_mb": 1024}) as svc:
-        svc.start_consumer(oci.oci_config(svc))
+        base = save_base(svc)
+        layout = os.path.join(svc.tmp, "oci-layout")
+        oci_layout(base, layout)
+        svc.start_consumer(oci.oci_config(svc, oci={"oci_images": {OCI_IMAGE: layout}}))
         try:
-            for t in (test_network, test_disk, test_cancel, test_cpu_limit, test_whiteouts,
-                      test_many):
+            for t in (test_oci_layout, test_network, test_disk, test_cancel, test_cpu_limit,
+                      test_whiteouts, test_many):
                 t(svc)
         finally:
-            for c in svc.consumers:
-                c.stop(60)
-            svc.consumers.clear()
+            rc = svc.consumers[0].stop(60)
+            tlib.check("consumer drains and exits 0", rc == 0, rc)
         tlib.check("nothing of ours left after %d jobs and the rest" % MANY, not oci.leftovers(),
                    oci.leftovers())
         # takeover: the standby re-attaches to the killed leader's runs
         cfg = test_takeover.config(svc, oci.oci_config(svc))
         standby = test_takeover.takeover_keeps_runs(svc, cb, cfg, "localOCI", "keep")
-        svc.consumers[standby].stop(60)
-        for c in svc.consumers:
-            if c.proc and c.proc.poll() is None:
-                c.kill(signal.SIGKILL)
-        svc.consumers.clear()
+        tlib.check("takeover: the standby drains and exits 0", svc.consumers[standby].stop(60) == 0)
+        tlib.check("nothing of ours left after the takeover", not oci.leftovers(), oci.leftovers())
     for d in ("images",):
-        for n in (WH_IMAGE, "oci-bad-%d" % os.getpid()):
+        for n in (WH_IMAGE, OCI_IMAGE, "oci-bad-%d" % os.getpid()):
             p = os.path.join(oci.LAYER_STORE, d, n + ".json")
             if os.path.exists(p):
                 os.unlink(p)

@@ -26,7 +26,8 @@ static const struct int_key int_keys[] = {
 };
 #define N_INT_KEYS (sizeof int_keys / sizeof int_keys[0])
 
-#define KNOWN "runtime, store_dir, run_dir, docker_socket, import_images, default_cores, " \
+#define KNOWN "runtime, store_dir, run_dir, docker_socket, import_images, oci_images, "     \
+              "default_cores, "                                                            \
               "default_memory_mb, default_pids_limit, default_disk_mb, cmd_timeout_s, "   \
               "network_bridge, network_subnet, host_firewall"
 
@@ -47,7 +48,9 @@ static int set_path(const json_t *v, const char *key, char *dst, size_t dstsz, b
 void lo_config_free(struct lo_config *c)
 {
     json_decref(c->import_images);
+    json_decref(c->oci_images);
     c->import_images = NULL;
+    c->oci_images = NULL;
 }
 
 int lo_config_parse(const json_t *cfg, struct lo_config *out, char *err, size_t errlen)
@@ -58,6 +61,7 @@ int lo_config_parse(const json_t *cfg, struct lo_config *out, char *err, size_t 
     strcpy(out->run_dir, "/run/tango-oci");
     strcpy(out->docker_socket, "/var/run/docker.sock");
     out->import_images = json_pack("[s]", "autograding_image");
+    out->oci_images = json_object();
     strcpy(out->bridge, "tango-oci0");
     out->subnet = (10u << 24) | (231u << 16);
     out->host_firewall = true;
@@ -99,6 +103,21 @@ int lo_config_parse(const json_t *cfg, struct lo_config *out, char *err, size_t 
                                      "\"import_images\" entry %zu is not an image name", i);
             json_decref(out->import_images);
             out->import_images = json_incref(v);
+        } else if (strcmp(key, "oci_images") == 0) {
+            const char *n;
+            json_t *d;
+            if (!json_is_object(v) || json_object_size(v) > 64)
+                return vmms_fail(err, errlen, VMMS_ERR, "localOCI config: \"oci_images\" must "
+                                 "be an object {image name: OCI image layout directory}");
+            json_object_foreach(v, n, d) {
+                const char *s = json_string_value(d);
+                if (!image_name_is_valid(n) || !s || s[0] != '/' || strlen(s) >= PATH_MAX)
+                    return vmms_fail(err, errlen, VMMS_ERR, "localOCI config: \"oci_images\" "
+                                     "entry \"%.100s\": an image name and an absolute directory",
+                                     n);
+            }
+            json_decref(out->oci_images);
+            out->oci_images = json_incref(v);
         } else if (strcmp(key, "network_bridge") == 0) {
             const char *s = json_string_value(v);
             if (!s || !jobnet_ifname_ok(s))

@@ -51,6 +51,7 @@ struct lo_config {
     char run_dir[64];             /* vms/<name>/ bundles, runtime/ state */
     char docker_socket[108];      /* "" = never ask Docker */
     json_t *import_images;        /* names imported from Docker at init */
+    json_t *oci_images;           /* {name: OCI image layout directory} imported at init */
     int default_cores;
     int default_memory_mb;
     int default_pids_limit;
@@ -162,9 +163,12 @@ int lo_runtime(struct lo_ctx *ctx, const char *what, const char *const *args, ch
 int lo_container_pid(struct lo_ctx *ctx, const char *name);
 /* CPU time (user + system, ms) name's cgroup used so far; -1 if unknown. */
 long long lo_cpu_ms(struct lo_ctx *ctx, const char *name);
-/* SIGKILLs every process of name's cgroup that is neither root nor setuid
- * root (the job's own: the grading user's); returns how many. */
-int lo_kill_job_procs(struct lo_ctx *ctx, const char *name);
+/* The uid of the grading user (autodriver's "autograde") in the /etc/passwd
+ * of the container whose process is pid; -1 if none. */
+long lo_grading_uid(int pid);
+/* SIGKILLs every process of name's cgroup whose real uid is uid (the job's
+ * own: autodriver runs it as the grading user); returns how many. */
+int lo_kill_job_procs(struct lo_ctx *ctx, const char *name, long uid);
 /* Opens <vms_dir>/<name> (O_DIRECTORY|O_NOFOLLOW); -1 with errno. */
 int lo_open_bundle(struct lo_ctx *ctx, const char *name);
 

@@ -177,6 +177,15 @@ static int lo_init(const json_t *cfg, const char *prefix, void **out, char *err,
                      log_quote(e2, q, sizeof q));
         }
     }
+    const char *oname;
+    json_t *odir;
+    json_object_foreach(ctx->cfg.oci_images, oname, odir) {
+        char e2[512], q[600];
+        int r = lo_import_oci_dir(ctx, json_string_value(odir), oname, e2, sizeof e2);
+        if (r != VMMS_OK)
+            log_warn("image_import_skipped", "name=%s from=oci_layout err=%s", oname,
+                     log_quote(e2, q, sizeof q));
+    }
     char qs[300], qr[300];
     log_info("vmms_init", "vmms=localOCI prefix=%s runtime=%s runtime_path=%s reason=\"%s\" "
              "cgroup=%s store_dir=%s run_dir=%s", ctx->prefix,

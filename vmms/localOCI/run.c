@@ -383,6 +383,7 @@ int lo_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
     int pid = lo_container_pid(ctx, vm->name);
     int pfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
     int cpu_limit = cpu_limit_of(ctx, vm->name);
+    long job_uid = cpu_limit > 0 ? lo_grading_uid(pid) : -1;
     bool cpu_killed = false;
     /* No process (gone, or a zombie a dead predecessor left): it ended. */
     rc = pfd >= 0 ? VMMS_TIMEOUT : VMMS_OK;
@@ -396,7 +397,7 @@ int lo_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
         if (left <= 0)
             break;
         if (cpu_limit > 0 && lo_cpu_ms(ctx, vm->name) >= 1000LL * cpu_limit &&
-            lo_kill_job_procs(ctx, vm->name) > 0 && !cpu_killed) {
+            lo_kill_job_procs(ctx, vm->name, job_uid) > 0 && !cpu_killed) {
             cpu_killed = true; /* autodriver sees its job die and reports as usual */
             log_info("vm_cpu_limit", "name=%s cpu_limit_s=%d", vm->name, cpu_limit);
         }
