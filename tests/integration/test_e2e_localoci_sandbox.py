@@ -20,7 +20,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tarfile
