@@ -166,14 +166,14 @@ static bool setup_command(redisContext *c, const char *what, char *why, size_t l
     return true;
 }
 
-static redisContext *connect_to(const struct store *st, const char *host, int port, char *why,
-                                size_t len)
+static redisContext *connect_to(const struct store *st, const char *host, int port,
+                                int timeout_ms, char *why, size_t len)
 {
-    struct timeval tv = {st->timeout_ms / 1000, (st->timeout_ms % 1000) * 1000};
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(host, port, tv);
     if (!c || c->err) {
         if (st->target.sentinel)
-            snprintf(why, len, "%s:%d: %s", host, port, c ? c->errstr : "out of memory");
+            snprintf(why, len, "%.100s:%d: %.100s", host, port, c ? c->errstr : "out of memory");
         else
             snprintf(why, len, "%s", c ? c->errstr : "out of memory");
         if (c)
@@ -191,7 +191,7 @@ static redisContext *connect_to(const struct store *st, const char *host, int po
 static redisContext *open_server(const struct store *st, const char *host, int port,
                                  bool must_be_master, char *why, size_t len)
 {
-    redisContext *c = connect_to(st, host, port, why, len);
+    redisContext *c = connect_to(st, host, port, st->timeout_ms, why, len);
     if (!c)
         return NULL;
     redisReply *role = NULL;
@@ -207,7 +207,7 @@ static redisContext *open_server(const struct store *st, const char *host, int p
                       role->element[0]->type == REDIS_REPLY_STRING &&
                       strcmp(role->element[0]->str, "master") == 0;
         if (!master)
-            snprintf(why, len, "%s:%d is not a master (ROLE %.20s)", host, port,
+            snprintf(why, len, "%.100s:%d is not a master (ROLE %.20s)", host, port,
                      role->type == REDIS_REPLY_ARRAY && role->elements > 0 &&
                              role->element[0]->type == REDIS_REPLY_STRING
                          ? role->element[0]->str
@@ -223,10 +223,10 @@ static redisContext *open_server(const struct store *st, const char *host, int p
 
 /* Asks sentinel s for the master's address (host: REDIS_HOST_MAX + 1
  * bytes). A sentinel that wants a password gets the URL's. */
-static int ask_sentinel(const struct store *st, const struct redis_addr *s, char *host, int *port,
-                        char *why, size_t len)
+static int ask_sentinel(const struct store *st, const struct redis_addr *s, int timeout_ms,
+                        char *host, int *port, char *why, size_t len)
 {
-    redisContext *c = connect_to(st, s->host, s->port, why, len);
+    redisContext *c = connect_to(st, s->host, s->port, timeout_ms, why, len);
     if (!c)
         return -1;
     const char *cmd = "SENTINEL get-master-addr-by-name %s";
@@ -241,7 +241,7 @@ static int ask_sentinel(const struct store *st, const struct redis_addr *s, char
     }
     int rc = -1;
     if (!r) {
-        snprintf(why, len, "sentinel %s:%d: %s", s->host, s->port,
+        snprintf(why, len, "sentinel %.100s:%d: %.100s", s->host, s->port,
                  c->errstr[0] ? c->errstr : "authentication failed");
     } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
                r->element[0]->type == REDIS_REPLY_STRING &&
@@ -254,13 +254,13 @@ static int ask_sentinel(const struct store *st, const struct redis_addr *s, char
             *port = (int)p;
             rc = 0;
         } else {
-            snprintf(why, len, "sentinel %s:%d: bad master port", s->host, s->port);
+            snprintf(why, len, "sentinel %.100s:%d: bad master port", s->host, s->port);
         }
     } else if (r->type == REDIS_REPLY_NIL) {
-        snprintf(why, len, "sentinel %s:%d does not know master %s", s->host, s->port,
+        snprintf(why, len, "sentinel %.100s:%d does not know master %.64s", s->host, s->port,
                  st->target.master);
     } else {
-        snprintf(why, len, "sentinel %s:%d: unexpected reply%s%.100s", s->host, s->port,
+        snprintf(why, len, "sentinel %.100s:%d: unexpected reply%s%.100s", s->host, s->port,
                  r->type == REDIS_REPLY_ERROR ? ": " : "",
                  r->type == REDIS_REPLY_ERROR ? r->str : "");
     }
@@ -279,21 +279,56 @@ static redisContext *discover_master(struct store *st, char *why, size_t len)
         const struct redis_addr *s = &st->target.sentinels[i];
         char host[REDIS_HOST_MAX + 1];
         int port;
-        if (ask_sentinel(st, s, host, &port, why, len))
+        if (ask_sentinel(st, s, st->timeout_ms, host, &port, why, len))
             continue;
         redisContext *c = open_server(st, host, port, true, why, len);
         if (!c)
             continue;
         st->sentinel_next = i;
+        st->master_checked_ms = clock_mono_ms();
         if (strcmp(host, st->addr_host) != 0 || port != st->addr_port) {
-            log_info("redis_master", "master=%s host=%s port=%d sentinel=%s:%d",
-                     st->target.master, host, port, s->host, s->port);
+            /* A handle's first master is news only at debug level. */
+            log_event(st->addr_host[0] ? LOG_INFO : LOG_DEBUG, "redis_master",
+                      "master=%s host=%s port=%d sentinel=%s:%d", st->target.master, host, port,
+                      s->host, s->port);
             snprintf(st->addr_host, sizeof st->addr_host, "%s", host);
             st->addr_port = port;
         }
         return c;
     }
     return NULL;
+}
+
+/* How often a connection's master is checked against the sentinels, and
+ * how long that check may take (it is skipped, not failed, without an
+ * answer: the connection's server was checked with ROLE when it was made). */
+#define SENTINEL_RECHECK_MS 1000
+#define SENTINEL_RECHECK_TIMEOUT_MS 250
+
+/* Sentinel mode: whether the sentinels still name the server this handle
+ * is connected to as the master. A master demoted by a failover it lived
+ * through (SENTINEL FAILOVER, a partition) may keep accepting writes until
+ * Sentinel turns it into a replica, seconds later, and those writes would
+ * be lost; asking at most once a second bounds that to about a second. */
+static bool master_still_current(struct store *st)
+{
+    if (!st->target.sentinel)
+        return true;
+    long long now = clock_mono_ms();
+    if (now - st->master_checked_ms < SENTINEL_RECHECK_MS)
+        return true;
+    st->master_checked_ms = now;
+    const struct redis_addr *s = &st->target.sentinels[st->sentinel_next];
+    int timeout = st->timeout_ms < SENTINEL_RECHECK_TIMEOUT_MS ? st->timeout_ms
+                                                               : SENTINEL_RECHECK_TIMEOUT_MS;
+    char host[REDIS_HOST_MAX + 1], why[300];
+    int port;
+    if (ask_sentinel(st, s, timeout, host, &port, why, sizeof why) ||
+        (strcmp(host, st->addr_host) == 0 && port == st->addr_port))
+        return true;
+    log_info("redis_master_moved", "master=%s from=%s:%d to=%s:%d sentinel=%s:%d",
+             st->target.master, st->addr_host, st->addr_port, host, port, s->host, s->port);
+    return false;
 }
 
 /* Whether an idle connection is still usable: nothing may be waiting on it
@@ -311,9 +346,9 @@ static bool connection_idle_ok(const redisContext *c)
 static int ensure_connected_ex(struct store *st, bool *fresh)
 {
     *fresh = false;
-    if (st->ctx && connection_idle_ok(st->ctx))
+    if (st->ctx && connection_idle_ok(st->ctx) && master_still_current(st))
         return 0;
-    drop_connection(st); /* closed while idle: no command was lost on it */
+    drop_connection(st); /* closed while idle, or no longer the master: nothing lost on it */
     *fresh = true;
     st->last_fail = FAIL_OTHER;
     if (clock_mono_ms() < st->down_until_ms)

@@ -24,6 +24,7 @@ struct store {
     char addr_host[REDIS_HOST_MAX + 1]; /* the server talked to (sentinel: last master) */
     int addr_port;
     int sentinel_next;        /* the sentinel asked first: the last that answered */
+    long long master_checked_ms; /* monotonic: when the sentinels last named our master */
     int was_down;      /* for logging transitions only */
     enum {
         FAIL_OTHER,   /* timeout, refused connection...: not sent again */

@@ -274,6 +274,43 @@ def failover(svc, ha, client, probe, phase):
     return window
 
 
+def switchover(ha, client, probe):
+    """SENTINEL FAILOVER: the master is demoted while it runs, with the
+    services connected to it; they must follow to the new master (the old
+    one now answers READONLY, or Sentinel closes their connections)."""
+    old = ha.master_index()
+    new = 1 - old
+    t0 = time.time()
+    ha.cli(ha.sports[0], "SENTINEL", "FAILOVER", MASTER)
+    tlib.wait_for(lambda: ha.master_index() == new, 20, 0.05)
+    t_switch = time.time()
+
+    def busy_clients():
+        """Connections to the old master, not Sentinel's nor this redis-cli's,
+        that ran a command in the last 2 s (CLIENT LIST idle=, whole s)."""
+        out = ha.cli(ha.ports[old], "CLIENT", "LIST", "TYPE", "normal").split("\n")
+        return [l for l in out if l and " name=sentinel-" not in l and "cmd=client|list" not in l
+                and int(l.split(" idle=")[1].split()[0]) <= 1]
+    # Sentinel turns the old master into a replica only seconds later; till
+    # then it still takes writes. The services must leave it on their own
+    # (they ask the sentinels again at least once a second while busy).
+    t_look = t_switch + 3.5
+    tlib.wait_for(lambda: time.time() >= t_look, 5, 0.05)
+    busy = busy_clients()
+    tlib.check("manual failover: 3.5 s after the switch no service talks to the demoted master "
+               "(still a master until Sentinel converts it)",
+               not busy and ha.role(old) == "master", (busy[:3], ha.role(old)))
+    switched = tlib.wait_for(lambda: ha.role(new) == "master" and ha.role(old) == "slave" and
+                             ha.synced(ha.ports[old]), 30, 0.1)
+    tlib.check("manual failover: node %d master, node %d its replica" % (new, old), switched,
+               (ha.role(0), ha.role(1)))
+    t_switched = time.time()
+    resumed = tlib.wait_for(lambda: client.accepted_since(t_switched + 1) > 0, 30)
+    tlib.check("manual failover: jobs are accepted on the new master", resumed)
+    window, _ = probe.window(t0 - 0.5)
+    return window
+
+
 def main():
     svc = tlib.Service(producers=1, config={"redis_min_replicas": 1, "redis_wait_ms": WAIT_MS,
                                             "redis_timeout_ms": 2000})
@@ -334,6 +371,7 @@ def main():
             t.start()
         w1 = failover(svc, ha, client, probe, "failover 1")
         w2 = failover(svc, ha, client, probe, "failover 2 (back)")
+        w3 = switchover(ha, client, probe)
         client.stop.set()
         probe.stop.set()
         for t in threads:
@@ -342,6 +380,7 @@ def main():
         print("# %d jobs accepted, %d given up after %d tries, %d failed answers in all; "
               "error windows %.1f s and %.1f s" % (len(accepted), len(client.rejected), TRIES,
                                                    len(client.failures), w1, w2))
+        print("# manual failover (the old master demoted while running): error window %.1f s" % w3)
         tlib.check("jobs were accepted throughout", len(accepted) >= 10, len(accepted))
 
         def all_dead():
