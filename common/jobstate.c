@@ -36,6 +36,7 @@ static const struct jobstate_transition transitions[] = {
      "a producer accepts a job: new id, record, end of its class and share group's queue"},
     {"lease", Q, JOB_LEASED, JS_LEADER,
      "control:paused queue:c: queue:ring: queue:deficit: queue:weights queue:since queue:sched "
+     "queue:promote:at "
      "queue:leased leases lease:owner lease:fence lease:fence:seq running:ids running:count "
      "jobs:live counters",
      "the leader takes the next job under the scheduling rule; new lease and fence"},

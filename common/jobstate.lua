@@ -188,7 +188,8 @@ end
 -- max_wait ms moves up one class, to the tail of its group there (so jobs
 -- promoted one after another stay FIFO; a group new to that class joins its
 -- ring at the tail). Its wait there starts anew, so each further class
--- costs another max_wait. One job per group per call: O(groups).
+-- costs another max_wait. One job per group per call: O(groups); the lease
+-- function runs it at most once a second (queue:promote:at).
 local function promote(P, max_wait)
   local limit = now_ms() - max_wait
   for i = 2, #CLASSES do
@@ -302,7 +303,10 @@ local function lease(keys, args)
   local cap, max_wait = tonumber(args[3] or '0'), tonumber(args[4] or '0')
   need_leader(P, token)
   if redis.call('EXISTS', P .. K.paused) == 1 then return {0, 'paused'} end
-  if max_wait > 0 then promote(P, max_wait) end
+  -- the promotion scan is O(groups): at most once a second
+  if max_wait > 0 and redis.call('SET', P .. K.queue_promote_at, '1', 'PX', 1000, 'NX') then
+    promote(P, max_wait)
+  end
   local capped = false
   for _, c in ipairs(CLASSES) do
     local r = ring(P, c)

@@ -23,6 +23,7 @@
     X(QUEUE_SCHED,     "queue:sched",     "hash id -> <class>:<group> of every live job")                 \
     X(QUEUE_SINCE,     "queue:since",     "hash id -> when it was queued in its class (Redis time, ms)") \
     X(QUEUE_WEIGHTS,   "queue:weights",   "hash group -> course_weights weight (written by the leader)") \
+    X(QUEUE_PROMOTE_AT, "queue:promote:at", "exists (1 s) after a lease scanned for jobs to promote") \
     X(QUEUE_WAKE,      "queue:wake",      "list (at most one entry) pushed when a job may be leasable (BLPOP)") \
     X(RUNNING_IDS,     "running:ids",     "set of ids counted in running:count (leased .. finishing)") \
     X(RUNNING_COUNT,   "running:count",   "hash <class>:<group> -> jobs leased, running or finishing") \

@@ -35,6 +35,6 @@ LUA
 out=$(wrk -t1 -c50 -d10s -s "$BENCH_TMP/addjob.lua" "$BASE/addJob/$KEY/lab/" 2>&1)
 rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
 reqs=$(echo "$out" | awk '/requests in/ {print $1}')
-queued=$(redis-cli -p "$REDIS_PORT" LLEN addjob:queue:pending)
+queued=$(redis-cli -p "$REDIS_PORT" LLEN addjob:queue:c:normal:lab)
 printf '%-44s | %10s | %s\n' "addJob jobs/s (wrk -t1 -c50 -d10s, Lua)" "$rps" "target >= 5000; $reqs answered, $queued queued in Redis"
 [ "$queued" -ge "$reqs" ] 2>/dev/null || echo "bench: warning: fewer jobs queued than answered"

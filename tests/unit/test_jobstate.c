@@ -374,6 +374,7 @@ static int add_job(const char *c, const char *g)
 /* Leases the next job (cap, max_wait ms); its id, or 0 with why set. */
 static int lease_next(int cap, int wait_ms, char *why, size_t whylen, long long *fence)
 {
+    redis_ok("DEL %s", key("queue:promote:at")); /* scan for promotions on every call */
     redisReply *r = redis_reply("FCALL tango_lease 1 %s %s 5000 %d %d", P, TOKEN, cap, wait_ms);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     int id = 0;
