@@ -11,6 +11,7 @@ The layer store is shared by the localOCI tests (LAYER_STORE): a layer is
 unpacked once per content, whichever test asks first."""
 import os
 import re
+import shutil
 
 import test_e2e_localdocker
 import tjobs
@@ -55,6 +56,15 @@ def leftovers(prefix=PREFIX, rdir=None):
     return left
 
 
+def remove_run_dir(rdir=None):
+    """The test's own run_dir, once nothing is mounted under it."""
+    rdir = rdir or run_dir()
+    with open("/proc/self/mountinfo") as f:
+        if any(rdir + "/" in l for l in f):
+            return
+    shutil.rmtree(rdir, ignore_errors=True)
+
+
 def check_trace_usage(svc, job_id, label):
     dead = tjobs.wait_dead(svc, job_id, 10)
     used = [t for t in (dead or {}).get("trace", []) if " used cpu_user_ms=" in t]
@@ -89,6 +99,7 @@ def main():
         tlib.check("nothing of ours left (mounts, bundles, runtime state, cgroups, netns, veths)",
                    not leftovers(), leftovers())
         tlib.check("key never in consumer log", svc.key not in log)
+        remove_run_dir()
     cb.close()
     tlib.done()
 

@@ -406,6 +406,7 @@ def main():
         standby = test_takeover.takeover_keeps_runs(svc, cb, cfg, "localOCI", "keep")
         tlib.check("takeover: the standby drains and exits 0", svc.consumers[standby].stop(60) == 0)
         tlib.check("nothing of ours left after the takeover", not oci.leftovers(), oci.leftovers())
+        oci.remove_run_dir()
     for d in ("images",):
         for n in (WH_IMAGE, OCI_IMAGE, "oci-bad-%d" % os.getpid()):
             p = os.path.join(oci.LAYER_STORE, d, n + ".json")
