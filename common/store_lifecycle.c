@@ -194,27 +194,26 @@ int store_set_share_weights(struct store *st, const json_t *weights)
 {
     char key[KEY_MAX];
     store_key(st, key, KEY_QUEUE_WEIGHTS);
-    size_t n = json_object_size(weights);
-    size_t argc = 2 + 2 * n;
-    const char **argv = calloc(argc, sizeof *argv);
-    char (*vals)[32] = calloc(n + 1, sizeof *vals);
-    argv[0] = "HSET";
-    argv[1] = key;
-    size_t i = 0;
+    int status;
+    /* Groups no longer listed go first; the listed ones are then written,
+     * so a configured group never reads as missing (weight 1) meanwhile. */
+    redisReply *names = store_cmdf(st, &status, "HKEYS %s", key);
+    if (!names)
+        return status;
+    for (size_t i = 0; i < names->elements && status == STORE_OK; i++)
+        if (names->element[i]->type == REDIS_REPLY_STRING &&
+            !json_object_get(weights, names->element[i]->str))
+            freeReplyObject(store_cmdf(st, &status, "HDEL %s %s", key, names->element[i]->str));
+    freeReplyObject(names);
     const char *name;
     json_t *w;
     json_object_foreach((json_t *)weights, name, w) {
-        snprintf(vals[i], sizeof vals[i], "%.6g", json_number_value(w));
-        argv[2 + 2 * i] = name;
-        argv[3 + 2 * i] = vals[i];
-        i++;
+        if (status != STORE_OK)
+            break;
+        char val[32];
+        snprintf(val, sizeof val, "%.6g", json_number_value(w));
+        freeReplyObject(store_cmdf(st, &status, "HSET %s %s %s", key, name, val));
     }
-    int status;
-    freeReplyObject(store_cmdf(st, &status, "DEL %s", key));
-    if (status == STORE_OK && n > 0)
-        freeReplyObject(store_cmd(st, &status, (int)argc, argv, NULL));
-    free(argv);
-    free(vals);
     return status;
 }
 

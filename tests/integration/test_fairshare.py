@@ -21,6 +21,7 @@ a real producer and real localDocker consumers (jobs of about 1 s).
     times) and max_wait_s 2 (a low job queued longer is promoted: leased
     first instead of after six normal jobs).
 """
+import json
 import re
 import signal
 import time
@@ -191,6 +192,28 @@ def phase_two(svc):
                 "courseQ-lab1"):
         prepare(svc, lab)
 
+    # Upgrade: a job queued the old way (the single queue:pending, a record
+    # without priority or shareGroup) is moved into its course's queue by
+    # the leader's sweep (paused or not), and runs like the others.
+    prepare(svc, "courseK-lab1")
+    legacy = add(svc, "courseK-lab1", "k.out")["jobId"]
+    R, pre = svc.redis, svc.prefix
+    R.cli("LREM", pre + K["QUEUE_CLASS"] + "normal:courseK", 0, legacy)
+    R.cli("LREM", pre + K["QUEUE_RING"] + "normal", 0, "courseK")
+    R.cli("HDEL", pre + K["QUEUE_SCHED"], legacy)
+    R.cli("HDEL", pre + K["QUEUE_SINCE"], legacy)
+    rec = json.loads(R.cli("HGET", pre + K["JOBS_LIVE"], legacy))
+    rec.pop("priority", None)
+    rec.pop("shareGroup", None)
+    R.cli("HSET", pre + K["JOBS_LIVE"], legacy, json.dumps(rec, separators=(",", ":")))
+    R.cli("RPUSH", pre + K["QUEUE_PENDING"], legacy)
+    tlib.check("upgrade: an older version's queue:pending is drained into the course queues",
+               wait_for(lambda: R.cli("LLEN", pre + K["QUEUE_PENDING"]) == "0" and
+                        R.cli("HGET", pre + K["QUEUE_SCHED"], legacy) == "normal:courseK", 10),
+               (R.cli("LLEN", pre + K["QUEUE_PENDING"]), R.cli("HGET", pre + K["QUEUE_SCHED"], legacy)))
+    tlib.check("upgrade: the migrated job keeps its queue position",
+               job(svc, legacy).get("queuePosition") == 1, job(svc, legacy))
+
     # addJob refusals.
     r = add(svc, "courseF-lab1", "bad.out", priority="urgent")
     tlib.check("addJob: a bad priority answers -1 naming the field",
@@ -218,7 +241,9 @@ def phase_two(svc):
     pause(svc, False)
     tlib.check("promotion: the low job ran", wait_for(
         lambda: start_time(svc, "courseH-lab1", "h.out"), 60))
-    order = leased_ids(c)[base:]
+    order = [j for j in leased_ids(c)[base:] if j != legacy]
+    tlib.check("upgrade: the migrated job ran", wait_for(
+        lambda: start_time(svc, "courseK-lab1", "k.out"), 30))
     tlib.check("max_wait_s: the low job, promoted, is leased within the first three "
                "(not after the six normal ones)", low in order[:3], order)
     tlib.check("promotion counted", int(svc.redis.cli("HGET", svc.prefix + K["COUNTERS"],
