@@ -12,6 +12,9 @@ followed by WAIT 1 (redis_min_replicas 1).
   same the other way. Every job accepted (statusId 0 with a jobId) before,
   during and after completes exactly once (its output file, one dead
   record); the producer's error window (seconds of -1 answers) is printed.
+- Then a manual SENTINEL FAILOVER demotes the running master: the services
+  leave it within seconds, while it still is a master (before Sentinel
+  converts it into a replica), and jobs keep completing exactly once.
 """
 import json
 import os
@@ -281,7 +284,9 @@ def switchover(ha, client, probe):
     old = ha.master_index()
     new = 1 - old
     t0 = time.time()
-    ha.cli(ha.sports[0], "SENTINEL", "FAILOVER", MASTER)
+    # Refused (NOGOODSLAVE) until the sentinel has seen the rejoined replica.
+    ok = tlib.wait_for(lambda: ha.cli(ha.sports[0], "SENTINEL", "FAILOVER", MASTER) == "OK", 20, 0.5)
+    tlib.check("manual failover: SENTINEL FAILOVER accepted", ok)
     tlib.wait_for(lambda: ha.master_index() == new, 20, 0.05)
     t_switch = time.time()
 
