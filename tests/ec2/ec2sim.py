@@ -316,7 +316,7 @@ class Ec2Sim:
                "known_hosts": "accept-new", "use_private_ip": True, "max_vms": 3,
                "allowed_instance_types": ["t3.micro", "t3.small"],
                "default_instance_type": "t3.micro", "tags": {"course": "tango-test"},
-               "image_tag": "tango-image", "initialize_timeout_s": 20, "ssh_timeout_s": 3,
+               "image_tag": "tango-image", "initialize_timeout_s": 20, "ssh_timeout_s": 2,
                "command_timeout_s": 20, "api_timeout_s": 10, "api_retries": 5,
                "api_backoff_ms": 100, "poll_ms": 200, "run_grace_s": 10}
         cfg.update(extra)
@@ -341,7 +341,7 @@ class Ec2Sim:
                 self._sim_once()
             except Exception as e:  # keep simulating; the test reports it
                 self.sim_errors.append(repr(e))
-            self.stop_sim.wait(0.2)
+            self.stop_sim.wait(0.1)
 
     def _sim_once(self):
         insts = self.instances()

@@ -35,7 +35,7 @@ def lines_of(out):
 
 def consumer_config(svc, sim, **plugin):
     cfg = base.consumer_config(svc, vmms="ec2SSH", extra={
-        "max_jobs": 6, "max_jobs_per_image": 6, "waitvm_timeout_s": 8, "job_retries": 1,
+        "max_jobs": 6, "max_jobs_per_image": 6, "waitvm_timeout_s": 12, "job_retries": 1,
         "metrics_port": 0})
     cfg["vmms_config"] = {"ec2SSH": sim.plugin_config(PREFIX, **plugin)}
     return cfg
@@ -89,6 +89,20 @@ def main():
         m = re.search(r"```json\n(\{\n  \"Version\".*?\n\})\n```", readme, re.S)
         tlib.check("README's IAM policy is the one tested", m is not None and
                    json.loads(m.group(1)) == policy, m and m.group(1)[:200])
+
+        # Config errors stop the consumer with the key named (and no secret echoed).
+        for key, value in (("regon", "x"), ("region", "us east"), ("known_hosts", "yes"),
+                           ("default_instance_type", "c5.large"), ("private_key", "/nonexistent"),
+                           ("max_vms", 0), ("security_groups", "sg-1"), ("tags", {"Name": "x"}),
+                           ("secret_access_key", "S3CRETVALUE")):
+            c = svc.start_consumer(consumer_config(svc, sim, **{key: value}))
+            c.proc.wait(20)
+            text = c.logtext()
+            tlib.check("config: bad %s refused, named" % key,
+                       c.proc.returncode not in (0, None) and key in text and
+                       "S3CRETVALUE" not in text, text[-300:])
+            c.stop()
+            svc.consumers.clear()
 
         # A consumer whose secret is wrong gets nothing from EC2.
         bad = consumer_config(svc, sim, access_key_id=sim.tango_key[0],
@@ -259,7 +273,7 @@ def main():
                                        job_record(svc, rk["jobId"]).get("trace", [])), 60)
         tlib.check("restart: job started before the kill", started)
         svc.consumers[0].kill()
-        svc.start_consumer(consumer_config(svc, sim))
+        svc.start_consumer(consumer_config(svc, sim, keep_failed_vms=True))
         out = wait_output(svc, "lab1", "kill.out", 90)
         tlib.check("restart: the run survives and its output arrives",
                    out is not None and b"survived" in out and b"Success" in out, out)
@@ -267,6 +281,24 @@ def main():
         assigned = [t for t in dead.get("trace", []) if "Assigned job" in t]
         tlib.check("restart: ran once (re-attached, not re-run)",
                    len(assigned) == 1 and dead.get("retries") == 0, dead.get("trace"))
+
+        # keep_failed_vms: a VM that failed stays, renamed, no longer ours
+        rf = submit(svc, "lab1", {"Makefile": makefile("echo x")}, "kept.out", timeout=20,
+                    image="deadimage")
+        dead = tjobs.wait_dead(svc, rf["jobId"], 90)
+        kept = [i for i in sim.instances([{"Name": "instance-state-name", "Values": ["running"]}])
+                if any(t["Key"] == "Name" and t["Value"].startswith("failed-" + PREFIX + "j%d-" %
+                                                                    rf["jobId"])
+                       for t in i.get("Tags", []))]
+        tlib.check("keep_failed_vms: failed VMs kept running as failed-NAME, not ours any more",
+                   dead is not None and len(kept) == 2 and
+                   not any(t["Key"] == "tango-service" for i in kept for t in i["Tags"]),
+                   [i.get("Tags") for i in kept])
+        # (the warm pool's failed VMs of deadimage were kept too: all go now)
+        left = [i["InstanceId"] for i in sim.instances([{"Name": "tag:Name", "Values": [
+            "failed-" + PREFIX + "*"]}]) if i["State"]["Name"] != "terminated"]
+        if left:
+            sim.ec2.terminate_instances(InstanceIds=left)
 
         rc = svc.consumers[-1].stop(60)
         tlib.check("consumer drains and exits 0", rc == 0, rc)

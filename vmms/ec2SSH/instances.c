@@ -90,14 +90,22 @@ static int describe(struct ec2_ctx *ctx, const struct ec2_params *base,
     return vmms_fail(err, errlen, VMMS_ERR, "EC2 DescribeInstances: too many pages");
 }
 
-static void ours_filter(struct ec2_ctx *ctx, struct ec2_params *p, bool live_only)
+enum which { ANY_STATE, LIVE, NOT_ENDED };
+
+/* Our instances (by the service tag): in any state, pending or running (the
+ * cap), or not ended (get_vms: a stopped one of ours still costs). */
+static void ours_filter(struct ec2_ctx *ctx, struct ec2_params *p, enum which w)
 {
     ec2_param(p, "Filter.1.Name", "tag:" EC2_SERVICE_TAG);
     ec2_param(p, "Filter.1.Value.1", "%s", ctx->prefix);
-    if (live_only) {
-        ec2_param(p, "Filter.2.Name", "instance-state-name");
-        ec2_param(p, "Filter.2.Value.1", "pending");
-        ec2_param(p, "Filter.2.Value.2", "running");
+    if (w == ANY_STATE)
+        return;
+    static const char *const states[] = {"pending", "running", "stopping", "stopped"};
+    ec2_param(p, "Filter.2.Name", "instance-state-name");
+    for (size_t i = 0; i < (w == LIVE ? 2 : 4); i++) {
+        char k[32];
+        snprintf(k, sizeof k, "Filter.2.Value.%zu", i + 1);
+        ec2_param(p, k, "%s", states[i]);
     }
 }
 
@@ -333,7 +341,7 @@ int ec2_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     pthread_mutex_lock(&ctx->launch);
     int live = 0;
     struct ec2_params p = {0};
-    ours_filter(ctx, &p, true);
+    ours_filter(ctx, &p, LIVE);
     rc = describe(ctx, &p, count_one, &live, err, errlen);
     ec2_params_free(&p);
     if (rc == VMMS_OK && live >= c->max_vms)
@@ -461,7 +469,7 @@ static int terminate(struct ec2_ctx *ctx, struct vmms_vm *vm, bool safe, char *e
     int rc;
     if (!vm->id[0]) { /* destroyed by name (no id was recorded): find it by our tags */
         struct ec2_params p = {0};
-        ours_filter(ctx, &p, false);
+        ours_filter(ctx, &p, ANY_STATE);
         struct by_name b = {vm->name, ""};
         rc = describe(ctx, &p, take_id, &b, err, errlen);
         ec2_params_free(&p);
@@ -572,7 +580,7 @@ int ec2_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
 {
     struct ec2_ctx *ctx = vctx;
     struct ec2_params p = {0};
-    ours_filter(ctx, &p, true);
+    ours_filter(ctx, &p, NOT_ENDED);
     struct list_cb l = {cb, arg};
     int rc = describe(ctx, &p, list_one, &l, err, errlen);
     ec2_params_free(&p);

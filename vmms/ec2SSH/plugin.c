@@ -60,6 +60,9 @@ static int ec2_init(const json_t *cfg, const char *prefix, void **out, char *err
         return VMMS_ERR;
     }
     const struct ec2_config *c = &ctx->cfg;
+    if (strncmp(c->endpoint, "http://", 7) == 0)
+        log_warn("vmms_plain_http", "vmms=ec2SSH endpoint=%s note=\"the EC2 API over plain "
+                 "HTTP: fine for a local test endpoint, never for AWS\"", c->endpoint);
     if (c->host_keys == EC2_KEYS_ACCEPT_NEW)
         log_warn("vmms_insecure", "vmms=ec2SSH known_hosts=accept-new note=\"each new VM's "
                  "first host key is trusted unchecked; use console to check it against the "
