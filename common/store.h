@@ -11,6 +11,12 @@
  * A store handle is not thread-safe: one per thread. It connects lazily and
  * reconnects by itself after Redis comes back; while Redis is unreachable
  * every call returns STORE_UNAVAILABLE at once (after one connect attempt).
+ * With a redis-sentinel:// URL it finds the master through the sentinels
+ * and follows it across failovers; it never writes to a replica. With
+ * redis_min_replicas set, a write that fewer replicas confirm within
+ * redis_wait_ms returns STORE_UNAVAILABLE: its outcome is unknown (it did
+ * run on the master), never reported as a success. A write whose reply was
+ * lost is never sent again by the store (see run_with_retry in store.c).
  */
 #ifndef TANGO_STORE_H
 #define TANGO_STORE_H
