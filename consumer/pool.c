@@ -48,7 +48,9 @@ struct pool *pool_new(struct consumer *c)
 static void destroy(struct pool *p, struct vmms_vm *vm)
 {
     char err[256] = "";
-    if (p->c->ops->safe_destroy_vm(p->c->vctx, vm, err, sizeof err) != VMMS_OK)
+    int st = p->c->ops->safe_destroy_vm(p->c->vctx, vm, err, sizeof err);
+    metrics_vmms_error(p->c, "safe_destroy_vm", st);
+    if (st != VMMS_OK)
         log_warn("pool_destroy_failed", "vm=%s error=\"%s\"", vm->name, err);
 }
 
@@ -239,8 +241,13 @@ static void grow(struct pool *p, const struct vmms_vm *spec)
     struct vmms_vm vm = *spec;
     consumer_vm_name(c, "p", vm.name, sizeof vm.name);
     char err[256] = "";
-    if (c->ops->initialize_vm(c->vctx, &vm, err, sizeof err) != VMMS_OK ||
-        c->ops->wait_vm(c->vctx, &vm, c->cfg->waitvm_timeout_s, err, sizeof err) != VMMS_OK) {
+    int st = c->ops->initialize_vm(c->vctx, &vm, err, sizeof err);
+    metrics_vmms_error(c, "initialize_vm", st);
+    if (st == VMMS_OK) {
+        st = c->ops->wait_vm(c->vctx, &vm, c->cfg->waitvm_timeout_s, err, sizeof err);
+        metrics_vmms_error(c, "wait_vm", st);
+    }
+    if (st != VMMS_OK) {
         log_warn("pool_grow_failed", "image=%s error=\"%s\"", spec->image, err);
         destroy(p, &vm);
         return;

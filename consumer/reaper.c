@@ -100,7 +100,9 @@ void reaper_request_cleanup(struct consumer *c)
 static void destroy_now(struct consumer *c, struct vmms_vm *vm, const char *why)
 {
     char err[256] = "";
-    if (c->ops->safe_destroy_vm(c->vctx, vm, err, sizeof err) == VMMS_OK)
+    int st = c->ops->safe_destroy_vm(c->vctx, vm, err, sizeof err);
+    metrics_vmms_error(c, "safe_destroy_vm", st);
+    if (st == VMMS_OK)
         log_info("vm_reaped", "vm=%s reason=\"%s\"", vm->name, why);
     else
         log_warn("vm_reap_failed", "vm=%s reason=\"%s\" error=\"%s\"", vm->name, why, err);
@@ -157,7 +159,9 @@ static void cleanup_instances(struct consumer *c, struct store *st)
 {
     struct found_vms f = {0};
     char err[256] = "";
-    if (c->ops->get_vms(c->vctx, collect, &f, err, sizeof err) != VMMS_OK) {
+    int listed = c->ops->get_vms(c->vctx, collect, &f, err, sizeof err);
+    metrics_vmms_error(c, "get_vms", listed);
+    if (listed != VMMS_OK) {
         log_warn("cleanup_list_failed", "error=\"%s\"", err);
         return;
     }

@@ -21,7 +21,9 @@ static void publish_images(struct consumer *c, struct store *st)
     char **names = NULL;
     size_t n = 0;
     char err[256] = "";
-    if (c->ops->get_images(c->vctx, &names, &n, err, sizeof err) != VMMS_OK) {
+    int listed = c->ops->get_images(c->vctx, &names, &n, err, sizeof err);
+    metrics_vmms_error(c, "get_images", listed);
+    if (listed != VMMS_OK) {
         log_warn("images_list_failed", "error=\"%s\"", err);
         return;
     }
@@ -43,9 +45,12 @@ static bool load_build(struct consumer *c, struct store *st)
     const char *image = json_string_value(json_object_get(b, "image"));
     const char *path = json_string_value(json_object_get(b, "path"));
     char err[256] = "";
-    bool ok = image && path &&
-              c->ops->load_image(c->vctx, path, image, c->cfg->build_timeout_s, err,
-                                 sizeof err) == VMMS_OK;
+    int loaded = image && path ? c->ops->load_image(c->vctx, path, image, c->cfg->build_timeout_s,
+                                                    err, sizeof err)
+                               : VMMS_ERR;
+    if (image && path)
+        metrics_vmms_error(c, "load_image", loaded);
+    bool ok = loaded == VMMS_OK;
     store_set_build_result(st, id, ok, ok ? "" : err);
     if (ok)
         log_info("image_built", "build_id=%lld image=%s", (long long)id, image);
