@@ -12,6 +12,7 @@ cgroups and network namespaces:
     upper layer is absent in the job, an opaque directory shows only the
     upper layer's entries; layers with "..", or a write through a symbolic
     link, are refused and write nothing outside the store;
+  - a consumer SIGKILLed with warm sandboxes: its successor removes them;
   - takeover: the standby re-attaches to runs the killed leader started
     (test_takeover's check, on localOCI);
   - nothing of ours left after 200 jobs and all of the above."""
@@ -20,6 +21,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tarfile
@@ -396,6 +398,30 @@ def test_many(svc):
     print("# %d hello jobs in %.1fs" % (MANY, time.time() - t0))
 
 
+def test_crash_cleanup(svc):
+    """A consumer SIGKILLed with warm sandboxes made: its successor's
+    startup clean-up removes every piece of them."""
+    cfg = oci.oci_config(svc, extra={"auto_pool_max": 0})
+    a = len(svc.consumers)
+    svc.start_consumer(cfg)
+    r = svc.post("/prealloc/%s/autograding_image/2/" % svc.key).json()
+    tlib.check("crash clean-up: prealloc accepted", r.get("statusId") == 0, r)
+    bundles = os.path.join(oci.run_dir(), "vms")
+    made = tlib.wait_for(lambda: os.path.isdir(bundles) and len(
+        [n for n in os.listdir(bundles) if n.startswith(oci.PREFIX)]) >= 2, 60)
+    tlib.check("crash clean-up: two warm sandboxes made", made, oci.leftovers())
+    svc.post("/prealloc/%s/autograding_image/0/" % svc.key)
+    svc.consumers[a].kill(signal.SIGKILL)
+    left = oci.leftovers()
+    tlib.check("crash clean-up: the killed consumer left its sandboxes",
+               any(l.startswith("cgroup") for l in left) and any("/vms/" in l for l in left), left)
+    svc.start_consumer(cfg)
+    gone = tlib.wait_for(lambda: not oci.leftovers(), 60)
+    tlib.check("crash clean-up: the successor removes them all (bundles, mounts, runtime "
+               "state, cgroups)", gone, oci.leftovers())
+    tlib.check("crash clean-up: the successor exits 0", svc.consumers[a + 1].stop(60) == 0)
+
+
 def main():
     cb = tjobs.CallbackReceiver()
     drop_test_netns()
@@ -418,6 +444,7 @@ def main():
         standby = test_takeover.takeover_keeps_runs(svc, cb, cfg, "localOCI", "keep")
         tlib.check("takeover: the standby drains and exits 0", svc.consumers[standby].stop(60) == 0)
         tlib.check("nothing of ours left after the takeover", not oci.leftovers(), oci.leftovers())
+        test_crash_cleanup(svc)
         oci.remove_run_dir()
     for d in ("images",):
         for n in (WH_IMAGE, OCI_IMAGE, "oci-bad-%d" % os.getpid()):
