@@ -23,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -184,6 +186,57 @@ static void reap(int pid)
     }
 }
 
+/* Whether any cgroup directory of name is left. */
+static bool cg_left(struct lo_ctx *ctx, const char *name)
+{
+    char d[PATH_MAX];
+    if (ctx->cgroup2) {
+        cg_dir(ctx, "", name, d, sizeof d);
+        return access(d, F_OK) == 0;
+    }
+    for (const char *const *c = cg_v1; *c; c++) {
+        cg_dir(ctx, *c, name, d, sizeof d);
+        if (access(d, F_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* What `runc delete --force` does, without a runc process (~10 ms of CPU a
+ * job): SIGKILL the container's first process (the kernel then kills the
+ * rest of its pid namespace), reap it, remove its cgroups once empty and
+ * its state directory. -1 (nothing harmed) when a cgroup stays busy: the
+ * caller then runs the runtime's own delete. runc only: crun keeps more
+ * state of its own. */
+static int fast_delete(struct lo_ctx *ctx, const char *name)
+{
+    int pid = lo_container_pid(ctx, name);
+    if (pid > 0) {
+        int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        /* checked again through the pidfd's own process: never another's */
+        if (pfd >= 0 && lo_container_pid(ctx, name) == pid &&
+            syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0) == 0) {
+            struct pollfd p = {.fd = pfd, .events = POLLIN};
+            poll(&p, 1, 5000);
+        }
+        if (pfd >= 0)
+            close(pfd);
+        reap(pid);
+    }
+    for (int i = 0; i < 100; i++) {
+        cg_remove(ctx, name);
+        if (!cg_left(ctx, name))
+            break;
+        clock_sleep_ms(10); /* the namespace's last processes exiting */
+    }
+    if (cg_left(ctx, name))
+        return -1;
+    char st[PATH_MAX];
+    snprintf(st, sizeof st, "%s/%s", ctx->runtime_root, name);
+    nftw(st, rm_cb, 8, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    return runtime_has(ctx, name) ? -1 : 0;
+}
+
 static int destroy(struct lo_ctx *ctx, struct vmms_vm *vm, bool safe, char *err, size_t errlen)
 {
     int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
@@ -202,6 +255,8 @@ static int destroy(struct lo_ctx *ctx, struct vmms_vm *vm, bool safe, char *err,
     }
     if (runtime_has(ctx, vm->name)) {
         existed = true;
+    }
+    if (runtime_has(ctx, vm->name) && (ctx->runtime != LO_RUNC || fast_delete(ctx, vm->name))) {
         const char *args[] = {"delete", "--force", vm->name, NULL};
         rc = lo_runtime(ctx, "runtime delete", args, err, errlen);
         if (rc != VMMS_OK && !runtime_has(ctx, vm->name))
