@@ -15,7 +15,11 @@
   when the instance is terminated. Instances of an AMI in `never_boot` are
   left without a VM (an instance that never becomes reachable).
 - Proxy: a loopback HTTP proxy in front of moto that can answer the next N
-  calls with RequestLimitExceeded (throttling) and counts the actions.
+  calls with RequestLimitExceeded (throttling), counts the actions, and
+  gives GetConsoleOutput what cloud-init prints on a real instance: the
+  VM's host key fingerprints between "BEGIN/END SSH HOST KEY FINGERPRINTS"
+  (moto's console text is fixed), or a wrong fingerprint while
+  `bad_console` is set.
 - IMDS: a loopback fake of the instance metadata service (IMDSv2 only:
   PUT token, then GETs carrying it) serving the role's credentials.
 Every address is loopback or the Docker test network.
@@ -80,8 +84,10 @@ class Proxy:
     """Forwards every request to moto; throttle(n) makes the next n answer
     RequestLimitExceeded (HTTP 503, EC2's error document)."""
 
-    def __init__(self, upstream_port):
+    def __init__(self, upstream_port, console=None):
         self.upstream = upstream_port
+        self.console = console      # instance id -> console text, or None (not booted)
+        self.bad_console = False
         self.lock = threading.Lock()
         self.pending_throttles = 0
         self.throttled = 0
@@ -120,6 +126,13 @@ class Proxy:
                 c.request("POST", self.path, body, hdrs)
                 r = c.getresponse()
                 data = r.read()
+                if action == "GetConsoleOutput" and r.status == 200 and outer.console:
+                    iid = urllib.parse.parse_qs(body.decode()).get("InstanceId", [""])[0]
+                    text = outer.console(iid, outer.bad_console)
+                    if text is not None:
+                        b64 = base64.b64encode(text.encode()).decode()
+                        data = re.sub(rb"<output>[^<]*</output>",
+                                      ("<output>%s</output>" % b64).encode(), data)
                 self.send_response(r.status)
                 for k, v in r.getheaders():
                     if k.lower() not in ("content-length", "transfer-encoding", "connection",
@@ -303,7 +316,7 @@ class Ec2Sim:
             "Instances"][0]["InstanceId"]
         self.never_boot.add(self.amis["deadimage"])
         self.never_boot.add(self.untagged_ami)
-        self.proxy = Proxy(self.port)
+        self.proxy = Proxy(self.port, self.console_text)
         self.imds = Imds("tango-role", self.role_creds)
         self.sim = threading.Thread(target=self._simulate, daemon=True)
         self.sim.start()
@@ -313,7 +326,7 @@ class Ec2Sim:
                "imds_endpoint": self.imds.url, "subnet": self.subnet,
                "security_groups": [self.sg], "key_pair": "tango-graders",
                "private_key": self.private_key, "ssh_user": "root",
-               "known_hosts": "accept-new", "use_private_ip": True, "max_vms": 3,
+               "known_hosts": "console", "use_private_ip": True, "max_vms": 3,
                "allowed_instance_types": ["t3.micro", "t3.small"],
                "default_instance_type": "t3.micro", "tags": {"course": "tango-test"},
                "image_tag": "tango-image", "initialize_timeout_s": 20, "ssh_timeout_s": 2,
@@ -371,6 +384,26 @@ class Ec2Sim:
                 self.boots += 1
             else:
                 self.sim_errors.append("boot %s at %s: %s" % (iid, ip, r.stderr.strip()[:200]))
+
+    def console_text(self, iid, bad=False):
+        """What cloud-init prints on the console of a booted VM: its host key
+        fingerprints (ssh-keygen -lf), or one of no key when bad."""
+        name = self.booted.get(iid)
+        if not name:
+            return None
+        r = subprocess.run(["docker", "exec", name, "sh", "-c",
+                            "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            return None  # sshd not up yet: nothing printed
+        line = r.stdout.strip()
+        if bad:
+            line = "256 SHA256:%s root@vm (ED25519)" % base64.b64encode(
+                secrets.token_bytes(32)).decode().rstrip("=")
+        return ("[   1.0] cloud-init[501]: Generating public/private ed25519 key pair.\n"
+                "-----BEGIN SSH HOST KEY FINGERPRINTS-----\n%s\n"
+                "-----END SSH HOST KEY FINGERPRINTS-----\n"
+                "-----BEGIN SSH HOST KEY KEYS-----\n" % line)
 
     def vm_containers(self):
         out = subprocess.run(["docker", "ps", "-a", "--filter", "label=tango-ec2-test=1",

@@ -252,6 +252,17 @@ def main():
                             svc.consumers[0].logtext() and "code=RequestLimitExceeded" in
                             svc.consumers[0].logtext(), 30), sim.proxy.throttled)
 
+        # a host key that is not the one the console printed: refused
+        sim.proxy.bad_console = True
+        rm = submit(svc, "lab1", {"Makefile": makefile("echo x")}, "mitm.out", timeout=20,
+                    instance_type="t3.small")  # not the warm pool's type: a new VM
+        dead = tjobs.wait_dead(svc, rm["jobId"], 90)
+        sim.proxy.bad_console = False
+        trace = " ".join(dead["trace"]) if dead else ""
+        tlib.check("known_hosts console: a key not on the console is refused, job not run",
+                   dead is not None and "host key mismatch" in trace and
+                   "Success" not in (dead.get("outcome") or ""), trace[-400:])
+
         # an instance that never becomes reachable: timeout, retried, terminated
         rd = submit(svc, "lab1", {"Makefile": makefile("echo x")}, "dead.out", timeout=20,
                     image="deadimage")
@@ -273,7 +284,8 @@ def main():
                                        job_record(svc, rk["jobId"]).get("trace", [])), 60)
         tlib.check("restart: job started before the kill", started)
         svc.consumers[0].kill()
-        svc.start_consumer(consumer_config(svc, sim, keep_failed_vms=True))
+        svc.start_consumer(consumer_config(svc, sim, keep_failed_vms=True,
+                                           known_hosts="accept-new"))
         out = wait_output(svc, "lab1", "kill.out", 90)
         tlib.check("restart: the run survives and its output arrives",
                    out is not None and b"survived" in out and b"Success" in out, out)
@@ -315,6 +327,9 @@ def main():
         secrets_ = [sim.tango_key[1], sim.role_creds["SecretAccessKey"],
                     sim.role_creds["SessionToken"], sim.imds.token, "B" * 40, svc.key]
         tlib.check("no secret in the consumer logs", not any(s in logs for s in secrets_))
+        tlib.check("known_hosts console: keys checked against the console's fingerprints",
+                   "event=host_key_matched" in svc.consumers[0].logtext() and
+                   "host_key_accepted_new" not in svc.consumers[0].logtext())
         tlib.check("accept-new host keys logged as such",
                    "event=host_key_accepted_new" in logs and "known_hosts=accept-new" in logs)
         svc.consumers.clear()
