@@ -89,9 +89,7 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
     return 0;
 }
 
-/* rm -rf of a directory of our own (symbolic links not followed, other
- * file systems not entered). */
-static void rm_tree(const char *dir)
+void lo_rm_tree(const char *dir)
 {
     nftw(dir, rm_cb, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
@@ -132,7 +130,7 @@ int lo_store_init(struct lo_ctx *ctx, char *err, size_t errlen)
             continue;
         char p[PATH_MAX * 2];
         snprintf(p, sizeof p, "%s/%s", tmp, e->d_name);
-        rm_tree(p);
+        lo_rm_tree(p);
     }
     if (d)
         closedir(d);
@@ -412,7 +410,7 @@ static int store_layer(struct lo_ctx *ctx, struct source *src, const char *want,
     if (rc == VMMS_OK && rename(tmp, final) != 0 && errno != EEXIST && errno != ENOTEMPTY)
         rc = vmms_fail(err, errlen, VMMS_ERR, "cannot store layer %.12s: %s", want,
                        strerror(errno));
-    rm_tree(tmp); /* gone after the rename; else the loser of a race, or a failure */
+    lo_rm_tree(tmp); /* gone after the rename; else the loser of a race, or a failure */
     if (rc == VMMS_OK)
         log_info("layer_stored", "digest=%.12s", want);
     return rc;

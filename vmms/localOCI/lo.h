@@ -123,6 +123,9 @@ int lo_get_images(void *ctx, char ***names, size_t *count, char *err, size_t err
 /* The image's record: {"layers": [dir, ... bottom first], "env": [...],
  * "cwd": "..."}; *out is a new reference. VMMS_NOT_FOUND if not imported. */
 int lo_image_get(struct lo_ctx *ctx, const char *name, json_t **out, char *err, size_t errlen);
+/* rm -rf of a directory of our own: symbolic links not followed, other
+ * file systems (a mount left in it) not entered. */
+void lo_rm_tree(const char *dir);
 /* The absolute directory of layer digest (64 hex) into buf. */
 void lo_layer_dir(struct lo_ctx *ctx, const char *digest, char *buf, size_t bufsz);
 

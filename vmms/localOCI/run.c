@@ -275,7 +275,7 @@ int lo_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, cha
         /* in the bundle, so a successor's attach_job enforces it too */
         char lim[32];
         int b = lo_open_bundle(ctx, vm->name);
-        int lf = b >= 0 ? openat(b, "cpu_limit", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+        int lf = b >= 0 ? openat(b, "cpu_limit", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
                                                      O_CLOEXEC, 0600)
                         : -1;
         snprintf(lim, sizeof lim, "%d\n", run->cpu_limit_s);

@@ -18,7 +18,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,17 +38,6 @@ static const char *const cg_v1[] = {"cpu", "cpuacct", "cpuset", "memory", "devic
                                     "freezer", "blkio", "pids", "perf_event", "net_cls",
                                     "net_prio", "hugetlb", "rdma", "misc", "systemd",
                                     "unified", NULL};
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-    (void)sb;
-    (void)f;
-    if (flag == FTW_DP)
-        rmdir(p);
-    else
-        unlink(p);
-    return 0;
-}
 
 int lo_open_bundle(struct lo_ctx *ctx, const char *name)
 {
@@ -72,7 +60,7 @@ static int read_small(int dfd, const char *file, char *buf, size_t bufsz)
 
 static int write_small(int dfd, const char *file, const char *data)
 {
-    int fd = openat(dfd, file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = openat(dfd, file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
     size_t n = strlen(data);
@@ -233,7 +221,7 @@ static int fast_delete(struct lo_ctx *ctx, const char *name)
         return -1;
     char st[PATH_MAX];
     snprintf(st, sizeof st, "%s/%s", ctx->runtime_root, name);
-    nftw(st, rm_cb, 8, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    lo_rm_tree(st);
     return runtime_has(ctx, name) ? -1 : 0;
 }
 
@@ -277,7 +265,7 @@ static int destroy(struct lo_ctx *ctx, struct vmms_vm *vm, bool safe, char *err,
             log_warn("vm_netns_left", "name=%s err=\"%s\"", vm->name, e2);
         close(dfd);
         snprintf(p, sizeof p, "%s/%s", ctx->vms_dir, vm->name);
-        nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+        lo_rm_tree(p);
         if (access(p, F_OK) == 0 && rc == VMMS_OK)
             rc = vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: cannot remove %s", vm->name, p);
     } else {
@@ -447,7 +435,7 @@ int lo_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         char bundle[PATH_MAX * 2], pidf[PATH_MAX * 2 + 8];
         snprintf(bundle, sizeof bundle, "%s/%s", ctx->vms_dir, vm->name);
         snprintf(pidf, sizeof pidf, "%s/pid", bundle);
-        int log = openat(dfd, "console.log", O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
+        int log = openat(dfd, "console.log", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
                                                  O_CLOEXEC, 0600);
         const char *argv[] = {ctx->runtime_path, "--root", ctx->runtime_root, "create",
                               "--bundle", bundle, "--pid-file", pidf, vm->name, NULL};
