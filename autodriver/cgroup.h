@@ -11,6 +11,10 @@
 
 #include <stddef.h>
 
+/* Set to "1" in the autodriver's environment (localOCI does, in the
+ * container's) to get the cgroup line in the report. */
+#define AD_CGROUP_ENV "TANGO_CGROUP_USAGE"
+
 struct ad_cg_usage {
     long long cpu_user_ms;
     long long cpu_sys_ms;

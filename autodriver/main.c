@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -71,9 +72,14 @@ static int print_report(const struct ad_result *res, unsigned long timeout, ad_e
     int n = ad_format_status(line, sizeof line, res->timed_out, timeout, res->exit_status);
     int m = ad_format_usage(line + n, sizeof line - (size_t)n, res->wall_seconds,
                             res->peak_kb);
-    /* the sandbox's own cgroup figures, when a runtime gives it one */
+    /* the sandbox's own cgroup figures, when the back end asks for them
+     * (AD_CGROUP_ENV=1; the report stays the original's otherwise) and a
+     * runtime gives it a cgroup. getenv, not secure_getenv: we are setuid,
+     * and the variable only adds a line of figures. */
     struct ad_cg_usage cg;
-    if (ad_cgroup_usage("/proc/self/cgroup", "/sys/fs/cgroup", &cg) == 0)
+    const char *want = getenv(AD_CGROUP_ENV);
+    if (want && strcmp(want, "1") == 0 &&
+        ad_cgroup_usage("/proc/self/cgroup", "/sys/fs/cgroup", &cg) == 0)
         m += ad_format_cgroup_usage(line + n + m, sizeof line - (size_t)(n + m), &cg);
     if (ad_write_all(STDOUT_FILENO, line, (size_t)n + (size_t)m) < 0)
         return ad_fail_errno(e, errno, "Error writing the report");

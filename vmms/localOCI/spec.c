@@ -180,6 +180,8 @@ json_t *lo_spec(struct lo_ctx *ctx, const char *name, const json_t *image,
         json_array_append_new(env, json_string("PATH=/usr/local/sbin:/usr/local/bin:"
                                                "/usr/sbin:/usr/bin:/sbin:/bin"));
     json_array_append_new(env, json_string("HOME=/root"));
+    /* our autodriver then reports the sandbox's cgroup figures (old ones ignore it) */
+    json_array_append_new(env, json_string("TANGO_CGROUP_USAGE=1"));
 
     json_t *ns = json_pack("[{s:s}, {s:s}, {s:s}, {s:s}, {s:s}]", "type", "pid", "type",
                            "ipc", "type", "uts", "type", "mount", "type", "cgroup");
