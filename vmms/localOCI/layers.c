@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <linux/openat2.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,7 +121,8 @@ int lo_store_init(struct lo_ctx *ctx, char *err, size_t errlen)
             strcpy(ctx->cfg.store_dir, real); /* no symlink on the way: SECURE_SYMLINKS */
         }
     }
-    /* What a crash left in tmp/ is no layer. */
+    /* What a dead process left in tmp/ is no layer (entries carry their
+     * writer's pid: another consumer on this store may be importing now). */
     char tmp[PATH_MAX + 8];
     snprintf(tmp, sizeof tmp, "%s/tmp", ctx->cfg.store_dir);
     DIR *d = opendir(tmp);
@@ -128,6 +130,10 @@ int lo_store_init(struct lo_ctx *ctx, char *err, size_t errlen)
     while (d && (e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
+        const char *dash = strchr(e->d_name, '-');
+        long owner = dash ? strtol(dash + 1, NULL, 10) : 0;
+        if (owner > 0 && (kill((pid_t)owner, 0) == 0 || errno != ESRCH))
+            continue; /* its writer lives */
         char p[PATH_MAX * 2];
         snprintf(p, sizeof p, "%s/%s", tmp, e->d_name);
         lo_rm_tree(p);
@@ -387,7 +393,7 @@ static int store_layer(struct lo_ctx *ctx, struct source *src, const char *want,
     lo_layer_dir(ctx, want, final, sizeof final);
     if (access(final, F_OK) == 0)
         return VMMS_OK;
-    snprintf(tmp, sizeof tmp, "%s/tmp/layer-XXXXXX", ctx->cfg.store_dir);
+    snprintf(tmp, sizeof tmp, "%s/tmp/layer-%d-XXXXXX", ctx->cfg.store_dir, (int)getpid());
     if (mkdtemp(tmp) == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "cannot make %s: %s", tmp, strerror(errno));
     chmod(tmp, 0755);
@@ -431,7 +437,7 @@ static int write_record(struct lo_ctx *ctx, const char *name, const char *id,
     if (rec == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     snprintf(path, sizeof path, "%s/images/%s.json", ctx->cfg.store_dir, cname);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid()); /* under import_lock */
     unlink(tmp);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     int rc = VMMS_OK;
@@ -796,7 +802,7 @@ int lo_import_docker(struct lo_ctx *ctx, const char *name, char *err, size_t err
     json_decref(rec);
     long long t0 = clock_mono_ms();
     char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s/tmp/export-XXXXXX", ctx->cfg.store_dir);
+    snprintf(tmp, sizeof tmp, "%s/tmp/export-%d-XXXXXX", ctx->cfg.store_dir, (int)getpid());
     int fd = mkstemp(tmp);
     s.f = fd >= 0 ? fdopen(fd, "w+") : NULL;
     if (s.f == NULL) {
