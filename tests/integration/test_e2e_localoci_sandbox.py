@@ -1,5 +1,7 @@
 """localOCI's sandbox, end to end (issue 12), on real runc/crun, overlayfs,
 cgroups and network namespaces:
+  - security: Docker's default capabilities, a seccomp filter, no user
+    namespace, a syscall off the allow list refused;
   - network on: a job reaches a server in the test's own network namespace
     (outbound, NAT), but not a service of the host (through the bridge's
     gateway) nor another job's server (isolated bridge ports);
@@ -152,6 +154,30 @@ def test_network(svc):
         outside.stop()
         host_svc.stop()
         drop_test_netns()
+
+
+def test_security(svc):
+    """The container's process runs with Docker's default capabilities, a
+    seccomp filter, and no way to make namespaces."""
+    job = makefile("grep -E '^(CapBnd|CapEff):' /proc/1/status | sed 's/^/pid1 /'\n"
+                   "grep -E '^Seccomp:' /proc/self/status | sed 's/^/self /'\n"
+                   "unshare -U -r true 2>/dev/null && echo unshare-allowed || echo unshare-refused\n"
+                   "python3 -c 'import ctypes; l=ctypes.CDLL(None); "
+                   "print(\"keyctl\", l.syscall(250, 0, -3, 1))'")
+    submit(svc, "sec", {"Makefile": job}, "sec.out", timeout=20)
+    out = wait_output(svc, "sec", "sec.out", 60)
+    text = out.decode("utf-8", "replace") if out else ""
+    lines = text.split("\n")
+    docker_caps = "00000000a80425fb"  # Docker's default set
+    tlib.check("security: the container's root has Docker's default capabilities only",
+               "pid1 CapBnd:\t" + docker_caps in lines and "pid1 CapEff:\t" + docker_caps in lines,
+               [l for l in lines if l.startswith("pid1")])
+    tlib.check("security: a seccomp filter is on", "self Seccomp:\t2" in lines,
+               [l for l in lines if l.startswith("self")])
+    tlib.check("security: no user namespace (unshare refused)", has_line(text, "unshare-refused"),
+               text[-400:])
+    tlib.check("security: a syscall off the allow list (keyctl) fails", has_line(text, "keyctl -1"),
+               text[-400:])
 
 
 def test_disk(svc):
@@ -431,7 +457,7 @@ def main():
         oci_layout(base, layout)
         svc.start_consumer(oci.oci_config(svc, oci={"oci_images": {OCI_IMAGE: layout}}))
         try:
-            for t in (test_oci_layout, test_network, test_disk, test_cancel, test_cpu_limit,
+            for t in (test_oci_layout, test_security, test_network, test_disk, test_cancel, test_cpu_limit,
                       test_whiteouts, test_many):
                 t(svc)
         finally:
