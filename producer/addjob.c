@@ -84,11 +84,12 @@ static bool url_ok(const char *s)
     return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
 }
 
-static bool image_known(const json_t *images, const char *name)
+/* Whether the JSON array list holds the string name. */
+static bool name_listed(const json_t *list, const char *name)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(images, i, v) {
+    json_array_foreach(list, i, v) {
         if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
             return true;
     }
@@ -157,7 +158,7 @@ struct job *addjob_parse(const char *body, size_t len, const struct tango_config
     const char *image = json_string_value(json_object_get(o, "image"));
     if (!image)
         problem(&p, "image: required");
-    else if (!image_name_is_valid(image) || !image_known(images, image))
+    else if (!image_name_is_valid(image) || !name_listed(images, image))
         problem(&p, "image: \"%.100s\" is not an image this service can run", image);
     else
         job->image = strdup(image);
@@ -191,14 +192,22 @@ struct job *addjob_parse(const char *body, size_t len, const struct tango_config
     long long cpu = opt_int(&p, o, "cpu_limit_s", 0, cfg->max_cpu_limit_s);
     job->cpu_limit_s = cpu > 0 ? (int)cpu : 0;
 
-    /* A VM type (ec2SSH): a short name here; the back end refuses a type its
-     * config does not allow (the job fails with that reason in its trace). */
+    /* A VM type (ec2SSH): a short name, and one of the config's
+     * vmms_config.ec2SSH.allowed_instance_types when this producer's config
+     * has that list (the usual case: one config file for every service), so
+     * the client hears of a refused type at once; the back end checks again
+     * (a job that reaches it anyway fails with the reason in its trace). */
     json_t *itype = json_object_get(o, "instance_type");
     if (itype && !json_is_null(itype)) {
         const char *t = json_string_value(itype);
         size_t tl = t ? strlen(t) : 0;
+        const json_t *allowed = json_object_get(
+            json_object_get(cfg->vmms_config, "ec2SSH"), "allowed_instance_types");
         if (tl == 0 || tl > 31 || strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789.") != tl)
             problem(&p, "instance_type: 1-31 of a-z, 0-9 and '.', e.g. \"t3.micro\"");
+        else if (json_is_array(allowed) && !name_listed(allowed, t))
+            problem(&p, "instance_type: \"%s\" is not allowed on this service (see "
+                        "vmms_config.ec2SSH.allowed_instance_types)", t);
         else
             job->instance_type = strdup(t);
     }

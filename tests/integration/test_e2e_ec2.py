@@ -172,6 +172,13 @@ def main():
                       instance_type="C5 LARGE")
         tlib.check("instance_type: malformed name refused at addJob",
                    rbad.get("statusId", 0) != 0 and "instance_type" in json.dumps(rbad), rbad)
+        # A producer whose config has the plugin's list refuses at addJob.
+        pcfg = svc.start_producer({"vmms_config": consumer_config(svc, sim)["vmms_config"]})
+        rdeny = svc.add_job("lab1", {"image": "autograding_image", "files": [],
+                                     "jobName": "job-deny", "output_file": "deny.out",
+                                     "instance_type": "c5.large"}, port=pcfg.port)
+        tlib.check("instance_type c5.large: refused at addJob by a producer with the list",
+                   rdeny.get("statusId", 0) != 0 and "not allowed" in json.dumps(rdeny), rdeny)
         out = wait_output(svc, "lab1", "type.out", 60)
         inst = instance_of(sim, ra["jobId"])
         tlib.check("instance_type t3.small: job runs on a t3.small",
