@@ -150,6 +150,18 @@ def wait_pool(svc, n, timeout=30):
         time.sleep(0.02)
 
 
+def stamp_callbacks():
+    """Makes every callback receiver record each arrival's time (key "t");
+    call once, before the receivers get callbacks."""
+    orig = tjobs.parse_multipart
+
+    def stamped(*a):
+        d = orig(*a)
+        d["t"] = time.time()
+        return d
+    tjobs.parse_multipart = stamped
+
+
 def main():
     rows = []
 
@@ -168,14 +180,7 @@ def main():
     raw100_t, _ = raw_parallel(100)
 
     cb = tjobs.CallbackReceiver()
-    # The receiver records arrival times.
-    orig = tjobs.parse_multipart
-
-    def stamped(*a):
-        d = orig(*a)
-        d["t"] = time.time()
-        return d
-    tjobs.parse_multipart = stamped
+    stamp_callbacks()
     cfg = {"vmms": "localDocker", "vmms_dir": os.path.join(tlib.BUILD, "vmms"),
            "default_disable_network": True,  # warm pool instances match the jobs
            "instance_prefix": PREFIX, "max_jobs": PAR, "max_jobs_per_image": PAR,

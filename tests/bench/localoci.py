@@ -10,7 +10,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -28,16 +27,6 @@ PREFIX = "tbo%d-" % os.getpid()
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
-
-
-def stamp_callbacks():
-    orig = tjobs.parse_multipart
-
-    def stamped(*a):
-        d = orig(*a)
-        d["t"] = time.time()
-        return d
-    tjobs.parse_multipart = stamped
 
 
 def service_run(vmms, vmms_cfg):
@@ -77,7 +66,7 @@ def main():
     raw_seq = [jb.raw_run_once() for _ in range(8)]
     raw20, _ = jb.raw_parallel(20)
     raw100, _ = jb.raw_parallel(100)
-    stamp_callbacks()
+    jb.stamp_callbacks()
     ld = service_run("localDocker", {})
     oci = service_run("localOCI", {"store_dir": STORE, "run_dir": "/run/tbo%d" % os.getpid()})
 
