@@ -1,5 +1,5 @@
 /*
- * spawn.c: runs the plugin's helper programs (the OCI runtime, ip, bridge,
+ * spawn.c: runs the plugins' helper programs (spawn.h: the OCI runtime, ip,
  * iptables) with a fixed argv: absolute path, no shell, no PATH lookup, a
  * minimal environment, stdin from a pipe (optional input) or /dev/null,
  * stdout and stderr collected (their start), and a deadline after which the
@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,9 +17,10 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "lo.h"
+#include "common/grading.h"
+#include "common/spawn.h"
 
-const char *lo_find_prog(const char *const *paths)
+const char *vmms_find_prog(const char *const *paths)
 {
     for (; *paths; paths++)
         if (access(*paths, X_OK) == 0)
@@ -141,24 +143,24 @@ static int spawn(const char *const *argv, const char *input, int out_fd, long ti
     return VMMS_OK;
 }
 
-int lo_spawn(const char *const *argv, const char *input, long timeout_ms, int *status,
+int vmms_spawn(const char *const *argv, const char *input, long timeout_ms, int *status,
              char *out, size_t outsz, char *err, size_t errlen)
 {
     return spawn(argv, input, -1, timeout_ms, status, out, outsz, err, errlen);
 }
 
-int lo_spawn_fd(const char *const *argv, int out_fd, long timeout_ms, int *status, char *err,
+int vmms_spawn_fd(const char *const *argv, int out_fd, long timeout_ms, int *status, char *err,
                 size_t errlen)
 {
     return spawn(argv, NULL, out_fd, timeout_ms, status, NULL, 0, err, errlen);
 }
 
-int lo_spawn_ok(const char *what, const char *const *argv, const char *input, long timeout_ms,
+int vmms_spawn_ok(const char *what, const char *const *argv, const char *input, long timeout_ms,
                 char *err, size_t errlen)
 {
     char out[400];
     int status = -1;
-    int rc = lo_spawn(argv, input, timeout_ms, &status, out, sizeof out, err, errlen);
+    int rc = vmms_spawn(argv, input, timeout_ms, &status, out, sizeof out, err, errlen);
     if (rc == VMMS_OK && status != 0)
         rc = vmms_fail(err, errlen, VMMS_ERR, "%s failed (exit %d): %.300s", what, status,
                        out[0] ? out : "no message");

@@ -6,121 +6,21 @@
  * saying how to fix it) and, with "host_firewall" (the default), that the
  * host's INPUT chain drops new connections arriving from its bridge, for
  * IPv4 and IPv6: the rule is checked with `iptables -C` and inserted first
- * with `-I` when missing, by running /usr/sbin/iptables (ip6tables) with a
- * fixed argv (no shell, no PATH lookup, a minimal environment, a timeout).
+ * with `-I` when missing, by running /usr/sbin/iptables (ip6tables) through
+ * vmms_spawn (common/spawn.h: fixed argv, no shell, a timeout).
  * Jobs with network then join this network (containers.c).
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/spawn.h"
 #include "ld.h"
 #include "log.h"
 
 #define PROG_TIMEOUT_MS 15000  /* iptables -w 5 waits 5 s at most for the lock */
 #define PROG_OUT_MAX 512       /* start of its stderr kept for messages */
-
-/* The program's absolute path among a fixed list, or NULL. */
-static const char *find_prog(const char *const *paths)
-{
-    for (; *paths; paths++)
-        if (access(*paths, X_OK) == 0)
-            return *paths;
-    return NULL;
-}
-
-/* Runs argv[0] (an absolute path) with argv, stdin /dev/null, stdout and
- * stderr into out (its start, one line). *status gets the exit code, -1 if
- * killed. VMMS_OK when it ran to its end, VMMS_TIMEOUT, VMMS_ERR. */
-static int run_prog(const char *const *argv, int *status, char *out, size_t outsz,
-                    char *err, size_t errlen)
-{
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) != 0)
-        return vmms_fail(err, errlen, VMMS_ERR, "pipe: %s", strerror(errno));
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
-    posix_spawnattr_init(&at);
-    sigset_t none, dflt;
-    sigemptyset(&none);
-    sigemptyset(&dflt);
-    sigaddset(&dflt, SIGPIPE);
-    sigaddset(&dflt, SIGTERM);
-    sigaddset(&dflt, SIGINT);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &dflt);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
-    pid_t pid;
-    int e = posix_spawn(&pid, argv[0], &fa, &at, (char *const *)argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    close(pfd[1]);
-    if (e != 0) {
-        close(pfd[0]);
-        return vmms_fail(err, errlen, VMMS_ERR, "cannot run %s: %s", argv[0], strerror(e));
-    }
-    size_t used = 0;
-    long deadline = clock_mono_ms() + PROG_TIMEOUT_MS;
-    bool timed_out = false;
-    for (;;) {
-        long left = deadline - clock_mono_ms();
-        if (left <= 0) {
-            timed_out = true;
-            break;
-        }
-        struct pollfd p = {.fd = pfd[0], .events = POLLIN};
-        int r = poll(&p, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            continue; /* the deadline check ends it */
-        char buf[256];
-        ssize_t n = read(pfd[0], buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        for (ssize_t i = 0; i < n && used + 1 < outsz; i++)
-            out[used++] = buf[i] == '\n' || buf[i] == '\r' ? ' ' : buf[i];
-    }
-    close(pfd[0]);
-    while (used > 0 && out[used - 1] == ' ')
-        used--;
-    if (outsz)
-        out[used] = '\0';
-    /* Its output is over (or the deadline passed); it may still be running. */
-    int ws = 0;
-    for (;;) {
-        if (timed_out)
-            kill(pid, SIGKILL); /* our own child, by pid */
-        pid_t r = waitpid(pid, &ws, timed_out ? 0 : WNOHANG);
-        if (r == pid)
-            break;
-        if (r < 0 && errno != EINTR)
-            return vmms_fail(err, errlen, VMMS_ERR, "waiting for %s: %s", argv[0],
-                           strerror(errno));
-        if (r == 0 && clock_mono_ms() >= deadline)
-            timed_out = true;
-        else if (r == 0)
-            clock_sleep_ms(10);
-    }
-    *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-    if (timed_out)
-        return vmms_fail(err, errlen, VMMS_TIMEOUT, "%s did not end within %d s", argv[0],
-                       PROG_TIMEOUT_MS / 1000);
-    return VMMS_OK;
-}
 
 struct family {
     const char *what;           /* for messages */
@@ -144,7 +44,7 @@ static int ensure_rule(const struct family *f, const char *ifname, const char **
         *state = "no-ipv6"; /* no IPv6 in this kernel: nothing to reach */
         return VMMS_OK;
     }
-    const char *prog = find_prog(f->paths);
+    const char *prog = vmms_find_prog(f->paths);
     if (prog == NULL)
         return vmms_fail(err, errlen, VMMS_ERR,
                        "localDocker: %s is not installed (apt-get install iptables), so the "
@@ -156,7 +56,7 @@ static int ensure_rule(const struct family *f, const char *ifname, const char **
         jobnet_rule_argv(pass == 0 ? "-C" : "-I", ifname, argv + 1);
         int status = -1;
         char out[PROG_OUT_MAX];
-        int rc = run_prog(argv, &status, out, sizeof out, err, errlen);
+        int rc = vmms_spawn(argv, NULL, PROG_TIMEOUT_MS, &status, out, sizeof out, err, errlen);
         if (rc != VMMS_OK)
             return rc;
         if (status == 0) {

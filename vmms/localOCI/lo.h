@@ -6,8 +6,6 @@
  * size-capped tmpfs), and an OCI runtime (runc or crun) started on a bundle
  * made ahead of time. It owns the plugin context and what each file exports:
  *   config.c    parse and validate "vmms_config.localOCI"
- *   spawn.c     run a helper program (runtime, ip, iptables) with a fixed
- *               argv, no shell, a deadline
  *   layers.c    the layer store: import from a `docker save` tarball, an OCI
  *               image layout directory or the Docker engine's export;
  *               images listed by name
@@ -34,6 +32,8 @@
 
 #include "vmms.h"
 #include "common/grading.h"
+#include "common/spawn.h"
+#include "common/watch.h"
 
 extern const struct vmms_ops vmms_plugin;
 
@@ -62,13 +62,6 @@ struct lo_config {
     bool host_firewall;
 };
 
-/* A wait in attach_job; destroy_vm sets aborted for every watch of its VM. */
-struct lo_watch {
-    char name[128];
-    atomic_int aborted;
-    struct lo_watch *next;
-};
-
 struct lo_ctx {
     struct lo_config cfg;
     char prefix[64];
@@ -78,8 +71,8 @@ struct lo_ctx {
     char vms_dir[128];
     int vms_fd;                   /* O_DIRECTORY of vms_dir */
     bool cgroup2;                 /* unified hierarchy only */
-    pthread_mutex_t lock;         /* watches, net slots, image imports */
-    struct lo_watch *watches;
+    pthread_mutex_t lock;         /* net slots, image imports */
+    struct vmms_watches watches;  /* attach_job's waits, aborted by destroy_vm */
     uint8_t *net_used;            /* LO_NET_SLOTS bytes */
     pthread_mutex_t import_lock;  /* one import at a time */
 };
@@ -87,25 +80,6 @@ struct lo_ctx {
 /* ---- config.c ---- */
 int lo_config_parse(const json_t *cfg, struct lo_config *out, char *err, size_t errlen);
 void lo_config_free(struct lo_config *c);
-
-/* ---- spawn.c ---- */
-/* Runs argv[0] (an absolute path) with argv, stdin from /dev/null (or the
- * bytes of input when not NULL), stdout+stderr collected into out (its
- * start, newlines as spaces; out may be NULL). *status gets the exit code
- * (-1 if killed by a signal). VMMS_OK when it ran to its end,
- * VMMS_TIMEOUT after timeout_ms (it is killed), VMMS_ERR. */
-int lo_spawn(const char *const *argv, const char *input, long timeout_ms, int *status,
-             char *out, size_t outsz, char *err, size_t errlen);
-/* lo_spawn with the program's stdout and stderr on out_fd (a log file), for
- * programs whose children inherit them (`runc create`): only its exit is
- * waited for. */
-int lo_spawn_fd(const char *const *argv, int out_fd, long timeout_ms, int *status, char *err,
-                size_t errlen);
-/* lo_spawn, and VMMS_ERR with "what: output (exit n)" unless it exited 0. */
-int lo_spawn_ok(const char *what, const char *const *argv, const char *input,
-                long timeout_ms, char *err, size_t errlen);
-/* The first of paths that is executable, or NULL. */
-const char *lo_find_prog(const char *const *paths);
 
 /* ---- layers.c ---- */
 int lo_store_init(struct lo_ctx *ctx, char *err, size_t errlen);
@@ -188,7 +162,6 @@ int lo_run_job(void *ctx, struct vmms_vm *vm, const struct vmms_run *run, int *s
                char *err, size_t errlen);
 int lo_get_partial_output(void *ctx, struct vmms_vm *vm, size_t max_bytes, char **out,
                           size_t *len, char *err, size_t errlen);
-void lo_abort_runs(struct lo_ctx *ctx, const char *name);
 
 #pragma GCC visibility pop
 

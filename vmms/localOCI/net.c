@@ -61,7 +61,7 @@ static int ensure(const char *ipt, const char *const *args, char *err, size_t er
         argv[n] = NULL;
         int status = -1;
         char out[300];
-        int rc = lo_spawn(argv, NULL, 15000, &status, out, sizeof out, err, errlen);
+        int rc = vmms_spawn(argv, NULL, 15000, &status, out, sizeof out, err, errlen);
         if (rc != VMMS_OK)
             return rc;
         if (status == 0)
@@ -75,7 +75,7 @@ static int ensure(const char *ipt, const char *const *args, char *err, size_t er
 
 int lo_net_init(struct lo_ctx *ctx, char *err, size_t errlen)
 {
-    const char *ip = lo_find_prog(ip_paths);
+    const char *ip = vmms_find_prog(ip_paths);
     if (ip == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "localOCI: ip (iproute2) is not installed");
     const char *br = ctx->cfg.bridge;
@@ -86,7 +86,7 @@ int lo_net_init(struct lo_ctx *ctx, char *err, size_t errlen)
     snprintf(sysp, sizeof sysp, "/sys/class/net/%s", br);
     if (access(sysp, F_OK) != 0) {
         const char *argv[] = {ip, "link", "add", "name", br, "type", "bridge", NULL};
-        int rc = lo_spawn_ok("ip link add (the jobs' bridge)", argv, NULL, 15000, err, errlen);
+        int rc = vmms_spawn_ok("ip link add (the jobs' bridge)", argv, NULL, 15000, err, errlen);
         if (rc != VMMS_OK && access(sysp, F_OK) != 0)
             return rc;
     }
@@ -94,13 +94,13 @@ int lo_net_init(struct lo_ctx *ctx, char *err, size_t errlen)
     write_proc(sysp, "1");
     snprintf(batch, sizeof batch, "addr replace %s/16 dev %s\nlink set %s up\n", gw, br, br);
     const char *argv[] = {ip, "-batch", "-", NULL};
-    int rc = lo_spawn_ok("ip (the jobs' bridge address)", argv, batch, 15000, err, errlen);
+    int rc = vmms_spawn_ok("ip (the jobs' bridge address)", argv, batch, 15000, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     if (write_proc("/proc/sys/net/ipv4/ip_forward", "1") != 0)
         return vmms_fail(err, errlen, VMMS_ERR, "localOCI: cannot turn IPv4 forwarding on: %s",
                          strerror(errno));
-    const char *ipt = lo_find_prog(ipt_paths);
+    const char *ipt = vmms_find_prog(ipt_paths);
     if (ipt == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "localOCI: iptables is not installed "
                          "(apt-get install iptables)");
@@ -162,7 +162,7 @@ void lo_net_adopt(struct lo_ctx *ctx, int dfd)
 
 int lo_net_create(struct lo_ctx *ctx, const char *name, int dfd, char *err, size_t errlen)
 {
-    const char *ip = lo_find_prog(ip_paths);
+    const char *ip = vmms_find_prog(ip_paths);
     if (ip == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "localOCI: ip (iproute2) is not installed");
     static unsigned cursor = 2;
@@ -205,13 +205,13 @@ int lo_net_create(struct lo_ctx *ctx, const char *name, int dfd, char *err, size
              "link set dev %s up\n",
              name, veth, name, veth, ctx->cfg.bridge, veth, veth);
     const char *argv[] = {ip, "-batch", "-", NULL};
-    int rc = lo_spawn_ok("ip (the sandbox's veth)", argv, batch, 15000, err, errlen);
+    int rc = vmms_spawn_ok("ip (the sandbox's veth)", argv, batch, 15000, err, errlen);
     if (rc == VMMS_OK) {
         snprintf(batch, sizeof batch,
                  "link set lo up\naddr add %s/16 dev eth0\nlink set eth0 up\n"
                  "route add default via %s\n", a, gw);
         const char *argv2[] = {ip, "-n", name, "-batch", "-", NULL};
-        rc = lo_spawn_ok("ip (the sandbox's address)", argv2, batch, 15000, err, errlen);
+        rc = vmms_spawn_ok("ip (the sandbox's address)", argv2, batch, 15000, err, errlen);
     }
     return rc; /* on failure the caller's destroy removes what was made */
 }
@@ -222,10 +222,10 @@ int lo_net_remove(struct lo_ctx *ctx, const char *name, int dfd, char *err, size
     int rc = VMMS_OK;
     int slot = bundle_slot(dfd);
     snprintf(p, sizeof p, "/run/netns/%s", name);
-    const char *ip = lo_find_prog(ip_paths);
+    const char *ip = vmms_find_prog(ip_paths);
     if (access(p, F_OK) == 0 && ip) {
         const char *argv[] = {ip, "netns", "delete", name, NULL};
-        rc = lo_spawn_ok("ip netns delete", argv, NULL, 15000, err, errlen);
+        rc = vmms_spawn_ok("ip netns delete", argv, NULL, 15000, err, errlen);
     }
     if (slot > 0) {
         char sysp[64], veth[16];
@@ -233,7 +233,7 @@ int lo_net_remove(struct lo_ctx *ctx, const char *name, int dfd, char *err, size
         snprintf(sysp, sizeof sysp, "/sys/class/net/%s", veth);
         if (access(sysp, F_OK) == 0 && ip) {
             const char *argv[] = {ip, "link", "delete", veth, NULL};
-            lo_spawn_ok("ip link delete", argv, NULL, 15000, err, errlen);
+            vmms_spawn_ok("ip link delete", argv, NULL, 15000, err, errlen);
         }
         pthread_mutex_lock(&ctx->lock);
         ctx->net_used[slot] = 0;

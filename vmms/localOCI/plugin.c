@@ -66,6 +66,7 @@ static void lo_shutdown(void *vctx)
     free(ctx->net_used);
     lo_config_free(&ctx->cfg);
     pthread_mutex_destroy(&ctx->lock);
+    vmms_watches_destroy(&ctx->watches);
     pthread_mutex_destroy(&ctx->import_lock);
     free(ctx);
 }
@@ -73,7 +74,7 @@ static void lo_shutdown(void *vctx)
 /* Picks the runtime; *why says why (for the log). */
 static int pick_runtime(struct lo_ctx *ctx, const char **why, char *err, size_t errlen)
 {
-    const char *runc = lo_find_prog(runc_paths), *crun = lo_find_prog(crun_paths);
+    const char *runc = vmms_find_prog(runc_paths), *crun = vmms_find_prog(crun_paths);
     const char *want = ctx->cfg.runtime_name;
     const char *path = NULL;
     if (strcmp(want, "auto") == 0) {
@@ -120,6 +121,7 @@ static int lo_init(const json_t *cfg, const char *prefix, void **out, char *err,
         return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     ctx->vms_fd = -1;
     pthread_mutex_init(&ctx->lock, NULL);
+    vmms_watches_init(&ctx->watches);
     pthread_mutex_init(&ctx->import_lock, NULL);
     snprintf(ctx->prefix, sizeof ctx->prefix, "%s", prefix);
     int rc = lo_config_parse(cfg, &ctx->cfg, err, errlen);

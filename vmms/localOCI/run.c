@@ -44,36 +44,6 @@
 #define PARTIAL_SOURCES {"home/autograde/output.log", "home/autograde/autolab/output.log", \
                          "home/output/feedback", NULL}
 
-void lo_abort_runs(struct lo_ctx *ctx, const char *name)
-{
-    pthread_mutex_lock(&ctx->lock);
-    for (struct lo_watch *w = ctx->watches; w; w = w->next)
-        if (strcmp(w->name, name) == 0)
-            atomic_store(&w->aborted, 1);
-    pthread_mutex_unlock(&ctx->lock);
-}
-
-static void watch_add(struct lo_ctx *ctx, struct lo_watch *w, const char *name)
-{
-    snprintf(w->name, sizeof w->name, "%s", name);
-    atomic_init(&w->aborted, 0);
-    pthread_mutex_lock(&ctx->lock);
-    w->next = ctx->watches;
-    ctx->watches = w;
-    pthread_mutex_unlock(&ctx->lock);
-}
-
-static void watch_remove(struct lo_ctx *ctx, struct lo_watch *w)
-{
-    pthread_mutex_lock(&ctx->lock);
-    for (struct lo_watch **p = &ctx->watches; *p; p = &(*p)->next)
-        if (*p == w) {
-            *p = w->next;
-            break;
-        }
-    pthread_mutex_unlock(&ctx->lock);
-}
-
 /* The bundle's mount/ directory; a negative vmms_status with err set. */
 static int open_mount(struct lo_ctx *ctx, const struct vmms_vm *vm, char *err, size_t errlen)
 {
@@ -377,8 +347,8 @@ int lo_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
     close(b);
     if (read_exit(ctx, vm, handle, status) == 0)
         return VMMS_OK;
-    struct lo_watch w;
-    watch_add(ctx, &w, vm->name);
+    struct vmms_watch w;
+    vmms_watch_add(&ctx->watches, &w, vm->name);
     long long deadline = clock_mono_ms() + (wait_ms > 0 ? wait_ms : 0);
     int pid = lo_container_pid(ctx, vm->name);
     int pfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
@@ -412,7 +382,7 @@ int lo_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
     }
     if (pfd >= 0)
         close(pfd);
-    watch_remove(ctx, &w);
+    vmms_watch_remove(&ctx->watches, &w);
     if (rc == VMMS_TIMEOUT)
         return vmms_fail(err, errlen, VMMS_TIMEOUT, "sandbox %s: the job is still running",
                          vm->name);

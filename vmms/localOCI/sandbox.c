@@ -124,7 +124,7 @@ int lo_runtime(struct lo_ctx *ctx, const char *what, const char *const *args, ch
     for (; *args && n < 15; args++)
         argv[n++] = *args;
     argv[n] = NULL;
-    return lo_spawn_ok(what, argv, NULL, 1000L * ctx->cfg.cmd_timeout_s, err, errlen);
+    return vmms_spawn_ok(what, argv, NULL, 1000L * ctx->cfg.cmd_timeout_s, err, errlen);
 }
 
 /* The runtime has state for name. */
@@ -230,7 +230,7 @@ static int destroy(struct lo_ctx *ctx, struct vmms_vm *vm, bool safe, char *err,
     int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    lo_abort_runs(ctx, vm->name);
+    vmms_watch_abort(&ctx->watches, vm->name);
     long long t0 = clock_mono_ms();
     bool existed = false;
     int pid = 0;
@@ -442,7 +442,7 @@ int lo_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         int status = -1;
         rc = log < 0 ? vmms_fail(err, errlen, VMMS_ERR, "cannot open console.log: %s",
                                  strerror(errno))
-                     : lo_spawn_fd(argv, log, 1000L * ctx->cfg.cmd_timeout_s, &status, err,
+                     : vmms_spawn_fd(argv, log, 1000L * ctx->cfg.cmd_timeout_s, &status, err,
                                    errlen);
         if (log >= 0)
             close(log);
