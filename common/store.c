@@ -715,12 +715,12 @@ redisReply *store_fcall(struct store *st, int *status, const char *fn, int nargs
     return r;
 }
 
-int store_id_array(redisReply *r, int status, int64_t **ids, size_t *n)
+int store_id_array(redisReply *r, const int *status, int64_t **ids, size_t *n)
 {
     *ids = NULL;
     *n = 0;
     if (!r)
-        return status;
+        return *status;
     *ids = calloc(r->elements + 1, sizeof **ids);
     for (size_t i = 0; i < r->elements; i++) {
         redisReply *e = r->element[i];
@@ -731,6 +731,35 @@ int store_id_array(redisReply *r, int status, int64_t **ids, size_t *n)
     }
     freeReplyObject(r);
     return STORE_OK;
+}
+
+int store_reply_text(redisReply *r, const int *status, char **out, size_t *len)
+{
+    if (!r)
+        return *status;
+    int found = STORE_NOT_FOUND;
+    if (r->type == REDIS_REPLY_STRING) {
+        *out = malloc(r->len + 1);
+        memcpy(*out, r->str, r->len);
+        (*out)[r->len] = '\0';
+        if (len)
+            *len = r->len;
+        found = STORE_OK;
+    }
+    freeReplyObject(r);
+    return found;
+}
+
+int store_reply_json(redisReply *r, const int *status, json_t **out)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int found = store_reply_text(r, status, &text, &len);
+    if (found != STORE_OK)
+        return found;
+    *out = json_loadb(text, len, 0, NULL);
+    free(text);
+    return *out ? STORE_OK : STORE_ERROR;
 }
 
 int store_time_ms(struct store *st, long long *now_ms)

@@ -15,24 +15,20 @@ int store_callback_claim(struct store *st, int hide_ms, json_t **cb, char **memb
     snprintf(hide, sizeof hide, "%d", hide_ms);
     const char *args[] = {hide};
     int status;
-    redisReply *r = store_fcall(st, &status, "callback_claim", 1, args);
-    if (!r)
+    size_t len = 0;
+    status = store_reply_text(store_fcall(st, &status, "callback_claim", 1, args), &status,
+                              member, &len);
+    if (status != STORE_OK)
         return status;
-    status = STORE_NOT_FOUND;
-    if (r->type == REDIS_REPLY_STRING) {
-        *cb = json_loadb(r->str, r->len, 0, NULL);
-        *member = strndup(r->str, r->len);
-        status = STORE_OK;
-        if (!*cb) {
-            /* Unreadable entry: drop it rather than loop on it forever. */
-            store_callback_give_up(st, *member);
-            free(*member);
-            *member = NULL;
-            status = STORE_NOT_FOUND;
-        }
+    *cb = json_loadb(*member, len, 0, NULL);
+    if (!*cb) {
+        /* Unreadable entry: drop it rather than loop on it forever. */
+        store_callback_give_up(st, *member);
+        free(*member);
+        *member = NULL;
+        return STORE_NOT_FOUND;
     }
-    freeReplyObject(r);
-    return status;
+    return STORE_OK;
 }
 
 int store_callback_done(struct store *st, const char *member)
@@ -87,16 +83,7 @@ int store_next_build(struct store *st, json_t **build)
     char key[KEY_MAX];
     store_key(st, key, KEY_BUILDS_QUEUE);
     int status;
-    redisReply *r = store_cmdf(st, &status, "LPOP %s", key);
-    if (!r)
-        return status;
-    status = STORE_NOT_FOUND;
-    if (r->type == REDIS_REPLY_STRING) {
-        *build = json_loadb(r->str, r->len, 0, NULL);
-        status = *build ? STORE_OK : STORE_ERROR;
-    }
-    freeReplyObject(r);
-    return status;
+    return store_reply_json(store_cmdf(st, &status, "LPOP %s", key), &status, build);
 }
 
 int store_set_build_result(struct store *st, int64_t build_id, bool ok, const char *message)
@@ -118,7 +105,7 @@ int store_cancel_requests(struct store *st, size_t max, int64_t **ids, size_t *n
     store_key(st, key, KEY_CANCELS);
     int status;
     return store_id_array(store_cmdf(st, &status, "SRANDMEMBER %s %lld", key, (long long)max),
-                     status, ids, n);
+                          &status, ids, n);
 }
 
 int store_cancel_forget(struct store *st, int64_t id)

@@ -161,18 +161,16 @@ int store_paused(struct store *st, json_t **info)
     char key[KEY_MAX];
     store_key(st, key, KEY_PAUSED);
     int status;
-    redisReply *r = store_cmdf(st, &status, "GET %s", key);
-    if (!r)
+    char *text = NULL;
+    size_t len = 0;
+    status = store_reply_text(store_cmdf(st, &status, "GET %s", key), &status, &text, &len);
+    if (status != STORE_OK)
         return status;
-    status = STORE_NOT_FOUND;
-    if (r->type == REDIS_REPLY_STRING) {
-        *info = json_loadb(r->str, r->len, 0, NULL);
-        if (!*info) /* set by hand: paused all the same */
-            *info = json_object();
-        status = STORE_OK;
-    }
-    freeReplyObject(r);
-    return status;
+    *info = json_loadb(text, len, 0, NULL);
+    if (!*info) /* set by hand: paused all the same */
+        *info = json_object();
+    free(text);
+    return STORE_OK;
 }
 
 int store_request_drain(struct store *st, const char *token, int ttl_s)
@@ -260,7 +258,7 @@ int store_leased_jobs(struct store *st, size_t max, json_t **out)
     size_t n = 0;
     status = store_id_array(store_cmdf(st, &status, "LRANGE %s 0 %lld", k_leased,
                                        (long long)max - 1),
-                            status, &ids, &n);
+                            &status, &ids, &n);
     if (status != STORE_OK)
         return status;
     json_t *list = json_array();
@@ -288,16 +286,8 @@ int store_deadletter_raw(struct store *st, int64_t id, char **raw)
     char key[KEY_MAX];
     store_key(st, key, KEY_DEADLETTER);
     int status;
-    redisReply *r = store_cmdf(st, &status, "HGET %s %lld", key, (long long)id);
-    if (!r)
-        return status;
-    status = STORE_NOT_FOUND;
-    if (r->type == REDIS_REPLY_STRING) {
-        *raw = strndup(r->str, r->len);
-        status = STORE_OK;
-    }
-    freeReplyObject(r);
-    return status;
+    return store_reply_text(store_cmdf(st, &status, "HGET %s %lld", key, (long long)id), &status,
+                            raw, NULL);
 }
 
 /* KEYS: callbacks:failed, callbacks:due, callbacks:wake; ARGV: pairs (the
@@ -424,7 +414,7 @@ int store_prune_dead(struct store *st, double cutoff, size_t *pruned, size_t *ke
     int status;
     int64_t *ids = NULL;
     size_t n = 0;
-    status = store_id_array(store_cmdf(st, &status, "ZRANGE %s 0 -1", k_ids), status, &ids, &n);
+    status = store_id_array(store_cmdf(st, &status, "ZRANGE %s 0 -1", k_ids), &status, &ids, &n);
     for (size_t i = 0; status == STORE_OK && i < n; i += LIST_CHUNK) {
         size_t m = n - i < LIST_CHUNK ? n - i : LIST_CHUNK;
         redisReply *recs = hmget_ids(st, &status, k_dead, ids + i, m);

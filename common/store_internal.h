@@ -1,8 +1,9 @@
 /*
  * store_internal.h: what the parts of the Redis store (store.c,
- * store_queries.c, store_lifecycle.c, store_callbacks.c) share: the handle,
- * key construction, the command helpers and the Functions call. Nothing
- * outside common/store*.c includes it.
+ * store_queries.c, store_lifecycle.c, store_callbacks.c, store_ctl.c,
+ * store_metrics.c) share: the handle, key construction, the command and
+ * reply helpers and the Functions call. Nothing outside common/store*.c
+ * includes it.
  */
 #ifndef TANGO_STORE_INTERNAL_H
 #define TANGO_STORE_INTERNAL_H
@@ -65,9 +66,22 @@ void batch_add(struct store_batch *b, const char *fmt, ...);
  * else one element per command. NULL with *status set on failure. */
 redisReply *store_batch_run(struct store *st, struct store_batch *b, bool atomic, int *status);
 
-/* Turns an array reply of ids (strings or integers) into *ids (malloc'd,
- * caller frees) and frees the reply; r NULL: returns status. */
-int store_id_array(redisReply *r, int status, int64_t **ids, size_t *n);
+/* The reply helpers below take the reply of a store_cmd/store_cmdf/
+ * store_fcall/store_batch_run call and the status that call sets, by
+ * address, so they can be called as f(store_cmdf(st, &status, ...),
+ * &status, ...): *status is read only after the call has set it.
+ *
+ * Turns an array reply of ids (strings or integers) into *ids (malloc'd,
+ * caller frees) and frees the reply; r NULL: returns *status. */
+int store_id_array(redisReply *r, const int *status, int64_t **ids, size_t *n);
+/* Turns a string reply into *out (malloc'd and NUL-terminated, caller
+ * frees; *len its length when len is not NULL) and frees the reply:
+ * STORE_OK, or STORE_NOT_FOUND (nil or not a string; *out untouched);
+ * r NULL: returns *status. */
+int store_reply_text(redisReply *r, const int *status, char **out, size_t *len);
+/* The same for a JSON text: *out the parsed value (caller decrefs);
+ * STORE_ERROR (*out NULL) when the text does not parse. */
+int store_reply_json(redisReply *r, const int *status, json_t **out);
 
 /* Calls tango_<fn> of the job-state library (jobstate.lua) with the prefix
  * as its key and nargs string args, loading the library into Redis first if

@@ -304,7 +304,7 @@ int store_lease_sweep(struct store *st, const char *token, size_t max, int64_t *
     const char *args[] = {token, smax};
     int status;
     redisReply *r = store_fcall(st, &status, "sweep", 2, args);
-    return store_id_array(r, status, ids, n);
+    return store_id_array(r, &status, ids, n);
 }
 
 /* Builds the args "token [lease_ms] id1 fence1 id2 fence2 ..." (malloc'd;
@@ -352,7 +352,7 @@ int store_lease_renew(struct store *st, const char *token, int lease_ms, const i
     int status;
     redisReply *r = store_fcall(st, &status, "renew", nargs, args);
     free_id_fence_args(args, nargs, true);
-    return store_id_array(r, status, lost, nlost);
+    return store_id_array(r, &status, lost, nlost);
 }
 
 int store_lease_release(struct store *st, const char *token, const int64_t *ids,

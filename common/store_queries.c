@@ -261,16 +261,7 @@ int store_info(struct store *st, json_t **out)
 static int get_json(struct store *st, const char *key, json_t **out)
 {
     int status;
-    redisReply *r = store_cmdf(st, &status, "GET %s", key);
-    if (!r)
-        return status;
-    status = STORE_NOT_FOUND;
-    if (r->type == REDIS_REPLY_STRING) {
-        *out = json_loadb(r->str, r->len, 0, NULL);
-        status = *out ? STORE_OK : STORE_ERROR;
-    }
-    freeReplyObject(r);
-    return status;
+    return store_reply_json(store_cmdf(st, &status, "GET %s", key), &status, out);
 }
 
 static int set_json(struct store *st, const char *key, const json_t *v, int ttl_s)
@@ -379,19 +370,7 @@ int store_partial_output(struct store *st, int64_t id, char **out, size_t *len)
     char key[KEY_MAX];
     store_keyf(st, key, KEY_PARTIAL, "%lld", (long long)id);
     int status;
-    redisReply *r = store_cmdf(st, &status, "GET %s", key);
-    if (!r)
-        return status;
-    status = STORE_NOT_FOUND;
-    if (r->type == REDIS_REPLY_STRING) {
-        *out = malloc(r->len + 1);
-        memcpy(*out, r->str, r->len);
-        (*out)[r->len] = '\0';
-        *len = r->len;
-        status = STORE_OK;
-    }
-    freeReplyObject(r);
-    return status;
+    return store_reply_text(store_cmdf(st, &status, "GET %s", key), &status, out, len);
 }
 
 int store_set_partial_output(struct store *st, int64_t id, const char *data, size_t len,
