@@ -43,6 +43,16 @@ bool vmms_dest_name_ok(const char *s)
            strcmp(s, "..") != 0;
 }
 
+int vmms_check_files(const struct vmms_file *files, size_t nfiles, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < nfiles; i++)
+        if (files[i].local_path == NULL || !vmms_dest_name_ok(files[i].dest_name))
+            return vmms_fail(err, errlen, VMMS_ERR, "bad destination file name \"%s\": it must "
+                             "be a plain file name (no '/', not '.' or '..', not empty)",
+                             files[i].dest_name ? files[i].dest_name : "(null)");
+    return VMMS_OK;
+}
+
 int vmms_check_vm(const char *prefix, const struct vmms_vm *vm, char *err, size_t errlen)
 {
     if (vm == NULL)

@@ -3,7 +3,7 @@
  * plugin states it once: the legacy grading command (SPEC.md) with the
  * additions all back ends make, autodriver's exit codes, the one error
  * helper, and the checks on names that come from the consumer (VM names,
- * instance prefixes, input file names). Linked into every plugin
+ * instance prefixes, input file names and lists). Linked into every plugin
  * (vmms/common/ objects go into each build/vmms/<name>.so).
  */
 #ifndef TANGO_VMMS_GRADING_H
@@ -34,6 +34,11 @@ bool vmms_name_ok(const char *s, size_t max);
 /* True when s can be one input file's name in the job directory: 1..NAME_MAX
  * bytes, no '/', not "." or "..". */
 bool vmms_dest_name_ok(const char *s);
+
+/* copy_in's check of its files, before any is written: each has a
+ * local_path and a dest_name vmms_dest_name_ok accepts. VMMS_OK, or
+ * VMMS_ERR naming the first bad one. */
+int vmms_check_files(const struct vmms_file *files, size_t nfiles, char *err, size_t errlen);
 
 /* Checks what the consumer passes as a VM: vm->name starts with prefix, goes
  * on after it and holds only [A-Za-z0-9_.-]; vm->id is lowercase hex (may be

@@ -179,15 +179,11 @@ static int put_file(struct xfer *x, const struct vmms_file *f, const char *path,
 int vssh_put_files(struct vssh_conn *c, const char *dir, const struct vmms_file *files,
                    size_t nfiles, long timeout_ms, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < nfiles; i++)
-        if (files[i].local_path == NULL || files[i].dest_name == NULL ||
-            !vmms_dest_name_ok(files[i].dest_name))
-            return vmms_fail(err, errlen, VMMS_ERR,
-                           "bad destination file name \"%s\": it must be a plain file name "
-                           "(no '/', not '.' or '..', not empty)",
-                           files[i].dest_name ? files[i].dest_name : "(null)");
+    int rc = vmms_check_files(files, nfiles, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
     struct xfer x;
-    int rc = xfer_start(&x, c, timeout_ms, err, errlen);
+    rc = xfer_start(&x, c, timeout_ms, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     char *buf = malloc(CHUNK);

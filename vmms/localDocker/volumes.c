@@ -4,8 +4,9 @@
  * copy or reflink of each input file, never a link to the host's file; the
  * last of two files with one name wins), copy_out (the feedback file the
  * job wrote, out of it; the job's command removes an input of that name
- * before it runs, exec.c) and its removal. Every file made here is created
- * O_EXCL|O_NOFOLLOW under a name unlinked first. The job runs as root in the container and
+ * before it runs, exec.c), both through common/files.h, and its removal.
+ * Every file made here is created O_EXCL|O_NOFOLLOW under a name unlinked
+ * first. The job runs as root in the container and
  * may leave anything there, so removal never follows a symlink: everything
  * is done relative to directory fds with openat/unlinkat.
  */
@@ -14,18 +15,15 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <linux/fs.h> /* FICLONE */
-
+#include "common/files.h"
 #include "ld.h"
 #include "log.h"
 
 #define RM_MAX_DEPTH 48     /* deeper subtrees are moved up and removed later */
 #define RM_MAX_PASSES 10000 /* bound on the whole removal */
-#define CHUNK (256 * 1024)
 
 /* Empties the directory open at fd. Directories at RM_MAX_DEPTH are renamed
  * into topfd (the VM's directory) instead, so the caller's next pass gets
@@ -157,116 +155,23 @@ static int open_vm_dir(struct ld_ctx *ctx, const struct vmms_vm *vm, char *err, 
     return fd;
 }
 
-/* Copies in_fd to out_fd; at most max bytes (more: -EFBIG); stops at
- * deadline_ms (-ETIMEDOUT). Returns bytes copied or -errno. */
-static long long copy_fd(int in_fd, int out_fd, long long max, long deadline_ms)
-{
-    char *buf = malloc(CHUNK);
-    if (buf == NULL)
-        return -ENOMEM;
-    long long total = 0;
-    for (;;) {
-        if (clock_mono_ms() > deadline_ms) {
-            total = -ETIMEDOUT;
-            break;
-        }
-        ssize_t n = read(in_fd, buf, CHUNK);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            total = -errno;
-            break;
-        }
-        if (n == 0)
-            break;
-        if (total + n > max) {
-            total = -EFBIG;
-            break;
-        }
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(out_fd, buf + off, (size_t)(n - off));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0) {
-                total = -errno;
-                goto out;
-            }
-            off += w;
-        }
-        total += n;
-    }
-out:
-    free(buf);
-    return total;
-}
-
-/* One input file into the VM directory open at dfd: always a file of its
- * own (a reflink where the file system has them, else a copy), never a
- * link to the host's file, so nothing in the container can change the lab's
- * copy. A name given twice is replaced: the last file listed wins. */
-static int put_file(int dfd, const struct vmms_file *f, long deadline_ms,
-                    char *err, size_t errlen)
-{
-    if (unlinkat(dfd, f->dest_name, 0) != 0 && errno != ENOENT)
-        return vmms_fail(err, errlen, VMMS_ERR, "cannot replace %s: %s", f->dest_name,
-                       strerror(errno));
-    int in = open(f->local_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (in < 0)
-        return vmms_fail(err, errlen, VMMS_ERR, "cannot open input file %s: %s",
-                       f->local_path, strerror(errno));
-    struct stat st;
-    if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(in);
-        return vmms_fail(err, errlen, VMMS_ERR, "input file %s is not a regular file",
-                       f->local_path);
-    }
-    int out = openat(dfd, f->dest_name,
-                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (out < 0) {
-        int e = errno;
-        close(in);
-        return vmms_fail(err, errlen, VMMS_ERR, "cannot create %s in the VM directory: %s",
-                       f->dest_name, strerror(e));
-    }
-    int rc = VMMS_OK;
-    if (ioctl(out, FICLONE, in) != 0) {
-        long long n = copy_fd(in, out, (long long)1 << 62, deadline_ms);
-        if (n == -ETIMEDOUT)
-            rc = vmms_fail(err, errlen, VMMS_TIMEOUT, "copying %s took too long", f->local_path);
-        else if (n < 0)
-            rc = vmms_fail(err, errlen, VMMS_ERR, "cannot copy %s: %s", f->local_path,
-                         strerror((int)-n));
-    }
-    if (rc == VMMS_OK && fchmod(out, 0644) != 0)
-        rc = vmms_fail(err, errlen, VMMS_ERR, "cannot chmod %s: %s", f->dest_name,
-                     strerror(errno));
-    close(in);
-    if (close(out) != 0 && rc == VMMS_OK)
-        rc = vmms_fail(err, errlen, VMMS_ERR, "cannot write %s: %s", f->dest_name,
-                     strerror(errno));
-    return rc;
-}
-
 int ld_copy_in(void *vctx, struct vmms_vm *vm, const struct vmms_file *files,
                size_t nfiles, int timeout_s, char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
     int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    if (rc == VMMS_OK)
+        rc = vmms_check_files(files, nfiles, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    for (size_t i = 0; i < nfiles; i++)
-        if (files[i].local_path == NULL || files[i].dest_name == NULL ||
-            !vmms_dest_name_ok(files[i].dest_name))
-            return vmms_fail(err, errlen, VMMS_ERR,
-                           "bad destination file name \"%s\": it must be a plain file "
-                           "name (no '/', not '.' or '..', not empty)",
-                           files[i].dest_name ? files[i].dest_name : "(null)");
     int dfd = open_vm_dir(ctx, vm, err, errlen);
     if (dfd < 0)
         return dfd;
-    long deadline = clock_mono_ms() + 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
-    for (size_t i = 0; i < nfiles && rc == VMMS_OK; i++)
-        rc = put_file(dfd, &files[i], deadline, err, errlen);
+    char where[160];
+    snprintf(where, sizeof where, "the volume directory of VM %s", vm->name);
+    long long deadline =
+        clock_mono_ms() + 1000LL * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
+    rc = vmms_put_files(dfd, files, nfiles, deadline, where, err, errlen);
     close(dfd);
     if (rc == VMMS_OK)
         log_debug("vm_copy_in", "name=%s files=%zu", vm->name, nfiles);
@@ -283,48 +188,13 @@ int ld_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
     int dfd = open_vm_dir(ctx, vm, err, errlen);
     if (dfd < 0)
         return dfd;
-    int in = openat(dfd, "feedback", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    int e = errno;
+    char where[160];
+    snprintf(where, sizeof where, "VM %s", vm->name);
+    long long deadline =
+        clock_mono_ms() + 1000LL * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
+    long long n = 0;
+    rc = vmms_take_feedback(dfd, where, dest_path, LD_FEEDBACK_MAX, deadline, &n, err, errlen);
     close(dfd);
-    if (in < 0)
-        return vmms_fail(err, errlen, VMMS_ERR,
-                       "VM %s has no feedback file (%s): the job did not finish",
-                       vm->name, strerror(e));
-    struct stat st;
-    if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(in);
-        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: feedback is not a regular file",
-                       vm->name);
-    }
-    if (st.st_size > LD_FEEDBACK_MAX) {
-        close(in);
-        return vmms_fail(err, errlen, VMMS_ERR,
-                       "VM %s: feedback is %lld bytes, more than the %ld MiB limit",
-                       vm->name, (long long)st.st_size, LD_FEEDBACK_MAX >> 20);
-    }
-    /* The caller names a file of its own that does not exist yet. */
-    int out = open(dest_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (out < 0) {
-        e = errno;
-        close(in);
-        return vmms_fail(err, errlen, VMMS_ERR, "cannot create %s: %s", dest_path,
-                       strerror(e));
-    }
-    long deadline = clock_mono_ms() + 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
-    long long n = copy_fd(in, out, LD_FEEDBACK_MAX, deadline);
-    close(in);
-    if (n == -ETIMEDOUT)
-        rc = vmms_fail(err, errlen, VMMS_TIMEOUT, "copying the feedback of %s took too long",
-                     vm->name);
-    else if (n == -EFBIG)
-        rc = vmms_fail(err, errlen, VMMS_ERR, "VM %s: feedback is more than the %ld MiB limit",
-                     vm->name, LD_FEEDBACK_MAX >> 20);
-    else if (n < 0)
-        rc = vmms_fail(err, errlen, VMMS_ERR, "cannot copy the feedback of %s to %s: %s",
-                     vm->name, dest_path, strerror((int)-n));
-    if (close(out) != 0 && rc == VMMS_OK)
-        rc = vmms_fail(err, errlen, VMMS_ERR, "cannot write %s: %s", dest_path,
-                     strerror(errno));
     if (rc == VMMS_OK)
         log_debug("vm_copy_out", "name=%s bytes=%lld", vm->name, n);
     return rc;

@@ -31,6 +31,7 @@
 #include <jansson.h>
 
 #include "vmms.h"
+#include "common/files.h"
 #include "common/grading.h"
 #include "common/spawn.h"
 #include "common/watch.h"

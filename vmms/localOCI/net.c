@@ -137,15 +137,9 @@ static int bundle_slot(int dfd)
 {
     if (dfd < 0)
         return -1;
-    int fd = openat(dfd, "net", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     char buf[16];
-    if (fd < 0)
+    if (vmms_read_small(dfd, "net", O_NOFOLLOW, buf, sizeof buf) < 0)
         return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
     int s = atoi(buf);
     return s >= 2 && s < LO_NET_SLOTS - 1 ? s : -1;
 }

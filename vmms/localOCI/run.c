@@ -1,8 +1,8 @@
 /*
  * run.c: a job inside its sandbox. Owns
  *   - copy_in / copy_out: files of the sandbox's own in the bundle's
- *     mount/ (reflink or in-kernel copy, O_EXCL|O_NOFOLLOW), the feedback
- *     read back from there;
+ *     mount/, the feedback read back from there (both through
+ *     common/files.h: reflink or in-kernel copy, O_EXCL|O_NOFOLLOW);
  *   - start_job: the legacy grading command (vmms_grading_command, with an
  *     exit token) written to mount/.tango-run (the glob of the command's `cp -r mount/STAR`
  *     skips it), then the runtime's `start`: the container process, parked
@@ -22,15 +22,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <linux/openat2.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -60,73 +57,22 @@ static int open_mount(struct lo_ctx *ctx, const struct vmms_vm *vm, char *err, s
     return fd;
 }
 
-/* Copies in to out (whole file): a reflink, else in-kernel copies. */
-static int copy_file(int in, int out, long long max, long long deadline)
-{
-    if (ioctl(out, FICLONE, in) == 0)
-        return 0;
-    long long total = 0;
-    for (;;) {
-        if (clock_mono_ms() > deadline)
-            return -ETIMEDOUT;
-        ssize_t n = sendfile(out, in, NULL, 1 << 20);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return 0;
-        total += n;
-        if (total > max)
-            return -EFBIG;
-    }
-}
-
 int lo_copy_in(void *vctx, struct vmms_vm *vm, const struct vmms_file *files, size_t nfiles,
                int timeout_s, char *err, size_t errlen)
 {
     struct lo_ctx *ctx = vctx;
     int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    if (rc == VMMS_OK)
+        rc = vmms_check_files(files, nfiles, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    for (size_t i = 0; i < nfiles; i++)
-        if (!files[i].local_path || !vmms_dest_name_ok(files[i].dest_name))
-            return vmms_fail(err, errlen, VMMS_ERR, "bad destination file name \"%s\": it must "
-                             "be a plain file name (no '/', not '.' or '..', not empty)",
-                             files[i].dest_name ? files[i].dest_name : "(null)");
     int dfd = open_mount(ctx, vm, err, errlen);
     if (dfd < 0)
         return dfd;
+    char where[160];
+    snprintf(where, sizeof where, "sandbox %s", vm->name);
     long long deadline = clock_mono_ms() + 1000LL * (timeout_s > 0 ? timeout_s : 60);
-    for (size_t i = 0; i < nfiles && rc == VMMS_OK; i++) {
-        const struct vmms_file *f = &files[i];
-        if (unlinkat(dfd, f->dest_name, 0) != 0 && errno != ENOENT) {
-            rc = vmms_fail(err, errlen, VMMS_ERR, "cannot replace %s: %s", f->dest_name,
-                           strerror(errno));
-            break;
-        }
-        int in = open(f->local_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        struct stat st;
-        if (in < 0 || fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
-            rc = vmms_fail(err, errlen, VMMS_ERR, "input file %s: %s", f->local_path,
-                           in < 0 ? strerror(errno) : "not a regular file");
-            if (in >= 0)
-                close(in);
-            break;
-        }
-        int out = openat(dfd, f->dest_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                         0644);
-        int c = out < 0 ? -errno : copy_file(in, out, 1LL << 40, deadline);
-        if (c == 0 && fchmod(out, 0644) != 0)
-            c = -errno;
-        close(in);
-        if (out >= 0 && close(out) != 0 && c == 0)
-            c = -errno;
-        if (c != 0)
-            rc = vmms_fail(err, errlen, c == -ETIMEDOUT ? VMMS_TIMEOUT : VMMS_ERR,
-                           "cannot copy %s into sandbox %s: %s", f->dest_name, vm->name,
-                           strerror(-c));
-    }
+    rc = vmms_put_files(dfd, files, nfiles, deadline, where, err, errlen);
     close(dfd);
     return rc;
 }
@@ -141,32 +87,11 @@ int lo_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
     int dfd = open_mount(ctx, vm, err, errlen);
     if (dfd < 0)
         return dfd;
-    int in = openat(dfd, "feedback", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    int e = errno;
-    close(dfd);
-    struct stat st;
-    if (in < 0)
-        return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s has no feedback file (%s): the job "
-                         "did not finish", vm->name, strerror(e));
-    if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > LO_FEEDBACK_MAX) {
-        close(in);
-        return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: feedback is not a regular file "
-                         "of at most %ld MiB", vm->name, LO_FEEDBACK_MAX >> 20);
-    }
-    int out = open(dest_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (out < 0) {
-        e = errno;
-        close(in);
-        return vmms_fail(err, errlen, VMMS_ERR, "cannot create %s: %s", dest_path, strerror(e));
-    }
+    char where[160];
+    snprintf(where, sizeof where, "sandbox %s", vm->name);
     long long deadline = clock_mono_ms() + 1000LL * (timeout_s > 0 ? timeout_s : 60);
-    int c = copy_file(in, out, LO_FEEDBACK_MAX, deadline);
-    close(in);
-    if (close(out) != 0 && c == 0)
-        c = -errno;
-    if (c != 0)
-        rc = vmms_fail(err, errlen, c == -ETIMEDOUT ? VMMS_TIMEOUT : VMMS_ERR,
-                       "cannot copy the feedback of %s: %s", vm->name, strerror(-c));
+    rc = vmms_take_feedback(dfd, where, dest_path, LO_FEEDBACK_MAX, deadline, NULL, err, errlen);
+    close(dfd);
     return rc;
 }
 
@@ -280,15 +205,10 @@ static int read_exit(struct lo_ctx *ctx, const struct vmms_vm *vm, const char *t
     if (dfd < 0)
         return -1;
     snprintf(name, sizeof name, ".tango-exit-%s", token);
-    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    ssize_t n = vmms_read_small(dfd, name, O_NOFOLLOW | O_NONBLOCK, buf, sizeof buf);
     close(dfd);
-    if (fd < 0)
+    if (n < 0)
         return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
     char *end;
     long v = strtol(buf, &end, 10);
     if (end == buf || v < 0 || v > 255)

@@ -44,20 +44,6 @@ int lo_open_bundle(struct lo_ctx *ctx, const char *name)
     return openat(ctx->vms_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
-/* Reads a small file of the bundle into buf; -1 if absent. */
-static int read_small(int dfd, const char *file, char *buf, size_t bufsz)
-{
-    int fd = openat(dfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, bufsz - 1);
-    close(fd);
-    if (n < 0)
-        return -1;
-    buf[n] = '\0';
-    return 0;
-}
-
 static int write_small(int dfd, const char *file, const char *data)
 {
     int fd = openat(dfd, file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -74,14 +60,8 @@ static long long proc_start(int pid, char *state)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (vmms_read_small(AT_FDCWD, path, 0, buf, sizeof buf) < 0)
         return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
     char *p = strrchr(buf, ')');
     if (!p)
         return -1;
@@ -101,11 +81,11 @@ int lo_container_pid(struct lo_ctx *ctx, const char *name)
     char buf[64];
     if (dfd < 0)
         return 0;
-    int got = read_small(dfd, "init", buf, sizeof buf);
+    ssize_t got = vmms_read_small(dfd, "init", O_NOFOLLOW, buf, sizeof buf);
     close(dfd);
     int pid = 0;
     long long start = -1;
-    if (got != 0 || sscanf(buf, "%d %lld", &pid, &start) != 2 || pid <= 1)
+    if (got < 0 || sscanf(buf, "%d %lld", &pid, &start) != 2 || pid <= 1)
         return 0;
     char st = '?';
     if (proc_start(pid, &st) != start || st == 'Z' || st == 'X')
@@ -238,7 +218,7 @@ static int destroy(struct lo_ctx *ctx, struct vmms_vm *vm, bool safe, char *err,
     if (dfd >= 0) {
         char buf[64];
         existed = true;
-        if (read_small(dfd, "init", buf, sizeof buf) == 0)
+        if (vmms_read_small(dfd, "init", O_NOFOLLOW, buf, sizeof buf) > 0)
             pid = atoi(buf);
     }
     if (runtime_has(ctx, vm->name)) {
@@ -449,7 +429,7 @@ int lo_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         char buf[64], init[64], st = '?';
         if (rc == VMMS_OK && status != 0) {
             char logbuf[400] = "";
-            read_small(dfd, "console.log", logbuf, sizeof logbuf);
+            vmms_read_small(dfd, "console.log", O_NOFOLLOW, logbuf, sizeof logbuf);
             for (char *c = logbuf; *c; c++)
                 if (*c == '\n')
                     *c = ' ';
@@ -457,7 +437,7 @@ int lo_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
                            vm->name, status, logbuf);
         }
         int pid = 0;
-        if (rc == VMMS_OK && (read_small(dfd, "pid", buf, sizeof buf) != 0 ||
+        if (rc == VMMS_OK && (vmms_read_small(dfd, "pid", O_NOFOLLOW, buf, sizeof buf) < 0 ||
                               (pid = atoi(buf)) <= 1))
             rc = vmms_fail(err, errlen, VMMS_ERR, "runtime create of %s wrote no pid",
                            vm->name);
@@ -535,7 +515,7 @@ static void scan(struct lo_ctx *ctx, const char *dir, struct seen *s, vmms_vm_cb
         char image[256] = "";
         int dfd = lo_open_bundle(ctx, e->d_name);
         if (dfd >= 0) {
-            read_small(dfd, "image", image, sizeof image);
+            vmms_read_small(dfd, "image", O_NOFOLLOW, image, sizeof image);
             close(dfd);
         }
         cb(e->d_name, "", image, lo_container_pid(ctx, e->d_name) > 0, arg);
@@ -571,14 +551,8 @@ int lo_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
 static long long cg_value(const char *path, const char *key)
 {
     char buf[4096];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (vmms_read_small(AT_FDCWD, path, 0, buf, sizeof buf) < 0)
         return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
     if (key == NULL)
         return atoll(buf);
     size_t kl = strlen(key);
