@@ -51,7 +51,26 @@ static int teardown(void **state)
     return system(cmd);
 }
 
-static void cg_path(char *buf, size_t n) { snprintf(buf, n, "%s/self-cgroup", root); }
+/* ad_cgroup_usage of the test's self-cgroup file with the cgroup mounts
+ * under root/fsdir. */
+static int usage_of(const char *fsdir, struct ad_cg_usage *u)
+{
+    char cg[300], fs[300];
+    snprintf(cg, sizeof cg, "%s/self-cgroup", root);
+    snprintf(fs, sizeof fs, "%s/%s", root, fsdir);
+    return ad_cgroup_usage(cg, fs, u);
+}
+
+/* Reads the usage from root/fs, checks it and returns it. */
+static struct ad_cg_usage expect_usage(long long user_ms, long long sys_ms, long long peak_kb)
+{
+    struct ad_cg_usage u;
+    assert_int_equal(usage_of("fs", &u), 0);
+    assert_int_equal(u.cpu_user_ms, user_ms);
+    assert_int_equal(u.cpu_sys_ms, sys_ms);
+    assert_int_equal(u.peak_kb, peak_kb);
+    return u;
+}
 
 static void test_v1_host_path(void **state)
 {
@@ -60,14 +79,7 @@ static void test_v1_host_path(void **state)
     put("fs/cpuacct/job1/cpuacct.usage_user", "2500000000\n");
     put("fs/cpuacct/job1/cpuacct.usage_sys", "700000000\n");
     put("fs/memory/job1/memory.max_usage_in_bytes", "10485760\n");
-    char cg[300], fs[300];
-    cg_path(cg, sizeof cg);
-    snprintf(fs, sizeof fs, "%s/fs", root);
-    struct ad_cg_usage u;
-    assert_int_equal(ad_cgroup_usage(cg, fs, &u), 0);
-    assert_int_equal(u.cpu_user_ms, 2500);
-    assert_int_equal(u.cpu_sys_ms, 700);
-    assert_int_equal(u.peak_kb, 10240);
+    struct ad_cg_usage u = expect_usage(2500, 700, 10240);
     char line[200];
     ad_format_cgroup_usage(line, sizeof line, &u);
     assert_string_equal(line, "Autodriver: cgroup cpu_user_ms=2500 cpu_sys_ms=700 "
@@ -82,14 +94,7 @@ static void test_v1_namespaced_and_bind(void **state)
     put("fs/cpu,cpuacct/cpuacct.usage_user", "1000000\n");
     put("fs/cpu,cpuacct/cpuacct.usage_sys", "2000000\n");
     put("fs/memory/memory.max_usage_in_bytes", "2048\n"); /* /docker/abc absent: the mount */
-    char cg[300], fs[300];
-    cg_path(cg, sizeof cg);
-    snprintf(fs, sizeof fs, "%s/fs", root);
-    struct ad_cg_usage u;
-    assert_int_equal(ad_cgroup_usage(cg, fs, &u), 0);
-    assert_int_equal(u.cpu_user_ms, 1);
-    assert_int_equal(u.cpu_sys_ms, 2);
-    assert_int_equal(u.peak_kb, 2);
+    expect_usage(1, 2, 2);
 }
 
 static void test_v2(void **state)
@@ -98,29 +103,21 @@ static void test_v2(void **state)
     put("self-cgroup", "0::/sb/job\n");
     put("fs/sb/job/cpu.stat", "usage_usec 9000\nuser_usec 6000\nsystem_usec 3000\n");
     put("fs/sb/job/memory.peak", "4096\n");
-    char cg[300], fs[300];
-    cg_path(cg, sizeof cg);
-    snprintf(fs, sizeof fs, "%s/fs", root);
-    struct ad_cg_usage u;
-    assert_int_equal(ad_cgroup_usage(cg, fs, &u), 0);
-    assert_int_equal(u.cpu_user_ms, 6);
-    assert_int_equal(u.cpu_sys_ms, 3);
-    assert_int_equal(u.peak_kb, 4);
+    expect_usage(6, 3, 4);
 }
 
 static void test_none(void **state)
 {
     (void)state;
     put("self-cgroup", "0::/nothing/here\n");
-    char cg[300], fs[300];
-    cg_path(cg, sizeof cg);
-    snprintf(fs, sizeof fs, "%s/fs-none", root);
     struct ad_cg_usage u;
-    assert_int_equal(ad_cgroup_usage(cg, fs, &u), -1);
+    assert_int_equal(usage_of("fs-none", &u), -1);
+    char fs[300];
+    snprintf(fs, sizeof fs, "%s/fs-none", root);
     assert_int_equal(ad_cgroup_usage("/nonexistent/cgroup", fs, &u), -1);
     /* a path that climbs out is not followed */
     put("self-cgroup", "0::/../../etc\n");
-    assert_int_equal(ad_cgroup_usage(cg, fs, &u), -1);
+    assert_int_equal(usage_of("fs-none", &u), -1);
 }
 
 int main(void)
