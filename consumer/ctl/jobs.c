@@ -30,18 +30,21 @@ static const char *str(json_t *o, const char *k)
     return s ? s : "";
 }
 
+/* How long ago job (a record) was created, as ctl_age writes it ("-" when
+ * the record has no createdAt). */
+static const char *job_age(json_t *job, double now, char *buf, size_t len)
+{
+    double created = json_number_value(json_object_get(job, "createdAt"));
+    return ctl_age(created > 0 ? now - created : -1, buf, len);
+}
+
 static void print_job_line(json_t *job, double now)
 {
     char age[32];
-    const char *outcome = str(job, "outcome");
     printf("%-8lld %-11s %-24s %-24s %8s  %d  %.60s\n",
            (long long)json_integer_value(json_object_get(job, "id")), str(job, "state"),
-           str(job, "courselab"), str(job, "name"),
-           ctl_age(json_number_value(json_object_get(job, "createdAt")) > 0
-                       ? now - json_number_value(json_object_get(job, "createdAt"))
-                       : -1,
-                   age, sizeof age),
-           (int)json_integer_value(json_object_get(job, "retries")), outcome);
+           str(job, "courselab"), str(job, "name"), job_age(job, now, age, sizeof age),
+           (int)json_integer_value(json_object_get(job, "retries")), str(job, "outcome"));
 }
 
 int cmd_jobs(struct ctl *x, int argc, char **argv)
@@ -92,13 +95,19 @@ int cmd_jobs(struct ctl *x, int argc, char **argv)
     return CTL_OK;
 }
 
-/* Loads job id; refuses (not found) with a clear message. */
-static int load_job(struct ctl *x, int64_t id, json_t **rec, bool *dead)
+/* The job a command names: parses the id argument (ctl_job_id: argv[1] of
+ * argc) into *id and loads its record (*rec, caller decrefs; *dead: from
+ * the finished history). Refuses with a clear message (bad id, no such
+ * job, Redis) and returns the exit code; CTL_OK when *rec is set. */
+static int load_job(struct ctl *x, int argc, char **argv, int64_t *id, json_t **rec, bool *dead)
 {
-    int status = store_get_job(x->st, id, rec, dead);
+    int rc = ctl_job_id(x, argc, argv, id);
+    if (rc)
+        return rc;
+    int status = store_get_job(x->st, *id, rec, dead);
     if (status == STORE_NOT_FOUND)
         return ctl_fail(x, CTL_REFUSED, "no job %lld (not live, not in the dead history)",
-                        (long long)id);
+                        (long long)*id);
     if (status != STORE_OK)
         return ctl_store_fail(x, status, "reading the job");
     return CTL_OK;
@@ -107,12 +116,10 @@ static int load_job(struct ctl *x, int64_t id, json_t **rec, bool *dead)
 int cmd_job(struct ctl *x, int argc, char **argv)
 {
     int64_t id;
-    int rc = ctl_job_id(x, argc, argv, &id);
-    if (rc)
-        return rc;
     json_t *rec = NULL;
     bool dead = false;
-    if ((rc = load_job(x, id, &rec, &dead)))
+    int rc = load_job(x, argc, argv, &id, &rec, &dead);
+    if (rc)
         return rc;
     long long pos = 0, left = 0;
     bool cancel = false;
@@ -141,10 +148,7 @@ int cmd_job(struct ctl *x, int argc, char **argv)
         printf("  output     %s\n  callback   %s\n  created    %s ago\n  retries    %lld\n",
                str(rec, "outputFile"), json_is_string(json_object_get(rec, "notifyURL"))
                                            ? "yes (URL not shown)" : "none",
-               ctl_age(json_number_value(json_object_get(rec, "createdAt")) > 0
-                           ? ctl_now() - json_number_value(json_object_get(rec, "createdAt"))
-                           : -1,
-                       age, sizeof age),
+               job_age(rec, ctl_now(), age, sizeof age),
                (long long)json_integer_value(json_object_get(rec, "retries")));
         if (json_is_string(json_object_get(vm, "name")))
             printf("  instance   %s on %s\n", str(vm, "name"),
@@ -174,12 +178,10 @@ int cmd_job(struct ctl *x, int argc, char **argv)
 int cmd_cancel(struct ctl *x, int argc, char **argv)
 {
     int64_t id;
-    int rc = ctl_job_id(x, argc, argv, &id);
-    if (rc)
-        return rc;
     json_t *rec = NULL;
     bool dead = false;
-    if ((rc = load_job(x, id, &rec, &dead)))
+    int rc = load_job(x, argc, argv, &id, &rec, &dead);
+    if (rc)
         return rc;
     char state[32];
     snprintf(state, sizeof state, "%s", str(rec, "state"));
@@ -223,12 +225,10 @@ int cmd_requeue(struct ctl *x, int argc, char **argv)
 {
     bool force = argc == 3 && strcmp(argv[2], "--force") == 0;
     int64_t id;
-    int rc = ctl_job_id(x, force ? 2 : argc, argv, &id);
-    if (rc)
-        return rc;
     json_t *rec = NULL;
     bool dead = false;
-    if ((rc = load_job(x, id, &rec, &dead)))
+    int rc = load_job(x, force ? 2 : argc, argv, &id, &rec, &dead);
+    if (rc)
         return rc;
     char state[32], outcome[200];
     snprintf(state, sizeof state, "%s", str(rec, "state"));
