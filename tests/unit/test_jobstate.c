@@ -674,19 +674,23 @@ static void test_sched_stats(void **state)
 static void test_sched_pure(void **state)
 {
     (void)state;
+    static const struct {
+        const char *mode, *courselab, *key, *group;
+    } groups[] = {
+        {"course", "15213-f24-malloc", "k1", "15213-f24"},
+        {"course", "intro", "k1", "intro"},
+        {"course", "-lab", "k1", "-lab"},
+        {"lab", "15213-f24-malloc", "k1", "15213-f24-malloc"},
+        {"key", "15213-malloc", "abc123", "abc123"},
+        {"off", "15213-malloc", "k", "all"},
+    };
     char g[JOB_GROUP_MAX];
-    assert_int_equal(jobstate_share_group("course", "15213-f24-malloc", "k1", g, sizeof g), 0);
-    assert_string_equal(g, "15213-f24");
-    assert_int_equal(jobstate_share_group("course", "intro", "k1", g, sizeof g), 0);
-    assert_string_equal(g, "intro");
-    assert_int_equal(jobstate_share_group("course", "-lab", "k1", g, sizeof g), 0);
-    assert_string_equal(g, "-lab");
-    assert_int_equal(jobstate_share_group("lab", "15213-f24-malloc", "k1", g, sizeof g), 0);
-    assert_string_equal(g, "15213-f24-malloc");
-    assert_int_equal(jobstate_share_group("key", "15213-malloc", "abc123", g, sizeof g), 0);
-    assert_string_equal(g, "abc123");
-    assert_int_equal(jobstate_share_group("off", "15213-malloc", "k", g, sizeof g), 0);
-    assert_string_equal(g, "all");
+    for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) {
+        assert_int_equal(jobstate_share_group(groups[i].mode, groups[i].courselab, groups[i].key,
+                                              g, sizeof g),
+                         0);
+        assert_string_equal(g, groups[i].group);
+    }
     assert_int_equal(jobstate_share_group("course", NULL, "k", g, sizeof g), -1);
     assert_int_equal(jobstate_share_group("key", "lab", NULL, g, sizeof g), -1);
     assert_int_equal(jobstate_share_group("courses", "a-b", "k", g, sizeof g), -1);
