@@ -178,9 +178,25 @@ def log_clients(proc):
     return set(re.findall(r"event=http_request .*client=(\S+) peer=(\S+)", proc.logtext()))
 
 
-def start_proc(args, env, logpath):
+def start_balancer(what, args, env, logpath, port):
+    """Starts a balancer (output to logpath) and waits for its port:
+    (proc, log), or None after the FAIL line `what` (with the log) when it
+    does not come up."""
     log = open(logpath, "ab")
-    return subprocess.Popen(args, env=env, stdout=log, stderr=log), log
+    proc = subprocess.Popen(args, env=env, stdout=log, stderr=log)
+    try:
+        tlib.wait_port(port, proc=proc)
+    except RuntimeError as e:
+        tlib.check(what, False, "%s %s" % (e, open(logpath).read()))
+        return None
+    return proc, log
+
+
+def upload_head(svc, filename, length):
+    """The head of a POST /upload of the lab "big" with the body-length
+    header line `length` ("Content-Length: N", "Transfer-Encoding: ...")."""
+    return ("POST /upload/%s/big/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+            "Filename: %s\r\n%s\r\n\r\n" % (svc.key, filename, length)).encode()
 
 
 def stop_proc(name, proc, log, sig):
@@ -205,31 +221,27 @@ def haproxy_part(svc, cb):
                TANGO_P2="127.0.0.1:%d" % svc.producers[1].port,
                TANGO_MAX_UPLOAD_MB=str(MAX_UPLOAD_MB))
     logpath = os.path.join(svc.tmp, "haproxy.log")
-    proc, log = start_proc(["haproxy", "-db", "-f", HAPROXY_CFG], env, logpath)
-    try:
-        tlib.wait_port(port, proc=proc)
-    except RuntimeError as e:
-        tlib.check("haproxy starts with the shipped file", False, "%s %s" % (e, open(logpath).read()))
+    started = start_balancer("haproxy starts with the shipped file",
+                             ["haproxy", "-db", "-f", HAPROXY_CFG], env, logpath, port)
+    if not started:
         return
+    proc, log = started
     client = RetryingClient(port, svc.key)
     balanced_flow("haproxy", client, svc, cb)
 
     # the body limit: a declared body over max_upload_mb never reaches a producer
     client.call("GET", "/open/%s/big/" % svc.key)
-    head = ("POST /upload/%s/big/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\nFilename: big\r\n"
-            "Content-Length: %d\r\n\r\n" % (svc.key, (MAX_UPLOAD_MB << 20) + 1)).encode()
+    head = upload_head(svc, "big", "Content-Length: %d" % ((MAX_UPLOAD_MB << 20) + 1))
     ans = tlib.raw(port, head + b"x" * 1000)
     tlib.check("haproxy: a declared body over max_upload_mb answered 413 by the balancer",
                ans.startswith(b"HTTP/1.1 413") and
                b'"File too large: the limit is %d MiB"' % MAX_UPLOAD_MB in ans, ans[:300])
-    ans = tlib.raw(port, ("POST /upload/%s/big/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\nFilename: big\r\n"
-                          "Content-Length: %d\r\n\r\n" % (svc.key, MAX_UPLOAD_MB << 20)).encode() +
+    ans = tlib.raw(port, upload_head(svc, "big", "Content-Length: %d" % (MAX_UPLOAD_MB << 20)) +
                    b"x" * (MAX_UPLOAD_MB << 20))
     tlib.check("haproxy: a body of exactly max_upload_mb passes",
                b'"Uploaded file"' in ans, ans[:300])
     chunk = b"%x\r\n%s\r\n" % (65536, b"y" * 65536)
-    ans = tlib.raw(port, ("POST /upload/%s/big/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\nFilename: big2\r\n"
-                          "Transfer-Encoding: chunked\r\n\r\n" % svc.key).encode() +
+    ans = tlib.raw(port, upload_head(svc, "big2", "Transfer-Encoding: chunked") +
                    chunk * (MAX_UPLOAD_MB * 16 + 1) + b"0\r\n\r\n", paced=True)
     tlib.check("haproxy: a chunked body over it is refused by the producer",
                b"File too large" in ans, ans[:300])
@@ -272,17 +284,15 @@ def nginx_part(svc, cb):
     tlib.check("nginx -t: the generated file is valid", out.returncode == 0 and
                "test is successful" in out.stderr and "[warn]" not in out.stderr, out.stderr)
     logpath = os.path.join(svc.tmp, "nginx.log")
-    proc, log = start_proc(["nginx", "-e", "stderr", "-c", conf, "-g", "daemon off;"],
-                           dict(os.environ), logpath)
-    try:
-        tlib.wait_port(port, proc=proc)
-    except RuntimeError as e:
-        tlib.check("nginx starts", False, "%s %s" % (e, open(logpath).read()))
+    started = start_balancer("nginx starts",
+                             ["nginx", "-e", "stderr", "-c", conf, "-g", "daemon off;"],
+                             dict(os.environ), logpath, port)
+    if not started:
         return
+    proc, log = started
     client = RetryingClient(port, svc.key)
     balanced_flow("nginx", client, svc, cb)
-    ans = tlib.raw(port, ("POST /upload/%s/big/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\nFilename: big\r\n"
-                          "Content-Length: %d\r\n\r\n" % (svc.key, (MAX_UPLOAD_MB << 20) + 1)).encode())
+    ans = tlib.raw(port, upload_head(svc, "big", "Content-Length: %d" % ((MAX_UPLOAD_MB << 20) + 1)))
     tlib.check("nginx: a declared body over max_upload_mb answered 413 by the balancer",
                ans.startswith(b"HTTP/1.1 413"), ans[:200])
     kill_while_submitting("nginx", svc, cb, port, 1, njobs=8, nclients=2)
