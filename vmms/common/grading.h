@@ -2,9 +2,10 @@
  * grading.h: what every VMMS back end shares about a job's run, so each
  * plugin states it once: the legacy grading command (SPEC.md) with the
  * additions all back ends make, autodriver's exit codes, the one error
- * helper, and the checks on names that come from the consumer (VM names,
- * instance prefixes, input file names and lists). Linked into every plugin
- * (vmms/common/ objects go into each build/vmms/<name>.so).
+ * helper, the start of init (prefix, libcurl: init.c), and the checks on
+ * names that come from the consumer (VM names, instance prefixes, input
+ * file names and lists). Linked into every plugin (vmms/common/ objects go
+ * into each build/vmms/<name>.so).
  */
 #ifndef TANGO_VMMS_GRADING_H
 #define TANGO_VMMS_GRADING_H
@@ -27,6 +28,11 @@ enum autodriver_exit {
  * VMMS_ERR, "...", ...)`. */
 int vmms_fail(char *err, size_t errlen, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* The first check of every plugin's init (init.c): prefix is 1..63 bytes of
+ * [A-Za-z0-9_.-], and with curl libcurl's global set-up has run (once per
+ * process, thread-safe). VMMS_OK, or VMMS_ERR with "<plugin>: why". */
+int vmms_init_check(const char *plugin, const char *prefix, bool curl, char *err, size_t errlen);
 
 /* True when s is 1..max-1 bytes of [A-Za-z0-9_.-] (a Docker/instance name). */
 bool vmms_name_ok(const char *s, size_t max);

@@ -11,17 +11,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/cfg.h"
 #include "dd.h"
 
 #define PFX "distDocker config: "
 
-struct int_key {
-    const char *name;
-    size_t off;
-    int def, min, max;
-};
-
-static const struct int_key top_ints[] = {
+static const struct vmms_int_key top_ints[] = {
     {"connect_timeout_s", offsetof(struct dd_config, connect_timeout_s), 10, 1, 300},
     {"command_timeout_s", offsetof(struct dd_config, command_timeout_s), 60, 1, 3600},
     {"down_backoff_s", offsetof(struct dd_config, down_backoff_s), 2, 1, 3600},
@@ -34,32 +29,13 @@ static const struct int_key top_ints[] = {
     {"default_disk_mb", offsetof(struct dd_config, default_disk_mb), 1024, 16, 1024 * 1024},
 };
 
-static const struct int_key host_ints[] = {
+static const struct vmms_int_key host_ints[] = {
     {"port", offsetof(struct dd_host_cfg, port), 22, 1, 65535},
     {"max_jobs", offsetof(struct dd_host_cfg, max_jobs), 4, 1, 1024},
     {"max_sessions", offsetof(struct dd_host_cfg, max_sessions), 10, 3, 4096},
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
-
-static const struct int_key *find_int(const struct int_key *keys, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(keys[i].name, name) == 0)
-            return &keys[i];
-    return NULL;
-}
-
-static int set_int(const struct int_key *k, const json_t *v, void *base, const char *where,
-                   char *err, size_t errlen)
-{
-    if (!json_is_integer(v) || json_integer_value(v) < k->min ||
-        json_integer_value(v) > k->max)
-        return vmms_fail(err, errlen, VMMS_ERR, PFX "%s%s must be an integer %d..%d", where,
-                       k->name, k->min, k->max);
-    *(int *)((char *)base + k->off) = (int)json_integer_value(v);
-    return VMMS_OK;
-}
 
 /* A string value of at most max-1 bytes, no NUL inside. */
 static const char *get_string(const json_t *v, size_t max, const char *where, const char *key,
@@ -116,18 +92,17 @@ static int parse_host(const json_t *obj, size_t i, struct dd_host_cfg *h, bool s
     snprintf(where, sizeof where, "hosts[%zu].", i);
     if (!json_is_object(obj))
         return vmms_fail(err, errlen, VMMS_ERR, PFX "hosts[%zu] must be an object", i);
-    for (size_t k = 0; k < N(host_ints); k++)
-        *(int *)((char *)h + host_ints[k].off) = host_ints[k].def;
+    vmms_int_keys_default(host_ints, N(host_ints), h);
     strcpy(h->volume_dir, "/var/lib/tango/volumes");
 
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)obj, key, v) {
-        const struct int_key *ik = find_int(host_ints, N(host_ints), key);
+        const struct vmms_int_key *ik = vmms_int_key_find(host_ints, N(host_ints), key);
         const char *s = NULL;
         int rc = VMMS_OK;
         if (ik) {
-            rc = set_int(ik, v, h, where, err, errlen);
+            rc = vmms_int_key_set(ik, v, h, "distDocker", where, err, errlen);
         } else if (strcmp(key, "address") == 0) {
             if ((s = get_string(v, sizeof h->address, where, key, err, errlen)) == NULL)
                 return VMMS_ERR;
@@ -199,8 +174,7 @@ int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t 
 {
     memset(out, 0, sizeof *out);
     out->strict_host_key_checking = true;
-    for (size_t k = 0; k < N(top_ints); k++)
-        *(int *)((char *)out + top_ints[k].off) = top_ints[k].def;
+    vmms_int_keys_default(top_ints, N(top_ints), out);
     jobnet_config_default(&out->net);
     if (!json_is_object(cfg))
         return vmms_fail(err, errlen, VMMS_ERR,
@@ -212,9 +186,9 @@ int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t 
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)cfg, key, v) {
-        const struct int_key *ik = find_int(top_ints, N(top_ints), key);
+        const struct vmms_int_key *ik = vmms_int_key_find(top_ints, N(top_ints), key);
         if (ik) {
-            if (set_int(ik, v, out, "", err, errlen) != VMMS_OK)
+            if (vmms_int_key_set(ik, v, out, "distDocker", "", err, errlen) != VMMS_OK)
                 return VMMS_ERR;
         } else if (strcmp(key, "strict_host_key_checking") == 0) {
             if (!json_is_boolean(v))

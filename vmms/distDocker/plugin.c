@@ -35,10 +35,8 @@ static void dd_shutdown(void *vctx)
 static int dd_init(const json_t *cfg, const char *prefix, void **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (prefix == NULL || !vmms_name_ok(prefix, 64))
-        return vmms_fail(err, errlen, VMMS_ERR,
-                       "distDocker: bad prefix: it must be 1..63 letters, digits, '_', '.', "
-                       "'-'");
+    if (vmms_init_check("distDocker", prefix, false, err, errlen) != VMMS_OK)
+        return VMMS_ERR;
     if (vssh_global_init(err, errlen) != VMMS_OK)
         return VMMS_ERR;
     struct dd_ctx *ctx = calloc(1, sizeof *ctx);

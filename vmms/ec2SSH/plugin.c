@@ -1,26 +1,18 @@
 /*
  * plugin.c: the ec2SSH plugin's entry points. Owns init / shutdown (the
- * context: config, locks, the once-per-process libcurl, libxml2 and libssh2
- * set-up), the refusal of build uploads (images here are AMIs) and the
+ * context: config, locks, the once-per-process libxml2 and libssh2 set-up;
+ * the prefix and libcurl through vmms_init_check), the refusal of build uploads (images here are AMIs) and the
  * exported ops table `vmms_plugin`.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <libxml/parser.h>
 
 #include "ec2.h"
 #include "log.h"
 
-static pthread_once_t libs_once = PTHREAD_ONCE_INIT;
-static int libs_rc;
-
-static void libs_init(void)
-{
-    libs_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
-    xmlInitParser();
-}
+static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
 
 static void ec2_shutdown(void *vctx)
 {
@@ -39,12 +31,9 @@ static void ec2_shutdown(void *vctx)
 static int ec2_init(const json_t *cfg, const char *prefix, void **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (prefix == NULL || !vmms_name_ok(prefix, 64))
-        return vmms_fail(err, errlen, VMMS_ERR,
-                         "ec2SSH: bad prefix: it must be 1..63 letters, digits, '_', '.', '-'");
-    pthread_once(&libs_once, libs_init);
-    if (libs_rc != 0)
-        return vmms_fail(err, errlen, VMMS_ERR, "ec2SSH: curl_global_init failed");
+    if (vmms_init_check("ec2SSH", prefix, true, err, errlen) != VMMS_OK)
+        return VMMS_ERR;
+    pthread_once(&xml_once, xmlInitParser);
     if (vssh_global_init(err, errlen) != VMMS_OK)
         return VMMS_ERR;
     struct ec2_ctx *ctx = calloc(1, sizeof *ctx);

@@ -5,15 +5,10 @@
  */
 #include <string.h>
 
+#include "common/cfg.h"
 #include "ld.h"
 
-struct int_key {
-    const char *name;
-    size_t off;
-    int def, min, max;
-};
-
-static const struct int_key int_keys[] = {
+static const struct vmms_int_key int_keys[] = {
     {"default_cores", offsetof(struct ld_config, default_cores), 1, 1, 1024},
     {"default_memory_mb", offsetof(struct ld_config, default_memory_mb), 512, 6, 1024 * 1024},
     {"default_pids_limit", offsetof(struct ld_config, default_pids_limit), 512, 1, 4194304},
@@ -47,8 +42,7 @@ int ld_config_parse(const json_t *cfg, struct ld_config *out, char *err, size_t 
     memset(out, 0, sizeof *out);
     strcpy(out->socket, "/var/run/docker.sock");
     strcpy(out->volume_dir, "/var/lib/tango/volumes");
-    for (size_t i = 0; i < N_INT_KEYS; i++)
-        *(int *)((char *)out + int_keys[i].off) = int_keys[i].def;
+    vmms_int_keys_default(int_keys, N_INT_KEYS, out);
     jobnet_config_default(&out->net);
 
     if (cfg == NULL || json_is_null(cfg))
@@ -70,25 +64,14 @@ int ld_config_parse(const json_t *cfg, struct ld_config *out, char *err, size_t 
                                            errlen)) != 0) {
             rc = rc > 0 ? VMMS_OK : VMMS_ERR;
         } else {
-            const struct int_key *k = NULL;
-            for (size_t i = 0; i < N_INT_KEYS; i++)
-                if (strcmp(key, int_keys[i].name) == 0)
-                    k = &int_keys[i];
+            const struct vmms_int_key *k = vmms_int_key_find(int_keys, N_INT_KEYS, key);
             if (k == NULL)
                 return vmms_fail(err, errlen, VMMS_ERR,
                                "localDocker config: unknown key \"%s\" (known: socket, "
                                "volume_dir, default_cores, default_memory_mb, "
                                "default_pids_limit, default_disk_mb, run_grace_s, api_timeout_s, "
                                "network, network_bridge, host_firewall)", key);
-            if (!json_is_integer(v))
-                return vmms_fail(err, errlen, VMMS_ERR,
-                               "localDocker config: \"%s\" must be an integer", key);
-            json_int_t n = json_integer_value(v);
-            if (n < k->min || n > k->max)
-                return vmms_fail(err, errlen, VMMS_ERR,
-                               "localDocker config: \"%s\" is %lld, must be %d..%d",
-                               key, (long long)n, k->min, k->max);
-            *(int *)((char *)out + k->off) = (int)n;
+            rc = vmms_int_key_set(k, v, out, "localDocker", "", err, errlen);
         }
         if (rc != VMMS_OK)
             return rc;

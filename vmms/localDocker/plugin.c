@@ -13,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 
 #include "ld.h"
 #include "log.h"
@@ -41,12 +40,6 @@ static int make_dirs(char *dir, mode_t mode)
     return 0;
 }
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-static void curl_init(void)
-{
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 static void ld_shutdown(void *vctx)
 {
@@ -65,14 +58,8 @@ static int ld_init(const json_t *cfg, const char *prefix, void **out,
                    char *err, size_t errlen)
 {
     *out = NULL;
-    if (prefix == NULL || !vmms_name_ok(prefix, 64))
-        return vmms_fail(err, errlen, VMMS_ERR,
-                       "localDocker: bad prefix: it must be 1..63 letters, digits, "
-                       "'_', '.', '-'");
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc != CURLE_OK)
-        return vmms_fail(err, errlen, VMMS_ERR, "localDocker: curl_global_init failed: %s",
-                       curl_easy_strerror(curl_init_rc));
+    if (vmms_init_check("localDocker", prefix, true, err, errlen) != VMMS_OK)
+        return VMMS_ERR;
 
     struct ld_ctx *ctx = calloc(1, sizeof *ctx);
     if (ctx == NULL)

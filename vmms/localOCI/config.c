@@ -7,17 +7,12 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "common/cfg.h"
 #include "jobnet.h"
 #include "lo.h"
 #include "names.h"
 
-struct int_key {
-    const char *name;
-    size_t off;
-    int def, min, max;
-};
-
-static const struct int_key int_keys[] = {
+static const struct vmms_int_key int_keys[] = {
     {"default_cores", offsetof(struct lo_config, default_cores), 1, 1, 1024},
     {"default_memory_mb", offsetof(struct lo_config, default_memory_mb), 512, 6, 1024 * 1024},
     {"default_pids_limit", offsetof(struct lo_config, default_pids_limit), 512, 1, 4194304},
@@ -65,8 +60,7 @@ int lo_config_parse(const json_t *cfg, struct lo_config *out, char *err, size_t 
     strcpy(out->bridge, "tango-oci0");
     out->subnet = (10u << 24) | (231u << 16);
     out->host_firewall = true;
-    for (size_t i = 0; i < N_INT_KEYS; i++)
-        *(int *)((char *)out + int_keys[i].off) = int_keys[i].def;
+    vmms_int_keys_default(int_keys, N_INT_KEYS, out);
     if (cfg == NULL || json_is_null(cfg))
         return VMMS_OK;
     if (!json_is_object(cfg))
@@ -141,19 +135,11 @@ int lo_config_parse(const json_t *cfg, struct lo_config *out, char *err, size_t 
                                  "localOCI config: \"host_firewall\" must be true or false");
             out->host_firewall = json_is_true(v);
         } else {
-            const struct int_key *k = NULL;
-            for (size_t i = 0; i < N_INT_KEYS; i++)
-                if (strcmp(key, int_keys[i].name) == 0)
-                    k = &int_keys[i];
+            const struct vmms_int_key *k = vmms_int_key_find(int_keys, N_INT_KEYS, key);
             if (k == NULL)
                 return vmms_fail(err, errlen, VMMS_ERR,
                                  "localOCI config: unknown key \"%s\" (known: " KNOWN ")", key);
-            if (!json_is_integer(v) || json_integer_value(v) < k->min ||
-                json_integer_value(v) > k->max)
-                return vmms_fail(err, errlen, VMMS_ERR,
-                                 "localOCI config: \"%s\" must be an integer %d..%d", key,
-                                 k->min, k->max);
-            *(int *)((char *)out + k->off) = (int)json_integer_value(v);
+            rc = vmms_int_key_set(k, v, out, "localOCI", "", err, errlen);
         }
         if (rc != VMMS_OK)
             return rc;

@@ -22,7 +22,6 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 
 #include "lo.h"
 #include "log.h"
@@ -35,12 +34,6 @@ static const char *const runc_paths[] = {"/usr/sbin/runc", "/usr/bin/runc", "/us
                                          "/usr/local/sbin/runc", NULL};
 static const char *const crun_paths[] = {"/usr/bin/crun", "/usr/local/bin/crun", NULL};
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-static void curl_init(void)
-{
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 static int mkdir_p(const char *path, mode_t mode)
 {
@@ -107,15 +100,11 @@ static int pick_runtime(struct lo_ctx *ctx, const char **why, char *err, size_t 
 static int lo_init(const json_t *cfg, const char *prefix, void **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (prefix == NULL || !vmms_name_ok(prefix, 64))
-        return vmms_fail(err, errlen, VMMS_ERR, "localOCI: bad prefix: it must be 1..63 "
-                         "letters, digits, '_', '.', '-'");
+    if (vmms_init_check("localOCI", prefix, true, err, errlen) != VMMS_OK)
+        return VMMS_ERR;
     if (geteuid() != 0)
         return vmms_fail(err, errlen, VMMS_ERR, "localOCI: the consumer must run as root "
                          "(it mounts, makes namespaces and cgroups)");
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc != CURLE_OK)
-        return vmms_fail(err, errlen, VMMS_ERR, "localOCI: curl_global_init failed");
     struct lo_ctx *ctx = calloc(1, sizeof *ctx);
     if (ctx == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
