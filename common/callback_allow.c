@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <curl/curl.h>
 
+#include "netset.h"
+
 #define HOST_MAX 256
 
 enum entry_kind { E_HOST, E_DOMAIN, E_NET };
@@ -84,15 +86,7 @@ static bool parse_addr(const char *s, struct addr *out)
 
 static bool in_net(const struct addr *a, const struct addr *net, int prefix)
 {
-    if (a->family != net->family)
-        return false;
-    int full = prefix / 8, rest = prefix % 8;
-    if (memcmp(a->b, net->b, (size_t)full) != 0)
-        return false;
-    if (!rest)
-        return true;
-    unsigned char mask = (unsigned char)(0xff << (8 - rest));
-    return (a->b[full] & mask) == (net->b[full] & mask);
+    return a->family == net->family && netaddr_prefix_equal(a->b, net->b, prefix);
 }
 
 static bool default_refused(const struct addr *a)

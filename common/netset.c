@@ -69,15 +69,15 @@ void netaddr_format(const unsigned char a[NETADDR_LEN], char buf[NETADDR_TEXT_MA
         inet_ntop(AF_INET6, a, buf, NETADDR_TEXT_MAX);
 }
 
-static bool in_net(const unsigned char a[NETADDR_LEN], const struct net *net)
+bool netaddr_prefix_equal(const unsigned char *a, const unsigned char *b, int bits)
 {
-    int full = net->prefix / 8, rest = net->prefix % 8;
-    if (memcmp(a, net->addr, (size_t)full) != 0)
+    int full = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, (size_t)full) != 0)
         return false;
     if (!rest)
         return true;
     unsigned char mask = (unsigned char)(0xff << (8 - rest));
-    return (a[full] & mask) == (net->addr[full] & mask);
+    return (a[full] & mask) == (b[full] & mask);
 }
 
 /* One entry, "ADDR" or "ADDR/PREFIX" (decimal, no sign, within the family's bits). */
@@ -130,7 +130,7 @@ void netset_free(struct netset *s)
 bool netset_contains(const struct netset *s, const unsigned char a[NETADDR_LEN])
 {
     for (size_t i = 0; s && i < s->n; i++)
-        if (in_net(a, &s->nets[i]))
+        if (netaddr_prefix_equal(a, s->nets[i].addr, s->nets[i].prefix))
             return true;
     return false;
 }

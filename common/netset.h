@@ -30,6 +30,9 @@ int netaddr_parse(const char *s, size_t len, unsigned char out[NETADDR_LEN]);
 int netaddr_from_sockaddr(const struct sockaddr *sa, unsigned char out[NETADDR_LEN]);
 /* Writes the address's usual text form into buf (NETADDR_TEXT_MAX bytes). */
 void netaddr_format(const unsigned char a[NETADDR_LEN], char buf[NETADDR_TEXT_MAX]);
+/* Whether the first bits bits of a and b (addresses in network byte order,
+ * at least (bits + 7) / 8 bytes each) are equal: a in the network b/bits. */
+bool netaddr_prefix_equal(const unsigned char *a, const unsigned char *b, int bits);
 
 /* Parses n entries into *out (an empty set when n is 0; free with
  * netset_free). Returns 0, or -1 with the bad entry named in err. */

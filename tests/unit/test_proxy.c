@@ -94,6 +94,19 @@ static void test_set(void **state)
     assert_int_equal(netaddr_parse("2001:db8::1", 11, a), 0);
     assert_false(netset_contains(s, a)); /* an IPv4 /0 holds no IPv6 address */
     netset_free(s);
+    /* a prefix that ends inside a byte: only its bits count */
+    char *partial[] = {"10.0.0.0/12", "fe80::/10"};
+    s = set_of(partial, 2);
+    const char *pin[] = {"10.15.255.255", "febf::1"}, *pout[] = {"10.16.0.0", "fec0::1"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(netaddr_parse(pin[i], strlen(pin[i]), a), 0);
+        if (!netset_contains(s, a))
+            fail_msg("%s not in the set", pin[i]);
+        assert_int_equal(netaddr_parse(pout[i], strlen(pout[i]), a), 0);
+        if (netset_contains(s, a))
+            fail_msg("%s in the set", pout[i]);
+    }
+    netset_free(s);
     /* empty and NULL sets hold nothing */
     s = set_of(NULL, 0);
     assert_false(netset_contains(s, a));
