@@ -178,10 +178,11 @@ def log_clients(proc):
     return set(re.findall(r"event=http_request .*client=(\S+) peer=(\S+)", proc.logtext()))
 
 
-def start_balancer(what, args, env, logpath, port):
-    """Starts a balancer (output to logpath) and waits for its port:
-    (proc, log), or None after the FAIL line `what` (with the log) when it
-    does not come up."""
+def start_balancer(name, what, args, env, port, svc, cb):
+    """Starts balancer `name` (output to svc.tmp/<name>.log), waits for its
+    port and runs balanced_flow through it: (proc, log, client), or None
+    after the FAIL line `what` (with the log) when it does not come up."""
+    logpath = os.path.join(svc.tmp, "%s.log" % name)
     log = open(logpath, "ab")
     proc = subprocess.Popen(args, env=env, stdout=log, stderr=log)
     try:
@@ -189,7 +190,9 @@ def start_balancer(what, args, env, logpath, port):
     except RuntimeError as e:
         tlib.check(what, False, "%s %s" % (e, open(logpath).read()))
         return None
-    return proc, log
+    client = RetryingClient(port, svc.key)
+    balanced_flow(name, client, svc, cb)
+    return proc, log, client
 
 
 def upload_head(svc, filename, length):
@@ -220,14 +223,11 @@ def haproxy_part(svc, cb):
                TANGO_P1="127.0.0.1:%d" % svc.producers[0].port,
                TANGO_P2="127.0.0.1:%d" % svc.producers[1].port,
                TANGO_MAX_UPLOAD_MB=str(MAX_UPLOAD_MB))
-    logpath = os.path.join(svc.tmp, "haproxy.log")
-    started = start_balancer("haproxy starts with the shipped file",
-                             ["haproxy", "-db", "-f", HAPROXY_CFG], env, logpath, port)
+    started = start_balancer("haproxy", "haproxy starts with the shipped file",
+                             ["haproxy", "-db", "-f", HAPROXY_CFG], env, port, svc, cb)
     if not started:
         return
-    proc, log = started
-    client = RetryingClient(port, svc.key)
-    balanced_flow("haproxy", client, svc, cb)
+    proc, log, client = started
 
     # the body limit: a declared body over max_upload_mb never reaches a producer
     client.call("GET", "/open/%s/big/" % svc.key)
@@ -283,15 +283,12 @@ def nginx_part(svc, cb):
                          text=True)
     tlib.check("nginx -t: the generated file is valid", out.returncode == 0 and
                "test is successful" in out.stderr and "[warn]" not in out.stderr, out.stderr)
-    logpath = os.path.join(svc.tmp, "nginx.log")
-    started = start_balancer("nginx starts",
+    started = start_balancer("nginx", "nginx starts",
                              ["nginx", "-e", "stderr", "-c", conf, "-g", "daemon off;"],
-                             dict(os.environ), logpath, port)
+                             dict(os.environ), port, svc, cb)
     if not started:
         return
-    proc, log = started
-    client = RetryingClient(port, svc.key)
-    balanced_flow("nginx", client, svc, cb)
+    proc, log, client = started
     ans = tlib.raw(port, upload_head(svc, "big", "Content-Length: %d" % ((MAX_UPLOAD_MB << 20) + 1)))
     tlib.check("nginx: a declared body over max_upload_mb answered 413 by the balancer",
                ans.startswith(b"HTTP/1.1 413"), ans[:200])
