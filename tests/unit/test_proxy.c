@@ -68,6 +68,21 @@ static void test_addr_parse(void **state)
     assert_false(parses(longer));
 }
 
+/* Checks that the set holds each of in[] and none of out[] (n each). */
+static void expect_members(const struct netset *s, const char *const *in, const char *const *out,
+                           size_t n)
+{
+    unsigned char a[NETADDR_LEN];
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(netaddr_parse(in[i], strlen(in[i]), a), 0);
+        if (!netset_contains(s, a))
+            fail_msg("%s not in the set", in[i]);
+        assert_int_equal(netaddr_parse(out[i], strlen(out[i]), a), 0);
+        if (netset_contains(s, a))
+            fail_msg("%s in the set", out[i]);
+    }
+}
+
 static void test_set(void **state)
 {
     (void)state;
@@ -77,14 +92,7 @@ static void test_set(void **state)
     unsigned char a[NETADDR_LEN];
     const char *in[] = {"10.1.200.3", "192.0.2.7", "fd12::1", "::1", "::ffff:10.1.0.1"};
     const char *out[] = {"10.2.0.1", "192.0.2.8", "fe00::1", "::2", "1.2.3.4"};
-    for (size_t i = 0; i < 5; i++) {
-        assert_int_equal(netaddr_parse(in[i], strlen(in[i]), a), 0);
-        if (!netset_contains(s, a))
-            fail_msg("%s not in the set", in[i]);
-        assert_int_equal(netaddr_parse(out[i], strlen(out[i]), a), 0);
-        if (netset_contains(s, a))
-            fail_msg("%s in the set", out[i]);
-    }
+    expect_members(s, in, out, 5);
     netset_free(s);
     /* prefix edge cases */
     char *all4[] = {"0.0.0.0/0"};
@@ -98,14 +106,7 @@ static void test_set(void **state)
     char *partial[] = {"10.0.0.0/12", "fe80::/10"};
     s = set_of(partial, 2);
     const char *pin[] = {"10.15.255.255", "febf::1"}, *pout[] = {"10.16.0.0", "fec0::1"};
-    for (size_t i = 0; i < 2; i++) {
-        assert_int_equal(netaddr_parse(pin[i], strlen(pin[i]), a), 0);
-        if (!netset_contains(s, a))
-            fail_msg("%s not in the set", pin[i]);
-        assert_int_equal(netaddr_parse(pout[i], strlen(pout[i]), a), 0);
-        if (netset_contains(s, a))
-            fail_msg("%s in the set", pout[i]);
-    }
+    expect_members(s, pin, pout, 2);
     netset_free(s);
     /* empty and NULL sets hold nothing */
     s = set_of(NULL, 0);
