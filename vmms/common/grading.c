@@ -53,6 +53,21 @@ int vmms_check_files(const struct vmms_file *files, size_t nfiles, char *err, si
     return VMMS_OK;
 }
 
+int vmms_vm_limits(const struct vmms_vm *vm, const struct vmms_limits *defaults,
+                   struct vmms_limits *out, char *err, size_t errlen)
+{
+    if (vm->cores < 0 || vm->memory_mb < 0 || vm->pids_limit < 0 || vm->disk_mb < 0 ||
+        (vm->disk_mb > 0 && vm->disk_mb < 16) || vm->disk_mb > 1024 * 1024 ||
+        vm->memory_mb > 1024 * 1024)
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: negative cores, memory or pids limit, "
+                         "or a disk limit outside 16..1048576 MiB", vm->name);
+    out->cores = vm->cores ? vm->cores : defaults->cores;
+    out->memory_mb = vm->memory_mb ? vm->memory_mb : defaults->memory_mb;
+    out->pids = vm->pids_limit ? vm->pids_limit : defaults->pids;
+    out->disk_mb = vm->disk_mb ? vm->disk_mb : defaults->disk_mb;
+    return VMMS_OK;
+}
+
 int vmms_check_vm(const char *prefix, const struct vmms_vm *vm, char *err, size_t errlen)
 {
     if (vm == NULL)
@@ -127,4 +142,14 @@ int vmms_grading_command(const struct vmms_run *run, int memory_mb, const char *
     if (n < 0 || (size_t)n >= cmdsz)
         return vmms_fail(err, errlen, VMMS_ERR, "the grading command does not fit");
     return VMMS_OK;
+}
+
+int vmms_partial_begin(const char *prefix, const struct vmms_vm *vm, size_t *max_bytes,
+                       size_t cap, char **out, size_t *len, char *err, size_t errlen)
+{
+    *out = NULL;
+    *len = 0;
+    if (*max_bytes > cap)
+        *max_bytes = cap;
+    return vmms_check_vm(prefix, vm, err, errlen);
 }

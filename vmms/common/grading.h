@@ -46,6 +46,18 @@ bool vmms_dest_name_ok(const char *s);
  * VMMS_ERR naming the first bad one. */
 int vmms_check_files(const struct vmms_file *files, size_t nfiles, char *err, size_t errlen);
 
+/* One VM's resource limits (SPEC.md's job limits), as initialize_vm makes
+ * it; also the plugin's defaults (its config's default_* keys). */
+struct vmms_limits {
+    int cores, memory_mb, pids, disk_mb;
+};
+
+/* initialize_vm's limits of vm: its own, each 0 replaced by defaults'.
+ * VMMS_ERR (reason in err) when one is negative, the memory is over
+ * 1048576 MiB or a disk limit is outside 16..1048576 MiB. */
+int vmms_vm_limits(const struct vmms_vm *vm, const struct vmms_limits *defaults,
+                   struct vmms_limits *out, char *err, size_t errlen);
+
 /* Checks what the consumer passes as a VM: vm->name starts with prefix, goes
  * on after it and holds only [A-Za-z0-9_.-]; vm->id is lowercase hex (may be
  * empty). VMMS_OK, or VMMS_ERR with the reason in err. */
@@ -93,5 +105,11 @@ int vmms_grading_command(const struct vmms_run *run, int memory_mb, const char *
  * in after the test). Run it as VMMS_PARTIAL_USER with a deadline of
  * VMMS_PARTIAL_DEADLINE_S + 2 s. Exit 0 (or 1: nothing yet). */
 void vmms_partial_script(size_t max_bytes, char *cmd, size_t cmdsz);
+
+/* The start of every get_partial_output: *out = NULL and *len = 0 (nothing
+ * yet), vm checked with vmms_check_vm against prefix, and *max_bytes cut
+ * to cap (what the back end can hold). VMMS_OK or vmms_check_vm's error. */
+int vmms_partial_begin(const char *prefix, const struct vmms_vm *vm, size_t *max_bytes,
+                       size_t cap, char **out, size_t *len, char *err, size_t errlen);
 
 #endif

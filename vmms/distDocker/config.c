@@ -23,10 +23,10 @@ static const struct vmms_int_key top_ints[] = {
     {"down_backoff_max_s", offsetof(struct dd_config, down_backoff_max_s), 60, 1, 86400},
     {"health_interval_s", offsetof(struct dd_config, health_interval_s), 10, 1, 3600},
     {"run_grace_s", offsetof(struct dd_config, run_grace_s), 10, 0, 3600},
-    {"default_cores", offsetof(struct dd_config, default_cores), 1, 1, 1024},
-    {"default_memory_mb", offsetof(struct dd_config, default_memory_mb), 512, 6, 1024 * 1024},
-    {"default_pids_limit", offsetof(struct dd_config, default_pids_limit), 512, 1, 4194304},
-    {"default_disk_mb", offsetof(struct dd_config, default_disk_mb), 1024, 16, 1024 * 1024},
+    {"default_cores", offsetof(struct dd_config, defaults.cores), 1, 1, 1024},
+    {"default_memory_mb", offsetof(struct dd_config, defaults.memory_mb), 512, 6, 1024 * 1024},
+    {"default_pids_limit", offsetof(struct dd_config, defaults.pids), 512, 1, 4194304},
+    {"default_disk_mb", offsetof(struct dd_config, defaults.disk_mb), 1024, 16, 1024 * 1024},
 };
 
 static const struct vmms_int_key host_ints[] = {

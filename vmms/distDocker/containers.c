@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/nameset.h"
 #include "dd.h"
 #include "log.h"
 #include "names.h"
@@ -29,15 +30,11 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     if (strnlen(vm->image, sizeof vm->image) == sizeof vm->image ||
         !image_name_is_valid(vm->image))
         return vmms_fail(err, errlen, VMMS_ERR, "VM %s: bad image name", vm->name);
-    if (vm->cores < 0 || vm->memory_mb < 0 || vm->pids_limit < 0 || vm->disk_mb < 0 ||
-        (vm->disk_mb > 0 && vm->disk_mb < 16) || vm->disk_mb > 1024 * 1024 ||
-        vm->memory_mb > 1024 * 1024)
-        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: negative cores, memory or pids limit, "
-                       "or a disk limit outside 16..1048576 MiB", vm->name);
-    int cores = vm->cores ? vm->cores : ctx->cfg.default_cores;
-    int mem = vm->memory_mb ? vm->memory_mb : ctx->cfg.default_memory_mb;
-    int pids = vm->pids_limit ? vm->pids_limit : ctx->cfg.default_pids_limit;
-    int disk = vm->disk_mb ? vm->disk_mb : ctx->cfg.default_disk_mb;
+    struct vmms_limits lim;
+    rc = vmms_vm_limits(vm, &ctx->cfg.defaults, &lim, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    int cores = lim.cores, mem = lim.memory_mb, pids = lim.pids, disk = lim.disk_mb;
     /* The job's writable storage, disk MiB in all, as localDocker (README
      * "Disk limit"): a read-only root and a tmpfs share for each place a job
      * writes; tmpfs is charged to the memory cgroup, so the memory limit is
@@ -310,29 +307,6 @@ static const char *label_value(const char *labels, const char *key, char *buf, s
     return NULL;
 }
 
-struct seen {
-    char (*names)[128];
-    size_t n, cap;
-};
-
-/* True if name was already reported (a shared engine lists it on every host). */
-static bool seen_before(struct seen *s, const char *name)
-{
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->names[i], name) == 0)
-            return true;
-    if (s->n == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 64;
-        void *p = realloc(s->names, nc * sizeof *s->names);
-        if (p == NULL)
-            return false;
-        s->names = p;
-        s->cap = nc;
-    }
-    snprintf(s->names[s->n++], sizeof s->names[0], "%s", name);
-    return false;
-}
-
 int dd_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
 {
     struct dd_ctx *ctx = vctx;
@@ -341,7 +315,7 @@ int dd_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
              "docker ps -a --no-trunc --filter label=tango.prefix=%s --format '{{json .}}'",
              vmms_sh_quote(ctx->prefix, qp, sizeof qp));
     size_t answered = 0;
-    struct seen seen = {0};
+    struct vmms_nameset seen = {0};
     int rc = VMMS_OK;
     for (size_t i = 0; i < ctx->nhosts; i++) {
         struct dd_host *h = &ctx->hosts[i];
@@ -379,7 +353,7 @@ int dd_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
             for (size_t k = 0; made_on && k < ctx->nhosts; k++)
                 if (strcmp(ctx->hosts[k].label, made_on) == 0)
                     owner = &ctx->hosts[k];
-            if (id && name && vmms_name_ok(name, 128) && !seen_before(&seen, name)) {
+            if (id && name && vmms_name_ok(name, 128) && vmms_nameset_add(&seen, name)) {
                 dd_vm_note(ctx, name, owner);
                 cb(name, id, image ? image : "", state && strcmp(state, "running") == 0, arg);
             }
@@ -387,7 +361,7 @@ int dd_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
         }
         vssh_out_free(&out);
     }
-    free(seen.names);
+    vmms_nameset_free(&seen);
     if (answered == 0 && rc == VMMS_OK)
         rc = vmms_fail(err, errlen, VMMS_ERR, "no worker host is up");
     return answered > 0 ? VMMS_OK : rc;

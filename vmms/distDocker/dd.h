@@ -73,10 +73,8 @@ struct dd_config {
     int down_backoff_max_s;
     int health_interval_s;
     int run_grace_s;
-    int default_cores;
-    int default_memory_mb;
-    int default_pids_limit;
-    int default_disk_mb;         /* writable storage of a job (containers.c) */
+    struct vmms_limits defaults; /* default_cores, _memory_mb, _pids_limit, _disk_mb
+                                  * (disk: writable storage of a job, containers.c) */
     struct jobnet_config net;    /* network, network_bridge, host_firewall */
 };
 

@@ -57,7 +57,7 @@ int dd_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, cha
     if (vmms_new_exit_token(token, err, errlen) != VMMS_OK)
         return VMMS_ERR;
     char job[900], qj[1100], qn[140], qv[PATH_MAX + 140], vdir[PATH_MAX + 130];
-    rc = vmms_grading_command(run, vm->memory_mb ? vm->memory_mb : ctx->cfg.default_memory_mb,
+    rc = vmms_grading_command(run, vm->memory_mb ? vm->memory_mb : ctx->cfg.defaults.memory_mb,
                               token, job, sizeof job, err, errlen);
     if (rc != VMMS_OK)
         return rc;
@@ -156,16 +156,13 @@ int dd_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
                           size_t *len, char *err, size_t errlen)
 {
     struct dd_ctx *ctx = vctx;
-    *outp = NULL;
-    *len = 0;
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    int rc = vmms_partial_begin(ctx->prefix, vm, &max_bytes, VSSH_OUT_MAX, outp, len, err,
+                                errlen);
     if (rc != VMMS_OK)
         return rc;
     struct dd_host *h = dd_vm_host(ctx, vm);
     if (h == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "VM %s: not known on any worker host", vm->name);
-    if (max_bytes > (size_t)VSSH_OUT_MAX)
-        max_bytes = VSSH_OUT_MAX;
     char inner[600], qi[800], qn[140], line[1100];
     vmms_partial_script(max_bytes, inner, sizeof inner);
     snprintf(line, sizeof line, "docker exec -u " VMMS_PARTIAL_USER " -w /home %s sh -c %s",

@@ -1,8 +1,8 @@
 /*
  * plugin.c: the ec2SSH plugin's entry points. Owns init / shutdown (the
  * context: config, locks, the once-per-process libxml2 and libssh2 set-up;
- * the prefix and libcurl through vmms_init_check), the refusal of build uploads (images here are AMIs) and the
- * exported ops table `vmms_plugin`.
+ * the prefix and libcurl through vmms_init_check), the refusal of build
+ * uploads (images here are AMIs) and the exported ops table `vmms_plugin`.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -347,13 +347,10 @@ int ec2_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, cha
                            size_t *len, char *err, size_t errlen)
 {
     struct ec2_ctx *ctx = vctx;
-    *outp = NULL;
-    *len = 0;
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    int rc = vmms_partial_begin(ctx->prefix, vm, &max_bytes, VSSH_OUT_MAX, outp, len, err,
+                                errlen);
     if (rc != VMMS_OK)
         return rc;
-    if (max_bytes > (size_t)VSSH_OUT_MAX)
-        max_bytes = VSSH_OUT_MAX;
     char inner[600], qi[800], line[1100];
     vmms_partial_script(max_bytes, inner, sizeof inner);
     /* As the grading user, from root (su) or through sudo. */

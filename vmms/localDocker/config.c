@@ -9,10 +9,10 @@
 #include "ld.h"
 
 static const struct vmms_int_key int_keys[] = {
-    {"default_cores", offsetof(struct ld_config, default_cores), 1, 1, 1024},
-    {"default_memory_mb", offsetof(struct ld_config, default_memory_mb), 512, 6, 1024 * 1024},
-    {"default_pids_limit", offsetof(struct ld_config, default_pids_limit), 512, 1, 4194304},
-    {"default_disk_mb", offsetof(struct ld_config, default_disk_mb), 1024, 16, 1024 * 1024},
+    {"default_cores", offsetof(struct ld_config, defaults.cores), 1, 1, 1024},
+    {"default_memory_mb", offsetof(struct ld_config, defaults.memory_mb), 512, 6, 1024 * 1024},
+    {"default_pids_limit", offsetof(struct ld_config, defaults.pids), 512, 1, 4194304},
+    {"default_disk_mb", offsetof(struct ld_config, defaults.disk_mb), 1024, 16, 1024 * 1024},
     {"run_grace_s", offsetof(struct ld_config, run_grace_s), 10, 0, 3600},
     {"api_timeout_s", offsetof(struct ld_config, api_timeout_s), 30, 1, 3600},
 };

@@ -133,15 +133,11 @@ int ld_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     size_t il = strnlen(vm->image, sizeof vm->image);
     if (il == 0 || il == sizeof vm->image)
         return vmms_fail(err, errlen, VMMS_ERR, "VM %s: no image name", vm->name);
-    if (vm->cores < 0 || vm->memory_mb < 0 || vm->pids_limit < 0 || vm->disk_mb < 0 ||
-        (vm->disk_mb > 0 && vm->disk_mb < 16) || vm->disk_mb > 1024 * 1024 ||
-        vm->memory_mb > 1024 * 1024)
-        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: negative cores, memory or pids limit, "
-                       "or a disk limit outside 16..1048576 MiB", vm->name);
-    int cores = vm->cores ? vm->cores : ctx->cfg.default_cores;
-    int mem = vm->memory_mb ? vm->memory_mb : ctx->cfg.default_memory_mb;
-    int pids = vm->pids_limit ? vm->pids_limit : ctx->cfg.default_pids_limit;
-    int disk = vm->disk_mb ? vm->disk_mb : ctx->cfg.default_disk_mb;
+    struct vmms_limits lim;
+    rc = vmms_vm_limits(vm, &ctx->cfg.defaults, &lim, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    int cores = lim.cores, mem = lim.memory_mb, pids = lim.pids, disk = lim.disk_mb;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (ncpu > 0 && cores > ncpu) {
         log_warn("vm_cores_clamped", "name=%s asked=%d host_cpus=%ld", vm->name, cores, ncpu);

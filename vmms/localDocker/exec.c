@@ -191,7 +191,7 @@ int ld_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, cha
     int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc == VMMS_OK)
         rc = vmms_grading_command(run, vm->memory_mb ? vm->memory_mb
-                                                     : ctx->cfg.default_memory_mb,
+                                                     : ctx->cfg.defaults.memory_mb,
                                   NULL, cmd, sizeof cmd, err, errlen);
     if (rc != VMMS_OK)
         return rc;
@@ -375,13 +375,9 @@ int ld_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
                           size_t *len, char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
-    *out = NULL;
-    *len = 0;
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    int rc = vmms_partial_begin(ctx->prefix, vm, &max_bytes, LD_BODY_MAX, out, len, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    if (max_bytes > (size_t)LD_BODY_MAX)
-        max_bytes = LD_BODY_MAX;
     char cmd[512];
     vmms_partial_script(max_bytes, cmd, sizeof cmd);
     const char *argv[] = {"sh", "-c", cmd, NULL};

@@ -44,10 +44,8 @@ extern const struct vmms_ops vmms_plugin;
 struct ld_config {
     char socket[LD_SOCKET_MAX + 1];
     char volume_dir[PATH_MAX];
-    int default_cores;
-    int default_memory_mb;
-    int default_pids_limit;
-    int default_disk_mb;      /* writable storage of a job (containers.c) */
+    struct vmms_limits defaults; /* default_cores, _memory_mb, _pids_limit, _disk_mb
+                                  * (disk: writable storage of a job, containers.c) */
     int run_grace_s;
     int api_timeout_s;
     struct jobnet_config net;    /* network, network_bridge, host_firewall */

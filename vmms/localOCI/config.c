@@ -13,10 +13,10 @@
 #include "names.h"
 
 static const struct vmms_int_key int_keys[] = {
-    {"default_cores", offsetof(struct lo_config, default_cores), 1, 1, 1024},
-    {"default_memory_mb", offsetof(struct lo_config, default_memory_mb), 512, 6, 1024 * 1024},
-    {"default_pids_limit", offsetof(struct lo_config, default_pids_limit), 512, 1, 4194304},
-    {"default_disk_mb", offsetof(struct lo_config, default_disk_mb), 1024, 16, 1024 * 1024},
+    {"default_cores", offsetof(struct lo_config, defaults.cores), 1, 1, 1024},
+    {"default_memory_mb", offsetof(struct lo_config, defaults.memory_mb), 512, 6, 1024 * 1024},
+    {"default_pids_limit", offsetof(struct lo_config, defaults.pids), 512, 1, 4194304},
+    {"default_disk_mb", offsetof(struct lo_config, defaults.disk_mb), 1024, 16, 1024 * 1024},
     {"cmd_timeout_s", offsetof(struct lo_config, cmd_timeout_s), 30, 1, 3600},
 };
 #define N_INT_KEYS (sizeof int_keys / sizeof int_keys[0])

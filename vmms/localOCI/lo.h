@@ -53,10 +53,7 @@ struct lo_config {
     char docker_socket[108];      /* "" = never ask Docker */
     json_t *import_images;        /* names imported from Docker at init */
     json_t *oci_images;           /* {name: OCI image layout directory} imported at init */
-    int default_cores;
-    int default_memory_mb;
-    int default_pids_limit;
-    int default_disk_mb;
+    struct vmms_limits defaults;  /* default_cores, _memory_mb, _pids_limit, _disk_mb */
     int cmd_timeout_s;            /* limit of each helper program */
     char bridge[16];              /* the jobs' bridge */
     uint32_t subnet;              /* a /16, host order; .0.1 is the bridge */
@@ -105,13 +102,10 @@ void lo_rm_tree(const char *dir);
 void lo_layer_dir(struct lo_ctx *ctx, const char *digest, char *buf, size_t bufsz);
 
 /* ---- spec.c ---- */
-struct lo_limits {
-    int cores, memory_mb, pids, disk_mb;
-};
 /* The OCI config.json for one sandbox; netns: path of its network namespace
  * or NULL for a fresh one with only lo. NULL when out of memory. */
 json_t *lo_spec(struct lo_ctx *ctx, const char *name, const json_t *image,
-                const struct lo_limits *lim, const char *netns);
+                const struct vmms_limits *lim, const char *netns);
 
 /* ---- net.c ---- */
 int lo_net_init(struct lo_ctx *ctx, char *err, size_t errlen);

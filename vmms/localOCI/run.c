@@ -148,7 +148,7 @@ int lo_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, cha
         rc = vmms_new_exit_token(token, err, errlen);
     if (rc == VMMS_OK)
         rc = vmms_grading_command(run, vm->memory_mb ? vm->memory_mb
-                                                     : ctx->cfg.default_memory_mb,
+                                                     : ctx->cfg.defaults.memory_mb,
                                   token, cmd, sizeof cmd, err, errlen);
     if (rc != VMMS_OK)
         return rc;
@@ -327,9 +327,8 @@ int lo_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
                           size_t *len, char *err, size_t errlen)
 {
     struct lo_ctx *ctx = vctx;
-    *out = NULL;
-    *len = 0;
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    int rc = vmms_partial_begin(ctx->prefix, vm, &max_bytes, LO_FEEDBACK_MAX, out, len, err,
+                                errlen);
     if (rc != VMMS_OK)
         return rc;
     int pid = lo_container_pid(ctx, vm->name);

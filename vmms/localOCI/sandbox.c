@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "common/nameset.h"
 #include "lo.h"
 #include "log.h"
 
@@ -300,7 +301,7 @@ static int image_for(struct lo_ctx *ctx, const char *image, json_t **rec, char *
 
 /* Makes the bundle's file systems and config.json (dfd: the bundle). */
 static int make_bundle(struct lo_ctx *ctx, struct vmms_vm *vm, int dfd, const json_t *image,
-                       const struct lo_limits *lim, char *err, size_t errlen)
+                       const struct vmms_limits *lim, char *err, size_t errlen)
 {
     char lower[4096], opts[4096 + 2 * PATH_MAX], p[PATH_MAX * 2];
     if (lower_dirs(ctx, image, lower, sizeof lower) != 0)
@@ -366,17 +367,10 @@ int lo_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     if (strnlen(vm->image, sizeof vm->image) == 0 ||
         strnlen(vm->image, sizeof vm->image) == sizeof vm->image)
         return vmms_fail(err, errlen, VMMS_ERR, "VM %s: no image name", vm->name);
-    if (vm->cores < 0 || vm->memory_mb < 0 || vm->pids_limit < 0 || vm->disk_mb < 0 ||
-        (vm->disk_mb > 0 && vm->disk_mb < 16) || vm->disk_mb > 1024 * 1024 ||
-        vm->memory_mb > 1024 * 1024)
-        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: negative cores, memory or pids limit, "
-                         "or a disk limit outside 16..1048576 MiB", vm->name);
-    struct lo_limits lim = {
-        .cores = vm->cores ? vm->cores : ctx->cfg.default_cores,
-        .memory_mb = vm->memory_mb ? vm->memory_mb : ctx->cfg.default_memory_mb,
-        .pids = vm->pids_limit ? vm->pids_limit : ctx->cfg.default_pids_limit,
-        .disk_mb = vm->disk_mb ? vm->disk_mb : ctx->cfg.default_disk_mb,
-    };
+    struct vmms_limits lim;
+    rc = vmms_vm_limits(vm, &ctx->cfg.defaults, &lim, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (ncpu > 0 && lim.cores > ncpu)
         lim.cores = (int)ncpu;
@@ -480,37 +474,15 @@ int lo_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t 
     return VMMS_OK;
 }
 
-/* get_vms: one name at most once. */
-struct seen {
-    char (*names)[128];
-    size_t n, cap;
-};
-
-static bool seen_add(struct seen *s, const char *name)
-{
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->names[i], name) == 0)
-            return false;
-    if (s->n == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 32;
-        void *nn = realloc(s->names, nc * sizeof *s->names);
-        if (!nn)
-            return false;
-        s->names = nn;
-        s->cap = nc;
-    }
-    snprintf(s->names[s->n++], 128, "%.127s", name);
-    return true;
-}
-
 /* Every entry of dir whose name carries our prefix. */
-static void scan(struct lo_ctx *ctx, const char *dir, struct seen *s, vmms_vm_cb cb, void *arg)
+static void scan(struct lo_ctx *ctx, const char *dir, struct vmms_nameset *s, vmms_vm_cb cb,
+                 void *arg)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
         if (strncmp(e->d_name, ctx->prefix, strlen(ctx->prefix)) != 0 ||
-            !vmms_name_ok(e->d_name, 128) || !seen_add(s, e->d_name))
+            !vmms_name_ok(e->d_name, 128) || !vmms_nameset_add(s, e->d_name))
             continue;
         char image[256] = "";
         int dfd = lo_open_bundle(ctx, e->d_name);
@@ -529,7 +501,7 @@ int lo_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
     struct lo_ctx *ctx = vctx;
     (void)err;
     (void)errlen;
-    struct seen s = {0};
+    struct vmms_nameset s = {0};
     scan(ctx, ctx->vms_dir, &s, cb, arg);
     scan(ctx, ctx->runtime_root, &s, cb, arg);
     scan(ctx, "/run/netns", &s, cb, arg);
@@ -543,7 +515,7 @@ int lo_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
             scan(ctx, d, &s, cb, arg);
         }
     }
-    free(s.names);
+    vmms_nameset_free(&s);
     return VMMS_OK;
 }
 

@@ -132,7 +132,7 @@ static json_t *mount(const char *dst, const char *type, const char *src, const c
 }
 
 json_t *lo_spec(struct lo_ctx *ctx, const char *name, const json_t *image,
-                const struct lo_limits *lim, const char *netns)
+                const struct vmms_limits *lim, const char *netns)
 {
     /* disk_mb as localDocker splits it: the root's upper dir (/tmp and
      * every other place on the root) a quarter (sandbox.c mounts it),
