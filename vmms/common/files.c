@@ -54,7 +54,7 @@ long long vmms_copy_fd(int in, int out, long long max, long long deadline_ms)
     }
 }
 
-/* One input file into dfd (see vmms_put_files). */
+/* One input file into dfd (see vmms_put_files); where: "VM x". */
 static int put_file(int dfd, const struct vmms_file *f, long long deadline_ms, const char *where,
                     char *err, size_t errlen)
 {
@@ -91,18 +91,24 @@ static int put_file(int dfd, const struct vmms_file *f, long long deadline_ms, c
     return VMMS_OK;
 }
 
-int vmms_put_files(int dfd, const struct vmms_file *files, size_t nfiles, long long deadline_ms,
-                   const char *where, char *err, size_t errlen)
+int vmms_put_files(int dfd, const struct vmms_file *files, size_t nfiles, long timeout_ms,
+                   const char *vm_name, char *err, size_t errlen)
 {
+    long long deadline_ms = clock_mono_ms() + timeout_ms;
+    char where[160];
+    snprintf(where, sizeof where, "VM %s", vm_name);
     int rc = vmms_check_files(files, nfiles, err, errlen);
     for (size_t i = 0; i < nfiles && rc == VMMS_OK; i++)
         rc = put_file(dfd, &files[i], deadline_ms, where, err, errlen);
     return rc;
 }
 
-int vmms_take_feedback(int dfd, const char *where, const char *dest_path, long long max,
-                       long long deadline_ms, long long *bytes, char *err, size_t errlen)
+int vmms_take_feedback(int dfd, const char *vm_name, const char *dest_path, long long max,
+                       long timeout_ms, long long *bytes, char *err, size_t errlen)
 {
+    long long deadline_ms = clock_mono_ms() + timeout_ms;
+    char where[160];
+    snprintf(where, sizeof where, "VM %s", vm_name);
     if (bytes)
         *bytes = 0;
     int in = openat(dfd, "feedback", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);

@@ -32,18 +32,18 @@ long long vmms_copy_fd(int in, int out, long long max, long long deadline_ms);
  * names checked first with vmms_check_files), in order: a name given twice
  * is replaced (the last file listed wins); each is a file of its own (mode
  * 0644), never a link to the host's file, and its source must be a regular
- * file. where names the VM in messages ("sandbox x"). VMMS_OK,
- * VMMS_TIMEOUT past deadline_ms, or VMMS_ERR. */
-int vmms_put_files(int dfd, const struct vmms_file *files, size_t nfiles, long long deadline_ms,
-                   const char *where, char *err, size_t errlen);
+ * file; all within timeout_ms. vm_name is for messages. VMMS_OK,
+ * VMMS_TIMEOUT, or VMMS_ERR. */
+int vmms_put_files(int dfd, const struct vmms_file *files, size_t nfiles, long timeout_ms,
+                   const char *vm_name, char *err, size_t errlen);
 
 /* Copies the job's "feedback" in the directory open at dfd (not a symbolic
  * link, a regular file of at most max bytes) to dest_path, a file the
- * caller names that must not exist yet. where names the VM in messages.
- * *bytes (may be NULL) gets the size copied. VMMS_OK, VMMS_TIMEOUT past
- * deadline_ms, or VMMS_ERR. */
-int vmms_take_feedback(int dfd, const char *where, const char *dest_path, long long max,
-                       long long deadline_ms, long long *bytes, char *err, size_t errlen);
+ * caller names that must not exist yet, within timeout_ms. vm_name is for
+ * messages. *bytes (may be NULL) gets the size copied. VMMS_OK,
+ * VMMS_TIMEOUT, or VMMS_ERR. */
+int vmms_take_feedback(int dfd, const char *vm_name, const char *dest_path, long long max,
+                       long timeout_ms, long long *bytes, char *err, size_t errlen);
 
 #pragma GCC visibility pop
 

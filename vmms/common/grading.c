@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "grading.h"
+#include "log.h"
+#include "names.h"
 
 int vmms_fail(char *err, size_t errlen, int status, const char *fmt, ...)
 {
@@ -53,9 +56,20 @@ int vmms_check_files(const struct vmms_file *files, size_t nfiles, char *err, si
     return VMMS_OK;
 }
 
-int vmms_vm_limits(const struct vmms_vm *vm, const struct vmms_limits *defaults,
-                   struct vmms_limits *out, char *err, size_t errlen)
+int vmms_initialize_begin(const char *prefix, struct vmms_vm *vm,
+                          const struct vmms_limits *defaults, bool host_cpus,
+                          struct vmms_limits *out, char *err, size_t errlen)
 {
+    if (vm == NULL)
+        return vmms_fail(err, errlen, VMMS_ERR, "no VM given");
+    vm->id[0] = '\0';
+    vm->host[0] = '\0';
+    int rc = vmms_check_vm(prefix, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    if (strnlen(vm->image, sizeof vm->image) == sizeof vm->image ||
+        !image_name_is_valid(vm->image))
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: bad image name", vm->name);
     if (vm->cores < 0 || vm->memory_mb < 0 || vm->pids_limit < 0 || vm->disk_mb < 0 ||
         (vm->disk_mb > 0 && vm->disk_mb < 16) || vm->disk_mb > 1024 * 1024 ||
         vm->memory_mb > 1024 * 1024)
@@ -65,6 +79,12 @@ int vmms_vm_limits(const struct vmms_vm *vm, const struct vmms_limits *defaults,
     out->memory_mb = vm->memory_mb ? vm->memory_mb : defaults->memory_mb;
     out->pids = vm->pids_limit ? vm->pids_limit : defaults->pids;
     out->disk_mb = vm->disk_mb ? vm->disk_mb : defaults->disk_mb;
+    long ncpu = host_cpus ? sysconf(_SC_NPROCESSORS_ONLN) : 0;
+    if (ncpu > 0 && out->cores > ncpu) {
+        log_warn("vm_cores_clamped", "name=%s asked=%d host_cpus=%ld", vm->name, out->cores,
+                 ncpu);
+        out->cores = (int)ncpu;
+    }
     return VMMS_OK;
 }
 

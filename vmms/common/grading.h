@@ -52,11 +52,16 @@ struct vmms_limits {
     int cores, memory_mb, pids, disk_mb;
 };
 
-/* initialize_vm's limits of vm: its own, each 0 replaced by defaults'.
- * VMMS_ERR (reason in err) when one is negative, the memory is over
- * 1048576 MiB or a disk limit is outside 16..1048576 MiB. */
-int vmms_vm_limits(const struct vmms_vm *vm, const struct vmms_limits *defaults,
-                   struct vmms_limits *out, char *err, size_t errlen);
+/* The start of a container back end's initialize_vm (localDocker,
+ * localOCI, distDocker): vm->id and vm->host emptied, vm checked with
+ * vmms_check_vm against prefix, vm->image an image name (names.h), and
+ * *lim the VM's limits: its own, each 0 replaced by defaults', cores cut
+ * to this host's CPUs when host_cpus (a local back end; logged). VMMS_ERR
+ * (reason in err) when vm is NULL or bad, or a limit is negative, the
+ * memory is over 1048576 MiB or a disk limit outside 16..1048576 MiB. */
+int vmms_initialize_begin(const char *prefix, struct vmms_vm *vm,
+                          const struct vmms_limits *defaults, bool host_cpus,
+                          struct vmms_limits *lim, char *err, size_t errlen);
 
 /* Checks what the consumer passes as a VM: vm->name starts with prefix, goes
  * on after it and holds only [A-Za-z0-9_.-]; vm->id is lowercase hex (may be

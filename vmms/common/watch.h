@@ -1,9 +1,9 @@
 /*
  * watch.h: the registry of waits on running jobs that destroy_vm aborts,
- * for every back end whose attach_job blocks (distDocker, ec2SSH, localOCI): a wait
- * registers itself under its VM's name, destroy_vm marks every wait on that
- * name aborted, the wait sees the flag (the vssh_cmd abort pointer) and
- * returns VMMS_ERR promptly. Thread-safe.
+ * for every back end (their attach_job blocks): a wait registers itself
+ * under its VM's name, destroy_vm marks every wait on that name aborted,
+ * the wait sees the flag (the vssh_cmd or Docker call abort pointer, or
+ * its own poll) and returns VMMS_ERR promptly. Thread-safe.
  */
 #ifndef TANGO_VMMS_WATCH_H
 #define TANGO_VMMS_WATCH_H

@@ -20,18 +20,8 @@
 int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
 {
     struct dd_ctx *ctx = vctx;
-    if (vm == NULL)
-        return vmms_fail(err, errlen, VMMS_ERR, "no VM given");
-    vm->id[0] = '\0';
-    vm->host[0] = '\0';
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
-    if (rc != VMMS_OK)
-        return rc;
-    if (strnlen(vm->image, sizeof vm->image) == sizeof vm->image ||
-        !image_name_is_valid(vm->image))
-        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: bad image name", vm->name);
     struct vmms_limits lim;
-    rc = vmms_vm_limits(vm, &ctx->cfg.defaults, &lim, err, errlen);
+    int rc = vmms_initialize_begin(ctx->prefix, vm, &ctx->cfg.defaults, false, &lim, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     int cores = lim.cores, mem = lim.memory_mb, pids = lim.pids, disk = lim.disk_mb;

@@ -123,26 +123,11 @@ static int remove_container(struct ld_ctx *ctx, const struct vmms_vm *vm, bool *
 int ld_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
-    if (vm == NULL)
-        return vmms_fail(err, errlen, VMMS_ERR, "no VM given");
-    vm->id[0] = '\0';
-    vm->host[0] = '\0';
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
-    if (rc != VMMS_OK)
-        return rc;
-    size_t il = strnlen(vm->image, sizeof vm->image);
-    if (il == 0 || il == sizeof vm->image)
-        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: no image name", vm->name);
     struct vmms_limits lim;
-    rc = vmms_vm_limits(vm, &ctx->cfg.defaults, &lim, err, errlen);
+    int rc = vmms_initialize_begin(ctx->prefix, vm, &ctx->cfg.defaults, true, &lim, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     int cores = lim.cores, mem = lim.memory_mb, pids = lim.pids, disk = lim.disk_mb;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    if (ncpu > 0 && cores > ncpu) {
-        log_warn("vm_cores_clamped", "name=%s asked=%d host_cpus=%ld", vm->name, cores, ncpu);
-        cores = (int)ncpu;
-    }
 
     long t0 = clock_mono_ms();
     bool existed;
@@ -262,7 +247,7 @@ static int destroy(struct ld_ctx *ctx, struct vmms_vm *vm, bool safe, char *err,
     int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    ld_abort_runs(ctx, vm->name);
+    vmms_watch_abort(&ctx->watches, vm->name);
     long t0 = clock_mono_ms();
     bool gone = false;
     rc = remove_container(ctx, vm, &gone, err, errlen);

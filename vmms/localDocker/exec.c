@@ -58,36 +58,6 @@ static size_t demux_feed(const char *data, size_t n, void *arg)
     return n;
 }
 
-void ld_abort_runs(struct ld_ctx *ctx, const char *name)
-{
-    pthread_mutex_lock(&ctx->watch_lock);
-    for (struct ld_watch *w = ctx->watches; w; w = w->next)
-        if (strcmp(w->name, name) == 0)
-            atomic_store(&w->aborted, 1);
-    pthread_mutex_unlock(&ctx->watch_lock);
-}
-
-static void watch_add(struct ld_ctx *ctx, struct ld_watch *w, const char *name)
-{
-    snprintf(w->name, sizeof w->name, "%s", name);
-    atomic_init(&w->aborted, 0);
-    pthread_mutex_lock(&ctx->watch_lock);
-    w->next = ctx->watches;
-    ctx->watches = w;
-    pthread_mutex_unlock(&ctx->watch_lock);
-}
-
-static void watch_remove(struct ld_ctx *ctx, struct ld_watch *w)
-{
-    pthread_mutex_lock(&ctx->watch_lock);
-    for (struct ld_watch **p = &ctx->watches; *p; p = &(*p)->next)
-        if (*p == w) {
-            *p = w->next;
-            break;
-        }
-    pthread_mutex_unlock(&ctx->watch_lock);
-}
-
 /* Creates an exec of argv in the container (as user, in /home); attach:
  * its stdout and stderr are kept for the caller's stream, else discarded.
  * exec_id gets its id. */
@@ -319,8 +289,8 @@ int ld_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
         return vmms_fail(err, errlen, VMMS_ERR, "VM %s: bad run handle", vm->name);
     if (wait_ms < 0)
         wait_ms = 0;
-    struct ld_watch w;
-    watch_add(ctx, &w, vm->name);
+    struct vmms_watch w;
+    vmms_watch_add(&ctx->watches, &w, vm->name);
     long t0 = clock_mono_ms();
     long deadline = t0 + (long)wait_ms;
     bool running = false;
@@ -341,7 +311,7 @@ int ld_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
                              "while the job ran", vm->name);
         }
     }
-    watch_remove(ctx, &w);
+    vmms_watch_remove(&ctx->watches, &w);
     long ms = (long)(clock_mono_ms() - t0);
     if (atomic_load(&w.aborted))
         rc = vmms_fail(err, errlen, VMMS_ERR, "VM %s was destroyed while the job ran",

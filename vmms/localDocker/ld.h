@@ -1,7 +1,8 @@
 /*
  * ld.h: the localDocker plugin's internal interface, shared by its .c files
  * and by nothing else. It owns the plugin context (config, the pool of curl
- * handles, the registry of running jobs that destroy_vm can abort) and the
+ * handles, the registry of running jobs that destroy_vm can abort:
+ * common/watch.h) and the
  * declarations each file exports to the others:
  *   config.c       parse and validate the plugin's config object
  *   docker_api.c   the one helper that talks HTTP to the Docker socket
@@ -26,6 +27,7 @@
 
 #include "vmms.h"
 #include "common/grading.h"
+#include "common/watch.h"
 
 /* The plugin's ops table (plugin.c), for helpers that call its own ops. */
 extern const struct vmms_ops vmms_plugin;
@@ -51,13 +53,6 @@ struct ld_config {
     struct jobnet_config net;    /* network, network_bridge, host_firewall */
 };
 
-/* A run_job in progress; destroy_vm sets aborted for every watch of its VM. */
-struct ld_watch {
-    char name[128];
-    atomic_int aborted;
-    struct ld_watch *next;
-};
-
 struct ld_ctx {
     struct ld_config cfg;
     char prefix[64];
@@ -69,8 +64,7 @@ struct ld_ctx {
     void *pool[LD_POOL_MAX];     /* idle CURL * handles */
     int npool;
 
-    pthread_mutex_t watch_lock;
-    struct ld_watch *watches;
+    struct vmms_watches watches; /* attach_job's waits, aborted by destroy_vm */
 };
 
 /* ---- helpers (plugin.c) ---- */
@@ -151,7 +145,6 @@ int ld_attach_job(void *ctx, struct vmms_vm *vm, const char *handle, long long w
 int ld_get_partial_output(void *ctx, struct vmms_vm *vm, size_t max_bytes,
                           char **out, size_t *len, char *err, size_t errlen);
 /* Aborts every run_job in progress on the VM called name. */
-void ld_abort_runs(struct ld_ctx *ctx, const char *name);
 
 /* ---- images.c ---- */
 int ld_get_images(void *ctx, char ***names, size_t *count, char *err, size_t errlen);

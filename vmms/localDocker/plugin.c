@@ -50,7 +50,7 @@ static void ld_shutdown(void *vctx)
     if (ctx->volume_fd >= 0)
         close(ctx->volume_fd);
     pthread_mutex_destroy(&ctx->pool_lock);
-    pthread_mutex_destroy(&ctx->watch_lock);
+    vmms_watches_destroy(&ctx->watches);
     free(ctx);
 }
 
@@ -66,7 +66,7 @@ static int ld_init(const json_t *cfg, const char *prefix, void **out,
         return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     ctx->volume_fd = -1;
     pthread_mutex_init(&ctx->pool_lock, NULL);
-    pthread_mutex_init(&ctx->watch_lock, NULL);
+    vmms_watches_init(&ctx->watches);
     strcpy(ctx->prefix, prefix);
 
     int rc = ld_config_parse(cfg, &ctx->cfg, err, errlen);

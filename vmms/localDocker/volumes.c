@@ -160,18 +160,13 @@ int ld_copy_in(void *vctx, struct vmms_vm *vm, const struct vmms_file *files,
 {
     struct ld_ctx *ctx = vctx;
     int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
-    if (rc == VMMS_OK)
-        rc = vmms_check_files(files, nfiles, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     int dfd = open_vm_dir(ctx, vm, err, errlen);
     if (dfd < 0)
         return dfd;
-    char where[160];
-    snprintf(where, sizeof where, "the volume directory of VM %s", vm->name);
-    long long deadline =
-        clock_mono_ms() + 1000LL * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
-    rc = vmms_put_files(dfd, files, nfiles, deadline, where, err, errlen);
+    long ms = 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
+    rc = vmms_put_files(dfd, files, nfiles, ms, vm->name, err, errlen);
     close(dfd);
     if (rc == VMMS_OK)
         log_debug("vm_copy_in", "name=%s files=%zu", vm->name, nfiles);
@@ -188,12 +183,9 @@ int ld_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
     int dfd = open_vm_dir(ctx, vm, err, errlen);
     if (dfd < 0)
         return dfd;
-    char where[160];
-    snprintf(where, sizeof where, "VM %s", vm->name);
-    long long deadline =
-        clock_mono_ms() + 1000LL * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
     long long n = 0;
-    rc = vmms_take_feedback(dfd, where, dest_path, LD_FEEDBACK_MAX, deadline, &n, err, errlen);
+    long ms = 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
+    rc = vmms_take_feedback(dfd, vm->name, dest_path, LD_FEEDBACK_MAX, ms, &n, err, errlen);
     close(dfd);
     if (rc == VMMS_OK)
         log_debug("vm_copy_out", "name=%s bytes=%lld", vm->name, n);

@@ -62,17 +62,13 @@ int lo_copy_in(void *vctx, struct vmms_vm *vm, const struct vmms_file *files, si
 {
     struct lo_ctx *ctx = vctx;
     int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
-    if (rc == VMMS_OK)
-        rc = vmms_check_files(files, nfiles, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     int dfd = open_mount(ctx, vm, err, errlen);
     if (dfd < 0)
         return dfd;
-    char where[160];
-    snprintf(where, sizeof where, "sandbox %s", vm->name);
-    long long deadline = clock_mono_ms() + 1000LL * (timeout_s > 0 ? timeout_s : 60);
-    rc = vmms_put_files(dfd, files, nfiles, deadline, where, err, errlen);
+    rc = vmms_put_files(dfd, files, nfiles, 1000L * (timeout_s > 0 ? timeout_s : 60), vm->name,
+                        err, errlen);
     close(dfd);
     return rc;
 }
@@ -87,10 +83,8 @@ int lo_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
     int dfd = open_mount(ctx, vm, err, errlen);
     if (dfd < 0)
         return dfd;
-    char where[160];
-    snprintf(where, sizeof where, "sandbox %s", vm->name);
-    long long deadline = clock_mono_ms() + 1000LL * (timeout_s > 0 ? timeout_s : 60);
-    rc = vmms_take_feedback(dfd, where, dest_path, LO_FEEDBACK_MAX, deadline, NULL, err, errlen);
+    rc = vmms_take_feedback(dfd, vm->name, dest_path, LO_FEEDBACK_MAX,
+                            1000L * (timeout_s > 0 ? timeout_s : 60), NULL, err, errlen);
     close(dfd);
     return rc;
 }

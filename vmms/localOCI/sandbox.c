@@ -357,23 +357,10 @@ static int make_bundle(struct lo_ctx *ctx, struct vmms_vm *vm, int dfd, const js
 int lo_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
 {
     struct lo_ctx *ctx = vctx;
-    if (vm == NULL)
-        return vmms_fail(err, errlen, VMMS_ERR, "no VM given");
-    vm->id[0] = '\0';
-    vm->host[0] = '\0';
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
-    if (rc != VMMS_OK)
-        return rc;
-    if (strnlen(vm->image, sizeof vm->image) == 0 ||
-        strnlen(vm->image, sizeof vm->image) == sizeof vm->image)
-        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: no image name", vm->name);
     struct vmms_limits lim;
-    rc = vmms_vm_limits(vm, &ctx->cfg.defaults, &lim, err, errlen);
+    int rc = vmms_initialize_begin(ctx->prefix, vm, &ctx->cfg.defaults, true, &lim, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    if (ncpu > 0 && lim.cores > ncpu)
-        lim.cores = (int)ncpu;
     long long t0 = clock_mono_ms();
     json_t *image = NULL;
     rc = image_for(ctx, vm->image, &image, err, errlen);
