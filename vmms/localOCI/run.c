@@ -41,9 +41,13 @@
 #define PARTIAL_SOURCES {"home/autograde/output.log", "home/autograde/autolab/output.log", \
                          "home/output/feedback", NULL}
 
-/* The bundle's mount/ directory; a negative vmms_status with err set. */
+/* The bundle's mount/ directory of a VM checked with vmms_check_vm; a
+ * negative vmms_status with err set. */
 static int open_mount(struct lo_ctx *ctx, const struct vmms_vm *vm, char *err, size_t errlen)
 {
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
     int b = lo_open_bundle(ctx, vm->name);
     if (b < 0)
         return vmms_fail(err, errlen, errno == ENOENT ? VMMS_NOT_FOUND : VMMS_ERR,
@@ -61,14 +65,11 @@ int lo_copy_in(void *vctx, struct vmms_vm *vm, const struct vmms_file *files, si
                int timeout_s, char *err, size_t errlen)
 {
     struct lo_ctx *ctx = vctx;
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
-    if (rc != VMMS_OK)
-        return rc;
     int dfd = open_mount(ctx, vm, err, errlen);
     if (dfd < 0)
         return dfd;
-    rc = vmms_put_files(dfd, files, nfiles, 1000L * (timeout_s > 0 ? timeout_s : 60), vm->name,
-                        err, errlen);
+    int rc = vmms_put_files(dfd, files, nfiles, 1000L * (timeout_s > 0 ? timeout_s : 60),
+                            vm->name, err, errlen);
     close(dfd);
     return rc;
 }
@@ -77,14 +78,11 @@ int lo_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
                 char *err, size_t errlen)
 {
     struct lo_ctx *ctx = vctx;
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
-    if (rc != VMMS_OK)
-        return rc;
     int dfd = open_mount(ctx, vm, err, errlen);
     if (dfd < 0)
         return dfd;
-    rc = vmms_take_feedback(dfd, vm->name, dest_path, LO_FEEDBACK_MAX,
-                            1000L * (timeout_s > 0 ? timeout_s : 60), NULL, err, errlen);
+    int rc = vmms_take_feedback(dfd, vm->name, dest_path, LO_FEEDBACK_MAX,
+                                1000L * (timeout_s > 0 ? timeout_s : 60), NULL, err, errlen);
     close(dfd);
     return rc;
 }
