@@ -36,6 +36,14 @@ def oci_config(svc, extra=None, oci=None):
     return cfg
 
 
+def settled_leftovers(prefix=PREFIX, rdir=None, timeout=15):
+    """leftovers() once the kernel has had up to timeout s to finish what
+    it does after the plugin's calls return: a deleted network namespace
+    takes its veth with it in the kernel's own cleanup work, later."""
+    tlib.wait_for(lambda: not leftovers(prefix, rdir), timeout, 0.2)
+    return leftovers(prefix, rdir)
+
+
 def leftovers(prefix=PREFIX, rdir=None):
     """Every piece of a sandbox of ours still on the host."""
     rdir = rdir or run_dir()
@@ -96,8 +104,9 @@ def main():
         tlib.check("the runtime chosen for this host's cgroups is logged",
                    re.search(r"event=vmms_init vmms=localOCI .*runtime=(runc|crun) .*reason=", log),
                    log[:2000])
+        left = settled_leftovers()
         tlib.check("nothing of ours left (mounts, bundles, runtime state, cgroups, netns, veths)",
-                   not leftovers(), leftovers())
+                   not left, left)
         tlib.check("key never in consumer log", svc.key not in log)
         remove_run_dir()
     cb.close()

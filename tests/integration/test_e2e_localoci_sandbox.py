@@ -463,13 +463,14 @@ def main():
         finally:
             rc = svc.consumers[0].stop(60)
             tlib.check("consumer drains and exits 0", rc == 0, rc)
-        tlib.check("nothing of ours left after %d jobs and the rest" % MANY, not oci.leftovers(),
-                   oci.leftovers())
+        left = oci.settled_leftovers()
+        tlib.check("nothing of ours left after %d jobs and the rest" % MANY, not left, left)
         # takeover: the standby re-attaches to the killed leader's runs
         cfg = test_takeover.config(svc, oci.oci_config(svc))
         standby = test_takeover.takeover_keeps_runs(svc, cb, cfg, "localOCI", "keep")
         tlib.check("takeover: the standby drains and exits 0", svc.consumers[standby].stop(60) == 0)
-        tlib.check("nothing of ours left after the takeover", not oci.leftovers(), oci.leftovers())
+        left = oci.settled_leftovers()
+        tlib.check("nothing of ours left after the takeover", not left, left)
         test_crash_cleanup(svc)
         oci.remove_run_dir()
     for d in ("images",):
