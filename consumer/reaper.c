@@ -9,7 +9,10 @@
  *     (<courselabs>/.feedback-<id>-<fence>) of a job that is not live, or
  *     whose current lease has another fence (unless the record names the
  *     temp file as its accepted output).
- * Instances of other prefixes and files of other names are never touched.
+ * and, as the consumer exits, its own instances that nothing owns (a
+ * destroy that failed or was skipped in doubt would otherwise wait for the
+ * next leader's period). Instances of other prefixes and files of other
+ * names are never touched.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -155,7 +158,14 @@ static void collect(const char *name, const char *id, const char *image, bool ru
     f->n++;
 }
 
-static void cleanup_instances(struct consumer *c, struct store *st)
+/* Destroys the instances of this service's prefix that nothing owns: not
+ * held here, not in the pool, not the instance a live job records. With
+ * only_own (the last pass before this consumer exits: its pool is done
+ * growing) just this consumer's own instances (names ending -<token8>),
+ * including pool instances its pool no longer lists; otherwise also those
+ * of consumers that are gone, but never one of ours our pool may be growing
+ * right now. */
+static void cleanup_instances(struct consumer *c, struct store *st, bool only_own)
 {
     struct found_vms f = {0};
     char err[256] = "";
@@ -175,8 +185,8 @@ static void cleanup_instances(struct consumer *c, struct store *st)
         int64_t job = job_of_instance(c, name);
         if (consumer_holds_vm(c, name) || pool_owns(c->pool, name))
             continue;
-        if (own && !job)
-            continue; /* our pool is growing it right now */
+        if (only_own ? !own : own && !job)
+            continue; /* not ours to judge now, or our pool is growing it */
         if (job && live_job_uses(st, job, name))
             continue; /* a live job's, adopted or about to be */
         struct vmms_vm vm = {0};
@@ -301,13 +311,16 @@ static void *reaper_main(void *arg)
         r->cleanup_wanted = false;
         pthread_mutex_unlock(&r->lock);
         if (atomic_load(&c->leader) && !atomic_load(&c->draining)) {
-            cleanup_instances(c, st);
+            cleanup_instances(c, st, false);
             cleanup_files(c, st);
         }
         next_cleanup = clock_mono_ms() + REAP_PERIOD_MS;
         pthread_mutex_lock(&r->lock);
     }
-    /* Destroys still queued are done before the consumer exits. */
+    /* Destroys still queued are done before the consumer exits, and then
+     * whatever instance of its own it still has that no live job needs (one
+     * whose destroy failed or was skipped while its lease was in doubt): the
+     * periodic clean-up would have had it, but not before this exit. */
     while (r->head) {
         struct reap_item *it = r->head;
         r->head = it->next;
@@ -317,6 +330,7 @@ static void *reaper_main(void *arg)
         pthread_mutex_lock(&r->lock);
     }
     pthread_mutex_unlock(&r->lock);
+    cleanup_instances(c, st, true);
     store_free(st);
     return NULL;
 }

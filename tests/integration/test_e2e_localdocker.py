@@ -3,6 +3,7 @@ redis-server, producer, consumer, Docker engine and autograding_image, with a
 callback receiver. Covers issue #3's job set."""
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -177,12 +178,28 @@ def run_suite(svc, cb):
                dead.get("outcome") == "Error: Job timed out after 5 seconds", dead and dead.get("outcome"))
 
 
+def leak_own_instance(svc):
+    """An instance of the consumer's own (its name ends with its token) that
+    no live job records, as a destroy that failed or was skipped leaves: the
+    consumer removes it before it exits, not only at the next period."""
+    log = open(os.path.join(svc.tmp, "consumer0.log")).read()
+    m = re.search(r"event=started token=([0-9a-f]{8})", log)
+    tlib.check("consumer logged its token", m, log[:300])
+    if m:
+        name = "%sj999999-1-%s" % (PREFIX, m.group(1))
+        r = subprocess.run(["docker", "run", "-d", "--name", name, "--label", "tango.prefix=" + PREFIX,
+                            "--label", "tango.vm=" + name, "autograding_image", "sleep", "600"],
+                           capture_output=True, text=True)
+        tlib.check("a leaked instance of the consumer's own made", r.returncode == 0, r.stderr)
+
+
 def main():
     cb = tjobs.CallbackReceiver()
     with tlib.Service(producers=1) as svc:
         svc.start_consumer(consumer_config(svc))
         try:
             run_suite(svc, cb)
+            leak_own_instance(svc)
         finally:
             rc = svc.consumers[0].stop(60)
             tlib.check("consumer drains and exits 0", rc == 0, rc)
