@@ -244,8 +244,12 @@ def phase_two(svc):
     order = [j for j in leased_ids(c)[base:] if j != legacy]
     tlib.check("upgrade: the migrated job ran", wait_for(
         lambda: start_time(svc, "courseK-lab1", "k.out"), 30))
-    tlib.check("max_wait_s: the low job, promoted, is leased within the first three "
-               "(not after the six normal ones)", low in order[:3], order)
+    # Unpromoted it would be leased 7th, after the six normal jobs. Promoted
+    # it is 3rd when the normal jobs run at once; on a loaded machine they
+    # also wait past max_wait_s and move up to high ahead of it (each class
+    # costs another max_wait_s), so what is certain is "before the last".
+    tlib.check("max_wait_s: the low job, promoted, is leased before the six normal ones are "
+               "(3rd when nothing else ages)", low in order[:6], order)
     tlib.check("promotion counted", int(svc.redis.cli("HGET", svc.prefix + K["COUNTERS"],
                                                       "job_promotions") or 0) >= 1)
     i_jobs = [j for j in order if j in norms[0::2]]
