@@ -287,7 +287,9 @@ def main():
         # consumer restart while a job runs: re-attached, nothing leaked
         rk = submit(svc, "lab1", {"Makefile": makefile("sleep 5\necho survived")}, "kill.out",
                     timeout=30)
-        started = wait_for(lambda: any("Input copied" in t for t in
+        # killed once the run is recorded (the trace line is saved with the
+        # run's handle): a kill before that sends the job back to be run again
+        started = wait_for(lambda: any(" started (run " in t for t in
                                        job_record(svc, rk["jobId"]).get("trace", [])), 60)
         tlib.check("restart: job started before the kill", started)
         svc.consumers[0].kill()
