@@ -12,7 +12,7 @@ PACKAGES=(
   redis-server docker.io debootstrap openssh-server openssh-client iproute2 iptables
   python3 curl wrk procps
   faketime clang
-  libxml2-dev crun haproxy nginx prometheus redis-sentinel
+  libxml2-dev crun haproxy nginx prometheus redis-sentinel systemd
 )
 
 say() { printf 'setup-host: %s\n' "$*" >&2; }
@@ -40,4 +40,8 @@ if ! docker info >/dev/null 2>&1; then
   done
   docker info >/dev/null 2>&1 || { say "dockerd did not start; see /var/log/tango-dockerd.log"; exit 1; }
 fi
+# moto (test_e2e_ec2's EC2 API) comes with the machine's Python 3.11, not
+# from Debian: say so early when it is missing.
+command -v moto_server >/dev/null 2>&1 ||
+  say "warning: moto_server not found (pip cannot reach its index here): test_e2e_ec2 will fail"
 say "ready"
