@@ -51,14 +51,15 @@ static const struct jobstate_transition transitions[] = {
     {"adopt", L | R | FIN, JS_SAME, JS_LEADER,
      "leases lease:owner lease:fence lease:fence:seq running:ids running:count jobs:live",
      "the leader takes over a job whose lease lapsed; new lease and fence"},
-    {"requeue", L | R, JOB_QUEUED, JS_OWNER,
+    {"requeue", L | R | FIN, JOB_QUEUED, JS_OWNER,
      "jobs:live queue:leased leases lease:owner lease:fence running:ids running:count queue:c: "
      "queue:ring: queue:sched queue:since queue:wake partial: counters",
-     "back to the head of its group's queue (a retry, no capacity, a drain)"},
+     "back to the head of its group's queue (a retry, no capacity, a drain, an accepted output "
+     "file found gone)"},
     {"restore", Q, JS_SAME, JS_LEADER,
      "queue:leased running:ids running:count queue:c: queue:ring: queue:since queue:pending",
      "an id in queue:leased but never leased goes back to the head of its group's queue"},
-    {"finish", L | R, JOB_FINISHING, JS_OWNER, "jobs:live",
+    {"finish", L | R | FIN, JOB_FINISHING, JS_OWNER, "jobs:live",
      "the owner's output file is written (under a temp name) and accepted"},
     {"done", FIN, JOB_DONE, JS_OWNER,
      "jobs:live jobs:live:ids jobs:dead jobs:dead:ids queue:leased leases lease:owner "

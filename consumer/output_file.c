@@ -152,13 +152,3 @@ int output_file_publish(const char *courselabs, const struct job *job)
     return rc;
 }
 
-void output_file_discard(const char *courselabs, const struct job *job, long long fence)
-{
-    char tmp[128];
-    output_file_temp_name(job, fence, tmp, sizeof tmp);
-    int dfd = open_output_dir(courselabs, job);
-    if (dfd < 0)
-        return;
-    unlinkat(dfd, tmp, 0);
-    close(dfd);
-}

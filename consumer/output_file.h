@@ -11,7 +11,7 @@
  * lab's output folder, created O_EXCL|O_NOFOLLOW), and renamed into place
  * only after the store accepted the job's finish transition, so a reader
  * never sees half a file and a consumer that lost its lease never replaces
- * the new owner's file.
+ * the new owner's file (the reaper removes temp files no record names).
  */
 #ifndef TANGO_CONSUMER_OUTPUT_FILE_H
 #define TANGO_CONSUMER_OUTPUT_FILE_H
@@ -37,9 +37,6 @@ int output_file_write_temp(const char *courselabs, const struct job *job, const 
  * 0 also when the temp is already gone and the output file exists (a
  * predecessor renamed it before it died); -1 with errno otherwise. */
 int output_file_publish(const char *courselabs, const struct job *job);
-
-/* Removes the temp file of this job for fence (a stale writer's). */
-void output_file_discard(const char *courselabs, const struct job *job, long long fence);
 
 /* Path of the job's output file into out (PATH_MAX); -1 if names are unsafe. */
 int output_file_path(const char *courselabs, const struct job *job, char *out);

@@ -3,7 +3,7 @@
  * the VMMS steps (get an instance, wait, copy in, start the run, wait for
  * it, copy out); an adopted running job (HELD_REATTACH) waits for the run
  * its predecessor started; an adopted finishing job (HELD_COMPLETE) only
- * publishes its output. Each step is recorded in the job's trace and in the
+ * publishes its output (or, when that file is gone, is graded again). Each step is recorded in the job's trace and in the
  * store (fenced by the lease) before it is acted on. A job ends exactly
  * once: finished with its outcome (output file under a writer-unique temp
  * name, the finish transition, the rename, the end transition), requeued
@@ -209,8 +209,12 @@ static void publish_and_end(struct run_state *rs)
 }
 
 /* Ends the job with an outcome: the output file under this lease's temp
- * name, the finish transition (refused if the lease is stale: then the file
- * is removed, never renamed), the rename, the end transition. */
+ * name, the finish transition, the rename, the end transition. When the
+ * finish is refused or its outcome is unknown, the temp file stays: in a
+ * Redis failover this worker's view of the record can be wrong (the
+ * finish may have landed where it read that it did not), and the job's
+ * next owner publishes the file the record names. The reaper removes it
+ * once no live record names it; it is never renamed from here. */
 static void finish(struct run_state *rs, const char *outcome, const char *detail,
                    const char *const *counters, size_t ncounters)
 {
@@ -232,10 +236,8 @@ static void finish(struct run_state *rs, const char *outcome, const char *detail
     }
     rs->counters = counters;
     rs->ncounters = ncounters;
-    if (persist(rs, do_finish, "finishing")) {
-        output_file_discard(rs->c->cfg->courselabs, job, job->fence);
+    if (persist(rs, do_finish, "finishing"))
         return;
-    }
     publish_and_end(rs);
 }
 
@@ -614,6 +616,25 @@ static void reattach_steps(struct run_state *rs)
     after_run(rs, st, status, err, t0);
 }
 
+/* An adopted finishing job: publish the output its record names and end.
+ * If that file is gone (neither the temp nor the output file exists) the
+ * grade would be lost: the job is graded again (one retry) instead of
+ * ending with no output. */
+static void complete_adopted(struct run_state *rs)
+{
+    struct job *job = rs->job;
+    if (job->output_temp && output_file_publish(rs->c->cfg->courselabs, job) != 0 &&
+        errno == ENOENT) {
+        log_warn("output_lost", "id=%lld temp=%s", (long long)job->id, job->output_temp);
+        free(job->output_temp);
+        job->output_temp = NULL;
+        reschedule(rs, "Its accepted output file was gone after a takeover; grading it again",
+                   NULL);
+        return;
+    }
+    publish_and_end(rs);
+}
+
 void *worker_main(void *arg)
 {
     struct worker_arg *wa = arg;
@@ -626,7 +647,7 @@ void *worker_main(void *arg)
     log_info("job_start", "id=%lld image=%s retries=%d mode=%d", (long long)rs.job->id,
              rs.job->image, rs.job->retries, (int)rs.h->mode);
     if (rs.h->mode == HELD_COMPLETE) {
-        publish_and_end(&rs);
+        complete_adopted(&rs);
     } else if (rs.h->mode == HELD_REATTACH) {
         reattach_steps(&rs);
     } else if (end_if_cancelled(&rs)) {

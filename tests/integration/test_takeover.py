@@ -14,6 +14,8 @@ producers, two consumers and Docker (and, for distDocker, the SSH test fleet).
     the lease, not 30 s later, and nothing is adopted while it lives.
   - an id stuck in queue:leased without a lease runs within the sweep period
     with no change of leader.
+  - a finishing job whose accepted output file is gone is graded again
+    (one retry), never ended without its output.
   - a malformed record ends in dead-letter, visible in /jobs/KEY/1/ with a
     clear trace line, and the queue keeps moving.
 """
@@ -258,6 +260,26 @@ def stuck_and_malformed(svc):
     out = wait_output(svc, "stuck", "own.out", 30)
     tlib.check("own lapsed lease on a job not held: the leader adopts and runs it",
                out is not None and b"template" in out, out)
+    # A finishing job whose accepted output file is gone (its writer lost
+    # the file, or a failover made it give the file up): the adopter must
+    # grade it again, not end it with no output.
+    lost = int(R.cli("INCR", pre + K["JOB_LASTID"]))
+    rec.update({"id": lost, "state": "finishing", "outputFile": "lost.out",
+                "outputTemp": ".%d.999998.tmp" % lost})
+    R.cli("HSET", pre + K["JOBS_LIVE"], lost, json.dumps(rec, separators=(",", ":")))
+    R.cli("ZADD", pre + K["JOBS_LIVE_IDS"], lost, lost)
+    R.cli("RPUSH", pre + K["QUEUE_LEASED"], lost)
+    R.cli("HSET", pre + K["LEASE_OWNER"], lost, "a-consumer-that-died")
+    R.cli("HSET", pre + K["LEASE_FENCE"], lost, 999998)
+    R.cli("ZADD", pre + K["LEASES"], 1, lost)
+    out = wait_output(svc, "stuck", "lost.out", 30)
+    tlib.check("finishing job whose output file is gone: graded again, its output written",
+               out is not None and b"template" in out, out)
+    recs = wait_for(lambda: dead_record(svc, lost), 20)
+    tlib.check("... ended once, one retry counted, the reason in its trace",
+               len(recs) == 1 and recs[0].get("retries") == 1 and
+               any("output file was gone" in t for t in recs[0].get("trace", [])), recs)
+    rec.pop("outputTemp", None)
     # A malformed record: its keyId kept so its owner sees it.
     bad = int(R.cli("INCR", pre + K["JOB_LASTID"]))
     R.cli("HSET", pre + K["JOBS_LIVE"], bad, '{"id":%d,"keyId":"%s","name": broken' % (bad, rec.get("keyId", "")))

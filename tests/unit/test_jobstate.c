@@ -258,7 +258,11 @@ static void test_allowed_pairs(void **state)
     assert_false(jobstate_allowed(JS_BIT(JOB_QUEUED), JOB_DONE));
     assert_false(jobstate_allowed(JS_BIT(JOB_RUNNING), JOB_DONE));
     assert_false(jobstate_allowed(JS_BIT(JOB_CANCELLED), JOB_RUNNING));
-    assert_false(jobstate_allowed(JS_BIT(JOB_FINISHING), JOB_QUEUED));
+    /* finishing -> queued: only the owner's requeue, for an adopted job
+     * whose accepted output file is gone (graded again, never ended
+     * without its output). */
+    assert_true(jobstate_allowed(JS_BIT(JOB_FINISHING), JOB_QUEUED));
+    assert_false(jobstate_allowed(JS_BIT(JOB_DONE), JOB_FINISHING));
     assert_false(jobstate_allowed(JS_NONE, JOB_RUNNING));
 }
 
