@@ -51,7 +51,8 @@
     X(CONSUMERS,       "consumers",       "set of consumer tokens with a heartbeat (tangoctl status)") \
     X(CONSUMER_SEEN,   "consumers:seen:", "consumers:seen:<token>: heartbeat JSON, PX expiry")  \
     X(PAUSED,          "control:paused",  "exists while leasing is paused: {by, since} (tangoctl)") \
-    X(DRAIN,           "control:drain",   "owner token of the consumer asked to drain and exit")
+    X(DRAIN,           "control:drain",   "owner token of the consumer asked to drain and exit") \
+    X(REQUEUED,        "jobs:requeued",   "hash dead id -> the id tangoctl requeued it as (0: under way)")
 
 enum store_key_id {
 #define TANGO_KEY_ENUM(tag, name, what) KEY_##tag,

@@ -284,5 +284,17 @@ int store_callbacks_requeue(struct store *st, size_t *moved, size_t *unreadable)
  * every job that ended before cutoff (unix s: createdAt, or for a
  * dead-letter stub its trace's time). *pruned / *kept: counts. */
 int store_prune_dead(struct store *st, double cutoff, size_t *pruned, size_t *kept);
+/* Requeue once (tangoctl requeue): claims dead job old_id for one requeue
+ * (jobs:requeued old_id -> 0, set only if absent; force: set anyway).
+ * STORE_OK with *prior 0: claimed; the caller adds the new job, then calls
+ * store_requeue_record, or store_requeue_release if the add failed.
+ * *prior > 0: it was requeued as that job already (with force: it is
+ * claimed again all the same); *prior -1: another requeue of it is under
+ * way or died midway (force claims it). */
+int store_requeue_claim(struct store *st, int64_t old_id, bool force, int64_t *prior);
+/* Records that old_id was requeued as new_id. */
+int store_requeue_record(struct store *st, int64_t old_id, int64_t new_id);
+/* Drops old_id's claim (its requeue did not happen). */
+int store_requeue_release(struct store *st, int64_t old_id);
 
 #endif

@@ -4,7 +4,8 @@
  * consumers:seen:<token>), the control keys (control:paused: lease
  * nothing new; control:drain: the named consumer drains and exits), the
  * counts and lists `tangoctl status` shows, moving given-up callbacks back
- * to the due set, and pruning the dead history. No job changes state here:
+ * to the due set, pruning the dead history, and the once-only claim of a
+ * requeue (jobs:requeued). No job changes state here:
  * requeue and cancel go through the store's existing calls (add, the
  * cancellation request) like every other client.
  */
@@ -406,10 +407,11 @@ static redisReply *hmget_ids(struct store *st, int *status, const char *key, con
 
 int store_prune_dead(struct store *st, double cutoff, size_t *pruned, size_t *kept)
 {
-    char k_ids[KEY_MAX], k_dead[KEY_MAX], k_dl[KEY_MAX];
+    char k_ids[KEY_MAX], k_dead[KEY_MAX], k_dl[KEY_MAX], k_rq[KEY_MAX];
     store_key(st, k_ids, KEY_JOBS_DEAD_IDS);
     store_key(st, k_dead, KEY_JOBS_DEAD);
     store_key(st, k_dl, KEY_DEADLETTER);
+    store_key(st, k_rq, KEY_REQUEUED);
     *pruned = *kept = 0;
     int status;
     int64_t *ids = NULL;
@@ -436,6 +438,7 @@ int store_prune_dead(struct store *st, double cutoff, size_t *pruned, size_t *ke
             batch_add(&b, "HDEL %s %lld", k_dead, (long long)ids[i + j]);
             batch_add(&b, "ZREM %s %lld", k_ids, (long long)ids[i + j]);
             batch_add(&b, "HDEL %s %lld", k_dl, (long long)ids[i + j]);
+            batch_add(&b, "HDEL %s %lld", k_rq, (long long)ids[i + j]);
             freeReplyObject(store_batch_run(st, &b, true, &status));
             if (status == STORE_OK)
                 (*pruned)++;
@@ -443,5 +446,53 @@ int store_prune_dead(struct store *st, double cutoff, size_t *pruned, size_t *ke
         freeReplyObject(recs);
     }
     free(ids);
+    return status;
+}
+
+/* HSETNX (or, forced, HSET) of ARGV[1] -> 0; returns the value that was
+ * there ('' when none) and whether the claim is now the caller's. */
+static const char REQUEUE_CLAIM_LUA[] =
+    "local prior = redis.call('HGET', KEYS[1], ARGV[1]) or ''\n"
+    "if prior ~= '' and ARGV[2] ~= '1' then return {prior, 0} end\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], '0')\n"
+    "return {prior, 1}\n";
+
+int store_requeue_claim(struct store *st, int64_t old_id, bool force, int64_t *prior)
+{
+    char k_rq[KEY_MAX];
+    store_key(st, k_rq, KEY_REQUEUED);
+    int status;
+    redisReply *r = store_cmdf(st, &status, "EVAL %s 1 %s %lld %s", REQUEUE_CLAIM_LUA, k_rq,
+                               (long long)old_id, force ? "1" : "0");
+    if (!r)
+        return status;
+    status = STORE_ERROR;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING) {
+        const char *was = r->element[0]->str;
+        long long v = was[0] ? strtoll(was, NULL, 10) : 0;
+        *prior = !was[0] ? 0 : v > 0 ? v : -1;
+        status = STORE_OK;
+    }
+    freeReplyObject(r);
+    return status;
+}
+
+int store_requeue_record(struct store *st, int64_t old_id, int64_t new_id)
+{
+    char k_rq[KEY_MAX];
+    store_key(st, k_rq, KEY_REQUEUED);
+    int status;
+    freeReplyObject(store_cmdf(st, &status, "HSET %s %lld %lld", k_rq, (long long)old_id,
+                               (long long)new_id));
+    return status;
+}
+
+int store_requeue_release(struct store *st, int64_t old_id)
+{
+    char k_rq[KEY_MAX];
+    store_key(st, k_rq, KEY_REQUEUED);
+    int status;
+    freeReplyObject(store_cmdf(st, &status, "HDEL %s %lld", k_rq, (long long)old_id));
     return status;
 }

@@ -11,7 +11,10 @@
  * through the normal queue, and the old record stays in the history as it
  * ended. A dead-letter job can be requeued only when the raw text kept in
  * jobs:deadletter reads as a job record now (e.g. written with its fields
- * in another order); its names are checked as addJob checks them.
+ * in another order); its names are checked as addJob checks them. A job
+ * is requeued once (jobs:requeued remembers the new id, so a repeated
+ * command, a script's retry or two operators at once run it once); --force
+ * runs it again anyway.
  */
 #include <math.h>
 #include <stdio.h>
@@ -294,11 +297,31 @@ int cmd_requeue(struct ctl *x, int argc, char **argv)
     snprintf(line, sizeof line, "Requeued by %s (tangoctl) from job %lld (%s)", who,
              (long long)id, state);
     job_trace(job, line);
-    int status = store_add_job(x->st, job);
+    int64_t prior = 0;
+    int status = store_requeue_claim(x->st, id, force, &prior);
+    if (status != STORE_OK) {
+        job_free(job);
+        return ctl_store_fail(x, status, "claiming the requeue");
+    }
+    if (prior != 0 && !force) {
+        job_free(job);
+        if (prior > 0)
+            return ctl_fail(x, CTL_REFUSED, "job %lld was requeued already, as job %lld; add "
+                            "--force to run it once more", (long long)id, (long long)prior);
+        return ctl_fail(x, CTL_REFUSED, "a requeue of job %lld is under way (or stopped midway);"
+                        " add --force to requeue it anyway", (long long)id);
+    }
+    status = store_add_job(x->st, job);
     int64_t new_id = job->id;
     job_free(job);
-    if (status != STORE_OK)
+    if (status != STORE_OK) {
+        store_requeue_release(x->st, id);
         return ctl_store_fail(x, status, "adding the job again");
+    }
+    if (store_requeue_record(x->st, id, new_id) != STORE_OK)
+        fprintf(stderr, "tangoctl: job %lld was requeued as job %lld, but that could not be "
+                "recorded: a second requeue of it needs --force\n", (long long)id,
+                (long long)new_id);
     if (!ctl_emit_json(x, json_pack("{s:I, s:s, s:I}", "jobId", (json_int_t)id, "was", state,
                                     "newJobId", (json_int_t)new_id)))
         printf("Job %lld (%s) requeued as job %lld: queued, it runs through the normal queue\n",

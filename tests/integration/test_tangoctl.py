@@ -14,6 +14,8 @@ services show:
     standby takes over and still leases nothing until resume.
   - drain: the leader drains, exits 0 by itself, the standby takes over and
     runs the next job.
+  - requeue once: a second requeue of the same job is refused naming the
+    job it became; --force queues one more.
   - requeue: a dead-letter job (its record's fields in another order, set
     aside by the sweep) runs again as a new job; a record that still cannot
     be read, a running, a cancelled, a succeeded and an unknown job are
@@ -406,6 +408,20 @@ def services_stopped(svc, timed_out):
     st = status(svc)
     tlib.check("stopped: status counts it queued", (st.get("queue") or {}).get("length") == 1,
                st.get("queue"))
+    # Requeue once: the same command again (an operator's repeat, a script's
+    # retry) is refused naming the job it became; --force runs it once more.
+    rc, doc, err = ctl(svc, "requeue", timed_out, js=True)
+    tlib.check("stopped: a second requeue of the same job is refused, naming the first new job",
+               rc == 1 and doc.get("ok") is False and "as job %s" % new in (doc.get("error") or ""),
+               (rc, doc, err))
+    tlib.check("... and queues nothing",
+               (status(svc).get("queue") or {}).get("length") == 1, status(svc).get("queue"))
+    rc, doc, err = ctl(svc, "requeue", timed_out, "--force", js=True)
+    forced = doc.get("newJobId")
+    tlib.check("stopped: requeue --force queues one more job",
+               rc == 0 and forced and forced != new and
+               (status(svc).get("queue") or {}).get("length") == 2, (rc, doc, err))
+    ctl(svc, "cancel", forced)
     for args, want in ((("jobs",), 0), (("jobs", "--dead"), 0), (("job", timed_out), 0),
                        (("pause",), 0), (("resume",), 0), (("callbacks", "retry"), 0),
                        (("prune", "--dead-older-than", 30), 0), (("cancel", new), 0),
