@@ -147,6 +147,7 @@ FUZZ_BINS    := $(patsubst %,$(FUZZ_DIR)/%,$(FUZZ_NAMES))
 fuzz_objs     = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(1))
 # Archives, so each harness links only the objects it needs.
 FUZZ_LIBS    := $(FUZZ_DIR)/libproducer.a $(FUZZ_DIR)/liblocaldocker.a \
+                $(FUZZ_DIR)/libec2.a $(FUZZ_DIR)/liblocaloci.a \
                 $(FUZZ_DIR)/libautodriver.a $(FUZZ_DIR)/libcommon.a
 
 $(FUZZ_DIR)/obj/%.o: %.c $(wildcard */*.h vmms/*/*.h common/*.lua) | pkg-check
@@ -156,6 +157,9 @@ $(FUZZ_DIR)/libcommon.a: $(call fuzz_objs,$(COMMON_SRC))
 $(FUZZ_DIR)/libproducer.a: $(call fuzz_objs,$(PRODUCER_LIB))
 $(FUZZ_DIR)/libautodriver.a: $(call fuzz_objs,$(AUTODRV_LIB))
 $(FUZZ_DIR)/liblocaldocker.a: $(call fuzz_objs,$(wildcard vmms/localDocker/*.c) $(VMMS_COMMON))
+# (after liblocaldocker.a in FUZZ_LIBS: the Docker harness's vmms_plugin is localDocker's)
+$(FUZZ_DIR)/libec2.a: $(call fuzz_objs,$(wildcard vmms/ec2SSH/*.c) $(VMMS_COMMON))
+$(FUZZ_DIR)/liblocaloci.a: $(call fuzz_objs,$(wildcard vmms/localOCI/*.c) $(VMMS_COMMON))
 $(FUZZ_LIBS):
 	rm -f $@
 	$(AR) rcs $@ $^

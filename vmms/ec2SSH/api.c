@@ -174,12 +174,27 @@ static bool throttled(const char *code, long http)
            strcmp(code, "InternalError") == 0 || http == 503;
 }
 
-/* Parses a reply body; an <Errors> reply fills r->code and err. */
-static int parse_reply(const char *action, const char *body, size_t len, long http,
-                       struct ec2_reply *r, char *err, size_t errlen)
+int ec2_parse_reply(const char *action, const char *body, size_t len, long http,
+                    struct ec2_reply *r, char *err, size_t errlen)
 {
+    r->doc = NULL;
+    r->code[0] = '\0';
+    if (len > (size_t)EC2_REPLY_MAX)
+        return vmms_fail(err, errlen, VMMS_ERR, "EC2 %s: the reply is over %ld bytes", action,
+                         EC2_REPLY_MAX);
+    /* No EC2 reply has a DOCTYPE: without one there is no entity to expand
+     * (only the predefined five and character references), internal or
+     * external. */
+    if (memmem(body, len, "<!DOCTYPE", 9) != NULL)
+        return vmms_fail(err, errlen, VMMS_ERR, "EC2 %s: HTTP %ld reply with a DOCTYPE: refused",
+                         action, http);
     xmlDocPtr doc = xmlReadMemory(body, (int)len, "ec2-reply.xml", NULL,
                                   XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if (doc && (doc->intSubset || doc->extSubset)) {
+        xmlFreeDoc(doc);
+        return vmms_fail(err, errlen, VMMS_ERR, "EC2 %s: HTTP %ld reply with a DOCTYPE: refused",
+                         action, http);
+    }
     xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
     if (root == NULL) {
         if (doc)
@@ -270,7 +285,7 @@ int ec2_call(struct ec2_ctx *ctx, const char *action, const struct ec2_params *p
                       1000L * ctx->cfg.api_timeout_s, &out, &len, &http, err, errlen);
         r->http = (int)http;
         if (rc == VMMS_OK)
-            rc = parse_reply(action, out, len, http, r, err, errlen);
+            rc = ec2_parse_reply(action, out, len, http, r, err, errlen);
         free(out);
         bool again = rc != VMMS_OK &&
                      (r->code[0] ? throttled(r->code, http) : (http == 0 || http == 503));

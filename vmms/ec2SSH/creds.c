@@ -21,11 +21,24 @@
 #define IMDS_TIMEOUT_MS 2000
 #define REFRESH_BEFORE_MS (5 * 60 * 1000L)
 
+#define MAX_LIFE_S (12 * 3600L)
+
+/* A key id, secret or token as it may go into a header: printable ASCII, no
+ * space (a CR or LF would start a header of its own). */
+static bool header_safe(const char *s)
+{
+    for (; *s; s++)
+        if (*s < 0x21 || *s > 0x7e)
+            return false;
+    return true;
+}
+
 static bool fill(struct ec2_creds *c, const char *id, const char *secret, const char *token,
                  const char *source)
 {
     if (!id || !secret || !id[0] || !secret[0] || strlen(id) >= sizeof c->key_id ||
-        strlen(secret) >= sizeof c->secret || (token && strlen(token) >= sizeof c->token))
+        strlen(secret) >= sizeof c->secret || (token && strlen(token) >= sizeof c->token) ||
+        !header_safe(id) || !header_safe(secret) || (token && !header_safe(token)))
         return false;
     memset(c, 0, sizeof *c);
     snprintf(c->key_id, sizeof c->key_id, "%s", id);
@@ -43,6 +56,31 @@ static long seconds_until(const char *iso)
     if (iso == NULL || strptime(iso, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
         return 0;
     return (long)(timegm(&tm) - time(NULL));
+}
+
+bool ec2_imds_role(const char *doc, char *role, size_t rolesz)
+{
+    size_t n = strcspn(doc, "\r\n");
+    bool ok = n > 0 && n <= 128 && n < rolesz &&
+              strspn(doc, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                          "0123456789+=,.@_-") >= n;
+    snprintf(role, rolesz, "%.*s", ok ? (int)n : 0, doc);
+    return ok;
+}
+
+bool ec2_imds_creds(const char *doc, size_t len, struct ec2_creds *out)
+{
+    json_t *j = json_loadb(doc, len, JSON_REJECT_DUPLICATES, NULL);
+    const char *id = json_string_value(json_object_get(j, "AccessKeyId"));
+    const char *sec = json_string_value(json_object_get(j, "SecretAccessKey"));
+    const char *tok = json_string_value(json_object_get(j, "Token"));
+    long left = seconds_until(json_string_value(json_object_get(j, "Expiration")));
+    bool ok = fill(out, id, sec, tok, "instance-profile");
+    if (ok)
+        out->expires_ms = clock_mono_ms() +
+                          (left > 0 ? (left < MAX_LIFE_S ? left : MAX_LIFE_S) : 3600) * 1000L;
+    json_decref(j);
+    return ok;
 }
 
 static int imds_get(const struct ec2_ctx *ctx, const char *method, const char *path,
@@ -77,30 +115,16 @@ static int from_imds(struct ec2_ctx *ctx, struct ec2_creds *out, char *err, size
         rc = imds_get(ctx, "GET", "/latest/meta-data/iam/security-credentials/", hdr, &role,
                       err, errlen);
     }
+    char name[129];
+    if (rc == VMMS_OK && !ec2_imds_role(role, name, sizeof name))
+        rc = vmms_fail(err, errlen, VMMS_ERR, "instance profile: no usable role name");
     if (rc == VMMS_OK) {
-        role[strcspn(role, "\r\n")] = '\0';
-        size_t n = strlen(role);
-        if (n == 0 || n > 128 || strspn(role, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                               "0123456789+=,.@_-") != n)
-            rc = vmms_fail(err, errlen, VMMS_ERR, "instance profile: no usable role name");
-    }
-    if (rc == VMMS_OK) {
-        snprintf(path, sizeof path, "/latest/meta-data/iam/security-credentials/%s", role);
+        snprintf(path, sizeof path, "/latest/meta-data/iam/security-credentials/%s", name);
         rc = imds_get(ctx, "GET", path, hdr, &doc, err, errlen);
     }
-    if (rc == VMMS_OK) {
-        json_t *j = json_loads(doc, 0, NULL);
-        const char *id = json_string_value(json_object_get(j, "AccessKeyId"));
-        const char *sec = json_string_value(json_object_get(j, "SecretAccessKey"));
-        const char *tok = json_string_value(json_object_get(j, "Token"));
-        long left = seconds_until(json_string_value(json_object_get(j, "Expiration")));
-        if (!fill(out, id, sec, tok, "instance-profile"))
-            rc = vmms_fail(err, errlen, VMMS_ERR, "instance profile: the role's credentials "
-                           "are not in the expected form");
-        else
-            out->expires_ms = clock_mono_ms() + (left > 0 ? left : 3600) * 1000L;
-        json_decref(j);
-    }
+    if (rc == VMMS_OK && !ec2_imds_creds(doc, strlen(doc), out))
+        rc = vmms_fail(err, errlen, VMMS_ERR, "instance profile: the role's credentials "
+                       "are not in the expected form");
     if (token)
         memset(token, 0, strlen(token));
     if (doc)

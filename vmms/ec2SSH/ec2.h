@@ -98,7 +98,7 @@ struct ec2_creds {
     char secret[128];
     char token[2048];            /* "" = none */
     long expires_ms;             /* monotonic; 0 = never (config, environment) */
-    char source[16];             /* "config", "environment", "instance-profile" */
+    char source[24];             /* "config", "environment", "instance-profile" */
 };
 
 /* Fills *out from config, the environment or IMDSv2, in that order
@@ -106,6 +106,18 @@ struct ec2_creds {
  * expire). VMMS_OK or VMMS_ERR (none found) with err set. */
 struct ec2_ctx;
 int ec2_creds_get(struct ec2_ctx *ctx, struct ec2_creds *out, char *err, size_t errlen);
+/* Pure parsers of what IMDSv2 answers (no I/O; fuzzed by
+ * tests/fuzz/fuzz_ec2.c). ec2_imds_role: the role name (the first line of
+ * doc) into role (129 bytes); false unless it is 1..128 characters of
+ * [A-Za-z0-9+=,.@_-]. ec2_imds_creds: the role's credentials document (JSON:
+ * AccessKeyId, SecretAccessKey, Token, Expiration "YYYY-MM-DDTHH:MM:SSZ")
+ * into *out (source "instance-profile"; expires_ms on the monotonic clock,
+ * one hour ahead when Expiration is absent or past, at most 12 hours ahead);
+ * false unless the id and secret are there and they (and the token, if
+ * any) fit and are printable ASCII with no space (they go into HTTP
+ * headers). */
+bool ec2_imds_role(const char *doc, char *role, size_t rolesz);
+bool ec2_imds_creds(const char *doc, size_t len, struct ec2_creds *out);
 
 /* ---- api.c ---- */
 struct curl_slist;
@@ -140,6 +152,16 @@ struct ec2_reply {
     char code[96];               /* the API's error code, "" when none */
 };
 
+/* Parses the reply body (len bytes, not necessarily NUL-ended) that came
+ * with HTTP status http to action; pure: no I/O, no network (XML_PARSE_NONET),
+ * at most EC2_REPLY_MAX bytes, and a body with a DOCTYPE is refused (so no
+ * entity, internal or external, is ever expanded). VMMS_OK with r->doc (the
+ * caller frees it with ec2_reply_free) for a 2xx XML reply that is no
+ * <Error>; else VMMS_ERR with r->doc NULL, r->code the API's error code (""
+ * when none; "Unavailable" for a 503 without XML) and err "EC2 ACTION: CODE:
+ * message (HTTP N)". Used by ec2_call; fuzzed by tests/fuzz/fuzz_ec2.c. */
+int ec2_parse_reply(const char *action, const char *body, size_t len, long http,
+                    struct ec2_reply *r, char *err, size_t errlen);
 /* Calls Action with params (Version added). Throttling (RequestLimitExceeded,
  * Throttling, HTTP 503) is retried api_retries times with doubling backoff
  * from api_backoff_ms. VMMS_OK with r->doc, or VMMS_ERR / VMMS_TIMEOUT with
@@ -158,6 +180,41 @@ void ec2_items(xmlNodePtr n, const char *list, void (*fn)(xmlNodePtr item, void 
 const char *ec2_tag_value(xmlNodePtr item, const char *key, char *buf, size_t bufsz);
 
 /* ---- instances.c ---- */
+/* What ec2SSH reads of one instance item of a DescribeInstances reply, each
+ * field validated where it enters ("" when absent or not in form). */
+struct ec2_instance {
+    char id[40];                 /* "i-" then 8..32 lowercase hex */
+    char state[16];              /* pending, running, shutting-down, terminated,
+                                  * stopping or stopped */
+    char private_ip[48];         /* an IPv4 or IPv6 literal (inet_pton) */
+    char public_ip[48];
+    char vm_name[128];           /* tag EC2_VM_TAG: a valid VM name (vmms_name_ok) */
+    char image[256];             /* tag EC2_IMAGE_NAME_TAG: a valid image name */
+};
+/* Pure parsers of parsed replies (no I/O; fuzzed by tests/fuzz/fuzz_ec2.c): */
+/* Calls fn for each instance of a DescribeInstances reply doc
+ * (reservationSet/item/instancesSet/item) in order; next (nextsz bytes) gets
+ * its nextToken, "" on the last page. */
+void ec2_instances_read(xmlDocPtr doc, void (*fn)(const struct ec2_instance *in, void *arg),
+                        void *arg, char *next, size_t nextsz);
+/* The available images of a DescribeImages reply doc whose tag `tag` holds a
+ * valid image name: with want (non-NULL), the id ("ami-" then 8..32 hex) of
+ * one tagged want into ami ("" when none); else their distinct names
+ * appended to the malloc'd *names / *count (free with vmms_free_names, also
+ * on failure). VMMS_OK, or VMMS_ERR when out of memory. */
+int ec2_images_read(xmlDocPtr doc, const char *tag, const char *want, char *ami, size_t amisz,
+                    char ***names, size_t *count);
+/* The instance id of a RunInstances reply doc (its first instancesSet item)
+ * into id (idsz bytes, at least 40); false (id "") unless it is "i-" then
+ * 8..32 lowercase hex. */
+bool ec2_run_instance_id(xmlDocPtr doc, char *id, size_t idsz);
+/* The SHA256 host key fingerprints in a GetConsoleOutput text b64 (len
+ * bytes: base64, line breaks and other characters outside the alphabet
+ * skipped) between cloud-init's "-----BEGIN SSH HOST KEY FINGERPRINTS-----"
+ * and "-----END ...-----" lines, into buf as space separated words
+ * "SHA256:" + 43 base64 characters (what ssh-keygen -l prints); the ones that
+ * do not fit in bufsz are dropped; "" when there are none. */
+void ec2_console_read(const char *b64, size_t len, char *buf, size_t bufsz);
 /* Per-VM state hung on vm->priv. */
 struct ec2_vm {
     char fingerprints[512];      /* host key(s) to accept ("SHA256:..." words) */

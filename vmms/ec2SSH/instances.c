@@ -13,6 +13,7 @@
  * carrying the image tag. The instance id is kept in vm->id without its
  * "i-" (vm ids are lowercase hex).
  */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,29 +44,105 @@ struct ec2_vm *ec2_vm_priv(struct vmms_vm *vm)
     return vm->priv;
 }
 
+static bool hex_id_ok(const char *id, const char *prefix);
+
 static bool instance_id_ok(const char *id)
 {
-    size_t n = strlen(id);
-    return n >= 10 && n <= 34 && strncmp(id, "i-", 2) == 0 &&
-           strspn(id + 2, "0123456789abcdef") == n - 2;
+    return hex_id_ok(id, "i-");
 }
 
-/* ---- walking DescribeInstances ---- */
+/* ---- reading replies (pure: no I/O) ---- */
+
+static bool hex_id_ok(const char *id, const char *prefix)
+{
+    size_t n = strlen(id), p = strlen(prefix);
+    return n >= p + 8 && n <= p + 32 && strncmp(id, prefix, p) == 0 &&
+           strspn(id + p, "0123456789abcdef") == n - p;
+}
+
+/* An IPv4 or IPv6 literal, or "". */
+static void ip_text(xmlNodePtr n, const char *name, char *buf, size_t bufsz)
+{
+    unsigned char a[16];
+    ec2_text(n, name, buf, bufsz);
+    if (inet_pton(AF_INET, buf, a) != 1 && inet_pton(AF_INET6, buf, a) != 1)
+        buf[0] = '\0';
+}
+
+/* Tag key's value into out if it is a valid name that fits (read in full
+ * first: a longer one cut to fit is no name of ours), else "". */
+static bool tag_name(xmlNodePtr item, const char *key, char *out, size_t outsz)
+{
+    char v[512];
+    bool ok = vmms_name_ok(ec2_tag_value(item, key, v, sizeof v), outsz);
+    size_t n = ok ? strlen(v) : 0; /* < outsz when ok */
+    memcpy(out, v, n);
+    out[n] = '\0';
+    return ok;
+}
+
+static void instance_read(xmlNodePtr inst, struct ec2_instance *in)
+{
+    static const char *const states[] = {"pending",  "running",  "shutting-down",
+                                         "terminated", "stopping", "stopped"};
+    memset(in, 0, sizeof *in);
+    ec2_text(inst, "instanceId", in->id, sizeof in->id);
+    if (!instance_id_ok(in->id))
+        in->id[0] = '\0';
+    ec2_text(ec2_child(inst, "instanceState"), "name", in->state, sizeof in->state);
+    bool known = false;
+    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
+        known = known || strcmp(in->state, states[i]) == 0;
+    if (!known)
+        in->state[0] = '\0';
+    ip_text(inst, "privateIpAddress", in->private_ip, sizeof in->private_ip);
+    ip_text(inst, "ipAddress", in->public_ip, sizeof in->public_ip);
+    tag_name(inst, EC2_VM_TAG, in->vm_name, sizeof in->vm_name);
+    tag_name(inst, EC2_IMAGE_NAME_TAG, in->image, sizeof in->image);
+}
 
 struct walk {
-    void (*fn)(xmlNodePtr inst, void *arg);
+    void (*fn)(const struct ec2_instance *in, void *arg);
     void *arg;
 };
 
-static void each_instance(xmlNodePtr res, void *arg)
+static void each_item(xmlNodePtr item, void *arg)
 {
     struct walk *w = arg;
-    ec2_items(res, "instancesSet", w->fn, w->arg);
+    struct ec2_instance in;
+    instance_read(item, &in);
+    w->fn(&in, w->arg);
+}
+
+static void each_instance(xmlNodePtr res, void *arg)
+{
+    ec2_items(res, "instancesSet", each_item, arg);
+}
+
+void ec2_instances_read(xmlDocPtr doc, void (*fn)(const struct ec2_instance *, void *),
+                        void *arg, char *next, size_t nextsz)
+{
+    xmlNodePtr root = xmlDocGetRootElement(doc);
+    struct walk w = {fn, arg};
+    ec2_items(root, "reservationSet", each_instance, &w);
+    ec2_text(root, "nextToken", next, nextsz);
+}
+
+bool ec2_run_instance_id(xmlDocPtr doc, char *id, size_t idsz)
+{
+    xmlNodePtr item = ec2_child(ec2_child(xmlDocGetRootElement(doc), "instancesSet"), "item");
+    ec2_text(item, "instanceId", id, idsz);
+    if (instance_id_ok(id))
+        return true;
+    if (idsz)
+        id[0] = '\0';
+    return false;
 }
 
 /* Runs DescribeInstances with params, all pages, calling fn per instance. */
 static int describe(struct ec2_ctx *ctx, const struct ec2_params *base,
-                    void (*fn)(xmlNodePtr, void *), void *arg, char *err, size_t errlen)
+                    void (*fn)(const struct ec2_instance *, void *), void *arg, char *err,
+                    size_t errlen)
 {
     char next[1024] = "";
     for (int page = 0; page < 100; page++) {
@@ -79,10 +156,7 @@ static int describe(struct ec2_ctx *ctx, const struct ec2_params *base,
         ec2_params_free(&p);
         if (rc != VMMS_OK)
             return rc;
-        xmlNodePtr root = xmlDocGetRootElement(r.doc);
-        struct walk w = {fn, arg};
-        ec2_items(root, "reservationSet", each_instance, &w);
-        ec2_text(root, "nextToken", next, sizeof next);
+        ec2_instances_read(r.doc, fn, arg, next, sizeof next);
         ec2_reply_free(&r);
         if (!next[0])
             return VMMS_OK;
@@ -109,7 +183,7 @@ static void ours_filter(struct ec2_ctx *ctx, struct ec2_params *p, enum which w)
     }
 }
 
-static void count_one(xmlNodePtr inst, void *arg)
+static void count_one(const struct ec2_instance *inst, void *arg)
 {
     (void)inst;
     (*(int *)arg)++;
@@ -124,14 +198,14 @@ struct state_ask {
     bool found;
 };
 
-static void take_state(xmlNodePtr inst, void *arg)
+static void take_state(const struct ec2_instance *in, void *arg)
 {
     struct state_ask *a = arg;
     a->found = true;
-    ec2_text(ec2_child(inst, "instanceState"), "name", a->state, a->statesz);
+    snprintf(a->state, a->statesz, "%s", in->state);
     if (a->addr)
-        ec2_text(inst, a->ctx->cfg.use_private_ip ? "privateIpAddress" : "ipAddress", a->addr,
-                 a->addrsz);
+        snprintf(a->addr, a->addrsz, "%s",
+                 a->ctx->cfg.use_private_ip ? in->private_ip : in->public_ip);
 }
 
 int ec2_instance_state(struct ec2_ctx *ctx, const char *id_hex, char *state, size_t statesz,
@@ -156,25 +230,26 @@ int ec2_instance_state(struct ec2_ctx *ctx, const char *id_hex, char *state, siz
 /* ---- images ---- */
 
 struct image_find {
-    const char *tag;
+    const char *tag, *want;
     char ***names;
     size_t *count;
-    char ami[64];
+    char *ami;
+    size_t amisz;
     bool oom;
 };
 
 static void take_image(xmlNodePtr img, void *arg)
 {
     struct image_find *f = arg;
-    char v[256], state[32];
+    char v[256], state[32], id[48];
     ec2_text(img, "imageState", state, sizeof state);
     if (state[0] && strcmp(state, "available") != 0)
         return;
-    ec2_tag_value(img, f->tag, v, sizeof v);
-    if (!v[0] || !vmms_name_ok(v, 256))
+    if (!tag_name(img, f->tag, v, sizeof v))
         return;
-    if (f->names == NULL) {
-        ec2_text(img, "imageId", f->ami, sizeof f->ami);
+    if (f->want) {
+        if (strcmp(v, f->want) == 0 && hex_id_ok(ec2_text(img, "imageId", id, sizeof id), "ami-"))
+            snprintf(f->ami, f->amisz, "%s", id);
         return;
     }
     for (size_t i = 0; i < *f->count; i++)
@@ -191,9 +266,19 @@ static void take_image(xmlNodePtr img, void *arg)
     (*f->names)[(*f->count)++] = s;
 }
 
+int ec2_images_read(xmlDocPtr doc, const char *tag, const char *want, char *ami, size_t amisz,
+                    char ***names, size_t *count)
+{
+    struct image_find f = {tag, want, names, count, ami, amisz, false};
+    if (want && amisz)
+        ami[0] = '\0';
+    ec2_items(xmlDocGetRootElement(doc), "imagesSet", take_image, &f);
+    return f.oom ? VMMS_ERR : VMMS_OK;
+}
+
 /* DescribeImages (Owner self) with the image tag = value (NULL: any). */
-static int images(struct ec2_ctx *ctx, const char *value, struct image_find *f, char *err,
-                  size_t errlen)
+static int images(struct ec2_ctx *ctx, const char *value, char *ami, size_t amisz,
+                  char ***names, size_t *count, char *err, size_t errlen)
 {
     struct ec2_params p = {0};
     ec2_param(&p, "Owner.1", "self");
@@ -209,9 +294,9 @@ static int images(struct ec2_ctx *ctx, const char *value, struct image_find *f, 
     ec2_params_free(&p);
     if (rc != VMMS_OK)
         return rc;
-    ec2_items(xmlDocGetRootElement(r.doc), "imagesSet", take_image, f);
+    rc = ec2_images_read(r.doc, ctx->cfg.image_tag, value, ami, amisz, names, count);
     ec2_reply_free(&r);
-    return f->oom ? vmms_fail(err, errlen, VMMS_ERR, "out of memory") : VMMS_OK;
+    return rc != VMMS_OK ? vmms_fail(err, errlen, VMMS_ERR, "out of memory") : VMMS_OK;
 }
 
 int ec2_get_images(void *vctx, char ***names, size_t *count, char *err, size_t errlen)
@@ -219,8 +304,7 @@ int ec2_get_images(void *vctx, char ***names, size_t *count, char *err, size_t e
     struct ec2_ctx *ctx = vctx;
     *names = NULL;
     *count = 0;
-    struct image_find f = {.tag = ctx->cfg.image_tag, .names = names, .count = count};
-    int rc = images(ctx, NULL, &f, err, errlen);
+    int rc = images(ctx, NULL, NULL, 0, names, count, err, errlen);
     if (rc != VMMS_OK) {
         vmms_free_names(*names, *count);
         *names = NULL;
@@ -293,11 +377,10 @@ static int launch(struct ec2_ctx *ctx, struct vmms_vm *vm, const char *type, con
     ec2_params_free(&p);
     if (rc != VMMS_OK)
         return busy_code(r.code) ? VMMS_BUSY : rc;
-    char id[64] = "";
-    xmlNodePtr item = ec2_child(ec2_child(xmlDocGetRootElement(r.doc), "instancesSet"), "item");
-    ec2_text(item, "instanceId", id, sizeof id);
+    char id[40] = "";
+    bool ok = ec2_run_instance_id(r.doc, id, sizeof id);
     ec2_reply_free(&r);
-    if (!instance_id_ok(id) || strlen(id + 2) >= sizeof vm->id)
+    if (!ok || strlen(id + 2) >= sizeof vm->id)
         return vmms_fail(err, errlen, VMMS_ERR, "EC2 RunInstances: no usable instance id in "
                          "the reply");
     snprintf(vm->id, sizeof vm->id, "%s", id + 2);
@@ -327,11 +410,11 @@ int ec2_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
                          type, list);
     if (ec2_vm_priv(vm) == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
-    struct image_find f = {.tag = c->image_tag};
-    rc = images(ctx, vm->image, &f, err, errlen);
+    char ami[48] = "";
+    rc = images(ctx, vm->image, ami, sizeof ami, NULL, NULL, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    if (!f.ami[0])
+    if (!ami[0])
         return vmms_fail(err, errlen, VMMS_NOT_FOUND,
                          "no AMI of this account is tagged %s=%s", c->image_tag, vm->image);
 
@@ -350,7 +433,7 @@ int ec2_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
                        "(max_vms %d)", live, c->max_vms);
     long t0 = clock_mono_ms();
     if (rc == VMMS_OK)
-        rc = launch(ctx, vm, type, f.ami, err, errlen);
+        rc = launch(ctx, vm, type, ami, err, errlen);
     pthread_mutex_unlock(&ctx->launch);
     if (rc != VMMS_OK) {
         char q[700];
@@ -359,7 +442,7 @@ int ec2_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         return rc;
     }
     log_info("vm_created", "name=%s id=i-%s type=%s ami=%s spot=%d live_before=%d", vm->name,
-             vm->id, type, f.ami, (int)c->spot, live);
+             vm->id, type, ami, (int)c->spot, live);
 
     /* Until it runs (and has the address we reach it at). */
     long deadline = t0 + 1000L * c->initialize_timeout_s;
@@ -406,42 +489,55 @@ int ec2_console_fingerprints(struct ec2_ctx *ctx, const char *id_hex, char *buf,
     xmlNodePtr o = ec2_child(xmlDocGetRootElement(r.doc), "output");
     xmlChar *b64 = o ? xmlNodeGetContent(o) : NULL;
     ec2_reply_free(&r);
-    size_t n = 0;
-    unsigned char *text = NULL;
-    if (b64) {
-        /* The console is base64 with line breaks: decode the characters of
-         * the alphabet only. */
-        size_t l = strlen((char *)b64), k = 0;
-        char *clean = malloc(l + 4);
-        for (size_t i = 0; clean && i < l; i++)
-            if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=",
-                       b64[i]) && b64[i])
-                clean[k++] = (char)b64[i];
-        while (clean && k % 4)
-            clean[k++] = '=';
-        text = clean ? malloc(k / 4 * 3 + 1) : NULL;
-        int d = text ? EVP_DecodeBlock(text, (unsigned char *)clean, (int)k) : -1;
-        n = d > 0 ? (size_t)d : 0;
-        if (text)
-            text[n] = '\0';
-        free(clean);
-        xmlFree(b64);
+    if (b64)
+        ec2_console_read((const char *)b64, strlen((const char *)b64), buf, bufsz);
+    xmlFree(b64);
+    return VMMS_OK;
+}
+
+void ec2_console_read(const char *b64, size_t len, char *buf, size_t bufsz)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (bufsz)
+        buf[0] = '\0';
+    /* The console is base64 with line breaks: decode the characters of the
+     * alphabet only (padding, which may only end the text, dropped). */
+    char *clean = malloc(len + 4);
+    size_t k = 0;
+    for (size_t i = 0; clean && i < len; i++)
+        if (b64[i] && strchr(alphabet, b64[i]))
+            clean[k++] = b64[i];
+    size_t pad = 0;
+    while (clean && k % 4) {
+        clean[k++] = '=';
+        pad++;
     }
-    const char *begin = text ? strstr((char *)text, "-----BEGIN SSH HOST KEY FINGERPRINTS-----")
-                             : NULL;
-    const char *end = begin ? strstr(begin, "-----END SSH HOST KEY FINGERPRINTS-----") : NULL;
+    unsigned char *text = clean ? malloc(k / 4 * 3 + 1) : NULL;
+    int d = text ? EVP_DecodeBlock(text, (unsigned char *)clean, (int)k) : -1;
+    free(clean);
+    /* EVP_DecodeBlock counts the padding's zero bytes */
+    size_t n = d > 0 && (size_t)d >= pad ? (size_t)d - (pad == 3 ? 2 : pad) : 0;
+    static const char B[] = "-----BEGIN SSH HOST KEY FINGERPRINTS-----";
+    static const char E[] = "-----END SSH HOST KEY FINGERPRINTS-----";
+    const char *t = (const char *)text;
+    const char *begin = t ? memmem(t, n, B, sizeof B - 1) : NULL;
+    const char *end = begin ? memmem(begin, n - (size_t)(begin - t), E, sizeof E - 1) : NULL;
     size_t used = 0;
-    for (const char *s = begin; end && s && s < end && (s = strstr(s, "SHA256:")) && s < end;) {
-        size_t w = strspn(s, "SHA256:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                             "0123456789+/=");
-        if (w > 7 && used + w + 2 < bufsz) {
+    /* Whole words "SHA256:" + 43 characters of the alphabet (no padding). */
+    for (const char *s = begin; end && s < end;) {
+        const char *w = memmem(s, (size_t)(end - s), "SHA256:", 7);
+        if (w == NULL)
+            break;
+        size_t l = strspn(w + 7, alphabet);
+        bool word = (w == t || !strchr(alphabet, w[-1]) || w[-1] == '\0') &&
+                    w + 7 + l <= end && l == 43;
+        if (word && used + 7 + l + 2 <= bufsz)
             used += (size_t)snprintf(buf + used, bufsz - used, "%s%.*s", used ? " " : "",
-                                     (int)w, s);
-        }
-        s += w;
+                                     (int)(7 + l), w);
+        s = w + 7 + l;
     }
     free(text);
-    return VMMS_OK;
 }
 
 /* ---- destroy ---- */
@@ -451,15 +547,13 @@ struct by_name {
     char id[64];
 };
 
-static void take_id(xmlNodePtr inst, void *arg)
+static void take_id(const struct ec2_instance *in, void *arg)
 {
     struct by_name *b = arg;
-    char v[160], st[32];
-    ec2_text(ec2_child(inst, "instanceState"), "name", st, sizeof st);
-    if (strcmp(st, "terminated") == 0 || strcmp(st, "shutting-down") == 0)
+    if (strcmp(in->state, "terminated") == 0 || strcmp(in->state, "shutting-down") == 0)
         return;
-    if (strcmp(ec2_tag_value(inst, EC2_VM_TAG, v, sizeof v), b->name) == 0)
-        ec2_text(inst, "instanceId", b->id, sizeof b->id);
+    if (in->id[0] && strcmp(in->vm_name, b->name) == 0)
+        snprintf(b->id, sizeof b->id, "%s", in->id);
 }
 
 static int terminate(struct ec2_ctx *ctx, struct vmms_vm *vm, bool safe, char *err,
@@ -563,17 +657,12 @@ struct list_cb {
     void *arg;
 };
 
-static void list_one(xmlNodePtr inst, void *arg)
+static void list_one(const struct ec2_instance *in, void *arg)
 {
     struct list_cb *l = arg;
-    char id[64], name[160], image[260], st[32];
-    ec2_text(inst, "instanceId", id, sizeof id);
-    ec2_tag_value(inst, EC2_VM_TAG, name, sizeof name);
-    ec2_tag_value(inst, EC2_IMAGE_NAME_TAG, image, sizeof image);
-    ec2_text(ec2_child(inst, "instanceState"), "name", st, sizeof st);
-    if (!instance_id_ok(id) || !vmms_name_ok(name, 128))
+    if (!in->id[0] || !in->vm_name[0])
         return;
-    l->cb(name, id + 2, image, strcmp(st, "running") == 0, l->arg);
+    l->cb(in->vm_name, in->id + 2, in->image, strcmp(in->state, "running") == 0, l->arg);
 }
 
 int ec2_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
