@@ -384,6 +384,33 @@ out:
     return rc;
 }
 
+/* Unpacks src into dir (as unpack) with hex (65 bytes) set to the sha256
+ * of every byte read from src ("" on failure). */
+static int unpack_hashed(struct source *src, const char *dir, char *hex, char *err,
+                         size_t errlen)
+{
+    hex[0] = '\0';
+    src->md = EVP_MD_CTX_new();
+    src->error = 0;
+    int rc = src->md && EVP_DigestInit_ex(src->md, EVP_sha256(), NULL) == 1
+                 ? unpack(src, dir, err, errlen)
+                 : vmms_fail(err, errlen, VMMS_ERR, "sha256 unavailable");
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned dl = 0;
+    if (rc == VMMS_OK && EVP_DigestFinal_ex(src->md, d, &dl) == 1 && dl == 32)
+        for (unsigned i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    EVP_MD_CTX_free(src->md);
+    src->md = NULL;
+    return rc;
+}
+
+int lo_unpack_layer(int fd, const char *dir, char *hex, char *err, size_t errlen)
+{
+    struct source src = {.fd = fd};
+    return unpack_hashed(&src, dir, hex, err, errlen);
+}
+
 /* Unpacks one layer from src into the store as digest want (64 hex),
  * unless it is there already. */
 static int store_layer(struct lo_ctx *ctx, struct source *src, const char *want, char *err,
@@ -397,19 +424,8 @@ static int store_layer(struct lo_ctx *ctx, struct source *src, const char *want,
     if (mkdtemp(tmp) == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "cannot make %s: %s", tmp, strerror(errno));
     chmod(tmp, 0755);
-    src->md = EVP_MD_CTX_new();
-    src->error = 0;
-    int rc = src->md && EVP_DigestInit_ex(src->md, EVP_sha256(), NULL) == 1
-                 ? unpack(src, tmp, err, errlen)
-                 : vmms_fail(err, errlen, VMMS_ERR, "sha256 unavailable");
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned dl = 0;
-    char hex[65] = "";
-    if (rc == VMMS_OK && EVP_DigestFinal_ex(src->md, d, &dl) == 1 && dl == 32)
-        for (unsigned i = 0; i < 32; i++)
-            snprintf(hex + 2 * i, 3, "%02x", d[i]);
-    EVP_MD_CTX_free(src->md);
-    src->md = NULL;
+    char hex[65];
+    int rc = unpack_hashed(src, tmp, hex, err, errlen);
     if (rc == VMMS_OK && strcmp(hex, want) != 0)
         rc = vmms_fail(err, errlen, VMMS_ERR, "layer digest is sha256:%.12s..., the image "
                        "names sha256:%.12s...: refused", hex, want);
@@ -527,6 +543,7 @@ static int import_save(struct lo_ctx *ctx, const char *path, const char *name, c
     if (r != ARCHIVE_EOF)
         rc = vmms_fail(err, errlen, VMMS_ERR, "bad tarball: %s", archive_error_string(a));
     archive_read_free(a);
+    a = NULL; /* pass 2 opens it again, or not at all (freed twice before) */
     json_t *man = rc == VMMS_OK ? small_json(&sm, "manifest.json") : NULL;
     json_t *m0 = json_array_get(man, 0);
     const char *cfg_name = json_string_value(json_object_get(m0, "Config"));

@@ -95,6 +95,17 @@ int lo_get_images(void *ctx, char ***names, size_t *count, char *err, size_t err
 /* The image's record: {"layers": [dir, ... bottom first], "env": [...],
  * "cwd": "..."}; *out is a new reference. VMMS_NOT_FOUND if not imported. */
 int lo_image_get(struct lo_ctx *ctx, const char *name, json_t **out, char *err, size_t errlen);
+/* Unpacks the layer tar stream read from fd (compressed or not) into dir,
+ * an existing empty directory named by an absolute path with no symbolic
+ * link on the way, by the unpack rules of layers.c's header; hex (65 bytes)
+ * gets the sha256 of every byte read from fd ("" on failure). Whatever the
+ * tar holds, nothing outside dir is created, changed, removed or linked to
+ * (no absolute name, no "..", nothing written through a symbolic link, no
+ * hard link to a file outside); VMMS_ERR with err at the first entry that
+ * would, or at a bad tar (dir may then hold part of the layer: the caller
+ * removes it). What the store unpacks every layer with; fuzzed by
+ * tests/fuzz/fuzz_oci.c. */
+int lo_unpack_layer(int fd, const char *dir, char *hex, char *err, size_t errlen);
 /* rm -rf of a directory of our own: symbolic links not followed, other
  * file systems (a mount left in it) not entered. */
 void lo_rm_tree(const char *dir);
