@@ -556,9 +556,9 @@ static int import_save(struct lo_ctx *ctx, const char *path, const char *name, c
     if (rc == VMMS_OK && (!json_is_array(man) || json_array_size(man) != 1 || !cfg ||
                           !json_is_array(lnames) || !json_is_array(diff) ||
                           json_array_size(lnames) != json_array_size(diff) ||
-                          json_array_size(lnames) > LAYERS_MAX))
+                          json_array_size(lnames) == 0 || json_array_size(lnames) > LAYERS_MAX))
         rc = vmms_fail(err, errlen, VMMS_ERR, "not a `docker save` tarball of one image "
-                       "(manifest.json, its config and layers)");
+                       "(manifest.json, its config and 1..%d layers)", LAYERS_MAX);
     /* The digest each layer file must have, by its name in the tarball. */
     size_t nl = rc == VMMS_OK ? json_array_size(lnames) : 0;
     char (*paths)[PATH_MAX] = calloc(nl + 1, PATH_MAX);
@@ -695,10 +695,13 @@ int lo_import_oci_dir(struct lo_ctx *ctx, const char *dir, const char *name, cha
                                                                "digest"));
     json_t *cfg = read_blob(dfd, cfg_digest);
     json_t *ls = json_object_get(man, "layers"), *layers = json_array(), *l;
-    int rc = man && cfg && json_is_array(ls) && json_array_size(ls) <= LAYERS_MAX
+    /* (an image of no layers would be stored, then refused as damaged) */
+    int rc = man && cfg && json_is_array(ls) && json_array_size(ls) > 0 &&
+                     json_array_size(ls) <= LAYERS_MAX
                  ? VMMS_OK
                  : vmms_fail(err, errlen, VMMS_ERR, "%s is not an OCI image layout holding "
-                             "%s (index.json, an image manifest, its config)", dir, name);
+                             "%s (index.json, an image manifest, its config, 1..%d layers)",
+                             dir, name, LAYERS_MAX);
     pthread_mutex_lock(&ctx->import_lock);
     json_array_foreach(ls, i, l) {
         const char *h = digest_hex(json_string_value(json_object_get(l, "digest")));
