@@ -515,6 +515,8 @@ void ec2_console_read(const char *b64, size_t len, char *buf, size_t bufsz)
     }
     unsigned char *text = clean ? malloc(k / 4 * 3 + 1) : NULL;
     int d = text ? EVP_DecodeBlock(text, (unsigned char *)clean, (int)k) : -1;
+    if (text)
+        text[k / 4 * 3] = '\0'; /* every scan below also stops at the END line */
     free(clean);
     /* EVP_DecodeBlock counts the padding's zero bytes */
     size_t n = d > 0 && (size_t)d >= pad ? (size_t)d - (pad == 3 ? 2 : pad) : 0;
