@@ -98,10 +98,14 @@ static int set_key(const struct key *k, const json_t *v, struct ec2_config *c, c
         return get_str(k, v, base, err, errlen);
     case K_SECRET: {
         size_t n = json_is_string(v) ? json_string_length(v) : 0;
-        if (n == 0 || n >= k->size || strlen(json_string_value(v)) != n)
-            return vmms_fail(err, errlen, VMMS_ERR, PFX "%s must be a string of 1..%zu bytes",
-                             k->name, k->size - 1);
-        memcpy(base, json_string_value(v), n + 1);
+        const char *sv = n ? json_string_value(v) : "";
+        bool printable = true; /* it goes into an HTTP header: no space, CR or LF */
+        for (size_t i = 0; i < n; i++)
+            printable = printable && sv[i] > 0x20 && sv[i] < 0x7f;
+        if (n == 0 || n >= k->size || strlen(sv) != n || !printable)
+            return vmms_fail(err, errlen, VMMS_ERR, PFX "%s must be a string of 1..%zu "
+                             "printable ASCII characters, no space", k->name, k->size - 1);
+        memcpy(base, sv, n + 1);
         return VMMS_OK;
     }
     case K_INT:

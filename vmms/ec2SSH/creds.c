@@ -5,8 +5,11 @@
  * then the instance profile through IMDSv2 (PUT a session token, GET the
  * role's name, GET its credentials) at imds_endpoint with a 2 s timeout.
  * Instance-profile credentials are cached in the context until 5 minutes
- * before they expire. Secrets are never logged, nor put in an error; only
- * their source is logged.
+ * before they expire (at most 12 hours). What IMDS answers is read by pure
+ * parsers (ec2_imds_role, ec2_imds_creds), and every source's key id,
+ * secret and token must be header-safe (printable, no space, no CR/LF).
+ * Secrets are never logged, nor put in an error; only their source is
+ * logged.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -13,7 +13,8 @@
  *                plus the small tree helpers the callers read replies with
  *   instances.c  initialize (cap from DescribeInstances, RunInstances,
  *                wait running), destroy (TerminateInstances, verified, or
- *                kept as failed-NAME), get_vms, get_images
+ *                kept as failed-NAME), get_vms, get_images; the pure readers
+ *                of those replies and of the console's host key fingerprints
  *   remote.c     the SSH side: connect to a VM (host key by policy), wait
  *                for SSH, copy in / out, start / attach the run, partial
  *                output; the registry of runs destroy_vm aborts

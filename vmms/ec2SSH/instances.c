@@ -11,7 +11,9 @@
  * renames it failed-NAME and drops our tag so it is neither counted nor
  * cleaned up). get_vms lists ours; get_images lists the account's AMIs
  * carrying the image tag. The instance id is kept in vm->id without its
- * "i-" (vm ids are lowercase hex).
+ * "i-" (vm ids are lowercase hex). What is read of a reply goes through the
+ * pure readers (ec2_instances_read, ec2_images_read, ec2_run_instance_id,
+ * ec2_console_read), which validate every field where it enters.
  */
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -44,20 +46,19 @@ struct ec2_vm *ec2_vm_priv(struct vmms_vm *vm)
     return vm->priv;
 }
 
-static bool hex_id_ok(const char *id, const char *prefix);
-
-static bool instance_id_ok(const char *id)
-{
-    return hex_id_ok(id, "i-");
-}
-
 /* ---- reading replies (pure: no I/O) ---- */
 
+/* prefix then 8..32 lowercase hex: "i-..." instances, "ami-..." images */
 static bool hex_id_ok(const char *id, const char *prefix)
 {
     size_t n = strlen(id), p = strlen(prefix);
     return n >= p + 8 && n <= p + 32 && strncmp(id, prefix, p) == 0 &&
            strspn(id + p, "0123456789abcdef") == n - p;
+}
+
+static bool instance_id_ok(const char *id)
+{
+    return hex_id_ok(id, "i-");
 }
 
 /* An IPv4 or IPv6 literal, or "". */
@@ -248,7 +249,8 @@ static void take_image(xmlNodePtr img, void *arg)
     if (!tag_name(img, f->tag, v, sizeof v))
         return;
     if (f->want) {
-        if (strcmp(v, f->want) == 0 && hex_id_ok(ec2_text(img, "imageId", id, sizeof id), "ami-"))
+        if (strcmp(v, f->want) == 0 &&
+            hex_id_ok(ec2_text(img, "imageId", id, sizeof id), "ami-"))
             snprintf(f->ami, f->amisz, "%s", id);
         return;
     }
