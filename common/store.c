@@ -636,6 +636,15 @@ redisReply *store_cmdf(struct store *st, int *status, const char *fmt, ...)
     return run_with_retry(st, &b, false, true, status);
 }
 
+int store_key_id_cmd(struct store *st, const char *verb, enum store_key_id k, int64_t id)
+{
+    char key[KEY_MAX];
+    store_key(st, key, k);
+    int status;
+    freeReplyObject(store_cmdf(st, &status, "%s %s %lld", verb, key, (long long)id));
+    return status;
+}
+
 redisReply *store_batch_run(struct store *st, struct store_batch *b, bool atomic, int *status)
 {
     return run_with_retry(st, b, atomic, false, status);

@@ -110,9 +110,5 @@ int store_cancel_requests(struct store *st, size_t max, int64_t **ids, size_t *n
 
 int store_cancel_forget(struct store *st, int64_t id)
 {
-    char key[KEY_MAX];
-    store_key(st, key, KEY_CANCELS);
-    int status;
-    freeReplyObject(store_cmdf(st, &status, "SREM %s %lld", key, (long long)id));
-    return status;
+    return store_key_id_cmd(st, "SREM", KEY_CANCELS, id);
 }

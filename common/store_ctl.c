@@ -490,9 +490,5 @@ int store_requeue_record(struct store *st, int64_t old_id, int64_t new_id)
 
 int store_requeue_release(struct store *st, int64_t old_id)
 {
-    char k_rq[KEY_MAX];
-    store_key(st, k_rq, KEY_REQUEUED);
-    int status;
-    freeReplyObject(store_cmdf(st, &status, "HDEL %s %lld", k_rq, (long long)old_id));
-    return status;
+    return store_key_id_cmd(st, "HDEL", KEY_REQUEUED, old_id);
 }

@@ -52,6 +52,9 @@ redisReply *store_cmd(struct store *st, int *status, int argc, const char **argv
                       const size_t *lens);
 /* printf-style command (hiredis format: %s %b %lld). */
 redisReply *store_cmdf(struct store *st, int *status, const char *fmt, ...);
+/* Runs "<verb> <key k> <id>" (e.g. SREM cancels 7) and drops the reply;
+ * returns the status. */
+int store_key_id_cmd(struct store *st, const char *verb, enum store_key_id k, int64_t id);
 /* A batch of commands sent in one round trip. */
 #define BATCH_MAX 16
 struct store_batch {
