@@ -390,6 +390,15 @@ local function finish(keys, args) owned_write(keys[1], 'finish', args[1], args[2
 -- requeue(id, token, fence, record, count_retry '1'|'0')
 local function requeue(keys, args)
   local P, id = keys[1], args[1]
+  -- From finishing only when the new record names no accepted output (its
+  -- file was found gone): an accepted grade is never thrown away.
+  need_owner(P, id, args[2], args[3])
+  if state_of(live_record(P, id)) == 'finishing' then
+    local ok, rec = pcall(cjson.decode, args[4])
+    if not ok or type(rec) ~= 'table' or rec.outputTemp ~= nil then
+      error('REFUSED requeue from finishing: the record still names its accepted output', 0)
+    end
+  end
   owned_write(P, 'requeue', id, args[2], args[3], args[4])
   redis.call('LREM', P .. K.queue_leased, 0, id)
   clear_lease(P, id)

@@ -255,7 +255,7 @@ static int capacity_left(struct consumer *c)
 }
 
 /* The consumer stops with jobs still held (drain deadline, or a second
- * signal): jobs not started go back to the head of the queue (no retry);
+ * signal): new jobs not started go back to the head of the queue (no retry);
  * started ones keep running in their instances, and their leases are let
  * go at once, so the next leader adopts them and re-attaches without
  * running them again. Their workers are marked lost: they stop touching
@@ -270,9 +270,12 @@ static void hand_off(struct consumer *c, struct store *st)
     for (struct held_job *h = c->held; h; h = h->next) {
         if (atomic_load(&h->finished) || atomic_load(&h->ended))
             continue;
-        if (!h->started && nun < RENEW_IDS_MAX) {
+        /* an adopted job (a run to re-attach, an output to publish) is
+         * handed off like a started one even before its worker began */
+        bool began = h->started || h->mode != HELD_RUN;
+        if (!began && nun < RENEW_IDS_MAX) {
             unstarted[nun++] = h->job;
-        } else if (h->started && n < RENEW_IDS_MAX) {
+        } else if (began && n < RENEW_IDS_MAX) {
             atomic_store(&h->lost, true);
             ids[n] = h->id;
             fences[n++] = h->fence;

@@ -129,6 +129,20 @@ int output_file_write_temp(const char *courselabs, const struct job *job, const 
     return rc;
 }
 
+bool output_file_lost(const char *courselabs, const struct job *job)
+{
+    if (!job->output_temp || strchr(job->output_temp, '/') || job->output_temp[0] != '.')
+        return false;
+    int dfd = open_output_dir(courselabs, job);
+    if (dfd < 0)
+        return false;
+    struct stat sb;
+    bool lost = fstatat(dfd, job->output_temp, &sb, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT &&
+                fstatat(dfd, job->output_file, &sb, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT;
+    close(dfd);
+    return lost;
+}
+
 int output_file_publish(const char *courselabs, const struct job *job)
 {
     if (!job->output_temp || strchr(job->output_temp, '/') || job->output_temp[0] != '.') {

@@ -16,6 +16,7 @@
 #ifndef TANGO_CONSUMER_OUTPUT_FILE_H
 #define TANGO_CONSUMER_OUTPUT_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "job.h"
@@ -37,6 +38,12 @@ int output_file_write_temp(const char *courselabs, const struct job *job, const 
  * 0 also when the temp is already gone and the output file exists (a
  * predecessor renamed it before it died); -1 with errno otherwise. */
 int output_file_publish(const char *courselabs, const struct job *job);
+
+/* Whether the job's accepted output is gone: its output folder opens and
+ * neither the temp named job->output_temp nor the output file exists (both
+ * ENOENT; any other answer, e.g. EACCES or a directory in the way, is not
+ * "gone": publishing it is tried and fails loudly instead). */
+bool output_file_lost(const char *courselabs, const struct job *job);
 
 /* Path of the job's output file into out (PATH_MAX); -1 if names are unsafe. */
 int output_file_path(const char *courselabs, const struct job *job, char *out);

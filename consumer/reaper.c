@@ -208,6 +208,14 @@ static bool file_is_stale(struct consumer *c, struct store *st, int64_t id, long
 {
     if (holds_fence(c, id, fence))
         return false;
+    /* The fence first: while it is the file's, its writer may still have
+     * its finish accepted; once it has moved on, the record can no longer
+     * come to name this file (read the other way round, a finish landing
+     * and an adoption between the two reads would look stale). */
+    long long current = 0;
+    int fs = store_lease_fence(st, id, &current);
+    if (fs == STORE_OK && current == fence)
+        return false;
     json_t *rec = NULL;
     bool dead = false;
     int s = store_get_job(st, id, &rec, &dead);
@@ -220,10 +228,7 @@ static bool file_is_stale(struct consumer *c, struct store *st, int64_t id, long
     const char *accepted = json_string_value(json_object_get(rec, "outputTemp"));
     bool keep = accepted && name && strcmp(accepted, name) == 0;
     json_decref(rec);
-    long long current = 0;
-    if (keep || store_lease_fence(st, id, &current) != STORE_OK)
-        return false;
-    return current != fence;
+    return !keep && fs == STORE_OK;
 }
 
 /* Removes stale ".<id>.<fence>.tmp" files in one open output folder. */

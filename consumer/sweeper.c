@@ -81,7 +81,7 @@ static void adopted(struct consumer *c, struct store *st, struct job *job)
         return;
     case JOB_FINISHING:
         log_info("job_adopted", "id=%lld mode=complete", (long long)job->id);
-        hold_job(c, job, HELD_COMPLETE, false);
+        hold_job(c, job, HELD_COMPLETE, cancel); /* used only if its output is gone */
         return;
     case JOB_LEASED:
         requeue_adopted(c, st, job, false, "Requeued after its consumer stopped before it ran");

@@ -619,20 +619,21 @@ static void reattach_steps(struct run_state *rs)
 /* An adopted finishing job: publish the output its record names and end.
  * If that file is gone (neither the temp nor the output file exists) the
  * grade would be lost: the job is graded again (one retry) instead of
- * ending with no output. */
+ * ending with no output; one that was being cancelled ends cancelled. */
 static void complete_adopted(struct run_state *rs)
 {
     struct job *job = rs->job;
-    if (job->output_temp && output_file_publish(rs->c->cfg->courselabs, job) != 0 &&
-        errno == ENOENT) {
-        log_warn("output_lost", "id=%lld temp=%s", (long long)job->id, job->output_temp);
-        free(job->output_temp);
-        job->output_temp = NULL;
-        reschedule(rs, "Its accepted output file was gone after a takeover; grading it again",
-                   NULL);
+    if (!output_file_lost(rs->c->cfg->courselabs, job)) {
+        publish_and_end(rs);
         return;
     }
-    publish_and_end(rs);
+    log_warn("output_lost", "id=%lld temp=%s", (long long)job->id, job->output_temp);
+    if (is_cancel_outcome(job))
+        atomic_store(&rs->h->cancel, true);
+    free(job->output_temp);
+    free(job->outcome);
+    job->output_temp = job->outcome = NULL;
+    reschedule(rs, "Its accepted output file was gone after a takeover; grading it again", NULL);
 }
 
 void *worker_main(void *arg)

@@ -279,7 +279,24 @@ def stuck_and_malformed(svc):
     tlib.check("... ended once, one retry counted, the reason in its trace",
                len(recs) == 1 and recs[0].get("retries") == 1 and
                any("output file was gone" in t for t in recs[0].get("trace", [])), recs)
+    # The same for a job that was being cancelled: it ends cancelled, with
+    # its cancellation output, and is not graded again.
+    gone = int(R.cli("INCR", pre + K["JOB_LASTID"]))
+    rec.update({"id": gone, "state": "finishing", "outputFile": "gone.out",
+                "outputTemp": ".%d.999997.tmp" % gone, "outcome": "Error: Job cancelled by request"})
+    R.cli("HSET", pre + K["JOBS_LIVE"], gone, json.dumps(rec, separators=(",", ":")))
+    R.cli("ZADD", pre + K["JOBS_LIVE_IDS"], gone, gone)
+    R.cli("RPUSH", pre + K["QUEUE_LEASED"], gone)
+    R.cli("HSET", pre + K["LEASE_OWNER"], gone, "a-consumer-that-died")
+    R.cli("HSET", pre + K["LEASE_FENCE"], gone, 999997)
+    R.cli("ZADD", pre + K["LEASES"], 1, gone)
+    out = wait_output(svc, "stuck", "gone.out", 30)
+    recs = wait_for(lambda: dead_record(svc, gone), 20)
+    tlib.check("finishing cancelled job whose output file is gone: ends cancelled, not regraded",
+               out is not None and b"cancelled by request" in out and b"\ntemplate" not in out and
+               len(recs) == 1 and recs[0].get("state") == "cancelled", (out, recs))
     rec.pop("outputTemp", None)
+    rec["outcome"] = None
     # A malformed record: its keyId kept so its owner sees it.
     bad = int(R.cli("INCR", pre + K["JOB_LASTID"]))
     R.cli("HSET", pre + K["JOBS_LIVE"], bad, '{"id":%d,"keyId":"%s","name": broken' % (bad, rec.get("keyId", "")))

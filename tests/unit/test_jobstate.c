@@ -285,6 +285,37 @@ static void test_add(void **state)
 }
 
 /* A stale fence, a stranger's token, a non-leader: all refused. */
+/* finishing -> queued (requeue) only with a record that names no accepted
+ * output: an accepted grade is never thrown away by a requeue. */
+static void test_requeue_finishing(void **state)
+{
+    (void)state;
+    plant(9, JOB_FINISHING, OWN_LEASE);
+    const char *named = "{\"id\":9,\"state\":\"finishing\",\"name\":\"j\",\"vm\":{},"
+                        "\"outputTemp\":\".9.7.tmp\"}";
+    redisReply *r = redis_reply("FCALL tango_requeue 1 %s 9 %s %s %s 1", P, TOKEN, FENCE, named);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    assert_non_null(strstr(r->str, "REFUSED"));
+    freeReplyObject(r);
+    char now[32];
+    state_now(9, now, sizeof now);
+    assert_string_equal(now, "finishing");
+    /* nothing moved: still in queue:leased, counted, no retry counted */
+    r = redis_reply("LPOS %s 9", key("queue:leased"));
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    freeReplyObject(r);
+    r = redis_reply("HGET %s job_retries", key("counters"));
+    assert_int_equal(r->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+    char rec[256];
+    record_of(9, "finishing", rec, sizeof rec);
+    r = redis_reply("FCALL tango_requeue 1 %s 9 %s %s %s 1", P, TOKEN, FENCE, rec);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    freeReplyObject(r);
+    state_now(9, now, sizeof now);
+    assert_string_equal(now, "queued");
+}
+
 static void test_fencing(void **state)
 {
     (void)state;
@@ -744,6 +775,7 @@ int main(void)
         cmocka_unit_test(test_allowed_pairs),
         cmocka_unit_test(test_add),
         cmocka_unit_test(test_every_pair),
+        cmocka_unit_test(test_requeue_finishing),
         cmocka_unit_test(test_fencing),
         cmocka_unit_test(test_sched_order),
         cmocka_unit_test(test_sched_weights),
