@@ -294,7 +294,8 @@ int store_prune_dead(struct store *st, double cutoff, size_t *pruned, size_t *ke
 int store_requeue_claim(struct store *st, int64_t old_id, bool force, int64_t *prior);
 /* Records that old_id was requeued as new_id. */
 int store_requeue_record(struct store *st, int64_t old_id, int64_t new_id);
-/* Drops old_id's claim (its requeue did not happen). */
-int store_requeue_release(struct store *st, int64_t old_id);
+/* Drops old_id's claim (its requeue surely did not happen), putting back
+ * prior (the id it was requeued as before a forced claim; 0: none). */
+int store_requeue_release(struct store *st, int64_t old_id, int64_t prior);
 
 #endif

@@ -488,7 +488,9 @@ int store_requeue_record(struct store *st, int64_t old_id, int64_t new_id)
     return status;
 }
 
-int store_requeue_release(struct store *st, int64_t old_id)
+int store_requeue_release(struct store *st, int64_t old_id, int64_t prior)
 {
+    if (prior > 0)
+        return store_requeue_record(st, old_id, prior);
     return store_key_id_cmd(st, "HDEL", KEY_REQUEUED, old_id);
 }

@@ -315,7 +315,12 @@ int cmd_requeue(struct ctl *x, int argc, char **argv)
     int64_t new_id = job->id;
     job_free(job);
     if (status != STORE_OK) {
-        store_requeue_release(x->st, id);
+        /* Unavailable: the add may have landed with its reply lost, so the
+         * claim stays ("under way or stopped midway": a retry needs
+         * --force, and the operator can look first). Any other refusal
+         * (a queue cap, a bad record) surely added nothing. */
+        if (status != STORE_UNAVAILABLE)
+            store_requeue_release(x->st, id, prior);
         return ctl_store_fail(x, status, "adding the job again");
     }
     if (store_requeue_record(x->st, id, new_id) != STORE_OK)
