@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup-host.sh: makes this Debian 12 machine ready to build, test and run
 # the service: installs the packages (only the missing ones; apt-get update
-# once) and starts dockerd if it is not answering. Idempotent; run as root.
+# once), mounts cgroup v1 hierarchies crun needs on a hybrid host, and
+# starts dockerd if it is not answering. Idempotent; run as root.
 set -euo pipefail
 
 PACKAGES=(
@@ -26,6 +27,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# A hybrid cgroup host (v1 hierarchies plus the unified v2 one) that leaves
+# a controller only in the unified hierarchy (hugetlb on this machine) is
+# one crun 1.8 refuses ("drop all controllers from cgroupv2"). Mounting it
+# as a v1 hierarchy too, as the other controllers are, lets localOCI use
+# crun. A controller v2 cgroups are using cannot move: then nothing changes
+# and localOCI picks runc.
+if [ -f /sys/fs/cgroup/unified/cgroup.controllers ] && [ -d /sys/fs/cgroup/cpu ]; then
+  for c in $(cat /sys/fs/cgroup/unified/cgroup.controllers); do
+    if mkdir -p "/sys/fs/cgroup/$c" 2>/dev/null &&
+       mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" 2>/dev/null; then
+      say "mounted the $c cgroup v1 hierarchy (for crun: no controllers left in cgroup v2)"
+    else
+      say "note: $c stays in cgroup v2 only; localOCI will use runc, not crun"
+    fi
+  done
 fi
 
 # Debian's packages start services through systemd, which CI machines and

@@ -65,7 +65,9 @@ int main(int argc, char **argv)
     }
     char prefix[32], err[512];
     snprintf(prefix, sizeof prefix, "bs%d-", (int)getpid());
-    json_t *cfg = json_pack("{s:s, s:s}", "run_dir", argv[2], "store_dir", argv[3]);
+    json_t *cfg = json_pack("{s:s, s:s, s:s}", "run_dir", argv[2], "store_dir", argv[3],
+                            "runtime", getenv("BENCH_OCI_RUNTIME") ? getenv("BENCH_OCI_RUNTIME")
+                                                                   : "auto");
     void *ctx = NULL;
     if (ops->init(cfg, prefix, &ctx, err, sizeof err) != VMMS_OK) {
         fprintf(stderr, "init: %s\n", err);

@@ -2,7 +2,8 @@
 localDocker passes (test_e2e_localdocker.run_suite: hello, partial output,
 timeout, failing make, endless output capped, memory hog, fork bomb next to
 a compile, disable_network, same output name in two labs, 20 jobs at once),
-run through a real producer and consumer on real runc/crun, overlayfs and
+run through a real producer and consumer on real crun and runc (the
+runtime `auto` picks, then the other one), overlayfs and
 cgroups, with the image imported from the local Docker engine into a layer
 store; then nothing of ours is left: mounts, bundles, runtime state,
 cgroups, network namespaces, veths.
@@ -82,10 +83,12 @@ def check_trace_usage(svc, job_id, label):
                dead and dead.get("trace"))
 
 
-def main():
-    cb = tjobs.CallbackReceiver()
+def one_pass(runtime):
+    """localDocker's job set on localOCI with this runtime setting; returns
+    the runtime the plugin says it took."""
+    cb = tjobs.CallbackReceiver()  # its own: the job set's callbacks start afresh
     with tlib.Service(producers=1) as svc:
-        svc.start_consumer(oci_config(svc))
+        svc.start_consumer(oci_config(svc, oci={"runtime": runtime}))
         try:
             test_e2e_localdocker.run_suite(svc, cb)
             jobs = svc.get("/jobs/%s/1/" % svc.key).json()["jobs"]
@@ -101,15 +104,41 @@ def main():
             tlib.check("consumer drains and exits 0", rc == 0, rc)
             svc.consumers.clear()
         log = open(os.path.join(svc.tmp, "consumer0.log")).read()
-        tlib.check("the runtime chosen for this host's cgroups is logged",
-                   re.search(r"event=vmms_init vmms=localOCI .*runtime=(runc|crun) .*reason=", log),
-                   log[:2000])
+        took = re.search(r"event=vmms_init vmms=localOCI .*runtime=(runc|crun) .*reason=", log)
+        tlib.check("the runtime chosen for this host's cgroups is logged", took, log[:2000])
         left = settled_leftovers()
         tlib.check("nothing of ours left (mounts, bundles, runtime state, cgroups, netns, veths)",
                    not left, left)
         tlib.check("key never in consumer log", svc.key not in log)
         remove_run_dir()
     cb.close()
+    return took.group(1) if took else None
+
+
+def unified_controllers():
+    """The unified cgroup hierarchy's controllers on a hybrid host (None if
+    the host has no separate unified hierarchy)."""
+    try:
+        with open("/sys/fs/cgroup/unified/cgroup.controllers") as f:
+            return f.read().split()
+    except OSError:
+        return None
+
+
+def main():
+    took = one_pass("auto")
+    ctrls = unified_controllers()
+    if ctrls is not None:
+        # deploy/setup-host.sh moves what is left in cgroup v2 to v1 mounts
+        tlib.check("auto takes crun on a hybrid host with no cgroup v2 controllers, runc with some",
+                   took == ("runc" if ctrls else "crun"), (took, ctrls))
+    print("# auto took %s (unified hierarchy controllers: %s)" % (took, ctrls))
+    other = {"crun": "runc", "runc": "crun"}.get(took)
+    if other == "runc" or (other == "crun" and not ctrls):
+        print("# the same job set on %s" % other)
+        tlib.check("the job set on the other runtime (%s)" % other, one_pass(other) == other)
+    else:
+        print("# crun does not run on this host's cgroups: the job set ran on runc only")
     tlib.done()
 
 

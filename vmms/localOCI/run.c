@@ -128,6 +128,34 @@ static int fast_start(struct lo_ctx *ctx, const char *name)
     return 0;
 }
 
+/* crun's `start`, without a crun process (~6 ms off the job's path): the
+ * created container's init blocks reading the state dir's exec.fifo;
+ * `start` opens it for writing (it fails with ENXIO when no init waits),
+ * writes one byte and removes it, as crun 1.8's own start does (crun then
+ * reports the container running). 0 when done; -1 lets the caller run
+ * `crun start`, which says why (the fifo is left in place for it). */
+static int fast_start_crun(struct lo_ctx *ctx, const char *name)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s/exec.fifo", ctx->runtime_root, name);
+    int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    ssize_t n;
+    do
+        n = write(fd, "1", 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n != 1)
+        return -1;
+    unlink(path);
+    return 0;
+}
+
 int lo_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, char *handle,
                  size_t handlelen, char *err, size_t errlen)
 {
@@ -174,7 +202,8 @@ int lo_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, cha
         if (b >= 0)
             close(b);
     }
-    if (rc == VMMS_OK && (ctx->runtime != LO_RUNC || fast_start(ctx, vm->name) != 0)) {
+    if (rc == VMMS_OK && (ctx->runtime == LO_RUNC ? fast_start(ctx, vm->name)
+                                                  : fast_start_crun(ctx, vm->name)) != 0) {
         const char *args[] = {"start", vm->name, NULL};
         rc = lo_runtime(ctx, "runtime start", args, err, errlen);
     }
