@@ -263,15 +263,20 @@ def stuck_and_malformed(svc):
     # A finishing job whose accepted output file is gone (its writer lost
     # the file, or a failover made it give the file up): the adopter must
     # grade it again, not end it with no output.
-    lost = int(R.cli("INCR", pre + K["JOB_LASTID"]))
-    rec.update({"id": lost, "state": "finishing", "outputFile": "lost.out",
-                "outputTemp": ".%d.999998.tmp" % lost})
-    R.cli("HSET", pre + K["JOBS_LIVE"], lost, json.dumps(rec, separators=(",", ":")))
-    R.cli("ZADD", pre + K["JOBS_LIVE_IDS"], lost, lost)
-    R.cli("RPUSH", pre + K["QUEUE_LEASED"], lost)
-    R.cli("HSET", pre + K["LEASE_OWNER"], lost, "a-consumer-that-died")
-    R.cli("HSET", pre + K["LEASE_FENCE"], lost, 999998)
-    R.cli("ZADD", pre + K["LEASES"], 1, lost)
+    def plant_finishing(output_file, fence, **fields):
+        """A finishing job whose accepted temp file does not exist, with a
+        lapsed lease of a consumer that died; returns its id."""
+        jid = int(R.cli("INCR", pre + K["JOB_LASTID"]))
+        rec.update({"id": jid, "state": "finishing", "outputFile": output_file,
+                    "outputTemp": ".%d.%d.tmp" % (jid, fence)}, **fields)
+        R.cli("HSET", pre + K["JOBS_LIVE"], jid, json.dumps(rec, separators=(",", ":")))
+        R.cli("ZADD", pre + K["JOBS_LIVE_IDS"], jid, jid)
+        R.cli("RPUSH", pre + K["QUEUE_LEASED"], jid)
+        R.cli("HSET", pre + K["LEASE_OWNER"], jid, "a-consumer-that-died")
+        R.cli("HSET", pre + K["LEASE_FENCE"], jid, fence)
+        R.cli("ZADD", pre + K["LEASES"], 1, jid)
+        return jid
+    lost = plant_finishing("lost.out", 999998)
     out = wait_output(svc, "stuck", "lost.out", 30)
     tlib.check("finishing job whose output file is gone: graded again, its output written",
                out is not None and b"template" in out, out)
@@ -281,15 +286,7 @@ def stuck_and_malformed(svc):
                any("output file was gone" in t for t in recs[0].get("trace", [])), recs)
     # The same for a job that was being cancelled: it ends cancelled, with
     # its cancellation output, and is not graded again.
-    gone = int(R.cli("INCR", pre + K["JOB_LASTID"]))
-    rec.update({"id": gone, "state": "finishing", "outputFile": "gone.out",
-                "outputTemp": ".%d.999997.tmp" % gone, "outcome": "Error: Job cancelled by request"})
-    R.cli("HSET", pre + K["JOBS_LIVE"], gone, json.dumps(rec, separators=(",", ":")))
-    R.cli("ZADD", pre + K["JOBS_LIVE_IDS"], gone, gone)
-    R.cli("RPUSH", pre + K["QUEUE_LEASED"], gone)
-    R.cli("HSET", pre + K["LEASE_OWNER"], gone, "a-consumer-that-died")
-    R.cli("HSET", pre + K["LEASE_FENCE"], gone, 999997)
-    R.cli("ZADD", pre + K["LEASES"], 1, gone)
+    gone = plant_finishing("gone.out", 999997, outcome="Error: Job cancelled by request")
     out = wait_output(svc, "stuck", "gone.out", 30)
     recs = wait_for(lambda: dead_record(svc, gone), 20)
     tlib.check("finishing cancelled job whose output file is gone: ends cancelled, not regraded",

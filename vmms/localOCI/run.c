@@ -87,6 +87,22 @@ int lo_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
     return rc;
 }
 
+/* Opens a created container's exec.fifo in the runtime's state dir (its
+ * path into path, PATH_MAX) with O_NONBLOCK plus mode (O_RDONLY or
+ * O_WRONLY), refusing anything but a fifo; -1 when there is none to open
+ * (for O_WRONLY: ENXIO when no init waits on it). */
+static int open_exec_fifo(struct lo_ctx *ctx, const char *name, int mode, char *path)
+{
+    snprintf(path, PATH_MAX, "%s/%s/exec.fifo", ctx->runtime_root, name);
+    int fd = open(path, mode | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode))) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
 /* runc's `start`, without a runc process (~10 ms of Go start-up off the
  * job's path): the created container's init waits to open the state dir's
  * exec.fifo for writing; `start` is opening it for reading, reading what
@@ -97,14 +113,9 @@ int lo_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
 static int fast_start(struct lo_ctx *ctx, const char *name)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s/exec.fifo", ctx->runtime_root, name);
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) {
-        if (fd >= 0)
-            close(fd);
+    int fd = open_exec_fifo(ctx, name, O_RDONLY, path);
+    if (fd < 0)
         return -1;
-    }
     long long deadline = clock_mono_ms() + 1000LL * ctx->cfg.cmd_timeout_s;
     size_t got = 0;
     for (;;) {
@@ -130,21 +141,16 @@ static int fast_start(struct lo_ctx *ctx, const char *name)
 
 /* crun's `start`, without a crun process (~6 ms off the job's path): the
  * created container's init blocks reading the state dir's exec.fifo;
- * `start` opens it for writing (it fails with ENXIO when no init waits),
- * writes one byte and removes it, as crun 1.8's own start does (crun then
- * reports the container running). 0 when done; -1 lets the caller run
- * `crun start`, which says why (the fifo is left in place for it). */
+ * `start` opens it for writing, writes one byte and removes it, as crun
+ * 1.8's own start does (crun then reports the container running). 0 when
+ * done; -1 lets the caller run `crun start`, which says why (the fifo is
+ * left in place for it). */
 static int fast_start_crun(struct lo_ctx *ctx, const char *name)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s/exec.fifo", ctx->runtime_root, name);
-    int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) {
-        if (fd >= 0)
-            close(fd);
+    int fd = open_exec_fifo(ctx, name, O_WRONLY, path);
+    if (fd < 0)
         return -1;
-    }
     ssize_t n;
     do
         n = write(fd, "1", 1);
