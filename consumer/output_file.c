@@ -129,9 +129,16 @@ int output_file_write_temp(const char *courselabs, const struct job *job, const 
     return rc;
 }
 
+/* Whether the record's temp name is one of ours: a bare ".<...>" name in
+ * the output folder (it comes from Redis, so it is checked like input). */
+static bool temp_name_ok(const struct job *job)
+{
+    return job->output_temp && !strchr(job->output_temp, '/') && job->output_temp[0] == '.';
+}
+
 bool output_file_lost(const char *courselabs, const struct job *job)
 {
-    if (!job->output_temp || strchr(job->output_temp, '/') || job->output_temp[0] != '.')
+    if (!temp_name_ok(job))
         return false;
     int dfd = open_output_dir(courselabs, job);
     if (dfd < 0)
@@ -145,7 +152,7 @@ bool output_file_lost(const char *courselabs, const struct job *job)
 
 int output_file_publish(const char *courselabs, const struct job *job)
 {
-    if (!job->output_temp || strchr(job->output_temp, '/') || job->output_temp[0] != '.') {
+    if (!temp_name_ok(job)) {
         errno = EINVAL;
         return -1;
     }
