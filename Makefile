@@ -60,7 +60,7 @@ PROGRAMS += $(BUILD)/tangoctl
 # make check runs every fuzz harness briefly (make fuzz runs them longer).
 CHECK_FUZZ_SECONDS ?= 10
 
-.PHONY: pkg-check all asan test check bench chaos image run stop clean fuzz fuzz-build
+.PHONY: pkg-check all asan test check bench chaos image run stop clean fuzz fuzz-build docs
 all: $(PROGRAMS) $(PLUGIN_SOS) $(UNIT_BINS) $(BENCH_BINS)
 
 pkg-check:
@@ -119,6 +119,11 @@ check:
 	$(MAKE) image
 	$(MAKE) fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
 	tests/run.sh --build build --build build/asan
+
+# The configuration reference (docs/config-reference.md), generated from
+# common/config.c's option table and docs/config-keys.txt.
+docs:
+	tests/tools/confref.py
 
 $(BUILD)/bench/%: tests/bench/%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
