@@ -111,7 +111,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBPRODUCER) $(LIBCONSUMER) $(LIBAUTODRV) $(L
 test: all
 	BUILD=$(BUILD) tests/run.sh
 
-# The README's test command: readies the host (packages, dockerd), builds
+# The README's test command (`make check`): readies the host (packages, dockerd), builds
 # both flavours and the image, then runs every test in both builds.
 check:
 	deploy/setup-host.sh
@@ -136,7 +136,7 @@ bench: all $(BENCH_BINS)
 chaos: all
 	python3 tests/chaos/chaos.py --jobs 500 --rate 6
 
-# ---- fuzzing (README "Fuzzing") ----
+# ---- fuzzing (docs/testing.md "Fuzzing") ----
 # `make fuzz` builds every libFuzzer harness tests/fuzz/fuzz_NAME.c into
 # build/fuzz/NAME with clang (-fsanitize=fuzzer,address,undefined) and runs
 # each for FUZZ_SECONDS on its seeds tests/fuzz/corpus/NAME/; any crash, leak

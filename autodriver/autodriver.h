@@ -1,5 +1,5 @@
 /* autodriver.h: constants shared by every part of the autodriver: the
- * exit codes of its contract (SPEC.md, "Inside the container"), the name of
+ * exit codes of its contract (docs/api.md, "Inside the container"), the name of
  * the grading user, the name of the captured output file and the prefix of
  * every line the autodriver itself prints. */
 #ifndef AUTODRIVER_H

@@ -1,5 +1,5 @@
 /* errors.h: the error value that autodriver functions fill in instead of
- * exiting (DESIGN.md: errors are values; only main() exits). */
+ * exiting (docs/design.md: errors are values; only main() exits). */
 #ifndef AD_ERRORS_H
 #define AD_ERRORS_H
 

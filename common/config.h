@@ -1,7 +1,7 @@
 /*
  * config.h: the service configuration shared by producer and consumer. One
  * JSON file (-c FILE; every key optional, documented in deploy/tango.json and
- * the README) plus an environment override TANGO_<KEY> for every key (e.g.
+ * docs/config-reference.md) plus an environment override TANGO_<KEY> for every key (e.g.
  * TANGO_PORT, TANGO_REDIS_URL, TANGO_COURSELABS, TANGO_KEYS as a comma list,
  * TANGO_PREFIX). Unknown keys and bad values are startup errors naming the key.
  */
@@ -86,7 +86,7 @@ struct tango_config {
     int partial_output_kb;
     char *metrics_bind;      /* consumer /metrics listener address */
     int metrics_port;        /* its port; 0 = no listener */
-    /* fair share and priorities (jobstate.h, README "Fair share and priorities") */
+    /* fair share and priorities (jobstate.h, docs/design.md "Fair share and priorities") */
     char *fair_share;             /* course, lab, key or off */
     json_t *priority_rules;       /* [{"lab"|"key": .., "class": ..}] */
     json_t *course_weights;       /* {group: weight >= 1} */

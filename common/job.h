@@ -1,6 +1,6 @@
 /*
  * job.h: the job record and its JSON form. The JSON form is what lives in
- * Redis and what /jobs shows: Tango's job object (SPEC.md: id, name,
+ * Redis and what /jobs shows: Tango's job object (docs/api.md: id, name,
  * assigned, retries, timeout, outputFile, notifyURL, maxOutputFileSize,
  * trace, vm, input) plus our additive fields (state, courselab, labDir,
  * createdAt, outcome, ...). Round-trips without loss.

@@ -1,8 +1,8 @@
 /*
  * jobstate.c: the job state machine's table and the Redis Functions library
  * built from it (see jobstate.h). The table below is the one source: the
- * Lua functions read it through the generated prelude, the README's state
- * table is checked against it, and tests/unit/test_jobstate.c drives every
+ * Lua functions read it through the generated prelude, the state
+ * table of docs/design.md is checked against it, and tests/unit/test_jobstate.c drives every
  * (from, to) pair through real Redis against it.
  */
 #include "jobstate.h"

@@ -50,7 +50,7 @@ struct jobstate_transition {
     int to;             /* enum job_state, or JS_SAME */
     enum jobstate_actor who;
     const char *keys;   /* the keys it touches, space-separated (keys.h names) */
-    const char *what;   /* one line for the README's table */
+    const char *what;   /* one line for the docs' table */
 };
 
 /* The table; n gets its length. Static storage. */
@@ -70,7 +70,7 @@ const char *jobstate_library(size_t *len);
  * store can tell whether Redis holds this build's library. */
 const char *jobstate_library_version(void);
 
-/* ---- Fair share and priorities (README "Fair share and priorities").
+/* ---- Fair share and priorities (docs/design.md "Fair share and priorities").
  * Every queued job has a priority class and a share group; the lease
  * function serves classes in order and the groups of a class by weighted
  * round-robin, FIFO within a group. These are the pure parts, shared by

@@ -80,7 +80,7 @@ local function live_record(P, id)
   return rec
 end
 
--- ---- Fair share and priorities (README "Fair share and priorities").
+-- ---- Fair share and priorities (docs/design.md "Fair share and priorities").
 -- A queued job's id is in queue:c:<class>:<group> (FIFO); queue:ring:<class>
 -- lists the groups of that class with queued jobs (group in the ring iff
 -- its list is not empty, kept so by every step below); queue:sched holds
@@ -641,7 +641,7 @@ end
 -- w), it is served in round k = floor(i / w); each group h before it in the
 -- ring serves min(len h, (k + 1) * w_h) jobs first, each after it
 -- min(len h, k * w_h). Exact for weights 1 when no job arrives or is
--- capped meanwhile (README).
+-- capped meanwhile (docs/design.md).
 local function position(keys, args)
   local P, id = keys[1], args[1]
   local c, g = split_cg(redis.call('HGET', P .. K.queue_sched, id))

@@ -62,7 +62,7 @@ int store_list_jobs(struct store *st, bool dead, size_t max, json_t **out);
 /* One job by id: *out is its JSON object, *dead tells where it was found. */
 int store_get_job(struct store *st, int64_t id, json_t **out, bool *dead);
 /* 1-based position of a queued job in dispatch order under the scheduling
- * rule (README "Fair share and priorities"; 0 if not queued). */
+ * rule (docs/design.md "Fair share and priorities"; 0 if not queued). */
 int store_queue_position(struct store *st, int64_t id, long long *pos);
 
 /* Queue statistics: one row per (class, group) with queued or running

@@ -5,7 +5,7 @@
  * queues per priority class and share group (length, the head's wait, jobs
  * running: store_queue_stats), leased jobs, pending and given-up
  * callbacks, whether a consumer holds the leader lease. Names and meanings
- * are listed in README "Metrics".
+ * are listed in docs/operators.md "Metrics".
  */
 #ifndef TANGO_STORE_METRICS_H
 #define TANGO_STORE_METRICS_H

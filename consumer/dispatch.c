@@ -174,7 +174,7 @@ static void lease_one(struct consumer *c, struct store *st, int block_ms)
     struct job *job = NULL;
     enum store_lease got;
     /* The next job under the scheduling rule (classes, fair share, caps,
-     * promotion, pause: README "Fair share and priorities"). */
+     * promotion, pause: docs/design.md "Fair share and priorities"). */
     int status = store_lease_sched(st, c->token, c->cfg->lease_ms, block_ms,
                                    c->cfg->max_running_per_course, c->cfg->max_wait_s, &id, &job,
                                    &got);

@@ -1,6 +1,6 @@
 /*
  * output_file.h: writing a job's feedback file, the file poll returns and the
- * callback carries (SPEC.md "The output file"):
+ * callback carries (docs/api.md "The output file"):
  *   Autograder [<asctime>]: Received job NAME:ID
  *   Autograder [<asctime>]: <outcome>
  *   [Autograder [<asctime>]: <detail line>]

@@ -188,7 +188,8 @@ struct job *addjob_parse(const char *body, size_t len, const struct tango_config
     job->memory_mb = memory > 0 ? (int)memory : 0;
     long long disk = opt_int(&p, o, "disk", 16, cfg->max_disk_limit_mb);
     job->disk_mb = disk > 0 ? (int)disk : 0;
-    /* CPU seconds of the whole run (README "localOCI"); absent or 0 = none */
+    /* CPU seconds of the whole run (docs/backends/localOCI.md, "CPU-time
+     * limit"); absent or 0 = none */
     long long cpu = opt_int(&p, o, "cpu_limit_s", 0, cfg->max_cpu_limit_s);
     job->cpu_limit_s = cpu > 0 ? (int)cpu : 0;
 

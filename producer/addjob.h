@@ -1,5 +1,5 @@
 /*
- * addjob.h: validation of an addJob body (SPEC.md "addJob body") into a job
+ * addjob.h: validation of an addJob body (docs/api.md "addJob body") into a job
  * record. Every problem found is reported, in one message naming each field.
  */
 #ifndef TANGO_PRODUCER_ADDJOB_H

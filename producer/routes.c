@@ -1,6 +1,6 @@
 /*
  * routes.c: the one table of every HTTP route the producer answers.
- * Legacy routes are Tango's (SPEC.md) and keep its 200-with-statusId
+ * Legacy routes are Tango's (docs/api.md) and keep its 200-with-statusId
  * convention; the others are our additive extensions.
  */
 #include <string.h>

@@ -17,7 +17,7 @@
  *                  the order given (of two with one dest_name the last
  *                  wins); each a file of the instance's own, never a link
  *                  to local_path.
- *   run_job        run the legacy command (SPEC.md) inside it, as root, and
+ *   run_job        run the legacy command (docs/api.md) inside it, as root, and
  *                  wait (the backslash is only there so that slash-star does
  *                  not open a comment; it is not part of the command):
  *                  cp -r mount/\* autolab/; su autolab -c "autodriver
@@ -106,7 +106,7 @@ struct vmms_vm {
                              * back ends without types ignore it */
 };
 
-/* autodriver's arguments for one job (SPEC.md, "Inside the container"). */
+/* autodriver's arguments for one job (docs/api.md, "Inside the container"). */
 struct vmms_run {
     int timeout_s;        /* -t: seconds the grader may run */
     long max_output;      /* -o: bytes of output kept */

@@ -6,7 +6,8 @@
   SigV4-signed by a key moto knows and allowed by that key's IAM policy.
 - Account: a VPC and subnet whose range is a free 10.251.X.0/24, a security
   group, the key pair (the test's public key), AMIs tagged tango-image=NAME,
-  a "tango" user and a "tango-role" role with the README's minimum policy
+  a "tango" user and a "tango-role" role with the minimum policy of
+  docs/backends/ec2SSH.md
   (tests/ec2/iam-policy.json), and temporary credentials of that role.
 - VMs: a Docker network with exactly that subnet; a boot simulator thread
   that, when moto reports an instance running, starts a container of the VM
@@ -267,7 +268,7 @@ class Ec2Sim:
         self.admin = (k["AccessKeyId"], k["SecretAccessKey"])
         self.iam = self._client("iam", *self.admin)
         self.ec2 = self._client("ec2", *self.admin)
-        # The service's identities, with the README's minimum policy.
+        # The service's identities, with the ec2SSH guide's minimum policy.
         policy = open(POLICY_FILE).read()
         self.iam.create_user(UserName="tango")
         self.iam.put_user_policy(UserName="tango", PolicyName="tango-ec2",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_autodriver_image.sh: runs the autodriver inside the real autograding
-# image, the way Tango does (SPEC.md, "Inside the container"): a job
+# image, the way Tango does (docs/api.md, "Inside the container"): a job
 # directory bind-mounted at /home/mount, then as root
 #   cp -r mount/* autolab/; su autolab -c "autodriver ARGS autolab > output/feedback 2>&1"
 # in a fresh `docker run --rm` container per check.

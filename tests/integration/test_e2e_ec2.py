@@ -1,6 +1,6 @@
 """End-to-end jobs through the HTTP API on the ec2SSH back end, with no AWS:
 moto_server (EC2, IAM, STS) on loopback with request authentication on,
-the README's minimum IAM policy on the role the plugin gets its credentials
+the minimum IAM policy of docs/backends/ec2SSH.md on the role the plugin gets its credentials
 for through a fake IMDSv2 (temporary credentials with a session token), a
 throttling proxy in front of moto, and a boot simulator that starts a "VM"
 (a container with sshd, the grading users and the autodriver, its own host
@@ -84,10 +84,10 @@ def main():
         tlib.check("moto: a wrong secret is refused (authentication on)",
                    wrong_secret(sim) in ("AuthFailure", "SignatureDoesNotMatch"),
                    wrong_secret(sim))
-        readme = open(os.path.join(tlib.ROOT, "README.md")).read()
+        guide = open(os.path.join(tlib.ROOT, "docs", "backends", "ec2SSH.md")).read()
         policy = json.load(open(ec2sim.POLICY_FILE))
-        m = re.search(r"```json\n(\{\n  \"Version\".*?\n\})\n```", readme, re.S)
-        tlib.check("README's IAM policy is the one tested", m is not None and
+        m = re.search(r"```json\n(\{\n  \"Version\".*?\n\})\n```", guide, re.S)
+        tlib.check("docs/backends/ec2SSH.md's IAM policy is the one tested", m is not None and
                    json.loads(m.group(1)) == policy, m and m.group(1)[:200])
 
         # Config errors stop the consumer with the key named (and no secret echoed).

@@ -1,4 +1,4 @@
-"""Prometheus metrics (README "Metrics") with the real tools: redis-server, a
+"""Prometheus metrics (docs/operators.md "Metrics") with the real tools: redis-server, a
 producer, a consumer on localDocker; one job with a callback; promtool
 check metrics on both /metrics answers; a Prometheus server on loopback
 scraping both every second, queried through its HTTP API until the job's

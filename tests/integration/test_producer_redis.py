@@ -28,24 +28,24 @@ with tlib.Service(producers=2, key="k-redis-Pw55q") as svc:
     tlib.check("two producers on different ports", A.port != B.port)
 
     # --- one service
-    d = svc.get("/open/%s/shared/" % K, port=A.port).json()
+    d = svc.get("/open/%s/sharedlab/" % K, port=A.port).json()
     tlib.check("open on A: Created directory", d.get("statusMsg") == "Created directory", d)
-    d = svc.get("/open/%s/shared/" % K, port=B.port).json()
+    d = svc.get("/open/%s/sharedlab/" % K, port=B.port).json()
     tlib.check("open on B: Found directory (the lab A made)",
                d.get("statusMsg") == "Found directory", d)
-    r = svc.post("/upload/%s/shared/" % K, b"all:\n", {"Filename": "Makefile"}, port=B.port)
+    r = svc.post("/upload/%s/sharedlab/" % K, b"all:\n", {"Filename": "Makefile"}, port=B.port)
     tlib.check("upload on B", r.json().get("statusMsg") == "Uploaded file", r.body)
-    r = svc.post("/upload/%s/shared/" % K, b"int main;", {"Filename": "h.c"}, port=A.port)
+    r = svc.post("/upload/%s/sharedlab/" % K, b"int main;", {"Filename": "h.c"}, port=A.port)
     tlib.check("upload on A", r.json().get("statusMsg") == "Uploaded file", r.body)
-    fa = svc.get("/open/%s/shared/" % K, port=A.port).json()["files"]
-    fb = svc.get("/open/%s/shared/" % K, port=B.port).json()["files"]
+    fa = svc.get("/open/%s/sharedlab/" % K, port=A.port).json()["files"]
+    fb = svc.get("/open/%s/sharedlab/" % K, port=B.port).json()["files"]
     tlib.check("open on A and B list the same files with md5s",
                fa == fb and set(fa) == {"Makefile", "h.c"}, (fa, fb))
-    r = svc.post("/upload/%s/shared/" % K, b"all:\n", {"Filename": "Makefile"}, port=A.port)
+    r = svc.post("/upload/%s/sharedlab/" % K, b"all:\n", {"Filename": "Makefile"}, port=A.port)
     tlib.check("A sees B's upload: File exists", r.json().get("statusMsg") == "File exists", r.body)
     ids = []
     for i, p in enumerate([A, B, A, B, B, A]):
-        d = svc.post("/addJob/%s/shared/" % K, json.dumps(job("j%d" % i, ["Makefile", "h.c"]))
+        d = svc.post("/addJob/%s/sharedlab/" % K, json.dumps(job("j%d" % i, ["Makefile", "h.c"]))
                      .encode(), port=p.port).json()
         ids.append(d.get("jobId"))
     tlib.check("addJob on either: one sequence of ids", ids == list(range(1, 7)), ids)
@@ -60,12 +60,12 @@ with tlib.Service(producers=2, key="k-redis-Pw55q") as svc:
     svc.post("/prealloc/%s/autograding_image/2/" % K, port=A.port)
     pb = svc.get("/pool/%s/autograding_image/" % K, port=B.port).json()
     tlib.check("prealloc on A, pool on B", pb.get("statusMsg") == "Found pool", pb)
-    lab = [n for n in os.listdir(svc.courselabs) if n.endswith("-shared")][0]
+    lab = [n for n in os.listdir(svc.courselabs) if n.endswith("-sharedlab")][0]
     with open(os.path.join(svc.courselabs, lab, "output", "j0.out"), "wb") as f:
         f.write(b"feedback\xff")
     tlib.check("poll from either producer",
-               svc.get("/poll/%s/shared/j0.out/" % K, port=A.port).body == b"feedback\xff" and
-               svc.get("/poll/%s/shared/j0.out/" % K, port=B.port).body == b"feedback\xff")
+               svc.get("/poll/%s/sharedlab/j0.out/" % K, port=A.port).body == b"feedback\xff" and
+               svc.get("/poll/%s/sharedlab/j0.out/" % K, port=B.port).body == b"feedback\xff")
     tlib.check("one started time for the service",
                svc.redis.cli("GET", svc.prefix + "started").isdigit())
 
@@ -73,9 +73,9 @@ with tlib.Service(producers=2, key="k-redis-Pw55q") as svc:
     svc.redis.stop()
     time.sleep(0.2)
     t0 = time.time()
-    checks = [("GET", "/open/%s/shared/" % K, None, {}),
-              ("POST", "/upload/%s/shared/" % K, b"new content", {"Filename": "down.txt"}),
-              ("POST", "/addJob/%s/shared/" % K, json.dumps(job("down")).encode(), {}),
+    checks = [("GET", "/open/%s/sharedlab/" % K, None, {}),
+              ("POST", "/upload/%s/sharedlab/" % K, b"new content", {"Filename": "down.txt"}),
+              ("POST", "/addJob/%s/sharedlab/" % K, json.dumps(job("down")).encode(), {}),
               ("GET", "/info/%s/" % K, None, {}),
               ("GET", "/jobs/%s/0/" % K, None, {}),
               ("GET", "/jobs/%s/1/" % K, None, {}),
@@ -113,11 +113,11 @@ with tlib.Service(producers=2, key="k-redis-Pw55q") as svc:
         r = svc.get("/info/%s/" % K, port=p.port)
         tlib.check("Redis back: info works on %s" % p.name,
                    r.json().get("statusMsg") == "Found info successfully", r.body)
-    d = svc.get("/open/%s/shared/" % K, port=B.port).json()
+    d = svc.get("/open/%s/sharedlab/" % K, port=B.port).json()
     tlib.check("Redis back: open answers", d.get("statusMsg") == "Found directory", d)
-    r = svc.post("/upload/%s/shared/" % K, b"all:\n", {"Filename": "Makefile"}, port=A.port)
+    r = svc.post("/upload/%s/sharedlab/" % K, b"all:\n", {"Filename": "Makefile"}, port=A.port)
     tlib.check("Redis back: upload works", r.json().get("statusId") == 0, r.body)
-    d = svc.post("/addJob/%s/shared/" % K, json.dumps(job("after")).encode(), port=B.port).json()
+    d = svc.post("/addJob/%s/sharedlab/" % K, json.dumps(job("after")).encode(), port=B.port).json()
     tlib.check("Redis back: addJob works", d.get("statusMsg") == "Job added", d)
     tlib.check("Redis back: the job is listed by both",
                jobs_of(svc, A.port) == jobs_of(svc, B.port) and

@@ -1,4 +1,4 @@
-"""Producer: the service routes of SPEC.md's table and our extensions, with
+"""Producer: the service routes of docs/api.md's table and our extensions, with
 exact statusMsg strings and content types: / (hello), /health, unknown
 route (404), wrong method (405), "Key not recognized" on every keyed route,
 info, pool, prealloc and build (with a simulated consumer)."""

@@ -403,8 +403,8 @@ def main():
         twice = sorted(i for i in accepted if ids.count(i) > 1)
         tlib.check("no accepted job finished twice", not twice, twice)
         # A failed addJob answer after the write ("Redis unavailable": the
-        # replicas did not confirm) means "outcome unknown" (README "Redis
-        # high availability"): the job may exist, and the client's retry
+        # replicas did not confirm) means "outcome unknown" (docs/operators.md
+        # "Redis high availability"): the job may exist, and the client's retry
         # makes a second one of the same submission, which writes the same
         # output file. That is the one duplicate allowed, and only for a
         # submission whose addJob was answered -1 at least once.

@@ -4,8 +4,8 @@
 # root (systemd's own unit directory copied in, the built binaries installed
 # where the units' ExecStart names them) must print nothing at all, since a
 # misspelt or unknown option is only a warning there; `systemd-analyze
-# security --offline` rates the producer's sandbox; and the hardening the
-# README promises is present (the producer: a dedicated user, no new
+# security --offline` rates the producer's sandbox; and the hardening
+# docs/operators.md promises is present (the producer: a dedicated user, no new
 # privileges, a read-only system with courselabs writable, as deploy/tango.json
 # names it). A canary (an unknown option in a copy) must be caught, so an
 # analyzer that went quiet cannot pass the test.

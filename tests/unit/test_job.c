@@ -1,5 +1,5 @@
 /*
- * test_job.c: common/job.c: the job record, its JSON form (SPEC.md's job
+ * test_job.c: common/job.c: the job record, its JSON form (docs/api.md's job
  * object plus our fields), lossless round trips, malformed records, trace
  * lines and state names.
  */

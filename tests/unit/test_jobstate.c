@@ -6,7 +6,7 @@
  * transition is called: it must succeed and leave the state the table
  * names exactly when the table allows that pair, and be refused otherwise
  * (with an error naming both states, or nothing taken). Also: the table's
- * own consistency (states, key names, README rows), fencing (a stale fence
+ * own consistency (states, key names, docs/design.md rows), fencing (a stale fence
  * or a stranger's token is refused) and the leader check.
  */
 #include <stdarg.h>
@@ -245,7 +245,7 @@ static void test_every_pair(void **state)
 }
 
 /* (from, to) pairs the table has no transition for are refused by every
- * transition that ends in `to`; the allowed set is what the README shows. */
+ * transition that ends in `to`; the allowed set is what docs/design.md shows. */
 static void test_allowed_pairs(void **state)
 {
     (void)state;
@@ -355,13 +355,13 @@ static void test_fencing(void **state)
     freeReplyObject(r);
 }
 
-/* The table itself: names unique, keys real, README rows present. */
+/* The table itself: names unique, keys real, docs/design.md rows present. */
 static void test_table(void **state)
 {
     (void)state;
     size_t n;
     const struct jobstate_transition *ts = jobstate_transitions(&n);
-    FILE *f = fopen("README.md", "r");
+    FILE *f = fopen("docs/design.md", "r");
     assert_non_null(f);
     static char readme[1 << 20];
     size_t len = fread(readme, 1, sizeof readme - 1, f);
@@ -374,7 +374,7 @@ static void test_table(void **state)
         char row[64];
         snprintf(row, sizeof row, "| `%s` |", ts[i].name);
         if (!strstr(readme, row))
-            fail_msg("README's state table has no row %s", row);
+            fail_msg("docs/design.md's state table has no row %s", row);
         char keys[512];
         snprintf(keys, sizeof keys, "%s", ts[i].keys);
         for (char *save = NULL, *k = strtok_r(keys, " ", &save); k; k = strtok_r(NULL, " ", &save)) {

@@ -1,6 +1,6 @@
 /*
  * grading.h: what every VMMS back end shares about a job's run, so each
- * plugin states it once: the legacy grading command (SPEC.md) with the
+ * plugin states it once: the legacy grading command (docs/api.md) with the
  * additions all back ends make, autodriver's exit codes, the one error
  * helper, the start of init (prefix, libcurl: init.c), and the checks on
  * names that come from the consumer (VM names, instance prefixes, input
@@ -15,7 +15,7 @@
 
 #include "vmms.h"
 
-/* autodriver's exit codes (autodriver/ and SPEC.md), as run_job reports them. */
+/* autodriver's exit codes (autodriver/ and docs/api.md), as run_job reports them. */
 enum autodriver_exit {
     AUTODRIVER_EXIT_OK = 0,       /* the job ran (its own result is in the feedback) */
     AUTODRIVER_EXIT_USAGE = 1,    /* bad options */
@@ -46,7 +46,7 @@ bool vmms_dest_name_ok(const char *s);
  * VMMS_ERR naming the first bad one. */
 int vmms_check_files(const struct vmms_file *files, size_t nfiles, char *err, size_t errlen);
 
-/* One VM's resource limits (SPEC.md's job limits), as initialize_vm makes
+/* One VM's resource limits (docs/api.md's job limits), as initialize_vm makes
  * it; also the plugin's defaults (its config's default_* keys). */
 struct vmms_limits {
     int cores, memory_mb, pids, disk_mb;
@@ -76,7 +76,7 @@ bool vmms_exit_token_ok(const char *t);
 int vmms_new_exit_token(char token[33], char *err, size_t errlen);
 
 /* Builds into cmd (cmdsz bytes) the shell command that grades one job in a
- * sandbox whose working directory is /home (SPEC.md's legacy command), run
+ * sandbox whose working directory is /home (docs/api.md's legacy command), run
  * as root, with what every back end adds around it:
  *   - RLIMIT_DATA (ulimit -d) of memory_mb, since the sandbox's memory limit
  *     also pays for its size-capped /home and a process alone must still

@@ -25,10 +25,11 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     if (rc != VMMS_OK)
         return rc;
     int cores = lim.cores, mem = lim.memory_mb, pids = lim.pids, disk = lim.disk_mb;
-    /* The job's writable storage, disk MiB in all, as localDocker (README
-     * "Disk limit"): a read-only root and a tmpfs share for each place a job
-     * writes; tmpfs is charged to the memory cgroup, so the memory limit is
-     * memory + disk and a full disk is ENOSPC, not an OOM kill. */
+    /* The job's writable storage, disk MiB in all, as localDocker
+     * (docs/backends/localDocker.md, "Disk limit"): a read-only root and a
+     * tmpfs share for each place a job writes; tmpfs is charged to the
+     * memory cgroup, so the memory limit is memory + disk and a full disk is
+     * ENOSPC, not an OOM kill. */
     int tmp = disk / 4, vartmp = disk / 16, shm = disk / 16, output = disk / 16;
     int home = disk - tmp - vartmp - shm - output;
     char storage[512];

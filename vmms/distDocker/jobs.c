@@ -1,7 +1,7 @@
 /*
  * jobs.c: commands inside a job's container, through `docker exec` on its
  * worker host: the job itself (start_job: the legacy command line of
- * SPEC.md as root in /home, detached, so it outlives the consumer and its
+ * docs/api.md as root in /home, detached, so it outlives the consumer and its
  * SSH connection; attach_job: wait on the host for its exit file, woken by
  * `docker events`; run_job is the two) and the peek at a running job's
  * output (get_partial_output, as the grading user). destroy_vm aborts a wait

@@ -77,8 +77,8 @@ static int ec2_load_image(void *ctx, const char *tar_path, const char *name, int
     (void)tar_path;
     (void)timeout_s;
     return vmms_fail(err, errlen, VMMS_ERR,
-                     "ec2SSH: images are AMIs; build \"%.100s\" as an AMI and tag it (README, "
-                     "Grading on EC2)", name ? name : "");
+                     "ec2SSH: images are AMIs; build \"%.100s\" as an AMI and tag it (docs/backends/"
+                     "ec2SSH.md, Preparing an AMI)", name ? name : "");
 }
 
 const struct vmms_ops vmms_plugin = {

@@ -15,9 +15,9 @@
 /* The container idles on this until a job is exec'd into it. */
 static const char *const idle_cmd[] = {"sh", "-c", "exec sleep infinity"};
 
-/* The job's writable storage, disk_mb in all (README "Disk limit"): the
- * root file system is read-only and every place a job may write is a tmpfs
- * of its own share. /home (autolab and autograde: one file system, so
+/* The job's writable storage, disk_mb in all (docs/backends/localDocker.md,
+ * "Disk limit"): the root file system is read-only and every place a job
+ * may write is a tmpfs of its own share. /home (autolab and autograde: one file system, so
  * autodriver's move is a rename) gets what the others leave; /home/output
  * is apart, so a job that fills its home still gets its feedback written;
  * /home/mount stays the host's volume directory (the inputs, and the

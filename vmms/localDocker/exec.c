@@ -1,6 +1,6 @@
 /*
  * exec.c: running commands inside a container through Docker's exec API:
- * the job itself (start_job starts the legacy command line of SPEC.md as a
+ * the job itself (start_job starts the legacy command line of docs/api.md as a
  * detached exec, as root in /home; attach_job waits for it on Docker's event
  * stream; run_job is the two) and the peek at a running job's output
  * (get_partial_output, as the grading user). Owns the demultiplexing of

@@ -329,7 +329,7 @@ static int make_bundle(struct lo_ctx *ctx, struct vmms_vm *vm, int dfd, const js
         return vmms_fail(err, errlen, VMMS_ERR, "image %s: too many layers for one overlay "
                          "mount (options over 4096 bytes)", vm->image);
     snprintf(p, sizeof p, "%s/%s/rootfs", ctx->vms_dir, vm->name);
-    /* not nosuid: the image's setuid autodriver is the contract (SPEC.md) */
+    /* not nosuid: the image's setuid autodriver is the contract (docs/api.md) */
     if (mount("tango-oci", p, "overlay", MS_NODEV, opts) != 0)
         return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: cannot mount its overlay root: %s",
                          vm->name, strerror(errno));

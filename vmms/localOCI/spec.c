@@ -11,7 +11,7 @@
  *     refused, clone3 is ENOSYS so libc falls back to clone), keyrings,
  *     bpf, perf, module, reboot, swap, clock setting, io_uring, kexec;
  *   - no_new_privileges stays off, as under Docker: the setuid-root
- *     autodriver (SPEC.md) must take root to run the job as its user and
+ *     autodriver (docs/api.md) must take root to run the job as its user and
  *     kill its processes; root never gets more than the set above;
  *   - Docker's masked and read-only /proc and /sys paths;
  *   - cgroup limits: cores as a CPU quota, memory with no swap (memory +
