@@ -152,8 +152,9 @@ def render(opts, sections):
            "(upper case; a list as a comma-separated value, e.g. `TANGO_KEYS=k1,k2`),",
            "which wins over the file. An unknown key or a value out of range stops the",
            "process with a message naming the key. `deploy/tango.json` lists every key",
-           "with its default. Back ends read their own block of `vmms_config`: see",
-           "[the back end guides](README.md#back-ends).", ""]
+           "with its default, except those an installation sets for itself",
+           "(`courselabs`, `keys`, `vmms_dir`, `vmms_config`). Back ends read their own",
+           "block of `vmms_config`: see [the back end guides](README.md#back-ends).", ""]
     for heading, intro, keys in sections:
         out += ["## " + heading, ""]
         if intro:
