@@ -4,7 +4,7 @@
   from common/config.c's option table and docs/config-keys.txt; every key has
   a description and every description a key.
 - deploy/tango.json lists every key with the code's default, except the keys
-  an installation must set for itself (DEPLOYMENT_KEYS), and no unknown key.
+  an installation must set for itself (confref.DEPLOYMENT_KEYS), and no unknown key.
 - Nothing in the repository cites a file outside it (the brief's spec and
   design files, the folder they live in: CITES_OUTSIDE), except the fuzz
   corpora (inputs, not prose).
@@ -24,10 +24,6 @@ import tlib
 sys.path.insert(0, os.path.join(tlib.ROOT, "tests", "tools"))
 import confref  # noqa: E402
 
-# Keys deploy/tango.json sets to a production value rather than the default
-# (the code's defaults suit `make run` in a checkout). Everything else there
-# must be the code's default.
-DEPLOYMENT_KEYS = {"courselabs", "keys", "vmms_dir", "vmms_config"}
 CITES_OUTSIDE = re.compile(r"\bshared/|\bSPEC\.md\b|\bDESIGN\.md\b")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
@@ -66,7 +62,7 @@ def check_tango_json():
     missing = sorted(set(opts) - set(example))
     tlib.check("deploy/tango.json lists every key", not missing, missing)
     wrong = ["%s: %r, the code's default is %r" % (k, example[k], default_value(opts[k]))
-             for k in sorted(set(example) & set(opts) - DEPLOYMENT_KEYS)
+             for k in sorted(set(example) & set(opts) - set(confref.DEPLOYMENT_KEYS))
              if example[k] != default_value(opts[k])]
     tlib.check("deploy/tango.json shows the code's defaults", not wrong, "; ".join(wrong))
 

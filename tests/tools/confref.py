@@ -20,6 +20,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CONFIG_C = os.path.join(ROOT, "common", "config.c")
 KEYS_TXT = os.path.join(ROOT, "docs", "config-keys.txt")
 OUT_MD = os.path.join(ROOT, "docs", "config-reference.md")
+# Keys deploy/tango.json sets to a production value rather than the code's
+# default (the defaults suit `make run` in a checkout); every other key there
+# shows the default (tests/integration/test_docs_config.py checks it).
+DEPLOYMENT_KEYS = ("courselabs", "keys", "vmms_dir", "vmms_config")
 
 # INT("port", port, 3000, 1, 65535) and friends (the macros of config.c)
 MACRO = re.compile(r'^\s*(INT|STR|LIST|BOOL)\((.*)\),\s*(?:/\*.*\*/)?\s*$')
@@ -153,7 +157,7 @@ def render(opts, sections):
            "which wins over the file. An unknown key or a value out of range stops the",
            "process with a message naming the key. `deploy/tango.json` lists every key",
            "with its default, except those an installation sets for itself",
-           "(`courselabs`, `keys`, `vmms_dir`, `vmms_config`). Back ends read their own",
+           "(%s). Back ends read their own" % ", ".join("`%s`" % k for k in DEPLOYMENT_KEYS),
            "block of `vmms_config`: see [the back end guides](README.md#back-ends).", ""]
     for heading, intro, keys in sections:
         out += ["## " + heading, ""]
