@@ -29,12 +29,21 @@ DEPLOYMENT_KEYS = ("courselabs", "keys", "vmms_dir", "vmms_config")
 MACRO = re.compile(r'^\s*(INT|STR|LIST|BOOL)\((.*)\),\s*(?:/\*.*\*/)?\s*$')
 # {"secret_file", OPT_STR, F(secret_file), 0, 0, 4096, ""}
 RAW = re.compile(r'^\s*\{\s*"([a-z0-9_]+)",\s*OPT_([A-Z]+),\s*F\(\w+\),\s*([^,]+),\s*'
-                 r'(-?\d+),\s*(-?\d+),\s*"((?:[^"\\]|\\.)*)"\s*\},')
+                 r'([^,]+),\s*([^,]+),\s*"((?:[^"\\]|\\.)*)"\s*\},')
 
 
 def split_args(text):
     """Comma-separated macro arguments, commas inside "..." kept."""
     return [a.strip() for a in re.findall(r'"(?:[^"\\]|\\.)*"|[^,]+', text)]
+
+
+def num(text):
+    """A C constant expression of the table as a number (64 * 1024 included),
+    or its text when it names a macro."""
+    text = text.strip()
+    if re.fullmatch(r"[0-9 ()+*-]+", text):
+        return int(eval(text, {"__builtins__": {}}))  # digits and operators only
+    return text
 
 
 def unquote(s):
@@ -45,9 +54,9 @@ def option_from_macro(kind, args):
     a = split_args(args)
     name = unquote(a[0])
     if kind == "INT":
-        return dict(name=name, type="int", default=a[2], min=int(a[3]), max=int(a[4]))
+        return dict(name=name, type="int", default=str(num(a[2])), min=num(a[3]), max=num(a[4]))
     if kind == "STR":
-        return dict(name=name, type="string", default=unquote(a[2]), min=1, max=int(a[3]))
+        return dict(name=name, type="string", default=unquote(a[2]), min=1, max=num(a[3]))
     if kind == "LIST":
         return dict(name=name, type="list", default=unquote(a[3]), min=0, max=255)
     return dict(name=name, type="bool", default=unquote(a[2]), min=0, max=1)
@@ -56,9 +65,9 @@ def option_from_macro(kind, args):
 def option_from_raw(m):
     name, kind, _, lo, hi, default = m.groups()
     kinds = {"INT": "int", "STR": "string", "LIST": "list", "BOOL": "bool", "JSON": "json"}
-    opt = dict(name=name, type=kinds[kind], default=default, min=int(lo), max=int(hi))
+    opt = dict(name=name, type=kinds[kind], default=default, min=num(lo), max=num(hi))
     if opt["type"] == "json":
-        opt["type"] = "list or object" if int(hi) == 1 else "object"
+        opt["type"] = "list or object" if opt["max"] == 1 else "object"
     return opt
 
 
@@ -76,7 +85,7 @@ def read_options(path=CONFIG_C):
         m = RAW.match(line)
         if m:
             opts.append(option_from_raw(m))
-        elif line.strip() and not line.strip().startswith("/*"):
+        elif line.strip() and not line.strip().startswith(("/*", "*", "//")):
             raise SystemExit("confref: cannot read this row of %s: %s" % (path, line.strip()))
     return opts
 
@@ -124,11 +133,11 @@ def shown_default(opt):
 def shown_range(opt):
     t, lo, hi = opt["type"], opt["min"], opt["max"]
     if t == "int":
-        return "%d..%d" % (lo, hi)
+        return "%s..%s" % (lo, hi)
     if t == "string":
-        return "%d..%d bytes" % (lo, hi)
+        return "%s..%s bytes" % (lo, hi)
     if t == "list":
-        return "entries of 1..%d bytes" % hi
+        return "entries of 1..%s bytes" % hi
     return ""
 
 
