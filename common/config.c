@@ -1,7 +1,9 @@
 /*
  * config.c: loading and validating the configuration (see config.h). The
  * table `options` is the single list of keys: name, type, field, default and
- * range. Adding a key means adding one row here and one field in config.h.
+ * range. Adding a key means adding one row here, one field in config.h, its
+ * default in deploy/tango.json and its description in docs/config-keys.txt
+ * (then `make docs`); tests/integration/test_docs_config.py checks all three.
  */
 #include "config.h"
 #include "callback_allow.h"
