@@ -35,6 +35,7 @@
 #include "common/grading.h"
 #include "common/spawn.h"
 #include "common/watch.h"
+#include "jobnet.h"
 
 extern const struct vmms_ops vmms_plugin;
 
@@ -58,6 +59,8 @@ struct lo_config {
     char bridge[16];              /* the jobs' bridge */
     uint32_t subnet;              /* a /16, host order; .0.1 is the bridge */
     bool host_firewall;
+    char uplinks[JOBNET_UPLINKS_MAX][JOBNET_IFNAME_MAX + 1]; /* network_uplinks */
+    size_t nuplinks;              /* 0: the interfaces of the default routes at init */
 };
 
 struct lo_ctx {
