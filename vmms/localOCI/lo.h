@@ -122,6 +122,10 @@ json_t *lo_spec(struct lo_ctx *ctx, const char *name, const json_t *image,
                 const struct vmms_limits *lim, const char *netns);
 
 /* ---- net.c ---- */
+/* At init: the jobs' bridge, forwarding, NAT and the jobs' firewall of
+ * jobnet.h (out only by an uplink; no DNAT'd or link-local destination;
+ * with host_firewall the INPUT rule). VMMS_ERR with err naming the step
+ * that failed: the plugin does not start. */
 int lo_net_init(struct lo_ctx *ctx, char *err, size_t errlen);
 /* Makes /run/netns/<name> with lo, and eth0 on the bridge (address slot
  * written to <bundle>/net). */
