@@ -56,38 +56,48 @@ static int inspect_or_create(struct dd_ctx *ctx, struct dd_conn *c, json_t **net
     return rc;
 }
 
-/* The jobs' firewall (jobnet.h's script) on c's host, run by sh there. */
-static int ensure_firewall(struct dd_conn *c, const char *ifname, char *err, size_t errlen)
+#define FW_LINE_MAX (2 * JOBNET_SCRIPT_MAX) /* the script single-quoted */
+
+/* "exec sh -c '<the jobs' firewall script for ifname>'", malloc'd; NULL
+ * with err when out of memory or the name is bad. */
+static char *firewall_line(const char *ifname, char *err, size_t errlen)
 {
     struct jobnet_fw fw = {.input = true};
     snprintf(fw.bridge, sizeof fw.bridge, "%s", ifname);
-    char *script = malloc(JOBNET_SCRIPT_MAX), *line = malloc(2 * JOBNET_SCRIPT_MAX);
-    int rc = VMMS_OK;
-    if (script == NULL || line == NULL)
-        rc = vmms_fail(err, errlen, VMMS_ERR, "out of memory");
-    else if (jobnet_fw_script(&fw, script, JOBNET_SCRIPT_MAX) != 0)
-        rc = vmms_fail(err, errlen, VMMS_ERR, "worker host %s: bad bridge name for the jobs' "
-                       "firewall", c->host->label);
-    else {
+    char *script = malloc(JOBNET_SCRIPT_MAX), *line = malloc(FW_LINE_MAX);
+    bool ok = script && line && jobnet_fw_script(&fw, script, JOBNET_SCRIPT_MAX) == 0;
+    if (ok) {
         memcpy(line, "exec sh -c ", 11);
-        if (!vmms_sh_quote(script, line + 11, 2 * JOBNET_SCRIPT_MAX - 11)[0])
-            rc = vmms_fail(err, errlen, VMMS_ERR, "the jobs' firewall script is too long");
+        ok = vmms_sh_quote(script, line + 11, FW_LINE_MAX - 11)[0] != '\0';
     }
     free(script);
-    if (rc == VMMS_OK) {
-        struct vssh_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 4096};
-        struct vssh_out out;
-        rc = vssh_run(&c->ssh, &cmd, &out, err, errlen);
-        if (rc == VMMS_OK && out.exit_code != 0) {
-            char why[700];
-            vssh_cmd_fail(c->host->label, &out, "cannot install the jobs' firewall", why,
-                          sizeof why);
-            rc = vmms_fail(err, errlen, VMMS_ERR, "%s (the SSH user must be root, or set "
-                         "host_firewall false and install it there yourself: "
-                         "docs/sandbox-network.md)", why);
-        }
-        vssh_out_free(&out);
+    if (!ok) {
+        free(line);
+        vmms_fail(err, errlen, VMMS_ERR, "the jobs' firewall for bridge %s cannot be written "
+                  "(out of memory or a bad name)", ifname);
+        return NULL;
     }
+    return line;
+}
+
+/* The jobs' firewall (jobnet.h's script) on c's host, run by sh there. */
+static int ensure_firewall(struct dd_conn *c, const char *ifname, char *err, size_t errlen)
+{
+    char *line = firewall_line(ifname, err, errlen);
+    if (line == NULL)
+        return VMMS_ERR;
+    struct vssh_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 4096};
+    struct vssh_out out;
+    int rc = vssh_run(&c->ssh, &cmd, &out, err, errlen);
+    if (rc == VMMS_OK && out.exit_code != 0) {
+        char why[700];
+        vssh_cmd_fail(c->host->label, &out, "cannot install the jobs' firewall", why,
+                      sizeof why);
+        rc = vmms_fail(err, errlen, VMMS_ERR, "%s (the SSH user must be root, or set "
+                     "host_firewall false and install it there yourself: "
+                     "docs/sandbox-network.md)", why);
+    }
+    vssh_out_free(&out);
     free(line);
     return rc;
 }
