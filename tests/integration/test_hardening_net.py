@@ -16,7 +16,9 @@ localDocker and distDocker (tests/fleet):
     fd00:ec2::254) while localOCI's own filter ACCEPT sits above Docker's
     chains, so the drops hold whatever the filter order;
   - localDocker: the same probes (Docker's isolation already kept the
-    containers away; the link-local address and the chain are new);
+    containers away; the link-local address and the chain are new); a
+    consumer whose iptables fails (its own mount namespace, the binary
+    replaced by /bin/false) does not start and says why;
   - distDocker: the chain installed on the worker host (the fleet host's
     own network namespace), read there with iptables -C.
 Everything the test makes (containers, networks, namespaces, routes, the
@@ -261,6 +263,28 @@ def local_docker(svc, fx):
     svc.consumers.clear()
 
 
+def firewall_refused(svc):
+    """A localDocker consumer whose iptables fails (in a mount namespace of
+    its own, iptables' binary is /bin/false) does not start, and says why."""
+    prog = os.path.realpath("/usr/sbin/iptables-restore")
+    cfg = svc.write_config(ldbase.consumer_config(svc, extra={
+        "instance_prefix": P + "f-", "vmms_config": {"localDocker": {
+            "volume_dir": os.path.join(svc.tmp, "volumes"), "network": LD_NET,
+            "network_bridge": LD_NET}}}))
+    c = tlib.Proc("consumer-nofw", [
+        "unshare", "-m", "--propagation", "private", "sh", "-c",
+        'mount --bind /bin/false "$0" && exec "$1" -c "$2"', prog,
+        os.path.join(tlib.BUILD, "tango-consumer"), cfg], svc.env(),
+        os.path.join(svc.tmp, "consumer-nofw.log")).start()
+    rc = tlib.wait_for(lambda: c.proc.poll() is not None, 60)
+    log = c.logtext()
+    tlib.check("a consumer that cannot install the jobs' firewall does not start, saying why",
+               rc and c.proc.returncode != 0 and "jobs' firewall" in log, log[-600:])
+    if c.proc.poll() is None:
+        c.kill()
+    c.stop()
+
+
 def dist_docker(svc):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                     "fleet"))
@@ -300,6 +324,7 @@ def main():
             try:
                 local_oci(svc, fx)
                 local_docker(svc, fx)
+                firewall_refused(svc)
                 dist_docker(svc)
             finally:
                 for c in svc.consumers:
