@@ -236,6 +236,12 @@ def local_oci(svc, fx):
                rule_ok("iptables", OCI_BR, "-i", OCI_BR, "-o", NS_IF, "-j", "RETURN") and
                rule_ok("iptables", OCI_BR, "-i", OCI_BR, "-j", "DROP") and
                rule_ok("iptables", OCI_BR, "-o", OCI_BR, "-j", "DROP"))
+    fwd = sh("iptables", "-w", "5", "-S", "FORWARD").stdout.split("\n")
+    ours = [i for i, l in enumerate(fwd) if l.startswith("-A FORWARD -i %s " % OCI_BR) and
+            l.endswith("-j ACCEPT")]
+    docker = [i for i, l in enumerate(fwd) if "DOCKER" in l] or [len(fwd)]
+    tlib.check("localOCI: a filter ACCEPT of the bridge sits above Docker's chains (what "
+               "decides is in mangle)", ours and ours[0] < docker[0], fwd[:6])
     host = Listener()
     blocked = blocked_targets(fx, OCI_GW) + [["host-service", OCI_GW, host.port]]
     res = probe(svc, "hnoci", [["internet", NS_ADDR, fx.inet_port]] + blocked)
