@@ -11,8 +11,22 @@
  *   - the host firewall rule that keeps jobs off the host's own addresses:
  *       INPUT -i <bridge> -m conntrack ! --ctstate ESTABLISHED,RELATED -j DROP
  *     (new connections from a job to any address of the host are dropped;
- *     replies to connections the host opened still pass). The plugins run it
- *     with iptables and ip6tables, checking with -C before inserting with -I.
+ *     replies to connections the host opened still pass);
+ *   - the jobs' forwarding rules: a chain of the mangle table per bridge,
+ *     TANGO-<bridge>, jumped to from mangle FORWARD. mangle FORWARD runs
+ *     before every filter rule (Docker's, DOCKER-USER, ufw's), and Docker
+ *     never touches it, so its drops hold whatever order the filter table
+ *     is in and across dockerd restarts. It drops what a job sends to a
+ *     destination that was DNAT'd (a published port of any container, any
+ *     port forward of the host) and to link-local addresses (169.254.0.0/16,
+ *     fe80::/10) and the EC2 metadata service's IPv6 address fd00:ec2::254;
+ *     for a bridge the plugin owns (localOCI) it also drops everything from
+ *     the bridge that does not leave by an uplink, and everything into it
+ *     that is not a reply;
+ *   - the one POSIX sh script that installs all of that (iptables-restore
+ *     --noflush replaces the chain's contents in one transaction; jumps and
+ *     the INPUT rule are checked with -C and inserted with -I), for IPv4 and,
+ *     when the kernel has it, IPv6. Plugins run it locally or over SSH.
  * Plain data and pure functions: thread-safe, no I/O.
  */
 #ifndef TANGO_JOBNET_H
@@ -30,6 +44,9 @@
 #define JOBNET_OPT_BRIDGE "com.docker.network.bridge.name"
 #define JOBNET_LABEL "tango.jobs"   /* label (value "1") on networks we create */
 #define JOBNET_RULE_ARGS 16         /* room for jobnet_rule_argv's argv */
+#define JOBNET_CHAIN_PREFIX "TANGO-" /* + bridge: the mangle chain of its jobs */
+#define JOBNET_UPLINKS_MAX 8
+#define JOBNET_SCRIPT_MAX 8192      /* room for jobnet_fw_script */
 
 struct jobnet_config {
     char name[JOBNET_NAME_MAX + 1];      /* Docker network jobs with network join */
@@ -69,6 +86,29 @@ size_t jobnet_rule_argv(const char *op, const char *ifname, const char **argv);
 
 /* The rule as an `iptables -I ...` command line (for messages and logs). */
 const char *jobnet_rule_text(const char *ifname, char *buf, size_t bufsz);
+
+/* What jobnet_fw_script installs for one bridge. */
+struct jobnet_fw {
+    char bridge[JOBNET_IFNAME_MAX + 1];  /* the jobs' bridge */
+    bool input;                          /* also the INPUT rule (host_firewall) */
+    bool owned;        /* the bridge's forwarding is the plugin's own (localOCI): only
+                        * out by an uplink, only replies in; else Docker's rules follow */
+    char uplinks[JOBNET_UPLINKS_MAX][JOBNET_IFNAME_MAX + 1];
+    size_t nuplinks;   /* owned: the interfaces jobs may leave by (none: nowhere) */
+};
+
+/* The chain's name for a bridge into buf (>= 6 + JOBNET_IFNAME_MAX + 1). */
+void jobnet_chain_name(const char *ifname, char *buf, size_t bufsz);
+
+/* The POSIX sh script (no input, run as root) that installs fw's rules, as
+ * described above; every name in it was checked by jobnet_ifname_ok and is
+ * single-quoted. It exits 0, or 1 with one line on stderr naming the step
+ * that failed. 0, or -1 when a name is invalid or bufsz is too small. */
+int jobnet_fw_script(const struct jobnet_fw *fw, char *buf, size_t bufsz);
+
+/* Interface names of the IPv4 default routes in text (the format of
+ * /proc/net/route) into up (at most max, no duplicates); returns how many. */
+size_t jobnet_default_uplinks(const char *text, char up[][JOBNET_IFNAME_MAX + 1], size_t max);
 
 /* A valid Linux interface name: 1..15 of [A-Za-z0-9_.-], not "." or "..". */
 bool jobnet_ifname_ok(const char *s);

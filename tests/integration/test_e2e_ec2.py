@@ -160,6 +160,9 @@ def main():
                        [g["GroupId"] for g in i["SecurityGroups"]] == [sim.sg] and
                        i["KeyName"] == "tango-graders" and i["InstanceType"] == "t3.micro" and
                        i["ImageId"] == sim.amis["autograding_image"], i)
+            tlib.check("hello: VM launched without the metadata service (RunInstances' "
+                       "MetadataOptions)", i.get("MetadataOptions", {}).get("HttpEndpoint") ==
+                       "disabled", i.get("MetadataOptions"))
             tlib.check("hello: instance terminated at the end",
                        wait_for(lambda: state(i["InstanceId"]) == "terminated", 20))
 
@@ -294,7 +297,7 @@ def main():
         tlib.check("restart: job started before the kill", started)
         svc.consumers[0].kill()
         svc.start_consumer(consumer_config(svc, sim, keep_failed_vms=True,
-                                           known_hosts="accept-new"))
+                                           known_hosts="accept-new", instance_metadata=True))
         out = wait_output(svc, "lab1", "kill.out", 90)
         tlib.check("restart: the run survives and its output arrives",
                    out is not None and b"survived" in out and b"Success" in out, out)
@@ -315,6 +318,11 @@ def main():
                    dead is not None and len(kept) == 2 and
                    not any(t["Key"] == "tango-service" for i in kept for t in i["Tags"]),
                    [i.get("Tags") for i in kept])
+        meta = [i.get("MetadataOptions", {}) for i in kept]
+        tlib.check("instance_metadata: VMs get IMDSv2 only, hop limit 1",
+                   meta and all(m.get("HttpEndpoint") == "enabled" and
+                                m.get("HttpTokens") == "required" and
+                                m.get("HttpPutResponseHopLimit") == 1 for m in meta), meta)
         # (the warm pool's failed VMs of deadimage were kept too: all go now)
         left = [i["InstanceId"] for i in sim.instances([{"Name": "tag:Name", "Values": [
             "failed-" + PREFIX + "*"]}]) if i["State"]["Name"] != "terminated"]

@@ -455,7 +455,9 @@ def main():
         base = save_base(svc)
         layout = os.path.join(svc.tmp, "oci-layout")
         oci_layout(base, layout)
-        svc.start_consumer(oci.oci_config(svc, oci={"oci_images": {OCI_IMAGE: layout}}))
+        # the test's own namespace stands for the internet: jobs leave by its veth
+        svc.start_consumer(oci.oci_config(svc, oci={"oci_images": {OCI_IMAGE: layout},
+                                                    "network_uplinks": [NS_HOST_IF]}))
         try:
             for t in (test_oci_layout, test_security, test_network, test_disk, test_cancel, test_cpu_limit,
                       test_whiteouts, test_many):

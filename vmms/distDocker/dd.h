@@ -224,7 +224,8 @@ int dd_load_image(void *ctx, const char *tar_path, const char *name, int timeout
 /* ---- network.c ---- */
 /* Makes sure the jobs' network exists on c's host as a bridge with
  * inter-container traffic off (created if missing), and with host_firewall
- * that the host's INPUT rule (jobnet.h) is there (inserted if missing); sets
+ * that the jobs' firewall of jobnet.h is in place there (the INPUT rule and
+ * the mangle chain, by jobnet_fw_script run over SSH); sets
  * c->net_ok. A misconfigured network or a rule that cannot be installed is
  * VMMS_ERR with err saying how to fix it (logged jobs_network_refused). */
 int dd_net_check(struct dd_ctx *ctx, struct dd_conn *c, char *err, size_t errlen);

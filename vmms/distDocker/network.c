@@ -5,10 +5,12 @@
  * by "network" is created if missing (a bridge with inter-container traffic
  * off), an existing one is checked (a misconfigured one fails the container
  * with a message saying how to fix it), and with "host_firewall" (the
- * default) the host's INPUT rule that drops new connections from its bridge
- * is checked with `iptables -C` and inserted with `-I` when missing, for
- * IPv4 and IPv6 (the SSH user must then be root; otherwise install the rule
- * on the host and set host_firewall false: deploy/fleet/README.md).
+ * default) the jobs' firewall of jobnet.h is put in place there by its one
+ * script (sh -c over SSH): the INPUT rule that drops new connections from
+ * the bridge, and the mangle chain that drops what jobs send to DNAT'd
+ * destinations and link-local addresses (the cloud metadata service), for
+ * IPv4 and IPv6 (the SSH user must then be root; otherwise install them on
+ * the host and set host_firewall false: docs/sandbox-network.md).
  * Every argument on a command line is validated and single-quoted.
  */
 #include <stdlib.h>
@@ -54,34 +56,49 @@ static int inspect_or_create(struct dd_ctx *ctx, struct dd_conn *c, json_t **net
     return rc;
 }
 
-/* The firewall rule on c's host for IPv4 and (when the host has it) IPv6. */
-static int ensure_rule(struct dd_conn *c, const char *ifname, char *err, size_t errlen)
+#define FW_LINE_MAX (2 * JOBNET_SCRIPT_MAX) /* the script single-quoted */
+
+/* "exec sh -c '<the jobs' firewall script for ifname>'", malloc'd; NULL
+ * with err when out of memory or the name is bad. */
+static char *firewall_line(const char *ifname, char *err, size_t errlen)
 {
-    char check[512] = "", insert[512] = "", q[64];
-    const char *argv[JOBNET_RULE_ARGS];
-    for (int pass = 0; pass < 2; pass++) {
-        char *dst = pass == 0 ? check : insert;
-        size_t used = 0, n = jobnet_rule_argv(pass == 0 ? "-C" : "-I", ifname, argv);
-        for (size_t i = 0; i < n; i++)
-            used += (size_t)snprintf(dst + used, 512 - used, " %s",
-                                     vmms_sh_quote(argv[i], q, sizeof q));
+    struct jobnet_fw fw = {.input = true};
+    snprintf(fw.bridge, sizeof fw.bridge, "%s", ifname);
+    char *script = malloc(JOBNET_SCRIPT_MAX), *line = malloc(FW_LINE_MAX);
+    bool ok = script && line && jobnet_fw_script(&fw, script, JOBNET_SCRIPT_MAX) == 0;
+    if (ok) {
+        memcpy(line, "exec sh -c ", 11);
+        ok = vmms_sh_quote(script, line + 11, FW_LINE_MAX - 11)[0] != '\0';
     }
-    char line[LINE_MAX_BYTES];
-    snprintf(line, sizeof line,
-             "PATH=/usr/sbin:/sbin:$PATH; for t in iptables ip6tables; do "
-             "if [ $t = ip6tables ] && [ ! -e /proc/net/if_inet6 ]; then continue; fi; "
-             "$t%s 2>/dev/null || $t%s || exit 1; done", check, insert);
+    free(script);
+    if (!ok) {
+        free(line);
+        vmms_fail(err, errlen, VMMS_ERR, "the jobs' firewall for bridge %s cannot be written "
+                  "(out of memory or a bad name)", ifname);
+        return NULL;
+    }
+    return line;
+}
+
+/* The jobs' firewall (jobnet.h's script) on c's host, run by sh there. */
+static int ensure_firewall(struct dd_conn *c, const char *ifname, char *err, size_t errlen)
+{
+    char *line = firewall_line(ifname, err, errlen);
+    if (line == NULL)
+        return VMMS_ERR;
     struct vssh_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 4096};
     struct vssh_out out;
     int rc = vssh_run(&c->ssh, &cmd, &out, err, errlen);
     if (rc == VMMS_OK && out.exit_code != 0) {
         char why[700];
-        vssh_cmd_fail(c->host->label, &out, "cannot install the jobs' firewall rule", why,
+        vssh_cmd_fail(c->host->label, &out, "cannot install the jobs' firewall", why,
                       sizeof why);
         rc = vmms_fail(err, errlen, VMMS_ERR, "%s (the SSH user must be root, or set "
-                     "host_firewall false and install it there yourself)", why);
+                     "host_firewall false and install it there yourself: "
+                     "docs/sandbox-network.md)", why);
     }
     vssh_out_free(&out);
+    free(line);
     return rc;
 }
 
@@ -95,7 +112,7 @@ int dd_net_check(struct dd_ctx *ctx, struct dd_conn *c, char *err, size_t errlen
         rc = vmms_fail(err, errlen, VMMS_ERR, "worker host %s: %s", c->host->label, why);
     json_decref(net);
     if (rc == VMMS_OK && ctx->cfg.net.host_firewall)
-        rc = ensure_rule(c, ifname, err, errlen);
+        rc = ensure_firewall(c, ifname, err, errlen);
     if (rc != VMMS_OK) {
         char q[600];
         log_error("jobs_network_refused", "host=%s network=%s err=%s", c->host->label,
@@ -107,7 +124,8 @@ int dd_net_check(struct dd_ctx *ctx, struct dd_conn *c, char *err, size_t errlen
         char rule[256], q[300];
         jobnet_rule_text(ifname, rule, sizeof rule);
         log_warn("jobs_firewall_off", "host=%s rule=%s note=\"host_firewall is false: unless "
-                 "that rule is installed there, jobs reach every service of the host\"",
+                 "that rule and the mangle chain of docs/sandbox-network.md are installed "
+                 "there, jobs reach every service of the host and its metadata service\"",
                  c->host->label, log_quote(rule, q, sizeof q));
     }
     log_info("jobs_network", "host=%s network=%s bridge=%s icc=0 firewall=%s", c->host->label,

@@ -59,6 +59,7 @@ static const struct key keys[] = {
      0, 0},
     {"spot", K_BOOL, OFF(spot), 0, NULL, 0, 0, 0},
     {"keep_failed_vms", K_BOOL, OFF(keep_failed_vms), 0, NULL, 0, 0, 0},
+    {"instance_metadata", K_BOOL, OFF(instance_metadata), 0, NULL, 0, 0, 0},
     {"tags", K_TAGS, OFF(tags), 0, NULL, 0, 0, 0},
     {"image_tag", K_STR, OFF(image_tag), SZ(image_tag), NAMECH ":/", 0, 0, 0},
     {"initialize_timeout_s", K_INT, OFF(initialize_timeout_s), 0, NULL, 1, 3600, 180},

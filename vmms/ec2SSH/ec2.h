@@ -78,6 +78,7 @@ struct ec2_config {
     char default_type[32];
     bool spot;
     bool keep_failed_vms;
+    bool instance_metadata;      /* VMs get IMDS (tokens only, hop limit 1); off by default */
     struct ec2_tag tags[EC2_MAX_LIST];
     size_t ntags;
     char image_tag[128];         /* AMIs carry tag image_tag=NAME */

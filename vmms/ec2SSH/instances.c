@@ -6,7 +6,7 @@
  * no slot leaks across crashes), launches one (RunInstances, tagged with
  * Name, our prefix and the VM name on the instance and its volumes, in the
  * configured subnet and security groups, a one-time spot request when
- * configured) and waits until it runs. destroy_vm terminates it and checks
+ * configured, the metadata service off unless instance_metadata) and waits until it runs. destroy_vm terminates it and checks
  * EC2 took that (or, with keep_failed_vms and a VM whose operations failed,
  * renames it failed-NAME and drops our tag so it is neither counted nor
  * cleaned up). get_vms lists ours; get_images lists the account's AMIs
@@ -342,6 +342,22 @@ static void add_tags(struct ec2_ctx *ctx, struct ec2_params *p, int spec, const 
     }
 }
 
+/* The VM's instance metadata service: jobs run on the VM itself, so by
+ * default it has none (no instance role's credentials, no user data for a
+ * student to read); with instance_metadata it is IMDSv2 only (a token from a
+ * PUT first) whose answers go no further than one hop (the VM, not a
+ * container or a forwarded packet). */
+static void add_metadata_options(const struct ec2_config *c, struct ec2_params *p)
+{
+    if (!c->instance_metadata) {
+        ec2_param(p, "MetadataOptions.HttpEndpoint", "disabled");
+        return;
+    }
+    ec2_param(p, "MetadataOptions.HttpEndpoint", "enabled");
+    ec2_param(p, "MetadataOptions.HttpTokens", "required");
+    ec2_param(p, "MetadataOptions.HttpPutResponseHopLimit", "1");
+}
+
 static int launch(struct ec2_ctx *ctx, struct vmms_vm *vm, const char *type, const char *ami,
                   char *err, size_t errlen)
 {
@@ -366,6 +382,7 @@ static int launch(struct ec2_ctx *ctx, struct vmms_vm *vm, const char *type, con
         snprintf(k, sizeof k, "SecurityGroupId.%zu", i + 1);
         ec2_param(&p, k, "%s", c->security_groups[i]);
     }
+    add_metadata_options(c, &p);
     if (c->spot) {
         ec2_param(&p, "InstanceMarketOptions.MarketType", "spot");
         ec2_param(&p, "InstanceMarketOptions.SpotOptions.SpotInstanceType", "one-time");

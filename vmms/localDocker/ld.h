@@ -155,8 +155,9 @@ int ld_load_image(void *ctx, const char *tar_path, const char *name,
 /* At init: makes sure the jobs' network cfg.net.name exists and is a bridge
  * with inter-container traffic off (creates it if missing; a misconfigured
  * one is an error), fills ctx->net_if, and with host_firewall installs the
- * INPUT rule (jobnet.h) for IPv4 and IPv6 if it is not there (iptables run
- * with a fixed argv, no shell). Not thread-safe: call from init only. */
+ * jobs' firewall of jobnet.h on its bridge (the INPUT rule and the mangle
+ * chain dropping DNAT'd and link-local destinations) for IPv4 and IPv6
+ * (common/jobfw.h); VMMS_ERR if it cannot. Not thread-safe: init only. */
 int ld_net_init(struct ld_ctx *ctx, char *err, size_t errlen);
 
 #pragma GCC visibility pop

@@ -24,7 +24,27 @@ static const struct vmms_int_key int_keys[] = {
 #define KNOWN "runtime, store_dir, run_dir, docker_socket, import_images, oci_images, "     \
               "default_cores, "                                                            \
               "default_memory_mb, default_pids_limit, default_disk_mb, cmd_timeout_s, "   \
-              "network_bridge, network_subnet, host_firewall"
+              "network_bridge, network_subnet, network_uplinks, host_firewall"
+
+/* "network_uplinks": 1..JOBNET_UPLINKS_MAX interface names jobs leave by. */
+static int set_uplinks(const json_t *v, struct lo_config *out, char *err, size_t errlen)
+{
+    size_t i, n = json_array_size(v);
+    json_t *e;
+    if (!json_is_array(v) || n == 0 || n > JOBNET_UPLINKS_MAX)
+        return vmms_fail(err, errlen, VMMS_ERR, "localOCI config: \"network_uplinks\" must be "
+                         "a list of 1..%d interface names", JOBNET_UPLINKS_MAX);
+    json_array_foreach(v, i, e) {
+        const char *s = json_string_value(e);
+        if (!s || strlen(s) != json_string_length(e) || !jobnet_ifname_ok(s))
+            return vmms_fail(err, errlen, VMMS_ERR, "localOCI config: \"network_uplinks\" "
+                             "entry %zu is not an interface name (1..15 letters, digits, '_', "
+                             "'.', '-')", i);
+        strcpy(out->uplinks[i], s);
+    }
+    out->nuplinks = n;
+    return VMMS_OK;
+}
 
 static int set_path(const json_t *v, const char *key, char *dst, size_t dstsz, bool may_be_empty,
                     char *err, size_t errlen)
@@ -129,6 +149,8 @@ int lo_config_parse(const json_t *cfg, struct lo_config *out, char *err, size_t 
                 return vmms_fail(err, errlen, VMMS_ERR, "localOCI config: \"network_subnet\" "
                                  "must be an IPv4 /16 such as \"10.231.0.0/16\"");
             out->subnet = ntohl(a.s_addr);
+        } else if (strcmp(key, "network_uplinks") == 0) {
+            rc = set_uplinks(v, out, err, errlen);
         } else if (strcmp(key, "host_firewall") == 0) {
             if (!json_is_boolean(v))
                 return vmms_fail(err, errlen, VMMS_ERR,

@@ -35,6 +35,7 @@
 #include "common/grading.h"
 #include "common/spawn.h"
 #include "common/watch.h"
+#include "jobnet.h"
 
 extern const struct vmms_ops vmms_plugin;
 
@@ -58,6 +59,8 @@ struct lo_config {
     char bridge[16];              /* the jobs' bridge */
     uint32_t subnet;              /* a /16, host order; .0.1 is the bridge */
     bool host_firewall;
+    char uplinks[JOBNET_UPLINKS_MAX][JOBNET_IFNAME_MAX + 1]; /* network_uplinks */
+    size_t nuplinks;              /* 0: the interfaces of the default routes at init */
 };
 
 struct lo_ctx {
@@ -119,6 +122,10 @@ json_t *lo_spec(struct lo_ctx *ctx, const char *name, const json_t *image,
                 const struct vmms_limits *lim, const char *netns);
 
 /* ---- net.c ---- */
+/* At init: the jobs' bridge, forwarding, NAT and the jobs' firewall of
+ * jobnet.h (out only by an uplink; no DNAT'd or link-local destination;
+ * with host_firewall the INPUT rule). VMMS_ERR with err naming the step
+ * that failed: the plugin does not start. */
 int lo_net_init(struct lo_ctx *ctx, char *err, size_t errlen);
 /* Makes /run/netns/<name> with lo, and eth0 on the bridge (address slot
  * written to <bundle>/net). */

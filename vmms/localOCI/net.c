@@ -1,12 +1,15 @@
 /*
  * net.c: the network of jobs that have one. Owns
  *   - at init: the plugin's bridge (network_bridge, address .0.1 of
- *     network_subnet, IPv6 off), IPv4 forwarding, and the iptables rules,
- *     each checked with -C and inserted when missing: NAT (MASQUERADE) of
- *     the subnet's traffic leaving by another interface, FORWARD accepting
- *     traffic from the bridge to elsewhere and replies back, and with
- *     host_firewall the INPUT rule of jobnet.h (nothing new from the bridge
- *     reaches the host's own services);
+ *     network_subnet, IPv6 off), IPv4 forwarding, NAT (MASQUERADE) of the
+ *     subnet's traffic leaving by another interface and the filter table's
+ *     FORWARD ACCEPTs for the bridge (each checked with -C, inserted when
+ *     missing), and the jobs' firewall of jobnet.h, which decides first
+ *     (mangle FORWARD): out only by an uplink (network_uplinks, else the
+ *     interfaces of the IPv4 default routes), never to a DNAT'd destination
+ *     (a published port) or a link-local address (the cloud metadata
+ *     service), only replies in; with host_firewall the INPUT rule (nothing
+ *     new from the bridge reaches the host's own services);
  *   - per sandbox (in initialize_vm, so off the job's path): a network
  *     namespace /run/netns/<name>, a veth pair made with its peer already
  *     inside it (eth0, so no half-made pair can be left on the host), the
@@ -23,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/jobfw.h"
 #include "jobnet.h"
 #include "lo.h"
 #include "log.h"
@@ -73,16 +77,12 @@ static int ensure(const char *ipt, const char *const *args, char *err, size_t er
     return VMMS_OK;
 }
 
-int lo_net_init(struct lo_ctx *ctx, char *err, size_t errlen)
+/* The bridge, its address, IPv6 off on it, IPv4 forwarding on. */
+static int bridge_up(struct lo_ctx *ctx, const char *ip, char *err, size_t errlen)
 {
-    const char *ip = vmms_find_prog(ip_paths);
-    if (ip == NULL)
-        return vmms_fail(err, errlen, VMMS_ERR, "localOCI: ip (iproute2) is not installed");
     const char *br = ctx->cfg.bridge;
-    char gw[32], subnet[40], sysp[128], batch[512];
+    char gw[32], sysp[128], batch[512];
     addr(ctx->cfg.subnet | 1, gw, sizeof gw);
-    addr(ctx->cfg.subnet, subnet, sizeof subnet);
-    strcat(subnet, "/16");
     snprintf(sysp, sizeof sysp, "/sys/class/net/%s", br);
     if (access(sysp, F_OK) != 0) {
         const char *argv[] = {ip, "link", "add", "name", br, "type", "bridge", NULL};
@@ -100,36 +100,78 @@ int lo_net_init(struct lo_ctx *ctx, char *err, size_t errlen)
     if (write_proc("/proc/sys/net/ipv4/ip_forward", "1") != 0)
         return vmms_fail(err, errlen, VMMS_ERR, "localOCI: cannot turn IPv4 forwarding on: %s",
                          strerror(errno));
+    return VMMS_OK;
+}
+
+/* NAT of the subnet's traffic out, and the filter table's ACCEPTs for the
+ * bridge (FORWARD's policy may be DROP, as Docker sets it). What may pass is
+ * decided before these, by the mangle chain of the jobs' firewall. */
+static int forwarding(struct lo_ctx *ctx, const char *subnet, char *err, size_t errlen)
+{
     const char *ipt = vmms_find_prog(ipt_paths);
     if (ipt == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "localOCI: iptables is not installed "
                          "(apt-get install iptables)");
+    const char *br = ctx->cfg.bridge;
     const char *nat[] = {"-t", "nat", "OP", "POSTROUTING", "-s", subnet, "!", "-o", br, "-j",
                          "MASQUERADE", NULL};
     const char *fwd_out[] = {"OP", "FORWARD", "-i", br, "!", "-o", br, "-j", "ACCEPT", NULL};
     const char *fwd_back[] = {"OP", "FORWARD", "-o", br, "-m", "conntrack", "--ctstate",
                               "ESTABLISHED,RELATED", "-j", "ACCEPT", NULL};
-    rc = ensure(ipt, nat, err, errlen);
+    int rc = ensure(ipt, nat, err, errlen);
     if (rc == VMMS_OK)
         rc = ensure(ipt, fwd_out, err, errlen);
     if (rc == VMMS_OK)
         rc = ensure(ipt, fwd_back, err, errlen);
-    if (rc == VMMS_OK && ctx->cfg.host_firewall) {
-        const char *in[JOBNET_RULE_ARGS];
-        jobnet_rule_argv("OP", br, in);
-        /* jobnet_rule_argv leads with "-w 5": ensure() adds its own */
-        rc = ensure(ipt, in + 2, err, errlen);
-    } else if (rc == VMMS_OK) {
+    return rc;
+}
+
+/* The jobs' firewall (jobnet.h) for the bridge we own: out only by the
+ * uplinks, never to a DNAT'd or link-local address; INPUT with host_firewall. */
+static int firewall(struct lo_ctx *ctx, struct jobnet_fw *fw, char *err, size_t errlen)
+{
+    memset(fw, 0, sizeof *fw);
+    snprintf(fw->bridge, sizeof fw->bridge, "%s", ctx->cfg.bridge);
+    fw->owned = true;
+    fw->input = ctx->cfg.host_firewall;
+    memcpy(fw->uplinks, ctx->cfg.uplinks, sizeof fw->uplinks);
+    fw->nuplinks = ctx->cfg.nuplinks;
+    if (fw->nuplinks == 0 && vmms_jobfw_default_uplinks(fw) == 0)
+        log_warn("jobs_no_uplink", "bridge=%s note=\"no IPv4 default route and no "
+                 "network_uplinks: jobs with network reach nothing\"", fw->bridge);
+    if (!fw->input) {
         char rule[256];
-        jobnet_rule_text(br, rule, sizeof rule);
+        jobnet_rule_text(fw->bridge, rule, sizeof rule);
         log_warn("jobs_firewall_off", "bridge=%s rule=\"%s\" note=\"host_firewall is false: "
                  "unless that rule is installed, jobs reach every service of this host\"",
-                 br, rule);
+                 fw->bridge, rule);
     }
+    return vmms_jobfw_install(fw, "localOCI", err, errlen);
+}
+
+int lo_net_init(struct lo_ctx *ctx, char *err, size_t errlen)
+{
+    const char *ip = vmms_find_prog(ip_paths);
+    if (ip == NULL)
+        return vmms_fail(err, errlen, VMMS_ERR, "localOCI: ip (iproute2) is not installed");
+    char subnet[40];
+    addr(ctx->cfg.subnet, subnet, sizeof subnet);
+    strcat(subnet, "/16");
+    struct jobnet_fw fw;
+    int rc = bridge_up(ctx, ip, err, errlen);
     if (rc == VMMS_OK)
-        log_info("jobs_network", "vmms=localOCI bridge=%s subnet=%s firewall=%d", br, subnet,
-                 (int)ctx->cfg.host_firewall);
-    return rc;
+        rc = forwarding(ctx, subnet, err, errlen);
+    if (rc == VMMS_OK)
+        rc = firewall(ctx, &fw, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    char ups[JOBNET_UPLINKS_MAX * (JOBNET_IFNAME_MAX + 1) + 1] = "";
+    for (size_t i = 0; i < fw.nuplinks; i++)
+        snprintf(ups + strlen(ups), sizeof ups - strlen(ups), "%s%s", i ? "," : "",
+                 fw.uplinks[i]);
+    log_info("jobs_network", "vmms=localOCI bridge=%s subnet=%s uplinks=%s firewall=%d",
+             fw.bridge, subnet, ups[0] ? ups : "none", (int)fw.input);
+    return VMMS_OK;
 }
 
 /* The slot recorded in the bundle, or -1. */
