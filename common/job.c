@@ -55,6 +55,7 @@ void job_ctime(char *buf, size_t len)
 }
 
 #define TRACE_CUT "|Trace cut: "
+#define TRACE_CUT_MAX 1000000000L /* a larger count is no note of ours */
 #define TRACE_NOTE_MAX 160 /* bytes a cut note takes at most (room kept for it) */
 
 /* Bytes of the trace's lines from index first on. */
@@ -72,9 +73,11 @@ static long cut_count(const json_t *trace)
 {
     const char *head = json_string_value(json_array_get(trace, 0));
     const char *note = head ? strstr(head, TRACE_CUT) : NULL;
-    long n;
-    if (!note || memchr(head, '|', (size_t)(note - head)) ||
-        sscanf(note + strlen(TRACE_CUT), "%ld", &n) != 1 || n < 0)
+    if (!note || memchr(head, '|', (size_t)(note - head)))
+        return -1;
+    char *end;
+    long n = strtol(note + strlen(TRACE_CUT), &end, 10);
+    if (end == note + strlen(TRACE_CUT) || n < 0 || n > TRACE_CUT_MAX)
         return -1;
     return n;
 }
