@@ -54,8 +54,9 @@ bool store_write_refused(const struct store *st);
 /* Redis as /health reports it (store_health.c). */
 enum store_health {
     STORE_HEALTH_UP,           /* reachable and takes writes */
-    STORE_HEALTH_DOWN,         /* unreachable, or refused (evicting policy) */
-    STORE_HEALTH_NOT_WRITABLE, /* answers, but a write fails */
+    STORE_HEALTH_DOWN,         /* unreachable, refused (evicting policy), or the probe
+                                * write's outcome unknown (replicas not confirming) */
+    STORE_HEALTH_NOT_WRITABLE, /* answers, but refuses writes (OOM...) or errs on them */
 };
 /* PINGs on every call; whether Redis takes writes is probed with a SET of
  * the health:probe key (keys.h, 10 s expiry) at most once a second per

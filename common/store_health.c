@@ -95,16 +95,17 @@ int store_startup_check(struct store *st, char *err, size_t len)
     return -1;
 }
 
-/* Writes the probe key; records what it found. */
-static void probe_writes(struct store *st, long long now)
+/* Writes the probe key and records what it found; returns its status. */
+static int probe_writes(struct store *st, long long now)
 {
     char key[KEY_MAX];
     store_key(st, key, KEY_HEALTH_PROBE);
     int status;
     freeReplyObject(store_cmdf(st, &status, "SET %s 1 PX %d", key, HEALTH_PROBE_TTL_MS));
-    st->health_ms = now;
+    st->health_ms = now > st->write_refused_ms ? now : st->write_refused_ms; /* its own refusal */
     st->health_writable = status == STORE_OK;
     snprintf(st->health_why, sizeof st->health_why, "%s", status == STORE_OK ? "" : st->err);
+    return status;
 }
 
 enum store_health store_health(struct store *st, char *why, size_t len)
@@ -115,9 +116,12 @@ enum store_health store_health(struct store *st, char *why, size_t len)
     }
     long long now = clock_mono_ms();
     bool fresh = st->health_ms && now - st->health_ms < HEALTH_CACHE_MS &&
-                 st->write_refused_ms < st->health_ms;
-    if (!fresh)
-        probe_writes(st, now);
+                 st->write_refused_ms <= st->health_ms;
+    if (!fresh && probe_writes(st, now) == STORE_UNAVAILABLE && !st->write_refused) {
+        st->health_ms = 0; /* lost on the way, or replicas not confirming: an outage */
+        snprintf(why, len, "%s", st->err);
+        return STORE_HEALTH_DOWN;
+    }
     if (st->health_writable)
         return STORE_HEALTH_UP;
     snprintf(why, len, "%s", st->health_why);
