@@ -57,6 +57,7 @@ static const struct option_def options[] = {
     INT("redis_timeout_ms", redis_timeout_ms, 2000, 10, 600000),
     INT("redis_min_replicas", redis_min_replicas, 0, 0, 16),
     INT("redis_wait_ms", redis_wait_ms, 1000, 1, 600000),
+    BOOL("redis_allow_eviction", redis_allow_eviction, "false"),
     STR("prefix", prefix, "tango:", 64),
     STR("courselabs", courselabs, "courselabs", 4096),
     LIST("keys", keys, nkeys, ""),
@@ -70,6 +71,8 @@ static const struct option_def options[] = {
     INT("max_cores", max_cores, 16, 1, 1024),
     INT("max_memory_mb", max_memory_mb, 16384, 16, 1048576),
     INT("jobs_list_max", jobs_list_max, 1000, 1, 1000000),
+    INT("jobs_list_max_kb", jobs_list_max_kb, 2048, 16, 1048576),
+    INT("max_job_record_kb", max_job_record_kb, 32, 4, 1024),
     INT("dead_jobs_keep", dead_jobs_keep, 10000, 1, 100000000),
     INT("max_pool_size", max_pool_size, 64, 0, 10000),
     INT("auto_pool_max", auto_pool_max, 2, 0, 10000),
@@ -110,7 +113,7 @@ static const struct option_def options[] = {
     {"course_weights", OPT_JSON, F(course_weights), 0, 0, 0, "{}"},
     INT("max_wait_s", max_wait_s, 600, 0, 604800),
     INT("max_running_per_course", max_running_per_course, 0, 0, 100000),
-    INT("max_queued_per_course", max_queued_per_course, 0, 0, 100000000),
+    INT("max_queued_per_course", max_queued_per_course, 5000, 0, 100000000),
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 

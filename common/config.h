@@ -34,6 +34,7 @@ struct tango_config {
     int redis_timeout_ms;
     int redis_min_replicas;  /* WAIT for this many replicas after each write (0: no WAIT) */
     int redis_wait_ms;       /* ... for at most this long, else the write fails */
+    bool redis_allow_eviction; /* run on a Redis whose maxmemory-policy evicts keys (store.h) */
     char *prefix;
     char *courselabs;
     char **keys;
@@ -50,6 +51,8 @@ struct tango_config {
     int max_cores;
     int max_memory_mb;
     int jobs_list_max;
+    int jobs_list_max_kb;    /* /jobs answer size; more jobs are cut, with a marker */
+    int max_job_record_kb;   /* a job's record at addJob (fields, files, trace) */
     int dead_jobs_keep;
     int max_pool_size;
     int auto_pool_max;
@@ -92,7 +95,7 @@ struct tango_config {
     json_t *course_weights;       /* {group: weight >= 1} */
     int max_wait_s;               /* a queued job waiting longer moves up a class; 0 = never */
     int max_running_per_course;   /* 0 = no cap */
-    int max_queued_per_course;    /* 0 = no limit */
+    int max_queued_per_course;    /* 0 = no limit (default 5000) */
 };
 
 /* Fills *cfg with defaults, then the file (path may be NULL), then the

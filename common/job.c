@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "text.h"
+
 struct job *job_new(void)
 {
     struct job *job = calloc(1, sizeof *job);
@@ -52,15 +54,97 @@ void job_ctime(char *buf, size_t len)
     strftime(buf, len, "%a %b %e %H:%M:%S %Y", &tm);
 }
 
+#define TRACE_CUT "|Trace cut: "
+#define TRACE_CUT_MAX 1000000000L /* a larger count is no note of ours */
+#define TRACE_NOTE_MAX 160 /* bytes a cut note takes at most (room kept for it) */
+
+/* Bytes of the trace's lines from index first on. */
+static size_t trace_bytes(const json_t *trace, size_t first)
+{
+    size_t n = 0;
+    for (size_t i = first; i < json_array_size(trace); i++)
+        n += json_string_length(json_array_get(trace, i));
+    return n;
+}
+
+/* How many lines the note at the trace's head says were dropped; -1 when
+ * its head is no note. */
+static long cut_count(const json_t *trace)
+{
+    const char *head = json_string_value(json_array_get(trace, 0));
+    const char *note = head ? strstr(head, TRACE_CUT) : NULL;
+    if (!note || memchr(head, '|', (size_t)(note - head)))
+        return -1;
+    char *end;
+    long n = strtol(note + strlen(TRACE_CUT), &end, 10);
+    if (end == note + strlen(TRACE_CUT) || n < 0 || n > TRACE_CUT_MAX)
+        return -1;
+    return n;
+}
+
+/* The "<ctime>" part of the trace's head line into when (len bytes). */
+static void head_time(const json_t *trace, char *when, size_t len)
+{
+    const char *head = json_string_value(json_array_get(trace, 0));
+    const char *bar = head ? strchr(head, '|') : NULL;
+    if (bar && (size_t)(bar - head) < len)
+        snprintf(when, len, "%.*s", (int)(bar - head), head);
+    else
+        job_ctime(when, len);
+}
+
+/* Drops the oldest lines until the trace is within its bounds (job.h),
+ * counting them in the note at its head. */
+static void trace_bound(json_t *trace)
+{
+    long dropped = cut_count(trace);
+    size_t first = dropped < 0 ? 0 : 1; /* the oldest event line */
+    size_t lines = json_array_size(trace) - first, bytes = trace_bytes(trace, first);
+    if (dropped < 0 && lines <= JOB_TRACE_MAX_LINES && bytes <= JOB_TRACE_MAX_BYTES)
+        return;
+    char when[64];
+    head_time(trace, when, sizeof when);
+    long cut = 0;
+    while (lines > 1 && (lines + 1 > JOB_TRACE_MAX_LINES ||
+                         bytes + TRACE_NOTE_MAX > JOB_TRACE_MAX_BYTES)) {
+        bytes -= json_string_length(json_array_get(trace, first));
+        json_array_remove(trace, first);
+        lines--;
+        cut++;
+    }
+    if (cut == 0)
+        return; /* the note there already covers it */
+    char note[TRACE_NOTE_MAX + 64];
+    snprintf(note, sizeof note, "%s" TRACE_CUT "%ld earlier entries dropped (a trace keeps "
+             "its last %d entries, %d bytes)", when, (dropped < 0 ? 0 : dropped) + cut,
+             JOB_TRACE_MAX_LINES, JOB_TRACE_MAX_BYTES);
+    if (first)
+        json_array_set_new(trace, 0, json_string(note));
+    else
+        json_array_insert_new(trace, 0, json_string(note));
+}
+
 void job_trace(struct job *job, const char *event)
 {
     char when[64];
     job_ctime(when, sizeof when);
+    size_t len = strlen(event);
+    const char *more = "";
+    if (len > JOB_TRACE_EVENT_MAX) {
+        len = JOB_TRACE_EVENT_MAX;
+        while (len > 0 && ((unsigned char)event[len] & 0xc0) == 0x80)
+            len--; /* not inside a UTF-8 sequence */
+        more = " [cut]";
+    }
     char *line = NULL;
-    if (asprintf(&line, "%s|%s", when, event) < 0)
+    if (asprintf(&line, "%s|%.*s%s", when, (int)len, event, more) < 0)
         return;
-    json_array_append_new(job->trace, json_string(line));
+    size_t clean_len;
+    char *clean = utf8_sanitize(line, strlen(line), &clean_len);
     free(line);
+    json_array_append_new(job->trace, json_stringn(clean, clean_len));
+    free(clean);
+    trace_bound(job->trace);
 }
 
 static json_t *str_or_null(const char *s)

@@ -83,7 +83,18 @@ void job_free(struct job *job);
  * buf (len bytes): the trace's and the output file's timestamps. */
 void job_ctime(char *buf, size_t len);
 
-/* Appends "<ctime>|<event>" to the trace (ctime as Tango writes it). */
+/* The trace's bounds: a record's trace grows while its job runs (retries,
+ * re-attachments), so it keeps only its last JOB_TRACE_MAX_LINES lines and
+ * JOB_TRACE_MAX_BYTES bytes; older lines give way to one note at its head,
+ * "<ctime>|Trace cut: N earlier entries dropped (...)", ctime being that of
+ * the oldest line it replaced. An event longer than JOB_TRACE_EVENT_MAX
+ * bytes is cut, ending in " [cut]". */
+#define JOB_TRACE_MAX_LINES 64
+#define JOB_TRACE_MAX_BYTES 8192
+#define JOB_TRACE_EVENT_MAX 1024
+
+/* Appends "<ctime>|<event>" to the trace (ctime as Tango writes it; event
+ * made valid UTF-8), then keeps the trace within its bounds (above). */
 void job_trace(struct job *job, const char *event);
 
 /* JSON form (new reference). */

@@ -4,7 +4,8 @@
  * master is found through the sentinels and checked with ROLE), the one
  * retry rule every command goes through, the one place writes wait for the
  * replicas (WAIT, redis_min_replicas), key names from keys.h, and calls
- * into the job-state Functions library (loaded into Redis on demand). The operations live in
+ * into the job-state Functions library (loaded into Redis on demand), and
+ * the maxmemory-policy check of every new connection (store_health.c). The operations live in
  * store_queries.c (producer reads and writes), store_lifecycle.c (job
  * transitions and leases) and store_callbacks.c (callbacks, cancels, builds).
  */
@@ -43,6 +44,7 @@ struct store *store_new(const struct tango_config *cfg)
     }
     snprintf(st->prefix, sizeof st->prefix, "%s", cfg->prefix);
     st->dead_keep = cfg->dead_jobs_keep;
+    st->allow_eviction = cfg->redis_allow_eviction;
     return st;
 }
 
@@ -358,6 +360,10 @@ static int ensure_connected_ex(struct store *st, bool *fresh)
                           ? discover_master(st, why, sizeof why)
                           : open_server(st, st->target.host, st->target.port, false, why,
                                         sizeof why);
+    if (c && store_check_policy(st, c, why, sizeof why)) {
+        redisFree(c);
+        c = NULL;
+    }
     if (!c) {
         mark_down(st, why);
         return -1;
@@ -393,6 +399,15 @@ static int error_status(struct store *st, const char *msg)
             st->refused = true;
             return STORE_UNAVAILABLE;
         }
+    if (store_is_write_refusal(msg)) {
+        snprintf(st->err, sizeof st->err, "Redis refuses writes: %.200s", msg);
+        if (!st->refusing_writes)
+            log_warn("redis_refuses_writes", "host=%s port=%d reply=\"%.120s\"", st->addr_host,
+                     st->addr_port, msg);
+        st->refusing_writes = st->write_refused = true;
+        st->write_refused_ms = clock_mono_ms();
+        return STORE_UNAVAILABLE; /* it did not run: as safe to retry as an outage */
+    }
     snprintf(st->err, sizeof st->err, "Redis error: %.200s", msg);
     if (strncmp(msg, "LOADING", 7) == 0 || strncmp(msg, "NOREPLICAS", 10) == 0)
         return STORE_UNAVAILABLE;
@@ -596,6 +611,7 @@ static redisReply *run_with_retry(struct store *st, struct store_batch *b, bool 
     bool writes = batch_writes(b);
     bool wait = writes && st->min_replicas > 0;
     *status = STORE_UNAVAILABLE;
+    st->write_refused = false;
     for (int attempt = 0; attempt < 2; attempt++) {
         bool fresh;
         if (ensure_connected_ex(st, &fresh)) {
@@ -613,6 +629,10 @@ static redisReply *run_with_retry(struct store *st, struct store_batch *b, bool 
     }
     if (!r && *status == STORE_UNAVAILABLE)
         atomic_fetch_add(&unavailable_count, 1);
+    if (r && writes && st->refusing_writes) {
+        st->refusing_writes = false;
+        log_info("redis_takes_writes", "host=%s port=%d", st->addr_host, st->addr_port);
+    }
     batch_clear(b);
     return r;
 }

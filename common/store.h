@@ -45,6 +45,29 @@ void store_free(struct store *st);
 /* The last error message (for logs and replies); never holds secrets. */
 const char *store_error(const struct store *st);
 int store_ping(struct store *st);
+/* Whether the last failed call failed because Redis refuses writes: OOM
+ * (maxmemory reached under noeviction) or MISCONF (it cannot persist). Such
+ * a call ends STORE_UNAVAILABLE (it did not run: safe to try again later)
+ * and store_error names the cause ("Redis refuses writes: OOM ..."). */
+bool store_write_refused(const struct store *st);
+
+/* Redis as /health reports it (store_health.c). */
+enum store_health {
+    STORE_HEALTH_UP,           /* reachable and takes writes */
+    STORE_HEALTH_DOWN,         /* unreachable, refused (evicting policy), or the probe
+                                * write's outcome unknown (replicas not confirming) */
+    STORE_HEALTH_NOT_WRITABLE, /* answers, but refuses writes (OOM...) or errs on them */
+};
+/* PINGs on every call; whether Redis takes writes is probed with a SET of
+ * the health:probe key (keys.h, 10 s expiry) at most once a second per
+ * handle, and again at once after a write of this handle was refused.
+ * why (len bytes) says why when not up. */
+enum store_health store_health(struct store *st, char *why, size_t len);
+/* A service's start-up check: -1 with err when Redis answers and its
+ * maxmemory-policy evicts keys while config redis_allow_eviction is false;
+ * else 0 (an unreachable Redis is checked when a connection is made: every
+ * connection to an evicting Redis is refused, see store_check_policy). */
+int store_startup_check(struct store *st, char *err, size_t len);
 /* Commands (or batches) of this process, on every handle, that ended
  * STORE_UNAVAILABLE (unreachable, timed out, not the master, replicas not
  * confirming): tango_redis_errors_total. Thread-safe. */

@@ -36,8 +36,28 @@ struct store {
     long long down_until_ms;  /* fail fast until then (monotonic), Redis down */
     int backoff_ms;
     bool library_checked;     /* this connection saw our Functions library */
+    bool allow_eviction;      /* config redis_allow_eviction */
+    bool policy_refused;      /* the last connection made was refused: maxmemory-policy evicts */
+    bool write_refused;       /* the last call failed because Redis refuses writes (OOM...) */
+    bool refusing_writes;     /* for logging transitions only */
+    long long write_refused_ms; /* monotonic: the last such refusal */
+    long long health_ms;      /* monotonic: the last write probe (store_health.c) */
+    bool health_writable;     /* what it found */
+    char health_why[256];     /* why not writable */
     char err[256];
 };
+
+/* store_health.c: whether the server c talks to may be used: 0, or -1 with
+ * why when INFO failed on the connection, or (st->policy_refused set) when
+ * its maxmemory-policy evicts keys (allkeys-*, volatile-*) and config
+ * redis_allow_eviction is false. Redis would delete job records,
+ * leases and queues when full; noeviction refuses writes instead (the
+ * caller sees STORE_UNAVAILABLE, store_write_refused). A policy that cannot
+ * be read (INFO refused) is allowed, with a warning once. */
+int store_check_policy(struct store *st, redisContext *c, char *why, size_t len);
+/* Whether an error reply means Redis refuses writes (OOM at maxmemory with
+ * noeviction, MISCONF: it cannot persist): the command did not run. */
+bool store_is_write_refusal(const char *msg);
 
 /* Writes prefix + the name of key k (keys.h) into buf (KEY_MAX bytes);
  * store_keyf appends a formatted suffix (a family member: "partial:" + id). */

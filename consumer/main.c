@@ -1,8 +1,9 @@
 /*
- * main.c: tango-consumer, the process that runs jobs. Loads the config and
- * the VMMS plugin, starts its threads and runs the dispatcher until told to
- * stop. SIGTERM or SIGINT: drain (lease nothing new, finish running jobs up
- * to drain_timeout_s, hand the rest back, release the leader lease, exit 0).
+ * main.c: tango-consumer, the process that runs jobs. Loads the config,
+ * refuses a Redis whose maxmemory-policy evicts keys, loads the VMMS
+ * plugin, starts its threads and runs the dispatcher until told to stop.
+ * SIGTERM or SIGINT: drain (lease nothing new, finish running jobs up to
+ * drain_timeout_s, hand the rest back, release the leader lease, exit 0).
  * A second signal stops at once.
  *
  *   tango-consumer [-c config.json]
@@ -31,6 +32,16 @@ static void on_signal(int sig)
     atomic_store(&the_consumer->draining, true);
 }
 
+/* Whether Redis answers with a maxmemory-policy that evicts keys (refused
+ * unless config redis_allow_eviction): err says so. */
+static bool redis_policy_refused(const struct tango_config *cfg, char *err, size_t len)
+{
+    struct store *st = store_new(cfg);
+    bool refused = st && store_startup_check(st, err, len);
+    store_free(st);
+    return refused;
+}
+
 int main(int argc, char **argv)
 {
     struct tango_config cfg;
@@ -38,6 +49,11 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     char err[512];
+    if (redis_policy_refused(&cfg, err, sizeof err)) {
+        fprintf(stderr, "tango-consumer: %s\n", err);
+        config_free(&cfg);
+        return 2;
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     struct consumer c = {.cfg = &cfg};
     pthread_mutex_init(&c.lock, NULL);

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,4 +263,18 @@ void addjob_schedule(struct job *job, const struct tango_config *cfg)
     free(job->share_group);
     job->share_group = strdup(group);
     job->queue_cap = cfg->max_queued_per_course;
+}
+
+bool addjob_fits(const struct job *job, const struct tango_config *cfg, char *err,
+                 size_t errlen)
+{
+    char *text = job_dumps(job);
+    size_t size = text ? strlen(text) : SIZE_MAX;
+    free(text);
+    size_t max = (size_t)cfg->max_job_record_kb * 1024;
+    if (size <= max)
+        return true;
+    snprintf(err, errlen, "Job record too large: %zu bytes, over max_job_record_kb (%d KB); "
+             "send fewer files or shorter names", size, cfg->max_job_record_kb);
+    return false;
 }

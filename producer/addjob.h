@@ -5,6 +5,8 @@
 #ifndef TANGO_PRODUCER_ADDJOB_H
 #define TANGO_PRODUCER_ADDJOB_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <jansson.h>
 
 #include "callback_allow.h"
@@ -24,5 +26,11 @@ struct job *addjob_parse(const char *body, size_t len, const struct tango_config
  * its courselab or job->key_id, which must be set) and its queue cap
  * (max_queued_per_course). */
 void addjob_schedule(struct job *job, const struct tango_config *cfg);
+/* Whether the job's record, as store_add_job writes it, fits
+ * max_job_record_kb (every record is kept in Redis until dead_jobs_keep
+ * newer ones push it out, and /jobs answers it); if not, false with err
+ * naming its size and the limit. */
+bool addjob_fits(const struct job *job, const struct tango_config *cfg, char *err,
+                 size_t errlen);
 
 #endif

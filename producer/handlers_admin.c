@@ -29,11 +29,21 @@ void h_hello(struct http_request *req, struct route_ctx *ctx)
     evbuffer_free(b);
 }
 
+/* 200 while Redis answers and takes writes; else 503 with "redis": "down"
+ * (unreachable) or "not writable" (answers, but refuses writes: statusMsg
+ * names the cause, e.g. OOM at maxmemory), so a balancer takes this
+ * producer out of rotation either way. The write probe is cached (store.h). */
 void h_health(struct http_request *req, struct route_ctx *ctx)
 {
-    bool up = store_ping(ctx->app->store) == STORE_OK;
-    json_t *doc = json_pack("{s:i, s:s, s:s}", "statusId", up ? 0 : -1, "statusMsg",
-                            up ? "OK" : "Redis unavailable", "redis", up ? "up" : "down");
+    static const char *const redis_state[] = {
+        [STORE_HEALTH_UP] = "up", [STORE_HEALTH_DOWN] = "down",
+        [STORE_HEALTH_NOT_WRITABLE] = "not writable"};
+    char why[256];
+    enum store_health h = store_health(ctx->app->store, why, sizeof why);
+    bool up = h == STORE_HEALTH_UP;
+    const char *msg = up ? "OK" : h == STORE_HEALTH_DOWN ? "Redis unavailable" : why;
+    json_t *doc = json_pack("{s:i, s:s, s:s}", "statusId", up ? 0 : -1, "statusMsg", msg,
+                            "redis", redis_state[h]);
     reply_json(req, up ? 200 : 503, doc);
     json_decref(doc);
 }

@@ -1,6 +1,7 @@
 /*
- * handlers_jobs.c: the job routes: addJob (validate and queue), jobs (live
- * and dead lists) and getPartialOutput.
+ * handlers_jobs.c: the job routes: addJob (validate, bound the record's
+ * size, queue), jobs (live and dead lists, bounded in bytes) and
+ * getPartialOutput.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,11 @@ void h_add_job(struct http_request *req, struct route_ctx *ctx)
     job->key_id = strdup(ctx->key_id);
     addjob_schedule(job, app->cfg);
     job_trace(job, "Added job");
+    if (!addjob_fits(job, app->cfg, err, sizeof err)) {
+        job_free(job);
+        reply_fail(req, ctx, 413, err);
+        return;
+    }
     status = store_add_job(app->store, job);
     app_memo_drop(app, MEMO_INFO);
     if (status == STORE_LIMIT) {
@@ -61,6 +67,32 @@ void h_add_job(struct http_request *req, struct route_ctx *ctx)
     job_free(job);
 }
 
+/* Bytes kept for the envelope around the jobs (statusId, statusMsg, the
+ * cut marker) out of jobs_list_max_kb. */
+#define JOBS_ENVELOPE_BYTES 512
+
+/* Appends to own the caller's jobs of jobs, in order, while the answer
+ * stays within max bytes (as reply_json writes it); returns how many of the
+ * caller's jobs were left out. */
+static size_t callers_jobs_within(const struct route_ctx *ctx, json_t *jobs, json_t *own,
+                                  size_t max)
+{
+    size_t used = JOBS_ENVELOPE_BYTES, left = 0, i;
+    json_t *j;
+    json_array_foreach(jobs, i, j) {
+        if (!app_job_is_callers(ctx, j))
+            continue;
+        size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT | JSON_ENSURE_ASCII) + 1; /* + ',' */
+        if (left || used + n > max) {
+            left++;
+            continue;
+        }
+        used += n;
+        json_array_append(own, j);
+    }
+    return left;
+}
+
 void h_jobs(struct http_request *req, struct route_ctx *ctx)
 {
     const char *which = ctx->args[1];
@@ -68,23 +100,28 @@ void h_jobs(struct http_request *req, struct route_ctx *ctx)
         reply_fail(req, ctx, 400, "Invalid deadjobs value: use 0 (live jobs) or 1 (finished jobs)");
         return;
     }
+    const struct tango_config *cfg = ctx->app->cfg;
     json_t *jobs = NULL;
-    int status = store_list_jobs(ctx->app->store, which[0] == '1',
-                                 (size_t)ctx->app->cfg->jobs_list_max, &jobs);
+    int status = store_list_jobs(ctx->app->store, which[0] == '1', (size_t)cfg->jobs_list_max,
+                                 &jobs);
     if (status != STORE_OK) {
         reply_store_fail(req, ctx, status);
         return;
     }
-    /* Only the caller's own jobs (the store lists every key's). */
+    /* Only the caller's own jobs (the store lists every key's), within
+     * jobs_list_max_kb: the first ones in the list's order. */
     json_t *own = json_array();
-    size_t i;
-    json_t *j;
-    json_array_foreach(jobs, i, j) {
-        if (app_job_is_callers(ctx, j))
-            json_array_append(own, j);
-    }
+    size_t left = callers_jobs_within(ctx, jobs, own, (size_t)cfg->jobs_list_max_kb * 1024);
     json_decref(jobs);
-    reply_ok(req, "Found list of jobs", json_pack("{s:o}", "jobs", own));
+    json_t *extra = json_pack("{s:o}", "jobs", own);
+    if (left) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "jobs_list_max_kb (%d KB) reached: %zu jobs shown, %zu left out",
+                 cfg->jobs_list_max_kb, json_array_size(own), left);
+        json_object_set_new(extra, "truncated", json_true());
+        json_object_set_new(extra, "truncatedMsg", json_string(msg));
+    }
+    reply_ok(req, "Found list of jobs", extra);
 }
 
 bool load_job_arg(struct http_request *req, struct route_ctx *ctx, long long *id, json_t **job,

@@ -1,6 +1,6 @@
 /*
  * main.c: tango-producer, the stateless HTTP front end. Loads the config,
- * opens the Redis store, serves the routes in routes.c until SIGINT/SIGTERM.
+ * opens the Redis store (refusing one whose maxmemory-policy evicts), serves the routes in routes.c until SIGINT/SIGTERM.
  *
  *   tango-producer [-c config.json]
  */
@@ -76,6 +76,14 @@ int main(int argc, char **argv)
     struct netset *proxies = NULL; /* config checked it: cannot fail */
     netset_new(cfg.trusted_proxies, cfg.ntrusted_proxies, &proxies, err, sizeof err);
     app.store = store_new(&cfg);
+    if (store_startup_check(app.store, err, sizeof err)) {
+        fprintf(stderr, "tango-producer: %s\n", err);
+        netset_free(proxies);
+        callback_policy_free(app.callbacks);
+        store_free(app.store);
+        config_free(&cfg);
+        return 2;
+    }
     app.base = event_base_new();
     struct http_limits lim = {
         .max_head_bytes = (size_t)cfg.max_header_kb * 1024,

@@ -50,7 +50,10 @@ void reply_fail(struct http_request *req, const struct route_ctx *ctx, int code,
 void reply_store_fail(struct http_request *req, const struct route_ctx *ctx, int status)
 {
     if (status == STORE_UNAVAILABLE) {
-        reply_fail(req, ctx, 503, "Redis unavailable");
+        /* Refused writes name their cause (OOM at maxmemory...): an outage
+         * says no more than it always did (the address stays private). */
+        const struct store *st = ctx->app->store;
+        reply_fail(req, ctx, 503, store_write_refused(st) ? store_error(st) : "Redis unavailable");
         return;
     }
     log_error("store_error", "route=%s error=\"%s\"", ctx->route->name,

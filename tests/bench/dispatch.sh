@@ -17,7 +17,8 @@ PORT=$(free_port)
 cat >"$BENCH_TMP/producer.json" <<JSON
 {"keys": ["$KEY"], "courselabs": "$BENCH_TMP/courselabs", "prefix": "addjob:",
  "port": $PORT, "bind": "127.0.0.1", "log_level": "warn",
- "redis_url": "redis://127.0.0.1:$REDIS_PORT/0"}
+ "redis_url": "redis://127.0.0.1:$REDIS_PORT/0",
+ "max_queued_per_course": 0}
 JSON
 "$BUILD/tango-producer" -c "$BENCH_TMP/producer.json" >"$BENCH_TMP/producer.log" 2>&1 &
 PID=$!

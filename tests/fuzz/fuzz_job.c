@@ -27,6 +27,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         free(twice);
         free(once);
+        job_trace(again, "fuzz"); /* whatever trace it had, it ends within bounds */
+        if (json_array_size(again->trace) > JOB_TRACE_MAX_LINES)
+            abort();
         job_free(again);
         job_free(job);
     } else if (strnlen(err, sizeof err) == sizeof err) {

@@ -112,6 +112,9 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_cores, 16);
     assert_int_equal(c.max_memory_mb, 16384);
     assert_int_equal(c.jobs_list_max, 1000);
+    assert_int_equal(c.jobs_list_max_kb, 2048);
+    assert_int_equal(c.max_job_record_kb, 32);
+    assert_false(c.redis_allow_eviction);
     assert_int_equal(c.dead_jobs_keep, 10000);
     assert_int_equal(c.max_pool_size, 64);
     assert_string_equal(c.vmms, "localDocker");
@@ -138,6 +141,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.callback_timeout_s, 10);
     assert_int_equal(c.partial_output_interval_ms, 1000);
     assert_int_equal(c.partial_output_kb, 64);
+    assert_int_equal(c.max_queued_per_course, 5000); /* finite: a queue has a bound */
     config_free(&c);
     /* config_free zeroes, so a second call is harmless. */
     assert_null(c.bind);

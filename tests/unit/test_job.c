@@ -468,6 +468,96 @@ static void test_trace_format(void **state)
     job_free(j);
 }
 
+/* Bytes of every trace line. */
+static size_t trace_size(const json_t *trace)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(trace); i++)
+        n += json_string_length(json_array_get(trace, i));
+    return n;
+}
+
+/* The count a "Trace cut: N earlier entries dropped" head line gives. */
+static long trace_cut(const json_t *trace)
+{
+    const char *head = json_string_value(json_array_get(trace, 0));
+    const char *note = head ? strstr(head, "|Trace cut: ") : NULL;
+    long n = -1;
+    if (note)
+        sscanf(note + strlen("|Trace cut: "), "%ld earlier entries dropped", &n);
+    return n;
+}
+
+/* A trace keeps its last lines, the count of dropped ones in one note at
+ * its head, also across a round trip through the record (issue 18.9). */
+static void test_trace_keeps_last_lines(void **state)
+{
+    (void)state;
+    struct job *j = job_new();
+    char ev[64];
+    for (int i = 0; i < 150; i++) {
+        snprintf(ev, sizeof ev, "event %d", i);
+        job_trace(j, ev);
+    }
+    assert_true(json_array_size(j->trace) <= JOB_TRACE_MAX_LINES);
+    long cut = trace_cut(j->trace);
+    assert_true(cut > 0);
+    assert_int_equal(cut + (long)json_array_size(j->trace) - 1, 150);
+    const char *last = json_string_value(json_array_get(j->trace, json_array_size(j->trace) - 1));
+    assert_non_null(strstr(last, "|event 149"));
+    /* the oldest line kept follows the dropped ones */
+    snprintf(ev, sizeof ev, "|event %ld", cut);
+    assert_non_null(strstr(json_string_value(json_array_get(j->trace, 1)), ev));
+    char err[256];
+    j->name = strdup("n");
+    j->courselab = strdup("c");
+    j->lab_dir = strdup("d");
+    j->image = strdup("i");
+    j->output_file = strdup("o");
+    char *text = job_dumps(j);
+    struct job *k = job_loads(text, err, sizeof err);
+    free(text);
+    assert_non_null(k);
+    for (int i = 150; i < 160; i++) {
+        snprintf(ev, sizeof ev, "event %d", i);
+        job_trace(k, ev);
+    }
+    assert_int_equal(trace_cut(k->trace) + (long)json_array_size(k->trace) - 1, 160);
+    assert_true(json_array_size(k->trace) <= JOB_TRACE_MAX_LINES);
+    job_free(k);
+    job_free(j);
+}
+
+/* Long events: the trace stays within its bytes, each event is cut at
+ * JOB_TRACE_EVENT_MAX on a character boundary, and bytes that are not
+ * UTF-8 still make a line (JSON cannot carry them as they are). */
+static void test_trace_bytes_and_long_events(void **state)
+{
+    (void)state;
+    struct job *j = job_new();
+    char *big = malloc(5001);
+    for (int i = 0; i < 5000; i += 2)
+        memcpy(big + i, "\xc3\xa9", 2);
+    big[5000] = '\0';
+    for (int i = 0; i < 40; i++)
+        job_trace(j, big);
+    free(big);
+    assert_true(trace_size(j->trace) <= JOB_TRACE_MAX_BYTES);
+    assert_true(trace_cut(j->trace) > 0);
+    assert_int_equal(trace_cut(j->trace) + (long)json_array_size(j->trace) - 1, 40);
+    const char *last = json_string_value(json_array_get(j->trace, json_array_size(j->trace) - 1));
+    assert_non_null(last);
+    const char *bar = strchr(last, '|');
+    assert_true(strlen(bar + 1) <= JOB_TRACE_EVENT_MAX + strlen(" [cut]"));
+    assert_string_equal(last + strlen(last) - 8, "\xc3\xa9 [cut]");
+    size_t before = json_array_size(j->trace);
+    job_trace(j, "bad \xff\xfe bytes");
+    last = json_string_value(json_array_get(j->trace, json_array_size(j->trace) - 1));
+    assert_non_null(strstr(last, "|bad "));
+    assert_true(json_array_size(j->trace) >= before);
+    job_free(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +571,8 @@ int main(void)
         cmocka_unit_test(test_malformed_state_and_input),
         cmocka_unit_test(test_loads_bad_text),
         cmocka_unit_test(test_trace_format),
+        cmocka_unit_test(test_trace_keeps_last_lines),
+        cmocka_unit_test(test_trace_bytes_and_long_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
