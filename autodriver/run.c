@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "autodriver.h"
-#include "output.h"
+#include "fdio.h"
 #include "procs.h"
 #include "run.h"
 
