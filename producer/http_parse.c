@@ -210,19 +210,29 @@ static bool take_data(struct http_msg *m, struct evbuffer *in, http_body_fn deli
     return m->remaining == 0;
 }
 
+/* A chunk-size or chunk-end line (*len its length), or NULL with *rc 0
+ * (more input needed) or HTTP_BODY_BAD_FRAMING (over HTTP_CHUNK_LINE_MAX). */
+static char *framing_line(struct evbuffer *in, size_t *len, int *rc)
+{
+    bool bad = false;
+    char *line = chunk_line(in, HTTP_CHUNK_LINE_MAX, len, &bad);
+    *rc = bad ? HTTP_BODY_BAD_FRAMING : 0;
+    return line;
+}
+
 /* The chunk-size line: 1 when read (the next state set), 0 for more input,
  * or HTTP_BODY_BAD_FRAMING. */
 static int chunk_size(struct http_msg *m, struct evbuffer *in)
 {
-    bool bad = false;
     size_t len;
-    char *line = chunk_line(in, HTTP_CHUNK_LINE_MAX, &len, &bad);
+    int rc;
+    char *line = framing_line(in, &len, &rc);
     if (!line)
-        return bad ? HTTP_BODY_BAD_FRAMING : 0;
+        return rc;
     char *end;
     errno = 0;
     unsigned long long size = strtoull(line, &end, 16);
-    bad = end == line || !isxdigit((unsigned char)line[0]) || errno ||
+    bool bad = end == line || !isxdigit((unsigned char)line[0]) || errno ||
           (*end && *end != ';' && *end != ' ') || size > HTTP_CHUNK_SIZE_MAX ||
           strlen(line) != len;
     free(line);
@@ -236,11 +246,11 @@ static int chunk_size(struct http_msg *m, struct evbuffer *in)
 /* The empty line after a chunk's data: as chunk_size. */
 static int chunk_end(struct http_msg *m, struct evbuffer *in)
 {
-    bool bad = false;
     size_t len;
-    char *line = chunk_line(in, HTTP_CHUNK_LINE_MAX, &len, &bad);
+    int rc;
+    char *line = framing_line(in, &len, &rc);
     if (!line)
-        return bad ? HTTP_BODY_BAD_FRAMING : 0;
+        return rc;
     free(line);
     if (len != 0)
         return HTTP_BODY_BAD_FRAMING;

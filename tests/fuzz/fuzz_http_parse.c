@@ -16,6 +16,7 @@
 #include <string.h>
 #include <event2/buffer.h>
 
+#include "fuzz_util.h"
 #include "http_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -72,9 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
         return 0;
-    size_t piece = data[0] ? data[0] : SIZE_MAX;
-    data++;
-    size--;
+    size_t piece = fuzz_take_piece(&data, &size);
     struct evbuffer *in = evbuffer_new();
     struct http_msg m;
     memset(&m, 0, sizeof m);
