@@ -1,5 +1,6 @@
 /* errors.c: builds error messages (ad_err) and reports them on stderr with
- * the "Autodriver: " prefix. */
+ * the "Autodriver: " prefix. Writes through fdio.h only (not output.h,
+ * which itself reports through ad_err). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,7 +9,7 @@
 
 #include "autodriver.h"
 #include "errors.h"
-#include "output.h"
+#include "fdio.h"
 
 int ad_fail(ad_err *e, const char *fmt, ...)
 {

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "jobdir.h"
-#include "output.h"
+#include "fdio.h"
 #include "rmtree.h"
 
 #define MAX_TREE_DEPTH 256

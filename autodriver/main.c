@@ -19,6 +19,7 @@
 #include "cleanup.h"
 #include "errors.h"
 #include "jobdir.h"
+#include "fdio.h"
 #include "output.h"
 #include "procs.h"
 #include "run.h"
@@ -86,11 +87,16 @@ static int print_report(const struct ad_result *res, unsigned long timeout, ad_e
     return 0;
 }
 
-int main(int argc, char **argv)
+/* What a step of main returns when the autodriver goes on; any other value
+ * is the exit code to return at once. */
+#define AD_GO (-1)
+
+/* The command line into *args: AD_GO, or the exit code of --help (after
+ * printing the usage) or of a bad command line (after reporting it). */
+static int parse_command_line(int argc, char **argv, struct ad_args *args)
 {
-    struct ad_args args;
     char msg[512];
-    int parsed = ad_parse_args(argc, argv, &args, msg, sizeof msg);
+    int parsed = ad_parse_args(argc, argv, args, msg, sizeof msg);
     if (parsed == AD_ARGS_HELP) {
         const char *u = ad_usage();
         return ad_write_all(STDOUT_FILENO, u, strlen(u)) < 0 ? AD_EXIT_OSERROR : AD_EXIT_OK;
@@ -101,15 +107,21 @@ int main(int argc, char **argv)
         (void)ad_write_all(STDERR_FILENO, u, strlen(u));
         return AD_EXIT_USAGE;
     }
+    return AD_GO;
+}
 
+/* Who runs us and for whom: an ordinary user (neither root nor the grading
+ * user), through a setuid-root binary, for a grading user that exists and
+ * is not root. Fills *user (groups included). AD_GO or the exit code. */
+static int check_identity(struct ad_user *user)
+{
     if (getuid() == 0) {
         ad_report("This should not be run as root (run it as an ordinary user, "
                   "e.g. su autolab -c \"autodriver ... DIRECTORY\")");
         return AD_EXIT_USAGE;
     }
-    struct ad_user user;
     ad_err e;
-    int found = ad_lookup_user(AD_PASSWD_FILE, AD_GRADING_USER, &user, &e);
+    int found = ad_lookup_user(AD_PASSWD_FILE, AD_GRADING_USER, user, &e);
     if (found < 0)
         return os_error(NULL, &e);
     if (found == 0) {
@@ -117,11 +129,11 @@ int main(int argc, char **argv)
                   AD_PASSWD_FILE);
         return AD_EXIT_OSERROR;
     }
-    if (getuid() == user.uid) {
+    if (getuid() == user->uid) {
         ad_report("This should not be run as the grading user " AD_GRADING_USER);
         return AD_EXIT_USAGE;
     }
-    if (user.uid == 0) {
+    if (user->uid == 0) {
         ad_report("The grading user " AD_GRADING_USER " must not have uid 0");
         return AD_EXIT_OSERROR;
     }
@@ -129,64 +141,105 @@ int main(int argc, char **argv)
         ad_report("Autodriver must be installed setuid root (owner root, mode 4755)");
         return AD_EXIT_OSERROR;
     }
-    if (ad_lookup_groups(AD_GROUP_FILE, &user, &e) < 0)
+    if (ad_lookup_groups(AD_GROUP_FILE, user, &e) < 0)
         return os_error(NULL, &e);
+    return AD_GO;
+}
+
+/* Our own process ready for the job: stop signals blocked, umask 022, and
+ * nothing of the grading user running. AD_GO or the exit code. */
+static int prepare_process(const struct ad_user *user)
+{
+    ad_err e;
     if (ad_block_stop_signals(&e) < 0)
         return os_error(NULL, &e);
     umask(022);
-
-    /* Nothing of the grading user may be running when the job starts. */
-    if (ad_kill_all(&user, NULL, 10000, &e) < 0)
+    if (ad_kill_all(user, NULL, 10000, &e) < 0)
         return os_error(NULL, &e);
+    return AD_GO;
+}
 
-    int home_fd = open(user.home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+/* DIRECTORY moved into the grading user's home and given to that user,
+ * with the output file made there: *write_fd for the job, *read_fd for us.
+ * AD_GO or the exit code. */
+static int place_job(const struct ad_args *args, const struct ad_user *user, int *write_fd,
+                     int *read_fd)
+{
+    ad_err e;
+    int home_fd = open(user->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (home_fd < 0) {
         ad_fail_errno(&e, errno, "Error opening the home of " AD_GRADING_USER " (%s)",
-                      user.home);
+                      user->home);
         return os_error(NULL, &e);
     }
-    if (ad_move_dir(args.dirname, home_fd, getuid(), &e) < 0)
-        return os_error(&user, &e);
-    if (ad_chown_tree(home_fd, args.dirname, user.uid, user.gid, &e) < 0)
-        return os_error(&user, &e);
-    int write_fd = -1, read_fd = -1;
-    if (open_output(home_fd, &user, &write_fd, &read_fd, &e) < 0)
-        return os_error(&user, &e);
+    int rc = AD_GO;
+    if (ad_move_dir(args->dirname, home_fd, getuid(), &e) < 0 ||
+        ad_chown_tree(home_fd, args->dirname, user->uid, user->gid, &e) < 0 ||
+        open_output(home_fd, user, write_fd, read_fd, &e) < 0)
+        rc = os_error(user, &e);
     close(home_fd);
+    return rc;
+}
 
-    char workdir[sizeof user.home + sizeof args.dirname + 1];
-    snprintf(workdir, sizeof workdir, "%s/%s", user.home, args.dirname);
+/* Runs the job with its output going to write_fd (closed here). Fills
+ * *res; AD_GO when the job ran (even if it ended in an error then left in
+ * *e and *ran < 0), or the exit code when it could not start. */
+static int run_job(const struct ad_args *args, const struct ad_user *user, int write_fd,
+                   struct ad_result *res, int *ran, ad_err *e)
+{
+    char workdir[sizeof user->home + sizeof args->dirname + 1];
+    snprintf(workdir, sizeof workdir, "%s/%s", user->home, args->dirname);
     struct ad_job job = {
-        .user = &user,
+        .user = user,
         .workdir = workdir,
         .output_fd = write_fd,
-        .nproc = args.nproc,
-        .fsize = args.fsize,
-        .timeout = args.timeout,
-        .timezone = args.timezone,
+        .nproc = args->nproc,
+        .fsize = args->fsize,
+        .timeout = args->timeout,
+        .timezone = args->timezone,
     };
-    struct ad_result res;
-    int ran = ad_run_job(&job, &res, &e);
+    *ran = ad_run_job(&job, res, e);
     close(write_fd);
-    if (ran < 0 && !res.ran)
-        return os_error(&user, &e);
+    if (*ran < 0 && !res->ran)
+        return os_error(user, e);
+    return AD_GO;
+}
 
-    /* The status line only when the job ended (or timed out); after an
-     * abort or a failure to kill, the error comes first, then the output. */
-    int code = res.timed_out ? AD_EXIT_TIMEOUT : AD_EXIT_OK;
+/* After the job: the error if it ended in one, the status line only when
+ * the job ended (or timed out) and then the output from read_fd (closed
+ * here), and the clean-up. Returns the exit code. */
+static int finish_job(const struct ad_args *args, const struct ad_user *user,
+                      const struct ad_result *res, int ran, ad_err *e, int read_fd)
+{
+    int code = res->timed_out ? AD_EXIT_TIMEOUT : AD_EXIT_OK;
     if (ran < 0) {
-        ad_report("%s", e.msg);
+        ad_report("%s", e->msg);
         code = AD_EXIT_OSERROR;
     }
-    if (((res.finished || res.timed_out) && print_report(&res, args.timeout, &e) < 0) ||
-        ad_dump_capped(STDOUT_FILENO, read_fd, args.osize, &e) < 0) {
-        ad_report("%s", e.msg);
+    if (((res->finished || res->timed_out) && print_report(res, args->timeout, e) < 0) ||
+        ad_dump_capped(STDOUT_FILENO, read_fd, args->osize, e) < 0) {
+        ad_report("%s", e->msg);
         code = AD_EXIT_OSERROR;
     }
     close(read_fd);
-    if (ad_cleanup(&user, &e) < 0) {
-        ad_report("%s", e.msg);
+    if (ad_cleanup(user, e) < 0) {
+        ad_report("%s", e->msg);
         code = AD_EXIT_OSERROR;
     }
     return code;
+}
+
+int main(int argc, char **argv)
+{
+    struct ad_args args;
+    struct ad_user user;
+    int write_fd = -1, read_fd = -1, ran, rc;
+    struct ad_result res;
+    ad_err e;
+    if ((rc = parse_command_line(argc, argv, &args)) != AD_GO ||
+        (rc = check_identity(&user)) != AD_GO || (rc = prepare_process(&user)) != AD_GO ||
+        (rc = place_job(&args, &user, &write_fd, &read_fd)) != AD_GO ||
+        (rc = run_job(&args, &user, write_fd, &res, &ran, &e)) != AD_GO)
+        return rc;
+    return finish_job(&args, &user, &res, ran, &e, read_fd);
 }

@@ -8,29 +8,10 @@
 #include <unistd.h>
 
 #include "autodriver.h"
+#include "fdio.h"
 #include "output.h"
 
 #define COPY_BUFSIZE 65536
-
-int ad_write_all(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (w == 0) {
-            errno = EIO;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 int ad_copy_range(int out_fd, int in_fd, off_t offset, off_t len, ad_err *e)
 {

@@ -1,5 +1,8 @@
 /* output.h: what the autodriver prints: its report lines and the job's
- * captured output, capped at OSIZE bytes with the middle elided. */
+ * captured output, capped at OSIZE bytes with the middle elided. Errors
+ * come back as ad_err values (errors.h); the bytes go out through fdio.h,
+ * which errors.c uses too, so errors and output do not depend on each
+ * other in a circle. */
 #ifndef AD_OUTPUT_H
 #define AD_OUTPUT_H
 
@@ -11,9 +14,6 @@
 /* The line put between the head and the tail of an over-long output
  * (byte-for-byte the original autodriver's). */
 #define AD_ELISION_LINE "\n...[excess bytes elided]...\n"
-
-/* Writes all n bytes (retrying short writes and EINTR). 0, or -1 with errno. */
-int ad_write_all(int fd, const void *buf, size_t n);
 
 /* Copies len bytes of in_fd starting at offset to out_fd with pread (the
  * file offset of in_fd is not used). Stops early, without error, at end of

@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "autodriver.h"
-#include "output.h"
+#include "fdio.h"
 #include "procs.h"
 #include "run.h"
 
@@ -175,6 +175,63 @@ static int wait_exec(int pipe_fd, ad_err *e)
     return ad_fail(e, "Could not start the job: %s", msg);
 }
 
+/* Waits for the started job (rp->job_pid) to end, reaping as it goes,
+ * until it ends, its timeout passes (r->timed_out), or a signal in waited
+ * other than SIGCHLD comes (r->aborted_by, e set). A failure to wait sets
+ * e. rp->job_end is set when the wait stopped before the job ended. */
+static void wait_job(const struct ad_job *job, double start, const sigset_t *waited,
+                     struct reaper *rp, struct ad_result *r, ad_err *e)
+{
+    double deadline = start + (double)job->timeout;
+    for (;;) {
+        if (reap(rp) < 0) {
+            ad_fail_errno(e, errno, "Error waiting for the job");
+            break;
+        }
+        if (rp->job_done)
+            break;
+        struct timespec wait_ts, *wait_p = NULL;
+        if (job->timeout) {
+            double left = deadline - now_s();
+            if (left <= 0) {
+                r->timed_out = 1;
+                rp->job_end = now_s();
+                break;
+            }
+            wait_ts.tv_sec = (time_t)left;
+            wait_ts.tv_nsec = (long)((left - (double)wait_ts.tv_sec) * 1e9);
+            wait_p = &wait_ts;
+        }
+        int sig = sigtimedwait(waited, NULL, wait_p);
+        if (sig < 0 && errno != EAGAIN && errno != EINTR) {
+            ad_fail_errno(e, errno, "Error waiting for the job");
+            break;
+        }
+        if (sig > 0 && sig != SIGCHLD) {
+            r->aborted_by = sig;
+            rp->job_end = now_s();
+            ad_fail(e, "Job aborted: the autodriver received signal %d (%s)", sig,
+                    strsignal(sig));
+            break;
+        }
+    }
+}
+
+/* The figures of a job that is over: wall time, peak memory, and its exit
+ * status (128 + signal when killed) when it ended by itself. */
+static void set_result(const struct reaper *rp, double start, struct ad_result *r)
+{
+    r->wall_seconds = rp->job_end - start;
+    r->peak_kb = rp->peak_kb;
+    if (rp->job_done && !r->timed_out && !r->aborted_by) {
+        r->finished = 1;
+        if (WIFEXITED(rp->job_status))
+            r->exit_status = WEXITSTATUS(rp->job_status);
+        else if (WIFSIGNALED(rp->job_status))
+            r->exit_status = 128 + WTERMSIG(rp->job_status);
+    }
+}
+
 int ad_run_job(const struct ad_job *job, struct ad_result *r, ad_err *e)
 {
     memset(r, 0, sizeof *r);
@@ -227,39 +284,7 @@ int ad_run_job(const struct ad_job *job, struct ad_result *r, ad_err *e)
     }
     r->ran = 1;
 
-    double deadline = start + (double)job->timeout;
-    for (;;) {
-        if (reap(&rp) < 0) {
-            ad_fail_errno(e, errno, "Error waiting for the job");
-            break;
-        }
-        if (rp.job_done)
-            break;
-        struct timespec wait_ts, *wait_p = NULL;
-        if (job->timeout) {
-            double left = deadline - now_s();
-            if (left <= 0) {
-                r->timed_out = 1;
-                rp.job_end = now_s();
-                break;
-            }
-            wait_ts.tv_sec = (time_t)left;
-            wait_ts.tv_nsec = (long)((left - (double)wait_ts.tv_sec) * 1e9);
-            wait_p = &wait_ts;
-        }
-        int sig = sigtimedwait(&waited, NULL, wait_p);
-        if (sig < 0 && errno != EAGAIN && errno != EINTR) {
-            ad_fail_errno(e, errno, "Error waiting for the job");
-            break;
-        }
-        if (sig > 0 && sig != SIGCHLD) {
-            r->aborted_by = sig;
-            rp.job_end = now_s();
-            ad_fail(e, "Job aborted: the autodriver received signal %d (%s)", sig,
-                    strsignal(sig));
-            break;
-        }
-    }
+    wait_job(job, start, &waited, &rp, r, e);
     int failed = (!rp.job_done && !r->timed_out) || r->aborted_by;
     if (failed && rp.job_end == 0)
         rp.job_end = now_s();
@@ -275,15 +300,7 @@ int ad_run_job(const struct ad_job *job, struct ad_result *r, ad_err *e)
     reap(&rp);
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
 
-    r->wall_seconds = rp.job_end - start;
-    r->peak_kb = rp.peak_kb;
-    if (rp.job_done && !r->timed_out && !r->aborted_by) {
-        r->finished = 1;
-        if (WIFEXITED(rp.job_status))
-            r->exit_status = WEXITSTATUS(rp.job_status);
-        else if (WIFSIGNALED(rp.job_status))
-            r->exit_status = 128 + WTERMSIG(rp.job_status);
-    }
+    set_result(&rp, start, r);
     return failed ? -1 : 0;
 }
 

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "image_tar.h"
+#include "strvec.h"
 #include "text.h"
 
 #define PATH_BYTES 4096                      /* longest entry name looked at */
@@ -102,37 +103,8 @@ static int clean_path(const char *in, char *out, size_t outsz)
     return 0;
 }
 
-struct strs {
-    char **v;
-    size_t n, cap;
-};
-
-static int strs_add(struct strs *s, const char *x)
-{
-    if (s->n == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 8;
-        char **nv = realloc(s->v, nc * sizeof *nv);
-        if (nv == NULL)
-            return -1;
-        s->v = nv;
-        s->cap = nc;
-    }
-    if ((s->v[s->n] = strdup(x)) == NULL)
-        return -1;
-    s->n++;
-    return 0;
-}
-
-static void strs_free(struct strs *s)
-{
-    for (size_t i = 0; i < s->n; i++)
-        free(s->v[i]);
-    free(s->v);
-    memset(s, 0, sizeof *s);
-}
-
 /* Whether some proper parent directory of path is one of the symlinks. */
-static bool under_symlink(const char *path, const struct strs *links)
+static bool under_symlink(const char *path, const struct strvec *links)
 {
     for (size_t i = 0; i < links->n; i++) {
         size_t l = strlen(links->v[i]);
@@ -147,8 +119,8 @@ struct scan {
     char *manifest;        /* the last top-level manifest.json's bytes */
     size_t len;
     bool found;            /* the last top-level manifest.json entry is a regular file */
-    struct strs links;     /* names of symlink entries */
-    struct strs deep;      /* names of manifest.json entries below the top */
+    struct strvec links;     /* names of symlink entries */
+    struct strvec deep;      /* names of manifest.json entries below the top */
 };
 
 static int read_manifest(struct archive *a, struct archive_entry *e, struct scan *s,
@@ -243,7 +215,7 @@ static int scan_tar(int fd, struct scan *s, char *err, size_t errlen)
         }
         bool link = archive_entry_filetype(e) == AE_IFLNK;
         bool hard = archive_entry_hardlink(e) != NULL;
-        if (link && strs_add(&s->links, path) != 0) {
+        if (link && strvec_push(&s->links, path) != 0) {
             rc = text_fail(err, errlen, "out of memory");
             break;
         }
@@ -252,7 +224,7 @@ static int scan_tar(int fd, struct scan *s, char *err, size_t errlen)
         if (strcmp(base, "manifest.json") != 0)
             continue;
         if (base != path) {
-            if (strs_add(&s->deep, path) != 0)
+            if (strvec_push(&s->deep, path) != 0)
                 rc = text_fail(err, errlen, "out of memory");
             continue;
         }
@@ -342,7 +314,7 @@ int image_tar_check(int fd, const char *want, bool *tagged, char *err, size_t er
     if (rc == 0)
         rc = check_manifest(&s, want, tagged, err, errlen);
     free(s.manifest);
-    strs_free(&s.links);
-    strs_free(&s.deep);
+    strvec_free(&s.links);
+    strvec_free(&s.deep);
     return rc;
 }

@@ -13,16 +13,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
-enum job_state {
-    JOB_QUEUED = 0,
-    JOB_LEASED,
-    JOB_RUNNING,
-    JOB_FINISHING,
-    JOB_DONE,
-    JOB_CANCELLED,
-    JOB_DEAD_LETTER,  /* the record could not be read (jobstate.h) */
-};
-#define JOB_NSTATES (JOB_DEAD_LETTER + 1)
+#include "jobstate.h" /* enum job_state, job_state_name, job_state_parse */
 
 struct job_file {
     char *local_file; /* name in the lab directory */
@@ -69,11 +60,6 @@ struct job {
     long long fence;     /* in memory only: fencing token of this process's lease */
     double created_at;   /* unix seconds */
 };
-
-/* "queued", "leased", ... "dead-letter"; "unknown" out of range (jobstate.c). */
-const char *job_state_name(enum job_state s);
-/* 0 and *out set when name is a state's exact name, else -1 (*out untouched). */
-int job_state_parse(const char *name, enum job_state *out);
 
 /* Allocates a zeroed job with an empty trace. */
 struct job *job_new(void);

@@ -10,11 +10,14 @@
 #include <fnmatch.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "keys.h"
+
+static const char *const class_names[JOB_NCLASSES] = {"high", "normal", "low"};
 
 static const char *const state_names[JOB_NSTATES] = {
     [JOB_QUEUED] = "queued",       [JOB_LEASED] = "leased", [JOB_RUNNING] = "running",
@@ -49,7 +52,8 @@ static const struct jobstate_transition transitions[] = {
     {"save", R, JS_SAME, JS_OWNER, "jobs:live",
      "the owner records progress: trace, instance, run handle and deadline"},
     {"adopt", L | R | FIN, JS_SAME, JS_LEADER,
-     "leases lease:owner lease:fence lease:fence:seq running:ids running:count jobs:live",
+     "leases lease:owner lease:fence lease:fence:seq running:ids running:count queue:sched "
+     "jobs:live",
      "the leader takes over a job whose lease lapsed; new lease and fence"},
     {"requeue", L | R | FIN, JOB_QUEUED, JS_OWNER,
      "jobs:live queue:leased leases lease:owner lease:fence running:ids running:count queue:c: "
@@ -57,8 +61,10 @@ static const struct jobstate_transition transitions[] = {
      "back to the head of its group's queue (a retry, no capacity, a drain, an accepted output "
      "file found gone)"},
     {"restore", Q, JS_SAME, JS_LEADER,
-     "queue:leased running:ids running:count queue:c: queue:ring: queue:since queue:pending",
-     "an id in queue:leased but never leased goes back to the head of its group's queue"},
+     "jobs:live queue:leased leases lease:owner lease:fence running:ids running:count "
+     "queue:sched queue:c: queue:ring: queue:since queue:wake queue:pending",
+     "a queued job whose id is in queue:leased with no valid lease (tango_adopt) goes back to "
+     "the head of its group's queue (queue:pending without a group) unless already queued"},
     {"finish", L | R | FIN, JOB_FINISHING, JS_OWNER, "jobs:live",
      "the owner's output file is written (under a temp name) and accepted"},
     {"done", FIN, JOB_DONE, JS_OWNER,
@@ -146,15 +152,35 @@ static char *library_text;
 static size_t library_len;
 static char library_version[17];
 
-static void append(char **buf, size_t *len, size_t *cap, const char *s)
+/* The library's text as it is built (grows; an allocation failure aborts,
+ * as there is no library without it). */
+struct text {
+    char *buf;
+    size_t len, cap;
+};
+
+static void append(struct text *t, const char *s)
 {
     size_t n = strlen(s);
-    if (*len + n + 1 > *cap) {
-        *cap = (*len + n + 1) * 2;
-        *buf = realloc(*buf, *cap);
+    if (t->len + n + 1 > t->cap) {
+        t->cap = (t->len + n + 1) * 2;
+        t->buf = realloc(t->buf, t->cap);
+        if (!t->buf)
+            abort();
     }
-    memcpy(*buf + *len, s, n + 1);
-    *len += n;
+    memcpy(t->buf + t->len, s, n + 1);
+    t->len += n;
+}
+
+static void appendf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void appendf(struct text *t, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    append(t, line);
 }
 
 /* Lower-case a KEY tag for Lua: JOBS_LIVE -> jobs_live. */
@@ -166,59 +192,87 @@ static void lua_ident(const char *tag, char *out, size_t outlen)
     out[i] = '\0';
 }
 
-static void build_library(void)
+/* K: every key name of keys.h, by its tag in lower case. */
+static void prelude_keys(struct text *t)
 {
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    char line[512];
-    append(&buf, &len, &cap, "#!lua name=tango\n-- generated from common/jobstate.c and keys.h\n");
-    append(&buf, &len, &cap, "local K = {\n");
+    append(t, "local K = {\n");
 #define TANGO_KEY_LUA(tag, name, what)                                      \
     {                                                                       \
         char id_[64];                                                       \
         lua_ident(#tag, id_, sizeof id_);                                   \
-        snprintf(line, sizeof line, "  %s = '%s',\n", id_, name);           \
-        append(&buf, &len, &cap, line);                                     \
+        appendf(t, "  %s = '%s',\n", id_, name);                            \
     }
     TANGO_KEY_TABLE(TANGO_KEY_LUA)
 #undef TANGO_KEY_LUA
-    append(&buf, &len, &cap, "}\nlocal STATES = {");
-    for (unsigned s = 0; s < JOB_NSTATES; s++) {
-        snprintf(line, sizeof line, "%s'%s'", s ? ", " : "", state_names[s]);
-        append(&buf, &len, &cap, line);
-    }
-    append(&buf, &len, &cap, "}\nlocal T = {\n");
+    append(t, "}\n");
+}
+
+/* STATES (in enum order), CLASSES (in serving order), CLASS_OK (the class
+ * names as a set) and DEFAULT_CLASS. */
+static void prelude_names(struct text *t)
+{
+    append(t, "local STATES = {");
+    for (unsigned s = 0; s < JOB_NSTATES; s++)
+        appendf(t, "%s'%s'", s ? ", " : "", state_names[s]);
+    append(t, "}\nlocal CLASSES = {");
+    for (unsigned k = 0; k < JOB_NCLASSES; k++)
+        appendf(t, "%s'%s'", k ? ", " : "", class_names[k]);
+    append(t, "}\nlocal CLASS_OK = {");
+    for (unsigned k = 0; k < JOB_NCLASSES; k++)
+        appendf(t, "['%s'] = true, ", class_names[k]);
+    appendf(t, "}\nlocal DEFAULT_CLASS = '%s'\n", class_names[JOB_CLASS_DEFAULT]);
+}
+
+/* T: each transition's actor, end state (false: unchanged) and the set of
+ * states it starts from ('none': a new job, '*': any). */
+static void prelude_transitions(struct text *t)
+{
+    append(t, "local T = {\n");
     for (size_t i = 0; i < NTRANSITIONS; i++) {
-        const struct jobstate_transition *t = &transitions[i];
-        snprintf(line, sizeof line, "  %s = {who = '%s', to = %s%s%s, from = {", t->name,
-                 jobstate_actor_name(t->who), t->to == JS_SAME ? "" : "'",
-                 t->to == JS_SAME ? "false" : state_names[t->to], t->to == JS_SAME ? "" : "'");
-        append(&buf, &len, &cap, line);
+        const struct jobstate_transition *tr = &transitions[i];
+        if (tr->to == JS_SAME)
+            appendf(t, "  %s = {who = '%s', to = false, from = {", tr->name,
+                    jobstate_actor_name(tr->who));
+        else
+            appendf(t, "  %s = {who = '%s', to = '%s', from = {", tr->name,
+                    jobstate_actor_name(tr->who), state_names[tr->to]);
         for (unsigned s = 0; s < JOB_NSTATES; s++)
-            if (t->from & JS_BIT(s)) {
-                snprintf(line, sizeof line, "['%s'] = true, ", state_names[s]);
-                append(&buf, &len, &cap, line);
-            }
-        if (t->from & JS_NONE)
-            append(&buf, &len, &cap, "['none'] = true, ");
-        append(&buf, &len, &cap, t->from == JS_ANY ? "['*'] = true}},\n" : "}},\n");
+            if (tr->from & JS_BIT(s))
+                appendf(t, "['%s'] = true, ", state_names[s]);
+        if (tr->from & JS_NONE)
+            append(t, "['none'] = true, ");
+        append(t, tr->from == JS_ANY ? "['*'] = true}},\n" : "}},\n");
     }
-    append(&buf, &len, &cap, "}\n");
-    append(&buf, &len, &cap, tango_jobstate_lua);
-    /* The version is a digest of everything above, and the library returns
-     * it from tango_version. */
+    append(t, "}\n");
+}
+
+/* library_version: the first 8 bytes of the SHA-256 of the text, in hex. */
+static void set_version(const struct text *t)
+{
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
-    EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL);
+    EVP_Digest(t->buf, t->len, md, &mdlen, EVP_sha256(), NULL);
     for (int i = 0; i < 8; i++)
         snprintf(library_version + 2 * i, 3, "%02x", md[i]);
-    snprintf(line, sizeof line,
-             "\nredis.register_function{function_name = 'tango_version', "
-             "callback = function() return '%s' end, flags = {'no-writes'}}\n",
-             library_version);
-    append(&buf, &len, &cap, line);
-    library_text = buf;
-    library_len = len;
+}
+
+static void build_library(void)
+{
+    struct text t = {NULL, 0, 0};
+    append(&t, "#!lua name=tango\n-- generated from common/jobstate.c and keys.h\n");
+    prelude_keys(&t);
+    prelude_names(&t);
+    prelude_transitions(&t);
+    append(&t, tango_jobstate_lua);
+    /* The version is a digest of everything above, and the library returns
+     * it from tango_version. */
+    set_version(&t);
+    appendf(&t,
+            "\nredis.register_function{function_name = 'tango_version', "
+            "callback = function() return '%s' end, flags = {'no-writes'}}\n",
+            library_version);
+    library_text = t.buf;
+    library_len = t.len;
 }
 
 const char *jobstate_library(size_t *len)
@@ -234,8 +288,6 @@ const char *jobstate_library_version(void)
     pthread_once(&library_once, build_library);
     return library_version;
 }
-
-static const char *const class_names[JOB_NCLASSES] = {"high", "normal", "low"};
 
 const char *jobstate_class_name(enum job_class k)
 {

@@ -3,8 +3,9 @@
  * states, every allowed transition (its name, the states it may start from,
  * the state it ends in, who may make it and the Redis keys it touches) and
  * the Redis Functions library that carries the transitions out
- * (jobstate.lua, compiled into the binary, with the state and key tables
- * prepended from C so the two can never disagree). The `state` field of a
+ * (jobstate.lua, compiled into the binary, with the state, transition,
+ * priority class and key tables prepended from C so the two can never
+ * disagree). The `state` field of a
  * job record is written only by these functions, in the same atomic step
  * that moves the job between keys; a transition not in the table is refused
  * with an error naming both states.
@@ -30,7 +31,22 @@
 #include <stddef.h>
 #include <jansson.h>
 
-#include "job.h"
+/* A job's state (the table above). */
+enum job_state {
+    JOB_QUEUED = 0,
+    JOB_LEASED,
+    JOB_RUNNING,
+    JOB_FINISHING,
+    JOB_DONE,
+    JOB_CANCELLED,
+    JOB_DEAD_LETTER,  /* the record could not be read */
+};
+#define JOB_NSTATES (JOB_DEAD_LETTER + 1)
+
+/* "queued", "leased", ... "dead-letter"; "unknown" out of range. */
+const char *job_state_name(enum job_state s);
+/* 0 and *out set when name is a state's exact name, else -1 (*out untouched). */
+int job_state_parse(const char *name, enum job_state *out);
 
 /* Bit of state s in a transition's `from` mask; JS_NONE: the job did not
  * exist yet (add), JS_ANY: any state, readable or not (dead-letter). */
@@ -49,7 +65,9 @@ struct jobstate_transition {
     unsigned from;      /* JS_BIT mask of the states it may start from */
     int to;             /* enum job_state, or JS_SAME */
     enum jobstate_actor who;
-    const char *keys;   /* the keys it touches, space-separated (keys.h names) */
+    const char *keys;   /* the keys it reads or writes, space-separated (keys.h names),
+                         * besides those that check the caller (the leader lease,
+                         * the job's lease owner and fence) */
     const char *what;   /* one line for the docs' table */
 };
 
@@ -63,7 +81,8 @@ int jobstate_allowed(unsigned from_bit, int to);
 const char *jobstate_actor_name(enum jobstate_actor who);
 
 /* The Functions library to FUNCTION LOAD: "#!lua name=tango", the prelude
- * generated from the state, transition and key tables, then jobstate.lua.
+ * generated from the key, state, priority class and transition tables,
+ * then jobstate.lua.
  * Static storage, built once (thread-safe). */
 const char *jobstate_library(size_t *len);
 /* A short hex digest of the library text; tango_version returns it, so a
@@ -77,6 +96,8 @@ const char *jobstate_library_version(void);
  * the producer (at addJob) and the consumer (migrating an older queue). */
 enum job_class { JOB_CLASS_HIGH, JOB_CLASS_NORMAL, JOB_CLASS_LOW };
 #define JOB_NCLASSES 3
+/* The class of a job that names none and matches no priority rule. */
+#define JOB_CLASS_DEFAULT JOB_CLASS_NORMAL
 #define JOB_GROUP_MAX 128 /* a share group's name fits in this many bytes (NUL included) */
 
 /* "high", "normal", "low"; NULL out of range. */

@@ -1,7 +1,8 @@
 -- jobstate.lua: the job transitions of common/jobstate.c, as one Redis
 -- Functions library. The prelude (K: key names, STATES, T: the transition
--- table) is generated from C and placed above this text; do not repeat
--- either here. Every function takes the key prefix as keys[1].
+-- table, CLASSES: the priority classes in order, CLASS_OK: the same as a
+-- set, DEFAULT_CLASS) is generated from C and placed above this text; do
+-- not repeat any of it here. Every function takes the key prefix as keys[1].
 --
 -- A job record is JSON that starts '{"id":<id>,"state":"<state>",' (job.c
 -- writes "id" then "state" first). These functions read the state from that
@@ -87,8 +88,6 @@ end
 -- each live job's "<class>:<group>" and queue:since when it was queued in
 -- its class. running:ids / running:count count the jobs leased, running or
 -- finishing per "<class>:<group>" (the per-course cap).
-local CLASSES = {'high', 'normal', 'low'}
-
 local function split_cg(cg)
   if type(cg) ~= 'string' then return nil end
   return string.match(cg, '^(%a+):(.+)$')
@@ -238,11 +237,11 @@ end
 -- add(record, class, group, max_queued): record starts '{"id":0,"state":"queued",'.
 -- {1, id} added; {0, message} the group has max_queued jobs queued.
 local function add(keys, args)
-  local P, c, g, cap = keys[1], args[2] or 'normal', args[3] or 'all', tonumber(args[4] or '0')
+  local P, c, g, cap = keys[1], args[2] or DEFAULT_CLASS, args[3] or 'all', tonumber(args[4] or '0')
   local to = check('add', nil)
   local rest = string.match(args[1], '^{"id":0(,"state":".*)$')
   if not rest then error('REFUSED add: record must start with {"id":0,"state":', 0) end
-  if not (c == 'high' or c == 'normal' or c == 'low') or g == '' then
+  if not CLASS_OK[c] or g == '' then
     error('REFUSED add: bad class or share group', 0)
   end
   if cap and cap > 0 and group_queued(P, g) >= cap then
@@ -557,8 +556,6 @@ end
 
 local function now(keys, args) return now_ms() end
 
-local function valid_class(c) return c == 'high' or c == 'normal' or c == 'low' end
-
 -- migrate(token, id1, class1, group1, ...): drains the legacy queue:pending
 -- (an older version's single FIFO, or a job it requeued) into the group
 -- queues, in order from its head; the caller read the ids from the head
@@ -576,7 +573,7 @@ local function migrate(keys, args)
     redis.call('LPOP', P .. K.queue_pending)
     local rec = live_record(P, id)
     local cur = state_of(rec)
-    if rec and (not cur or not valid_class(c) or g == '') then
+    if rec and (not cur or not CLASS_OK[c] or g == '') then
       redis.call('RPUSH', P .. K.queue_leased, id)
     elseif cur == 'queued' then
       enqueue(P, id, c, g, false)

@@ -5,9 +5,12 @@
  * its request is being handled is written at once (see conn_write_now), so
  * a request costs one read and one write, with no epoll changes.
  *
+ * The protocol itself (the head, the body's framing, their limits) is
+ * parsed by http_parse.c; this file owns the connection around it.
+ *
  * Limits (all named in struct http_limits or below): the head and the
  * trailers share max_head_bytes and max_headers; a chunk-size line is at
- * most CHUNK_LINE_MAX bytes; one timer per connection is the head deadline
+ * most HTTP_CHUNK_LINE_MAX bytes; one timer per connection is the head deadline
  * while a head is arriving and the body-rate window while a body is; open
  * connections are counted in all and per client address (ip_get/ip_put).
  *
@@ -18,6 +21,7 @@
  * (max_per_ip; over it: 429 and close). That client is the one logged.
  */
 #include "http.h"
+#include "http_parse.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -43,13 +47,11 @@
 
 #define DISCARD_LIMIT (1u << 20)   /* body bytes we read and drop for a reply sent early */
 #define LINGER_LIMIT (16u << 20)   /* bytes we drain after an early reply before closing */
-#define CHUNK_LINE_MAX 1024
 #define IP_BUCKETS 256             /* hash buckets of the per-address connection counts */
 #define LINGER_TIMEOUT_S 2         /* idle time after which a lingering connection closes */
 
 enum conn_state { ST_HEAD, ST_BODY, ST_HANDLER, ST_LINGER };
 enum body_mode { BODY_DISCARD, BODY_MEMORY, BODY_STREAM };
-enum chunk_state { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
 enum timer_mode { TM_OFF, TM_HEAD, TM_BODY };
 
 /* Open connections (or, for forwarded clients, requests in progress) from
@@ -65,6 +67,7 @@ struct http_server {
     struct event_base *base;
     struct evconnlistener *listener;
     struct http_limits lim;
+    struct http_parse_limits plim; /* the parser's share of lim */
     struct http_handlers h;
     int nconns;
     LIST_HEAD(, http_conn) conns; /* open connections, closed by http_server_free */
@@ -77,19 +80,7 @@ struct http_conn;
 
 struct http_request {
     struct http_conn *conn;
-    char method[16];
-    char *uri;
-    char *path;
-    int minor;
-    struct evkeyvalq headers;
-    size_t head_bytes;
-    int nheaders;
-    bool head_done;
-    int64_t content_length; /* -1: none */
-    bool chunked;
-    enum chunk_state chunk;
-    uint64_t remaining;     /* of the body (CL) or the current chunk */
-    bool body_done;
+    struct http_msg msg;    /* the head and the body's framing, as parsed so far */
     enum body_mode mode;
     size_t limit;
     size_t received;
@@ -136,8 +127,7 @@ static struct http_request *req_new(struct http_conn *c)
 {
     struct http_request *r = calloc(1, sizeof *r);
     r->conn = c;
-    r->content_length = -1;
-    TAILQ_INIT(&r->headers);
+    http_msg_init(&r->msg);
     r->body = evbuffer_new();
     return r;
 }
@@ -156,7 +146,7 @@ static void req_free(struct http_request *r)
     if (!r)
         return;
     ip_put(r->conn->srv->clients, r->client_count);
-    if (r->mode == BODY_STREAM && !r->body_done && !r->aborted && r->sink && r->sink->on_abort) {
+    if (r->mode == BODY_STREAM && !r->msg.body_done && !r->aborted && r->sink && r->sink->on_abort) {
         r->aborted = true;
         r->sink->on_abort(r);
     }
@@ -166,10 +156,8 @@ static void req_free(struct http_request *r)
                      srv->h.arg);
     if (r->on_free)
         r->on_free(r, r->on_free_arg);
-    evhttp_clear_headers(&r->headers);
+    http_msg_clear(&r->msg);
     evbuffer_free(r->body);
-    free(r->uri);
-    free(r->path);
     free(r);
 }
 
@@ -228,11 +216,11 @@ static bool client_admit(struct http_conn *c, struct http_request *r)
         return true;
     size_t n = 0;
     struct evkeyval *kv;
-    TAILQ_FOREACH(kv, &r->headers, next)
+    TAILQ_FOREACH(kv, &r->msg.headers, next)
         n += strcasecmp(kv->key, "X-Forwarded-For") == 0;
     const char **values = calloc(n ? n : 1, sizeof *values);
     size_t i = 0;
-    TAILQ_FOREACH(kv, &r->headers, next)
+    TAILQ_FOREACH(kv, &r->msg.headers, next)
         if (strcasecmp(kv->key, "X-Forwarded-For") == 0)
             values[i++] = kv->value;
     unsigned char client[NETADDR_LEN];
@@ -296,20 +284,12 @@ static const char *reason_phrase(int code)
     }
 }
 
-static bool wants_keepalive(const struct http_request *r)
-{
-    const char *conn = evhttp_find_header(&r->headers, "Connection");
-    if (r->minor == 0)
-        return conn && strcasecmp(conn, "keep-alive") == 0;
-    return !(conn && strcasecmp(conn, "close") == 0);
-}
-
 static void write_head(struct http_request *r, int code, const char *ctype, uint64_t len)
 {
     /* A reply before the body is fully taken ends the connection. */
-    if (!r->body_done)
+    if (!r->msg.body_done)
         r->close_after = true;
-    if (!r->head_done || !wants_keepalive(r))
+    if (!r->msg.head_done || !http_msg_keepalive(&r->msg))
         r->close_after = true;
     struct evbuffer *out = bufferevent_get_output(r->conn->bev);
     evbuffer_add_printf(out,
@@ -320,7 +300,7 @@ static void write_head(struct http_request *r, int code, const char *ctype, uint
     r->replied = true;
     r->status = code;
     log_debug("http_request", "method=%s code=%d client=%s peer=%s",
-              r->method[0] ? r->method : "-", code, http_client(r), r->conn->peer_text);
+              r->msg.method[0] ? r->msg.method : "-", code, http_client(r), r->conn->peer_text);
 }
 
 /* A reply made inside conn_progress (the usual, synchronous case) is
@@ -368,14 +348,14 @@ static void reply_error(struct http_request *r, int code, const char *msg)
 
 /* ---------- accessors ---------- */
 
-const char *http_method(const struct http_request *r) { return r->method; }
-const char *http_path(const struct http_request *r) { return r->path; }
+const char *http_method(const struct http_request *r) { return r->msg.method; }
+const char *http_path(const struct http_request *r) { return r->msg.path; }
 const char *http_header(const struct http_request *r, const char *name)
 {
-    return evhttp_find_header(&r->headers, name);
+    return evhttp_find_header(&r->msg.headers, name);
 }
-int64_t http_content_length(const struct http_request *r) { return r->content_length; }
-bool http_has_body(const struct http_request *r) { return r->chunked || r->content_length > 0; }
+int64_t http_content_length(const struct http_request *r) { return r->msg.content_length; }
+bool http_has_body(const struct http_request *r) { return r->msg.chunked || r->msg.content_length > 0; }
 void http_set_user(struct http_request *r, void *user) { r->user = user; }
 void *http_user(const struct http_request *r) { return r->user; }
 struct evbuffer *http_body(struct http_request *r) { return r->body; }
@@ -403,161 +383,13 @@ void http_take_body_stream(struct http_request *r, const struct http_body_sink *
     r->limit = limit;
 }
 
-/* ---------- head parsing ---------- */
-
-static int parse_request_line(struct http_request *r, const char *line)
-{
-    const char *sp1 = strchr(line, ' ');
-    const char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-    if (!sp1 || !sp2 || (size_t)(sp1 - line) >= sizeof r->method || sp1 == line)
-        return -1;
-    memcpy(r->method, line, (size_t)(sp1 - line));
-    r->method[sp1 - line] = '\0';
-    for (const char *p = r->method; *p; p++)
-        if (!isupper((unsigned char)*p))
-            return -1;
-    if (strncmp(sp2 + 1, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)sp2[8]) || sp2[9])
-        return -1;
-    r->minor = sp2[8] - '0';
-    r->uri = strndup(sp1 + 1, (size_t)(sp2 - sp1 - 1));
-    if (r->uri[0] != '/')
-        return -1;
-    r->path = strndup(r->uri, strcspn(r->uri, "?#"));
-    return 0;
-}
-
-static int parse_header_line(struct http_request *r, char *line)
-{
-    char *colon = strchr(line, ':');
-    if (!colon || colon == line)
-        return -1;
-    *colon = '\0';
-    for (char *p = line; *p; p++)
-        if (!isgraph((unsigned char)*p))
-            return -1;
-    char *v = colon + 1;
-    while (*v == ' ' || *v == '\t')
-        v++;
-    char *end = v + strlen(v);
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-        *--end = '\0';
-    return evhttp_add_header(&r->headers, line, v);
-}
-
-/* How many headers are called name (case-insensitive); *first is the first one's value. */
-static int header_count(const struct http_request *r, const char *name, const char **first)
-{
-    int n = 0;
-    *first = NULL;
-    struct evkeyval *h;
-    TAILQ_FOREACH(h, &r->headers, next) {
-        if (strcasecmp(h->key, name) != 0)
-            continue;
-        if (!n++)
-            *first = h->value;
-    }
-    return n;
-}
-
-/* Checks the head as a whole and sets up body framing from it; -1 with a
- * reply queued when it is ambiguous or unsupported. */
-static int setup_body(struct http_request *r)
-{
-    const char *te, *cl, *host;
-    int nte = header_count(r, "Transfer-Encoding", &te);
-    int ncl = header_count(r, "Content-Length", &cl);
-    int nhost = header_count(r, "Host", &host);
-    if (nhost > 1 || (r->minor >= 1 && nhost == 0)) {
-        reply_error(r, 400, nhost ? "More than one Host header" : "Missing Host header");
-        return -1;
-    }
-    if (ncl > 1) {
-        reply_error(r, 400, "More than one Content-Length header");
-        return -1;
-    }
-    if (nte && ncl) {
-        reply_error(r, 400, "Both Content-Length and Transfer-Encoding");
-        return -1;
-    }
-    if (nte) {
-        if (nte > 1 || strcasecmp(te, "chunked") != 0) {
-            reply_error(r, 501, "Unsupported Transfer-Encoding: only chunked");
-            return -1;
-        }
-        r->chunked = true;
-        r->chunk = CH_SIZE;
-        return 0;
-    }
-    if (cl) {
-        if (!*cl || strlen(cl) > 18 || strspn(cl, "0123456789") != strlen(cl)) {
-            reply_error(r, 400, "Bad Content-Length");
-            return -1;
-        }
-        r->content_length = strtoll(cl, NULL, 10);
-        r->remaining = (uint64_t)r->content_length;
-    }
-    if (!r->chunked && r->remaining == 0)
-        r->body_done = true;
-    return 0;
-}
-
-/* Returns 1 when the head is complete, 0 if more input is needed, -1 on error
- * (a reply is queued). */
-static int read_head(struct http_conn *c)
-{
-    struct http_request *r = c->req;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    for (;;) {
-        size_t len;
-        char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
-        if (!line) {
-            if (r->head_bytes + evbuffer_get_length(in) > c->srv->lim.max_head_bytes) {
-                reply_error(r, 431, "Request head too large");
-                return -1;
-            }
-            return 0;
-        }
-        r->head_bytes += len + 2;
-        if (r->head_bytes > c->srv->lim.max_head_bytes) {
-            free(line);
-            reply_error(r, 431, "Request head too large");
-            return -1;
-        }
-        if (!r->uri) {
-            if (len == 0) { /* tolerate blank lines before a request */
-                free(line);
-                continue;
-            }
-            int bad = strlen(line) != len || parse_request_line(r, line);
-            free(line);
-            if (bad) {
-                reply_error(r, 400, "Malformed request line");
-                return -1;
-            }
-            continue;
-        }
-        if (len == 0) {
-            free(line);
-            r->head_done = true;
-            return setup_body(r) ? -1 : 1;
-        }
-        int bad = strlen(line) != len || ++r->nheaders > c->srv->lim.max_headers ||
-                  parse_header_line(r, line);
-        free(line);
-        if (bad) {
-            reply_error(r, r->nheaders > c->srv->lim.max_headers ? 431 : 400,
-                        r->nheaders > c->srv->lim.max_headers ? "Too many headers"
-                                                               : "Malformed header");
-            return -1;
-        }
-    }
-}
-
 /* ---------- body ---------- */
 
-/* Hands n bytes from the input to the body's consumer. */
-static void deliver(struct http_request *r, struct evbuffer *in, size_t n)
+/* Hands n bytes from the input to the body's consumer (an http_body_fn
+ * for http_parse_body; arg is the request). */
+static void deliver(void *arg, struct evbuffer *in, size_t n)
 {
+    struct http_request *r = arg;
     if (r->too_large || r->failed || r->received + n > r->limit) {
         if (!r->too_large && !r->failed && r->received + n > r->limit) {
             r->too_large = true;
@@ -601,97 +433,6 @@ static void deliver(struct http_request *r, struct evbuffer *in, size_t n)
     }
 }
 
-/* Reads one chunk-size, CRLF or trailer line of at most max bytes (whole
- * or still arriving); NULL if incomplete or too long (then *bad is set).
- * *len is the line's length. */
-static char *chunk_line(struct evbuffer *in, size_t max, size_t *len, bool *bad)
-{
-    char *line = evbuffer_readln(in, len, EVBUFFER_EOL_CRLF);
-    if ((!line && evbuffer_get_length(in) > max) || (line && *len > max)) {
-        free(line);
-        *bad = true;
-        return NULL;
-    }
-    return line;
-}
-
-#define BODY_BAD_FRAMING (-1)
-#define BODY_TRAILERS_TOO_LARGE (-2)
-
-/* Returns 1 when the body is complete, 0 for more input, BODY_BAD_FRAMING
- * or BODY_TRAILERS_TOO_LARGE. */
-static int read_body(struct http_conn *c)
-{
-    struct http_request *r = c->req;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    if (!r->chunked) {
-        size_t avail = evbuffer_get_length(in);
-        size_t n = avail < r->remaining ? avail : (size_t)r->remaining;
-        if (n)
-            deliver(r, in, n);
-        r->remaining -= n;
-        return r->remaining == 0;
-    }
-    const struct http_limits *lim = &c->srv->lim;
-    for (;;) {
-        bool bad = false;
-        char *line;
-        size_t len;
-        switch (r->chunk) {
-        case CH_SIZE: {
-            if (!(line = chunk_line(in, CHUNK_LINE_MAX, &len, &bad)))
-                return bad ? BODY_BAD_FRAMING : 0;
-            char *end;
-            errno = 0;
-            unsigned long long size = strtoull(line, &end, 16);
-            bad = end == line || !isxdigit((unsigned char)line[0]) || errno ||
-                  (*end && *end != ';' && *end != ' ') || size > (1ull << 40) ||
-                  strlen(line) != len;
-            free(line);
-            if (bad)
-                return BODY_BAD_FRAMING;
-            r->remaining = size;
-            r->chunk = size ? CH_DATA : CH_TRAILER;
-            break;
-        }
-        case CH_DATA: {
-            size_t avail = evbuffer_get_length(in);
-            size_t n = avail < r->remaining ? avail : (size_t)r->remaining;
-            if (n)
-                deliver(r, in, n);
-            r->remaining -= n;
-            if (r->remaining)
-                return 0;
-            r->chunk = CH_DATA_END;
-            break;
-        }
-        case CH_DATA_END:
-            if (!(line = chunk_line(in, CHUNK_LINE_MAX, &len, &bad)))
-                return bad ? BODY_BAD_FRAMING : 0;
-            bad = len != 0;
-            free(line);
-            if (bad)
-                return BODY_BAD_FRAMING;
-            r->chunk = CH_SIZE;
-            break;
-        case CH_TRAILER: {
-            /* Trailers are read and dropped, but count against the head's limits. */
-            size_t room = lim->max_head_bytes > r->head_bytes ? lim->max_head_bytes - r->head_bytes
-                                                             : 0;
-            if (!(line = chunk_line(in, room, &len, &bad)))
-                return bad ? BODY_TRAILERS_TOO_LARGE : 0;
-            free(line);
-            if (len == 0)
-                return 1;
-            r->head_bytes += len + 2;
-            if (r->head_bytes > lim->max_head_bytes || ++r->nheaders > lim->max_headers)
-                return BODY_TRAILERS_TOO_LARGE;
-            break;
-        }
-        }
-    }
-}
-
 /* ---------- connection state machine ---------- */
 
 /* Arms the connection's one timer for mode (TM_OFF, or ms <= 0: disarms). */
@@ -707,6 +448,13 @@ static void timer_set(struct http_conn *c, enum timer_mode mode, int ms)
     evtimer_add(c->timer, &tv);
 }
 
+/* No more input for this request: its reply (queued or to come) is next. */
+static void conn_stop_reading(struct http_conn *c)
+{
+    c->state = ST_HANDLER;
+    bufferevent_disable(c->bev, EV_READ);
+}
+
 /* Answers the current request with an error and closes the connection
  * after it (lingering, see conn_advance): for a limit that is hit while the
  * layer itself is waiting for input. */
@@ -719,8 +467,7 @@ static void fail_now(struct http_conn *c, int code, const char *msg)
     if (!r->replied)
         reply_error(r, code, msg);
     r->close_after = true;
-    c->state = ST_HANDLER;
-    bufferevent_disable(c->bev, EV_READ);
+    conn_stop_reading(c);
     conn_progress(c);
 }
 
@@ -734,13 +481,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     if (mode == TM_HEAD && c->state == ST_HEAD) {
         log_info("http_head_timeout", "deadline_ms=%d head_bytes=%zu peer=%s",
                  lim->head_timeout_ms,
-                 (c->req ? c->req->head_bytes : 0) +
+                 (c->req ? c->req->msg.head_bytes : 0) +
                      evbuffer_get_length(bufferevent_get_input(c->bev)),
                  c->peer_text);
         fail_now(c, 408, "Request head not complete in time");
         return;
     }
-    if (mode == TM_BODY && c->state == ST_BODY && c->req && !c->req->body_done) {
+    if (mode == TM_BODY && c->state == ST_BODY && c->req && !c->req->msg.body_done) {
         struct http_request *r = c->req;
         uint64_t need = (uint64_t)lim->min_body_bps * (uint64_t)lim->body_window_ms / 1000;
         if (r->received - c->window_start >= need) {
@@ -792,145 +539,183 @@ static void conn_write_now(struct http_conn *c)
         bufferevent_enable(c->bev, EV_WRITE);
 }
 
-/* Moves the connection forward as far as input and replies allow. Returns
- * true if the connection was freed. */
+/* What one step of conn_advance leaves: go on with the connection's next
+ * state, wait (for input, a reply, or the reply's write), or the
+ * connection is gone. */
+enum step { STEP_GO, STEP_WAIT, STEP_FREED };
+
+/* ST_LINGER: input after an early reply is read and dropped, up to
+ * LINGER_LIMIT bytes, until the client closes (or the idle timeout). */
+static enum step step_linger(struct http_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    c->lingered += evbuffer_get_length(in);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    if (c->lingered <= LINGER_LIMIT)
+        return STEP_WAIT;
+    conn_free(c);
+    return STEP_FREED;
+}
+
+/* After on_head: a body announced larger than the handler takes is
+ * answered at once, unread (413 unless the handler answers). */
+static enum step head_too_large(struct http_conn *c, struct http_request *r)
+{
+    r->too_large = true;
+    conn_stop_reading(c);
+    call_handler(c);
+    if (!r->replied)
+        reply_error(r, 413, "Request body too large");
+    return STEP_GO;
+}
+
+/* After on_head: "Expect: 100-continue" answered, then on to the body
+ * (with the body-rate window armed). */
+static enum step head_to_body(struct http_conn *c, struct http_request *r)
+{
+    const char *expect = evhttp_find_header(&r->msg.headers, "Expect");
+    bool expects_100 = !r->msg.body_done && expect && strcasecmp(expect, "100-continue") == 0;
+    if (expects_100 && r->replied) {
+        /* Answered before "100 Continue": the client will not send
+         * the body, so do not wait for it; close after the reply. */
+        conn_stop_reading(c);
+        return STEP_GO;
+    }
+    if (expects_100) {
+        evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+        conn_write_now(c);
+    }
+    c->state = ST_BODY;
+    if (!r->msg.body_done && c->srv->lim.min_body_bps > 0) {
+        c->window_start = r->received;
+        timer_set(c, TM_BODY, c->srv->lim.body_window_ms);
+    }
+    return STEP_GO;
+}
+
+/* A complete head: the client's admission, on_head, and how the body is
+ * taken (an early answer goes out before any body is read). */
+static enum step head_dispatch(struct http_conn *c, struct http_request *r)
+{
+    if (client_admit(c, r))
+        c->srv->h.on_head(r, c->srv->h.arg);
+    else
+        reply_error(r, 429, "Too many requests from this client");
+    if (r->replied)
+        conn_write_now(c);
+    if (r->replied && r->mode == BODY_DISCARD &&
+        (r->msg.content_length > (int64_t)DISCARD_LIMIT || r->msg.chunked))
+        r->close_after = true;
+    if (r->mode == BODY_DISCARD)
+        r->limit = DISCARD_LIMIT;
+    if (!r->msg.body_done && r->msg.content_length > (int64_t)r->limit)
+        return head_too_large(c, r);
+    return head_to_body(c, r);
+}
+
+/* ST_HEAD: the head as far as it has arrived, under the head deadline. */
+static enum step step_head(struct http_conn *c)
+{
+    struct http_request *r = c->req ? c->req : (c->req = req_new(c));
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    if (!r->start_us && evbuffer_get_length(in) > 0)
+        r->start_us = mono_us();
+    /* The head deadline runs from accept, or from a later request's first byte. */
+    if (c->mode != TM_HEAD && evbuffer_get_length(in) > 0)
+        timer_set(c, TM_HEAD, c->srv->lim.head_timeout_ms);
+    struct http_parse_error err;
+    int rc = http_parse_head(&r->msg, in, &c->srv->plim, &err);
+    if (rc == 0)
+        return STEP_WAIT;
+    timer_set(c, TM_OFF, 0);
+    if (rc > 0)
+        return head_dispatch(c, r);
+    /* The error reply is queued. The body stays "not done" so the
+     * connection lingers after it: closing with unread input would
+     * send a reset that can destroy the reply on its way. */
+    reply_error(r, err.status, err.msg);
+    conn_stop_reading(c);
+    return STEP_GO;
+}
+
+/* ST_BODY: the body as far as it has arrived; on_request once it is taken,
+ * or at once when it is refused (framing, limit, or the handler). */
+static enum step step_body(struct http_conn *c)
+{
+    struct http_request *r = c->req;
+    if (!r->msg.body_done) {
+        int rc = http_parse_body(&r->msg, bufferevent_get_input(c->bev), &c->srv->plim, deliver,
+                                 r);
+        if (rc == 0 && !r->too_large && !r->failed)
+            return STEP_WAIT;
+        timer_set(c, TM_OFF, 0);
+        if (rc < 0) {
+            /* Not marked done: the body's consumer aborts and the
+             * connection lingers after the reply (see step_head). */
+            conn_stop_reading(c);
+            if (!r->replied && rc == HTTP_BODY_TRAILERS_TOO_LARGE)
+                reply_error(r, 431, "Chunked trailers too large");
+            else if (!r->replied)
+                reply_error(r, 400, "Malformed chunked body");
+            r->close_after = true;
+            return STEP_GO;
+        }
+        if (rc == 0) {
+            /* Over the limit or refused mid-body: answer now, then close. */
+            conn_stop_reading(c);
+            call_handler(c);
+            r->close_after = true;
+            return STEP_GO;
+        }
+    }
+    c->state = ST_HANDLER;
+    call_handler(c);
+    return c->req == r ? STEP_GO : STEP_WAIT; /* cannot differ: the handler never frees */
+}
+
+/* ST_HANDLER: once the reply is out, the request is freed and the
+ * connection reads the next one, lingers, or closes. */
+static enum step step_handler(struct http_conn *c)
+{
+    struct http_request *r = c->req;
+    if (r->replied)
+        conn_write_now(c);
+    if (!r->replied || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+        /* An async handler, or a reply still on its way: no more
+         * input until it is out; the write callback brings us back. */
+        bufferevent_disable(c->bev, EV_READ);
+        return STEP_WAIT;
+    }
+    bool close_after = r->close_after, body_done = r->msg.body_done;
+    req_free(r);
+    c->req = NULL;
+    if (close_after && body_done) {
+        conn_free(c);
+        return STEP_FREED;
+    }
+    if (close_after) {
+        start_linger(c);
+        return STEP_WAIT;
+    }
+    c->state = ST_HEAD;
+    bufferevent_enable(c->bev, EV_READ); /* no-op unless it was paused */
+    return evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 ? STEP_WAIT : STEP_GO;
+}
+
+/* Moves the connection forward as far as input and replies allow, one
+ * state's step at a time. Returns true if the connection was freed. */
 static bool conn_advance(struct http_conn *c)
 {
     for (;;) {
-        struct http_request *r = c->req;
-        if (c->state == ST_LINGER) {
-            struct evbuffer *in = bufferevent_get_input(c->bev);
-            c->lingered += evbuffer_get_length(in);
-            evbuffer_drain(in, evbuffer_get_length(in));
-            if (c->lingered > LINGER_LIMIT) {
-                conn_free(c);
-                return true;
-            }
-            return false;
+        enum step s;
+        switch (c->state) {
+        case ST_LINGER: s = step_linger(c); break;
+        case ST_HEAD: s = step_head(c); break;
+        case ST_BODY: s = step_body(c); break;
+        default: s = step_handler(c); break;
         }
-        if (c->state == ST_HEAD) {
-            if (!r)
-                r = c->req = req_new(c);
-            if (!r->start_us && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-                r->start_us = mono_us();
-            /* The head deadline runs from accept, or from a later request's first byte. */
-            if (c->mode != TM_HEAD && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-                timer_set(c, TM_HEAD, c->srv->lim.head_timeout_ms);
-            int rc = read_head(c);
-            if (rc == 0)
-                return false;
-            timer_set(c, TM_OFF, 0);
-            if (rc < 0) {
-                /* The error reply is queued. The body stays "not done" so the
-                 * connection lingers after it: closing with unread input would
-                 * send a reset that can destroy the reply on its way. */
-                c->state = ST_HANDLER;
-                bufferevent_disable(c->bev, EV_READ);
-                continue;
-            }
-            if (client_admit(c, r))
-                c->srv->h.on_head(r, c->srv->h.arg);
-            else
-                reply_error(r, 429, "Too many requests from this client");
-            if (r->replied)
-                conn_write_now(c); /* an early answer goes out before any body is read */
-            if (r->replied && r->mode == BODY_DISCARD) {
-                if (r->content_length > (int64_t)DISCARD_LIMIT || r->chunked)
-                    r->close_after = true;
-            }
-            if (r->mode == BODY_DISCARD)
-                r->limit = DISCARD_LIMIT;
-            if (!r->body_done && r->content_length > (int64_t)r->limit) {
-                /* Too large by its own declaration: answer without reading it. */
-                r->too_large = true;
-                r->body_done = false;
-                c->state = ST_HANDLER;
-                bufferevent_disable(c->bev, EV_READ);
-                call_handler(c);
-                if (!r->replied)
-                    reply_error(r, 413, "Request body too large");
-                continue;
-            }
-            const char *expect = evhttp_find_header(&r->headers, "Expect");
-            bool expects_100 = !r->body_done && expect && strcasecmp(expect, "100-continue") == 0;
-            if (expects_100 && r->replied) {
-                /* Answered before "100 Continue": the client will not send
-                 * the body, so do not wait for it; close after the reply. */
-                c->state = ST_HANDLER;
-                bufferevent_disable(c->bev, EV_READ);
-                continue;
-            }
-            if (expects_100) {
-                evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
-                conn_write_now(c);
-            }
-            c->state = ST_BODY;
-            if (!r->body_done && c->srv->lim.min_body_bps > 0) {
-                c->window_start = r->received;
-                timer_set(c, TM_BODY, c->srv->lim.body_window_ms);
-            }
-        }
-        if (c->state == ST_BODY) {
-            if (!r->body_done) {
-                int rc = read_body(c);
-                if (rc < 0) {
-                    /* Not marked done: the body's consumer aborts and the
-                     * connection lingers after the reply (see above). */
-                    timer_set(c, TM_OFF, 0);
-                    c->state = ST_HANDLER;
-                    bufferevent_disable(c->bev, EV_READ);
-                    if (!r->replied && rc == BODY_TRAILERS_TOO_LARGE)
-                        reply_error(r, 431, "Chunked trailers too large");
-                    else if (!r->replied)
-                        reply_error(r, 400, "Malformed chunked body");
-                    r->close_after = true;
-                    continue;
-                }
-                if (rc == 0 && !r->too_large && !r->failed)
-                    return false;
-                timer_set(c, TM_OFF, 0);
-                if (rc == 0) {
-                    /* Over the limit or refused mid-body: answer now, then close. */
-                    c->state = ST_HANDLER;
-                    bufferevent_disable(c->bev, EV_READ);
-                    call_handler(c);
-                    r->close_after = true;
-                    continue;
-                }
-                r->body_done = true;
-            }
-            c->state = ST_HANDLER;
-            call_handler(c);
-            if (c->req != r) /* cannot happen: the handler never frees */
-                return false;
-        }
-        if (c->state == ST_HANDLER) {
-            if (r->replied)
-                conn_write_now(c);
-            if (!r->replied || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
-                /* An async handler, or a reply still on its way: no more
-                 * input until it is out; the write callback brings us back. */
-                bufferevent_disable(c->bev, EV_READ);
-                return false;
-            }
-            if (r->close_after) {
-                bool body_done = r->body_done;
-                req_free(r);
-                c->req = NULL;
-                if (body_done) {
-                    conn_free(c);
-                    return true;
-                }
-                start_linger(c);
-                return false;
-            }
-            req_free(r);
-            c->req = NULL;
-            c->state = ST_HEAD;
-            bufferevent_enable(c->bev, EV_READ); /* no-op unless it was paused */
-            if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
-                return false;
-        }
+        if (s != STEP_GO)
+            return s == STEP_FREED;
     }
 }
 
@@ -962,9 +747,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     struct http_conn *c = arg;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-        if (c->state != ST_LINGER && c->req && c->req->uri && !c->req->body_done)
+        if (c->state != ST_LINGER && c->req && c->req->msg.uri && !c->req->msg.body_done)
             log_info("http_client_gone", "path_len=%zu received=%zu timeout=%d client=%s peer=%s",
-                     strlen(c->req->path ? c->req->path : ""), c->req->received,
+                     strlen(c->req->msg.path ? c->req->msg.path : ""), c->req->received,
                      (what & BEV_EVENT_TIMEOUT) != 0,
                      c->req->client[0] ? c->req->client : c->peer_text, c->peer_text);
         conn_free(c);
@@ -1037,6 +822,7 @@ struct http_server *http_server_new(struct event_base *base, const struct http_l
     struct http_server *srv = calloc(1, sizeof *srv);
     srv->base = base;
     srv->lim = *lim;
+    srv->plim = (struct http_parse_limits){lim->max_head_bytes, lim->max_headers};
     srv->h = *h;
     LIST_INIT(&srv->conns);
     return srv;

@@ -88,9 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
         return 0;
-    size_t piece = data[0] ? data[0] : SIZE_MAX;
-    data++;
-    size--;
+    size_t piece = fuzz_take_piece(&data, &size);
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
         abort();

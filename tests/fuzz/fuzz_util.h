@@ -74,4 +74,14 @@ static inline char *fuzz_cstr(const uint8_t *data, size_t size)
     return s;
 }
 
+/* The HTTP harnesses' first input byte: how the rest arrives, 0 all at
+ * once (SIZE_MAX), else pieces of that many bytes. Takes it off *data. */
+static inline size_t fuzz_take_piece(const uint8_t **data, size_t *size)
+{
+    size_t piece = (*data)[0] ? (*data)[0] : SIZE_MAX;
+    (*data)++;
+    (*size)--;
+    return piece;
+}
+
 #endif

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../../autodriver/args.h"
+#include "../../autodriver/fdio.h"
 #include "../../autodriver/output.h"
 #include "../../autodriver/user.h"
 

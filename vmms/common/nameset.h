@@ -10,11 +10,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "strvec.h"
+
 #pragma GCC visibility push(hidden)
 
+#define VMMS_NAMESET_KEEP 127    /* bytes of a name that are kept and compared */
+
 struct vmms_nameset {            /* zero-initialise; vmms_nameset_free after */
-    char (*names)[128];
-    size_t n, cap;
+    struct strvec names;
 };
 
 /* True when name (at most 127 bytes are kept) is new to s, which now holds

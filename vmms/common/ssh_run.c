@@ -259,61 +259,76 @@ static int pump(struct streams *st, bool *progress)
     return libssh2_channel_eof(st->ch) ? 1 : 0;
 }
 
-int vssh_run(struct vssh_conn *c, const struct vssh_cmd *cmd, struct vssh_out *out, char *err,
-             size_t errlen)
+/* Gives up on a started command: the channel abandoned, the slot given
+ * back. Returns rc. */
+static int run_abandon(struct vssh_conn *c, LIBSSH2_CHANNEL *ch, int rc)
 {
-    memset(out, 0, sizeof *out);
-    out->exit_code = -1;
-    long timeout_ms = cmd->timeout_ms > 0 ? cmd->timeout_ms : (long)c->t.command_timeout_ms;
-    size_t max = cmd->out_max ? cmd->out_max : 65536;
-    if (max > (size_t)VSSH_OUT_MAX)
-        max = VSSH_OUT_MAX;
-    struct vssh_wait w;
-    vssh_wait_init(&w, timeout_ms, cmd->abort);
-    const char *what = "remote command";
+    abandon(c, ch);
+    vssh_slot_give(c);
+    return rc;
+}
 
-    int wr = vssh_slot_take(c, &w);
+/* Takes a channel slot (waiting on w) and opens a channel (*ch) on c
+ * within the deadline, waiting on *sw: a copy of w made after the slot is
+ * taken, not abortable, for run_exec to go on with. Not abortable because: libssh2 keeps a channel open's
+ * state in the session, and (1.10) fails a channel request whose wait
+ * reads another channel's answer first (libssh2 issue #671), so one request
+ * at a time per session, and none left unanswered. A server that does not
+ * answer in time takes the session down with it. VMMS_OK, or an error with
+ * no slot held. */
+static int run_open(struct vssh_conn *c, struct vssh_wait *w, struct vssh_wait *sw,
+                    long timeout_ms, LIBSSH2_CHANNEL **ch, char *err, size_t errlen)
+{
+    int wr = vssh_slot_take(c, w);
     if (wr)
         return vssh_op_failed(c, 0, wr, "waiting for a free SSH channel", timeout_ms, err,
-                      errlen);
-
-    /* Opening the channel and starting the command hold the lock until the
-     * server answers, and are not abortable: libssh2 keeps a channel open's
-     * state in the session, and (1.10) fails a channel request whose wait
-     * reads another channel's answer first (libssh2 issue #671), so one
-     * request at a time per session, and none left unanswered. A server that
-     * does not answer them in time takes the session down with it. */
-    struct vssh_wait sw = w;
-    sw.abort = NULL;
-    LIBSSH2_CHANNEL *ch = NULL;
+                              errlen);
+    *sw = *w;
+    sw->abort = NULL;
     int lrc = 0;
-    VSSH_CALL_PTR(c, &sw, true, libssh2_channel_open_session(c->session), ch, lrc, wr);
-    if (ch == NULL) {
-        vssh_slot_give(c);
-        if (wr == VSSH_W_TIMEOUT)
-            vssh_break(c, "the host did not answer a channel open in time");
-        return vssh_op_failed(c, lrc, wr, "cannot open an SSH channel", timeout_ms, err,
-                            errlen);
-    }
-    int rc = VMMS_OK;
+    *ch = NULL;
+    VSSH_CALL_PTR(c, sw, true, libssh2_channel_open_session(c->session), *ch, lrc, wr);
+    if (*ch != NULL)
+        return VMMS_OK;
+    vssh_slot_give(c);
+    if (wr == VSSH_W_TIMEOUT)
+        vssh_break(c, "the host did not answer a channel open in time");
+    return vssh_op_failed(c, lrc, wr, "cannot open an SSH channel", timeout_ms, err, errlen);
+}
+
+/* Starts line on ch, holding the lock until the server answers, waiting
+ * on run_open's sw (not abortable, as there). VMMS_OK, or an error with ch
+ * abandoned and the slot given back. */
+static int run_exec(struct vssh_conn *c, struct vssh_wait *sw, long timeout_ms,
+                    LIBSSH2_CHANNEL *ch, const char *line, char *err, size_t errlen)
+{
+    int lrc, wr = 0;
     pthread_mutex_lock(&c->lock);
-    while ((lrc = libssh2_channel_exec(ch, cmd->line)) == LIBSSH2_ERROR_EAGAIN &&
-           (wr = vssh_wait_io(c, &sw, true)) == 0)
+    while ((lrc = libssh2_channel_exec(ch, line)) == LIBSSH2_ERROR_EAGAIN &&
+           (wr = vssh_wait_io(c, sw, true)) == 0)
         ;
     pthread_mutex_unlock(&c->lock);
     if (wr == VSSH_W_TIMEOUT)
         vssh_break(c, "the host did not answer a command start in time");
-    if (wr || lrc != 0) {
-        rc = vssh_op_failed(c, lrc, wr, "cannot start the command", timeout_ms, err, errlen);
-        goto abandon;
-    }
+    if (!wr && lrc == 0)
+        return VMMS_OK;
+    return run_abandon(c, ch,
+                       vssh_op_failed(c, lrc, wr, "cannot start the command", timeout_ms, err,
+                                      errlen));
+}
 
+/* Streams stdin in and stdout/stderr out (up to max bytes of stdout) until
+ * the command's output ends, within w's deadline and abortable.
+ * VMMS_OK, or an error (the caller abandons ch). */
+static int run_streams(struct vssh_conn *c, struct vssh_wait *w, const struct vssh_cmd *cmd,
+                       long timeout_ms, LIBSSH2_CHANNEL *ch, struct vssh_out *out, size_t max,
+                       char *err, size_t errlen)
+{
     struct streams st = {.ch = ch, .s = c->session, .o = out, .max = max,
                          .in_fd = cmd->stdin_fd};
-    if (cmd->stdin_fd >= 0 && (st.inbuf = malloc(READ_CHUNK)) == NULL) {
-        rc = vmms_fail(err, errlen, VMMS_ERR, "out of memory");
-        goto abandon;
-    }
+    if (cmd->stdin_fd >= 0 && (st.inbuf = malloc(READ_CHUNK)) == NULL)
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
+    int lrc = 0, wr = 0;
     pthread_mutex_lock(&c->lock);
     for (;;) {
         bool progress = false;
@@ -326,32 +341,35 @@ int vssh_run(struct vssh_conn *c, const struct vssh_cmd *cmd, struct vssh_out *o
             break;
         }
         if (progress) {
-            w.nap_ms = 1;
+            w->nap_ms = 1;
             continue;
         }
-        if ((wr = vssh_wait_io(c, &w, false)) != 0)
+        if ((wr = vssh_wait_io(c, w, false)) != 0)
             break;
     }
     pthread_mutex_unlock(&c->lock);
     free(st.inbuf);
-    if (lrc < 0 || wr) {
-        if (wr == VSSH_W_TIMEOUT && cmd->own_timeout)
-            rc = vmms_fail(err, errlen, VMMS_TIMEOUT, "the command on %s did not end within "
+    if (lrc == 0 && !wr)
+        return VMMS_OK;
+    if (wr == VSSH_W_TIMEOUT && cmd->own_timeout)
+        return vmms_fail(err, errlen, VMMS_TIMEOUT, "the command on %s did not end within "
                          "%ld ms", c->t.label, timeout_ms);
-        else
-            rc = vssh_op_failed(c, lrc, wr, what, timeout_ms, err, errlen);
-        goto abandon;
-    }
+    return vssh_op_failed(c, lrc, wr, "remote command", timeout_ms, err, errlen);
+}
 
-    /* Output over: the exit status comes with (or before) the server's close. */
-    VSSH_CALL(c, &w, libssh2_channel_close(ch), lrc, wr);
+/* Output over: closes ch and waits for the server's close, which brings
+ * the exit status (or the signal, added to out->err). VMMS_OK, or an
+ * error (the caller abandons ch). */
+static int run_close(struct vssh_conn *c, struct vssh_wait *w, long timeout_ms,
+                     LIBSSH2_CHANNEL *ch, struct vssh_out *out, char *err, size_t errlen)
+{
+    int lrc, wr;
+    VSSH_CALL(c, w, libssh2_channel_close(ch), lrc, wr);
     if (!wr && lrc == 0)
-        VSSH_CALL(c, &w, libssh2_channel_wait_closed(ch), lrc, wr);
-    if (wr || lrc != 0) {
-        rc = vssh_op_failed(c, lrc, wr, "waiting for the command to end", timeout_ms, err,
-                    errlen);
-        goto abandon;
-    }
+        VSSH_CALL(c, w, libssh2_channel_wait_closed(ch), lrc, wr);
+    if (wr || lrc != 0)
+        return vssh_op_failed(c, lrc, wr, "waiting for the command to end", timeout_ms, err,
+                              errlen);
     pthread_mutex_lock(&c->lock);
     char *sig = NULL;
     size_t siglen = 0;
@@ -365,29 +383,60 @@ int vssh_run(struct vssh_conn *c, const struct vssh_cmd *cmd, struct vssh_out *o
         libssh2_free(c->session, sig);
     }
     pthread_mutex_unlock(&c->lock);
-    {
-        struct vssh_wait fw;
-        vssh_wait_init(&fw, ABANDON_MS, NULL);
-        VSSH_CALL(c, &fw, libssh2_channel_free(ch), lrc, wr);
-    }
-    vssh_slot_give(c);
-    /* Errors quote stderr on one line: newlines become spaces, runs of
-     * blanks one space, none at the ends. */
-    size_t k = 0;
-    for (size_t i = 0; out->err[i]; i++) {
-        char ch = out->err[i] == '\n' || out->err[i] == '\r' || out->err[i] == '\t'
-                      ? ' ' : out->err[i];
-        if (ch == ' ' && (k == 0 || out->err[k - 1] == ' '))
-            continue;
-        out->err[k++] = ch;
-    }
-    while (k > 0 && out->err[k - 1] == ' ')
-        k--;
-    out->err[k] = '\0';
     return VMMS_OK;
+}
 
-abandon:
-    abandon(c, ch);
+/* Frees a closed channel and gives its slot back. */
+static void run_release(struct vssh_conn *c, LIBSSH2_CHANNEL *ch)
+{
+    struct vssh_wait fw;
+    int lrc, wr;
+    vssh_wait_init(&fw, ABANDON_MS, NULL);
+    VSSH_CALL(c, &fw, libssh2_channel_free(ch), lrc, wr);
+    (void)lrc;
+    (void)wr;
     vssh_slot_give(c);
-    return rc;
+}
+
+/* Errors quote stderr on one line: newlines become spaces, runs of blanks
+ * one space, none at the ends. */
+static void one_line(char *text)
+{
+    size_t k = 0;
+    for (size_t i = 0; text[i]; i++) {
+        char ch = text[i] == '\n' || text[i] == '\r' || text[i] == '\t' ? ' ' : text[i];
+        if (ch == ' ' && (k == 0 || text[k - 1] == ' '))
+            continue;
+        text[k++] = ch;
+    }
+    while (k > 0 && text[k - 1] == ' ')
+        k--;
+    text[k] = '\0';
+}
+
+int vssh_run(struct vssh_conn *c, const struct vssh_cmd *cmd, struct vssh_out *out, char *err,
+             size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->exit_code = -1;
+    long timeout_ms = cmd->timeout_ms > 0 ? cmd->timeout_ms : (long)c->t.command_timeout_ms;
+    size_t max = cmd->out_max ? cmd->out_max : 65536;
+    if (max > (size_t)VSSH_OUT_MAX)
+        max = VSSH_OUT_MAX;
+    struct vssh_wait w, sw;
+    vssh_wait_init(&w, timeout_ms, cmd->abort);
+    LIBSSH2_CHANNEL *ch;
+    int rc = run_open(c, &w, &sw, timeout_ms, &ch, err, errlen);
+    if (rc == VMMS_OK)
+        rc = run_exec(c, &sw, timeout_ms, ch, cmd->line, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    rc = run_streams(c, &w, cmd, timeout_ms, ch, out, max, err, errlen);
+    if (rc == VMMS_OK)
+        rc = run_close(c, &w, timeout_ms, ch, out, err, errlen);
+    if (rc != VMMS_OK)
+        return run_abandon(c, ch, rc);
+    run_release(c, ch);
+    one_line(out->err);
+    return VMMS_OK;
 }
