@@ -11,8 +11,10 @@
  * Limits, so that one slow or hanging receiver holds back no other: at most
  * callback_max_in_flight callbacks in flight, at most callback_max_per_host
  * to one host:port, and a circuit breaker per host (callback_breaker.h). An
- * entry for a host that is full or whose breaker is open goes back to Redis
- * with a later due time, without counting as an attempt.
+ * entry for a full host waits here (parked, still claimed) for the host's
+ * next free slot, up to callback_max_per_host of them per host; beyond
+ * that, or when the host's breaker is open, it goes back to Redis with a
+ * later due time, without counting as an attempt.
  *
  * Before each attempt the URL's host is resolved and judged by the callback
  * policy (callback_allow.h); the connection is pinned to the address judged
@@ -39,7 +41,6 @@
 
 #define BACKOFF_CAP_MS (10 * 60 * 1000)
 #define WAKE_MS 200          /* due retries are looked for at least this often */
-#define BUSY_DEFER_MS 250    /* an entry for a full host is tried again after this */
 
 /* One callback in flight. */
 struct transfer {
@@ -60,6 +61,8 @@ struct sender {
     struct breakers *hosts;
     struct transfer **slots; /* callback_max_in_flight of them, NULL when free */
     int nslots, in_flight;
+    struct transfer **parked; /* claimed, waiting for their host: oldest first */
+    int nparked;
     int hide_ms;
     atomic_bool wake;        /* the waker saw a callback queued */
     pthread_t waker;
@@ -130,30 +133,6 @@ static void transfer_done(struct sender *s, struct transfer *t, CURLcode rc)
     }
 }
 
-/* Settles every transfer libcurl reports finished. */
-static void reap(struct sender *s)
-{
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(s->multi, &left))) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        CURLcode rc = msg->data.result;
-        CURL *easy = msg->easy_handle;
-        curl_multi_remove_handle(s->multi, easy);
-        for (int i = 0; i < s->nslots; i++) {
-            struct transfer *t = s->slots[i];
-            if (t && t->req.easy == easy) {
-                transfer_done(s, t, rc);
-                transfer_free(t);
-                s->slots[i] = NULL;
-                s->in_flight--;
-                break;
-            }
-        }
-    }
-}
-
 /* ---------- starting claimed entries ---------- */
 
 /* Starts the request for a claimed entry the host admitted, putting t in a
@@ -182,13 +161,6 @@ static int start(struct sender *s, struct transfer *t, const char *url, const ch
     return 0;
 }
 
-/* The host cannot take the entry now: back to Redis, due again later. */
-static void defer(struct sender *s, struct transfer *t, long long delay_ms)
-{
-    store_callback_retry(s->st, t->member, t->cb, delay_ms);
-    log_debug("callback_deferred", "id=%lld host=%s in_ms=%lld", t->job, t->key, delay_ms);
-}
-
 /* Frees a claimed entry's transfer that never started. */
 static void drop(struct transfer *t)
 {
@@ -197,36 +169,130 @@ static void drop(struct transfer *t)
     free(t);
 }
 
-/* One claimed entry (the transfer holds it): a host that cannot take it
- * now defers it (before any DNS lookup); else it is judged by the policy
- * and started, or its attempt fails. Takes t. */
-static void dispatch(struct sender *s, struct transfer *t)
+/* The host cannot take the entry now: back to Redis, due again later. */
+static void defer(struct sender *s, struct transfer *t, long long delay_ms)
+{
+    store_callback_retry(s->st, t->member, t->cb, delay_ms);
+    log_debug("callback_deferred", "id=%lld host=%s in_ms=%lld", t->job, t->key, delay_ms);
+}
+
+/* Sends a claimed entry whose host admitted it: judged by the policy on
+ * the resolved address, then started, or its attempt fails. Takes t. */
+static void launch(struct sender *s, struct transfer *t)
 {
     const char *url = json_string_value(json_object_get(t->cb, "url"));
     const char *path = json_string_value(json_object_get(t->cb, "path"));
     const char *name = json_string_value(json_object_get(t->cb, "name"));
     char err[400] = "", pin[CALLBACK_PIN_MAX] = "";
+    int judged = callback_resolve(s->policy, url, pin, err, sizeof err);
+    if (judged == 0 && start(s, t, url, pin, path, name, err, sizeof err) == 0)
+        return; /* in flight: its slot owns t now */
+    breakers_release(s->hosts, t->key); /* never sent: not the host's doing */
+    attempt_failed(s, t->cb, t->member, t->job, t->host, t->attempts, judged < 0, err);
+    drop(t);
+}
+
+/* Parks t until its host frees a slot; false if the host has as many
+ * parked as it may have in flight (or nowhere is left). */
+static bool park(struct sender *s, struct transfer *t)
+{
+    int same = 0;
+    for (int i = 0; i < s->nparked; i++)
+        same += strcmp(s->parked[i]->key, t->key) == 0;
+    if (same >= s->c->cfg->callback_max_per_host || s->in_flight + s->nparked >= s->nslots)
+        return false;
+    s->parked[s->nparked++] = t;
+    return true;
+}
+
+/* Asks t's host whether t may go now: launched, parked, or deferred.
+ * Takes t. */
+static void admit(struct sender *s, struct transfer *t)
+{
+    long long until = 0, now = clock_mono_ms();
+    enum breaker_verdict v = breakers_admit(s->hosts, t->key, now, &until);
+    if (v == BREAKER_SEND) {
+        launch(s, t);
+    } else if (!(v == BREAKER_FULL && park(s, t))) {
+        defer(s, t, until > now ? until - now : 1);
+        drop(t);
+    }
+}
+
+/* A slot of host key freed: its parked entries, oldest first, go while
+ * the host takes them (an opened breaker sends them all back to Redis). */
+static void unpark(struct sender *s, const char *key)
+{
+    int i = 0;
+    while (i < s->nparked) {
+        struct transfer *t = s->parked[i];
+        if (strcmp(t->key, key) != 0) {
+            i++;
+            continue;
+        }
+        memmove(&s->parked[i], &s->parked[i + 1], (size_t)(s->nparked - i - 1) * sizeof t);
+        s->nparked--;
+        long long until = 0, now = clock_mono_ms();
+        enum breaker_verdict v = breakers_admit(s->hosts, key, now, &until);
+        if (v == BREAKER_SEND) {
+            launch(s, t);
+            continue;
+        }
+        if (v == BREAKER_FULL) { /* back where it was: the next freed slot is its */
+            memmove(&s->parked[i + 1], &s->parked[i], (size_t)(s->nparked - i) * sizeof t);
+            s->parked[i] = t;
+            s->nparked++;
+            return;
+        }
+        defer(s, t, until > now ? until - now : 1);
+        drop(t);
+    }
+}
+
+/* One claimed entry (the transfer holds it): an entry that cannot be sent
+ * fails its attempt; else its host decides (before any DNS lookup). Takes
+ * t. */
+static void dispatch(struct sender *s, struct transfer *t)
+{
+    const char *url = json_string_value(json_object_get(t->cb, "url"));
+    const char *path = json_string_value(json_object_get(t->cb, "path"));
+    const char *name = json_string_value(json_object_get(t->cb, "name"));
     cb_url_hosts(url ? url : "", t->host, sizeof t->host, t->key, sizeof t->key);
     if (!s->policy || !url || !path || !name) {
-        snprintf(err, sizeof err, !s->policy
-                     ? "config callback_allow is not valid: no callback is sent"
-                     : "the callback entry lacks its url, path or name");
+        const char *err = !s->policy ? "config callback_allow is not valid: no callback is sent"
+                                     : "the callback entry lacks its url, path or name";
         attempt_failed(s, t->cb, t->member, t->job, t->host, t->attempts, s->policy != NULL, err);
         drop(t);
         return;
     }
-    long long until = 0, now = clock_mono_ms();
-    if (breakers_admit(s->hosts, t->key, now, &until) != BREAKER_SEND) {
-        defer(s, t, until > now ? until - now : 1);
-        drop(t);
-        return;
+    admit(s, t);
+}
+
+/* Settles every transfer libcurl reports finished. */
+static void reap(struct sender *s)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(s->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURLcode rc = msg->data.result;
+        CURL *easy = msg->easy_handle;
+        curl_multi_remove_handle(s->multi, easy);
+        for (int i = 0; i < s->nslots; i++) {
+            struct transfer *t = s->slots[i];
+            if (t && t->req.easy == easy) {
+                char key[sizeof t->key];
+                snprintf(key, sizeof key, "%s", t->key);
+                transfer_done(s, t, rc);
+                transfer_free(t);
+                s->slots[i] = NULL;
+                s->in_flight--;
+                unpark(s, key);
+                break;
+            }
+        }
     }
-    int judged = callback_resolve(s->policy, url, pin, err, sizeof err);
-    if (judged != 0 || start(s, t, url, pin, path, name, err, sizeof err) != 0) {
-        breakers_release(s->hosts, t->key); /* never sent: not the host's doing */
-        attempt_failed(s, t->cb, t->member, t->job, t->host, t->attempts, judged < 0, err);
-        drop(t);
-    } /* else in flight: its slot owns t now */
 }
 
 /* Claims due entries while there is room in flight (at most a few rounds
@@ -235,7 +301,8 @@ static void dispatch(struct sender *s, struct transfer *t)
 static void fill(struct sender *s)
 {
     int budget = s->nslots * 4;
-    while (s->in_flight < s->nslots && budget-- > 0 && !atomic_load(&s->c->stopping)) {
+    while (s->in_flight + s->nparked < s->nslots && budget-- > 0 &&
+           !atomic_load(&s->c->stopping)) {
         json_t *cb = NULL;
         char *member = NULL;
         if (store_callback_claim(s->st, s->hide_ms, &cb, &member) != STORE_OK)
@@ -284,6 +351,9 @@ static void sender_close(struct sender *s)
         transfer_free(s->slots[i]);
     }
     free(s->slots);
+    for (int i = 0; i < s->nparked; i++)
+        drop(s->parked[i]); /* stays hidden, then is sent again */
+    free(s->parked);
     if (s->multi)
         curl_multi_cleanup(s->multi);
     breakers_free(s->hosts);
@@ -299,6 +369,7 @@ static int sender_open(struct sender *s, struct consumer *c)
     s->st = store_new(cfg);
     s->nslots = cfg->callback_max_in_flight;
     s->slots = calloc((size_t)s->nslots, sizeof *s->slots);
+    s->parked = calloc((size_t)s->nslots, sizeof *s->parked);
     s->multi = curl_multi_init();
     s->hosts = breakers_new(cfg->callback_max_per_host, cfg->callback_breaker_failures,
                             cfg->callback_breaker_open_s * 1000LL);
@@ -308,7 +379,7 @@ static int sender_open(struct sender *s, struct consumer *c)
     if (callback_policy_new(cfg->callback_allow, cfg->ncallback_allow, &s->policy, perr,
                             sizeof perr))
         log_error("callback_policy_invalid", "error=\"%s\"", perr); /* every attempt fails */
-    if (!s->slots || !s->multi || !s->hosts)
+    if (!s->slots || !s->parked || !s->multi || !s->hosts)
         return -1;
     s->waker_started = pthread_create(&s->waker, NULL, waker_main, s) == 0;
     return s->waker_started ? 0 : -1;

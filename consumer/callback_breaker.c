@@ -19,7 +19,7 @@ struct host_state {
     char host[HOST_MAX];
     int in_flight;
     int failures;       /* failed attempts in a row */
-    int turned_away;    /* BUSY answers since it was last idle */
+    int turned_away;    /* FULL answers since it was last idle */
     bool open;          /* open (until > now) or half-open (until <= now) */
     long long until;
 };
@@ -93,7 +93,7 @@ enum breaker_verdict breakers_admit(struct breakers *b, const char *host, long l
     struct host_state *h = find_or_add(b, host);
     if (!h) {
         *until_ms = now_ms + BUSY_WAIT_MAX_MS;
-        return BREAKER_BUSY;
+        return BREAKER_WAIT;
     }
     if (h->open && h->until > now_ms) {
         *until_ms = h->until;
@@ -101,12 +101,12 @@ enum breaker_verdict breakers_admit(struct breakers *b, const char *host, long l
     }
     if (h->open && h->in_flight > 0) {
         *until_ms = now_ms + PROBE_WAIT_MS; /* half-open: one probe at a time */
-        return BREAKER_BUSY;
+        return BREAKER_WAIT;
     }
     if (h->in_flight >= b->per_host) {
         long long wait = BUSY_WAIT_MS * (1LL + h->turned_away++ / b->per_host);
         *until_ms = now_ms + (wait < BUSY_WAIT_MAX_MS ? wait : BUSY_WAIT_MAX_MS);
-        return BREAKER_BUSY;
+        return BREAKER_FULL;
     }
     h->in_flight++;
     return BREAKER_SEND;

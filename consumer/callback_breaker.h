@@ -23,7 +23,8 @@ void breakers_free(struct breakers *b);
 
 enum breaker_verdict {
     BREAKER_SEND,   /* go: a slot on the host is taken (finish or release frees it) */
-    BREAKER_BUSY,   /* the host has per_host in flight, or its probe is out */
+    BREAKER_FULL,   /* the host has per_host in flight: one frees when one ends */
+    BREAKER_WAIT,   /* half-open with its probe out, or the table is full */
     BREAKER_OPEN,   /* the breaker is open */
 };
 
@@ -31,9 +32,8 @@ enum breaker_verdict {
  * taken (and, half-open, this is the probe). Otherwise *until_ms says when
  * to ask again: the end of the open time; for a full host a short wait
  * that grows (up to 2 s) with the callbacks it turned away since it was
- * last idle, so a large backlog is not re-examined over and over; while a
- * probe is out, 1 s. A full table (more hosts than it can hold) answers
- * BREAKER_BUSY. */
+ * last idle, so a large backlog is not re-examined over and over; else
+ * 1 s (a probe's outcome) or 2 s (a full table). */
 enum breaker_verdict breakers_admit(struct breakers *b, const char *host, long long now_ms,
                                     long long *until_ms);
 
