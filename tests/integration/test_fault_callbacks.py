@@ -211,6 +211,7 @@ def crash_midflight():
         answered_before = len(cb.calls)
         c2 = svc.start_consumer(cfg)
         t0 = time.time()
+        tlib.check("crash: the next consumer leads", wait_leader(c2), c2.logtext()[-400:])
         done = tlib.wait_for(lambda: svc.redis.cli("ZCARD", svc.prefix + DUE) == "0", 40)
         got = set(job_of(x) for x in cb.calls)
         print("# crash with %d callbacks in flight: %d answered before the kill, all %d "
