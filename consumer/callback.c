@@ -38,6 +38,7 @@
 #include "log.h"
 
 #define WAKE_MS 200          /* due retries are looked for at least this often */
+#define STOP_GRACE_MS 5000   /* what a stopping sender gives callbacks in flight */
 
 /* Settles every transfer libcurl reports finished. */
 static void reap(struct sender *s)
@@ -109,6 +110,27 @@ static void *waker_main(void *arg)
     }
     store_free(st);
     return NULL;
+}
+
+/* Stopping: parked entries go back to Redis, and callbacks in flight get
+ * up to STOP_GRACE_MS (at most callback_timeout_s) to end and be settled.
+ * One still going then is abandoned: its entry stays hidden and is sent
+ * again after the hide time (the receiver may get it twice). */
+static void sender_drain(struct sender *s)
+{
+    sender_return_parked(s);
+    long long grace = s->c->cfg->callback_timeout_s * 1000LL;
+    long long end = clock_mono_ms() + (grace < STOP_GRACE_MS ? grace : STOP_GRACE_MS);
+    while (s->in_flight > 0 && clock_mono_ms() < end) {
+        int running = 0;
+        curl_multi_perform(s->multi, &running);
+        reap(s);
+        if (s->in_flight > 0)
+            curl_multi_poll(s->multi, NULL, 0, 100, NULL);
+    }
+    if (s->in_flight > 0)
+        log_warn("callback_abandoned", "in_flight=%d: sent again after %d s", s->in_flight,
+                 s->hide_ms / 1000);
 }
 
 static void sender_close(struct sender *s)
@@ -191,6 +213,7 @@ void *callback_main(void *arg)
     long long next_fill = 0;
     while (!atomic_load(&c->stopping))
         round_once(&s, &next_fill);
+    sender_drain(&s);
     sender_close(&s);
     return NULL;
 }

@@ -140,3 +140,12 @@ void sender_dispatch(struct sender *s, struct transfer *t)
     }
     admit(s, t);
 }
+
+void sender_return_parked(struct sender *s)
+{
+    for (int i = 0; i < s->nparked; i++) {
+        defer(s, s->parked[i], 0);
+        transfer_free(s->parked[i]);
+    }
+    s->nparked = 0;
+}

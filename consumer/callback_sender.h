@@ -63,4 +63,8 @@ void sender_dispatch(struct sender *s, struct transfer *t);
 /* callback_route.c: host key freed a slot: its parked entries go on. */
 void sender_unpark(struct sender *s, const char *key);
 
+/* callback_route.c: stopping: every parked entry back to Redis, due now
+ * (another consumer may send it at once). */
+void sender_return_parked(struct sender *s);
+
 #endif

@@ -10,7 +10,9 @@ end-to-end run of real jobs through localDocker.
 - every callback carries X-Tango-Job-Id, X-Tango-Callback-Id and
   X-Tango-Callback-Attempt (a retry: the same id, the next attempt);
 - a consumer killed with callbacks in flight loses none: the next one
-  sends them (claimed entries stay in Redis, hidden, until delivered).
+  sends them (claimed entries stay in Redis, hidden, until delivered);
+- a consumer stopped (SIGTERM) lets its callbacks in flight finish and
+  hands the ones it held back to Redis, due at once.
 Prints the measured figures as "# ..." lines."""
 import json
 import os
@@ -224,6 +226,31 @@ def crash_midflight():
     cb.close()
 
 
+def stop_midflight():
+    cb = tjobs.CallbackReceiver(delay=1.5)
+    with tlib.Service() as svc:
+        c = svc.start_consumer(consumer_config(svc))
+        tlib.check("stop: the consumer leads", wait_leader(c), c.logtext()[-400:])
+        jobs = list(range(5000, 5040))
+        seed(svc, lambda j: cb.url("s%d" % j), jobs, 1)
+        tlib.wait_for(lambda: cb.active >= PER_HOST, 10)
+        in_flight = cb.active
+        rc = c.stop()
+        sent = c.logtext().count("event=callback_sent ")
+        left = int(svc.redis.cli("ZCARD", svc.prefix + DUE))
+        now_ms = int(svc.redis.cli("TIME").split()[0]) * 1000 + 1000
+        due_now = int(svc.redis.cli("ZCOUNT", svc.prefix + DUE, "-inf", now_ms))
+        print("# SIGTERM with %d callbacks in flight: %d delivered before the exit, %d left "
+              "in callbacks:due, %d of them due at once" % (in_flight, sent, left, due_now),
+              flush=True)
+        tlib.check("stop with callbacks in flight: they finish and are recorded before the "
+                   "exit; the rest are handed back due at once",
+                   rc == 0 and in_flight == PER_HOST and sent >= in_flight and
+                   sent == len(cb.calls) and left == len(jobs) - sent and due_now == left,
+                   (rc, in_flight, sent, len(cb.calls), left, due_now))
+    cb.close()
+
+
 def output_mtime(svc, name):
     for root, _, files in os.walk(svc.courselabs):
         if name in files and os.sep + "output" in root:
@@ -276,5 +303,6 @@ def real_jobs():
 slow_receiver()
 hanging_receiver()
 crash_midflight()
+stop_midflight()
 real_jobs()
 tlib.done()
