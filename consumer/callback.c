@@ -129,7 +129,7 @@ static void sender_drain(struct sender *s)
             curl_multi_poll(s->multi, NULL, 0, 100, NULL);
     }
     if (s->in_flight > 0)
-        log_warn("callback_abandoned", "in_flight=%d: sent again after %d s", s->in_flight,
+        log_warn("callback_abandoned", "in_flight=%d resent_after_s=%d", s->in_flight,
                  s->hide_ms / 1000);
 }
 
@@ -205,8 +205,8 @@ void *callback_main(void *arg)
     struct consumer *c = arg;
     struct sender s;
     if (sender_open(&s, c) != 0) {
-        log_error("callback_sender_failed", "error=\"out of memory or threads\": no callbacks "
-                                            "are sent by this consumer");
+        log_error("callback_sender_failed",
+                  "error=\"out of memory or threads: this consumer sends no callbacks\"");
         sender_close(&s);
         return NULL;
     }

@@ -47,10 +47,10 @@ static void judge_host(struct sender *s, const struct transfer *t, bool ok)
 {
     int change = breakers_finish(s->hosts, t->key, ok, clock_mono_ms());
     if (change > 0)
-        log_warn("callback_host_open", "host=%s open_s=%d: its callbacks wait, none is lost",
-                 t->key, s->c->cfg->callback_breaker_open_s);
+        log_warn("callback_host_open", "host=%s open_s=%d note=\"its callbacks wait in "
+                 "callbacks:due, no attempt used\"", t->key, s->c->cfg->callback_breaker_open_s);
     else if (change < 0)
-        log_info("callback_host_closed", "host=%s: callbacks to it resume", t->key);
+        log_info("callback_host_closed", "host=%s", t->key);
 }
 
 void transfer_free(struct transfer *t)
