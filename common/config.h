@@ -82,7 +82,12 @@ struct tango_config {
     int autodriver_fsize_mb;
     int callback_attempts;
     int callback_backoff_ms;
-    int callback_timeout_s;
+    int callback_timeout_s;  /* one request, connect to the last byte of the answer */
+    int callback_connect_timeout_ms; /* the TCP/TLS connect alone (capped by the above) */
+    int callback_max_in_flight;      /* callbacks sent at once, all hosts */
+    int callback_max_per_host;       /* callbacks sent at once to one host:port */
+    int callback_breaker_failures;   /* failed attempts in a row that open a host's breaker */
+    int callback_breaker_open_s;     /* how long an open breaker holds a host's callbacks */
     char **callback_allow;   /* hosts / networks callbacks may reach */
     size_t ncallback_allow;
     int partial_output_interval_ms;

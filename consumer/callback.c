@@ -1,179 +1,219 @@
 /*
  * callback.c: delivering job callbacks. Each finished job with a callback
  * URL leaves an entry in Redis (queued atomically with the job's move to
- * dead). This thread claims due entries, POSTs the output file as
- * multipart/form-data (part "file", header "Filename") with libcurl, and on
- * failure reschedules with exponential backoff; after callback_attempts the
- * entry moves to callbacks:failed for an operator. A claimed entry is only
- * hidden, never removed, until delivered: a crash means a resend, never a loss.
+ * dead). This thread claims due entries and sends several at once through
+ * one libcurl multi handle (the request itself: callback_request.h); on
+ * failure it reschedules with exponential backoff; after callback_attempts
+ * the entry moves to callbacks:failed for an operator. A claimed entry is
+ * only hidden, never removed, until delivered: a crash means a resend,
+ * never a loss (the request headers let a receiver drop the repeat).
+ *
+ * Limits, so that one slow or hanging receiver holds back no other: at most
+ * callback_max_in_flight callbacks in flight, at most callback_max_per_host
+ * to one host:port, and a circuit breaker per host (callback_breaker.h). An
+ * entry for a full host waits (parked, still claimed) for the host's next
+ * free slot, or goes back to Redis with a later due time, without counting
+ * as an attempt (callback_route.c); so does one whose host's breaker is
+ * open. Outcomes: callback_outcome.c.
  *
  * Before each attempt the URL's host is resolved and judged by the callback
  * policy (callback_allow.h); the connection is pinned to the address judged
  * (CURLOPT_RESOLVE), proxies are off and redirects are not followed, so
  * neither DNS rebinding nor a redirect reaches an address the policy
  * refuses. A refused callback is given up at once (retrying cannot help).
+ *
+ * A second small thread blocks on callbacks:wake and wakes the sender when
+ * a job queues a callback, so new callbacks start at once even while others
+ * are in flight.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <unistd.h>
 #include <curl/curl.h>
 
 #include "callback_allow.h"
-#include "consumer.h"
-#include "log.h"
-#include "store_metrics.h"
+#include "callback_breaker.h"
+#include "callback_sender.h"
 #include "clock.h"
+#include "log.h"
 
-#define BACKOFF_CAP_MS (10 * 60 * 1000)
-#define WAKE_MS 200
+#define WAKE_MS 200          /* due retries are looked for at least this often */
+#define STOP_GRACE_MS 5000   /* what a stopping sender gives callbacks in flight */
 
-static size_t discard(char *p, size_t s, size_t n, void *u)
+/* Settles every transfer libcurl reports finished. */
+static void reap(struct sender *s)
 {
-    (void)p; (void)u;
-    return s * n;
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(s->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURLcode rc = msg->data.result;
+        CURL *easy = msg->easy_handle;
+        curl_multi_remove_handle(s->multi, easy);
+        for (int i = 0; i < s->nslots; i++) {
+            struct transfer *t = s->slots[i];
+            if (t && t->req.easy == easy) {
+                char key[sizeof t->key];
+                snprintf(key, sizeof key, "%s", t->key);
+                sender_settle(s, t, rc);
+                transfer_free(t);
+                s->slots[i] = NULL;
+                s->in_flight--;
+                sender_unpark(s, key);
+                break;
+            }
+        }
+    }
 }
 
-/* The URL's host, for logs (never the path or query: they may hold keys). */
-static void url_host(const char *url, char *out, size_t len)
+/* Claims due entries while there is room in flight (at most a few rounds
+ * of deferrals, so that a backlog for full hosts cannot keep the loop
+ * here). */
+static void fill(struct sender *s)
 {
-    snprintf(out, len, "?");
-    CURLU *u = curl_url();
-    char *host = NULL;
-    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
-        snprintf(out, len, "%s", host);
-    curl_free(host);
-    curl_url_cleanup(u);
+    int budget = s->nslots * 4;
+    while (s->in_flight + s->nparked < s->nslots && budget-- > 0 &&
+           !atomic_load(&s->c->stopping)) {
+        json_t *cb = NULL;
+        char *member = NULL;
+        if (store_callback_claim(s->st, s->hide_ms, &cb, &member) != STORE_OK)
+            return; /* nothing due, or Redis is away: the next round looks again */
+        struct transfer *t = calloc(1, sizeof *t);
+        if (!t) {
+            json_decref(cb);
+            free(member);
+            return; /* stays hidden, then due again */
+        }
+        t->cb = cb;
+        t->member = member;
+        t->job = json_integer_value(json_object_get(cb, "job"));
+        t->attempts = (int)json_integer_value(json_object_get(cb, "attempts"));
+        sender_dispatch(s, t);
+    }
 }
 
-/* Returns 0 when the receiver answered 2xx. pin: a CURLOPT_RESOLVE entry,
- * or "" (an IP literal). */
-static int post_file(CURL *curl, const char *url, const char *pin, const char *path,
-                     const char *name, int timeout_s, char *err, size_t errlen)
+/* ---------- the threads ---------- */
+
+/* Waker: blocks on callbacks:wake and wakes the sender's poll. */
+static void *waker_main(void *arg)
 {
-    curl_easy_reset(curl);
-    struct curl_slist *resolve = pin[0] ? curl_slist_append(NULL, pin) : NULL;
-    curl_easy_setopt(curl, CURLOPT_RESOLVE, resolve);
-    curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_mime *mime = curl_mime_init(curl);
-    curl_mimepart *part = curl_mime_addpart(mime);
-    curl_mime_name(part, "file");
-    if (curl_mime_filedata(part, path) != CURLE_OK) {
-        snprintf(err, errlen, "cannot read output file");
-        curl_mime_free(mime);
-        curl_slist_free_all(resolve);
-        return -1;
+    struct sender *s = arg;
+    struct store *st = store_new(s->c->cfg);
+    while (!atomic_load(&s->c->stopping)) {
+        if (store_callback_wait(st, WAKE_MS) != STORE_OK) {
+            clock_sleep_ms(WAKE_MS);
+            continue;
+        }
+        atomic_store(&s->wake, true);
+        curl_multi_wakeup(s->multi);
     }
-    curl_mime_filename(part, name);
-    char header[600];
-    snprintf(header, sizeof header, "Filename: %s", name);
-    struct curl_slist *headers = curl_slist_append(NULL, header);
-    headers = curl_slist_append(headers, "Expect:");
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_MIMEPOST, mime);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)timeout_s);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)timeout_s);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-    CURLcode rc = curl_easy_perform(curl);
-    long code = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-    curl_slist_free_all(headers);
-    curl_mime_free(mime);
-    curl_easy_setopt(curl, CURLOPT_RESOLVE, NULL);
-    curl_slist_free_all(resolve);
-    if (rc != CURLE_OK) {
-        snprintf(err, errlen, "%s", curl_easy_strerror(rc));
-        return -1;
-    }
-    if (code < 200 || code > 299) {
-        snprintf(err, errlen, "HTTP %ld", code);
-        return -1;
-    }
-    return 0;
+    store_free(st);
+    return NULL;
 }
 
-static void deliver(struct consumer *c, struct store *st, CURL *curl,
-                    const struct callback_policy *policy, json_t *cb, const char *member)
+/* Stopping: parked entries go back to Redis, and callbacks in flight get
+ * up to STOP_GRACE_MS (at most callback_timeout_s) to end and be settled.
+ * One still going then is abandoned: its entry stays hidden and is sent
+ * again after the hide time (the receiver may get it twice). */
+static void sender_drain(struct sender *s)
 {
-    const char *url = json_string_value(json_object_get(cb, "url"));
-    const char *path = json_string_value(json_object_get(cb, "path"));
-    const char *name = json_string_value(json_object_get(cb, "name"));
-    long long job = json_integer_value(json_object_get(cb, "job"));
-    int attempts = (int)json_integer_value(json_object_get(cb, "attempts"));
-    char host[256], err[400] = "", pin[CALLBACK_PIN_MAX] = "";
-    url_host(url ? url : "", host, sizeof host);
-    int judged = !policy ? -1 : url ? callback_resolve(policy, url, pin, err, sizeof err) : -1;
-    if (!policy)
-        snprintf(err, sizeof err, "config callback_allow is not valid: no callback is sent");
-    if (judged == 0 && path && name &&
-        post_file(curl, url, pin, path, name, c->cfg->callback_timeout_s, err, sizeof err) == 0) {
-        store_callback_done(st, member);
-        store_incr_counter(st, COUNTER_CALLBACKS_DELIVERED, 1);
-        log_info("callback_sent", "id=%lld host=%s attempts=%d", job, host, attempts + 1);
-        return;
+    sender_return_parked(s);
+    long long grace = s->c->cfg->callback_timeout_s * 1000LL;
+    long long end = clock_mono_ms() + (grace < STOP_GRACE_MS ? grace : STOP_GRACE_MS);
+    while (s->in_flight > 0 && clock_mono_ms() < end) {
+        int running = 0;
+        curl_multi_perform(s->multi, &running);
+        reap(s);
+        if (s->in_flight > 0)
+            curl_multi_poll(s->multi, NULL, 0, 100, NULL);
     }
-    attempts++;
-    store_incr_counter(st, COUNTER_CALLBACK_FAILURES, 1);
-    if (attempts >= c->cfg->callback_attempts || !url || !path || !name ||
-        (judged < 0 && policy)) {
-        store_callback_give_up(st, member);
-        store_incr_counter(st, COUNTER_CALLBACKS_GIVEN_UP, 1);
-        log_error("callback_given_up", "id=%lld host=%s attempts=%d error=\"%s\"", job, host,
-                  attempts, err);
-        return;
+    if (s->in_flight > 0)
+        log_warn("callback_abandoned", "in_flight=%d resent_after_s=%d", s->in_flight,
+                 s->hide_ms / 1000);
+}
+
+static void sender_close(struct sender *s)
+{
+    if (s->waker_started)
+        pthread_join(s->waker, NULL);
+    for (int i = 0; s->slots && i < s->nslots; i++) {
+        if (!s->slots[i])
+            continue; /* abandoned: its entry stays hidden, then is sent again */
+        curl_multi_remove_handle(s->multi, s->slots[i]->req.easy);
+        transfer_free(s->slots[i]);
     }
-    long long delay = c->cfg->callback_backoff_ms;
-    for (int i = 1; i < attempts && delay < BACKOFF_CAP_MS; i++)
-        delay *= 2;
-    if (delay > BACKOFF_CAP_MS)
-        delay = BACKOFF_CAP_MS;
-    json_object_set_new(cb, "attempts", json_integer(attempts));
-    store_callback_retry(st, member, cb, delay);
-    log_warn("callback_failed", "id=%lld host=%s attempts=%d retry_in_ms=%lld error=\"%s\"",
-             job, host, attempts, delay, err);
+    free(s->slots);
+    for (int i = 0; i < s->nparked; i++)
+        transfer_free(s->parked[i]); /* stays hidden, then is sent again */
+    free(s->parked);
+    if (s->multi)
+        curl_multi_cleanup(s->multi);
+    breakers_free(s->hosts);
+    callback_policy_free(s->policy);
+    store_free(s->st);
+}
+
+static int sender_open(struct sender *s, struct consumer *c)
+{
+    const struct tango_config *cfg = c->cfg;
+    memset(s, 0, sizeof *s);
+    s->c = c;
+    s->st = store_new(cfg);
+    s->nslots = cfg->callback_max_in_flight;
+    s->slots = calloc((size_t)s->nslots, sizeof *s->slots);
+    s->parked = calloc((size_t)s->nslots, sizeof *s->parked);
+    s->multi = curl_multi_init();
+    s->hosts = breakers_new(cfg->callback_max_per_host, cfg->callback_breaker_failures,
+                            cfg->callback_breaker_open_s * 1000LL);
+    /* hidden long enough for one whole attempt, with room to settle it */
+    s->hide_ms = (cfg->callback_timeout_s * 2 + 5) * 1000;
+    char perr[300];
+    if (callback_policy_new(cfg->callback_allow, cfg->ncallback_allow, &s->policy, perr,
+                            sizeof perr))
+        log_error("callback_policy_invalid", "error=\"%s\"", perr); /* every attempt fails */
+    if (!s->slots || !s->parked || !s->multi || !s->hosts)
+        return -1;
+    s->waker_started = pthread_create(&s->waker, NULL, waker_main, s) == 0;
+    return s->waker_started ? 0 : -1;
+}
+
+/* One round: claim what fits (when woken, or every WAKE_MS), move the
+ * transfers on, settle the finished ones, then wait for the sockets, the
+ * waker or WAKE_MS. */
+static void round_once(struct sender *s, long long *next_fill)
+{
+    long long now = clock_mono_ms();
+    bool woken = atomic_exchange(&s->wake, false);
+    if (atomic_load(&s->c->leader) && (woken || now >= *next_fill)) {
+        fill(s);
+        *next_fill = now + WAKE_MS;
+    }
+    int running = 0;
+    curl_multi_perform(s->multi, &running);
+    int before = s->in_flight;
+    reap(s);
+    if (s->in_flight < before)
+        atomic_store(&s->wake, true); /* room again: look for more at once */
+    metrics_callbacks(s->c, s->in_flight, breakers_open_hosts(s->hosts, clock_mono_ms()));
+    if (!atomic_load(&s->wake))
+        curl_multi_poll(s->multi, NULL, 0, WAKE_MS, NULL);
 }
 
 void *callback_main(void *arg)
 {
     struct consumer *c = arg;
-    struct store *st = store_new(c->cfg);
-    CURL *curl = curl_easy_init();
-    struct callback_policy *policy = NULL;
-    char perr[300];
-    if (callback_policy_new(c->cfg->callback_allow, c->cfg->ncallback_allow, &policy, perr,
-                            sizeof perr))
-        log_error("callback_policy_invalid", "error=\"%s\"", perr); /* every attempt fails */
-    int hide_ms = (c->cfg->callback_timeout_s * 2 + 5) * 1000;
-    while (!atomic_load(&c->stopping)) {
-        if (!atomic_load(&c->leader)) {
-            usleep(200 * 1000);
-            continue;
-        }
-        json_t *cb = NULL;
-        char *member = NULL;
-        int status = store_callback_claim(st, hide_ms, &cb, &member);
-        if (status == STORE_NOT_FOUND) {
-            /* Nothing due: sleep until a job queues one (or a retry may be
-             * due: those are rechecked at least every WAKE_MS). */
-            store_callback_wait(st, WAKE_MS);
-            continue;
-        }
-        if (status != STORE_OK) {
-            usleep(500 * 1000);
-            continue;
-        }
-        deliver(c, st, curl, policy, cb, member);
-        json_decref(cb);
-        free(member);
+    struct sender s;
+    if (sender_open(&s, c) != 0) {
+        log_error("callback_sender_failed",
+                  "error=\"out of memory or threads: this consumer sends no callbacks\"");
+        sender_close(&s);
+        return NULL;
     }
-    curl_easy_cleanup(curl);
-    callback_policy_free(policy);
-    store_free(st);
+    long long next_fill = 0;
+    while (!atomic_load(&c->stopping))
+        round_once(&s, &next_fill);
+    sender_drain(&s);
+    sender_close(&s);
     return NULL;
 }

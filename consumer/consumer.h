@@ -133,6 +133,9 @@ void metrics_job_phase(struct consumer *c, const char *phase, double seconds);
 void metrics_job_latency(struct consumer *c, double seconds);
 void metrics_leader_change(struct consumer *c, bool acquired);
 void metrics_job_adopted(struct consumer *c, enum held_mode mode);
+/* The callback sender's state now: callbacks in flight, hosts whose
+ * circuit breaker is open. */
+void metrics_callbacks(struct consumer *c, int in_flight, int hosts_open);
 
 /* A unique instance name: <instance_prefix><tag>-<seq>-<token prefix>. */
 void consumer_vm_name(struct consumer *c, const char *tag, char *out, size_t len);

@@ -2,7 +2,8 @@
  * metrics_http.c: the consumer's Prometheus metrics. It owns the
  * consumer's registry and families (jobs running per image, leader state
  * and acquisitions, adopted jobs, job phase durations and end-to-end
- * latency, VMMS errors by operation, worker host health) and the small
+ * latency, VMMS errors by operation, worker host health, the callback
+ * sender's in-flight count and open breakers) and the small
  * listener that serves them: GET /metrics on metrics_bind:metrics_port,
  * libevent's evhttp on its own thread and event_base (no request bodies,
  * so evhttp's buffering of them does not matter: bodies are capped at 0
@@ -37,7 +38,8 @@ struct consumer_metrics {
     struct metrics *reg;
     char instance[320];
     struct metric *leader, *draining, *leader_acquired, *leader_lost, *adopted, *held, *running,
-        *phase, *latency, *vmms_errors, *host_up, *host_jobs, *redis_errors;
+        *phase, *latency, *vmms_errors, *host_up, *host_jobs, *redis_errors, *cb_in_flight,
+        *cb_hosts_open;
     /* the listener (its thread only) */
     struct event_base *base;
     struct evhttp *http;
@@ -88,6 +90,11 @@ static void make_families(struct consumer_metrics *m)
                                  "Instances holding a job slot on a worker host (distDocker)",
                                  (const char *const[]){"instance", "host", NULL});
     m->redis_errors = metrics_counter(r, "tango_redis_errors_total", STORE_ERRORS_HELP, L_INSTANCE);
+    m->cb_in_flight = metrics_gauge(r, "tango_callbacks_in_flight",
+                                    "Callbacks this consumer is sending now", L_INSTANCE);
+    m->cb_hosts_open = metrics_gauge(r, "tango_callback_hosts_open",
+                                     "Callback hosts whose circuit breaker is open (their "
+                                     "callbacks wait)", L_INSTANCE);
     const char *inst[] = {m->instance};
     metric_add(m->leader_acquired, inst, 0);
     metric_add(m->leader_lost, inst, 0);
@@ -139,6 +146,15 @@ void metrics_job_adopted(struct consumer *c, enum held_mode mode)
                    (const char *const[]){c->metrics->instance,
                                          mode == HELD_REATTACH ? "reattach" : "complete"},
                    1);
+}
+
+void metrics_callbacks(struct consumer *c, int in_flight, int hosts_open)
+{
+    if (!c->metrics)
+        return;
+    const char *inst[] = {c->metrics->instance};
+    metric_set(c->metrics->cb_in_flight, inst, in_flight);
+    metric_set(c->metrics->cb_hosts_open, inst, hosts_open);
 }
 
 /* ---------- scrape ---------- */

@@ -12,12 +12,19 @@ import tlib
 
 class CallbackReceiver:
     """Records POSTs: list of dicts {path, filename_header, part_name,
-    part_filename, content (bytes)}. Answers 204 like Autolab, or a failing
-    code while self.fail_first > 0."""
+    part_filename, content (bytes), headers (dict), t (arrival time)}.
+    Answers 204 like Autolab, or a failing code while self.fail_first > 0
+    (those are recorded in self.seen only, with every other request).
+    delay: seconds each request takes to answer (a slow receiver);
+    max_active: the most requests it held at once."""
 
-    def __init__(self):
+    def __init__(self, delay=0.0):
         self.calls = []
+        self.seen = []
         self.fail_first = 0
+        self.delay = delay
+        self.active = 0
+        self.max_active = 0
         self.lock = threading.Lock()
         outer = self
 
@@ -26,19 +33,31 @@ class CallbackReceiver:
                 pass
 
             def do_POST(self):
+                t = time.time()
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)
+                call = parse_multipart(self.path, self.headers, body)
+                call["t"] = t
                 with outer.lock:
-                    if outer.fail_first > 0:
+                    outer.seen.append(call)
+                    outer.active += 1
+                    outer.max_active = max(outer.max_active, outer.active)
+                    failing = outer.fail_first > 0
+                    if failing:
                         outer.fail_first -= 1
-                        self.send_response(500)
-                        self.end_headers()
-                        return
-                    outer.calls.append(parse_multipart(self.path, self.headers, body))
-                self.send_response(204)
+                if outer.delay:
+                    time.sleep(outer.delay)  # the receiver's own work, not synchronisation
+                with outer.lock:
+                    outer.active -= 1
+                    if not failing:
+                        outer.calls.append(call)
+                self.send_response(500 if failing else 204)
                 self.end_headers()
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            request_queue_size = 256  # many callbacks connect at once
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -66,6 +85,7 @@ def parse_multipart(path, headers, body):
     ctype = headers.get("Content-Type", "")
     m = re.search(r'boundary="?([^";]+)"?', ctype)
     out = {"path": path, "filename_header": headers.get("Filename"), "content_type": ctype,
+           "headers": {k.lower(): v for k, v in headers.items()},
            "part_name": None, "part_filename": None, "content": None}
     if not m:
         return out

@@ -139,6 +139,11 @@ static void test_defaults(void **state)
     assert_int_equal(c.callback_attempts, 10);
     assert_int_equal(c.callback_backoff_ms, 1000);
     assert_int_equal(c.callback_timeout_s, 10);
+    assert_int_equal(c.callback_connect_timeout_ms, 3000);
+    assert_int_equal(c.callback_max_in_flight, 64);
+    assert_int_equal(c.callback_max_per_host, 16);
+    assert_int_equal(c.callback_breaker_failures, 5);
+    assert_int_equal(c.callback_breaker_open_s, 30);
     assert_int_equal(c.partial_output_interval_ms, 1000);
     assert_int_equal(c.partial_output_kb, 64);
     assert_int_equal(c.max_queued_per_course, 5000); /* finite: a queue has a bound */
