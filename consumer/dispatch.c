@@ -416,7 +416,8 @@ int dispatch_run(struct consumer *c)
         pthread_mutex_lock(&c->lock);
         start_ready(c);
         pthread_mutex_unlock(&c->lock);
-        if (paused || !disk_guard_lease_ok(c) || clock_mono_ms() < atomic_load(&c->busy_until_ms)) {
+        if (paused || !disk_guard_lease_ok(c) ||
+            clock_mono_ms() < atomic_load(&c->busy_until_ms)) {
             usleep(50 * 1000);
         } else if (capacity_left(c) > 0) {
             long long until_renew = next_renew - clock_mono_ms();

@@ -446,7 +446,9 @@ static void *reaper_main(void *arg)
         }
         r->cleanup_wanted = false;
         pthread_mutex_unlock(&r->lock);
-        if (atomic_load(&c->leader) && leader_valid_now(c) && !atomic_load(&c->draining)) {
+        bool warned = false;
+        if (atomic_load(&c->leader) && !atomic_load(&c->draining) &&
+            may_act_as_leader(c, &warned, "clean-up pass")) {
             cleanup_instances(c, st, false);
             cleanup_files(c, st);
         }

@@ -5,8 +5,8 @@ The leader runs 3 long jobs and is SIGSTOPped (a stalled VM) for 14 s, its Redis
 for 3 s more (through a proxy of the test's own),
 longer than its lease and than the clean-up period, so its clean-up pass is
 due the moment it resumes. Meanwhile the standby takes over (re-attaching
-to the 3 runs), fills its own warm pool and runs 4 new jobs, some in pool
-instances. Then the old leader is SIGCONTed. Checked:
+to the 3 runs), fills its own warm pool and runs 4 new 20 s jobs in its
+pool instances, still running when the old leader resumes. Then the old leader is SIGCONTed. Checked:
   - the old leader destroys no instance of the new leader (its log names
     none as reaped) and every instance of the new leader that was running
     a job survives until that job ended;
@@ -131,9 +131,9 @@ def frozen_leader(svc, proxy):
     old, new = svc.consumers[0], svc.consumers[1]
     new_token = token_of(new)
     tlib.check("the standby started", new_token is not None, new.logtext()[-800:])
-    # a warm pool of 3: every leader keeps its own, so the standby makes its
-    # own once it leads, and the new jobs run in some of them
-    r = svc.post("/prealloc/%s/autograding_image/3/" % svc.key, b"").json()
+    # a warm pool of 4: every leader keeps its own, so the standby makes its
+    # own once it leads, and the 4 new jobs run in them
+    r = svc.post("/prealloc/%s/autograding_image/4/" % svc.key, b"").json()
     tlib.check("prealloc accepted", r.get("statusId") == 0, r)
     grader = "echo run-start $$(cat /proc/sys/kernel/random/uuid)\nsleep %d\necho graded-%s"
     ids, names = [], []
@@ -152,17 +152,17 @@ def frozen_leader(svc, proxy):
     tlib.check("the standby takes over while the leader is stopped", took)
     adopted = wait_for(lambda: new.logtext().count("mode=reattach") >= 3, 15)
     tlib.check("the standby re-attached the 3 runs", adopted, new.logtext()[-1500:])
-    pool_ready = wait_for(lambda: new.logtext().count("event=pool_vm_ready") >= 3, 30)
+    pool_ready = wait_for(lambda: new.logtext().count("event=pool_vm_ready") >= 4, 40)
+    tlib.check("the new leader's warm pool is ready", pool_ready, new.logtext()[-1500:])
     for i in range(4):
-        r = submit(svc, "frz", {"Makefile": makefile(grader % (8, "new%d" % i))},
+        r = submit(svc, "frz", {"Makefile": makefile(grader % (20, "new%d" % i))},
                    "new%d.out" % i, timeout=90)
         ids.append(r["jobId"])
         names.append("new%d" % i)
     started = wait_for(lambda: all(run_started(svc, i) for i in ids[3:]), 40)
     tlib.check("4 new jobs running on the new leader", started)
-    in_use = {job_record(svc, i).get("vm", {}).get("name") for i in ids[3:]}
-    print("# new leader's pool ready: %s; instances of the new jobs: %s" % (bool(pool_ready),
-                                                                            sorted(in_use)))
+    in_use = sorted(job_record(svc, i).get("vm", {}).get("name") for i in ids[3:])
+    print("# instances of the new jobs: %s" % in_use)
     # The fault: the old leader stays stopped FREEZE_S in all, past its
     # lease and past its clean-up period.
     left = FREEZE_S - (time.time() - t_stop)
