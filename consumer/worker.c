@@ -447,6 +447,13 @@ static void after_run(struct run_state *rs, int st, int status, const char *run_
         trace(rs, "Job %s:%lld used cpu_user_ms=%lld cpu_sys_ms=%lld peak_memory_kb=%lld",
               job->name, (long long)job->id, use.cpu_user_ms, use.cpu_sys_ms, use.peak_mem_kb);
     metrics_job_phase(c, "run", (t_run - t_run_start) / 1000.0);
+    if (st == VMMS_OK && status == VMMS_EXIT_FEEDBACK_COPY) {
+        /* The run's feedback is cut or missing: nothing worth copying out. */
+        atomic_store(&rs->h->slot_free, true);
+        reschedule(rs, "Error: The feedback could not be copied out of the job's directory "
+                       "(a full disk?)", "copyout_errors");
+        return;
+    }
     if (st == VMMS_ERR || st == VMMS_NOT_FOUND) {
         char why[700];
         snprintf(why, sizeof why, "Error: OS error while running job on VM: %s", run_err);
@@ -464,13 +471,6 @@ static void after_run(struct run_state *rs, int st, int status, const char *run_
      * the student's result does not wait for it; its slot is freed now. */
     atomic_store(&rs->h->slot_free, true);
 
-    if (st == VMMS_OK && status == VMMS_EXIT_FEEDBACK_COPY) {
-        unlink(rs->feedback);
-        rs->feedback[0] = '\0';
-        reschedule(rs, "Error: The feedback could not be copied out of the job's directory "
-                       "(a full disk?)", "copyout_errors");
-        return;
-    }
     if (st == VMMS_TIMEOUT || status == 2) {
         if (cst != VMMS_OK)
             rs->feedback[0] = '\0';

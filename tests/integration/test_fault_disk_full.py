@@ -138,6 +138,7 @@ def disk_full(svc, mnt):
     recs = [j for j in svc.get("/jobs/%s/1/" % svc.key).json()["jobs"] if j["id"] in ids]
     tlib.check("every job ended once", sorted(j["id"] for j in recs) == sorted(ids),
                [j["id"] for j in recs])
+    print("# retries per job: %s" % [j.get("retries") for j in recs])
     tlib.check("no job ended with an internal error",
                all("Internal error" not in " ".join(j.get("trace", [])) for j in recs),
                [j["trace"][-4:] for j in recs])
