@@ -208,8 +208,10 @@ static void release_vm(struct run_state *rs)
  * logged as such) with backoff up to OUTPUT_RETRY_MAX_MS, the feedback
  * kept, as a Redis outage is waited out: a job never ends without its
  * output. Warns once when it starts waiting and once when it is written.
- * 0 once written; -1 when the job is lost or the consumer stops (the job
- * stays unfinished for its next owner). */
+ * 0 once written (job->output_temp set), or at once without output when
+ * the record's names make no path (EINVAL: waiting cannot help); -1 when
+ * the job is lost or the consumer stops (it stays unfinished for its next
+ * owner). */
 static int write_output(struct run_state *rs, const char *outcome, const char *detail)
 {
     struct job *job = rs->job;
@@ -221,6 +223,13 @@ static int write_output(struct run_state *rs, const char *outcome, const char *d
                                    job->max_output_bytes) == 0)
             break;
         int e = errno;
+        if (e == EINVAL) {
+            /* names that can never make a path (a record altered in Redis):
+             * waiting cannot help; the job ends without an output file */
+            log_error("output_write_failed", "id=%lld errno=%d error=\"unsafe output path\"",
+                      (long long)job->id, e);
+            return 0;
+        }
         if (!waited)
             log_error(e == ENOSPC || e == EDQUOT ? "output_write_waiting" : "output_write_failed",
                       "id=%lld errno=%d error=\"%s\" action=\"retrying until it can be "
@@ -233,7 +242,7 @@ static int write_output(struct run_state *rs, const char *outcome, const char *d
     if (waited)
         log_info("output_write_recovered", "id=%lld waited_ms=%lld", (long long)job->id,
                  clock_mono_ms() - t0);
-    char tmp[128];
+    char tmp[128]; /* the temp name the record will name as the accepted output */
     output_file_temp_name(job, job->fence, tmp, sizeof tmp);
     job->output_temp = strdup(tmp);
     return 0;
