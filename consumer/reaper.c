@@ -35,11 +35,11 @@
 #include "clock.h"
 #include "leadership.h"
 #include "log.h"
+#include "owners.h"
 #include "pool.h"
 
 #define REAP_PERIOD_MS 10000
 #define LABS_SCAN_MAX 100000
-#define LIVE_SCAN_MAX 100000
 
 struct reap_item {
     struct vmms_vm vm;
@@ -160,78 +160,6 @@ static bool may_act_as_leader(struct consumer *c, bool *warned, const char *what
     return false;
 }
 
-/* Who owns what, as one clean-up pass reads it from the store (each part
- * loaded once, when first needed). A part that cannot be read answers
- * "owned": in doubt nothing is destroyed. */
-struct owners {
-    bool tokens_loaded, tokens_ok;
-    json_t *tokens;  /* object: 8-char token prefix of each live consumer -> true */
-    bool names_loaded, names_ok;
-    json_t *names;   /* object: instance name a live record names -> true */
-};
-
-static void load_tokens(struct store *st, struct owners *o)
-{
-    o->tokens_loaded = true;
-    json_t *list = NULL;
-    if (store_consumers(st, &list) != STORE_OK)
-        return;
-    o->tokens = json_object();
-    size_t i;
-    json_t *info;
-    json_array_foreach(list, i, info) {
-        char t[9];
-        snprintf(t, sizeof t, "%s", json_string_value(json_object_get(info, "token")) ?: "");
-        json_object_set_new(o->tokens, t, json_true());
-    }
-    json_decref(list);
-    o->tokens_ok = true;
-}
-
-static void load_names(struct store *st, struct owners *o)
-{
-    o->names_loaded = true;
-    json_t *jobs = NULL;
-    if (store_list_jobs(st, false, LIVE_SCAN_MAX, &jobs) != STORE_OK)
-        return;
-    if (json_array_size(jobs) < LIVE_SCAN_MAX) { /* all of them, or unsure */
-        o->names = json_object();
-        size_t i;
-        json_t *rec;
-        json_array_foreach(jobs, i, rec) {
-            const char *vm = json_string_value(json_object_get(json_object_get(rec, "vm"), "name"));
-            if (vm)
-                json_object_set_new(o->names, vm, json_true());
-        }
-        o->names_ok = true;
-    }
-    json_decref(jobs);
-}
-
-/* Whether the consumer whose token ends the instance name (-<token8>)
- * still heartbeats. */
-static bool owner_heartbeats(struct store *st, struct owners *o, const char *name)
-{
-    if (!o->tokens_loaded)
-        load_tokens(st, o);
-    const char *dash = strrchr(name, '-');
-    return !o->tokens_ok || (dash && json_object_get(o->tokens, dash + 1));
-}
-
-/* Whether a live job's record names the instance. */
-static bool live_record_names(struct store *st, struct owners *o, const char *name)
-{
-    if (!o->names_loaded)
-        load_names(st, o);
-    return !o->names_ok || json_object_get(o->names, name);
-}
-
-static void owners_free(struct owners *o)
-{
-    json_decref(o->tokens);
-    json_decref(o->names);
-}
-
 /* Whether a clean-up pass must leave the instance alone (see
  * cleanup_instances): owned here, not ours to judge, or someone's. */
 static bool instance_owned(struct consumer *c, struct store *st, struct owners *o,
@@ -248,9 +176,9 @@ static bool instance_owned(struct consumer *c, struct store *st, struct owners *
         return true; /* not ours to judge now, or our pool is growing it */
     if (job && live_job_uses(st, job, name))
         return true; /* a live job's, adopted or about to be */
-    if (!own && owner_heartbeats(st, o, name))
+    if (!own && owners_heartbeats(o, st, name))
         return true; /* its consumer lives: it cleans up its own */
-    return !job && live_record_names(st, o, name); /* a pool instance a job took */
+    return !job && owners_record_names(o, st, name); /* a pool instance a job took */
 }
 
 struct found_vms {

@@ -142,8 +142,8 @@ def disk_full(svc, mnt):
                [j["id"] for j in recs])
     print("# retries per job: %s" % [j.get("retries") for j in recs])
     tlib.check("no job ended with an internal error",
-               all("Internal error" not in " ".join(j.get("trace", [])) for j in recs),
-               [j["trace"][-4:] for j in recs])
+               all("finished: Internal error" not in " ".join(j.get("trace", [])) for j in recs),
+               [[t for t in j["trace"] if "finished:" in t] for j in recs])
     log = consumer.logtext()
     a = log.find("event=disk_leasing_paused")
     b = log.find("event=disk_leasing_resumed", a)
