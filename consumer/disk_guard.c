@@ -24,6 +24,7 @@ struct disk_guard {
     unsigned long long floor_bytes;
     atomic_bool low;        /* the last sample's verdict */
     atomic_bool stop;
+    bool running;           /* the sampling thread was started */
     bool lease_paused;      /* dispatcher thread only: what it last logged */
     bool warned[MAX_PATHS]; /* sampling thread: a statvfs failure was logged */
     pthread_t thread;
@@ -87,13 +88,14 @@ int disk_guard_start(struct consumer *c)
     if (data && data[0])
         g->paths[g->npaths++] = data;
     c->disk = g;
-    if (c->cfg->min_free_mb == 0)
+    if (g->floor_bytes == 0)
         return 0; /* off: nothing sampled, never low */
     if (pthread_create(&g->thread, NULL, guard_main, c) != 0) {
         c->disk = NULL;
         free(g);
         return -1;
     }
+    g->running = true;
     return 0;
 }
 
@@ -103,7 +105,7 @@ void disk_guard_stop(struct consumer *c)
     if (!g)
         return;
     atomic_store(&g->stop, true);
-    if (c->cfg->min_free_mb > 0)
+    if (g->running)
         pthread_join(g->thread, NULL);
     c->disk = NULL;
     free(g);
@@ -112,7 +114,7 @@ void disk_guard_stop(struct consumer *c)
 bool disk_guard_low(struct consumer *c)
 {
     struct disk_guard *g = c->disk;
-    return g && c->cfg->min_free_mb > 0 && sample(c, g, false);
+    return g && g->floor_bytes > 0 && sample(c, g, false);
 }
 
 bool disk_guard_lease_ok(struct consumer *c)
