@@ -10,7 +10,11 @@
  * after an infrastructure failure, or finished with the internal-error
  * output once the retry budget is spent. A worker that finds its lease
  * taken (STORE_STALE) stops at once and touches nothing: the instance and
- * the run belong to the new owner.
+ * the run belong to the new owner. Its instance is destroyed only after
+ * the job's last transition (end or fenced requeue) landed. An output that
+ * cannot be written (a full disk) is waited for, never skipped; while a
+ * watched disk is below min_free_mb (disk_guard.h) a failed copy-out waits
+ * for space and an infrastructure failure spends no try.
  */
 #include <errno.h>
 #include <stdarg.h>
