@@ -6,7 +6,8 @@ for 3 s more (through a proxy of the test's own),
 longer than its lease and than the clean-up period, so its clean-up pass is
 due the moment it resumes. Meanwhile the standby takes over (re-attaching
 to the 3 runs), fills its own warm pool and runs 4 new 20 s jobs in its
-pool instances, still running when the old leader resumes. Then the old leader is SIGCONTed. Checked:
+pool instances, still running when the old leader resumes. Then the old
+leader is SIGCONTed. Checked:
   - the old leader destroys no instance of the new leader (its log names
     none as reaped) and every instance of the new leader that was running
     a job survives until that job ended;
@@ -174,7 +175,8 @@ def frozen_leader(svc, proxy):
     # its network lags 3 s behind (longer than one Redis timeout, 2 s)
     time.sleep(3)  # the length of the fault itself, not a synchronisation
     proxy.held.clear()
-    noticed = wait_for(lambda: re.search(r"event=leader_(lost|lease_expired)", old.logtext()[mark:]), 15)
+    noticed = wait_for(lambda: re.search(r"event=leader_(lost|lease_expired)",
+                                         old.logtext()[mark:]), 15)
     tlib.check("the old leader notices it lost the lease", noticed, old.logtext()[-1500:])
 
     outs = [wait_output(svc, "frz", n + ".out", 90) for n in names]
