@@ -96,6 +96,7 @@ static const struct option_def options[] = {
     INT("max_disk_limit_mb", max_disk_limit_mb, 8192, 16, 1048576),
     INT("max_cpu_limit_s", max_cpu_limit_s, 3600, 1, 86400),
     INT("sweep_interval_ms", sweep_interval_ms, 2000, 100, 600000),
+    INT("min_free_mb", min_free_mb, 256, 0, 1048576),
     BOOL("default_disable_network", default_disable_network, "false"),
     INT("autodriver_nproc", autodriver_nproc, 1000000, 1, 10000000),
     INT("autodriver_fsize_mb", autodriver_fsize_mb, 100, 1, 1048576),

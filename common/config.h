@@ -77,6 +77,7 @@ struct tango_config {
     int max_disk_limit_mb;   /* largest per-job override */
     int max_cpu_limit_s;     /* largest per-job cpu_limit_s (CPU seconds) */
     int sweep_interval_ms;   /* leader's sweep of lapsed leases and stale files */
+    int min_free_mb;         /* free-space floor of courselabs and the VMMS data dir (0: off) */
     bool default_disable_network;
     int autodriver_nproc;
     int autodriver_fsize_mb;

@@ -23,6 +23,7 @@
 struct pool;
 struct reaper;
 struct consumer_metrics;
+struct disk_guard;
 
 /* What a worker does with a held job. */
 enum held_mode {
@@ -61,6 +62,7 @@ struct consumer {
     void *vctx;
     char token[40];          /* this process's identity in leases */
     atomic_bool leader;
+    atomic_llong leader_valid_until_ms; /* leadership.h: valid while the boot-time clock is below */
     atomic_bool stopping;    /* threads end */
     atomic_bool draining;    /* no new leases */
     atomic_llong busy_until_ms; /* VMMS had no capacity: lease nothing before (monotonic ms) */
@@ -71,6 +73,7 @@ struct consumer {
     struct pool *pool;
     struct reaper *reaper;   /* VMMS clean-up off the dispatcher thread */
     struct consumer_metrics *metrics; /* metrics_http.c; set before the threads start */
+    struct disk_guard *disk; /* disk_guard.c: the free-space floor */
 };
 
 /* plugin.c: loads cfg->vmms from cfg->vmms_dir and initialises it. */
@@ -136,6 +139,9 @@ void metrics_job_adopted(struct consumer *c, enum held_mode mode);
 /* The callback sender's state now: callbacks in flight, hosts whose
  * circuit breaker is open. */
 void metrics_callbacks(struct consumer *c, int in_flight, int hosts_open);
+/* disk_guard.c's samples: free bytes of a watched path, and the floor. */
+void metrics_disk_free(struct consumer *c, const char *path, double bytes);
+void metrics_disk_floor(struct consumer *c, double bytes);
 
 /* A unique instance name: <instance_prefix><tag>-<seq>-<token prefix>. */
 void consumer_vm_name(struct consumer *c, const char *tag, char *out, size_t len);

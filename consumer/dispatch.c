@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "consumer.h"
+#include "disk_guard.h"
+#include "leadership.h"
 #include "log.h"
 #include "pool.h"
 #include "clock.h"
@@ -350,9 +352,14 @@ int dispatch_run(struct consumer *c)
         long long now = clock_mono_ms();
         if (now >= next_renew) {
             bool leader = false;
+            long long sent = leadership_clock_ms();
             int status = store_leader_acquire(st, c->token, c->cfg->lease_ms, &leader);
             if (status == STORE_OK) {
                 last_ok = now;
+                if (leader)
+                    leadership_renewed(c, sent);
+                else
+                    leadership_dropped(c);
                 if (leader && !was_leader)
                     become_leader(c, st);
                 else if (!leader && was_leader) {
@@ -364,6 +371,7 @@ int dispatch_run(struct consumer *c)
                 if (leader)
                     renew_held(c, st);
             } else if (was_leader && now - last_ok > c->cfg->lease_ms) {
+                leadership_dropped(c);
                 log_error("leader_lease_expired", "reason=\"%s\"", store_error(st));
                 atomic_store(&c->leader, false);
                 metrics_leader_change(c, false);
@@ -408,7 +416,8 @@ int dispatch_run(struct consumer *c)
         pthread_mutex_lock(&c->lock);
         start_ready(c);
         pthread_mutex_unlock(&c->lock);
-        if (paused || clock_mono_ms() < atomic_load(&c->busy_until_ms)) {
+        if (paused || !disk_guard_lease_ok(c) ||
+            clock_mono_ms() < atomic_load(&c->busy_until_ms)) {
             usleep(50 * 1000);
         } else if (capacity_left(c) > 0) {
             long long until_renew = next_renew - clock_mono_ms();
@@ -442,6 +451,7 @@ int dispatch_run(struct consumer *c)
     }
     c->nheld = 0;
     pthread_mutex_unlock(&c->lock);
+    leadership_dropped(c);
     if (was_leader)
         store_leader_release(st, c->token);
     atomic_store(&c->leader, false);

@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 
 #include "consumer.h"
+#include "disk_guard.h"
 #include "log.h"
 #include "pool.h"
 #include "labs.h"
@@ -76,6 +77,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "tango-consumer: cannot start the reaper thread\n");
         return 2;
     }
+    if (disk_guard_start(&c)) {
+        fprintf(stderr, "tango-consumer: cannot start the disk guard thread\n");
+        return 2;
+    }
     the_consumer = &c;
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
@@ -97,6 +102,7 @@ int main(int argc, char **argv)
     pthread_join(t_partial, NULL);
     pthread_join(t_upkeep, NULL);
     reaper_stop(&c);
+    disk_guard_stop(&c);
     metrics_stop(&c);
     pool_free(c.pool);
     vmms_unload(&c);

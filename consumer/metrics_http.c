@@ -3,7 +3,7 @@
  * consumer's registry and families (jobs running per image, leader state
  * and acquisitions, adopted jobs, job phase durations and end-to-end
  * latency, VMMS errors by operation, worker host health, the callback
- * sender's in-flight count and open breakers) and the small
+ * sender's in-flight count and open breakers, free disk space) and the small
  * listener that serves them: GET /metrics on metrics_bind:metrics_port,
  * libevent's evhttp on its own thread and event_base (no request bodies,
  * so evhttp's buffering of them does not matter: bodies are capped at 0
@@ -39,7 +39,7 @@ struct consumer_metrics {
     char instance[320];
     struct metric *leader, *draining, *leader_acquired, *leader_lost, *adopted, *held, *running,
         *phase, *latency, *vmms_errors, *host_up, *host_jobs, *redis_errors, *cb_in_flight,
-        *cb_hosts_open;
+        *cb_hosts_open, *disk_free, *disk_floor;
     /* the listener (its thread only) */
     struct event_base *base;
     struct evhttp *http;
@@ -95,6 +95,13 @@ static void make_families(struct consumer_metrics *m)
     m->cb_hosts_open = metrics_gauge(r, "tango_callback_hosts_open",
                                      "Callback hosts whose circuit breaker is open (their "
                                      "callbacks wait)", L_INSTANCE);
+    m->disk_free = metrics_gauge(r, "tango_disk_free_bytes",
+                                 "Free bytes of a disk the consumer writes jobs' files to "
+                                 "(courselabs, the back end's data directory)",
+                                 (const char *const[]){"instance", "path", NULL});
+    m->disk_floor = metrics_gauge(r, "tango_disk_min_free_bytes",
+                                  "min_free_mb in bytes: below it on any watched disk, "
+                                  "leasing pauses", L_INSTANCE);
     const char *inst[] = {m->instance};
     metric_add(m->leader_acquired, inst, 0);
     metric_add(m->leader_lost, inst, 0);
@@ -137,6 +144,19 @@ void metrics_leader_change(struct consumer *c, bool acquired)
     if (c->metrics)
         metric_add(acquired ? c->metrics->leader_acquired : c->metrics->leader_lost,
                    (const char *const[]){c->metrics->instance}, 1);
+}
+
+void metrics_disk_free(struct consumer *c, const char *path, double bytes)
+{
+    if (c->metrics)
+        metric_set(c->metrics->disk_free, (const char *const[]){c->metrics->instance, path},
+                   bytes);
+}
+
+void metrics_disk_floor(struct consumer *c, double bytes)
+{
+    if (c->metrics)
+        metric_set(c->metrics->disk_floor, (const char *const[]){c->metrics->instance}, bytes);
 }
 
 void metrics_job_adopted(struct consumer *c, enum held_mode mode)

@@ -4,7 +4,8 @@
  * of a requeued job) and, on the leader every REAP_PERIOD_MS or when asked,
  * cleans up what no live job owns:
  *   - instances of this service's prefix that are neither held here, nor
- *     in this consumer's pool, nor the instance a live leased job records;
+ *     in this consumer's pool, nor named by a live job's record, nor made
+ *     by another consumer that still heartbeats (its own to judge);
  *   - output temp files (<lab>/output/.<id>.<fence>.tmp) and feedback files
  *     (<courselabs>/.feedback-<id>-<fence>) of a job that is not live, or
  *     whose current lease has another fence (unless the record names the
@@ -13,6 +14,11 @@
  * destroy that failed or was skipped in doubt would otherwise wait for the
  * next leader's period). Instances of other prefixes and files of other
  * names are never touched.
+ *
+ * Acting as the leader (a queued destroy, each destroy and each removal of
+ * a clean-up pass) is allowed only while leader_valid_now() says the lease
+ * is still certainly ours, asked right before the act: a leader that
+ * stalled past its lease and resumes destroys nothing of its successor's.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,7 +33,9 @@
 
 #include "consumer.h"
 #include "clock.h"
+#include "leadership.h"
 #include "log.h"
+#include "owners.h"
 #include "pool.h"
 
 #define REAP_PERIOD_MS 10000
@@ -139,6 +147,40 @@ static bool live_job_uses(struct store *st, int64_t id, const char *name)
     return uses;
 }
 
+/* Whether this consumer may still act as the leader; logs the first
+ * refusal of a pass (*warned) so a stalled leader says why it held back. */
+static bool may_act_as_leader(struct consumer *c, bool *warned, const char *what)
+{
+    if (leader_valid_now(c))
+        return true;
+    if (!*warned)
+        log_warn("leadership_expired", "skipped=\"%s\" reason=\"the leader lease may have "
+                 "lapsed since its last renewal\"", what);
+    *warned = true;
+    return false;
+}
+
+/* Whether a clean-up pass must leave the instance alone (see
+ * cleanup_instances): owned here, not ours to judge, or someone's. */
+static bool instance_owned(struct consumer *c, struct store *st, struct owners *o,
+                           const char *name, bool only_own)
+{
+    char mine[16];
+    snprintf(mine, sizeof mine, "-%.8s", c->token);
+    size_t len = strlen(name), ml = strlen(mine);
+    bool own = len > ml && strcmp(name + len - ml, mine) == 0;
+    int64_t job = job_of_instance(c, name);
+    if (consumer_holds_vm(c, name) || pool_owns(c->pool, name))
+        return true;
+    if (only_own ? !own : own && !job)
+        return true; /* not ours to judge now, or our pool is growing it */
+    if (job && live_job_uses(st, job, name))
+        return true; /* a live job's, adopted or about to be */
+    if (!own && owners_heartbeats(o, st, name))
+        return true; /* its consumer lives: it cleans up its own */
+    return !job && owners_record_names(o, st, name); /* a pool instance a job took */
+}
+
 struct found_vms {
     struct found_vm { char name[128]; char id[128]; } *v;
     size_t n, cap;
@@ -159,12 +201,13 @@ static void collect(const char *name, const char *id, const char *image, bool ru
 }
 
 /* Destroys the instances of this service's prefix that nothing owns: not
- * held here, not in the pool, not the instance a live job records. With
+ * held here, not in the pool, not named by a live job's record. With
  * only_own (the last pass before this consumer exits: its pool is done
  * growing) just this consumer's own instances (names ending -<token8>),
  * including pool instances its pool no longer lists; otherwise also those
- * of consumers that are gone, but never one of ours our pool may be growing
- * right now. */
+ * of consumers that are gone (no heartbeat), but never one of ours our
+ * pool may be growing right now. Except in the last pass, each destroy
+ * first asks leader_valid_now(); the pass stops at the first no. */
 static void cleanup_instances(struct consumer *c, struct store *st, bool only_own)
 {
     struct found_vms f = {0};
@@ -175,20 +218,15 @@ static void cleanup_instances(struct consumer *c, struct store *st, bool only_ow
         log_warn("cleanup_list_failed", "error=\"%s\"", err);
         return;
     }
-    char mine[16];
-    snprintf(mine, sizeof mine, "-%.8s", c->token);
+    struct owners o = {0};
+    bool warned = false;
     size_t removed = 0;
     for (size_t i = 0; i < f.n; i++) {
         const char *name = f.v[i].name;
-        size_t len = strlen(name), ml = strlen(mine);
-        bool own = len > ml && strcmp(name + len - ml, mine) == 0;
-        int64_t job = job_of_instance(c, name);
-        if (consumer_holds_vm(c, name) || pool_owns(c->pool, name))
+        if (instance_owned(c, st, &o, name, only_own))
             continue;
-        if (only_own ? !own : own && !job)
-            continue; /* not ours to judge now, or our pool is growing it */
-        if (job && live_job_uses(st, job, name))
-            continue; /* a live job's, adopted or about to be */
+        if (!only_own && !may_act_as_leader(c, &warned, "orphan instances"))
+            break;
         struct vmms_vm vm = {0};
         snprintf(vm.name, sizeof vm.name, "%s", name);
         snprintf(vm.id, sizeof vm.id, "%s", f.v[i].id);
@@ -196,6 +234,7 @@ static void cleanup_instances(struct consumer *c, struct store *st, bool only_ow
         removed++;
     }
     free(f.v);
+    owners_free(&o);
     if (removed)
         log_info("cleanup_done", "found=%zu removed=%zu", f.n, removed);
 }
@@ -231,8 +270,16 @@ static bool file_is_stale(struct consumer *c, struct store *st, int64_t id, long
     return !keep && fs == STORE_OK;
 }
 
+/* Removes the stale file name in the folder dfd, if this consumer may
+ * still act as the leader. */
+static void remove_stale(struct consumer *c, int dfd, const char *name, bool *warned)
+{
+    if (may_act_as_leader(c, warned, "stale files") && unlinkat(dfd, name, 0) == 0)
+        log_info("stale_file_removed", "file=%s", name);
+}
+
 /* Removes stale ".<id>.<fence>.tmp" files in one open output folder. */
-static void sweep_output_dir(struct consumer *c, struct store *st, int dfd)
+static void sweep_output_dir(struct consumer *c, struct store *st, int dfd, bool *warned)
 {
     DIR *d = fdopendir(dfd);
     if (!d) {
@@ -247,8 +294,8 @@ static void sweep_output_dir(struct consumer *c, struct store *st, int dfd)
             sscanf(e->d_name, ".%lld.%lld.tmp%n", &id, &fence, &used) != 2 ||
             e->d_name[used] != '\0')
             continue;
-        if (file_is_stale(c, st, id, fence, e->d_name) && unlinkat(dirfd(d), e->d_name, 0) == 0)
-            log_info("stale_file_removed", "file=%s", e->d_name);
+        if (file_is_stale(c, st, id, fence, e->d_name))
+            remove_stale(c, dirfd(d), e->d_name, warned);
     }
     closedir(d);
 }
@@ -265,14 +312,14 @@ static void cleanup_files(struct consumer *c, struct store *st)
     }
     struct dirent *e;
     size_t labs = 0;
+    bool warned = false;
     while ((e = readdir(d)) && labs < LABS_SCAN_MAX) {
         if (e->d_name[0] == '.') {
             long long id, fence;
             int used = 0;
             if (sscanf(e->d_name, ".feedback-%lld-%lld%n", &id, &fence, &used) == 2 &&
-                e->d_name[used] == '\0' && file_is_stale(c, st, id, fence, NULL) &&
-                unlinkat(dirfd(d), e->d_name, 0) == 0)
-                log_info("stale_file_removed", "file=%s", e->d_name);
+                e->d_name[used] == '\0' && file_is_stale(c, st, id, fence, NULL))
+                remove_stale(c, dirfd(d), e->d_name, &warned);
             continue;
         }
         labs++;
@@ -282,9 +329,22 @@ static void cleanup_files(struct consumer *c, struct store *st)
         int out = openat(lab, "output", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         close(lab);
         if (out >= 0)
-            sweep_output_dir(c, st, out);
+            sweep_output_dir(c, st, out, &warned);
     }
     closedir(d);
+}
+
+/* A queued destroy (ordered by the leader: a cancel, the orphan of a job
+ * it requeued), done only while the lease is certainly still ours; else
+ * the next leader's clean-up judges the instance. Frees it. */
+static void destroy_ordered(struct consumer *c, struct reap_item *it)
+{
+    if (leader_valid_now(c))
+        destroy_now(c, &it->vm, it->why);
+    else
+        log_warn("vm_destroy_skipped", "vm=%s reason=\"%s\" why=\"leadership lapsed\"",
+                 it->vm.name, it->why);
+    free(it);
 }
 
 static void *reaper_main(void *arg)
@@ -308,14 +368,15 @@ static void *reaper_main(void *arg)
             if (!r->head)
                 r->tail = NULL;
             pthread_mutex_unlock(&r->lock);
-            destroy_now(c, &it->vm, it->why);
-            free(it);
+            destroy_ordered(c, it);
             pthread_mutex_lock(&r->lock);
             continue;
         }
         r->cleanup_wanted = false;
         pthread_mutex_unlock(&r->lock);
-        if (atomic_load(&c->leader) && !atomic_load(&c->draining)) {
+        bool warned = false;
+        if (atomic_load(&c->leader) && !atomic_load(&c->draining) &&
+            may_act_as_leader(c, &warned, "clean-up pass")) {
             cleanup_instances(c, st, false);
             cleanup_files(c, st);
         }
@@ -330,8 +391,7 @@ static void *reaper_main(void *arg)
         struct reap_item *it = r->head;
         r->head = it->next;
         pthread_mutex_unlock(&r->lock);
-        destroy_now(c, &it->vm, it->why);
-        free(it);
+        destroy_ordered(c, it);
         pthread_mutex_lock(&r->lock);
     }
     pthread_mutex_unlock(&r->lock);

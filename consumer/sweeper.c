@@ -13,6 +13,7 @@
  *                               retry is counted, so a job that keeps
  *                               killing its consumer still ends); its
  *                               instance, if any, goes to the reaper
+ *                               once that requeue landed
  *   finishing                   held again: publish the output, end it
  *   unreadable                  dead-letter
  *
@@ -50,10 +51,13 @@ static void requeue_adopted(struct consumer *c, struct store *st, struct job *jo
         job->retries++;
     job->assigned = false;
     job_trace(job, why);
-    if (store_job_requeue(st, c->token, job, retry) == STORE_OK)
+    bool requeued = store_job_requeue(st, c->token, job, retry) == STORE_OK;
+    if (requeued)
         log_warn("job_recovered", "id=%lld retries=%d reason=\"%s\"", (long long)job->id,
                  job->retries, why);
-    if (job->vm_name) {
+    /* The fenced requeue first: only once it landed is the instance no
+     * job's (else a clean-up pass judges it later). */
+    if (requeued && job->vm_name) {
         struct vmms_vm vm = {0};
         snprintf(vm.name, sizeof vm.name, "%s", job->vm_name);
         snprintf(vm.id, sizeof vm.id, "%s", job->vm_id ? job->vm_id : "");

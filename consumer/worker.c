@@ -10,7 +10,11 @@
  * after an infrastructure failure, or finished with the internal-error
  * output once the retry budget is spent. A worker that finds its lease
  * taken (STORE_STALE) stops at once and touches nothing: the instance and
- * the run belong to the new owner.
+ * the run belong to the new owner. Its instance is destroyed only after
+ * the job's last transition (end or fenced requeue) landed. An output that
+ * cannot be written (a full disk) is waited for, never skipped; while a
+ * watched disk is below min_free_mb (disk_guard.h) a failed copy-out waits
+ * for space and an infrastructure failure spends no try.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -22,6 +26,7 @@
 #include <unistd.h>
 
 #include "consumer.h"
+#include "disk_guard.h"
 #include "labs.h"
 #include "log.h"
 #include "output_file.h"
@@ -34,6 +39,7 @@
 #define RUN_GRACE_S 15       /* past the job's timeout before the wait gives up */
 #define WAIT_SLICE_MS 5000   /* a handed-off worker lets go of its run within this */
 #define CANCELLED_OUTCOME "Error: Job cancelled by request"
+#define OUTPUT_RETRY_MAX_MS 5000 /* longest pause between two tries to write an output */
 
 struct run_state {
     struct consumer *c;
@@ -177,7 +183,7 @@ static void trace(struct run_state *rs, const char *fmt, ...)
 }
 
 /* Destroys the instance (never one whose job is someone else's now). */
-static void release_vm(struct run_state *rs)
+static void destroy_vm(struct run_state *rs)
 {
     if (!rs->have_vm || lost(rs))
         return;
@@ -190,6 +196,60 @@ static void release_vm(struct run_state *rs)
     if (rs->from_pool)
         pool_release(rs->c->pool, rs->vm.name);
     rs->have_vm = false;
+}
+
+/* Destroys the job's instance once the job's last transition (its end or
+ * its fenced requeue) has landed: until then the record names the instance
+ * and a successor may be using it (a worker that stalled past its lease). */
+static void release_vm(struct run_state *rs)
+{
+    if (atomic_load(&rs->h->ended))
+        destroy_vm(rs);
+}
+
+/* Writes the job's output under its temp name, waiting while it cannot be
+ * written (a full disk: ENOSPC, EDQUOT; or any other error, which is
+ * logged as such) with backoff up to OUTPUT_RETRY_MAX_MS, the feedback
+ * kept, as a Redis outage is waited out: a job never ends without its
+ * output. Warns once when it starts waiting and once when it is written.
+ * 0 once written (job->output_temp set), or at once without output when
+ * the record's names make no path (EINVAL: waiting cannot help); -1 when
+ * the job is lost or the consumer stops (it stays unfinished for its next
+ * owner). */
+static int write_output(struct run_state *rs, const char *outcome, const char *detail)
+{
+    struct job *job = rs->job;
+    long long t0 = clock_mono_ms();
+    bool waited = false;
+    for (int delay = 200;; delay = delay < OUTPUT_RETRY_MAX_MS ? delay * 2 : OUTPUT_RETRY_MAX_MS) {
+        if (output_file_write_temp(rs->c->cfg->courselabs, job, outcome, detail,
+                                   rs->feedback[0] ? rs->feedback : NULL,
+                                   job->max_output_bytes) == 0)
+            break;
+        int e = errno;
+        if (e == EINVAL) {
+            /* names that can never make a path (a record altered in Redis):
+             * waiting cannot help; the job ends without an output file */
+            log_error("output_write_failed", "id=%lld errno=%d error=\"unsafe output path\"",
+                      (long long)job->id, e);
+            return 0;
+        }
+        if (!waited)
+            log_error(e == ENOSPC || e == EDQUOT ? "output_write_waiting" : "output_write_failed",
+                      "id=%lld errno=%d error=\"%s\" action=\"retrying until it can be "
+                      "written\"", (long long)job->id, e, strerror(e));
+        waited = true;
+        if (lost(rs) || atomic_load(&rs->c->stopping))
+            return -1;
+        usleep((useconds_t)delay * 1000);
+    }
+    if (waited)
+        log_info("output_write_recovered", "id=%lld waited_ms=%lld", (long long)job->id,
+                 clock_mono_ms() - t0);
+    char tmp[128]; /* the temp name the record will name as the accepted output */
+    output_file_temp_name(job, job->fence, tmp, sizeof tmp);
+    job->output_temp = strdup(tmp);
+    return 0;
 }
 
 /* Publishes an accepted output and ends the job (the last two steps of
@@ -226,14 +286,8 @@ static void finish(struct run_state *rs, const char *outcome, const char *detail
     trace(rs, "Job %s:%lld finished: %s", job->name, (long long)job->id, outcome);
     free(job->output_temp);
     job->output_temp = NULL;
-    if (output_file_write_temp(rs->c->cfg->courselabs, job, outcome, detail,
-                               rs->feedback[0] ? rs->feedback : NULL, job->max_output_bytes)) {
-        log_error("output_write_failed", "id=%lld errno=%d", (long long)job->id, errno);
-    } else {
-        char tmp[128];
-        output_file_temp_name(job, job->fence, tmp, sizeof tmp);
-        job->output_temp = strdup(tmp);
-    }
+    if (write_output(rs, outcome, detail))
+        return;
     rs->counters = counters;
     rs->ncounters = ncounters;
     if (persist(rs, do_finish, "finishing"))
@@ -246,7 +300,6 @@ static bool end_if_cancelled(struct run_state *rs)
 {
     if (!atomic_load(&rs->h->cancel))
         return false;
-    release_vm(rs);
     finish(rs, CANCELLED_OUTCOME, NULL, NULL, 0);
     return true;
 }
@@ -269,11 +322,17 @@ static void reschedule(struct run_state *rs, const char *why, const char *counte
     struct job *job = rs->job;
     if (end_if_cancelled(rs))
         return;
-    release_vm(rs);
     trace(rs, "Job %s:%lld failed: %s", job->name, (long long)job->id, why);
     log_warn("job_failed", "id=%lld retries=%d reason=\"%s\"", (long long)job->id, job->retries,
              why);
     const char *counters[] = {counter};
+    if (disk_guard_low(rs->c)) {
+        /* Our disk, not the job: back to the head of the queue at no
+         * try's cost; leasing waits for the space to come back. */
+        trace(rs, "Waiting in the queue for disk space on the grading host");
+        requeue(rs, false);
+        return;
+    }
     if (job->retries < rs->c->cfg->job_retries) {
         job->retries++;
         if (counter)
@@ -353,6 +412,33 @@ static int wait_run(struct run_state *rs, long long wait_ms, int *status, char *
     return st;
 }
 
+/* Copies the feedback out of the instance to rs->feedback. While it fails
+ * and a watched disk is below the floor (the copy into courselabs failed
+ * for lack of space: the instance still holds the feedback), it waits for
+ * space and tries again, rather than spend a try on a full disk. */
+static int copy_out(struct run_state *rs, char *err, size_t errlen)
+{
+    struct consumer *c = rs->c;
+    bool warned = false;
+    for (;;) {
+        unlink(rs->feedback);
+        int cst = c->ops->copy_out(c->vctx, &rs->vm, rs->feedback, c->cfg->copyout_timeout_s,
+                                   err, errlen);
+        metrics_vmms_error(c, "copy_out", cst);
+        if (cst == VMMS_OK || !disk_guard_low(c))
+            return cst;
+        if (!warned)
+            log_warn("copyout_waiting", "id=%lld error=\"%s\" reason=\"a watched disk is below "
+                     "min_free_mb\"", (long long)rs->job->id, err);
+        warned = true;
+        while (disk_guard_low(c)) {
+            if (lost(rs) || atomic_load(&c->stopping))
+                return cst;
+            usleep(DISK_GUARD_PERIOD_MS * 1000);
+        }
+    }
+}
+
 /* After the run: copy out the autodriver's output (also after a timeout:
  * it may hold what the grader printed before it was stopped) and end the
  * job with the outcome the run's result calls for. */
@@ -374,6 +460,13 @@ static void after_run(struct run_state *rs, int st, int status, const char *run_
         trace(rs, "Job %s:%lld used cpu_user_ms=%lld cpu_sys_ms=%lld peak_memory_kb=%lld",
               job->name, (long long)job->id, use.cpu_user_ms, use.cpu_sys_ms, use.peak_mem_kb);
     metrics_job_phase(c, "run", (t_run - t_run_start) / 1000.0);
+    if (st == VMMS_OK && status == VMMS_EXIT_FEEDBACK_COPY) {
+        /* The run's feedback is cut or missing: nothing worth copying out. */
+        atomic_store(&rs->h->slot_free, true);
+        reschedule(rs, "Error: The feedback could not be copied out of the job's directory "
+                       "(a full disk?)", "copyout_errors");
+        return;
+    }
     if (st == VMMS_ERR || st == VMMS_NOT_FOUND) {
         char why[700];
         snprintf(why, sizeof why, "Error: OS error while running job on VM: %s", run_err);
@@ -382,11 +475,8 @@ static void after_run(struct run_state *rs, int st, int status, const char *run_
     }
     snprintf(rs->feedback, sizeof rs->feedback, "%s/.feedback-%lld-%lld", c->cfg->courselabs,
              (long long)job->id, job->fence);
-    unlink(rs->feedback);
-    int cst = c->ops->copy_out(c->vctx, &rs->vm, rs->feedback, c->cfg->copyout_timeout_s, err,
-                               sizeof err);
+    int cst = copy_out(rs, err, sizeof err);
     rs->copyout = cst == VMMS_OK ? 0 : -1;
-    metrics_vmms_error(c, "copy_out", cst);
     metrics_job_phase(c, "copyout", ((double)clock_mono_ms() - t_run) / 1000.0);
     trace(rs, "Output copied for job %s:%lld [status=%d] (%.0f ms)", job->name,
           (long long)job->id, rs->copyout, (double)clock_mono_ms() - t_run);
@@ -457,7 +547,7 @@ static void run_steps(struct run_state *rs)
         log_warn("pool_vm_stale", "id=%lld vm=%s error=\"%s\"", (long long)job->id,
                  rs->vm.name, err);
         rs->have_vm = true;
-        release_vm(rs);
+        destroy_vm(rs); /* a pool's, named by no record yet */
         rs->from_pool = false;
     }
     if (!rs->from_pool) {

@@ -24,8 +24,10 @@
  *                  -u NPROC -f FSIZE -t TIMEOUT -o OSIZE autolab >
  *                  output/feedback 2>&1"; cp output/feedback mount/feedback
  *                  *status gets autodriver's exit code (0 ok, 1 usage,
- *                  2 timed out, 3 OS error). Returns VMMS_TIMEOUT if the
- *                  command did not end within run->timeout_s + grace.
+ *                  2 timed out, 3 OS error), or VMMS_EXIT_FEEDBACK_COPY
+ *                  when that last cp failed (see below). Returns
+ *                  VMMS_TIMEOUT if the command did not end within
+ *                  run->timeout_s + grace.
  *   start_job      like run_job, but returns as soon as the run has started,
  *                  with a handle (a short printable string, e.g. Docker's
  *                  exec id) that names the run. The run must go on without
@@ -80,6 +82,13 @@ enum vmms_status {
                           * (all down or full); the job waits in the queue
                           * and no retry is counted */
 };
+
+/* The run's status when the grading command could not copy the feedback
+ * to mount/feedback (a full disk): whatever autodriver said, the output is
+ * lost or cut, so the consumer treats the run as an infrastructure failure
+ * (retried). Every back end builds its command with vmms_grading_command,
+ * which says so. 75 is EX_TEMPFAIL; autodriver itself exits 0..3. */
+#define VMMS_EXIT_FEEDBACK_COPY 75
 
 /* One input file: a path on the consumer's host and its name inside
  * /home/mount. dest_name is validated (common/names.h) before it gets here. */
@@ -174,6 +183,10 @@ struct vmms_ops {
      * VMMS_ERR / VMMS_NOT_FOUND when the figures cannot be read. */
     int (*job_usage)(void *ctx, struct vmms_vm *vm, struct vmms_usage *usage,
                      char *err, size_t errlen);
+    /* Optional (NULL: none). The local directory this back end writes jobs'
+     * files into (localDocker's volume_dir), or NULL: the consumer watches
+     * its free space with courselabs' (config min_free_mb). */
+    const char *(*data_dir)(void *ctx);
 };
 
 /* A plugin's run_job in terms of its start_job and attach_job: waits

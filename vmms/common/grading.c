@@ -157,8 +157,9 @@ int vmms_grading_command(const struct vmms_run *run, int memory_mb, const char *
                      "cp -r mount/* autolab/; rm -f mount/feedback; "
                      "su autolab -c \"autodriver -u %d -f %ld -t %d -o %ld "
                      "autolab > output/feedback 2>&1\"; rc=$?; "
-                     "cp output/feedback mount/feedback; %sexit $rc",
-                     ulimit, run->nproc, run->fsize, run->timeout_s, run->max_output, tail);
+                     "cp output/feedback mount/feedback || rc=%d; %sexit $rc",
+                     ulimit, run->nproc, run->fsize, run->timeout_s, run->max_output,
+                     VMMS_EXIT_FEEDBACK_COPY, tail);
     if (n < 0 || (size_t)n >= cmdsz)
         return vmms_fail(err, errlen, VMMS_ERR, "the grading command does not fit");
     return VMMS_OK;

@@ -85,7 +85,9 @@ int vmms_new_exit_token(char token[33], char *err, size_t errlen);
  *     the reference Dockerfile when /home is a fresh file system;
  *   - an input called feedback removed once copied, so the result is only
  *     what the job wrote;
- *   - autodriver's exit status kept as the command's own;
+ *   - autodriver's exit status kept as the command's own, except that a
+ *     failed copy of the feedback to mount/feedback (a full disk) makes it
+ *     VMMS_EXIT_FEEDBACK_COPY, an infrastructure failure;
  *   - with exit_token (16..64 lowercase hex; NULL = none) that status also
  *     written atomically to mount/.tango-exit-TOKEN, for back ends that
  *     collect a run's end from a file rather than from a live process.

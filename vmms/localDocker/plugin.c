@@ -114,6 +114,12 @@ fail:
     return rc;
 }
 
+/* vmms.h data_dir: the volume directories live under volume_dir. */
+static const char *ld_data_dir(void *vctx)
+{
+    return ((struct ld_ctx *)vctx)->cfg.volume_dir;
+}
+
 const struct vmms_ops vmms_plugin = {
     .abi = VMMS_ABI_VERSION,
     .name = "localDocker",
@@ -132,4 +138,5 @@ const struct vmms_ops vmms_plugin = {
     .get_images = ld_get_images,
     .get_partial_output = ld_get_partial_output,
     .load_image = ld_load_image,
+    .data_dir = ld_data_dir,
 };

@@ -216,6 +216,12 @@ fail:
     return rc;
 }
 
+/* vmms.h data_dir: instances' bundles and job directories live under run_dir. */
+static const char *lo_data_dir(void *vctx)
+{
+    return ((struct lo_ctx *)vctx)->cfg.run_dir;
+}
+
 const struct vmms_ops vmms_plugin = {
     .abi = VMMS_ABI_VERSION,
     .name = "localOCI",
@@ -235,4 +241,5 @@ const struct vmms_ops vmms_plugin = {
     .get_partial_output = lo_get_partial_output,
     .load_image = lo_load_image,
     .job_usage = lo_job_usage,
+    .data_dir = lo_data_dir,
 };
