@@ -16,9 +16,9 @@
  *     the bundle. destroy_vm sets the watch's abort flag and the wait
  *     returns within WAKE_MS;
  *   - get_partial_output: output.log read through the container's own
- *     root (/proc/PID/root) with RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS, a
- *     regular file only, so a job's symbolic link or FIFO reads nothing of
- *     the host.
+ *     root (/proc/PID/root) with vmms_open_in_root and RESOLVE_NO_SYMLINKS,
+ *     a regular file only, so a job's symbolic link or FIFO reads nothing
+ *     of the host.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -358,29 +358,13 @@ int lo_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
                                 errlen);
     if (rc != VMMS_OK)
         return rc;
-    int pid = lo_container_pid(ctx, vm->name);
-    char root[64];
-    snprintf(root, sizeof root, "/proc/%d/root", pid);
-    int rfd = pid > 0 ? open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    int rfd = lo_container_root(lo_container_pid(ctx, vm->name));
     if (rfd < 0)
         return vmms_fail(err, errlen, VMMS_NOT_FOUND, "sandbox %s: no job running", vm->name);
     static const char *const sources[] = PARTIAL_SOURCES;
     int fd = -1;
-    for (const char *const *s = sources; *s && fd < 0; s++) {
-        struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
-                               .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS |
-                                          RESOLVE_NO_MAGICLINKS};
-        int p = (int)syscall(SYS_openat2, rfd, *s, &how, sizeof how);
-        struct stat st;
-        if (p < 0)
-            continue;
-        if (fstat(p, &st) == 0 && S_ISREG(st.st_mode)) {
-            char self[64];
-            snprintf(self, sizeof self, "/proc/self/fd/%d", p);
-            fd = open(self, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        }
-        close(p);
-    }
+    for (const char *const *s = sources; *s && fd < 0; s++)
+        fd = vmms_open_in_root(rfd, *s, RESOLVE_NO_SYMLINKS);
     close(rfd);
     if (fd < 0)
         return VMMS_OK; /* nothing printed yet */
@@ -389,15 +373,8 @@ int lo_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
         close(fd);
         return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     }
-    size_t got = 0;
-    while (got < max_bytes) {
-        ssize_t n = read(fd, buf + got, max_bytes - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
+    ssize_t n = vmms_read_bounded(fd, buf, max_bytes + 1);
+    size_t got = n > 0 ? (size_t)n : 0;
     close(fd);
     buf[got] = '\0';
     *out = buf;

@@ -367,7 +367,7 @@ int lo_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     if (rc != VMMS_OK)
         return rc;
     long long t_img = clock_mono_ms();
-    if (mkdirat(ctx->vms_fd, vm->name, 0711) != 0) {
+    if (mkdirat(ctx->vms_fd, vm->name, 0700) != 0) {
         int e = errno;
         json_decref(image);
         if (e != EEXIST || lo_container_pid(ctx, vm->name) > 0)
@@ -376,7 +376,7 @@ int lo_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         /* The leftover of a dead one: clear it and start afresh. */
         char e2[256];
         destroy(ctx, vm, true, e2, sizeof e2);
-        if (mkdirat(ctx->vms_fd, vm->name, 0711) != 0)
+        if (mkdirat(ctx->vms_fd, vm->name, 0700) != 0)
             return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: %s", vm->name,
                              strerror(errno));
         rc = image_for(ctx, vm->image, &image, err, errlen);
@@ -536,21 +536,42 @@ long long lo_cpu_ms(struct lo_ctx *ctx, const char *name)
     return ns >= 0 ? ns / 1000000 : -1;
 }
 
+int lo_container_root(int pid)
+{
+    char root[64];
+    snprintf(root, sizeof root, "/proc/%d/root", pid);
+    return pid > 1 ? open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+}
+
+/* The uid field of passwd's "autograde:" line; -1 if none. */
+static long autograde_uid(const char *passwd)
+{
+    for (const char *l = passwd; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, "autograde:", 10) == 0) {
+            const char *p = strchr(l + 10, ':'); /* past the password field */
+            char *end;
+            long uid = p ? strtol(p + 1, &end, 10) : -1;
+            return uid > 0 && uid < 0x7fffffff && *end == ':' ? uid : -1;
+        }
+    return -1;
+}
+
 long lo_grading_uid(int pid)
 {
-    char path[64], line[512];
-    snprintf(path, sizeof path, "/proc/%d/root/etc/passwd", pid);
-    FILE *f = pid > 1 ? fopen(path, "re") : NULL;
-    long uid = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "autograde:", 10) == 0) {
-            char *p = strchr(line + 10, ':'); /* past the password field */
-            uid = p ? strtol(p + 1, NULL, 10) : -1;
-            break;
-        }
-    if (f)
-        fclose(f);
-    return uid > 0 ? uid : -1;
+    /* Inside the container's root, never the host's (an absolute link
+     * /etc/passwd -> /dev/zero in the image), a regular file, its first
+     * PASSWD_MAX bytes: this runs on attach_job's thread. */
+    enum { PASSWD_MAX = 64 * 1024 };
+    int rfd = lo_container_root(pid);
+    int fd = rfd >= 0 ? vmms_open_in_root(rfd, "etc/passwd", 0) : -1;
+    char *buf = fd >= 0 ? malloc(PASSWD_MAX) : NULL;
+    long uid = buf && vmms_read_bounded(fd, buf, PASSWD_MAX) > 0 ? autograde_uid(buf) : -1;
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+    if (rfd >= 0)
+        close(rfd);
+    return uid;
 }
 
 int lo_kill_job_procs(struct lo_ctx *ctx, const char *name, long uid)
