@@ -36,7 +36,9 @@ ssize_t vmms_read_small(int dirfd, const char *path, int flags, char *buf, size_
 
 int vmms_open_in_root(int rootfd, const char *path, unsigned long long resolve)
 {
-    struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+    /* a link as the last component is followed too, within the root
+     * (RESOLVE_NO_SYMLINKS in resolve refuses it) */
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC,
                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | resolve};
     int p = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
     if (p < 0)

@@ -300,7 +300,8 @@ int lo_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
     int pid = lo_container_pid(ctx, vm->name);
     int pfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
     int cpu_limit = cpu_limit_of(ctx, vm->name);
-    long job_uid = cpu_limit > 0 ? lo_grading_uid(pid) : -1;
+    long job_uid = -1; /* read from the image once, when the limit is reached */
+    bool uid_read = false;
     bool cpu_killed = false;
     /* No process (gone, or a zombie a dead predecessor left): it ended. */
     rc = pfd >= 0 ? VMMS_TIMEOUT : VMMS_OK;
@@ -313,8 +314,12 @@ int lo_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
         long long left = deadline - clock_mono_ms();
         if (left <= 0)
             break;
-        if (cpu_limit > 0 && lo_cpu_ms(ctx, vm->name) >= 1000LL * cpu_limit &&
-            lo_kill_job_procs(ctx, vm->name, job_uid) > 0 && !cpu_killed) {
+        bool over = cpu_limit > 0 && lo_cpu_ms(ctx, vm->name) >= 1000LL * cpu_limit;
+        if (over && !uid_read) {
+            job_uid = lo_grading_uid(pid); /* bounded: never holds this wait up */
+            uid_read = true;
+        }
+        if (over && lo_kill_job_procs(ctx, vm->name, job_uid) > 0 && !cpu_killed) {
             cpu_killed = true; /* autodriver sees its job die and reports as usual */
             log_info("vm_cpu_limit", "name=%s cpu_limit_s=%d", vm->name, cpu_limit);
         }
