@@ -154,6 +154,11 @@ int lo_container_root(int pid);
  * (vmms_open_in_root: a regular file, at most 64 KiB); -1 if none. Never
  * blocks on, nor reads past, whatever the image put there. */
 long lo_grading_uid(int pid);
+/* The uid of the first "autograde:" line of passwd (a NUL-ended passwd
+ * file, the image's: any bytes): 1..0x7ffffffe, or -1 if there is none or
+ * its uid field is not a whole number in that range. Fuzzed by
+ * tests/fuzz/fuzz_passwd.c. */
+long lo_passwd_uid(const char *passwd);
 /* SIGKILLs every process of name's cgroup whose real uid is uid (the job's
  * own: autodriver runs it as the grading user); returns how many. */
 int lo_kill_job_procs(struct lo_ctx *ctx, const char *name, long uid);

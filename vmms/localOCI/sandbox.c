@@ -543,15 +543,18 @@ int lo_container_root(int pid)
     return pid > 1 ? open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 }
 
-/* The uid field of passwd's "autograde:" line; -1 if none. */
-static long autograde_uid(const char *passwd)
+long lo_passwd_uid(const char *passwd)
 {
     for (const char *l = passwd; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
         if (strncmp(l, "autograde:", 10) == 0) {
             const char *p = strchr(l + 10, ':'); /* past the password field */
+            const char *nl = strchr(l, '\n');
+            if (p == NULL || (nl && p > nl) || p[1] < '0' || p[1] > '9')
+                return -1;
             char *end;
-            long uid = p ? strtol(p + 1, &end, 10) : -1;
-            return uid > 0 && uid < 0x7fffffff && *end == ':' ? uid : -1;
+            errno = 0;
+            long uid = strtol(p + 1, &end, 10);
+            return errno == 0 && uid > 0 && uid < 0x7fffffff && *end == ':' ? uid : -1;
         }
     return -1;
 }
@@ -565,7 +568,7 @@ long lo_grading_uid(int pid)
     int rfd = lo_container_root(pid);
     int fd = rfd >= 0 ? vmms_open_in_root(rfd, "etc/passwd", 0) : -1;
     char *buf = fd >= 0 ? malloc(PASSWD_MAX) : NULL;
-    long uid = buf && vmms_read_bounded(fd, buf, PASSWD_MAX) > 0 ? autograde_uid(buf) : -1;
+    long uid = buf && vmms_read_bounded(fd, buf, PASSWD_MAX) > 0 ? lo_passwd_uid(buf) : -1;
     free(buf);
     if (fd >= 0)
         close(fd);
