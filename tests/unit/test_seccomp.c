@@ -47,7 +47,7 @@ static const char *const refused_syscalls[] = {
     "quotactl", "syslog", "acct", "lookup_dcookie", "fanotify_init", "process_madvise",
     "vhangup", "iopl", "ioperm", "kcmp", "sethostname", "setdomainname", "nfsservctl",
     "uselib", "ustat", "sysfs", "_sysctl", "get_mempolicy", "set_mempolicy", "mbind",
-    "move_pages", "vm86", "vm86old", "socketcall", "landlock_create_ruleset",
+    "move_pages", "vm86", "vm86old", "socketcall", "statmount", "listmount", "uretprobe",
     NULL,
 };
 
@@ -56,7 +56,7 @@ static const char *const ordinary_syscalls[] = {
     "vfork", "wait4", "exit_group", "pipe2", "dup2", "rt_sigaction", "futex", "getdents64",
     "newfstatat", "statx", "connect", "bind", "listen", "accept4", "sendto", "recvfrom",
     "setresuid", "setgroups", "kill", "prlimit64", "setrlimit", "ptrace", "chroot",
-    "arch_prctl", "seccomp", "memfd_create", NULL,
+    "arch_prctl", "seccomp", "memfd_create", "fchmodat2", "mseal", NULL,
 };
 
 static void test_socket_families(void **state)

@@ -14,7 +14,9 @@
  *     mounts, modules, reboot, swap, clock setting, kexec;
  *   - personality only for the values Docker's default allows.
  * No wider than Docker's or containerd's default profile on any point, and
- * narrower on socket families, pidfd_getfd and the 32-bit-only calls.
+ * narrower on socket families, pidfd_getfd, statmount, listmount,
+ * uretprobe, clock_adjtime and the 32-bit-only calls
+ * (docs/sandbox-syscalls.md).
  */
 #ifndef TANGO_VMMS_SECCOMP_H
 #define TANGO_VMMS_SECCOMP_H
