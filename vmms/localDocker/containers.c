@@ -1,9 +1,9 @@
 /*
  * containers.c: the life of one container ("VM"): create and start it with
- * the job's limits and the seccomp profile of every back end (initialize_vm),
- * wait until it runs (wait_vm), remove it
- * with its volume directory (destroy_vm, safe_destroy_vm), and list this
- * service's containers by label (get_vms).
+ * the job's limits and the seccomp profile of every back end
+ * (initialize_vm), wait until it runs (wait_vm), remove it with its volume
+ * directory (destroy_vm, safe_destroy_vm), and list this service's
+ * containers by label (get_vms).
  */
 #include <dirent.h>
 #include <stdbool.h>

@@ -12,8 +12,10 @@
  * lives, destroy_vm kills and deletes the container and removes every
  * piece (runtime state, cgroups, mounts, network namespace, directory);
  * get_vms reports every piece carrying our prefix, so startup clean-up
- * finds what a crash left. Also the container process lookup and the
- * cgroup usage figures (job_usage).
+ * finds what a crash left. Bundles are root's alone (0700 in a 0700
+ * run_dir). Also the container process lookup, the cgroup usage figures
+ * (job_usage) and the grading user's uid, read inside the container's root
+ * (vmms_open_in_root), never through the host's.
  */
 #include <dirent.h>
 #include <errno.h>
