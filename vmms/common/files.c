@@ -155,14 +155,18 @@ int vmms_take_feedback(int dfd, const char *vm_name, const char *dest_path, long
     snprintf(where, sizeof where, "VM %s", vm_name);
     if (bytes)
         *bytes = 0;
-    int in = openat(dfd, "feedback", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    /* checked to be a regular file before it is opened for reading: a
+     * device node the job made there is never opened on the host */
+    int in = vmms_open_in_root(dfd, "feedback", RESOLVE_NO_SYMLINKS);
+    if (in < 0 && errno == EINVAL)
+        return vmms_fail(err, errlen, VMMS_ERR, "%s: feedback is not a regular file", where);
     if (in < 0)
         return vmms_fail(err, errlen, VMMS_ERR, "%s has no feedback file (%s): the job did "
                          "not finish", where, strerror(errno));
     struct stat st;
-    if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(in, &st) != 0) {
         close(in);
-        return vmms_fail(err, errlen, VMMS_ERR, "%s: feedback is not a regular file", where);
+        return vmms_fail(err, errlen, VMMS_ERR, "%s: feedback: %s", where, strerror(errno));
     }
     if (st.st_size > max) {
         close(in);

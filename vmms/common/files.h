@@ -54,7 +54,8 @@ int vmms_put_files(int dfd, const struct vmms_file *files, size_t nfiles, long t
                    const char *vm_name, char *err, size_t errlen);
 
 /* Copies the job's "feedback" in the directory open at dfd (not a symbolic
- * link, a regular file of at most max bytes) to dest_path, a file the
+ * link, a regular file of at most max bytes, checked before it is opened:
+ * vmms_open_in_root) to dest_path, a file the
  * caller names that must not exist yet, within timeout_ms. vm_name is for
  * messages. *bytes (may be NULL) gets the size copied. VMMS_OK,
  * VMMS_TIMEOUT, or VMMS_ERR. */

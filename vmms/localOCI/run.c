@@ -232,9 +232,13 @@ static int read_exit(struct lo_ctx *ctx, const struct vmms_vm *vm, const char *t
     if (dfd < 0)
         return -1;
     snprintf(name, sizeof name, ".tango-exit-%s", token);
-    ssize_t n = vmms_read_small(dfd, name, O_NOFOLLOW | O_NONBLOCK, buf, sizeof buf);
+    /* mount/ is the job's too: a regular file only, never a device node */
+    int fd = vmms_open_in_root(dfd, name, RESOLVE_NO_SYMLINKS);
+    ssize_t n = fd >= 0 ? vmms_read_bounded(fd, buf, sizeof buf) : -1;
+    if (fd >= 0)
+        close(fd);
     close(dfd);
-    if (n < 0)
+    if (n <= 0)
         return -1;
     char *end;
     long v = strtol(buf, &end, 10);
