@@ -130,7 +130,7 @@ def running_bundle():
 def check_host_users(svc, job_id):
     """Point 4, while job_id runs in a sandbox."""
     tlib.wait_for(lambda: "started" in partial(svc, job_id), 180)
-    bundle = tlib.wait_for(running_bundle, 10) and running_bundle()
+    bundle = tlib.wait_for(running_bundle, 10)
     if not tlib.check("host users: a running job's bundle found", bundle, oci.leftovers()):
         return
     makefile_path = os.path.join(bundle, "mount", "Makefile")
@@ -155,7 +155,9 @@ def build_hostile_image():
           % (HOST_PASSWD, HOST_PASSWD))
     r = subprocess.run(["docker", "build", "--network", "none", "-q", "-t", HOSTILE, "-"],
                        input=df.encode(), capture_output=True, timeout=300)
-    return r.returncode == 0 or print("# docker build: %s" % r.stderr.decode()[-600:])
+    if r.returncode != 0:
+        print("# docker build: %s" % r.stderr.decode("utf-8", "replace")[-600:])
+    return r.returncode == 0
 
 
 def consumer_cpu_s(proc):
@@ -166,8 +168,8 @@ def consumer_cpu_s(proc):
 
 def check_hostile_passwd(svc):
     """Point 5; the jobs run on the hostile image."""
-    spin = submit(svc, "hp", {"Makefile": makefile("echo started\nwhile :; do :; done")},
-                  "spin.out", timeout=40, cpu_limit_s=2, image=HOSTILE)
+    submit(svc, "hp", {"Makefile": makefile("echo started\nwhile :; do :; done")},
+           "spin.out", timeout=40, cpu_limit_s=2, image=HOSTILE)
     late = submit(svc, "hp", {"Makefile": makefile("echo started\nsleep 100")},
                   "late.out", timeout=4, cpu_limit_s=30, image=HOSTILE)
     gone = submit(svc, "hp", {"Makefile": makefile("echo started\nsleep 100")},
