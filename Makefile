@@ -108,6 +108,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBPRODUCER) $(LIBCONSUMER) $(LIBAUTODRV) $(L
 	$(CC) $(CFLAGS) -Itests/unit $< $(LIBPRODUCER) $(LIBCONSUMER) $(LIBAUTODRV) $(LIBCOMMON) \
 	    $(LDFLAGS) $(LDLIBS) -lcmocka -o $@
 
+# test_seccomp and test_files_root compile vmms/common/ files in (no
+# library of the unit tests holds plugin code).
+$(BUILD)/tests/test_seccomp: vmms/common/seccomp.c vmms/common/seccomp.h
+$(BUILD)/tests/test_files_root: vmms/common/files.c vmms/common/files.h vmms/common/grading.c
+
 test: all
 	BUILD=$(BUILD) tests/run.sh
 

@@ -1,14 +1,16 @@
 /*
  * files.c: local copies into and out of a job's directory, and the
- * one-read of a small state file (files.h).
+ * one-read of a small state file, and reads inside a job's root (files.h).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <linux/fs.h> /* FICLONE */
@@ -30,6 +32,48 @@ ssize_t vmms_read_small(int dirfd, const char *path, int flags, char *buf, size_
         return -1;
     buf[n] = '\0';
     return n;
+}
+
+int vmms_open_in_root(int rootfd, const char *path, unsigned long long resolve)
+{
+    /* a link as the last component is followed too, within the root
+     * (RESOLVE_NO_SYMLINKS in resolve refuses it) */
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC,
+                           .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | resolve};
+    int p = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+    if (p < 0)
+        return -1;
+    struct stat st;
+    int fd = -1;
+    if (fstat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+        /* reopened through the O_PATH fd: the very inode checked */
+        char self[64];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", p);
+        fd = open(self, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    } else {
+        errno = EINVAL;
+    }
+    int e = errno;
+    close(p);
+    errno = e;
+    return fd;
+}
+
+ssize_t vmms_read_bounded(int fd, char *buf, size_t bufsz)
+{
+    size_t got = 0;
+    while (got + 1 < bufsz) {
+        ssize_t n = read(fd, buf + got, bufsz - 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    return (ssize_t)got;
 }
 
 long long vmms_copy_fd(int in, int out, long long max, long long deadline_ms)
@@ -111,14 +155,18 @@ int vmms_take_feedback(int dfd, const char *vm_name, const char *dest_path, long
     snprintf(where, sizeof where, "VM %s", vm_name);
     if (bytes)
         *bytes = 0;
-    int in = openat(dfd, "feedback", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    /* checked to be a regular file before it is opened for reading: a
+     * device node the job made there is never opened on the host */
+    int in = vmms_open_in_root(dfd, "feedback", RESOLVE_NO_SYMLINKS);
+    if (in < 0 && errno == EINVAL)
+        return vmms_fail(err, errlen, VMMS_ERR, "%s: feedback is not a regular file", where);
     if (in < 0)
         return vmms_fail(err, errlen, VMMS_ERR, "%s has no feedback file (%s): the job did "
                          "not finish", where, strerror(errno));
     struct stat st;
-    if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(in, &st) != 0) {
         close(in);
-        return vmms_fail(err, errlen, VMMS_ERR, "%s: feedback is not a regular file", where);
+        return vmms_fail(err, errlen, VMMS_ERR, "%s: feedback: %s", where, strerror(errno));
     }
     if (st.st_size > max) {
         close(in);

@@ -2,7 +2,8 @@
  * files.h: the local file work the host-side back ends (localDocker,
  * localOCI) share: a job's input files copied into its directory on this
  * host, its feedback file copied back out, and the one-read of a small state
- * file (/proc, cgroup files, a bundle's own notes). files.c owns it. Every
+ * file (/proc, cgroup files, a bundle's own notes) or of a file inside a
+ * job's root, resolved there. files.c owns it. Every
  * file made here is created O_EXCL|O_NOFOLLOW under a name unlinked first;
  * nothing is read through a symbolic link the job could have planted.
  */
@@ -22,6 +23,21 @@
  * (> 0), or -1: it cannot be opened or read, or is empty. */
 ssize_t vmms_read_small(int dirfd, const char *path, int flags, char *buf, size_t bufsz);
 
+/* Opens path inside the tree whose root directory is open at rootfd (a
+ * job's or an image's file system): every component, symbolic links
+ * included, resolved within that root (openat2 RESOLVE_IN_ROOT |
+ * RESOLVE_NO_MAGICLINKS | resolve, e.g. RESOLVE_NO_SYMLINKS), so no link
+ * the job or image planted reaches a file of the host; a regular file only
+ * (a FIFO, device or directory is refused, EINVAL, before it is opened for
+ * reading), opened O_RDONLY | O_NONBLOCK | O_CLOEXEC. The fd, or -1 with
+ * errno. */
+int vmms_open_in_root(int rootfd, const char *path, unsigned long long resolve);
+
+/* Reads fd from its offset until EOF or bufsz - 1 bytes, whichever comes
+ * first, into buf and NUL-ends it: never more, whatever the file is. The
+ * bytes read, or -1 on a read error. */
+ssize_t vmms_read_bounded(int fd, char *buf, size_t bufsz);
+
 /* Copies in to out from their offsets: a reflink (FICLONE) where the file
  * system has them, else in-kernel copies; more than max bytes is -EFBIG,
  * going on past deadline_ms (clock_mono_ms) -ETIMEDOUT. The bytes copied
@@ -38,7 +54,8 @@ int vmms_put_files(int dfd, const struct vmms_file *files, size_t nfiles, long t
                    const char *vm_name, char *err, size_t errlen);
 
 /* Copies the job's "feedback" in the directory open at dfd (not a symbolic
- * link, a regular file of at most max bytes) to dest_path, a file the
+ * link, a regular file of at most max bytes, checked before it is opened:
+ * vmms_open_in_root) to dest_path, a file the
  * caller names that must not exist yet, within timeout_ms. vm_name is for
  * messages. *bytes (may be NULL) gets the size copied. VMMS_OK,
  * VMMS_TIMEOUT, or VMMS_ERR. */

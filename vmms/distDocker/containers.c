@@ -1,21 +1,46 @@
 /*
  * containers.c: the life of one container ("VM") on a worker host, through
  * the docker CLI over SSH: create it on the host picked round-robin with the
- * job's limits and its volume directory (initialize_vm), wait until it runs
+ * job's limits, its volume directory and the seccomp profile of every back
+ * end (initialize_vm), wait until it runs
  * (wait_vm), remove it with its directory (destroy_vm, safe_destroy_vm;
  * deferred while its host is down), and list this service's containers on
  * every healthy host by label (get_vms). Every argument put on a command
  * line is validated and single-quoted.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "common/nameset.h"
+#include "common/seccomp.h"
 #include "dd.h"
 #include "log.h"
 #include "names.h"
 
 #define CMD_MAX 4096
+
+/* A file holding the seccomp profile of every back end (common/seccomp.h),
+ * read from its start: the create command's stdin, which the docker CLI
+ * reads as --security-opt seccomp=/dev/stdin in place of the engine's own
+ * profile (older engines' allow io_uring, AF_ALG and AF_VSOCK). -1 with
+ * errno on failure. */
+static int profile_fd(void)
+{
+    char *text = vmms_seccomp_profile_text();
+    int fd = text ? memfd_create("tango-seccomp", MFD_CLOEXEC) : -1;
+    size_t n = text ? strlen(text) : 0;
+    if (fd >= 0 && (write(fd, text, n) != (ssize_t)n || lseek(fd, 0, SEEK_SET) != 0)) {
+        close(fd);
+        fd = -1;
+    }
+    if (text == NULL)
+        errno = ENOMEM;
+    free(text);
+    return fd;
+}
 
 int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
 {
@@ -86,7 +111,8 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         "echo \"a container named $n already exists\" >&2; exit 17; fi; "
         "rm -rf \"$v\" || exit 1; fi; "
         "mkdir -p -m 0700 %s && mkdir -m 0755 \"$v\" || exit 1; "
-        "docker run -d --pull never --name \"$n\" --label tango.prefix=%s "
+        "docker run -d --pull never --security-opt seccomp=/dev/stdin "
+        "--name \"$n\" --label tango.prefix=%s "
         "--label tango.vm=\"$n\" --label tango.host=%s "
         "--cpus %d --memory %dm --memory-swap %dm --pids-limit %d %s %s "
         "-v \"$v\":/home/mount --entrypoint '' %s sh -c 'exec sleep infinity' "
@@ -99,9 +125,14 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         return vmms_fail(err, errlen, VMMS_ERR, "VM %s: command line too long", vm->name);
     }
     long t0 = clock_mono_ms();
-    struct vssh_cmd cmd = {.line = line, .stdin_fd = -1, .out_max = 4096};
+    int profile = profile_fd();
+    struct vssh_cmd cmd = {.line = line, .stdin_fd = profile, .out_max = 4096};
     struct vssh_out out;
-    rc = dd_run(ctx, h, &cmd, &out, err, errlen);
+    rc = profile >= 0 ? dd_run(ctx, h, &cmd, &out, err, errlen)
+                      : vmms_fail(err, errlen, VMMS_ERR, "cannot make the seccomp profile: %s",
+                                  strerror(errno));
+    if (profile >= 0)
+        close(profile);
     free(line);
     if (rc == VMMS_OK && out.exit_code != 0)
         rc = vssh_cmd_fail(h->label, &out, "cannot create the container", err, errlen);

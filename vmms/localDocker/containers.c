@@ -1,14 +1,18 @@
 /*
  * containers.c: the life of one container ("VM"): create and start it with
- * the job's limits (initialize_vm), wait until it runs (wait_vm), remove it
- * with its volume directory (destroy_vm, safe_destroy_vm), and list this
- * service's containers by label (get_vms).
+ * the job's limits and the seccomp profile of every back end
+ * (initialize_vm), wait until it runs (wait_vm), remove it with its volume
+ * directory (destroy_vm, safe_destroy_vm), and list this service's
+ * containers by label (get_vms).
  */
 #include <dirent.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/seccomp.h"
 #include "ld.h"
 #include "log.h"
 
@@ -36,6 +40,26 @@ static json_t *writable_places(int disk_mb, long long *shm_bytes)
                      "/tmp", o_tmp, "/var/tmp", o_vartmp);
 }
 
+/* HostConfig.SecurityOpt: the seccomp profile of every back end
+ * (common/seccomp.h) in place of the engine's own, which on older engines
+ * allows io_uring, AF_ALG and AF_VSOCK. NULL when out of memory. */
+static json_t *security_opts(void)
+{
+    char *profile = vmms_seccomp_profile_text();
+    if (profile == NULL)
+        return NULL;
+    size_t n = strlen(profile) + sizeof "seccomp=";
+    char *opt = malloc(n);
+    json_t *a = opt ? json_array() : NULL;
+    if (a) {
+        snprintf(opt, n, "seccomp=%s", profile);
+        json_array_append_new(a, json_string(opt));
+    }
+    free(opt);
+    free(profile);
+    return a;
+}
+
 static json_t *create_body(struct ld_ctx *ctx, const struct vmms_vm *vm, int cores,
                            int memory_mb, int pids, int disk_mb)
 {
@@ -49,8 +73,14 @@ static json_t *create_body(struct ld_ctx *ctx, const struct vmms_vm *vm, int cor
     long long mem = (long long)(memory_mb + disk_mb) << 20;
     long long shm = 0;
     json_t *tmpfs = writable_places(disk_mb, &shm);
+    json_t *security = security_opts();
+    if (security == NULL) {
+        json_decref(tmpfs);
+        json_decref(cmd);
+        return NULL;
+    }
     json_t *host = json_pack(
-        "{s:I, s:I, s:I, s:I, s:b, s:o, s:I, s:s, s:[{s:s, s:s, s:s, s:b}]}",
+        "{s:I, s:I, s:I, s:I, s:b, s:o, s:I, s:s, s:[{s:s, s:s, s:s, s:b}], s:o}",
         "NanoCpus", (json_int_t)cores * 1000000000LL,
         "Memory", (json_int_t)mem,
         "MemorySwap", (json_int_t)mem, /* same as Memory: no swap */
@@ -60,7 +90,8 @@ static json_t *create_body(struct ld_ctx *ctx, const struct vmms_vm *vm, int cor
         "ShmSize", (json_int_t)shm,
         "NetworkMode", vm->network ? ctx->cfg.net.name : "none", /* network.c */
         "Mounts", "Type", "bind", "Source", src, "Target", "/home/mount",
-        "ReadOnly", 0);
+        "ReadOnly", 0,
+        "SecurityOpt", security);
     return json_pack("{s:s, s:o, s:[], s:{s:s, s:s}, s:b, s:o}",
                      "Image", vm->image,
                      "Cmd", cmd,

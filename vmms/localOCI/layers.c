@@ -111,7 +111,9 @@ int lo_store_init(struct lo_ctx *ctx, char *err, size_t errlen)
                     *p = '/';
                 }
         }
-        if (mkdir(d, 0700) != 0 && errno != EEXIST)
+        /* root's alone (an existing one too): the layers hold the images'
+         * setuid autodriver, which no host user may run */
+        if ((mkdir(d, 0700) != 0 && errno != EEXIST) || chmod(d, 0700) != 0)
             return vmms_fail(err, errlen, VMMS_ERR, "localOCI: cannot create %s: %s", d,
                              strerror(errno));
         if (i == 0) {

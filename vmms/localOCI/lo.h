@@ -153,9 +153,19 @@ int lo_runtime(struct lo_ctx *ctx, const char *what, const char *const *args, ch
 int lo_container_pid(struct lo_ctx *ctx, const char *name);
 /* CPU time (user + system, ms) name's cgroup used so far; -1 if unknown. */
 long long lo_cpu_ms(struct lo_ctx *ctx, const char *name);
+/* The root directory of the container whose process is pid (its
+ * /proc/PID/root), open O_DIRECTORY for vmms_open_in_root; -1 with errno. */
+int lo_container_root(int pid);
 /* The uid of the grading user (autodriver's "autograde") in the /etc/passwd
- * of the container whose process is pid; -1 if none. */
+ * of the container whose process is pid, read inside the container's root
+ * (vmms_open_in_root: a regular file, at most 64 KiB); -1 if none. Never
+ * blocks on, nor reads past, whatever the image put there. */
 long lo_grading_uid(int pid);
+/* The uid of the first "autograde:" line of passwd (a NUL-ended passwd
+ * file, the image's: any bytes): 1..0x7ffffffe, or -1 if there is none or
+ * its uid field is not a whole number in that range. Fuzzed by
+ * tests/fuzz/fuzz_passwd.c. */
+long lo_passwd_uid(const char *passwd);
 /* SIGKILLs every process of name's cgroup whose real uid is uid (the job's
  * own: autodriver runs it as the grading user); returns how many. */
 int lo_kill_job_procs(struct lo_ctx *ctx, const char *name, long uid);

@@ -150,7 +150,11 @@ static int lo_init(const json_t *cfg, const char *prefix, void **out, char *err,
     snprintf(ctx->vms_dir, sizeof ctx->vms_dir, "%s/vms", ctx->cfg.run_dir);
     snprintf(ctx->runtime_root, sizeof ctx->runtime_root, "%s/%s", ctx->cfg.run_dir,
              ctx->runtime == LO_RUNC ? "runc" : "crun");
-    if (mkdir_p(ctx->vms_dir, 0711) != 0 || mkdir_p(ctx->runtime_root, 0700) != 0 ||
+    /* root's alone: the bundles hold the graders and the images' setuid
+     * autodriver, which no host user may read or run (chmod: also an
+     * existing run_dir of an older version, once 0711) */
+    if (mkdir_p(ctx->cfg.run_dir, 0700) != 0 || chmod(ctx->cfg.run_dir, 0700) != 0 ||
+        mkdir_p(ctx->vms_dir, 0700) != 0 || mkdir_p(ctx->runtime_root, 0700) != 0 ||
         (ctx->vms_fd = open(ctx->vms_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
         rc = vmms_fail(err, errlen, VMMS_ERR, "localOCI: cannot make run_dir %s: %s",
                        ctx->cfg.run_dir, strerror(errno));

@@ -16,9 +16,9 @@
  *     the bundle. destroy_vm sets the watch's abort flag and the wait
  *     returns within WAKE_MS;
  *   - get_partial_output: output.log read through the container's own
- *     root (/proc/PID/root) with RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS, a
- *     regular file only, so a job's symbolic link or FIFO reads nothing of
- *     the host.
+ *     root (/proc/PID/root) with vmms_open_in_root and RESOLVE_NO_SYMLINKS,
+ *     a regular file only, so a job's symbolic link or FIFO reads nothing
+ *     of the host.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -232,9 +232,13 @@ static int read_exit(struct lo_ctx *ctx, const struct vmms_vm *vm, const char *t
     if (dfd < 0)
         return -1;
     snprintf(name, sizeof name, ".tango-exit-%s", token);
-    ssize_t n = vmms_read_small(dfd, name, O_NOFOLLOW | O_NONBLOCK, buf, sizeof buf);
+    /* mount/ is the job's too: a regular file only, never a device node */
+    int fd = vmms_open_in_root(dfd, name, RESOLVE_NO_SYMLINKS);
+    ssize_t n = fd >= 0 ? vmms_read_bounded(fd, buf, sizeof buf) : -1;
+    if (fd >= 0)
+        close(fd);
     close(dfd);
-    if (n < 0)
+    if (n <= 0)
         return -1;
     char *end;
     long v = strtol(buf, &end, 10);
@@ -300,7 +304,8 @@ int lo_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
     int pid = lo_container_pid(ctx, vm->name);
     int pfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
     int cpu_limit = cpu_limit_of(ctx, vm->name);
-    long job_uid = cpu_limit > 0 ? lo_grading_uid(pid) : -1;
+    long job_uid = -1; /* read from the image once, when the limit is reached */
+    bool uid_read = false;
     bool cpu_killed = false;
     /* No process (gone, or a zombie a dead predecessor left): it ended. */
     rc = pfd >= 0 ? VMMS_TIMEOUT : VMMS_OK;
@@ -313,8 +318,12 @@ int lo_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
         long long left = deadline - clock_mono_ms();
         if (left <= 0)
             break;
-        if (cpu_limit > 0 && lo_cpu_ms(ctx, vm->name) >= 1000LL * cpu_limit &&
-            lo_kill_job_procs(ctx, vm->name, job_uid) > 0 && !cpu_killed) {
+        bool over = cpu_limit > 0 && lo_cpu_ms(ctx, vm->name) >= 1000LL * cpu_limit;
+        if (over && !uid_read) {
+            job_uid = lo_grading_uid(pid); /* bounded: never holds this wait up */
+            uid_read = true;
+        }
+        if (over && lo_kill_job_procs(ctx, vm->name, job_uid) > 0 && !cpu_killed) {
             cpu_killed = true; /* autodriver sees its job die and reports as usual */
             log_info("vm_cpu_limit", "name=%s cpu_limit_s=%d", vm->name, cpu_limit);
         }
@@ -358,29 +367,13 @@ int lo_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
                                 errlen);
     if (rc != VMMS_OK)
         return rc;
-    int pid = lo_container_pid(ctx, vm->name);
-    char root[64];
-    snprintf(root, sizeof root, "/proc/%d/root", pid);
-    int rfd = pid > 0 ? open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    int rfd = lo_container_root(lo_container_pid(ctx, vm->name));
     if (rfd < 0)
         return vmms_fail(err, errlen, VMMS_NOT_FOUND, "sandbox %s: no job running", vm->name);
     static const char *const sources[] = PARTIAL_SOURCES;
     int fd = -1;
-    for (const char *const *s = sources; *s && fd < 0; s++) {
-        struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
-                               .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS |
-                                          RESOLVE_NO_MAGICLINKS};
-        int p = (int)syscall(SYS_openat2, rfd, *s, &how, sizeof how);
-        struct stat st;
-        if (p < 0)
-            continue;
-        if (fstat(p, &st) == 0 && S_ISREG(st.st_mode)) {
-            char self[64];
-            snprintf(self, sizeof self, "/proc/self/fd/%d", p);
-            fd = open(self, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        }
-        close(p);
-    }
+    for (const char *const *s = sources; *s && fd < 0; s++)
+        fd = vmms_open_in_root(rfd, *s, RESOLVE_NO_SYMLINKS);
     close(rfd);
     if (fd < 0)
         return VMMS_OK; /* nothing printed yet */
@@ -389,15 +382,8 @@ int lo_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
         close(fd);
         return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     }
-    size_t got = 0;
-    while (got < max_bytes) {
-        ssize_t n = read(fd, buf + got, max_bytes - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
+    ssize_t n = vmms_read_bounded(fd, buf, max_bytes + 1);
+    size_t got = n > 0 ? (size_t)n : 0;
     close(fd);
     buf[got] = '\0';
     *out = buf;

@@ -12,8 +12,10 @@
  * lives, destroy_vm kills and deletes the container and removes every
  * piece (runtime state, cgroups, mounts, network namespace, directory);
  * get_vms reports every piece carrying our prefix, so startup clean-up
- * finds what a crash left. Also the container process lookup and the
- * cgroup usage figures (job_usage).
+ * finds what a crash left. Bundles are root's alone (0700 in a 0700
+ * run_dir). Also the container process lookup, the cgroup usage figures
+ * (job_usage) and the grading user's uid, read inside the container's root
+ * (vmms_open_in_root), never through the host's.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -367,7 +369,7 @@ int lo_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     if (rc != VMMS_OK)
         return rc;
     long long t_img = clock_mono_ms();
-    if (mkdirat(ctx->vms_fd, vm->name, 0711) != 0) {
+    if (mkdirat(ctx->vms_fd, vm->name, 0700) != 0) {
         int e = errno;
         json_decref(image);
         if (e != EEXIST || lo_container_pid(ctx, vm->name) > 0)
@@ -376,7 +378,7 @@ int lo_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         /* The leftover of a dead one: clear it and start afresh. */
         char e2[256];
         destroy(ctx, vm, true, e2, sizeof e2);
-        if (mkdirat(ctx->vms_fd, vm->name, 0711) != 0)
+        if (mkdirat(ctx->vms_fd, vm->name, 0700) != 0)
             return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: %s", vm->name,
                              strerror(errno));
         rc = image_for(ctx, vm->image, &image, err, errlen);
@@ -536,21 +538,45 @@ long long lo_cpu_ms(struct lo_ctx *ctx, const char *name)
     return ns >= 0 ? ns / 1000000 : -1;
 }
 
+int lo_container_root(int pid)
+{
+    char root[64];
+    snprintf(root, sizeof root, "/proc/%d/root", pid);
+    return pid > 1 ? open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+}
+
+long lo_passwd_uid(const char *passwd)
+{
+    for (const char *l = passwd; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, "autograde:", 10) == 0) {
+            const char *p = strchr(l + 10, ':'); /* past the password field */
+            const char *nl = strchr(l, '\n');
+            if (p == NULL || (nl && p > nl) || p[1] < '0' || p[1] > '9')
+                return -1;
+            char *end;
+            errno = 0;
+            long uid = strtol(p + 1, &end, 10);
+            return errno == 0 && uid > 0 && uid < 0x7fffffff && *end == ':' ? uid : -1;
+        }
+    return -1;
+}
+
 long lo_grading_uid(int pid)
 {
-    char path[64], line[512];
-    snprintf(path, sizeof path, "/proc/%d/root/etc/passwd", pid);
-    FILE *f = pid > 1 ? fopen(path, "re") : NULL;
-    long uid = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "autograde:", 10) == 0) {
-            char *p = strchr(line + 10, ':'); /* past the password field */
-            uid = p ? strtol(p + 1, NULL, 10) : -1;
-            break;
-        }
-    if (f)
-        fclose(f);
-    return uid > 0 ? uid : -1;
+    /* Inside the container's root, never the host's (an absolute link
+     * /etc/passwd -> /dev/zero in the image), a regular file, its first
+     * PASSWD_MAX bytes: this runs on attach_job's thread. */
+    enum { PASSWD_MAX = 64 * 1024 };
+    int rfd = lo_container_root(pid);
+    int fd = rfd >= 0 ? vmms_open_in_root(rfd, "etc/passwd", 0) : -1;
+    char *buf = fd >= 0 ? malloc(PASSWD_MAX) : NULL;
+    long uid = buf && vmms_read_bounded(fd, buf, PASSWD_MAX) > 0 ? lo_passwd_uid(buf) : -1;
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+    if (rfd >= 0)
+        close(rfd);
+    return uid;
 }
 
 int lo_kill_job_procs(struct lo_ctx *ctx, const char *name, long uid)

@@ -6,10 +6,8 @@
  *     no user namespace (root in the job is root with Docker's default
  *     capability set, as under Docker);
  *   - capabilities: Docker's default set, bounding = effective = permitted;
- *   - seccomp: an allow list (everything else EPERM) no wider than Docker's
- *     default profile: no mount, namespaces (clone with CLONE_NEW* flags is
- *     refused, clone3 is ENOSYS so libc falls back to clone), keyrings,
- *     bpf, perf, module, reboot, swap, clock setting, io_uring, kexec;
+ *   - seccomp: the profile of every back end (common/seccomp.h), no wider
+ *     than Docker's default;
  *   - no_new_privileges stays off, as under Docker: the setuid-root
  *     autodriver (docs/api.md) must take root to run the job as its user and
  *     kill its processes; root never gets more than the set above;
@@ -28,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/seccomp.h"
 #include "lo.h"
 
 static const char *const caps[] = {
@@ -36,88 +35,12 @@ static const char *const caps[] = {
     "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE", NULL,
 };
 
-/* Allowed without condition (names the kernel lacks are skipped by the
- * runtime). */
-static const char *const allowed[] = {
-    "accept", "accept4", "access", "adjtimex", "alarm", "arch_prctl", "bind", "brk",
-    "capget", "capset", "chdir", "chmod", "chown", "chroot", "clock_getres",
-    "clock_gettime", "clock_nanosleep", "close", "close_range", "connect",
-    "copy_file_range", "creat", "dup", "dup2", "dup3", "epoll_create", "epoll_create1",
-    "epoll_ctl", "epoll_pwait", "epoll_pwait2", "epoll_wait", "eventfd", "eventfd2",
-    "execve", "execveat", "exit", "exit_group", "faccessat", "faccessat2", "fadvise64",
-    "fallocate", "fchdir", "fchmod", "fchmodat", "fchown", "fchownat", "fcntl",
-    "fdatasync", "fgetxattr", "flistxattr", "flock", "fork", "fremovexattr", "fsetxattr",
-    "fstat", "fstatfs", "fsync", "ftruncate", "futex", "futex_waitv", "futimesat", "getcpu",
-    "getcwd", "getdents", "getdents64", "getegid", "geteuid", "getgid", "getgroups",
-    "getitimer", "getpeername", "getpgid", "getpgrp", "getpid", "getppid", "getpriority",
-    "getrandom", "getresgid", "getresuid", "getrlimit", "get_robust_list", "getrusage",
-    "getsid", "getsockname", "getsockopt", "get_thread_area", "gettid", "gettimeofday",
-    "getuid", "getxattr", "inotify_add_watch", "inotify_init", "inotify_init1",
-    "inotify_rm_watch", "io_cancel", "ioctl", "io_destroy", "io_getevents",
-    "io_pgetevents", "ioprio_get", "ioprio_set", "io_setup", "io_submit", "kill", "lchown",
-    "lgetxattr", "link", "linkat", "listen", "listxattr", "llistxattr", "lremovexattr",
-    "lseek", "lsetxattr", "lstat", "madvise", "membarrier", "memfd_create", "mincore",
-    "mkdir", "mkdirat", "mknod", "mknodat", "mlock", "mlock2", "mlockall", "mmap",
-    "modify_ldt", "mprotect", "mq_getsetattr", "mq_notify", "mq_open", "mq_timedreceive",
-    "mq_timedsend", "mq_unlink", "mremap", "msgctl", "msgget", "msgrcv", "msgsnd", "msync",
-    "munlock", "munlockall", "munmap", "name_to_handle_at", "nanosleep", "newfstatat",
-    "open", "openat", "openat2", "pause", "pidfd_getfd", "pidfd_open", "pidfd_send_signal",
-    "pipe", "pipe2", "pkey_alloc", "pkey_free", "pkey_mprotect", "poll", "ppoll", "prctl",
-    "pread64", "preadv", "preadv2", "prlimit64", "process_mrelease", "process_vm_readv",
-    "process_vm_writev", "pselect6", "ptrace", "pwrite64", "pwritev", "pwritev2", "read",
-    "readahead", "readlink", "readlinkat", "readv", "recvfrom", "recvmmsg", "recvmsg",
-    "remap_file_pages", "removexattr", "rename", "renameat", "renameat2",
-    "restart_syscall", "rmdir", "rseq", "rt_sigaction", "rt_sigpending", "rt_sigprocmask",
-    "rt_sigqueueinfo", "rt_sigreturn", "rt_sigsuspend", "rt_sigtimedwait",
-    "rt_tgsigqueueinfo", "sched_getaffinity", "sched_getattr", "sched_getparam",
-    "sched_get_priority_max", "sched_get_priority_min", "sched_getscheduler",
-    "sched_rr_get_interval", "sched_setaffinity", "sched_setattr", "sched_setparam",
-    "sched_setscheduler", "sched_yield", "seccomp", "select", "semctl", "semget", "semop",
-    "semtimedop", "sendfile", "sendmmsg", "sendmsg", "sendto", "setfsgid", "setfsuid",
-    "setgid", "setgroups", "setitimer", "setpgid", "setpriority", "setregid", "setresgid",
-    "setresuid", "setreuid", "setrlimit", "set_robust_list", "setsid", "setsockopt",
-    "set_thread_area", "set_tid_address", "setuid", "setxattr", "shmat", "shmctl",
-    "shmdt", "shmget", "shutdown", "sigaltstack", "signalfd", "signalfd4", "socket",
-    "socketpair", "splice", "stat", "statfs", "statx", "symlink", "symlinkat", "sync",
-    "sync_file_range", "syncfs", "sysinfo", "tee", "tgkill", "time", "timer_create",
-    "timer_delete", "timer_getoverrun", "timer_gettime", "timer_settime",
-    "timerfd_create", "timerfd_gettime", "timerfd_settime", "times", "tkill", "truncate",
-    "umask", "uname", "unlink", "unlinkat", "utime", "utimensat", "utimes", "vfork",
-    "vmsplice", "wait4", "waitid", "write", "writev", NULL,
-};
-
-/* clone's flags that make namespaces: CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|
- * NEWUSER|NEWPID|NEWNET. */
-#define CLONE_NS_FLAGS 0x7E020000LL
-
 static json_t *strings(const char *const *v)
 {
     json_t *a = json_array();
     for (; *v; v++)
         json_array_append_new(a, json_string(*v));
     return a;
-}
-
-static json_t *seccomp(void)
-{
-    json_t *sys = json_array();
-    json_array_append_new(sys, json_pack("{s:o, s:s}", "names", strings(allowed), "action",
-                                         "SCMP_ACT_ALLOW"));
-    json_array_append_new(sys, json_pack("{s:[s], s:s, s:[{s:i, s:I, s:I, s:s}]}", "names",
-                                         "clone", "action", "SCMP_ACT_ALLOW", "args", "index",
-                                         0, "value", (json_int_t)CLONE_NS_FLAGS, "valueTwo",
-                                         (json_int_t)0, "op", "SCMP_CMP_MASKED_EQ"));
-    json_array_append_new(sys, json_pack("{s:[s], s:s, s:i}", "names", "clone3", "action",
-                                         "SCMP_ACT_ERRNO", "errnoRet", 38 /* ENOSYS */));
-    static const long long personas[] = {0x0, 0x8, 0x20000, 0x20008, 0xffffffffLL};
-    for (size_t i = 0; i < sizeof personas / sizeof personas[0]; i++)
-        json_array_append_new(sys, json_pack("{s:[s], s:s, s:[{s:i, s:I, s:s}]}", "names",
-                                             "personality", "action", "SCMP_ACT_ALLOW", "args",
-                                             "index", 0, "value", (json_int_t)personas[i],
-                                             "op", "SCMP_CMP_EQ"));
-    return json_pack("{s:s, s:i, s:[s, s, s], s:o}", "defaultAction", "SCMP_ACT_ERRNO",
-                     "defaultErrnoRet", 1 /* EPERM */, "architectures", "SCMP_ARCH_X86_64",
-                     "SCMP_ARCH_X86", "SCMP_ARCH_X32", "syscalls", sys);
 }
 
 static json_t *mount(const char *dst, const char *type, const char *src, const char *opts)
@@ -216,6 +139,6 @@ json_t *lo_spec(struct lo_ctx *ctx, const char *name, const json_t *image,
                      "root", "path", "rootfs", "readonly", 0,
                      "hostname", host, "mounts", mounts,
                      "linux", "namespaces", ns, "cgroupsPath", cgpath, "resources", res,
-                     "seccomp", seccomp(), "maskedPaths", strings(masked),
+                     "seccomp", vmms_seccomp_profile(), "maskedPaths", strings(masked),
                      "readonlyPaths", strings(ro));
 }
