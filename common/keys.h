@@ -52,7 +52,8 @@
     X(CONSUMER_SEEN,   "consumers:seen:", "consumers:seen:<token>: heartbeat JSON, PX expiry")  \
     X(PAUSED,          "control:paused",  "exists while leasing is paused: {by, since} (tangoctl)") \
     X(DRAIN,           "control:drain",   "owner token of the consumer asked to drain and exit") \
-    X(REQUEUED,        "jobs:requeued",   "hash dead id -> the id tangoctl requeued it as (0: under way)")
+    X(REQUEUED,        "jobs:requeued",   "hash dead id -> the id tangoctl requeued it as (0: under way)") \
+    X(BACKEND_DOWN,    "backend:down:",   "backend:down:<vmms>: {vmms, since, reason, consumer} while a consumer cannot reach that back end (PX expiry, refreshed)")
 
 enum store_key_id {
 #define TANGO_KEY_ENUM(tag, name, what) KEY_##tag,

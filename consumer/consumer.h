@@ -23,6 +23,7 @@
 struct pool;
 struct reaper;
 struct consumer_metrics;
+struct backend_health;
 
 /* What a worker does with a held job. */
 enum held_mode {
@@ -71,6 +72,8 @@ struct consumer {
     struct pool *pool;
     struct reaper *reaper;   /* VMMS clean-up off the dispatcher thread */
     struct consumer_metrics *metrics; /* metrics_http.c; set before the threads start */
+    struct backend_health *health;    /* backend_health.c; set before the threads start */
+    atomic_bool backend_down;         /* the back end cannot be reached: lease nothing */
 };
 
 /* plugin.c: loads cfg->vmms from cfg->vmms_dir and initialises it. */
@@ -133,6 +136,8 @@ void metrics_job_phase(struct consumer *c, const char *phase, double seconds);
 void metrics_job_latency(struct consumer *c, double seconds);
 void metrics_leader_change(struct consumer *c, bool acquired);
 void metrics_job_adopted(struct consumer *c, enum held_mode mode);
+/* tango_backend_up{backend=<vmms>}: whether the back end can be reached. */
+void metrics_backend_up(struct consumer *c, bool up);
 
 /* A unique instance name: <instance_prefix><tag>-<seq>-<token prefix>. */
 void consumer_vm_name(struct consumer *c, const char *tag, char *out, size_t len);

@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 #include <openssl/rand.h>
 
+#include "backend_health.h"
 #include "consumer.h"
 #include "log.h"
 #include "pool.h"
@@ -56,6 +57,10 @@ int main(int argc, char **argv)
                         "metrics_port)\n", cfg.metrics_bind, cfg.metrics_port);
         return 2;
     }
+    if (backend_health_start(&c)) {
+        fprintf(stderr, "tango-consumer: cannot start the back end health thread\n");
+        return 2;
+    }
     if (reaper_start(&c)) {
         fprintf(stderr, "tango-consumer: cannot start the reaper thread\n");
         return 2;
@@ -81,6 +86,7 @@ int main(int argc, char **argv)
     pthread_join(t_partial, NULL);
     pthread_join(t_upkeep, NULL);
     reaper_stop(&c);
+    backend_health_stop(&c);
     metrics_stop(&c);
     pool_free(c.pool);
     vmms_unload(&c);

@@ -2,7 +2,8 @@
  * metrics_http.c: the consumer's Prometheus metrics. It owns the
  * consumer's registry and families (jobs running per image, leader state
  * and acquisitions, adopted jobs, job phase durations and end-to-end
- * latency, VMMS errors by operation, worker host health) and the small
+ * latency, VMMS errors by operation, worker host health, whether the back
+ * end can be reached) and the small
  * listener that serves them: GET /metrics on metrics_bind:metrics_port,
  * libevent's evhttp on its own thread and event_base (no request bodies,
  * so evhttp's buffering of them does not matter: bodies are capped at 0
@@ -37,7 +38,7 @@ struct consumer_metrics {
     struct metrics *reg;
     char instance[320];
     struct metric *leader, *draining, *leader_acquired, *leader_lost, *adopted, *held, *running,
-        *phase, *latency, *vmms_errors, *host_up, *host_jobs, *redis_errors;
+        *phase, *latency, *vmms_errors, *host_up, *host_jobs, *redis_errors, *backend_up;
     /* the listener (its thread only) */
     struct event_base *base;
     struct evhttp *http;
@@ -88,6 +89,10 @@ static void make_families(struct consumer_metrics *m)
                                  "Instances holding a job slot on a worker host (distDocker)",
                                  (const char *const[]){"instance", "host", NULL});
     m->redis_errors = metrics_counter(r, "tango_redis_errors_total", STORE_ERRORS_HELP, L_INSTANCE);
+    m->backend_up = metrics_gauge(r, "tango_backend_up",
+                                  "Whether this consumer can reach its VMMS back end (0: an "
+                                  "outage; leasing paused until its health probe passes)",
+                                  (const char *const[]){"instance", "backend", NULL});
     const char *inst[] = {m->instance};
     metric_add(m->leader_acquired, inst, 0);
     metric_add(m->leader_lost, inst, 0);
@@ -101,6 +106,7 @@ static const char *status_name(int st)
     case VMMS_TIMEOUT: return "timeout";
     case VMMS_NOT_FOUND: return "not_found";
     case VMMS_BUSY: return "busy";
+    case VMMS_UNAVAILABLE: return "unavailable";
     default: return "error";
     }
 }
@@ -110,6 +116,13 @@ void metrics_vmms_error(struct consumer *c, const char *op, int status)
     if (c->metrics && status != VMMS_OK)
         metric_add(c->metrics->vmms_errors,
                    (const char *const[]){c->metrics->instance, op, status_name(status)}, 1);
+}
+
+void metrics_backend_up(struct consumer *c, bool up)
+{
+    if (c->metrics)
+        metric_set(c->metrics->backend_up,
+                   (const char *const[]){c->metrics->instance, c->cfg->vmms}, up ? 1 : 0);
 }
 
 void metrics_job_phase(struct consumer *c, const char *phase, double seconds)

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend_health.h"
 #include "consumer.h"
 #include "labs.h"
 #include "log.h"
@@ -298,6 +299,24 @@ static void reschedule(struct run_state *rs, const char *why, const char *counte
     finish(rs, outcome, detail, counters, counter ? 1 : 0);
 }
 
+/* A VMMS step failed with st (err: the plugin's reason): when the back end
+ * itself cannot be reached, the job goes back to the head of the queue
+ * without spending a try (leasing pauses: backend_health.c); otherwise it
+ * is the job's failure (reschedule). */
+static void step_failed(struct run_state *rs, int st, const char *err, const char *why,
+                        const char *counter)
+{
+    if (lost(rs) || atomic_load(&rs->h->cancel) || !backend_unavailable(rs->c, st, err)) {
+        reschedule(rs, why, counter);
+        return;
+    }
+    release_vm(rs); /* fails while it is down: the reaper's clean-up finds it later */
+    log_warn("job_backend_unavailable", "id=%lld status=%d reason=\"%s\"", (long long)rs->job->id,
+             st, err);
+    trace(rs, "Back end unavailable (%s): back in the queue, no try spent", err);
+    requeue(rs, false);
+}
+
 static void fill_vm_spec(struct run_state *rs, struct vmms_vm *vm)
 {
     const struct tango_config *cfg = rs->c->cfg;
@@ -374,10 +393,10 @@ static void after_run(struct run_state *rs, int st, int status, const char *run_
         trace(rs, "Job %s:%lld used cpu_user_ms=%lld cpu_sys_ms=%lld peak_memory_kb=%lld",
               job->name, (long long)job->id, use.cpu_user_ms, use.cpu_sys_ms, use.peak_mem_kb);
     metrics_job_phase(c, "run", (t_run - t_run_start) / 1000.0);
-    if (st == VMMS_ERR || st == VMMS_NOT_FOUND) {
+    if (st != VMMS_OK && st != VMMS_TIMEOUT) {
         char why[700];
         snprintf(why, sizeof why, "Error: OS error while running job on VM: %s", run_err);
-        reschedule(rs, why, "runjob_errors");
+        step_failed(rs, st, run_err, why, "runjob_errors");
         return;
     }
     snprintf(rs->feedback, sizeof rs->feedback, "%s/.feedback-%lld-%lld", c->cfg->courselabs,
@@ -408,7 +427,7 @@ static void after_run(struct run_state *rs, int st, int status, const char *run_
         snprintf(why, sizeof why, "Error: Copy out from VM failed (status=%d): %s", rs->copyout,
                  err);
         rs->feedback[0] = '\0';
-        reschedule(rs, why, "copyout_errors");
+        step_failed(rs, cst, err, why, "copyout_errors");
         return;
     }
     if (status == 3) {
@@ -493,7 +512,7 @@ static void run_steps(struct run_state *rs)
             rs->waitvm = -1;
             char why[600];
             snprintf(why, sizeof why, "Internal error: initializeVM failed: %s", err);
-            reschedule(rs, why, "waitvm_timeouts");
+            step_failed(rs, st, err, why, "waitvm_timeouts");
             return;
         }
         st = ops->wait_vm(c->vctx, &rs->vm, c->cfg->waitvm_timeout_s, err, sizeof err);
@@ -503,7 +522,7 @@ static void run_steps(struct run_state *rs)
             char why[600];
             snprintf(why, sizeof why, "Internal error: waitVM timeout after %d secs (%s)",
                      c->cfg->waitvm_timeout_s, err);
-            reschedule(rs, why, "waitvm_timeouts");
+            step_failed(rs, st, err, why, "waitvm_timeouts");
             return;
         }
     } else {
@@ -543,7 +562,10 @@ static void run_steps(struct run_state *rs)
     if (st != VMMS_OK) {
         char why[600];
         snprintf(why, sizeof why, "Error: Copy in to VM failed (status=%d): %s", rs->copyin, err);
-        reschedule(rs, why, "copyin_errors");
+        if (bad)
+            reschedule(rs, why, "copyin_errors");
+        else
+            step_failed(rs, st, err, why, "copyin_errors");
         return;
     }
     if (end_if_cancelled(rs))
@@ -566,7 +588,7 @@ static void run_steps(struct run_state *rs)
     st = ops->start_job(c->vctx, &rs->vm, &run, handle, sizeof handle, err, sizeof err);
     metrics_vmms_error(c, "start_job", st);
     if (st != VMMS_OK) {
-        after_run(rs, VMMS_ERR, -1, err, t_in);
+        after_run(rs, st == VMMS_TIMEOUT ? VMMS_ERR : st, -1, err, t_in);
         return;
     }
     job->run_handle = strdup(handle);

@@ -29,11 +29,26 @@ void h_hello(struct http_request *req, struct route_ctx *ctx)
     evbuffer_free(b);
 }
 
+/* /health: 200 while Redis answers (jobs are accepted), 503 when it does
+ * not. "backend" says whether the consumers can reach the VMMS back end
+ * (backend:down:<vmms>, backend_health.c): while "down", jobs wait in the
+ * queue and "backendDown" says since when and why; still 200, as this
+ * producer takes jobs all the same. */
 void h_health(struct http_request *req, struct route_ctx *ctx)
 {
-    bool up = store_ping(ctx->app->store) == STORE_OK;
-    json_t *doc = json_pack("{s:i, s:s, s:s}", "statusId", up ? 0 : -1, "statusMsg",
-                            up ? "OK" : "Redis unavailable", "redis", up ? "up" : "down");
+    struct app *app = ctx->app;
+    bool up = store_ping(app->store) == STORE_OK;
+    json_t *down = NULL;
+    if (up && store_backend_down(app->store, app->cfg->vmms, &down) != STORE_OK)
+        down = NULL;
+    json_t *doc = json_pack("{s:i, s:s, s:s, s:s}", "statusId", up ? 0 : -1, "statusMsg",
+                            !up ? "Redis unavailable"
+                            : down ? "OK; the back end is unavailable: jobs wait in the queue"
+                                   : "OK",
+                            "redis", up ? "up" : "down", "backend",
+                            !up ? "unknown" : down ? "down" : "up");
+    if (down)
+        json_object_set_new(doc, "backendDown", down);
     reply_json(req, up ? 200 : 503, doc);
     json_decref(doc);
 }

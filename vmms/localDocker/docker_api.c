@@ -98,6 +98,15 @@ static int on_progress(void *arg, curl_off_t dlt, curl_off_t dln, curl_off_t ult
     return atomic_load(abort) ? 1 : 0;
 }
 
+/* Whether a transfer failed because dockerd is not there: the socket
+ * refused or missing (not running, restarting), or the connection cut
+ * before or while it answered (it stopped mid-call). */
+static bool daemon_gone(CURLcode cc)
+{
+    return cc == CURLE_COULDNT_CONNECT || cc == CURLE_GOT_NOTHING || cc == CURLE_RECV_ERROR ||
+           cc == CURLE_SEND_ERROR || cc == CURLE_PARTIAL_FILE;
+}
+
 int ld_docker(struct ld_ctx *ctx, const struct ld_request *req,
               struct ld_response *resp, char *err, size_t errlen)
 {
@@ -173,7 +182,7 @@ int ld_docker(struct ld_ctx *ctx, const struct ld_request *req,
         rc = vmms_fail(err, errlen, VMMS_ERR, "Docker %s %s: answer larger than %ld bytes",
                      req->method, req->path, LD_BODY_MAX);
     } else if (cc != CURLE_OK) {
-        rc = vmms_fail(err, errlen, VMMS_ERR,
+        rc = vmms_fail(err, errlen, daemon_gone(cc) ? VMMS_UNAVAILABLE : VMMS_ERR,
                      "cannot talk to Docker at %s (%s %s): %s; is dockerd running?",
                      ctx->cfg.socket, req->method, req->path,
                      curlerr[0] ? curlerr : curl_easy_strerror(cc));
@@ -181,6 +190,18 @@ int ld_docker(struct ld_ctx *ctx, const struct ld_request *req,
     if (rc == VMMS_OK && resp->body)
         resp->json = json_loadb(resp->body, resp->len, JSON_DECODE_ANY, NULL);
     return rc;
+}
+
+int ld_ping(void *vctx, int timeout_ms, char *err, size_t errlen)
+{
+    struct ld_ctx *ctx = vctx;
+    struct ld_request req = {.method = "GET", .path = "/_ping", .timeout_ms = timeout_ms};
+    struct ld_response resp;
+    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    if (rc == VMMS_OK && resp.status != 200)
+        rc = ld_docker_fail(&resp, "Docker ping failed", err, errlen);
+    ld_response_free(&resp);
+    return rc == VMMS_OK ? VMMS_OK : VMMS_UNAVAILABLE;
 }
 
 void ld_response_free(struct ld_response *resp)
@@ -205,7 +226,10 @@ int ld_docker_fail(const struct ld_response *resp, const char *what,
     while (o > 0 && clean[o - 1] == ' ')
         o--;
     clean[o] = '\0';
-    return vmms_fail(err, errlen, resp->status == 404 ? VMMS_NOT_FOUND : VMMS_ERR,
+    int status = resp->status == 404 ? VMMS_NOT_FOUND
+                 : resp->status >= 500 ? VMMS_UNAVAILABLE /* the consumer checks with ping */
+                                       : VMMS_ERR;
+    return vmms_fail(err, errlen, status,
                    "%s: %s (Docker HTTP %ld)", what, clean, resp->status);
 }
 

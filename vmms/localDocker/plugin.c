@@ -132,4 +132,5 @@ const struct vmms_ops vmms_plugin = {
     .get_images = ld_get_images,
     .get_partial_output = ld_get_partial_output,
     .load_image = ld_load_image,
+    .ping = ld_ping,
 };
