@@ -199,14 +199,17 @@ def main():
     if not ok:
         return
     try:
+        t0 = time.time()
         ok = d.start()
         tlib.check("fixture: own dockerd on %s" % SOCK, ok, open(d.log).read()[-800:])
         tar, why = image_tar()
         ok2, out = d.cli("load", "-i", tar, timeout=300) if tar else (False, why)
         tlib.check("fixture: autograding_image loaded into it", ok and ok2, out[-400:])
+        print("# fixture up in %.0f s" % (time.time() - t0))
         if ok and ok2:
             run(d)
     finally:
+        t0 = time.time()
         d.stop()
         sh("ip", "link", "del", BRIDGE)
         sh("ip", "link", "del", JOBS_BRIDGE)
@@ -214,6 +217,7 @@ def main():
             if os.path.ismount(m):
                 sh("umount", "-l", m)
         shutil.rmtree(tmp, ignore_errors=True)
+        print("# fixture down in %.0f s" % (time.time() - t0))
 
 
 def run(d):
@@ -231,15 +235,15 @@ def run(d):
         done_before = outage(svc, d, ids, mport, ctl_cfg)
         tlib.check("the burst was mid-way when the daemon stopped", done_before < NJOBS,
                    done_before)
-        t_up = time.time()
         tlib.check("fixture: the daemon starts again", d.start(), open(d.log).read()[-800:])
+        t_up = time.time()
         g = tlib.wait_for(lambda: backend_gauge(mport) == 1, 30)
-        print("# leasing resumed %.1f s after the daemon started" % (time.time() - t_up))
+        print("# leasing resumed %.1f s after the daemon answered again" % (time.time() - t_up))
         tlib.check("tango_backend_up is 1 again: the probe saw it back", g, backend_gauge(mport))
         h = svc.get("/health").json()
         tlib.check("/health shows the back end up again", h.get("backend") == "up", h)
         tlib.check("the consumer logged the outage once and its end",
-                   c.logtext().count("event=backend_down") >= 1 and
+                   c.logtext().count("event=backend_down") == 1 and
                    "event=backend_up" in c.logtext(), c.logtext()[-600:])
         all_done = tlib.wait_for(lambda: len([j for j in dead_records(svc) if j in ids]) == NJOBS,
                                  150, 0.5)

@@ -143,6 +143,10 @@ int ld_docker(struct ld_ctx *ctx, const struct ld_request *req,
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &c);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curlerr);
+    if (req->fresh) {
+        curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+    }
     if (req->abort) {
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -195,7 +199,10 @@ int ld_docker(struct ld_ctx *ctx, const struct ld_request *req,
 int ld_ping(void *vctx, int timeout_ms, char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
-    struct ld_request req = {.method = "GET", .path = "/_ping", .timeout_ms = timeout_ms};
+    /* On a new connection: a stopping dockerd still answers on the ones
+     * it has open, while it refuses new ones (every other call's). */
+    struct ld_request req = {.method = "GET", .path = "/_ping", .timeout_ms = timeout_ms,
+                             .fresh = true};
     struct ld_response resp;
     int rc = ld_docker(ctx, &req, &resp, err, errlen);
     if (rc == VMMS_OK && resp.status != 200)

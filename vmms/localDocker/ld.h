@@ -91,6 +91,7 @@ struct ld_request {
     ld_sink_fn sink;           /* stream a 2xx body here instead of keeping it */
     void *sink_arg;
     atomic_int *abort;         /* another thread sets it to end the call */
+    bool fresh;                /* on a new connection, not kept for reuse */
 };
 
 struct ld_response {
