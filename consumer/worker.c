@@ -35,6 +35,8 @@
 #define RUN_GRACE_S 15       /* past the job's timeout before the wait gives up */
 #define WAIT_SLICE_MS 5000   /* a handed-off worker lets go of its run within this */
 #define CANCELLED_OUTCOME "Error: Job cancelled by request"
+#define RETRY_PAUSE_MS 1000      /* before a job's first retry; doubles per try spent */
+#define RETRY_PAUSE_MAX_MS 8000
 
 struct run_state {
     struct consumer *c;
@@ -264,7 +266,28 @@ static void requeue(struct run_state *rs, bool count_retry)
         atomic_store(&rs->h->ended, true);
 }
 
-/* An infrastructure failure: retry within the budget, else internal error. */
+/* A job's own failure is retried after a pause, not at once: RETRY_PAUSE_MS
+ * doubling with each try spent, at most RETRY_PAUSE_MAX_MS. The job stays
+ * held meanwhile (its lease renewed) with its slot freed for other jobs.
+ * The pause ends early when the consumer stops or drains, the lease is
+ * lost or the job is cancelled. */
+static void retry_pause(struct run_state *rs)
+{
+    long long ms = RETRY_PAUSE_MS;
+    for (int i = 1; i < rs->job->retries && ms < RETRY_PAUSE_MAX_MS; i++)
+        ms *= 2;
+    if (ms > RETRY_PAUSE_MAX_MS)
+        ms = RETRY_PAUSE_MAX_MS;
+    trace(rs, "Retrying in %lld ms", ms);
+    atomic_store(&rs->h->slot_free, true);
+    long long end = clock_mono_ms() + ms;
+    while (clock_mono_ms() < end && !lost(rs) && !atomic_load(&rs->h->cancel) &&
+           !atomic_load(&rs->c->draining) && !atomic_load(&rs->c->stopping))
+        usleep(50 * 1000);
+}
+
+/* An infrastructure failure: retry within the budget (after a pause), else
+ * internal error. */
 static void reschedule(struct run_state *rs, const char *why, const char *counter)
 {
     struct job *job = rs->job;
@@ -279,7 +302,9 @@ static void reschedule(struct run_state *rs, const char *why, const char *counte
         job->retries++;
         if (counter)
             store_incr_counter(rs->st, counter, 1);
-        requeue(rs, true);
+        retry_pause(rs);
+        if (!end_if_cancelled(rs))
+            requeue(rs, true);
         return;
     }
     char outcome[160], detail[200];

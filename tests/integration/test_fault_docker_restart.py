@@ -11,6 +11,8 @@ and kept down ~20 s, then started again. Checks: while it is down /health
 (producer), tangoctl status and tango_backend_up show the outage, no job
 ends; after the restart leasing resumes by itself and all 100 jobs end with
 their own correct output and retries 0 (no try spent on the outage).
+Before the burst, with the daemon healthy, a job whose input file is gone
+still spends its tries, spaced 1 s and 2 s apart (not within milliseconds).
 """
 import glob
 import json
@@ -148,9 +150,7 @@ def backend_gauge(port):
 
 
 def ctl_status(svc, cfg):
-    p = subprocess.run([CTL, "-c", cfg, "status"], capture_output=True, text=True, timeout=30,
-                       env=svc.env())
-    return p.stdout + p.stderr
+    return ctl(svc, cfg, "status")[1]
 
 
 def check_outputs(svc, ids, dead):
@@ -167,6 +167,36 @@ def check_outputs(svc, ids, dead):
     tlib.check("all %d jobs end with their own output and success" % NJOBS, not wrong, wrong[:3])
     tlib.check("no job ends with 'Internal error'", not internal, internal[:10])
     tlib.check("no job spent a try on the outage (record's retries 0)", not spent, spent[:10])
+
+
+def ctl(svc, cfg, *args):
+    p = subprocess.run([CTL, "-c", cfg] + list(args), capture_output=True, text=True, timeout=30,
+                       env=svc.env())
+    return p.returncode == 0, p.stdout + p.stderr
+
+
+def own_failure_spaced(svc, ctl_cfg):
+    """A job's own failure (its input file gone, the daemon healthy) still
+    spends its tries, but spaced (1 s, then 2 s), not within milliseconds."""
+    ok, out = ctl(svc, ctl_cfg, "pause", "--reason", "test")
+    r = tjobs.submit(svc, "lab1", {"Makefile": tjobs.makefile("echo never")}, "gone.out",
+                     timeout=30, disable_network=True)
+    files = glob.glob(os.path.join(svc.courselabs, "**", "gone.out-Makefile"), recursive=True)
+    for f in files:
+        os.unlink(f)
+    tlib.check("fixture: a job whose input file is gone", ok and r.get("statusId") == 0 and files,
+               (out, r, files))
+    t0 = time.time()
+    ctl(svc, ctl_cfg, "resume")
+    rec = tlib.wait_for(lambda: dead_records(svc).get(r.get("jobId")), 30)
+    took = time.time() - t0
+    trace = " ".join((rec or {}).get("trace") or [])
+    print("# own failure: 3 tries took %.1f s" % took)
+    tlib.check("a job's own failure spends its tries (retries 2)", rec and rec.get("retries") == 2,
+               rec)
+    tlib.check("its retries are spaced (1 s, 2 s), not at once",
+               took >= 2.5 and "Retrying in 1000 ms" in trace and "Retrying in 2000 ms" in trace,
+               (took, trace[-400:]))
 
 
 def outage(svc, d, ids, mport, ctl_cfg):
@@ -226,6 +256,7 @@ def run(d):
     with tlib.Service(config={"vmms": "localDocker"}) as svc:
         c = svc.start_consumer(consumer_config(svc, mport))
         ctl_cfg = svc.write_config()
+        own_failure_spaced(svc, ctl_cfg)
         ids, why = submit_all(svc)
         tlib.check("%d jobs queued" % NJOBS, ids, why)
         if not ids:
