@@ -233,9 +233,13 @@ int ld_docker_fail(const struct ld_response *resp, const char *what,
     while (o > 0 && clean[o - 1] == ' ')
         o--;
     clean[o] = '\0';
-    int status = resp->status == 404 ? VMMS_NOT_FOUND
-                 : resp->status >= 500 ? VMMS_UNAVAILABLE /* the consumer checks with ping */
-                                       : VMMS_ERR;
+    /* 502..504: dockerd (or a proxy before it) says it cannot serve now.
+     * Plain 500 is how Docker reports most request-specific failures (a
+     * tarball it cannot read, a runtime that refused one container), so it
+     * stays VMMS_ERR; the consumer asks ping after any failure anyway. */
+    int status = resp->status == 404                          ? VMMS_NOT_FOUND
+                 : resp->status >= 502 && resp->status <= 504 ? VMMS_UNAVAILABLE
+                                                              : VMMS_ERR;
     return vmms_fail(err, errlen, status,
                    "%s: %s (Docker HTTP %ld)", what, clean, resp->status);
 }

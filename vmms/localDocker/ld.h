@@ -110,9 +110,9 @@ int ld_docker(struct ld_ctx *ctx, const struct ld_request *req,
               struct ld_response *resp, char *err, size_t errlen);
 void ld_response_free(struct ld_response *resp);
 /* Fills err with "what: Docker's message (HTTP n)"; returns VMMS_NOT_FOUND
- * for 404, VMMS_UNAVAILABLE for 5xx (the daemon's own trouble, or a job's
- * that it reports as 500: the consumer tells them apart with ld_ping),
- * VMMS_ERR otherwise. */
+ * for 404, VMMS_UNAVAILABLE for 502..504 (dockerd cannot serve now),
+ * VMMS_ERR otherwise (500 included: Docker's answer to many failures of one
+ * request; the consumer tells an outage apart with ld_ping). */
 int ld_docker_fail(const struct ld_response *resp, const char *what,
                    char *err, size_t errlen);
 /* Percent-encodes s into buf (every byte outside [A-Za-z0-9_.~-]). */
