@@ -57,8 +57,10 @@ class Dockerd:
                 "--pidfile", os.path.join(self.root, "docker.pid"),
                 "-H", "unix://" + SOCK, "--bridge", BRIDGE,
                 "--iptables=false", "--ip6tables=false", "--ip-masq=false",
-                "--default-address-pool", "base=10.214.0.0/16,size=24",
                 "--shutdown-timeout", "2"]
+        # Never --bridge=none nor --default-address-pool: on a restart with
+        # either, dockerd deletes the interface named docker0 (the host's).
+        # The jobs' network gets its subnet by hand instead (jobs_network).
 
     def cli(self, *args, timeout=120):
         return sh("docker", "-H", "unix://" + SOCK, *args, timeout=timeout)
@@ -79,6 +81,23 @@ class Dockerd:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+def docker0_index():
+    try:
+        with open("/sys/class/net/docker0/ifindex") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def jobs_network(d):
+    """The jobs' network localDocker wants (checked, not made, by its init),
+    on a subnet of its own: no address pool is needed."""
+    return d.cli("network", "create", "--driver", "bridge", "--subnet", "10.214.%d.0/24" % NET3,
+                 "-o", "com.docker.network.bridge.name=" + JOBS_BRIDGE,
+                 "-o", "com.docker.network.bridge.enable_icc=false",
+                 "--label", "tango.jobs=1", JOBS_BRIDGE)
 
 
 def make_bridge():
@@ -223,6 +242,7 @@ def outage(svc, d, ids, mport, ctl_cfg):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="tango-tfd-")
+    host_docker0 = docker0_index()
     d = Dockerd(tmp)
     ok, why = make_bridge()
     tlib.check("fixture: own bridge %s" % BRIDGE, ok, why)
@@ -235,6 +255,9 @@ def main():
         tar, why = image_tar()
         ok2, out = d.cli("load", "-i", tar, timeout=300) if tar else (False, why)
         tlib.check("fixture: autograding_image loaded into it", ok and ok2, out[-400:])
+        ok3, out = jobs_network(d) if ok else (False, "")
+        tlib.check("fixture: the jobs' network on its own subnet", ok3, out)
+        ok2 = ok2 and ok3
         print("# fixture up in %.0f s" % (time.time() - t0))
         if ok and ok2:
             run(d)
@@ -248,6 +271,8 @@ def main():
                 sh("umount", "-l", m)
         shutil.rmtree(tmp, ignore_errors=True)
         print("# fixture down in %.0f s" % (time.time() - t0))
+        tlib.check("the host's docker0 is untouched", docker0_index() == host_docker0,
+                   (host_docker0, docker0_index()))
 
 
 def run(d):
