@@ -26,6 +26,7 @@
 #define PING_TIMEOUT_MS 2000
 #define RECORD_TTL_MS (4 * BACKOFF_MAX_MS) /* outlives a few probes, not the consumer */
 #define STOP_CHECK_MS 200
+#define NO_PROBE 1 /* probe(): the back end has no ping op (not a vmms_status) */
 
 struct backend_health {
     pthread_mutex_t lock;  /* guards what follows */
@@ -44,12 +45,12 @@ bool backend_is_down(struct consumer *c)
     return atomic_load(&c->backend_down);
 }
 
-/* Asks the back end now; VMMS_OK, VMMS_UNAVAILABLE (with why), or -1 when
- * it has no ping op. */
+/* Asks the back end now; VMMS_OK, VMMS_UNAVAILABLE (with why), or NO_PROBE
+ * when it has no ping op. */
 static int probe(struct consumer *c, char *why, size_t len)
 {
     if (!c->ops->ping)
-        return -1;
+        return NO_PROBE;
     why[0] = '\0';
     int st = c->ops->ping(c->vctx, PING_TIMEOUT_MS, why, len);
     return st == VMMS_OK ? VMMS_OK : VMMS_UNAVAILABLE;
@@ -83,9 +84,9 @@ bool backend_unavailable(struct consumer *c, int status, const char *err)
     int ping = probe(c, why, sizeof why);
     /* The probe decides when there is one: a 5xx for one job's request
      * from a daemon that answers its ping is that job's failure. */
-    if (ping == VMMS_OK || (ping < 0 && status != VMMS_UNAVAILABLE))
+    if (ping == VMMS_OK || (ping == NO_PROBE && status != VMMS_UNAVAILABLE))
         return false;
-    mark_down(c, ping < 0 ? (err ? err : "unavailable") : why);
+    mark_down(c, ping == NO_PROBE ? (err ? err : "unavailable") : why);
     return true;
 }
 
@@ -93,11 +94,12 @@ bool backend_unavailable(struct consumer *c, int status, const char *err)
  * to do so only on the first of a run of them. */
 static void publish(struct consumer *c, struct store *st, const json_t *info, bool *warned)
 {
-    if (store_set_backend_down(st, c->cfg->vmms, info, RECORD_TTL_MS) == STORE_OK) {
+    if (st && store_set_backend_down(st, c->cfg->vmms, info, RECORD_TTL_MS) == STORE_OK) {
         *warned = false;
     } else if (!*warned) {
         *warned = true;
-        log_warn("backend_record_failed", "vmms=%s error=\"%s\"", c->cfg->vmms, store_error(st));
+        log_warn("backend_record_failed", "vmms=%s error=\"%s\"", c->cfg->vmms,
+                 st ? store_error(st) : "no store");
     }
 }
 
