@@ -184,8 +184,10 @@ def check_outputs(svc, ids, dead):
         if rec is None or rec.get("retries") != 0:
             spent.append((jid, rec and rec.get("retries")))
     tlib.check("all %d jobs end with their own output and success" % NJOBS, not wrong, wrong[:3])
-    tlib.check("no job ends with 'Internal error'", not internal, internal[:10])
-    tlib.check("no job spent a try on the outage (record's retries 0)", not spent, spent[:10])
+    tlib.check("no job ends with 'Internal error'", not internal,
+               "%d jobs: %s" % (len(internal), internal[:10]))
+    tlib.check("no job spent a try on the outage (record's retries 0)", not spent,
+               "%d jobs: %s" % (len(spent), spent[:10]))
 
 
 def ctl(svc, cfg, *args):
