@@ -53,7 +53,8 @@
     X(PAUSED,          "control:paused",  "exists while leasing is paused: {by, since} (tangoctl)") \
     X(DRAIN,           "control:drain",   "owner token of the consumer asked to drain and exit") \
     X(REQUEUED,        "jobs:requeued",   "hash dead id -> the id tangoctl requeued it as (0: under way)") \
-    X(HEALTH_PROBE,    "health:probe",    "written (PX 10 s) by a producer's /health, at most once a second, to see that Redis takes writes")
+    X(HEALTH_PROBE,    "health:probe",    "written (PX 10 s) by a producer's /health, at most once a second, to see that Redis takes writes") \
+    X(BACKEND_DOWN,    "backend:down:",   "backend:down:<vmms>: {vmms, since, reason, consumer} while a consumer cannot reach that back end (PX expiry, refreshed)")
 
 enum store_key_id {
 #define TANGO_KEY_ENUM(tag, name, what) KEY_##tag,

@@ -271,6 +271,15 @@ int store_consumers(struct store *st, json_t **out);
  * STORE_NOT_FOUND: nobody holds it. */
 int store_leader(struct store *st, char *token, size_t len, long long *ttl_ms);
 
+/* A back end's outage as the consumers see it (backend:down:<vmms>): info
+ * (a JSON object: since, reason, consumer) kept for ttl_ms, refreshed by
+ * the consumer while it stays unreachable, so that the record goes away
+ * with the consumer; NULL deletes it (reachable again). */
+int store_set_backend_down(struct store *st, const char *vmms, const json_t *info, int ttl_ms);
+/* *info: what backend:down:<vmms> holds (new reference). STORE_NOT_FOUND:
+ * no consumer reports that back end unreachable. */
+int store_backend_down(struct store *st, const char *vmms, json_t **info);
+
 /* Pause: info (a JSON object: who, when) is stored in control:paused; NULL
  * deletes it (resume). *was tells whether it existed before (may be NULL). */
 int store_set_paused(struct store *st, const json_t *info, bool *was);

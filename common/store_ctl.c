@@ -3,7 +3,8 @@
  * consumers publish for it: consumer heartbeats (consumers,
  * consumers:seen:<token>), the control keys (control:paused: lease
  * nothing new; control:drain: the named consumer drains and exits), the
- * counts and lists `tangoctl status` shows, moving given-up callbacks back
+ * counts and lists `tangoctl status` shows, a back end's outage as the
+ * consumers report it (backend:down:<vmms>, also read by /health), moving given-up callbacks back
  * to the due set, pruning the dead history, and the once-only claim of a
  * requeue (jobs:requeued). No job changes state here:
  * requeue and cancel go through the store's existing calls (add, the
@@ -157,10 +158,11 @@ int store_set_paused(struct store *st, const json_t *info, bool *was)
     return r ? STORE_OK : status;
 }
 
-int store_paused(struct store *st, json_t **info)
+/* *info: the JSON object key holds (text that is not one counts as an
+ * empty object: set by hand, it still means what its existence means).
+ * STORE_NOT_FOUND: no such key. */
+static int get_json_key(struct store *st, const char *key, json_t **info)
 {
-    char key[KEY_MAX];
-    store_key(st, key, KEY_PAUSED);
     int status;
     char *text = NULL;
     size_t len = 0;
@@ -168,10 +170,42 @@ int store_paused(struct store *st, json_t **info)
     if (status != STORE_OK)
         return status;
     *info = json_loadb(text, len, 0, NULL);
-    if (!*info) /* set by hand: paused all the same */
+    if (!json_is_object(*info)) {
+        json_decref(*info);
         *info = json_object();
+    }
     free(text);
     return STORE_OK;
+}
+
+int store_paused(struct store *st, json_t **info)
+{
+    char key[KEY_MAX];
+    store_key(st, key, KEY_PAUSED);
+    return get_json_key(st, key, info);
+}
+
+int store_set_backend_down(struct store *st, const char *vmms, const json_t *info, int ttl_ms)
+{
+    char key[KEY_MAX];
+    store_keyf(st, key, KEY_BACKEND_DOWN, "%s", vmms);
+    int status;
+    if (info) {
+        char *text = json_dumps(info, JSON_COMPACT);
+        freeReplyObject(store_cmdf(st, &status, "SET %s %s PX %d", key, text ? text : "{}",
+                                   ttl_ms));
+        free(text);
+    } else {
+        freeReplyObject(store_cmdf(st, &status, "DEL %s", key));
+    }
+    return status;
+}
+
+int store_backend_down(struct store *st, const char *vmms, json_t **info)
+{
+    char key[KEY_MAX];
+    store_keyf(st, key, KEY_BACKEND_DOWN, "%s", vmms);
+    return get_json_key(st, key, info);
 }
 
 int store_request_drain(struct store *st, const char *token, int ttl_s)

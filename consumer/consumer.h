@@ -24,6 +24,7 @@ struct pool;
 struct reaper;
 struct consumer_metrics;
 struct disk_guard;
+struct backend_health;
 
 /* What a worker does with a held job. */
 enum held_mode {
@@ -74,6 +75,8 @@ struct consumer {
     struct reaper *reaper;   /* VMMS clean-up off the dispatcher thread */
     struct consumer_metrics *metrics; /* metrics_http.c; set before the threads start */
     struct disk_guard *disk; /* disk_guard.c: the free-space floor */
+    struct backend_health *health;    /* backend_health.c; set before the threads start */
+    atomic_bool backend_down;         /* the back end cannot be reached: lease nothing */
 };
 
 /* plugin.c: loads cfg->vmms from cfg->vmms_dir and initialises it. */
@@ -142,6 +145,8 @@ void metrics_callbacks(struct consumer *c, int in_flight, int hosts_open);
 /* disk_guard.c's samples: free bytes of a watched path, and the floor. */
 void metrics_disk_free(struct consumer *c, const char *path, double bytes);
 void metrics_disk_floor(struct consumer *c, double bytes);
+/* tango_backend_up{backend=<vmms>}: whether the back end can be reached. */
+void metrics_backend_up(struct consumer *c, bool up);
 
 /* A unique instance name: <instance_prefix><tag>-<seq>-<token prefix>. */
 void consumer_vm_name(struct consumer *c, const char *tag, char *out, size_t len);

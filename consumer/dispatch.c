@@ -6,7 +6,8 @@
  * within the overall and per-image limits, reaps finished workers, and drains on SIGTERM or
  * when tangoctl's drain request names it. Every 500 ms it writes the
  * heartbeat tangoctl shows and reads the control keys: while control:paused
- * exists it leases nothing new (running jobs go on).
+ * exists it leases nothing new (running jobs go on); nor while the back end
+ * cannot be reached (backend_health.c).
  * Nothing here calls the VMMS (destroys go to the reaper thread) and no
  * Redis call is made while holding c->lock, so lease renewal never stalls.
  */
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend_health.h"
 #include "consumer.h"
 #include "disk_guard.h"
 #include "leadership.h"
@@ -317,6 +319,7 @@ static void control_check(struct consumer *c, struct store *st, bool *paused, ti
         c->ops->get_hosts(c->vctx, host_row, hosts);
         json_object_set_new(info, "hosts", hosts);
     }
+    backend_health_info(c, info);
     struct store_control ctl;
     int ttl = c->cfg->lease_ms > 3 * CONTROL_CHECK_MS ? c->cfg->lease_ms : 3 * CONTROL_CHECK_MS;
     int status = store_consumer_beat(st, c->token, info, ttl, &ctl);
@@ -416,7 +419,7 @@ int dispatch_run(struct consumer *c)
         pthread_mutex_lock(&c->lock);
         start_ready(c);
         pthread_mutex_unlock(&c->lock);
-        if (paused || !disk_guard_lease_ok(c) ||
+        if (paused || !disk_guard_lease_ok(c) || backend_is_down(c) ||
             clock_mono_ms() < atomic_load(&c->busy_until_ms)) {
             usleep(50 * 1000);
         } else if (capacity_left(c) > 0) {

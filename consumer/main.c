@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 #include <openssl/rand.h>
 
+#include "backend_health.h"
 #include "consumer.h"
 #include "disk_guard.h"
 #include "log.h"
@@ -73,6 +74,10 @@ int main(int argc, char **argv)
                         "metrics_port)\n", cfg.metrics_bind, cfg.metrics_port);
         return 2;
     }
+    if (backend_health_start(&c)) {
+        fprintf(stderr, "tango-consumer: cannot start the back end health thread\n");
+        return 2;
+    }
     if (reaper_start(&c)) {
         fprintf(stderr, "tango-consumer: cannot start the reaper thread\n");
         return 2;
@@ -103,6 +108,7 @@ int main(int argc, char **argv)
     pthread_join(t_upkeep, NULL);
     reaper_stop(&c);
     disk_guard_stop(&c);
+    backend_health_stop(&c);
     metrics_stop(&c);
     pool_free(c.pool);
     vmms_unload(&c);

@@ -3,7 +3,8 @@
  * consumer's registry and families (jobs running per image, leader state
  * and acquisitions, adopted jobs, job phase durations and end-to-end
  * latency, VMMS errors by operation, worker host health, the callback
- * sender's in-flight count and open breakers, free disk space) and the small
+ * sender's in-flight count and open breakers, free disk space, whether the
+ * back end can be reached) and the small
  * listener that serves them: GET /metrics on metrics_bind:metrics_port,
  * libevent's evhttp on its own thread and event_base (no request bodies,
  * so evhttp's buffering of them does not matter: bodies are capped at 0
@@ -39,7 +40,7 @@ struct consumer_metrics {
     char instance[320];
     struct metric *leader, *draining, *leader_acquired, *leader_lost, *adopted, *held, *running,
         *phase, *latency, *vmms_errors, *host_up, *host_jobs, *redis_errors, *cb_in_flight,
-        *cb_hosts_open, *disk_free, *disk_floor;
+        *cb_hosts_open, *disk_free, *disk_floor, *backend_up;
     /* the listener (its thread only) */
     struct event_base *base;
     struct evhttp *http;
@@ -102,6 +103,10 @@ static void make_families(struct consumer_metrics *m)
     m->disk_floor = metrics_gauge(r, "tango_disk_min_free_bytes",
                                   "min_free_mb in bytes: below it on any watched disk, "
                                   "leasing pauses", L_INSTANCE);
+    m->backend_up = metrics_gauge(r, "tango_backend_up",
+                                  "Whether this consumer can reach its VMMS back end (0: an "
+                                  "outage; leasing paused until its health probe passes)",
+                                  (const char *const[]){"instance", "backend", NULL});
     const char *inst[] = {m->instance};
     metric_add(m->leader_acquired, inst, 0);
     metric_add(m->leader_lost, inst, 0);
@@ -115,6 +120,7 @@ static const char *status_name(int st)
     case VMMS_TIMEOUT: return "timeout";
     case VMMS_NOT_FOUND: return "not_found";
     case VMMS_BUSY: return "busy";
+    case VMMS_UNAVAILABLE: return "unavailable";
     default: return "error";
     }
 }
@@ -124,6 +130,13 @@ void metrics_vmms_error(struct consumer *c, const char *op, int status)
     if (c->metrics && status != VMMS_OK)
         metric_add(c->metrics->vmms_errors,
                    (const char *const[]){c->metrics->instance, op, status_name(status)}, 1);
+}
+
+void metrics_backend_up(struct consumer *c, bool up)
+{
+    if (c->metrics)
+        metric_set(c->metrics->backend_up,
+                   (const char *const[]){c->metrics->instance, c->cfg->vmms}, up ? 1 : 0);
 }
 
 void metrics_job_phase(struct consumer *c, const char *phase, double seconds)

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend_health.h"
 #include "consumer.h"
 #include "disk_guard.h"
 #include "labs.h"
@@ -40,6 +41,8 @@
 #define WAIT_SLICE_MS 5000   /* a handed-off worker lets go of its run within this */
 #define CANCELLED_OUTCOME "Error: Job cancelled by request"
 #define OUTPUT_RETRY_MAX_MS 5000 /* longest pause between two tries to write an output */
+#define RETRY_PAUSE_MS 1000      /* before a job's first retry; doubles per try spent */
+#define RETRY_PAUSE_MAX_MS 8000
 
 struct run_state {
     struct consumer *c;
@@ -316,7 +319,28 @@ static void requeue(struct run_state *rs, bool count_retry)
         atomic_store(&rs->h->ended, true);
 }
 
-/* An infrastructure failure: retry within the budget, else internal error. */
+/* A job's own failure is retried after a pause, not at once: RETRY_PAUSE_MS
+ * doubling with each try spent, at most RETRY_PAUSE_MAX_MS. The job stays
+ * held meanwhile (its lease renewed) with its slot freed for other jobs.
+ * The pause ends early when the consumer stops or drains, the lease is
+ * lost or the job is cancelled. */
+static void retry_pause(struct run_state *rs)
+{
+    long long ms = RETRY_PAUSE_MS;
+    for (int i = 1; i < rs->job->retries && ms < RETRY_PAUSE_MAX_MS; i++)
+        ms *= 2;
+    if (ms > RETRY_PAUSE_MAX_MS)
+        ms = RETRY_PAUSE_MAX_MS;
+    trace(rs, "Retrying in %lld ms", ms);
+    atomic_store(&rs->h->slot_free, true);
+    long long end = clock_mono_ms() + ms;
+    while (clock_mono_ms() < end && !lost(rs) && !atomic_load(&rs->h->cancel) &&
+           !atomic_load(&rs->c->draining) && !atomic_load(&rs->c->stopping))
+        usleep(50 * 1000);
+}
+
+/* An infrastructure failure: retry within the budget (after a pause), else
+ * internal error. */
 static void reschedule(struct run_state *rs, const char *why, const char *counter)
 {
     struct job *job = rs->job;
@@ -337,7 +361,9 @@ static void reschedule(struct run_state *rs, const char *why, const char *counte
         job->retries++;
         if (counter)
             store_incr_counter(rs->st, counter, 1);
-        requeue(rs, true);
+        retry_pause(rs);
+        if (!end_if_cancelled(rs))
+            requeue(rs, true);
         return;
     }
     char outcome[160], detail[200];
@@ -355,6 +381,24 @@ static void reschedule(struct run_state *rs, const char *why, const char *counte
              s[1], s[2], s[3]);
     rs->feedback[0] = '\0';
     finish(rs, outcome, detail, counters, counter ? 1 : 0);
+}
+
+/* A VMMS step failed with st (err: the plugin's reason): when the back end
+ * itself cannot be reached, the job goes back to the head of the queue
+ * without spending a try (leasing pauses: backend_health.c); otherwise it
+ * is the job's failure (reschedule). */
+static void step_failed(struct run_state *rs, int st, const char *err, const char *why,
+                        const char *counter)
+{
+    if (lost(rs) || atomic_load(&rs->h->cancel) || !backend_unavailable(rs->c, st, err)) {
+        reschedule(rs, why, counter);
+        return;
+    }
+    release_vm(rs); /* fails while it is down: the reaper's clean-up finds it later */
+    log_warn("job_backend_unavailable", "id=%lld status=%d reason=\"%s\"", (long long)rs->job->id,
+             st, err);
+    trace(rs, "Back end unavailable (%s): back in the queue, no try spent", err);
+    requeue(rs, false);
 }
 
 static void fill_vm_spec(struct run_state *rs, struct vmms_vm *vm)
@@ -467,10 +511,10 @@ static void after_run(struct run_state *rs, int st, int status, const char *run_
                        "(a full disk?)", "copyout_errors");
         return;
     }
-    if (st == VMMS_ERR || st == VMMS_NOT_FOUND) {
+    if (st != VMMS_OK && st != VMMS_TIMEOUT) {
         char why[700];
         snprintf(why, sizeof why, "Error: OS error while running job on VM: %s", run_err);
-        reschedule(rs, why, "runjob_errors");
+        step_failed(rs, st, run_err, why, "runjob_errors");
         return;
     }
     snprintf(rs->feedback, sizeof rs->feedback, "%s/.feedback-%lld-%lld", c->cfg->courselabs,
@@ -498,7 +542,7 @@ static void after_run(struct run_state *rs, int st, int status, const char *run_
         snprintf(why, sizeof why, "Error: Copy out from VM failed (status=%d): %s", rs->copyout,
                  err);
         rs->feedback[0] = '\0';
-        reschedule(rs, why, "copyout_errors");
+        step_failed(rs, cst, err, why, "copyout_errors");
         return;
     }
     if (status == 3) {
@@ -583,7 +627,7 @@ static void run_steps(struct run_state *rs)
             rs->waitvm = -1;
             char why[600];
             snprintf(why, sizeof why, "Internal error: initializeVM failed: %s", err);
-            reschedule(rs, why, "waitvm_timeouts");
+            step_failed(rs, st, err, why, "waitvm_timeouts");
             return;
         }
         st = ops->wait_vm(c->vctx, &rs->vm, c->cfg->waitvm_timeout_s, err, sizeof err);
@@ -593,7 +637,7 @@ static void run_steps(struct run_state *rs)
             char why[600];
             snprintf(why, sizeof why, "Internal error: waitVM timeout after %d secs (%s)",
                      c->cfg->waitvm_timeout_s, err);
-            reschedule(rs, why, "waitvm_timeouts");
+            step_failed(rs, st, err, why, "waitvm_timeouts");
             return;
         }
     } else {
@@ -633,7 +677,10 @@ static void run_steps(struct run_state *rs)
     if (st != VMMS_OK) {
         char why[600];
         snprintf(why, sizeof why, "Error: Copy in to VM failed (status=%d): %s", rs->copyin, err);
-        reschedule(rs, why, "copyin_errors");
+        if (bad)
+            reschedule(rs, why, "copyin_errors");
+        else
+            step_failed(rs, st, err, why, "copyin_errors");
         return;
     }
     if (end_if_cancelled(rs))
@@ -656,7 +703,7 @@ static void run_steps(struct run_state *rs)
     st = ops->start_job(c->vctx, &rs->vm, &run, handle, sizeof handle, err, sizeof err);
     metrics_vmms_error(c, "start_job", st);
     if (st != VMMS_OK) {
-        after_run(rs, VMMS_ERR, -1, err, t_in);
+        after_run(rs, st == VMMS_TIMEOUT ? VMMS_ERR : st, -1, err, t_in);
         return;
     }
     job->run_handle = strdup(handle);

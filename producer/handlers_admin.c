@@ -29,21 +29,35 @@ void h_hello(struct http_request *req, struct route_ctx *ctx)
     evbuffer_free(b);
 }
 
-/* 200 while Redis answers and takes writes; else 503 with "redis": "down"
- * (unreachable) or "not writable" (answers, but refuses writes: statusMsg
- * names the cause, e.g. OOM at maxmemory), so a balancer takes this
- * producer out of rotation either way. The write probe is cached (store.h). */
+/* /health: 200 while Redis answers and takes writes; else 503 with "redis":
+ * "down" (unreachable) or "not writable" (answers, but refuses writes:
+ * statusMsg names the cause, e.g. OOM at maxmemory), so a balancer takes
+ * this producer out of rotation either way. The write probe is cached
+ * (store.h). "backend" says whether the consumers can reach the VMMS back
+ * end (backend:down:<vmms>, backend_health.c): while "down", jobs wait in
+ * the queue and "backendDown" says since when and why; still 200, as this
+ * producer takes jobs all the same. */
 void h_health(struct http_request *req, struct route_ctx *ctx)
 {
     static const char *const redis_state[] = {
         [STORE_HEALTH_UP] = "up", [STORE_HEALTH_DOWN] = "down",
         [STORE_HEALTH_NOT_WRITABLE] = "not writable"};
+    struct app *app = ctx->app;
     char why[256];
-    enum store_health h = store_health(ctx->app->store, why, sizeof why);
+    enum store_health h = store_health(app->store, why, sizeof why);
     bool up = h == STORE_HEALTH_UP;
-    const char *msg = up ? "OK" : h == STORE_HEALTH_DOWN ? "Redis unavailable" : why;
-    json_t *doc = json_pack("{s:i, s:s, s:s}", "statusId", up ? 0 : -1, "statusMsg", msg,
-                            "redis", redis_state[h]);
+    json_t *down = NULL;
+    if (h != STORE_HEALTH_DOWN && store_backend_down(app->store, app->cfg->vmms, &down) != STORE_OK)
+        down = NULL;
+    const char *msg = h == STORE_HEALTH_DOWN ? "Redis unavailable"
+                      : !up                  ? why
+                      : down ? "OK; the back end is unavailable: jobs wait in the queue"
+                             : "OK";
+    json_t *doc = json_pack("{s:i, s:s, s:s, s:s}", "statusId", up ? 0 : -1, "statusMsg", msg,
+                            "redis", redis_state[h], "backend",
+                            h == STORE_HEALTH_DOWN ? "unknown" : down ? "down" : "up");
+    if (down)
+        json_object_set_new(doc, "backendDown", down);
     reply_json(req, up ? 200 : 503, doc);
     json_decref(doc);
 }

@@ -51,6 +51,9 @@
  *   get_partial_output  up to max_bytes of what the running job printed so
  *                  far (the grading output.log), for getPartialOutput.
  *   load_image     load a `docker save` tarball as image `name` (build).
+ *   ping           (optional) a cheap health probe of the back end itself
+ *                  (localDocker: GET /_ping): VMMS_OK when it answers,
+ *                  VMMS_UNAVAILABLE when it cannot be reached.
  *
  * Rules for implementers:
  *   - Every function is thread-safe: the consumer calls them from several
@@ -81,6 +84,13 @@ enum vmms_status {
     VMMS_BUSY = -4,      /* initialize_vm: no host can take an instance now
                           * (all down or full); the job waits in the queue
                           * and no retry is counted */
+    VMMS_UNAVAILABLE = -5, /* the back end itself cannot be reached (its
+                            * daemon's socket refused or missing, the
+                            * daemon answered 5xx, the SSH host or the
+                            * cloud API unreachable): not the job's fault.
+                            * The consumer puts the job back without a
+                            * retry, stops leasing and probes with ping
+                            * until it answers again. */
 };
 
 /* The run's status when the grading command could not copy the feedback
@@ -187,6 +197,12 @@ struct vmms_ops {
      * files into (localDocker's volume_dir), or NULL: the consumer watches
      * its free space with courselabs' (config min_free_mb). */
     const char *(*data_dir)(void *ctx);
+    /* Optional (NULL: the consumer cannot probe; it then waits out a
+     * VMMS_UNAVAILABLE with backoff and tries jobs again). Whether the back
+     * end can be reached now: VMMS_OK, or VMMS_UNAVAILABLE with err saying
+     * why. Thread-safe; answers within timeout_ms. Added at the end of the
+     * table so that plugins built before it (which leave it zero) still load. */
+    int (*ping)(void *ctx, int timeout_ms, char *err, size_t errlen);
 };
 
 /* A plugin's run_job in terms of its start_job and attach_job: waits

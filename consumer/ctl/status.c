@@ -11,7 +11,8 @@
  * worker hosts (up or down, jobs on each: vmms get_hosts, e.g. distDocker);
  * status shows the leader's view (any consumer's when there is no leader),
  * and the hosts the running jobs use. A back end without worker hosts
- * (localDocker) reports none.
+ * (localDocker) reports none. A consumer whose back end cannot be reached
+ * at all (its heartbeat's "backend": up false) is shown BACK END DOWN.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,20 @@ static json_t *consumer_of(json_t *consumers, const char *token)
     return NULL;
 }
 
+/* ", BACK END DOWN for <age>: <reason>" when the heartbeat says its back
+ * end cannot be reached (backend_health.c: leasing paused meanwhile). */
+static void print_backend_down(json_t *c)
+{
+    json_t *b = json_object_get(c, "backend");
+    if (!json_is_object(b) || !json_is_false(json_object_get(b, "up")))
+        return;
+    char age[32];
+    double since = json_number_value(json_object_get(b, "since"));
+    const char *why = json_string_value(json_object_get(b, "reason"));
+    printf(", BACK END DOWN for %s (leasing paused): %s",
+           ctl_age(since > 0 ? ctl_now() - since : -1, age, sizeof age), why ? why : "?");
+}
+
 static void print_consumer(const char *label, json_t *c, const char *token, long long ttl)
 {
     char age[32];
@@ -81,6 +96,8 @@ static void print_consumer(const char *label, json_t *c, const char *token, long
                ctl_age(ctl_now() - (double)json_integer_value(json_object_get(c, "startedAt")),
                        age, sizeof age),
                json_is_true(json_object_get(c, "draining")) ? ", DRAINING" : "");
+    if (c)
+        print_backend_down(c);
     else
         printf("  (no heartbeat: an older consumer, or it is gone)");
     if (ttl >= 0)

@@ -222,8 +222,8 @@ def all_down(svc, f, log):
     tlib.check("all down: no retry spent while waiting",
                all(live.get(i, {}).get("retries") == 0 for i in ids),
                {i: live.get(i, {}).get("retries") for i in ids})
-    tlib.check("all down: the consumer logs why", log.lines("vmms_busy", t_sub,
-                                                            "no worker host is up"))
+    tlib.check("all down: the consumer logs why (back end unavailable, leasing paused)",
+               log.lines("backend_down", t_sub, "no worker host is up"))
     t_start = time.time()
     f.start(1)
     ok, outs = outputs_ok(svc, "ad", "ad", 3, 40)

@@ -3,7 +3,7 @@
  * $BUILD/vmms/distDocker.so (BUILD defaults to the build directory this
  * binary sits in) with dlopen and driven through its ops table.
  *   - config validation: every bad key is refused with its name in the error;
- *   - no host up: init returns at once, initialize_vm answers VMMS_BUSY;
+ *   - no host up: init returns at once, initialize_vm answers VMMS_UNAVAILABLE;
  *   - against a real fleet of two SSH hosts built by tests/fleet/fleet.sh
  *     (network namespaces with their own sshd, sharing the local Docker
  *     engine; needs root): a job end to end, round-robin and capacity,
@@ -203,8 +203,9 @@ static void test_config_rejected(void **state)
     assert_null(c);
 }
 
-/* No host answers: init is quick, every assignment is VMMS_BUSY (the job
- * waits), listing fails, nothing blocks; strict checking off is allowed. */
+/* No host answers: init is quick, every assignment is VMMS_UNAVAILABLE (the
+ * job waits, no try spent, and the consumer probes with ping), listing
+ * fails, nothing blocks; strict checking off is allowed. */
 static void test_no_host_up(void **state)
 {
     (void)state;
@@ -227,8 +228,9 @@ static void test_no_host_up(void **state)
     snprintf(vm.name, sizeof vm.name, "%sbusy", P);
     snprintf(vm.image, sizeof vm.image, "%s", image);
     t0 = now_ms();
-    assert_int_equal(ops->initialize_vm(c, &vm, err, sizeof err), VMMS_BUSY);
+    assert_int_equal(ops->initialize_vm(c, &vm, err, sizeof err), VMMS_UNAVAILABLE);
     assert_non_null(strstr(err, "no worker host is up"));
+    assert_int_equal(ops->ping(c, 1000, err, sizeof err), VMMS_UNAVAILABLE);
     char **names = NULL;
     size_t n = 0;
     assert_int_equal(ops->get_images(c, &names, &n, err, sizeof err), VMMS_ERR);
@@ -626,7 +628,7 @@ static void test_wrong_host_key_refused(void **state)
         fail_msg("init: %s", err);
     struct vmms_vm vm;
     init_vm(&vm, "wrongkey");
-    assert_int_equal(ops->initialize_vm(c, &vm, err, sizeof err), VMMS_BUSY);
+    assert_int_equal(ops->initialize_vm(c, &vm, err, sizeof err), VMMS_UNAVAILABLE);
     ops->shutdown(c);
 }
 

@@ -68,12 +68,9 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     int ncpu = 0;
     struct dd_host *h = dd_assign(ctx, vm->name, &ncpu);
     if (h == NULL) {
-        size_t up = 0;
-        pthread_mutex_lock(&ctx->lock);
-        for (size_t i = 0; i < ctx->nhosts; i++)
-            up += ctx->hosts[i].state == DD_UP;
-        pthread_mutex_unlock(&ctx->lock);
-        return vmms_fail(err, errlen, VMMS_BUSY,
+        /* full: the job waits (BUSY); none up: the back end is unavailable */
+        size_t up = dd_hosts_up(ctx);
+        return vmms_fail(err, errlen, up ? VMMS_BUSY : VMMS_UNAVAILABLE,
                        up ? "every worker host that is up (%zu of %zu) is at its max_jobs"
                           : "no worker host is up (%zu of %zu)", up, ctx->nhosts);
     }

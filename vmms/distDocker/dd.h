@@ -156,7 +156,8 @@ void dd_conn_put(struct dd_ctx *ctx, struct dd_conn *c);
 /* The connection failed: mark it broken and its host down (reason logged). */
 void dd_conn_break(struct dd_ctx *ctx, struct dd_conn *c, const char *reason);
 /* Round-robin pick of an up host with a free slot; registers name there.
- * NULL when none (the caller answers VMMS_BUSY). */
+ * NULL when none (the caller answers VMMS_BUSY, or VMMS_UNAVAILABLE when no
+ * host is up). */
 struct dd_host *dd_assign(struct dd_ctx *ctx, const char *name, int *ncpu);
 /* The host of a VM (registry, else vm->host); NULL if unknown. */
 struct dd_host *dd_vm_host(struct dd_ctx *ctx, const struct vmms_vm *vm);
@@ -169,6 +170,11 @@ bool dd_host_is_up(struct dd_ctx *ctx, struct dd_host *h);
 /* host_health.c: the get_hosts op (vmms.h). */
 void dd_get_hosts(void *ctx, void (*cb)(const char *host, bool up, int jobs, void *arg),
                   void *arg);
+/* host_health.c: the ping op (vmms.h): VMMS_OK while some worker host is
+ * up (as its monitor last saw it), else VMMS_UNAVAILABLE. No network. */
+int dd_ping(void *ctx, int timeout_ms, char *err, size_t errlen);
+/* How many hosts are up (ctx->lock taken inside). */
+size_t dd_hosts_up(struct dd_ctx *ctx);
 
 /* ---- plugin.c ---- */
 struct dd_ctx {

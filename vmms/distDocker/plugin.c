@@ -114,4 +114,5 @@ const struct vmms_ops vmms_plugin = {
     .get_partial_output = dd_get_partial_output,
     .load_image = dd_load_image,
     .get_hosts = dd_get_hosts,
+    .ping = dd_ping,
 };

@@ -90,7 +90,12 @@ int ec2_http(const char *method, const char *url, const struct curl_slist *heade
     }
     if (rc != CURLE_OK) {
         free(b.p);
-        return vmms_fail(err, errlen, rc == CURLE_OPERATION_TIMEDOUT ? VMMS_TIMEOUT : VMMS_ERR,
+        /* the API cannot be reached at all: the back end's outage, not the job's */
+        bool gone = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST;
+        return vmms_fail(err, errlen,
+                         rc == CURLE_OPERATION_TIMEDOUT ? VMMS_TIMEOUT
+                         : gone                         ? VMMS_UNAVAILABLE
+                                                        : VMMS_ERR,
                          "%s: %s", url, curl_easy_strerror(rc));
     }
     *out = b.p ? b.p : calloc(1, 1);

@@ -98,6 +98,15 @@ static int on_progress(void *arg, curl_off_t dlt, curl_off_t dln, curl_off_t ult
     return atomic_load(abort) ? 1 : 0;
 }
 
+/* Whether a transfer failed because dockerd is not there: the socket
+ * refused or missing (not running, restarting), or the connection cut
+ * before or while it answered (it stopped mid-call). */
+static bool daemon_gone(CURLcode cc)
+{
+    return cc == CURLE_COULDNT_CONNECT || cc == CURLE_GOT_NOTHING || cc == CURLE_RECV_ERROR ||
+           cc == CURLE_SEND_ERROR || cc == CURLE_PARTIAL_FILE;
+}
+
 int ld_docker(struct ld_ctx *ctx, const struct ld_request *req,
               struct ld_response *resp, char *err, size_t errlen)
 {
@@ -134,6 +143,10 @@ int ld_docker(struct ld_ctx *ctx, const struct ld_request *req,
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &c);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curlerr);
+    if (req->fresh) {
+        curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+    }
     if (req->abort) {
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -173,7 +186,7 @@ int ld_docker(struct ld_ctx *ctx, const struct ld_request *req,
         rc = vmms_fail(err, errlen, VMMS_ERR, "Docker %s %s: answer larger than %ld bytes",
                      req->method, req->path, LD_BODY_MAX);
     } else if (cc != CURLE_OK) {
-        rc = vmms_fail(err, errlen, VMMS_ERR,
+        rc = vmms_fail(err, errlen, daemon_gone(cc) ? VMMS_UNAVAILABLE : VMMS_ERR,
                      "cannot talk to Docker at %s (%s %s): %s; is dockerd running?",
                      ctx->cfg.socket, req->method, req->path,
                      curlerr[0] ? curlerr : curl_easy_strerror(cc));
@@ -181,6 +194,21 @@ int ld_docker(struct ld_ctx *ctx, const struct ld_request *req,
     if (rc == VMMS_OK && resp->body)
         resp->json = json_loadb(resp->body, resp->len, JSON_DECODE_ANY, NULL);
     return rc;
+}
+
+int ld_ping(void *vctx, int timeout_ms, char *err, size_t errlen)
+{
+    struct ld_ctx *ctx = vctx;
+    /* On a new connection: a stopping dockerd still answers on the ones
+     * it has open, while it refuses new ones (every other call's). */
+    struct ld_request req = {.method = "GET", .path = "/_ping", .timeout_ms = timeout_ms,
+                             .fresh = true};
+    struct ld_response resp;
+    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    if (rc == VMMS_OK && resp.status != 200)
+        rc = ld_docker_fail(&resp, "Docker ping failed", err, errlen);
+    ld_response_free(&resp);
+    return rc == VMMS_OK ? VMMS_OK : VMMS_UNAVAILABLE;
 }
 
 void ld_response_free(struct ld_response *resp)
@@ -205,7 +233,14 @@ int ld_docker_fail(const struct ld_response *resp, const char *what,
     while (o > 0 && clean[o - 1] == ' ')
         o--;
     clean[o] = '\0';
-    return vmms_fail(err, errlen, resp->status == 404 ? VMMS_NOT_FOUND : VMMS_ERR,
+    /* 502..504: dockerd (or a proxy before it) says it cannot serve now.
+     * Plain 500 is how Docker reports most request-specific failures (a
+     * tarball it cannot read, a runtime that refused one container), so it
+     * stays VMMS_ERR; the consumer asks ping after any failure anyway. */
+    int status = resp->status == 404                          ? VMMS_NOT_FOUND
+                 : resp->status >= 502 && resp->status <= 504 ? VMMS_UNAVAILABLE
+                                                              : VMMS_ERR;
+    return vmms_fail(err, errlen, status,
                    "%s: %s (Docker HTTP %ld)", what, clean, resp->status);
 }
 

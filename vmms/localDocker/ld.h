@@ -91,6 +91,7 @@ struct ld_request {
     ld_sink_fn sink;           /* stream a 2xx body here instead of keeping it */
     void *sink_arg;
     atomic_int *abort;         /* another thread sets it to end the call */
+    bool fresh;                /* on a new connection, not kept for reuse */
 };
 
 struct ld_response {
@@ -101,18 +102,25 @@ struct ld_response {
 };
 
 /* Does one request. Returns VMMS_OK when Docker answered (whatever the HTTP
- * status), VMMS_TIMEOUT when the call ran out of time, VMMS_ERR otherwise
- * (socket unreachable, aborted). Free *resp with ld_response_free always. */
+ * status), VMMS_TIMEOUT when the call ran out of time, VMMS_UNAVAILABLE when
+ * dockerd is not there (socket refused or missing, connection cut),
+ * VMMS_ERR otherwise (aborted, answer too big). Free *resp with
+ * ld_response_free always. */
 int ld_docker(struct ld_ctx *ctx, const struct ld_request *req,
               struct ld_response *resp, char *err, size_t errlen);
 void ld_response_free(struct ld_response *resp);
 /* Fills err with "what: Docker's message (HTTP n)"; returns VMMS_NOT_FOUND
- * for 404, VMMS_ERR otherwise. */
+ * for 404, VMMS_UNAVAILABLE for 502..504 (dockerd cannot serve now),
+ * VMMS_ERR otherwise (500 included: Docker's answer to many failures of one
+ * request; the consumer tells an outage apart with ld_ping). */
 int ld_docker_fail(const struct ld_response *resp, const char *what,
                    char *err, size_t errlen);
 /* Percent-encodes s into buf (every byte outside [A-Za-z0-9_.~-]). */
 const char *ld_urlencode(const char *s, char *buf, size_t bufsz);
 void ld_pool_free(struct ld_ctx *ctx);
+/* The ping op: GET /_ping within timeout_ms; VMMS_OK on 200, else
+ * VMMS_UNAVAILABLE with err saying why. */
+int ld_ping(void *vctx, int timeout_ms, char *err, size_t errlen);
 
 /* ---- volumes.c ---- */
 /* Makes <volume_dir>/<name>/ (0755). If it exists: *existed is set and,

@@ -139,4 +139,5 @@ const struct vmms_ops vmms_plugin = {
     .get_partial_output = ld_get_partial_output,
     .load_image = ld_load_image,
     .data_dir = ld_data_dir,
+    .ping = ld_ping,
 };
