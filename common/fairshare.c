@@ -115,7 +115,8 @@ int jobstate_sched_check(const char *fair_share, const json_t *rules, const json
             json_number_value(w) > FAIRSHARE_WEIGHT_MAX ||
             strlen(name) == 0 || strlen(name) >= JOB_GROUP_MAX) {
             snprintf(err, errlen, "config key \"course_weights\": \"%.60s\" must be a number "
-                                  "from %d to %d", name, FAIRSHARE_WEIGHT_MIN, FAIRSHARE_WEIGHT_MAX);
+                                  "from %d to %d",
+                     name, FAIRSHARE_WEIGHT_MIN, FAIRSHARE_WEIGHT_MAX);
             return -1;
         }
     }
@@ -140,7 +141,8 @@ void fairshare_classify(const struct tango_config *cfg, const struct job *job, c
 size_t fairshare_lua_prelude(char *out, size_t len)
 {
     size_t n = 0;
-#define PUT(...) n += (size_t)snprintf(out + (n < len ? n : len), n < len ? len - n : 0, __VA_ARGS__)
+#define PUT(...) \
+    n += (size_t)snprintf(out + (n < len ? n : len), n < len ? len - n : 0, __VA_ARGS__)
     PUT("local CLASSES = {");
     for (unsigned k = 0; k < JOB_NCLASSES; k++)
         PUT("%s'%s'", k ? ", " : "", class_names[k]);

@@ -30,8 +30,8 @@ int store_add_job(struct store *st, struct job *job)
     }
     char cap[32];
     snprintf(cap, sizeof cap, "%d", job->queue_cap > 0 ? job->queue_cap : 0);
-    const char *args[] = {text, job->priority ? job->priority : jobstate_class_name(JOB_CLASS_DEFAULT),
-                          job->share_group ? job->share_group : JOB_GROUP_ALL, cap};
+    const char *cls = job->priority ? job->priority : jobstate_class_name(JOB_CLASS_DEFAULT);
+    const char *args[] = {text, cls, job->share_group ? job->share_group : JOB_GROUP_ALL, cap};
     int status;
     redisReply *r = store_fcall(st, &status, "add", 4, args);
     free(text);
