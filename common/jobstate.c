@@ -7,7 +7,6 @@
  */
 #include "jobstate.h"
 
-#include <fnmatch.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -16,8 +15,6 @@
 #include <string.h>
 
 #include "keys.h"
-
-static const char *const class_names[JOB_NCLASSES] = {"high", "normal", "low"};
 
 static const char *const state_names[JOB_NSTATES] = {
     [JOB_QUEUED] = "queued",       [JOB_LEASED] = "leased", [JOB_RUNNING] = "running",
@@ -207,20 +204,18 @@ static void prelude_keys(struct text *t)
     append(t, "}\n");
 }
 
-/* STATES (in enum order), CLASSES (in serving order), CLASS_OK (the class
- * names as a set) and DEFAULT_CLASS. */
+/* STATES (in enum order), then the class table fairshare.c owns (CLASSES,
+ * CLASS_OK, DEFAULT_CLASS). */
 static void prelude_names(struct text *t)
 {
     append(t, "local STATES = {");
     for (unsigned s = 0; s < JOB_NSTATES; s++)
         appendf(t, "%s'%s'", s ? ", " : "", state_names[s]);
-    append(t, "}\nlocal CLASSES = {");
-    for (unsigned k = 0; k < JOB_NCLASSES; k++)
-        appendf(t, "%s'%s'", k ? ", " : "", class_names[k]);
-    append(t, "}\nlocal CLASS_OK = {");
-    for (unsigned k = 0; k < JOB_NCLASSES; k++)
-        appendf(t, "['%s'] = true, ", class_names[k]);
-    appendf(t, "}\nlocal DEFAULT_CLASS = '%s'\n", class_names[JOB_CLASS_DEFAULT]);
+    append(t, "}\n");
+    char classes[512];
+    if (fairshare_lua_prelude(classes, sizeof classes) >= sizeof classes)
+        abort(); /* the class table outgrew the buffer: no library without it */
+    append(t, classes);
 }
 
 /* T: each transition's actor, end state (false: unchanged) and the set of
@@ -287,109 +282,4 @@ const char *jobstate_library_version(void)
 {
     pthread_once(&library_once, build_library);
     return library_version;
-}
-
-const char *jobstate_class_name(enum job_class k)
-{
-    return (unsigned)k < JOB_NCLASSES ? class_names[k] : NULL;
-}
-
-int jobstate_class_parse(const char *name)
-{
-    for (int i = 0; name && i < JOB_NCLASSES; i++)
-        if (strcmp(name, class_names[i]) == 0)
-            return i;
-    return -1;
-}
-
-int jobstate_share_group(const char *mode, const char *courselab, const char *key_id, char *out,
-                         size_t len)
-{
-    const char *src = NULL;
-    size_t n = 0;
-    if (!mode || !out || len == 0)
-        return -1;
-    out[0] = '\0';
-    if (strcmp(mode, "off") == 0) {
-        src = "all";
-        n = 3;
-    } else if (strcmp(mode, "key") == 0) {
-        src = key_id;
-        n = src ? strlen(src) : 0;
-    } else if (strcmp(mode, "lab") == 0 || strcmp(mode, "course") == 0) {
-        src = courselab;
-        n = src ? strlen(src) : 0;
-        const char *dash = src && mode[0] == 'c' ? strrchr(src, '-') : NULL;
-        if (dash && dash > src)
-            n = (size_t)(dash - src);
-    } else {
-        return -1;
-    }
-    if (!src || n == 0)
-        return -1;
-    if (n >= len)
-        n = len - 1;
-    memcpy(out, src, n);
-    out[n] = '\0';
-    return 0;
-}
-
-int jobstate_rule_class(const json_t *rules, const char *courselab, const char *key_id)
-{
-    size_t i;
-    json_t *r;
-    json_array_foreach(rules, i, r) {
-        const char *lab = json_string_value(json_object_get(r, "lab"));
-        const char *key = json_string_value(json_object_get(r, "key"));
-        int k = jobstate_class_parse(json_string_value(json_object_get(r, "class")));
-        if (k < 0)
-            continue;
-        if (lab && courselab && fnmatch(lab, courselab, 0) == 0)
-            return k;
-        if (key && key_id && strcmp(key, key_id) == 0)
-            return k;
-    }
-    return -1;
-}
-
-int jobstate_sched_check(const char *fair_share, const json_t *rules, const json_t *weights,
-                         char *err, size_t errlen)
-{
-    char g[8];
-    if (jobstate_share_group(fair_share, "x", "x", g, sizeof g)) {
-        snprintf(err, errlen, "config key \"fair_share\": must be course, lab, key or off");
-        return -1;
-    }
-    if (rules && !json_is_array(rules)) {
-        snprintf(err, errlen, "config key \"priority_rules\": must be a list of "
-                              "{\"lab\": GLOB or \"key\": KEYID, \"class\": high|normal|low}");
-        return -1;
-    }
-    size_t i;
-    json_t *r;
-    json_array_foreach(rules, i, r) {
-        json_t *lab = json_object_get(r, "lab"), *key = json_object_get(r, "key");
-        if (!json_is_object(r) || json_object_size(r) != 2 || (!lab == !key) ||
-            !json_is_string(lab ? lab : key) || json_string_length(lab ? lab : key) == 0 ||
-            jobstate_class_parse(json_string_value(json_object_get(r, "class"))) < 0) {
-            snprintf(err, errlen, "config key \"priority_rules\": item %zu must be {\"lab\": GLOB "
-                                  "or \"key\": KEYID, \"class\": high|normal|low}", i);
-            return -1;
-        }
-    }
-    if (weights && !json_is_object(weights)) {
-        snprintf(err, errlen, "config key \"course_weights\": must be an object {group: weight}");
-        return -1;
-    }
-    const char *name;
-    json_t *w;
-    json_object_foreach((json_t *)weights, name, w) {
-        if (!json_is_number(w) || json_number_value(w) < 1 || json_number_value(w) > 1000000 ||
-            strlen(name) == 0 || strlen(name) >= JOB_GROUP_MAX) {
-            snprintf(err, errlen, "config key \"course_weights\": \"%.60s\" must be a number "
-                                  "from 1 to 1000000", name);
-            return -1;
-        }
-    }
-    return 0;
 }

@@ -4,8 +4,8 @@
  * the state it ends in, who may make it and the Redis keys it touches) and
  * the Redis Functions library that carries the transitions out
  * (jobstate.lua, compiled into the binary, with the state, transition,
- * priority class and key tables prepended from C so the two can never
- * disagree). The `state` field of a
+ * priority class (fairshare.h) and key tables prepended from C so the two
+ * can never disagree). The `state` field of a
  * job record is written only by these functions, in the same atomic step
  * that moves the job between keys; a transition not in the table is refused
  * with an error naming both states.
@@ -30,6 +30,8 @@
 
 #include <stddef.h>
 #include <jansson.h>
+
+#include "fairshare.h" /* the priority classes and share groups (the scheduler's rules) */
 
 /* A job's state (the table above). */
 enum job_state {
@@ -88,35 +90,5 @@ const char *jobstate_library(size_t *len);
 /* A short hex digest of the library text; tango_version returns it, so a
  * store can tell whether Redis holds this build's library. */
 const char *jobstate_library_version(void);
-
-/* ---- Fair share and priorities (docs/design.md "Fair share and priorities").
- * Every queued job has a priority class and a share group; the lease
- * function serves classes in order and the groups of a class by weighted
- * round-robin, FIFO within a group. These are the pure parts, shared by
- * the producer (at addJob) and the consumer (migrating an older queue). */
-enum job_class { JOB_CLASS_HIGH, JOB_CLASS_NORMAL, JOB_CLASS_LOW };
-#define JOB_NCLASSES 3
-/* The class of a job that names none and matches no priority rule. */
-#define JOB_CLASS_DEFAULT JOB_CLASS_NORMAL
-#define JOB_GROUP_MAX 128 /* a share group's name fits in this many bytes (NUL included) */
-
-/* "high", "normal", "low"; NULL out of range. */
-const char *jobstate_class_name(enum job_class k);
-/* The class named exactly name, or -1. */
-int jobstate_class_parse(const char *name);
-/* The share group of a job under fair_share mode: "course" the courselab
- * before its last '-' (the whole name if it has none, or only a leading
- * one), "lab" the courselab, "key" the owner's key id (an HMAC, never the
- * key), "off" one group "all". Writes it into out (JOB_GROUP_MAX bytes;
- * a longer name is cut); returns -1 for an unknown mode or an empty input. */
-int jobstate_share_group(const char *mode, const char *courselab, const char *key_id, char *out,
-                         size_t len);
-/* The class the first matching priority_rules entry gives ({"lab": glob or
- * exact courselab, "class"} or {"key": key id, "class"}), or -1 if none. */
-int jobstate_rule_class(const json_t *rules, const char *courselab, const char *key_id);
-/* Checks fair_share, priority_rules and course_weights (weights are numbers
- * >= 1); -1 with a message naming the key in err. */
-int jobstate_sched_check(const char *fair_share, const json_t *rules, const json_t *weights,
-                         char *err, size_t errlen);
 
 #endif

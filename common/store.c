@@ -744,6 +744,18 @@ redisReply *store_fcall(struct store *st, int *status, const char *fn, int nargs
     return r;
 }
 
+int store_fcall_int(struct store *st, const char *fn, int nargs, const char *const *args,
+                    long long *result)
+{
+    int status;
+    redisReply *r = store_fcall(st, &status, fn, nargs, args);
+    if (!r)
+        return status;
+    *result = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    freeReplyObject(r);
+    return STORE_OK;
+}
+
 int store_id_array(redisReply *r, const int *status, int64_t **ids, size_t *n)
 {
     *ids = NULL;

@@ -1,7 +1,7 @@
 /*
  * store_internal.h: what the parts of the Redis store (store.c,
- * store_queries.c, store_lifecycle.c, store_callbacks.c, store_ctl.c,
- * store_metrics.c) share: the handle, key construction, the command and
+ * store_queries.c, store_lifecycle.c, store_sched.c, store_callbacks.c,
+ * store_ctl.c, store_metrics.c) share: the handle, key construction, the command and
  * reply helpers and the Functions call. Nothing outside common/store*.c
  * includes it.
  */
@@ -114,5 +114,9 @@ int store_reply_json(redisReply *r, const int *status, json_t **out);
  * states). Returns the reply (caller frees) or NULL with *status. */
 redisReply *store_fcall(struct store *st, int *status, const char *fn, int nargs,
                         const char *const *args);
+/* store_fcall for a function that answers an integer: *result gets it (0
+ * for any other reply); returns the call's status. */
+int store_fcall_int(struct store *st, const char *fn, int nargs, const char *const *args,
+                    long long *result);
 
 #endif

@@ -2,10 +2,10 @@
  * store_lifecycle.c: a job's transitions (jobstate.h) as calls into the
  * job-state Functions library: add (producer), lease, take, adopt, sweep,
  * renew and release of leases, the owner's start/save/requeue/finish/end,
- * dead-letter, and the leader lease; the scheduler's upkeep (share weights,
- * migrating an older version's queue, recounting running jobs). No state is
- * decided here: the library checks each transition against the table and
- * the caller's fence, and picks the next job under the scheduling rule.
+ * dead-letter, and the leader lease (the scheduler's upkeep is in
+ * store_sched.c). No state is decided here: the library checks each
+ * transition against the table and the caller's fence, and picks the next
+ * job under the scheduling rule.
  */
 #include "store_internal.h"
 
@@ -15,19 +15,6 @@
 #include <time.h>
 
 #include "jobstate.h"
-
-/* Calls fn and reads an integer reply into *result. */
-static int fcall_int(struct store *st, const char *fn, int nargs, const char *const *args,
-                     long long *result)
-{
-    int status;
-    redisReply *r = store_fcall(st, &status, fn, nargs, args);
-    if (!r)
-        return status;
-    *result = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
-    freeReplyObject(r);
-    return STORE_OK;
-}
 
 int store_add_job(struct store *st, struct job *job)
 {
@@ -43,8 +30,8 @@ int store_add_job(struct store *st, struct job *job)
     }
     char cap[32];
     snprintf(cap, sizeof cap, "%d", job->queue_cap > 0 ? job->queue_cap : 0);
-    const char *args[] = {text, job->priority ? job->priority : "normal",
-                          job->share_group ? job->share_group : "all", cap};
+    const char *cls = job->priority ? job->priority : jobstate_class_name(JOB_CLASS_DEFAULT);
+    const char *args[] = {text, cls, job->share_group ? job->share_group : JOB_GROUP_ALL, cap};
     int status;
     redisReply *r = store_fcall(st, &status, "add", 4, args);
     free(text);
@@ -74,7 +61,7 @@ int store_leader_acquire(struct store *st, const char *token, int lease_ms, bool
     snprintf(ms, sizeof ms, "%d", lease_ms);
     const char *args[] = {token, ms};
     long long r = 0;
-    int status = fcall_int(st, "leader", 2, args, &r);
+    int status = store_fcall_int(st, "leader", 2, args, &r);
     *leader = status == STORE_OK && r == 1;
     return status;
 }
@@ -83,7 +70,7 @@ int store_leader_release(struct store *st, const char *token)
 {
     const char *args[] = {token};
     long long r;
-    return fcall_int(st, "leader_release", 1, args, &r);
+    return store_fcall_int(st, "leader_release", 1, args, &r);
 }
 
 /* Reads a lease reply: {1, fence, record[, id]} taken, {2, why} restored,
@@ -190,101 +177,6 @@ int store_lease_next(struct store *st, const char *token, int lease_ms, int bloc
     return store_lease_sched(st, token, lease_ms, block_ms, 0, 0, id, job, got);
 }
 
-int store_set_share_weights(struct store *st, const json_t *weights)
-{
-    char key[KEY_MAX];
-    store_key(st, key, KEY_QUEUE_WEIGHTS);
-    int status;
-    /* Groups no longer listed go first; the listed ones are then written,
-     * so a configured group never reads as missing (weight 1) meanwhile. */
-    redisReply *names = store_cmdf(st, &status, "HKEYS %s", key);
-    if (!names)
-        return status;
-    for (size_t i = 0; i < names->elements && status == STORE_OK; i++)
-        if (names->element[i]->type == REDIS_REPLY_STRING &&
-            !json_object_get(weights, names->element[i]->str))
-            freeReplyObject(store_cmdf(st, &status, "HDEL %s %s", key, names->element[i]->str));
-    freeReplyObject(names);
-    const char *name;
-    json_t *w;
-    json_object_foreach((json_t *)weights, name, w) {
-        if (status != STORE_OK)
-            break;
-        char val[32];
-        snprintf(val, sizeof val, "%.6g", json_number_value(w));
-        freeReplyObject(store_cmdf(st, &status, "HSET %s %s %s", key, name, val));
-    }
-    return status;
-}
-
-int store_migrate_legacy(struct store *st, const char *token, const struct tango_config *cfg,
-                         size_t *moved)
-{
-    enum { MIGRATE_MAX = 1000 };
-    char k_pending[KEY_MAX], k_live[KEY_MAX];
-    store_key(st, k_pending, KEY_QUEUE_PENDING);
-    store_key(st, k_live, KEY_JOBS_LIVE);
-    *moved = 0;
-    int status;
-    redisReply *ids = store_cmdf(st, &status, "LRANGE %s 0 %d", k_pending, MIGRATE_MAX - 1);
-    if (!ids)
-        return status;
-    size_t n = ids->type == REDIS_REPLY_ARRAY ? ids->elements : 0;
-    if (n == 0) {
-        freeReplyObject(ids);
-        return STORE_OK;
-    }
-    /* Each id's record says its class (priority field, else the rules) and
-     * share group (shareGroup, else the fair_share rule). */
-    const char **args = calloc(1 + 3 * n, sizeof *args);
-    char (*cls)[8] = calloc(n, sizeof *cls);
-    char (*grp)[JOB_GROUP_MAX] = calloc(n, sizeof *grp);
-    args[0] = token;
-    for (size_t i = 0; i < n; i++) {
-        const char *sid = ids->element[i]->type == REDIS_REPLY_STRING ? ids->element[i]->str : "0";
-        args[1 + 3 * i] = sid;
-        args[2 + 3 * i] = cls[i];
-        args[3 + 3 * i] = grp[i];
-        redisReply *rec = store_cmdf(st, &status, "HGET %s %s", k_live, sid);
-        if (!rec)
-            break;
-        char err[128];
-        struct job *job = rec->type == REDIS_REPLY_STRING ? job_loads(rec->str, err, sizeof err)
-                                                          : NULL;
-        freeReplyObject(rec);
-        if (!job)
-            continue; /* class "": unreadable (or gone): the library sets it aside */
-        int k = jobstate_class_parse(job->priority);
-        if (k < 0)
-            k = jobstate_rule_class(cfg->priority_rules, job->courselab, job->key_id);
-        snprintf(cls[i], sizeof cls[i], "%s",
-                 jobstate_class_name(k < 0 ? JOB_CLASS_NORMAL : (enum job_class)k));
-        if (job->share_group && job->share_group[0])
-            snprintf(grp[i], sizeof grp[i], "%s", job->share_group);
-        else if (jobstate_share_group(cfg->fair_share, job->courselab, job->key_id, grp[i],
-                                      sizeof grp[i]))
-            snprintf(grp[i], sizeof grp[i], "all");
-        job_free(job);
-    }
-    if (status == STORE_OK) {
-        redisReply *r = store_fcall(st, &status, "migrate", (int)(1 + 3 * n), args);
-        if (r) {
-            *moved = r->type == REDIS_REPLY_INTEGER ? (size_t)r->integer : 0;
-            freeReplyObject(r);
-        }
-    }
-    free(args);
-    free(cls);
-    free(grp);
-    freeReplyObject(ids);
-    return status;
-}
-
-int store_sched_reconcile(struct store *st, long long *fixes)
-{
-    return fcall_int(st, "reconcile", 0, NULL, fixes);
-}
-
 int store_lease_take(struct store *st, const char *token, int64_t id, int lease_ms,
                      struct job **job, enum store_lease *got)
 {
@@ -363,7 +255,7 @@ int store_lease_release(struct store *st, const char *token, const int64_t *ids,
     int nargs;
     const char **args = id_fence_args(token, NULL, ids, fences, n, &nargs);
     long long r;
-    int status = fcall_int(st, "release", nargs, args, &r);
+    int status = store_fcall_int(st, "release", nargs, args, &r);
     free_id_fence_args(args, nargs, false);
     return status;
 }
@@ -388,7 +280,7 @@ static int owned_call(struct store *st, const char *fn, const char *token, const
     for (int i = 0; i < nextra; i++)
         args[4 + i] = extra[i];
     long long r = 0;
-    int status = fcall_int(st, fn, nextra + 4, args, &r);
+    int status = store_fcall_int(st, fn, nextra + 4, args, &r);
     free(args);
     free(text);
     return status;
@@ -442,7 +334,7 @@ int store_job_deadletter(struct store *st, const char *token, int64_t id, const 
     job_ctime(when, sizeof when);
     const char *args[] = {sid, token, reason, keep, when};
     long long r;
-    return fcall_int(st, "deadletter", 5, args, &r);
+    return store_fcall_int(st, "deadletter", 5, args, &r);
 }
 
 int store_lease_fence(struct store *st, int64_t id, long long *fence)

@@ -1,13 +1,10 @@
 /*
- * api.c: the EC2 Query API (and the one HTTP helper creds.c shares). A call
- * is a form-encoded POST of Action, Version and its parameters to the
- * configured endpoint, signed with SigV4 by libcurl itself
- * (CURLOPT_AWS_SIGV4 "aws:amz:REGION:ec2"; a session token goes in the
- * X-Amz-Security-Token header); the XML reply (at most EC2_REPLY_MAX bytes)
- * is parsed by libxml2 with no network access and no entity expansion.
- * Throttling is retried with doubling backoff. Owns no state beyond the
- * call; credentials come from creds.c and are never logged (nor is the
- * request body: it has no secret, but it stays out of logs anyway).
+ * api.c: the lowest layer of ec2SSH's EC2 API: one HTTP request with
+ * libcurl (ec2_http, which call.c and creds.c share), the parameters of a
+ * call, the XML reply (at most EC2_REPLY_MAX bytes) parsed by libxml2 with
+ * no network access and no entity expansion, and the tree helpers replies
+ * are read with. It calls nothing else in ec2SSH. Owns no state beyond
+ * the request; it never logs a request body or a credential.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,11 +14,7 @@
 #include <curl/curl.h>
 #include <libxml/parser.h>
 
-#include "clock.h"
 #include "ec2.h"
-#include "log.h"
-
-#define API_VERSION "2016-11-15"
 
 struct buf {
     char *p;
@@ -172,13 +165,6 @@ const char *ec2_tag_value(xmlNodePtr item, const char *key, char *buf, size_t bu
     return buf;
 }
 
-static bool throttled(const char *code, long http)
-{
-    return strcmp(code, "RequestLimitExceeded") == 0 || strcmp(code, "Throttling") == 0 ||
-           strcmp(code, "ThrottlingException") == 0 || strcmp(code, "Unavailable") == 0 ||
-           strcmp(code, "InternalError") == 0 || http == 503;
-}
-
 int ec2_parse_reply(const char *action, const char *body, size_t len, long http,
                     struct ec2_reply *r, char *err, size_t errlen)
 {
@@ -223,90 +209,4 @@ int ec2_parse_reply(const char *action, const char *body, size_t len, long http,
     }
     r->doc = doc;
     return VMMS_OK;
-}
-
-int ec2_call(struct ec2_ctx *ctx, const char *action, const struct ec2_params *params,
-             struct ec2_reply *r, char *err, size_t errlen)
-{
-    memset(r, 0, sizeof *r);
-    if (params && params->oom)
-        return vmms_fail(err, errlen, VMMS_ERR, "EC2 %s: a parameter does not fit", action);
-    struct ec2_creds cr;
-    int rc = ec2_creds_get(ctx, &cr, err, errlen);
-    if (rc != VMMS_OK)
-        return rc;
-    CURL *esc = curl_easy_init();
-    if (esc == NULL)
-        return vmms_fail(err, errlen, VMMS_ERR, "cannot make an HTTP handle");
-    size_t cap = 256, used = 0;
-    char *body = malloc(cap);
-    used = body ? (size_t)snprintf(body, cap, "Action=%s&Version=" API_VERSION, action) : 0;
-    for (size_t i = 0; body && params && i < params->n; i++) {
-        char *n = curl_easy_escape(esc, params->v[i].name, 0);
-        char *v = curl_easy_escape(esc, params->v[i].value, 0);
-        size_t need = used + (n ? strlen(n) : 0) + (v ? strlen(v) : 0) + 3;
-        if (n && v && need > cap) {
-            while (cap < need)
-                cap *= 2;
-            char *nb = realloc(body, cap);
-            if (nb == NULL) {
-                free(body);
-                body = NULL;
-            } else {
-                body = nb;
-            }
-        }
-        if (body && n && v)
-            used += (size_t)snprintf(body + used, cap - used, "&%s=%s", n, v);
-        else if (body) {
-            free(body);
-            body = NULL;
-        }
-        curl_free(n);
-        curl_free(v);
-    }
-    curl_easy_cleanup(esc);
-    if (body == NULL)
-        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
-
-    struct curl_slist *hdrs =
-        curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded; charset=utf-8");
-    if (cr.token[0]) {
-        char th[2200];
-        snprintf(th, sizeof th, "X-Amz-Security-Token: %s", cr.token);
-        hdrs = curl_slist_append(hdrs, th);
-        memset(th, 0, sizeof th);
-    }
-    char sig[96];
-    snprintf(sig, sizeof sig, "aws:amz:%s:ec2", ctx->cfg.region);
-    long backoff = ctx->cfg.api_backoff_ms;
-    long t0 = clock_mono_ms();
-    int attempt = 0;
-    for (;; attempt++) {
-        char *out = NULL;
-        size_t len = 0;
-        long http = 0;
-        rc = ec2_http("POST", ctx->cfg.endpoint, hdrs, body, sig, cr.key_id, cr.secret,
-                      1000L * ctx->cfg.api_timeout_s, &out, &len, &http, err, errlen);
-        r->http = (int)http;
-        if (rc == VMMS_OK)
-            rc = ec2_parse_reply(action, out, len, http, r, err, errlen);
-        free(out);
-        bool again = rc != VMMS_OK &&
-                     (r->code[0] ? throttled(r->code, http) : (http == 0 || http == 503));
-        if (!again || attempt >= ctx->cfg.api_retries || atomic_load(&ctx->stopping))
-            break;
-        char q[600];
-        log_warn("ec2_retry", "action=%s attempt=%d code=%s backoff_ms=%ld err=%s", action,
-                 attempt + 1, r->code[0] ? r->code : "-", backoff, log_quote(err, q, sizeof q));
-        clock_sleep_ms(backoff);
-        backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
-        r->code[0] = '\0';
-    }
-    curl_slist_free_all(hdrs);
-    free(body);
-    memset(&cr, 0, sizeof cr);
-    log_debug("ec2_call", "action=%s rc=%d http=%d code=%s attempts=%d ms=%ld", action, rc,
-              r->http, r->code[0] ? r->code : "-", attempt + 1, (long)(clock_mono_ms() - t0));
-    return rc;
 }

@@ -7,14 +7,20 @@
  *   config.c     parse and validate vmms_config.ec2SSH
  *   creds.c      AWS credentials: config, then the environment, then the
  *                instance profile (IMDSv2); never logged
- *   api.c        one EC2 Query API call: form-encoded POST over HTTP(S) with
- *                libcurl, signed by libcurl (CURLOPT_AWS_SIGV4), retried with
- *                backoff while throttled, the XML reply parsed with libxml2;
- *                plus the small tree helpers the callers read replies with
+ *   api.c        the lowest layer: one HTTP(S) request with libcurl, a call's
+ *                parameters, the XML reply parsed with libxml2, the small
+ *                tree helpers the callers read replies with
+ *   call.c       one EC2 Query API call: form-encoded POST, signed by
+ *                libcurl (CURLOPT_AWS_SIGV4), retried with backoff while
+ *                throttled (above api.c and creds.c)
+ *   describe.c   what EC2 says about instances: the pure readers of
+ *                DescribeInstances / RunInstances replies and of the
+ *                console's host key fingerprints, the paged
+ *                DescribeInstances, one instance's state and fingerprints
+ *                (below instances.c and remote.c)
  *   instances.c  initialize (cap from DescribeInstances, RunInstances,
  *                wait running), destroy (TerminateInstances, verified, or
- *                kept as failed-NAME), get_vms, get_images; the pure readers
- *                of those replies and of the console's host key fingerprints
+ *                kept as failed-NAME), get_vms, get_images
  *   remote.c     the SSH side: connect to a VM (host key by policy), wait
  *                for SSH, copy in / out, start / attach the run, partial
  *                output; the registry of runs destroy_vm aborts
@@ -164,12 +170,6 @@ struct ec2_reply {
  * message (HTTP N)". Used by ec2_call; fuzzed by tests/fuzz/fuzz_ec2.c. */
 int ec2_parse_reply(const char *action, const char *body, size_t len, long http,
                     struct ec2_reply *r, char *err, size_t errlen);
-/* Calls Action with params (Version added). Throttling (RequestLimitExceeded,
- * Throttling, HTTP 503) is retried api_retries times with doubling backoff
- * from api_backoff_ms. VMMS_OK with r->doc, or VMMS_ERR / VMMS_TIMEOUT with
- * err ("EC2 Action: CODE: message") and r->code. */
-int ec2_call(struct ec2_ctx *ctx, const char *action, const struct ec2_params *params,
-             struct ec2_reply *r, char *err, size_t errlen);
 void ec2_reply_free(struct ec2_reply *r);
 /* Tree helpers (by local name, namespaces ignored). */
 xmlNodePtr ec2_child(xmlNodePtr n, const char *name);
@@ -181,7 +181,15 @@ void ec2_items(xmlNodePtr n, const char *list, void (*fn)(xmlNodePtr item, void 
 /* The value of tag `key` in an item's tagSet ("" when absent). */
 const char *ec2_tag_value(xmlNodePtr item, const char *key, char *buf, size_t bufsz);
 
-/* ---- instances.c ---- */
+/* ---- call.c ---- */
+/* Calls Action with params (Version added). Throttling (RequestLimitExceeded,
+ * Throttling, HTTP 503) is retried api_retries times with doubling backoff
+ * from api_backoff_ms. VMMS_OK with r->doc, or VMMS_ERR / VMMS_TIMEOUT with
+ * err ("EC2 Action: CODE: message") and r->code. */
+int ec2_call(struct ec2_ctx *ctx, const char *action, const struct ec2_params *params,
+             struct ec2_reply *r, char *err, size_t errlen);
+
+/* ---- describe.c ---- */
 /* What ec2SSH reads of one instance item of a DescribeInstances reply, each
  * field validated where it enters ("" when absent or not in form). */
 struct ec2_instance {
@@ -194,18 +202,18 @@ struct ec2_instance {
     char image[256];             /* tag EC2_IMAGE_NAME_TAG: a valid image name */
 };
 /* Pure parsers of parsed replies (no I/O; fuzzed by tests/fuzz/fuzz_ec2.c): */
+/* Whether id is prefix then 8..32 lowercase hex ("i-" instances, "ami-"
+ * images). */
+bool ec2_id_ok(const char *id, const char *prefix);
+/* The value of tag key in an item's tagSet into out if it is a valid name
+ * (vmms_name_ok) that fits in outsz (read in full first: a longer one cut
+ * to fit is no name of ours); else out "" and false. */
+bool ec2_tag_name(xmlNodePtr item, const char *key, char *out, size_t outsz);
 /* Calls fn for each instance of a DescribeInstances reply doc
  * (reservationSet/item/instancesSet/item) in order; next (nextsz bytes) gets
  * its nextToken, "" on the last page. */
 void ec2_instances_read(xmlDocPtr doc, void (*fn)(const struct ec2_instance *in, void *arg),
                         void *arg, char *next, size_t nextsz);
-/* The available images of a DescribeImages reply doc whose tag `tag` holds a
- * valid image name: with want (non-NULL), the id ("ami-" then 8..32 hex) of
- * one tagged want into ami ("" when none); else their distinct names
- * appended to the malloc'd *names / *count (free with vmms_free_names, also
- * on failure). VMMS_OK, or VMMS_ERR when out of memory. */
-int ec2_images_read(xmlDocPtr doc, const char *tag, const char *want, char *ami, size_t amisz,
-                    char ***names, size_t *count);
 /* The instance id of a RunInstances reply doc (its first instancesSet item)
  * into id (idsz bytes, at least 40); false (id "") unless it is "i-" then
  * 8..32 lowercase hex. */
@@ -217,6 +225,32 @@ bool ec2_run_instance_id(xmlDocPtr doc, char *id, size_t idsz);
  * "SHA256:" + 43 base64 characters (what ssh-keygen -l prints); the ones that
  * do not fit in bufsz are dropped; "" when there are none. */
 void ec2_console_read(const char *b64, size_t len, char *buf, size_t bufsz);
+/* Asking EC2 (through ec2_call): */
+/* Runs DescribeInstances with base's params, every page (at most 100),
+ * calling fn per instance in order. VMMS_OK, or the call's status with
+ * err. */
+int ec2_describe(struct ec2_ctx *ctx, const struct ec2_params *base,
+                 void (*fn)(const struct ec2_instance *, void *), void *arg, char *err,
+                 size_t errlen);
+/* The instance's state name ("running", ...; "" = no such instance) and
+ * address (private or public by config) by DescribeInstances. */
+int ec2_instance_state(struct ec2_ctx *ctx, const char *id_hex, char *state, size_t statesz,
+                       char *addr, size_t addrsz, char *err, size_t errlen);
+/* The SHA256 host key fingerprints the instance printed on its console
+ * (cloud-init's "BEGIN SSH HOST KEY FINGERPRINTS" block) into buf, space
+ * separated; "" when it printed none yet. */
+int ec2_console_fingerprints(struct ec2_ctx *ctx, const char *id_hex, char *buf, size_t bufsz,
+                             char *err, size_t errlen);
+
+/* ---- instances.c ---- */
+/* A pure reader (no I/O; fuzzed by tests/fuzz/fuzz_ec2.c): */
+/* The available images of a DescribeImages reply doc whose tag `tag` holds a
+ * valid image name: with want (non-NULL), the id ("ami-" then 8..32 hex) of
+ * one tagged want into ami ("" when none); else their distinct names
+ * appended to the malloc'd *names / *count (free with vmms_free_names, also
+ * on failure). VMMS_OK, or VMMS_ERR when out of memory. */
+int ec2_images_read(xmlDocPtr doc, const char *tag, const char *want, char *ami, size_t amisz,
+                    char ***names, size_t *count);
 /* Per-VM state hung on vm->priv. */
 struct ec2_vm {
     char fingerprints[512];      /* host key(s) to accept ("SHA256:..." words) */
@@ -228,15 +262,8 @@ int ec2_destroy_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen);
 int ec2_safe_destroy_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen);
 int ec2_get_vms(void *ctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen);
 int ec2_get_images(void *ctx, char ***names, size_t *count, char *err, size_t errlen);
-/* The instance's state name ("running", ...; "" = no such instance) and
- * address (private or public by config) by DescribeInstances. */
-int ec2_instance_state(struct ec2_ctx *ctx, const char *id_hex, char *state, size_t statesz,
-                       char *addr, size_t addrsz, char *err, size_t errlen);
-/* The SHA256 host key fingerprints the instance printed on its console
- * (cloud-init's "BEGIN SSH HOST KEY FINGERPRINTS" block) into buf, space
- * separated; "" when it printed none yet. */
-int ec2_console_fingerprints(struct ec2_ctx *ctx, const char *id_hex, char *buf, size_t bufsz,
-                             char *err, size_t errlen);
+/* vm's struct ec2_vm (vm->priv), allocated zeroed on first use; NULL when
+ * out of memory. */
 struct ec2_vm *ec2_vm_priv(struct vmms_vm *vm);
 
 /* ---- remote.c ---- */
