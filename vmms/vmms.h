@@ -49,6 +49,8 @@
  *   get_partial_output  up to max_bytes of what the running job printed so
  *                  far (the grading output.log), for getPartialOutput.
  *   load_image     load a `docker save` tarball as image `name` (build).
+ *   image_id       (optional) the current id of an image name, so a warm
+ *                  instance made before a rebuild is never handed out after.
  *
  * Rules for implementers:
  *   - Every function is thread-safe: the consumer calls them from several
@@ -174,6 +176,15 @@ struct vmms_ops {
      * VMMS_ERR / VMMS_NOT_FOUND when the figures cannot be read. */
     int (*job_usage)(void *ctx, struct vmms_vm *vm, struct vmms_usage *usage,
                      char *err, size_t errlen);
+    /* Optional (NULL: ids unknown; warm pools then match instances by name
+     * only). The id of what image name is now, as an instance made from it
+     * now would run it (localDocker: the engine's image "Id"; localOCI: the
+     * id in the store's image record), into id (idlen bytes, at most 127
+     * characters). The same name gives another id after a rebuild. VMMS_OK,
+     * VMMS_NOT_FOUND (no such image) or VMMS_ERR. Thread-safe and quick (a
+     * local lookup, no remote network). */
+    int (*image_id)(void *ctx, const char *name, char *id, size_t idlen, char *err,
+                    size_t errlen);
 };
 
 /* A plugin's run_job in terms of its start_job and attach_job: waits

@@ -75,6 +75,25 @@ out:
     return rc;
 }
 
+int ld_image_id(void *vctx, const char *name, char *id, size_t idlen, char *err, size_t errlen)
+{
+    struct ld_ctx *ctx = vctx;
+    if (name == NULL || !image_name_is_valid(name))
+        return vmms_fail(err, errlen, VMMS_ERR, "bad image name");
+    char enc[800], path[900];
+    snprintf(path, sizeof path, "/images/%s/json", ld_urlencode(name, enc, sizeof enc));
+    struct ld_request req = {.method = "GET", .path = path};
+    struct ld_response resp;
+    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    const char *got = json_string_value(json_object_get(resp.json, "Id"));
+    if (rc == VMMS_OK && (resp.status != 200 || got == NULL))
+        rc = ld_docker_fail(&resp, "cannot inspect the image", err, errlen);
+    if (rc == VMMS_OK)
+        snprintf(id, idlen, "%s", got);
+    ld_response_free(&resp);
+    return rc;
+}
+
 /* Image references we put in URLs: [A-Za-z0-9._/:@-], not empty. */
 static bool ref_ok(const char *s)
 {

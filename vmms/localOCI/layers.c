@@ -880,6 +880,19 @@ int lo_image_get(struct lo_ctx *ctx, const char *name, json_t **out, char *err, 
     return VMMS_OK;
 }
 
+int lo_image_id(void *vctx, const char *name, char *id, size_t idlen, char *err, size_t errlen)
+{
+    json_t *rec = NULL;
+    int rc = lo_image_get(vctx, name, &rec, err, errlen);
+    const char *got = json_string_value(json_object_get(rec, "id"));
+    if (rc == VMMS_OK && got == NULL)
+        rc = vmms_fail(err, errlen, VMMS_ERR, "image record %s has no id: import it again", name);
+    if (rc == VMMS_OK)
+        snprintf(id, idlen, "%s", got);
+    json_decref(rec);
+    return rc;
+}
+
 int lo_get_images(void *vctx, char ***names, size_t *count, char *err, size_t errlen)
 {
     struct lo_ctx *ctx = vctx;

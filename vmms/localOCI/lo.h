@@ -92,6 +92,8 @@ int lo_import_oci_dir(struct lo_ctx *ctx, const char *dir, const char *name, cha
  * such image (or no Docker). */
 int lo_import_docker(struct lo_ctx *ctx, const char *name, char *err, size_t errlen);
 int lo_get_images(void *ctx, char ***names, size_t *count, char *err, size_t errlen);
+/* image_id (vmms.h): the "id" of the store's record of image name. */
+int lo_image_id(void *ctx, const char *name, char *id, size_t idlen, char *err, size_t errlen);
 /* The image's record: {"layers": [dir, ... bottom first], "env": [...],
  * "cwd": "..."}; *out is a new reference. VMMS_NOT_FOUND if not imported. */
 int lo_image_get(struct lo_ctx *ctx, const char *name, json_t **out, char *err, size_t errlen);
