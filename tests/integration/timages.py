@@ -18,7 +18,7 @@ import tlib
 
 K1 = "k1-owner-Q7x2"
 K2 = "k2-other-Z9p4"
-BACKENDS = ("localDocker", "localOCI")
+BACKENDS = tuple(os.environ.get("TI_BACKENDS", "localDocker,localOCI").split(","))
 TAG = "ti%d" % os.getpid()
 
 

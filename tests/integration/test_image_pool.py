@@ -1,0 +1,103 @@
+"""Warm pools and images (issue 18 points 7 and 10), end to end on
+localDocker and localOCI.
+
+Point 7, no stale warm pool after a rebuild: an image (autograding_image
+plus a marker file "v1") is built and preallocated (2 warm instances); it
+is built again with the marker "v2"; the jobs right after the build (as
+many as the pool holds) must all read "v2", and the pool fills again.
+
+Point 10, quiet failure loops: the image is then deleted behind the
+service's back (docker rmi; the localOCI store's record removed) and the
+pool asked to grow; the consumer must say once what is wrong (a warning
+naming the image and the reason) and back off: in the next 6 s at most one
+more warning line of any kind, where the old code warned every 0.5 s."""
+import re
+import time
+
+import timages
+import tlib
+from timages import K1
+
+
+def marker_tar(name, text):
+    src = name + "-src"
+    timages.marker_image(src, text)
+    timages.docker("tag", src, name)
+    tar = timages.saved(name)
+    timages.docker("rmi", name)
+    timages.docker("rmi", src)
+    return tar
+
+
+def rebuild(svc, backend, name):
+    v1, v2 = marker_tar(name, "v1"), marker_tar(name, "v2")
+    r = timages.build(svc, K1, name, v1)
+    tlib.check("%s: v1 built" % backend, r.get("statusId") == 0, r)
+    tlib.check("%s: v1 published" % backend, timages.wait_published(svc, name))
+    r = svc.post("/prealloc/%s/%s/2/" % (K1, name)).json()
+    tlib.check("%s: prealloc 2" % backend, r.get("statusId") == 0, r)
+    tlib.check("%s: 2 warm instances of v1" % backend, timages.wait_pool_free(svc, name, 2),
+               timages.pool_state(svc, K1, name))
+    r = timages.build(svc, K1, name, v2)
+    tlib.check("%s: v2 built over v1" % backend, r.get("statusId") == 0, r)
+    for i in range(2):
+        r = timages.submit_as(svc, K1, "lab", "cat /marker", "j%d.out" % i, image=name)
+        tlib.check("%s: job %d after the rebuild added" % (backend, i), r.get("statusId") == 0, r)
+    for i in range(2):
+        out = timages.output_as(svc, K1, "lab", "j%d.out" % i)
+        tlib.check("%s: job %d after the rebuild ran v2, not a warm v1" % (backend, i),
+                   out is not None and b"\nv2\n" in out, out and out[-300:])
+    tlib.check("%s: the pool fills again (with v2)" % backend,
+               timages.wait_pool_free(svc, name, 2), timages.pool_state(svc, K1, name))
+
+
+def warnings(svc):
+    return [l for l in timages.log_of(svc).splitlines() if " level=warn " in l]
+
+
+def delete_image(backend, name):
+    timages.forget_image(backend, name)
+
+
+def failure_loop(svc, backend, name):
+    before = len(warnings(svc))
+    delete_image(backend, name)
+    r = svc.post("/prealloc/%s/%s/4/" % (K1, name)).json()
+    tlib.check("%s: prealloc 4 of the deleted image accepted (still listed)" % backend,
+               r.get("statusId") == 0, r)
+    said = tlib.wait_for(lambda: [l for l in warnings(svc)[before:]
+                                  if "event=pool_grow_failed" in l], 30, 0.2)
+    tlib.check("%s: the pool says what is wrong, naming the image" % backend,
+               said and name in said[0], warnings(svc)[before:][:3])
+    if not said:
+        return
+    start = len(warnings(svc))
+    time.sleep(6)  # a measurement window, not a synchronisation: count what it logs
+    more = warnings(svc)[start:]
+    tlib.check("%s: no warning loop (at most 1 more warning in 6 s)" % backend, len(more) <= 1,
+               "%d: %s" % (len(more), more[:3]))
+    debug = [l for l in timages.log_of(svc).splitlines()
+             if "event=pool_grow_failed" in l and " level=debug " in l]
+    gaps = [int(m.group(1)) for m in (re.search(r"retry_in_ms=(\d+)", l) for l in debug) if m]
+    tlib.check("%s: retries back off (the wait grows)" % backend,
+               len(gaps) >= 2 and gaps[-1] > gaps[0], gaps)
+
+
+def main():
+    for backend in timages.BACKENDS:
+        name = "%s-pool-%s" % (timages.TAG, backend.lower())
+        with timages.service(backend) as svc:
+            svc.start_consumer(timages.consumer_config(svc, backend))
+            try:
+                rebuild(svc, backend, name)
+                failure_loop(svc, backend, name)
+            finally:
+                timages.stop_consumer(svc)
+                for n in (name, name + "-src"):
+                    timages.forget_image(backend, n)
+        timages.after_backend(backend)
+    tlib.done()
+
+
+if __name__ == "__main__":
+    main()
