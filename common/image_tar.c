@@ -396,7 +396,7 @@ static int count(struct image_tar_size *size, long long bytes, long long max_byt
 }
 
 /* Counts the entries of the outer tarball's current entry if it is a tar
- * (*was_tar set), reading it through; its own size otherwise. */
+ * (a layer), reading it through; its own size otherwise. */
 static int measure_entry(struct archive *outer, struct archive_entry *e, long long max_bytes,
                          long long max_entries, struct image_tar_size *size, char *err,
                          size_t errlen)
@@ -409,10 +409,12 @@ static int measure_entry(struct archive *outer, struct archive_entry *e, long lo
     } else {
         n->outer = outer;
         struct archive_entry *le;
-        bool is_tar = archive_read_open(in, n, NULL, nested_read, NULL) == ARCHIVE_OK;
-        int r = is_tar ? archive_read_next_header(in, &le) : ARCHIVE_FATAL;
-        if (r != ARCHIVE_OK && r != ARCHIVE_EOF) /* not a layer: a file of its own */
+        bool opened = archive_read_open(in, n, NULL, nested_read, NULL) == ARCHIVE_OK;
+        int r = opened ? archive_read_next_header(in, &le) : ARCHIVE_FATAL;
+        if (r != ARCHIVE_OK && r != ARCHIVE_EOF) { /* not a layer: a file of its own */
             rc = count(size, archive_entry_size(e), max_bytes, max_entries, err, errlen);
+            r = ARCHIVE_EOF;
+        }
         while (rc == 0 && r == ARCHIVE_OK) {
             rc = count(size, archive_entry_size(le), max_bytes, max_entries, err, errlen);
             r = rc == 0 ? archive_read_next_header(in, &le) : ARCHIVE_EOF;
