@@ -134,8 +134,8 @@ void h_prealloc(struct http_request *req, struct route_ctx *ctx)
         if (status != STORE_OK)
             reply_store_fail(req, ctx, status);
         else
-            reply_fail(req, ctx, 400, "Invalid image name: not an image this key may use "
-                                      "(a configured image, or one this key built)");
+            reply_fail(req, ctx, 400, "Invalid image name"); /* Tango's words; also for
+                                                                * another key's image */
         return;
     }
     long long size = -1;

@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -119,7 +120,16 @@ def caps(backend, tars):
         finally:
             timages.stop_consumer(svc)
             timages.forget_image(backend, name)
+            forget_layers(tars)
     timages.after_backend(backend)
+
+
+def forget_layers(tars):
+    """The test's own layers out of the shared localOCI store (a run of a
+    build without the caps stores them)."""
+    for _, digest in tars.values():
+        shutil.rmtree(os.path.join(test_e2e_localoci.LAYER_STORE, "layers", digest),
+                      ignore_errors=True)
 
 
 def free_space(tars):
@@ -148,6 +158,7 @@ def main():
     tars = {"zeros": imported(timages.TAG + "-zeros", zeros_rootfs),
             "many": imported(timages.TAG + "-many", many_rootfs),
             "small": imported(timages.TAG + "-small", small_rootfs)}
+    forget_layers(tars)
     for backend in timages.BACKENDS:
         caps(backend, tars)
     if "localOCI" in timages.BACKENDS:
