@@ -274,7 +274,7 @@ static void publish(struct pool *p, struct store *st)
         json_t *total = json_array(), *free_ = json_array();
         for (size_t k = 0; k < e->n; k++) {
             json_array_append_new(total, json_string(e->vms[k].vm.name));
-            if (!e->vms[k].in_use)
+            if (!e->vms[k].in_use && !e->vms[k].stale) /* stale: never handed out */
                 json_array_append_new(free_, json_string(e->vms[k].vm.name));
         }
         json_t *state = json_pack("{s:o, s:o}", "total", total, "free", free_);

@@ -6,6 +6,11 @@ plus a marker file "v1") is built and preallocated (2 warm instances); it
 is built again with the marker "v2"; the jobs right after the build (as
 many as the pool holds) must all read "v2", and the pool fills again.
 
+Issue 20, disk_mb in warm pools: then a job asking "disk": 3000 gets a
+fresh instance with 3000 MiB (its /home/output is a sixteenth of it), not
+a warm one made with the default; a job without "disk" still takes a warm
+one.
+
 Point 10, quiet failure loops: the image is then deleted behind the
 service's back (docker rmi; the localOCI store's record removed) and the
 pool asked to grow; the consumer must say once what is wrong (a warning
@@ -15,6 +20,7 @@ import re
 import time
 
 import timages
+import tjobs
 import tlib
 from timages import K1
 
@@ -38,6 +44,7 @@ def rebuild(svc, backend, name):
     tlib.check("%s: prealloc 2" % backend, r.get("statusId") == 0, r)
     tlib.check("%s: 2 warm instances of v1" % backend, timages.wait_pool_free(svc, name, 2),
                timages.pool_state(svc, K1, name))
+    old = set(timages.pool_state(svc, K1, name).get("free", []))
     r = timages.build(svc, K1, name, v2)
     tlib.check("%s: v2 built over v1" % backend, r.get("statusId") == 0, r)
     for i in range(2):
@@ -47,8 +54,27 @@ def rebuild(svc, backend, name):
         out = timages.output_as(svc, K1, "lab", "j%d.out" % i)
         tlib.check("%s: job %d after the rebuild ran v2, not a warm v1" % (backend, i),
                    out is not None and b"\nv2\n" in out, out and out[-300:])
-    tlib.check("%s: the pool fills again (with v2)" % backend,
-               timages.wait_pool_free(svc, name, 2), timages.pool_state(svc, K1, name))
+    fresh = lambda: len(set(timages.pool_state(svc, K1, name).get("free", [])) - old) >= 2
+    tlib.check("%s: the pool fills again with new instances (v2)" % backend,
+               tlib.wait_for(fresh, 90, 0.2), (old, timages.pool_state(svc, K1, name)))
+
+
+def disk_limit(svc, backend, name):
+    """Issue 20: a job asking "disk": 3000 must not take a warm instance
+    made with the default (1024 MiB); a job without "disk" still does.
+    /home/output gets a sixteenth of disk_mb on both back ends."""
+    r = timages.submit_as(svc, K1, "lab", "df -m /home/output | tail -1", "disk.out",
+                          image=name, disk=3000)
+    tlib.check("%s: job with disk 3000 added" % backend, r.get("statusId") == 0, r)
+    out = timages.output_as(svc, K1, "lab", "disk.out")
+    m = re.search(rb"\n\S+\s+(\d+)\s+\d+\s+\d+\s+\d+%\s+/home/output", out or b"")
+    tlib.check("%s: the job with disk 3000 got 3000 (not a warm 1024 instance)" % backend,
+               m is not None and int(m.group(1)) >= 180, out and out[-300:])
+    r = timages.submit_as(svc, K1, "lab", "true", "plain.out", image=name)
+    job = tjobs.wait_dead(svc, r.get("jobId"), 120) if r.get("statusId") == 0 else None
+    trace = " ".join((job or {}).get("trace", []))
+    tlib.check("%s: a job without disk still takes a warm instance" % backend,
+               re.search(r"existing VM \S+-p-\d+-", trace), trace[-600:])
 
 
 def warnings(svc):
@@ -90,6 +116,7 @@ def main():
             svc.start_consumer(timages.consumer_config(svc, backend))
             try:
                 rebuild(svc, backend, name)
+                disk_limit(svc, backend, name)
                 failure_loop(svc, backend, name)
             finally:
                 timages.stop_consumer(svc)
