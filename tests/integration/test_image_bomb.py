@@ -14,6 +14,7 @@ how much it needs and how much is free, and the store is left empty."""
 import gzip
 import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -53,7 +54,6 @@ def imported(name, add):
     raw = timages.saved(timages.image_id(name))  # by id: no tag, loaded as imageName
     timages.docker("rmi", name)
     with tarfile.open(fileobj=io.BytesIO(raw)) as t:
-        import json
         man = json.loads(t.extractfile("manifest.json").read())
         layer = man[0]["Layers"][0]
         data = t.extractfile(layer).read()

@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.parse
 
 import test_e2e_localoci
@@ -179,11 +178,3 @@ def after_backend(backend):
 def log_of(svc, i=0):
     with open(os.path.join(svc.tmp, "consumer%d.log" % i)) as f:
         return f.read()
-
-
-def wait_log(svc, text, timeout=60):
-    return tlib.wait_for(lambda: text in log_of(svc), timeout, 0.2)
-
-
-def now():
-    return time.time()
