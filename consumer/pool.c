@@ -158,6 +158,17 @@ void pool_release(struct pool *p, const char *name)
     pthread_mutex_unlock(&p->lock);
 }
 
+void pool_image_rebuilt(struct pool *p, const char *image)
+{
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->n; i++)
+        for (size_t k = 0; k < p->entries[i].n; k++) {
+            struct pool_vm *v = &p->entries[i].vms[k];
+            v->stale |= !v->in_use && strcmp(v->vm.image, image) == 0;
+        }
+    pthread_mutex_unlock(&p->lock);
+}
+
 bool pool_owns(struct pool *p, const char *name)
 {
     bool owns = false;

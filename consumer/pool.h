@@ -31,6 +31,10 @@ void pool_tick(struct pool *p, struct store *st);
 /* Publishes every pool as empty (this consumer's instances are going away),
  * so /pool never lists instances that no longer exist. */
 void pool_unpublish(struct pool *p, struct store *st);
+/* image was just rebuilt: its free instances are stale (never handed out,
+ * replaced by the next keeper step), without waiting for a job to find
+ * out through the image's id. */
+void pool_image_rebuilt(struct pool *p, const char *image);
 /* Whether name is an instance the pool owns (free or in use). */
 bool pool_owns(struct pool *p, const char *name);
 

@@ -53,6 +53,8 @@ static bool load_build(struct consumer *c, struct store *st)
     if (image && path)
         metrics_vmms_error(c, "load_image", loaded);
     bool ok = loaded == VMMS_OK;
+    if (ok) /* before the answer: the build's client may send a job at once */
+        pool_image_rebuilt(c->pool, image);
     store_set_build_result(st, id, ok, ok ? "" : err);
     if (ok)
         log_info("image_built", "build_id=%lld image=%s", (long long)id, image);

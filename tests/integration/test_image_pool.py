@@ -6,6 +6,10 @@ plus a marker file "v1") is built and preallocated (2 warm instances); it
 is built again with the marker "v2"; the jobs right after the build (as
 many as the pool holds) must all read "v2", and the pool fills again.
 
+An image changed without /build (docker tag by an operator; on localOCI
+another store record swapped in) is caught by the image id: the next job
+reads "v3".
+
 Issue 20, disk_mb in warm pools: then a job asking "disk": 3000 gets a
 fresh instance with 3000 MiB (its /home/output is a sixteenth of it), not
 a warm one made with the default; a job without "disk" still takes a warm
@@ -16,9 +20,12 @@ service's back (docker rmi; the localOCI store's record removed) and the
 pool asked to grow; the consumer must say once what is wrong (a warning
 naming the image and the reason) and back off: in the next 6 s at most one
 more warning line of any kind, where the old code warned every 0.5 s."""
+import os
 import re
+import shutil
 import time
 
+import test_e2e_localoci
 import timages
 import tjobs
 import tlib
@@ -77,6 +84,29 @@ def disk_limit(svc, backend, name):
                re.search(r"existing VM \S+-p-\d+-", trace), trace[-600:])
 
 
+def changed_behind(svc, backend, name):
+    """The image changes without /build (an operator's docker tag; on
+    localOCI another record swapped in): the warm instances' image id no
+    longer matches, so the next job must not take one."""
+    timages.wait_pool_free(svc, name, 2)
+    old = set(timages.pool_state(svc, K1, name).get("free", []))
+    if backend == "localDocker":
+        timages.marker_image(name + "-v3src", "v3")
+        timages.docker("tag", name + "-v3src", name)
+    else:
+        other = name + "-b"
+        r = timages.build(svc, K1, other, marker_tar(other, "v3"))
+        tlib.check("%s: v3 built as %s" % (backend, other), r.get("statusId") == 0, r)
+        images = os.path.join(test_e2e_localoci.LAYER_STORE, "images")
+        shutil.copy(os.path.join(images, other + ".json"), os.path.join(images, "tmp.json"))
+        os.replace(os.path.join(images, "tmp.json"), os.path.join(images, name + ".json"))
+    tlib.check("%s: 2 warm instances before the change" % backend, len(old) >= 2, old)
+    r = timages.submit_as(svc, K1, "lab", "cat /marker", "v3.out", image=name)
+    out = timages.output_as(svc, K1, "lab", "v3.out")
+    tlib.check("%s: the job after a change behind the service's back ran v3" % backend,
+               out is not None and b"\nv3\n" in out, out and out[-300:])
+
+
 def warnings(svc):
     return [l for l in timages.log_of(svc).splitlines() if " level=warn " in l]
 
@@ -117,10 +147,11 @@ def main():
             try:
                 rebuild(svc, backend, name)
                 disk_limit(svc, backend, name)
+                changed_behind(svc, backend, name)
                 failure_loop(svc, backend, name)
             finally:
                 timages.stop_consumer(svc)
-                for n in (name, name + "-src"):
+                for n in (name, name + "-src", name + "-v3src", name + "-b", name + "-b-src"):
                     timages.forget_image(backend, n)
         timages.after_backend(backend)
     tlib.done()
