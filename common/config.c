@@ -53,6 +53,8 @@ static const struct option_def options[] = {
     INT("max_request_kb", max_request_kb, 1024, 1, 65536),
     INT("max_upload_mb", max_upload_mb, 256, 1, 65536),
     INT("build_timeout_s", build_timeout_s, 600, 1, 86400),
+    INT("image_max_unpacked_mb", image_max_unpacked_mb, 16384, 1, 16777216),
+    INT("image_max_entries", image_max_entries, 1000000, 1, 1000000000),
     STR("redis_url", redis_url, "redis://127.0.0.1:6379/0", 1024),
     INT("redis_timeout_ms", redis_timeout_ms, 2000, 10, 600000),
     INT("redis_min_replicas", redis_min_replicas, 0, 0, 16),

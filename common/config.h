@@ -29,6 +29,8 @@ struct tango_config {
     int max_request_kb;
     int max_upload_mb;
     int build_timeout_s;
+    int image_max_unpacked_mb; /* what a /build image may unpack to (all layers) */
+    int image_max_entries;     /* files of a /build image (all layers) */
     /* shared state */
     char *redis_url;
     int redis_timeout_ms;

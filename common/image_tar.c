@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <archive.h>
@@ -317,4 +318,137 @@ int image_tar_check(int fd, const char *want, bool *tagged, char *err, size_t er
     strvec_free(&s.links);
     strvec_free(&s.deep);
     return rc;
+}
+
+/* ---- what it unpacks to ---- */
+
+/* A layer read from inside the outer tarball. */
+struct nested {
+    struct archive *outer;
+    char buf[65536];
+};
+
+static la_ssize_t nested_read(struct archive *a, void *arg, const void **buf)
+{
+    (void)a;
+    struct nested *n = arg;
+    *buf = n->buf;
+    return archive_read_data(n->outer, n->buf, sizeof n->buf);
+}
+
+/* Opens a reader of tar (plain or compressed as docker load takes it) on
+ * src; NULL when out of memory. */
+static struct archive *tar_reader(void)
+{
+    struct archive *a = archive_read_new();
+    if (a && (archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
+              archive_read_support_filter_bzip2(a) != ARCHIVE_OK ||
+              archive_read_support_filter_xz(a) != ARCHIVE_OK ||
+              archive_read_support_filter_zstd(a) != ARCHIVE_OK ||
+              archive_read_support_format_tar(a) != ARCHIVE_OK)) {
+        archive_read_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* Adds one entry of size bytes to *size: -1 with the reason past a cap. */
+static int count(struct image_tar_size *size, long long bytes, long long max_bytes,
+                 long long max_entries, char *err, size_t errlen)
+{
+    size->bytes += bytes > 0 ? bytes : 0;
+    size->entries++;
+    if (size->bytes > max_bytes)
+        return text_fail(err, errlen, "the image unpacks to over %lld MiB (config "
+                         "image_max_unpacked_mb): refused", max_bytes >> 20);
+    if (size->entries > max_entries)
+        return text_fail(err, errlen, "the image unpacks to over %lld files (config "
+                         "image_max_entries): refused", max_entries);
+    return 0;
+}
+
+/* Counts the entries of the outer tarball's current entry if it is a tar
+ * (a layer), reading it through; its own size otherwise. */
+static int measure_entry(struct archive *outer, struct archive_entry *e, long long max_bytes,
+                         long long max_entries, struct image_tar_size *size, char *err,
+                         size_t errlen)
+{
+    struct nested *n = malloc(sizeof *n);
+    struct archive *in = n ? tar_reader() : NULL;
+    int rc = 0;
+    if (in == NULL) {
+        rc = text_fail(err, errlen, "out of memory");
+    } else {
+        n->outer = outer;
+        struct archive_entry *le;
+        bool opened = archive_read_open(in, n, NULL, nested_read, NULL) == ARCHIVE_OK;
+        int r = opened ? archive_read_next_header(in, &le) : ARCHIVE_FATAL;
+        if (r != ARCHIVE_OK && r != ARCHIVE_EOF) { /* not a layer: a file of its own */
+            rc = count(size, archive_entry_size(e), max_bytes, max_entries, err, errlen);
+            r = ARCHIVE_EOF;
+        }
+        while (rc == 0 && r == ARCHIVE_OK) {
+            rc = count(size, archive_entry_size(le), max_bytes, max_entries, err, errlen);
+            r = rc == 0 ? archive_read_next_header(in, &le) : ARCHIVE_EOF;
+        }
+        if (rc == 0 && r != ARCHIVE_EOF && r != ARCHIVE_OK)
+            rc = text_fail(err, errlen, "a layer of the tarball cannot be read (%s)",
+                           archive_error_string(in));
+    }
+    if (in)
+        archive_read_free(in);
+    free(n);
+    return rc;
+}
+
+int image_tar_measure(int fd, long long max_bytes, long long max_entries,
+                      struct image_tar_size *size, char *err, size_t errlen)
+{
+    memset(size, 0, sizeof *size);
+    if (lseek(fd, 0, SEEK_SET) != 0)
+        return text_fail(err, errlen, "cannot rewind the tarball: %s", strerror(errno));
+    struct archive *a = tar_reader();
+    if (a == NULL)
+        return text_fail(err, errlen, "out of memory");
+    int rc = 0;
+    if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK)
+        rc = text_fail(err, errlen, "the upload is not a tarball (%s)", archive_error_string(a));
+    struct archive_entry *e;
+    while (rc == 0) {
+        int r = archive_read_next_header(a, &e);
+        if (r == ARCHIVE_EOF)
+            break;
+        if (r != ARCHIVE_OK) {
+            rc = text_fail(err, errlen, "the upload is not a tarball Docker can load (%s)",
+                           archive_error_string(a));
+            break;
+        }
+        if (archive_entry_filetype(e) == AE_IFREG && archive_entry_size(e) > 0)
+            rc = measure_entry(a, e, max_bytes, max_entries, size, err, errlen);
+        else
+            rc = count(size, 0, max_bytes, max_entries, err, errlen);
+    }
+    archive_read_free(a);
+    return rc;
+}
+
+int image_tar_admit(int fd, long long max_bytes, long long max_entries, const char *dir,
+                    char *err, size_t errlen)
+{
+    struct image_tar_size size;
+    if (image_tar_measure(fd, max_bytes, max_entries, &size, err, errlen) != 0)
+        return -1;
+    struct statvfs vfs;
+    if (dir == NULL)
+        return 0;
+    if (statvfs(dir, &vfs) != 0)
+        return text_fail(err, errlen, "cannot tell the free space of %s: %s", dir,
+                         strerror(errno));
+    long long avail = (long long)vfs.f_bavail * (long long)vfs.f_frsize;
+    long long need = size.bytes + size.bytes / 8;
+    if (avail < need)
+        return text_fail(err, errlen, "the image unpacks to %lld MiB and the disk it would be "
+                         "unpacked on has %lld MiB free (needs %lld MiB): refused",
+                         size.bytes >> 20, avail >> 20, need >> 20);
+    return 0;
 }

@@ -37,6 +37,7 @@
     X(COUNTERS,        "counters",        "hash of the /info counters")                        \
     X(STARTED,         "started",         "unix seconds when the service first started")       \
     X(IMAGES,          "images",          "JSON {\"images\": [...]} published by the consumer") \
+    X(IMAGE_OWNERS,    "images:owners",   "hash image name -> keyId of the key that built it (/build)") \
     X(POOLS_WANTED,    "pools:wanted",    "hash image -> {size, cores, memory}")               \
     X(POOLS_STATE,     "pools:state",     "hash image -> {total: [..], free: [..]}")           \
     X(PARTIAL,         "partial:",        "partial:<id>: partial output of a running job")     \

@@ -123,6 +123,15 @@ int store_info(struct store *st, json_t **out);
 /* Images the VMMS can run, published by the consumer. NOT_FOUND until then. */
 int store_images(struct store *st, json_t **out);
 int store_set_images(struct store *st, const json_t *images);
+/* Image owners: the keyId (never the key) of the key that first ran /build
+ * with each image name. store_claim_image makes key_id the owner of image
+ * unless it has one (atomic: of two claims one wins) and copies the owner
+ * after the claim into owner (ownerlen bytes): key_id when it won or held
+ * it already. */
+int store_claim_image(struct store *st, const char *image, const char *key_id, char *owner,
+                      size_t ownerlen);
+/* *out: {image: keyId} of every claimed image name. */
+int store_image_owners(struct store *st, json_t **out);
 
 /* Pools. */
 int store_set_pool_wanted(struct store *st, const char *image, const json_t *spec);

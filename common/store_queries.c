@@ -313,6 +313,34 @@ int store_set_images(struct store *st, const json_t *images)
     return status;
 }
 
+int store_claim_image(struct store *st, const char *image, const char *key_id, char *owner,
+                      size_t ownerlen)
+{
+    char key[KEY_MAX];
+    store_key(st, key, KEY_IMAGE_OWNERS);
+    struct store_batch b = {0};
+    batch_add(&b, "HSETNX %s %s %s", key, image, key_id);
+    batch_add(&b, "HGET %s %s", key, image);
+    int status;
+    redisReply *r = store_batch_run(st, &b, true, &status);
+    if (!r)
+        return status;
+    redisReply *got = r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[1] : NULL;
+    if (got && got->type == REDIS_REPLY_STRING)
+        snprintf(owner, ownerlen, "%.*s", (int)got->len, got->str);
+    else
+        status = STORE_ERROR;
+    freeReplyObject(r);
+    return status;
+}
+
+int store_image_owners(struct store *st, json_t **out)
+{
+    char key[KEY_MAX];
+    store_key(st, key, KEY_IMAGE_OWNERS);
+    return hash_to_json(st, key, false, out);
+}
+
 int store_set_pool_wanted(struct store *st, const char *image, const json_t *spec)
 {
     char key[KEY_MAX];

@@ -2,6 +2,12 @@
  * pool.c: warm instance pools (see pool.h). The keeper (pool_tick, run by
  * the upkeep thread) creates instances outside the lock and only then adds
  * them as free, so pool_take never waits for an instance to be made.
+ * Each instance remembers the id its image had when it was made (the
+ * plugin's image_id); pool_take hands out only instances of the image's
+ * current id, so a rebuilt image is never served from an older warm
+ * instance. A pool whose instances cannot be made backs off (doubling from
+ * GROW_BACKOFF_MIN_MS to GROW_BACKOFF_MAX_MS) and says so once, until an
+ * instance is made again.
  */
 #include "pool.h"
 
@@ -15,8 +21,13 @@
 
 struct pool_vm {
     struct vmms_vm vm;
+    char image_id[128];    /* the image's id when it was made ("" = unknown) */
     bool in_use;
+    bool stale;            /* its image was rebuilt since: dropped by the keeper */
 };
+
+#define GROW_BACKOFF_MIN_MS 500
+#define GROW_BACKOFF_MAX_MS 60000
 
 struct pool_entry {
     char image[256];
@@ -26,6 +37,8 @@ struct pool_entry {
     int jobs_now, jobs_before; /* jobs seen this window and the one before */
     long long last_job_ms;
     struct vmms_vm spec;   /* limits of this pool's instances */
+    int failures;          /* instances that could not be made in a row */
+    long long retry_at_ms; /* no instance is made before (backoff) */
     struct pool_vm *vms;
     size_t n, cap;
 };
@@ -73,25 +86,61 @@ static bool same_limits(const struct vmms_vm *a, const struct vmms_vm *b)
 {
     return strcmp(a->image, b->image) == 0 && a->cores == b->cores &&
            a->memory_mb == b->memory_mb && a->pids_limit == b->pids_limit &&
+           a->disk_mb == b->disk_mb &&
            a->network == b->network && strcmp(a->instance_type, b->instance_type) == 0;
+}
+
+/* The current id of image into id (128 bytes): VMMS_OK, "" when the
+ * plugin cannot tell (no image_id), or the plugin's failure. */
+static int current_image_id(struct pool *p, const char *image, char id[128], char *err,
+                            size_t errlen)
+{
+    id[0] = '\0';
+    if (!p->c->ops->image_id)
+        return VMMS_OK;
+    int st = p->c->ops->image_id(p->c->vctx, image, id, 128, err, errlen);
+    metrics_vmms_error(p->c, "image_id", st);
+    return st;
+}
+
+/* A free instance matching want whose image id is id; instances of another
+ * id are marked stale on the way. Caller holds the lock. */
+static struct pool_vm *find_free(struct pool *p, const struct vmms_vm *want, const char *id)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        struct pool_entry *e = &p->entries[i];
+        for (size_t k = 0; k < e->n; k++) {
+            struct pool_vm *v = &e->vms[k];
+            if (v->in_use || v->stale || !same_limits(&v->vm, want))
+                continue;
+            if (id == NULL || strcmp(v->image_id, id) == 0)
+                return v;
+            v->stale = true;
+            log_info("pool_vm_outdated", "image=%s vm=%s made_from=%.19s now=%.19s",
+                     v->vm.image, v->vm.name, v->image_id, id);
+        }
+    }
+    return NULL;
 }
 
 bool pool_take(struct pool *p, const struct vmms_vm *want, struct vmms_vm *out)
 {
-    bool got = false;
     pthread_mutex_lock(&p->lock);
-    for (size_t i = 0; i < p->n && !got; i++) {
-        struct pool_entry *e = &p->entries[i];
-        for (size_t k = 0; k < e->n; k++)
-            if (!e->vms[k].in_use && same_limits(&e->vms[k].vm, want)) {
-                e->vms[k].in_use = true;
-                *out = e->vms[k].vm;
-                got = true;
-                break;
-            }
+    bool any = find_free(p, want, NULL) != NULL;
+    pthread_mutex_unlock(&p->lock);
+    if (!any)
+        return false; /* no lookup of the image's id when nothing is warm */
+    char id[128], err[256] = "";
+    if (current_image_id(p, want->image, id, err, sizeof err) != VMMS_OK)
+        return false; /* the image is gone or unreadable: a fresh instance says why */
+    pthread_mutex_lock(&p->lock);
+    struct pool_vm *v = find_free(p, want, id);
+    if (v) {
+        v->in_use = true;
+        *out = v->vm;
     }
     pthread_mutex_unlock(&p->lock);
-    return got;
+    return v != NULL;
 }
 
 void pool_release(struct pool *p, const char *name)
@@ -106,6 +155,17 @@ void pool_release(struct pool *p, const char *name)
                 return;
             }
     }
+    pthread_mutex_unlock(&p->lock);
+}
+
+void pool_image_rebuilt(struct pool *p, const char *image)
+{
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->n; i++)
+        for (size_t k = 0; k < p->entries[i].n; k++) {
+            struct pool_vm *v = &p->entries[i].vms[k];
+            v->stale |= !v->in_use && strcmp(v->vm.image, image) == 0;
+        }
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -142,6 +202,7 @@ static void default_spec(const struct tango_config *cfg, const char *image, stru
     spec->cores = cfg->default_cores;
     spec->memory_mb = cfg->default_memory_mb;
     spec->pids_limit = cfg->pids_limit;
+    spec->disk_mb = cfg->disk_limit_mb; /* as a job without "disk" gets (worker.c) */
     spec->network = !cfg->default_disable_network;
 }
 
@@ -224,7 +285,7 @@ static void publish(struct pool *p, struct store *st)
         json_t *total = json_array(), *free_ = json_array();
         for (size_t k = 0; k < e->n; k++) {
             json_array_append_new(total, json_string(e->vms[k].vm.name));
-            if (!e->vms[k].in_use)
+            if (!e->vms[k].in_use && !e->vms[k].stale) /* stale: never handed out */
                 json_array_append_new(free_, json_string(e->vms[k].vm.name));
         }
         json_t *state = json_pack("{s:o, s:o}", "total", total, "free", free_);
@@ -234,23 +295,57 @@ static void publish(struct pool *p, struct store *st)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* Makes one instance for image with spec; adds it free on success. */
-static void grow(struct pool *p, const struct vmms_vm *spec)
+/* Notes how making an instance of image ended: a failure pushes the next
+ * try back (doubling) and is logged once, with its reason, until an
+ * instance is made again, which is logged too. */
+static void note_grow(struct pool *p, const char *image, bool ok, const char *err)
+{
+    pthread_mutex_lock(&p->lock);
+    struct pool_entry *e = entry_for(p, image);
+    int failures = e->failures;
+    long long delay = GROW_BACKOFF_MIN_MS;
+    for (int i = 0; i < failures && delay < GROW_BACKOFF_MAX_MS; i++)
+        delay *= 2;
+    delay = delay < GROW_BACKOFF_MAX_MS ? delay : GROW_BACKOFF_MAX_MS;
+    e->failures = ok ? 0 : failures + 1;
+    e->retry_at_ms = ok ? 0 : clock_mono_ms() + delay;
+    pthread_mutex_unlock(&p->lock);
+    if (!ok && failures == 0)
+        log_warn("pool_grow_failed", "image=%s error=\"%s\" action=\"retrying, waiting up to "
+                 "%d s between tries; said once until an instance is made\"", image, err,
+                 GROW_BACKOFF_MAX_MS / 1000);
+    else if (!ok)
+        log_debug("pool_grow_failed", "image=%s failures=%d retry_in_ms=%lld error=\"%s\"",
+                  image, failures + 1, delay, err);
+    else if (failures > 0)
+        log_info("pool_grow_recovered", "image=%s after_failures=%d", image, failures);
+}
+
+/* Makes one instance for image with spec, noting its image's id first (an
+ * instance made after a rebuild is then only younger than its id); adds it
+ * free on success. Returns whether it did. */
+static bool grow(struct pool *p, const struct vmms_vm *spec)
 {
     struct consumer *c = p->c;
     struct vmms_vm vm = *spec;
     consumer_vm_name(c, "p", vm.name, sizeof vm.name);
-    char err[256] = "";
-    int st = c->ops->initialize_vm(c->vctx, &vm, err, sizeof err);
-    metrics_vmms_error(c, "initialize_vm", st);
+    char err[256] = "", id[128];
+    int st = current_image_id(p, spec->image, id, err, sizeof err);
+    bool made = false;
+    if (st == VMMS_OK) {
+        st = c->ops->initialize_vm(c->vctx, &vm, err, sizeof err);
+        metrics_vmms_error(c, "initialize_vm", st);
+        made = true;
+    }
     if (st == VMMS_OK) {
         st = c->ops->wait_vm(c->vctx, &vm, c->cfg->waitvm_timeout_s, err, sizeof err);
         metrics_vmms_error(c, "wait_vm", st);
     }
+    note_grow(p, spec->image, st == VMMS_OK, err);
     if (st != VMMS_OK) {
-        log_warn("pool_grow_failed", "image=%s error=\"%s\"", spec->image, err);
-        destroy(p, &vm);
-        return;
+        if (made)
+            destroy(p, &vm);
+        return false;
     }
     pthread_mutex_lock(&p->lock);
     struct pool_entry *e = entry_for(p, spec->image);
@@ -258,11 +353,29 @@ static void grow(struct pool *p, const struct vmms_vm *spec)
         e->cap = e->cap ? e->cap * 2 : 8;
         e->vms = realloc(e->vms, e->cap * sizeof *e->vms);
     }
-    e->vms[e->n].vm = vm;
-    e->vms[e->n].in_use = false;
-    e->n++;
+    struct pool_vm *v = &e->vms[e->n++];
+    memset(v, 0, sizeof *v);
+    v->vm = vm;
+    snprintf(v->image_id, sizeof v->image_id, "%s", id);
     pthread_mutex_unlock(&p->lock);
     log_info("pool_vm_ready", "image=%s vm=%s", spec->image, vm.name);
+    return true;
+}
+
+/* Moves entry e's free instances that are stale, of other limits, or over
+ * its size into drop (room for *ndrop up to max). Caller holds the lock. */
+static void pick_drops(struct pool_entry *e, struct vmms_vm *drop, int *ndrop, int max)
+{
+    for (size_t k = 0; k < e->n && *ndrop < max;) {
+        struct pool_vm *v = &e->vms[k];
+        bool unwanted = v->stale || !same_limits(&v->vm, &e->spec) || (int)e->n > e->want;
+        if (!v->in_use && unwanted) {
+            drop[(*ndrop)++] = v->vm;
+            *v = e->vms[--e->n];
+            continue;
+        }
+        k++;
+    }
 }
 
 void pool_tick(struct pool *p, struct store *st)
@@ -273,28 +386,30 @@ void pool_tick(struct pool *p, struct store *st)
     pthread_mutex_lock(&p->lock);
     apply_wanted(p, wanted);
     json_decref(wanted);
-    /* Decide what to make or drop, then do it outside the lock. */
+    /* Decide what to make or drop, then do it outside the lock; a pool
+     * backing off after failures makes nothing this tick. */
     struct vmms_vm make[16], drop[16];
     int nmake = 0, ndrop = 0;
+    long long now = clock_mono_ms();
     for (size_t i = 0; i < p->n; i++) {
         struct pool_entry *e = &p->entries[i];
-        for (int k = (int)e->n; k < e->want && nmake < 16; k++)
+        pick_drops(e, drop, &ndrop, 16);
+        for (int k = (int)e->n; k < e->want && nmake < 16 && now >= e->retry_at_ms; k++)
             make[nmake++] = e->spec;
-        for (size_t k = 0; k < e->n && (int)e->n > e->want && ndrop < 16;) {
-            bool stale = !same_limits(&e->vms[k].vm, &e->spec);
-            if (!e->vms[k].in_use && ((int)e->n > e->want || stale)) {
-                drop[ndrop++] = e->vms[k].vm;
-                e->vms[k] = e->vms[--e->n];
-                continue;
-            }
-            k++;
-        }
     }
     pthread_mutex_unlock(&p->lock);
     for (int i = 0; i < ndrop; i++)
         destroy(p, &drop[i]);
-    for (int i = 0; i < nmake && !atomic_load(&p->c->stopping); i++)
-        grow(p, &make[i]);
+    /* after one failure, the same image's other instances wait for the backoff */
+    char failed[16][256];
+    int nfailed = 0;
+    for (int i = 0; i < nmake && !atomic_load(&p->c->stopping); i++) {
+        bool skip = false;
+        for (int f = 0; f < nfailed; f++)
+            skip |= strcmp(failed[f], make[i].image) == 0;
+        if (!skip && !grow(p, &make[i]))
+            snprintf(failed[nfailed++], sizeof failed[0], "%s", make[i].image);
+    }
     publish(p, st);
 }
 

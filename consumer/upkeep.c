@@ -45,12 +45,16 @@ static bool load_build(struct consumer *c, struct store *st)
     const char *image = json_string_value(json_object_get(b, "image"));
     const char *path = json_string_value(json_object_get(b, "path"));
     char err[256] = "";
+    const struct vmms_image_limits lim = {(long long)c->cfg->image_max_unpacked_mb << 20,
+                                          c->cfg->image_max_entries};
     int loaded = image && path ? c->ops->load_image(c->vctx, path, image, c->cfg->build_timeout_s,
-                                                    err, sizeof err)
+                                                    &lim, err, sizeof err)
                                : VMMS_ERR;
     if (image && path)
         metrics_vmms_error(c, "load_image", loaded);
     bool ok = loaded == VMMS_OK;
+    if (ok) /* before the answer: the build's client may send a job at once */
+        pool_image_rebuilt(c->pool, image);
     store_set_build_result(st, id, ok, ok ? "" : err);
     if (ok)
         log_info("image_built", "build_id=%lld image=%s", (long long)id, image);

@@ -160,7 +160,8 @@ struct job *addjob_parse(const char *body, size_t len, const struct tango_config
     if (!image)
         problem(&p, "image: required");
     else if (!image_name_is_valid(image) || !name_listed(images, image))
-        problem(&p, "image: \"%.100s\" is not an image this service can run", image);
+        problem(&p, "image: \"%.100s\" is not an image this service can run for this key "
+                    "(a configured image, or one this key built with /build)", image);
     else
         job->image = strdup(image);
 

@@ -13,7 +13,8 @@
 #include "config.h"
 #include "job.h"
 
-/* body: the request JSON; images: JSON array of image names that can run;
+/* body: the request JSON; images: JSON array of image names the caller's
+ * key may run (app_usable_images);
  * courselabs/lab_dir: where localFiles must be; callbacks: which hosts a
  * callback URL may name (checked without DNS; the consumer checks the
  * resolved address again). Returns a new job, or NULL with the reasons in

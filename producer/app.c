@@ -27,12 +27,47 @@ int app_known_images(struct app *app, json_t **out)
             json_array_append_new(list, json_string(app->cfg->images[i]));
         status = STORE_OK;
     }
-    if (status != STORE_OK)
+    json_t *owners = NULL;
+    if (status == STORE_OK)
+        status = store_image_owners(app->store, &owners);
+    if (status != STORE_OK) {
+        json_decref(list);
         return status;
+    }
+    json_decref(app->owners);
+    app->owners = owners;
     json_decref(app->images);
     app->images = json_incref(list);
     app->images_until_ms = now + IMAGES_CACHE_MS;
     *out = list;
+    return STORE_OK;
+}
+
+bool app_image_is_configured(const struct app *app, const char *image)
+{
+    for (size_t i = 0; i < app->cfg->nimages; i++)
+        if (strcmp(app->cfg->images[i], image) == 0)
+            return true;
+    return false;
+}
+
+int app_usable_images(struct app *app, const char *key_id, json_t **out)
+{
+    json_t *known = NULL;
+    int status = app_known_images(app, &known);
+    if (status != STORE_OK)
+        return status;
+    json_t *usable = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(known, i, v) {
+        const char *image = json_string_value(v);
+        const char *owner = json_string_value(json_object_get(app->owners, image ? image : ""));
+        if (image && (app_image_is_configured(app, image) || (owner && strcmp(owner, key_id) == 0)))
+            json_array_append(usable, v);
+    }
+    json_decref(known);
+    *out = usable;
     return STORE_OK;
 }
 
@@ -86,4 +121,6 @@ void app_memo_free_all(struct app *app)
         app_memo_drop(app, (enum app_memo)i);
     json_decref(app->images);
     app->images = NULL;
+    json_decref(app->owners);
+    app->owners = NULL;
 }

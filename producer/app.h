@@ -39,6 +39,7 @@ struct app {
     struct callback_policy *callbacks; /* config callback_allow */
     struct app_memo_slot memo[MEMO_COUNT];
     json_t *images;            /* image list cache (app_known_images) */
+    json_t *owners;            /* {image: keyId} cache, refreshed with images */
     long long images_until_ms; /* monotonic ms it is good until */
 };
 
@@ -84,6 +85,15 @@ void router_on_request(struct http_request *req, void *app);
  * "images". *out is a new JSON array. Cached for one second: a newly built
  * image is accepted at most a second after the consumer publishes it. */
 int app_known_images(struct app *app, json_t **out);
+
+/* Whether image is one of config's "images" (nobody's to build over). */
+bool app_image_is_configured(const struct app *app, const char *image);
+/* The known images (app_known_images) that key key_id may use: configured
+ * ones and those it built (images:owners). An image built by another key,
+ * or a name nobody built that config does not list, is left out. *out is a
+ * new JSON array; owners are cached with the image list (an owner never
+ * changes once set, so the cache cannot grant another key's image). */
+int app_usable_images(struct app *app, const char *key_id, json_t **out);
 
 /* The memo's document for key if it was read in this turn (borrowed), else
  * NULL; put() takes over doc; drop() forgets; free_all() at exit. */

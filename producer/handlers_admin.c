@@ -77,6 +77,47 @@ void h_info(struct http_request *req, struct route_ctx *ctx)
     reply_ok(req, "Found info successfully", json_pack("{s:O}", "info", info));
 }
 
+/* Whether image is among the images the caller's key may use (JSON array). */
+static bool listed(const json_t *images, const char *image)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(images, i, v) {
+        if (json_is_string(v) && strcmp(json_string_value(v), image) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Whether image is one the caller's key may use (app_usable_images). */
+static bool image_is_usable(struct route_ctx *ctx, const char *image, int *status)
+{
+    json_t *images = NULL;
+    *status = app_usable_images(ctx->app, ctx->key_id, &images);
+    bool found = *status == STORE_OK && listed(images, image);
+    json_decref(images);
+    return found;
+}
+
+/* Removes from pools (an object keyed by image) every image the caller's
+ * key may not use. */
+static int keep_usable_pools(struct route_ctx *ctx, json_t *pools)
+{
+    json_t *images = NULL;
+    int status = app_usable_images(ctx->app, ctx->key_id, &images);
+    if (status != STORE_OK)
+        return status;
+    const char *image;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(pools, tmp, image, v) {
+        if (!listed(images, image))
+            json_object_del(pools, image);
+    }
+    json_decref(images);
+    return STORE_OK;
+}
+
 void h_pool(struct http_request *req, struct route_ctx *ctx)
 {
     /* "/pool/KEY//" (tango-cli without --image) means all pools, as in Tango */
@@ -87,7 +128,10 @@ void h_pool(struct http_request *req, struct route_ctx *ctx)
     }
     json_t *pools = NULL;
     int status = store_pools(ctx->app->store, &pools);
+    if (status == STORE_OK) /* only the pools of images this key may use */
+        status = keep_usable_pools(ctx, pools);
     if (status != STORE_OK) {
+        json_decref(pools);
         reply_store_fail(req, ctx, status);
         return;
     }
@@ -105,31 +149,17 @@ void h_pool(struct http_request *req, struct route_ctx *ctx)
     json_decref(pools);
 }
 
-static bool image_is_known(struct app *app, const char *image, int *status)
-{
-    json_t *images = NULL;
-    *status = app_known_images(app, &images);
-    bool found = false;
-    size_t i;
-    json_t *v;
-    json_array_foreach(images, i, v) {
-        if (json_is_string(v) && strcmp(json_string_value(v), image) == 0)
-            found = true;
-    }
-    json_decref(images);
-    return found;
-}
-
 void h_prealloc(struct http_request *req, struct route_ctx *ctx)
 {
     struct app *app = ctx->app;
     const char *image = ctx->args[1], *num = ctx->args[2];
     int status = STORE_OK;
-    if (!image_name_is_valid(image) || !image_is_known(app, image, &status)) {
+    if (!image_name_is_valid(image) || !image_is_usable(ctx, image, &status)) {
         if (status != STORE_OK)
             reply_store_fail(req, ctx, status);
         else
-            reply_fail(req, ctx, 400, "Invalid image name");
+            reply_fail(req, ctx, 400, "Invalid image name"); /* Tango's words; also for
+                                                                * another key's image */
         return;
     }
     long long size = -1;
@@ -184,6 +214,34 @@ static int builds_dir(struct app *app, char *out, size_t len)
     return mkdir_p(out, 0700);
 }
 
+/* Whether the caller's key may build image: not a configured image, and
+ * the name is its own (claimed now if nobody built it). Replies itself
+ * (the reason named) and returns false otherwise. */
+static bool build_claim(struct http_request *req, struct route_ctx *ctx, const char *image)
+{
+    char text[512];
+    if (app_image_is_configured(ctx->app, image)) {
+        snprintf(text, sizeof text, "Image build refused: %s is an image the service's config "
+                 "provides (\"images\"); build under another name", image);
+        reply_fail(req, ctx, 403, text);
+        return false;
+    }
+    char owner[KEY_ID_LEN + 1] = "";
+    int status = store_claim_image(ctx->app->store, image, ctx->key_id, owner, sizeof owner);
+    if (status != STORE_OK) {
+        reply_store_fail(req, ctx, status);
+        return false;
+    }
+    if (strcmp(owner, ctx->key_id) != 0) {
+        snprintf(text, sizeof text, "Image build refused: %s was built by another key; an "
+                 "image belongs to the key that built it: build under another name", image);
+        reply_fail(req, ctx, 403, text);
+        log_warn("build_refused", "image=%s reason=owned_by_another_key", image);
+        return false;
+    }
+    return true;
+}
+
 void h_build_head(struct http_request *req, struct route_ctx *ctx)
 {
     const char *image = http_header(req, "imageName");
@@ -192,6 +250,8 @@ void h_build_head(struct http_request *req, struct route_ctx *ctx)
                                   "name like autograding_image or name:tag");
         return;
     }
+    if (!build_claim(req, ctx, image))
+        return;
     char dir[PATH_MAX];
     if (mkdir_p(ctx->app->cfg->courselabs, 0755) || builds_dir(ctx->app, dir, sizeof dir)) {
         log_error("build_dir_failed", "errno=%d", errno);

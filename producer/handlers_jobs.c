@@ -22,8 +22,8 @@ void h_add_job(struct http_request *req, struct route_ctx *ctx)
         reply_fail(req, ctx, 404, "Courselab not found");
         return;
     }
-    json_t *images = NULL;
-    int status = app_known_images(app, &images);
+    json_t *images = NULL; /* this key's: configured or built by it (issue 18) */
+    int status = app_usable_images(app, ctx->key_id, &images);
     if (status != STORE_OK) {
         reply_store_fail(req, ctx, status);
         return;

@@ -50,10 +50,13 @@
  *   get_images     the images a job may name.
  *   get_partial_output  up to max_bytes of what the running job printed so
  *                  far (the grading output.log), for getPartialOutput.
- *   load_image     load a `docker save` tarball as image `name` (build).
  *   ping           (optional) a cheap health probe of the back end itself
  *                  (localDocker: GET /_ping): VMMS_OK when it answers,
  *                  VMMS_UNAVAILABLE when it cannot be reached.
+ *   load_image     load a `docker save` tarball as image `name` (build),
+ *                  within lim (struct vmms_image_limits).
+ *   image_id       (optional) the current id of an image name, so a warm
+ *                  instance made before a rebuild is never handed out after.
  *
  * Rules for implementers:
  *   - Every function is thread-safe: the consumer calls them from several
@@ -74,7 +77,7 @@
 #include <stdlib.h>
 #include <jansson.h>
 
-#define VMMS_ABI_VERSION 1
+#define VMMS_ABI_VERSION 2 /* 2: load_image takes struct vmms_image_limits; image_id */
 
 enum vmms_status {
     VMMS_OK = 0,
@@ -143,6 +146,15 @@ struct vmms_usage {
     long long peak_mem_kb;   /* highest memory use of the instance (page cache included) */
 };
 
+/* What load_image may unpack (config image_max_unpacked_mb and
+ * image_max_entries): every layer's files together. A back end refuses a
+ * tarball over either, or over the free space where it would unpack it,
+ * before loading anything, and leaves nothing of a refused or failed load. */
+struct vmms_image_limits {
+    long long max_bytes;
+    long long max_entries;
+};
+
 /* Called once per instance found by get_vms. */
 typedef void (*vmms_vm_cb)(const char *name, const char *id, const char *image,
                            bool running, void *arg);
@@ -179,8 +191,8 @@ struct vmms_ops {
     /* *out is malloc'd (caller frees), *len its length; at most max_bytes. */
     int (*get_partial_output)(void *ctx, struct vmms_vm *vm, size_t max_bytes,
                               char **out, size_t *len, char *err, size_t errlen);
-    int (*load_image)(void *ctx, const char *tar_path, const char *name,
-                      int timeout_s, char *err, size_t errlen);
+    int (*load_image)(void *ctx, const char *tar_path, const char *name, int timeout_s,
+                      const struct vmms_image_limits *lim, char *err, size_t errlen);
     /* Optional (NULL: no hosts to report, e.g. localDocker): calls cb once
      * per worker host (its label, whether it is up, how many instances hold
      * one of its job slots), for the consumer's metrics. Thread-safe; never
@@ -203,6 +215,16 @@ struct vmms_ops {
      * why. Thread-safe; answers within timeout_ms. Added at the end of the
      * table so that plugins built before it (which leave it zero) still load. */
     int (*ping)(void *ctx, int timeout_ms, char *err, size_t errlen);
+    /* Optional (NULL: ids unknown; warm pools then match instances by name
+     * only). The id of what image name is now, as an instance made from it
+     * now would run it (localDocker: the engine's image "Id"; localOCI: the
+     * id in the store's image record, imported from Docker first when the
+     * store lacks it, as initialize_vm would), into id (idlen bytes, at most
+     * 127 characters). The same name gives another id after a rebuild.
+     * VMMS_OK, VMMS_NOT_FOUND (no such image) or VMMS_ERR. Thread-safe; a
+     * local lookup (no remote network). */
+    int (*image_id)(void *ctx, const char *name, char *id, size_t idlen, char *err,
+                    size_t errlen);
 };
 
 /* A plugin's run_job in terms of its start_job and attach_job: waits

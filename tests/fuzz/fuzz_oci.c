@@ -352,13 +352,16 @@ static void tar_blobs(const uint8_t *data, size_t size)
         ngiven = MAX_BLOBS;
 }
 
+/* Caps as a small config would set them (image_max_*), so they are fuzzed too. */
+static const struct vmms_image_limits lim = {64LL << 20, 20000};
+
 static void docker_save(const uint8_t *data, size_t size)
 {
     store_reset();
     write_tar(data, size);
     tar_blobs(data, size);
     char err[512] = "";
-    int rc = lo_load_image(&ctx, tarpath, "fuzz", 10, err, sizeof err);
+    int rc = lo_load_image(&ctx, tarpath, "fuzz", 10, &lim, err, sizeof err);
     store_check(rc, err);
 }
 

@@ -78,7 +78,10 @@ def main():
     if not tlib.check("VM image built (offline, cached)", img.returncode == 0, img.stderr):
         tlib.done()
     cb = tjobs.CallbackReceiver()
-    with ec2sim.Ec2Sim(img.stdout.strip()) as sim, tlib.Service(producers=1) as svc:
+    # both AMIs are the operator's: listed in "images", or no key may run them
+    # (only configured images and a key's own builds: issue 18)
+    with ec2sim.Ec2Sim(img.stdout.strip()) as sim, \
+            tlib.Service(producers=1, config={"images": ["autograding_image", "deadimage"]}) as svc:
         print("# fixture up in %.1fs (moto %d, subnet %s.0/24)" % (time.time() - t_start,
                                                                     sim.port, sim.subnet_prefix))
         tlib.check("moto: a wrong secret is refused (authentication on)",

@@ -451,7 +451,10 @@ def test_crash_cleanup(svc):
 def main():
     cb = tjobs.CallbackReceiver()
     drop_test_netns()
-    with tlib.Service(producers=1, config={"build_timeout_s": 300, "max_upload_mb": 1024}) as svc:
+    # an image the operator provides (oci_images) is listed in "images", or no
+    # key may run it (only configured images and a key's own builds: issue 18)
+    with tlib.Service(producers=1, config={"build_timeout_s": 300, "max_upload_mb": 1024,
+                                           "images": ["autograding_image", OCI_IMAGE]}) as svc:
         base = save_base(svc)
         layout = os.path.join(svc.tmp, "oci-layout")
         oci_layout(base, layout)

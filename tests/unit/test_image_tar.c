@@ -235,6 +235,48 @@ static void test_refs_and_load_lines(void **state)
     assert_int_equal(image_load_line("Loaded image: ", 14, out, sizeof out), 0);
 }
 
+/* The bytes of a tarball made by tarball() (malloc'd; *len its size). */
+static char *tar_bytes(const struct ent *e, size_t n, bool gz, size_t *len)
+{
+    int fd = tarball(e, n, gz);
+    off_t size = lseek(fd, 0, SEEK_END);
+    char *buf = malloc((size_t)size);
+    assert_non_null(buf);
+    assert_int_equal(pread(fd, buf, (size_t)size, 0), size);
+    close(fd);
+    *len = (size_t)size;
+    return buf;
+}
+
+/* image_tar_measure counts every layer's files (decompressed), refuses past
+ * either cap naming its config key, and checks free space. */
+static void test_measure(void **state)
+{
+    (void)state;
+    static char kib[1024];
+    memset(kib, 'a', sizeof kib);
+    struct ent files[] = {{"a", kib, NULL, false, 1000}, {"b", kib, NULL, false, 1000},
+                          {"d/", NULL, NULL, true, 0}, {"d/c", kib, NULL, false, 1000}};
+    size_t llen;
+    char *layer = tar_bytes(files, 4, true, &llen); /* a gzip layer, as OCI saves have */
+    struct ent outer[] = {{"abc/layer.tar", layer, NULL, false, llen},
+                          {"cfg.json", "{}", NULL, false, 0},
+                          {"manifest.json", MANIFEST("[]"), NULL, false, 0}};
+    int fd = tarball(outer, 3, true);
+    struct image_tar_size size;
+    assert_int_equal(image_tar_measure(fd, 1 << 20, 100, &size, err, sizeof err), 0);
+    assert_int_equal(size.entries, 4 + 2);
+    assert_int_equal(size.bytes, 3000 + 2 + (long long)strlen(MANIFEST("[]")));
+    assert_int_equal(image_tar_measure(fd, 2500, 100, &size, err, sizeof err), -1);
+    assert_non_null(strstr(err, "image_max_unpacked_mb"));
+    assert_int_equal(image_tar_measure(fd, 1 << 20, 5, &size, err, sizeof err), -1);
+    assert_non_null(strstr(err, "image_max_entries"));
+    assert_int_equal(image_tar_admit(fd, 1 << 20, 100, tmpdir, err, sizeof err), 0);
+    assert_int_equal(image_tar_admit(fd, 1LL << 50, 100, NULL, err, sizeof err), 0);
+    close(fd);
+    free(layer);
+}
+
 static void test_jobnet(void **state)
 {
     (void)state;
@@ -307,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_manifest_json_tricks),
         cmocka_unit_test(test_links_and_paths),
         cmocka_unit_test(test_refs_and_load_lines),
+        cmocka_unit_test(test_measure),
         cmocka_unit_test(test_jobnet),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -569,6 +569,9 @@ static void test_host_down_and_back(void **state)
     assert_clean();
 }
 
+/* Caps no test tarball comes near (config image_max_*). */
+static const struct vmms_image_limits LIM = {1LL << 40, 100000000};
+
 static void test_images_load_and_list(void **state)
 {
     (void)state;
@@ -589,10 +592,10 @@ static void test_images_load_and_list(void **state)
     snprintf(tar, sizeof tar, "%s/tiny.tar", root);
     snprintf(other, sizeof other, "%s/other.tar", root);
     snprintf(want, sizeof want, "ddunit-loaded-%d:v1", pid);
-    assert_int_equal(ops->load_image(ctx, other, want, 60, err, sizeof err), VMMS_ERR);
+    assert_int_equal(ops->load_image(ctx, other, want, 60, &LIM, err, sizeof err), VMMS_ERR);
     printf("# load_image under another tag: %s\n", err);
     long t0 = now_ms();
-    int rc = ops->load_image(ctx, tar, want, 60, err, sizeof err);
+    int rc = ops->load_image(ctx, tar, want, 60, &LIM, err, sizeof err);
     long ms = now_ms() - t0;
     char **names = NULL;
     size_t n = 0;
@@ -610,8 +613,9 @@ static void test_images_load_and_list(void **state)
     assert_int_equal(grc, VMMS_OK);
     assert_true(has_loaded);
     assert_true(has_grading);
-    assert_int_equal(ops->load_image(ctx, tar, "Bad Name", 60, err, sizeof err), VMMS_ERR);
-    assert_int_equal(ops->load_image(ctx, "/nonexistent.tar", "x", 60, err, sizeof err),
+    assert_int_equal(ops->load_image(ctx, tar, "Bad Name", 60, &LIM, err, sizeof err),
+                     VMMS_ERR);
+    assert_int_equal(ops->load_image(ctx, "/nonexistent.tar", "x", 60, &LIM, err, sizeof err),
                      VMMS_ERR);
 }
 

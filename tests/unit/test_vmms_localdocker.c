@@ -646,6 +646,9 @@ static void test_volume_removal_is_safe(void **state)
     assert_clean();
 }
 
+/* Caps no test tarball comes near (config image_max_*). */
+static const struct vmms_image_limits LIM = {1LL << 40, 100000000};
+
 static void test_load_image(void **state)
 {
     (void)state;
@@ -681,12 +684,12 @@ static void test_load_image(void **state)
 
     /* /build only creates or replaces the tag it names: a tarball that
      * would tag another name is refused, and that tag is not made */
-    assert_int_equal(ops->load_image(ctx, savepath, dst, 60, err, sizeof err), VMMS_ERR);
+    assert_int_equal(ops->load_image(ctx, savepath, dst, 60, &LIM, err, sizeof err), VMMS_ERR);
     printf("load_image under another tag: %s\n", err);
     assert_false(has_image(ctx, dst));
     /* under the name it has, it loads */
     long t0 = now_ms();
-    int rc = ops->load_image(ctx, savepath, src, 60, err, sizeof err);
+    int rc = ops->load_image(ctx, savepath, src, 60, &LIM, err, sizeof err);
     long ms = now_ms() - t0;
     if (rc != VMMS_OK)
         fail_msg("load_image: %s", err);
@@ -698,10 +701,10 @@ static void test_load_image(void **state)
     snprintf(junk, sizeof junk, "%s/junk.tar", root);
     write_file(junk, "this is not a tar file\n", 0644);
     err[0] = '\0';
-    assert_int_equal(ops->load_image(ctx, junk, dst, 60, err, sizeof err), VMMS_ERR);
+    assert_int_equal(ops->load_image(ctx, junk, dst, 60, &LIM, err, sizeof err), VMMS_ERR);
     printf("load_image of junk: %s\n", err);
     assert_true(strlen(err) > 10);
-    assert_int_equal(ops->load_image(ctx, savepath, "bad name", 60, err, sizeof err),
+    assert_int_equal(ops->load_image(ctx, savepath, "bad name", 60, &LIM, err, sizeof err),
                      VMMS_ERR);
 
     snprintf(path, sizeof path, "/images/%s?force=true", src);

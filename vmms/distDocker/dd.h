@@ -225,7 +225,7 @@ int dd_get_partial_output(void *ctx, struct vmms_vm *vm, size_t max_bytes, char 
 /* ---- images.c ---- */
 int dd_get_images(void *ctx, char ***names, size_t *count, char *err, size_t errlen);
 int dd_load_image(void *ctx, const char *tar_path, const char *name, int timeout_s,
-                  char *err, size_t errlen);
+                  const struct vmms_image_limits *lim, char *err, size_t errlen);
 
 /* ---- network.c ---- */
 /* Makes sure the jobs' network exists on c's host as a bridge with

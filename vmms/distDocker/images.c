@@ -225,7 +225,7 @@ static int load_on(struct dd_ctx *ctx, struct dd_host *h, int fd, int timeout_s,
 }
 
 int dd_load_image(void *vctx, const char *tar_path, const char *name, int timeout_s,
-                  char *err, size_t errlen)
+                  const struct vmms_image_limits *lim, char *err, size_t errlen)
 {
     struct dd_ctx *ctx = vctx;
     if (name == NULL || !image_name_is_valid(name))
@@ -236,7 +236,9 @@ int dd_load_image(void *vctx, const char *tar_path, const char *name, int timeou
     if (fd < 0)
         return vmms_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", tar_path, strerror(errno));
     bool tagged;
-    if (image_tar_check(fd, name, &tagged, err, errlen) != 0) {
+    /* the hosts' free space is theirs to tell (docker load fails there) */
+    if (image_tar_check(fd, name, &tagged, err, errlen) != 0 ||
+        image_tar_admit(fd, lim->max_bytes, lim->max_entries, NULL, err, errlen) != 0) {
         char qn[300], qe[600];
         close(fd);
         log_warn("image_refused", "name=%s reason=%s", log_quote(name, qn, sizeof qn),

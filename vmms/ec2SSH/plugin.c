@@ -71,9 +71,10 @@ static int ec2_init(const json_t *cfg, const char *prefix, void **out, char *err
 }
 
 static int ec2_load_image(void *ctx, const char *tar_path, const char *name, int timeout_s,
-                          char *err, size_t errlen)
+                          const struct vmms_image_limits *lim, char *err, size_t errlen)
 {
     (void)ctx;
+    (void)lim;
     (void)tar_path;
     (void)timeout_s;
     return vmms_fail(err, errlen, VMMS_ERR,

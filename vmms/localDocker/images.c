@@ -1,13 +1,15 @@
 /*
  * images.c: the images a job may name. Owns get_images (every repo tag the
  * engine has, ":latest" dropped) and load_image: check the `docker save`
- * tarball (image_tar.h: one image, no tag but the wanted one), POST it
+ * tarball (image_tar.h: one image, no tag but the wanted one; within the
+ * caps and the free space of Docker's data directory), POST it
  * streamed from disk, check that Docker tagged nothing else (a tag it moved
  * anyway is put back and the build fails), then tag the result with the
  * wanted name.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -72,6 +74,25 @@ out:
         *names = NULL;
         *count = 0;
     }
+    return rc;
+}
+
+int ld_image_id(void *vctx, const char *name, char *id, size_t idlen, char *err, size_t errlen)
+{
+    struct ld_ctx *ctx = vctx;
+    if (name == NULL || !image_name_is_valid(name))
+        return vmms_fail(err, errlen, VMMS_ERR, "bad image name");
+    char enc[800], path[900];
+    snprintf(path, sizeof path, "/images/%s/json", ld_urlencode(name, enc, sizeof enc));
+    struct ld_request req = {.method = "GET", .path = path};
+    struct ld_response resp;
+    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    const char *got = json_string_value(json_object_get(resp.json, "Id"));
+    if (rc == VMMS_OK && (resp.status != 200 || got == NULL))
+        rc = ld_docker_fail(&resp, "cannot inspect the image", err, errlen);
+    if (rc == VMMS_OK)
+        snprintf(id, idlen, "%s", got);
+    ld_response_free(&resp);
     return rc;
 }
 
@@ -193,8 +214,27 @@ static void undo_tag(struct ld_ctx *ctx, const json_t *before, const char *ref)
               log_quote(rc == VMMS_OK ? "none" : e, qe, sizeof qe));
 }
 
+/* Docker's data directory (GET /info DockerRootDir) into dir, when this
+ * host can see it; NULL otherwise (its free space then goes unchecked). */
+static const char *docker_root(struct ld_ctx *ctx, char *dir, size_t dirlen)
+{
+    struct ld_request req = {.method = "GET", .path = "/info"};
+    struct ld_response resp;
+    char err[256];
+    int rc = ld_docker(ctx, &req, &resp, err, sizeof err);
+    const char *root = json_string_value(json_object_get(resp.json, "DockerRootDir"));
+    bool seen = rc == VMMS_OK && resp.status == 200 && root && root[0] == '/' &&
+                access(root, F_OK) == 0;
+    if (seen)
+        snprintf(dir, dirlen, "%s", root);
+    else
+        log_debug("docker_root_unknown", "free space before a load not checked");
+    ld_response_free(&resp);
+    return seen ? dir : NULL;
+}
+
 int ld_load_image(void *vctx, const char *tar_path, const char *name, int timeout_s,
-                  char *err, size_t errlen)
+                  const struct vmms_image_limits *lim, char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
     if (name == NULL || !image_name_is_valid(name))
@@ -206,7 +246,10 @@ int ld_load_image(void *vctx, const char *tar_path, const char *name, int timeou
         return vmms_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", tar_path, strerror(errno));
     char qn[300], qe[600];
     bool tagged = false;
-    if (image_tar_check(fd, name, &tagged, err, errlen) != 0) {
+    char root[PATH_MAX];
+    if (image_tar_check(fd, name, &tagged, err, errlen) != 0 ||
+        image_tar_admit(fd, lim->max_bytes, lim->max_entries, docker_root(ctx, root, sizeof root),
+                        err, errlen) != 0) {
         close(fd);
         log_warn("image_refused", "name=%s reason=%s", log_quote(name, qn, sizeof qn),
                  log_quote(err, qe, sizeof qe));

@@ -136,6 +136,7 @@ const struct vmms_ops vmms_plugin = {
     .safe_destroy_vm = ld_safe_destroy_vm,
     .get_vms = ld_get_vms,
     .get_images = ld_get_images,
+    .image_id = ld_image_id,
     .get_partial_output = ld_get_partial_output,
     .load_image = ld_load_image,
     .data_dir = ld_data_dir,

@@ -147,10 +147,18 @@ int lo_store_init(struct lo_ctx *ctx, char *err, size_t errlen)
 
 /* ---- unpacking one layer ---- */
 
+/* What an import may still unpack (struct vmms_image_limits), spent by
+ * each of its layers' entries. */
+struct budget {
+    long long bytes, entries;     /* left */
+    long long max_bytes, max_entries;
+};
+
 /* Where a layer's bytes come from: an entry of an outer tarball, or a file. */
 struct source {
     struct archive *outer;   /* read from this archive's current entry, or */
     int fd;                  /* from this file */
+    struct budget *budget;   /* NULL: only ENTRIES_MAX per layer */
     EVP_MD_CTX *md;
     char buf[64 * 1024];
     int error;
@@ -300,6 +308,23 @@ static int copy_data(struct archive *in, struct archive *out)
     }
 }
 
+/* Spends one entry of size bytes from b (NULL: none): VMMS_ERR naming the
+ * cap and its config key once either is passed. */
+static int spend(struct budget *b, la_int64_t size, char *err, size_t errlen)
+{
+    if (b == NULL)
+        return VMMS_OK;
+    b->entries--;
+    b->bytes -= size > 0 ? size : 0;
+    if (b->bytes < 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "the image unpacks to over %lld MiB (config "
+                         "image_max_unpacked_mb): refused", b->max_bytes >> 20);
+    if (b->entries < 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "the image unpacks to over %lld files (config "
+                         "image_max_entries): refused", b->max_entries);
+    return VMMS_OK;
+}
+
 /* Unpacks the tar stream of src into dir (which exists, empty). The
  * digest of every byte read is left in src->md. */
 static int unpack(struct source *src, const char *dir, char *err, size_t errlen)
@@ -333,6 +358,9 @@ static int unpack(struct source *src, const char *dir, char *err, size_t errlen)
                            r < ARCHIVE_WARN ? archive_error_string(in) : "too many entries");
             goto out;
         }
+        rc = spend(src->budget, archive_entry_size(e), err, errlen);
+        if (rc != VMMS_OK)
+            goto out;
         int c = clean(archive_entry_pathname(e), rel, sizeof rel);
         if (c < 0) {
             rc = vmms_fail(err, errlen, VMMS_ERR, "layer entry \"%.200s\" is absolute or "
@@ -414,12 +442,15 @@ int lo_unpack_layer(int fd, const char *dir, char *hex, char *err, size_t errlen
 }
 
 /* Unpacks one layer from src into the store as digest want (64 hex),
- * unless it is there already. */
-static int store_layer(struct lo_ctx *ctx, struct source *src, const char *want, char *err,
-                       size_t errlen)
+ * unless it is there already; *made (may be NULL) tells whether this call
+ * stored it. */
+static int store_layer(struct lo_ctx *ctx, struct source *src, const char *want, bool *made,
+                       char *err, size_t errlen)
 {
     char final[PATH_MAX], tmp[PATH_MAX];
     lo_layer_dir(ctx, want, final, sizeof final);
+    if (made)
+        *made = false;
     if (access(final, F_OK) == 0)
         return VMMS_OK;
     snprintf(tmp, sizeof tmp, "%s/tmp/layer-%d-XXXXXX", ctx->cfg.store_dir, (int)getpid());
@@ -431,9 +462,12 @@ static int store_layer(struct lo_ctx *ctx, struct source *src, const char *want,
     if (rc == VMMS_OK && strcmp(hex, want) != 0)
         rc = vmms_fail(err, errlen, VMMS_ERR, "layer digest is sha256:%.12s..., the image "
                        "names sha256:%.12s...: refused", hex, want);
-    if (rc == VMMS_OK && rename(tmp, final) != 0 && errno != EEXIST && errno != ENOTEMPTY)
+    bool renamed = rc == VMMS_OK && rename(tmp, final) == 0;
+    if (rc == VMMS_OK && !renamed && errno != EEXIST && errno != ENOTEMPTY)
         rc = vmms_fail(err, errlen, VMMS_ERR, "cannot store layer %.12s: %s", want,
                        strerror(errno));
+    if (made)
+        *made = renamed;
     lo_rm_tree(tmp); /* gone after the rename; else the loser of a race, or a failure */
     if (rc == VMMS_OK)
         log_info("layer_stored", "digest=%.12s", want);
@@ -511,9 +545,53 @@ static struct archive *open_tar(const char *path, char *err, size_t errlen)
     return a;
 }
 
-/* Imports tarball path as name; id_out (80 bytes) gets the image id. */
-static int import_save(struct lo_ctx *ctx, const char *path, const char *name, char *err,
-                       size_t errlen)
+/* Pass 2 of import_save: unpacks from tarball path each layer file
+ * paths[i] (of nl) the store lacks as digest want[i], spending b; made[i]
+ * tells which this call stored. */
+static int unpack_layers(struct lo_ctx *ctx, const char *path, size_t nl,
+                         const char (*paths)[PATH_MAX], const char (*want)[65], struct budget *b,
+                         bool *made, char *err, size_t errlen)
+{
+    struct archive *a = open_tar(path, err, errlen);
+    if (a == NULL)
+        return VMMS_ERR;
+    struct archive_entry *e;
+    char rel[PATH_MAX];
+    int r, rc = VMMS_OK;
+    while (rc == VMMS_OK && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+        if (clean(archive_entry_pathname(e), rel, sizeof rel) != 0 ||
+            archive_entry_filetype(e) != AE_IFREG)
+            continue;
+        for (size_t i = 0; i < nl; i++)
+            if (strcmp(rel, paths[i]) == 0) {
+                struct source src = {.outer = a, .fd = -1, .budget = b};
+                rc = store_layer(ctx, &src, want[i], &made[i], err, errlen);
+                break; /* one entry is read once: a layer listed twice is stored already */
+            }
+    }
+    if (rc == VMMS_OK && r != ARCHIVE_EOF)
+        rc = vmms_fail(err, errlen, VMMS_ERR, "bad tarball: %s", archive_error_string(a));
+    archive_read_free(a);
+    return rc;
+}
+
+/* After a failed import (rc not VMMS_OK): removes the layers it stored
+ * (made[i]; no image record names them: imports hold import_lock). */
+static void forget_made(struct lo_ctx *ctx, int rc, size_t nl, const char (*want)[65],
+                        const bool *made)
+{
+    for (size_t i = 0; rc != VMMS_OK && i < nl; i++)
+        if (made[i]) {
+            char d[PATH_MAX];
+            lo_layer_dir(ctx, want[i], d, sizeof d);
+            lo_rm_tree(d);
+            log_info("layer_forgotten", "digest=%.12s reason=\"the import failed\"", want[i]);
+        }
+}
+
+/* Imports tarball path as name within budget b (NULL: no budget). */
+static int import_save(struct lo_ctx *ctx, const char *path, const char *name,
+                       struct budget *b, char *err, size_t errlen)
 {
     struct small sm = {.n = 0};
     struct archive *a = open_tar(path, err, errlen);
@@ -579,23 +657,9 @@ static int import_save(struct lo_ctx *ctx, const char *path, const char *name, c
         json_array_append_new(layers, json_string(bh));
     }
     /* Pass 2: unpack the layers the store does not have. */
-    if (rc == VMMS_OK && (a = open_tar(path, err, errlen)) == NULL)
-        rc = VMMS_ERR;
-    while (rc == VMMS_OK && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-        if (clean(archive_entry_pathname(e), rel, sizeof rel) != 0 ||
-            archive_entry_filetype(e) != AE_IFREG)
-            continue;
-        for (size_t i = 0; i < nl; i++)
-            if (strcmp(rel, paths[i]) == 0) {
-                struct source src = {.outer = a, .fd = -1};
-                rc = store_layer(ctx, &src, want[i], err, errlen);
-                break; /* one entry is read once: a layer listed twice is stored already */
-            }
-    }
-    if (a && rc == VMMS_OK && r != ARCHIVE_EOF)
-        rc = vmms_fail(err, errlen, VMMS_ERR, "bad tarball: %s", archive_error_string(a));
-    if (a)
-        archive_read_free(a);
+    bool *made = calloc(nl + 1, sizeof *made);
+    if (rc == VMMS_OK)
+        rc = unpack_layers(ctx, path, nl, paths, want, b, made, err, errlen);
     for (size_t i = 0; i < nl && rc == VMMS_OK; i++) {
         char d[PATH_MAX];
         lo_layer_dir(ctx, want[i], d, sizeof d);
@@ -607,6 +671,8 @@ static int import_save(struct lo_ctx *ctx, const char *path, const char *name, c
     snprintf(id, sizeof id, "sha256:%.64s", ch ? ch + 1 : cfg_rel);
     if (rc == VMMS_OK)
         rc = write_record(ctx, name, id, layers, cfg, err, errlen);
+    forget_made(ctx, rc, nl, want, made); /* nothing half-imported stays */
+    free(made);
     json_decref(layers);
     json_decref(man);
     json_decref(cfg);
@@ -616,7 +682,7 @@ static int import_save(struct lo_ctx *ctx, const char *path, const char *name, c
 }
 
 int lo_load_image(void *vctx, const char *tar_path, const char *name, int timeout_s,
-                  char *err, size_t errlen)
+                  const struct vmms_image_limits *lim, char *err, size_t errlen)
 {
     struct lo_ctx *ctx = vctx;
     (void)timeout_s; /* bounded by the tarball's size; no network */
@@ -627,12 +693,16 @@ int lo_load_image(void *vctx, const char *tar_path, const char *name, int timeou
     if (fd < 0)
         return vmms_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", tar_path, strerror(errno));
     bool tagged = false;
-    int rc = image_tar_check(fd, name, &tagged, err, errlen) == 0 ? VMMS_OK : VMMS_ERR;
+    int rc = image_tar_check(fd, name, &tagged, err, errlen) == 0 &&
+                     image_tar_admit(fd, lim->max_bytes, lim->max_entries, ctx->cfg.store_dir,
+                                     err, errlen) == 0
+                 ? VMMS_OK : VMMS_ERR;
     close(fd);
     long long t0 = clock_mono_ms();
     if (rc == VMMS_OK) {
+        struct budget b = {lim->max_bytes, lim->max_entries, lim->max_bytes, lim->max_entries};
         pthread_mutex_lock(&ctx->import_lock);
-        rc = import_save(ctx, tar_path, name, err, errlen);
+        rc = import_save(ctx, tar_path, name, &b, err, errlen);
         pthread_mutex_unlock(&ctx->import_lock);
     }
     char q[300], qe[600];
@@ -723,7 +793,7 @@ int lo_import_oci_dir(struct lo_ctx *ctx, const char *dir, const char *name, cha
             break;
         }
         struct source src = {.fd = fd};
-        rc = store_layer(ctx, &src, h, err, errlen);
+        rc = store_layer(ctx, &src, h, NULL, err, errlen);
         close(fd);
         json_array_append_new(layers, json_string(h));
     }
@@ -841,7 +911,7 @@ int lo_import_docker(struct lo_ctx *ctx, const char *name, char *err, size_t err
         rc = vmms_fail(err, errlen, VMMS_ERR, "Docker: cannot export image %s (HTTP %ld)",
                        name, status);
     if (rc == VMMS_OK)
-        rc = import_save(ctx, tmp, name, err, errlen);
+        rc = import_save(ctx, tmp, name, NULL, err, errlen); /* the engine's own: no caps */
     unlink(tmp);
     pthread_mutex_unlock(&ctx->import_lock);
     char q[300];
@@ -880,6 +950,28 @@ int lo_image_get(struct lo_ctx *ctx, const char *name, json_t **out, char *err, 
     }
     *out = j;
     return VMMS_OK;
+}
+
+int lo_image_find(struct lo_ctx *ctx, const char *name, json_t **out, char *err, size_t errlen)
+{
+    int rc = lo_image_get(ctx, name, out, err, errlen);
+    if (rc != VMMS_NOT_FOUND)
+        return rc;
+    rc = lo_import_docker(ctx, name, err, errlen);
+    return rc == VMMS_OK ? lo_image_get(ctx, name, out, err, errlen) : rc;
+}
+
+int lo_image_id(void *vctx, const char *name, char *id, size_t idlen, char *err, size_t errlen)
+{
+    json_t *rec = NULL;
+    int rc = lo_image_find(vctx, name, &rec, err, errlen);
+    const char *got = json_string_value(json_object_get(rec, "id"));
+    if (rc == VMMS_OK && got == NULL)
+        rc = vmms_fail(err, errlen, VMMS_ERR, "image record %s has no id: import it again", name);
+    if (rc == VMMS_OK)
+        snprintf(id, idlen, "%s", got);
+    json_decref(rec);
+    return rc;
 }
 
 int lo_get_images(void *vctx, char ***names, size_t *count, char *err, size_t errlen)

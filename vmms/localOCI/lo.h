@@ -84,9 +84,12 @@ void lo_config_free(struct lo_config *c);
 
 /* ---- layers.c ---- */
 int lo_store_init(struct lo_ctx *ctx, char *err, size_t errlen);
-/* Imports a `docker save` tarball (tar_path) as image name. */
+/* Imports a `docker save` tarball (tar_path) as image name, within lim and
+ * the store's free space (image_tar_admit first, then every layer's
+ * entries spent from lim as they are unpacked); a failed import leaves no
+ * layer it stored. */
 int lo_load_image(void *ctx, const char *tar_path, const char *name, int timeout_s,
-                  char *err, size_t errlen);
+                  const struct vmms_image_limits *lim, char *err, size_t errlen);
 /* Imports an OCI image layout directory as image name. */
 int lo_import_oci_dir(struct lo_ctx *ctx, const char *dir, const char *name, char *err,
                       size_t errlen);
@@ -95,6 +98,12 @@ int lo_import_oci_dir(struct lo_ctx *ctx, const char *dir, const char *name, cha
  * such image (or no Docker). */
 int lo_import_docker(struct lo_ctx *ctx, const char *name, char *err, size_t errlen);
 int lo_get_images(void *ctx, char ***names, size_t *count, char *err, size_t errlen);
+/* lo_image_get, imported from Docker first when the store lacks it (what
+ * initialize_vm runs). */
+int lo_image_find(struct lo_ctx *ctx, const char *name, json_t **out, char *err, size_t errlen);
+/* image_id (vmms.h): the "id" of the store's record of image name
+ * (lo_image_find: imported from Docker first when the store lacks it). */
+int lo_image_id(void *ctx, const char *name, char *id, size_t idlen, char *err, size_t errlen);
 /* The image's record: {"layers": [dir, ... bottom first], "env": [...],
  * "cwd": "..."}; *out is a new reference. VMMS_NOT_FOUND if not imported. */
 int lo_image_get(struct lo_ctx *ctx, const char *name, json_t **out, char *err, size_t errlen);

@@ -290,17 +290,6 @@ static int lower_dirs(struct lo_ctx *ctx, const json_t *image, char *buf, size_t
     return o ? 0 : -1;
 }
 
-/* The image record, imported from Docker first when the store lacks it. */
-static int image_for(struct lo_ctx *ctx, const char *image, json_t **rec, char *err,
-                     size_t errlen)
-{
-    int rc = lo_image_get(ctx, image, rec, err, errlen);
-    if (rc != VMMS_NOT_FOUND)
-        return rc;
-    rc = lo_import_docker(ctx, image, err, errlen);
-    return rc == VMMS_OK ? lo_image_get(ctx, image, rec, err, errlen) : rc;
-}
-
 /* Makes the bundle's file systems and config.json (dfd: the bundle). */
 static int make_bundle(struct lo_ctx *ctx, struct vmms_vm *vm, int dfd, const json_t *image,
                        const struct vmms_limits *lim, char *err, size_t errlen)
@@ -365,7 +354,7 @@ int lo_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         return rc;
     long long t0 = clock_mono_ms();
     json_t *image = NULL;
-    rc = image_for(ctx, vm->image, &image, err, errlen);
+    rc = lo_image_find(ctx, vm->image, &image, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     long long t_img = clock_mono_ms();
@@ -381,7 +370,7 @@ int lo_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         if (mkdirat(ctx->vms_fd, vm->name, 0700) != 0)
             return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: %s", vm->name,
                              strerror(errno));
-        rc = image_for(ctx, vm->image, &image, err, errlen);
+        rc = lo_image_find(ctx, vm->image, &image, err, errlen);
         if (rc != VMMS_OK)
             return rc;
     }
