@@ -100,6 +100,15 @@ def jobs_network(d):
                  "--label", "tango.jobs=1", JOBS_BRIDGE)
 
 
+def mounts_under(top):
+    """The mount points below top, deepest first (from /proc/self/mounts: a
+    walk of the tree would descend into every container's merged root)."""
+    top = os.path.realpath(top) + "/"
+    with open("/proc/self/mounts") as f:
+        points = [line.split()[1].replace("\\040", " ") for line in f]
+    return sorted((p for p in points if p.startswith(top)), key=len, reverse=True)
+
+
 def make_bridge():
     sh("ip", "link", "del", BRIDGE)  # a leftover of a killed run
     for cmd in (["ip", "link", "add", BRIDGE, "type", "bridge"],
@@ -268,9 +277,8 @@ def main():
         d.stop()
         sh("ip", "link", "del", BRIDGE)
         sh("ip", "link", "del", JOBS_BRIDGE)
-        for m in sorted(glob.glob(os.path.join(tmp, "**"), recursive=True), reverse=True):
-            if os.path.ismount(m):
-                sh("umount", "-l", m)
+        for m in mounts_under(tmp):
+            sh("umount", "-l", m)
         shutil.rmtree(tmp, ignore_errors=True)
         print("# fixture down in %.0f s" % (time.time() - t0))
         tlib.check("the host's docker0 is untouched", docker0_index() == host_docker0,
