@@ -415,24 +415,12 @@ static void fill_vm_spec(struct run_state *rs, struct vmms_vm *vm)
         snprintf(vm->instance_type, sizeof vm->instance_type, "%s", rs->job->instance_type);
 }
 
-/* Publishes the instance this job uses to the held entry (for orphan
- * clean-up and partial output); in_run: the run is going. */
-static void publish_vm(struct run_state *rs, bool in_run)
-{
-    pthread_mutex_lock(&rs->c->lock);
-    snprintf(rs->h->vm_name, sizeof rs->h->vm_name, "%s", rs->vm.name);
-    if (in_run)
-        rs->h->vm = rs->vm;
-    pthread_mutex_unlock(&rs->c->lock);
-    atomic_store(&rs->h->in_run, in_run);
-}
-
 /* Waits for the run named by the job's run handle, at most wait_ms, in
  * slices so that a consumer handing its jobs off (lost) lets go promptly;
  * the run itself goes on in its instance. */
 static int wait_run(struct run_state *rs, long long wait_ms, int *status, char *err, size_t errlen)
 {
-    publish_vm(rs, true);
+    held_publish_vm(rs->c, rs->h, &rs->vm, true);
     /* A cancellation that came while the run was being started saw no run
      * to stop (in_run was false): end it here instead of waiting. */
     if (atomic_load(&rs->h->cancel)) {
@@ -598,11 +586,11 @@ static void run_steps(struct run_state *rs)
         rs->vm = want;
         char tag[32];
         snprintf(tag, sizeof tag, "j%lld", (long long)job->id);
-        consumer_vm_name(c, tag, rs->vm.name, sizeof rs->vm.name);
+        held_vm_name(c, tag, rs->vm.name, sizeof rs->vm.name);
     }
     /* Named (in the held entry and the record) before it exists, so no
      * clean-up pass can take it for an orphan. */
-    publish_vm(rs, false);
+    held_publish_vm(rs->c, rs->h, &rs->vm, false);
     free(job->vm_name);
     job->vm_name = strdup(rs->vm.name);
     job->assigned = true;
