@@ -292,93 +292,107 @@ static bool any_started_fn(struct consumer *c, struct held_job *h, void *any)
     return true;
 }
 
-int dispatch_run(struct consumer *c)
+/* The dispatcher's state between loop turns. */
+struct dispatch_state {
+    struct store *st;
+    long long next_renew, next_control, next_cancel_check, next_sweep;
+    long long drain_deadline; /* 0: not draining yet */
+    long long last_ok;        /* when Redis last answered the leader lease */
+    bool was_leader, paused;
+    time_t started;
+};
+
+/* Leadership is gone (lost or lapsed): the flag and the metric say so. */
+static void leader_gone(struct consumer *c)
 {
-    struct store *st = store_new(c->cfg);
-    long long next_renew = 0, drain_deadline = 0, next_cancel_check = 0, next_sweep = 0;
-    long long next_control = 0;
-    bool was_leader = false, paused = false;
-    time_t started = time(NULL);
-    long long last_ok = clock_mono_ms();
-    while (!atomic_load(&c->stopping)) {
-        long long now = clock_mono_ms();
-        if (now >= next_renew) {
-            bool leader = false;
-            long long sent = leadership_clock_ms();
-            int status = store_leader_acquire(st, c->token, c->cfg->lease_ms, &leader);
-            if (status == STORE_OK) {
-                last_ok = now;
-                if (leader)
-                    leadership_renewed(c, sent);
-                else
-                    leadership_dropped(c);
-                if (leader && !was_leader)
-                    become_leader(c, st);
-                else if (!leader && was_leader) {
-                    log_error("leader_lost", "token=%.8s", c->token);
-                    atomic_store(&c->leader, false);
-                    metrics_leader_change(c, false);
-                }
-                was_leader = leader;
-                if (leader)
-                    renew_held(c, st);
-            } else if (was_leader && now - last_ok > c->cfg->lease_ms) {
-                leadership_dropped(c);
-                log_error("leader_lease_expired", "reason=\"%s\"", store_error(st));
-                atomic_store(&c->leader, false);
-                metrics_leader_change(c, false);
-                was_leader = false;
-            }
-            next_renew = now + c->cfg->lease_ms / 3;
+    atomic_store(&c->leader, false);
+    metrics_leader_change(c, false);
+}
+
+/* Takes or renews the leader lease (and, as leader, the held jobs'
+ * leases); notices leadership gained, lost, or lapsed while Redis did not
+ * answer for longer than a lease. */
+static void leader_tick(struct consumer *c, struct dispatch_state *d, long long now)
+{
+    bool leader = false;
+    long long sent = leadership_clock_ms();
+    int status = store_leader_acquire(d->st, c->token, c->cfg->lease_ms, &leader);
+    if (status == STORE_OK) {
+        d->last_ok = now;
+        if (leader)
+            leadership_renewed(c, sent);
+        else
+            leadership_dropped(c);
+        if (leader && !d->was_leader)
+            become_leader(c, d->st);
+        else if (!leader && d->was_leader) {
+            log_error("leader_lost", "token=%.8s", c->token);
+            leader_gone(c);
         }
-        if (now >= next_control) {
-            control_check(c, st, &paused, started);
-            next_control = now + CONTROL_CHECK_MS;
-        }
-        held_reap(c);
-        if (atomic_load(&c->draining)) {
-            if (!drain_deadline) {
-                drain_deadline = now + (long long)c->cfg->drain_timeout_s * 1000;
-                log_info("drain_start", "held=%d deadline_s=%d", held_count(c), c->cfg->drain_timeout_s);
-            }
-            int held = held_count(c);
-            if (held == 0)
-                break;
-            if (now >= drain_deadline) {
-                log_warn("drain_deadline", "held=%d", held);
-                break;
-            }
-            usleep(100 * 1000);
-            continue;
-        }
-        if (!was_leader) {
-            usleep(200 * 1000);
-            continue;
-        }
-        if (now >= next_cancel_check) {
-            process_cancels(c, st);
-            next_cancel_check = now + CANCEL_CHECK_MS;
-        }
-        if (now >= next_sweep) {
-            sweep_leases(c, st);
-            next_sweep = now + c->cfg->sweep_interval_ms;
-        }
-        held_start_ready(c, worker_main);
-        if (paused || !disk_guard_lease_ok(c) || backend_is_down(c) ||
-            clock_mono_ms() < atomic_load(&c->busy_until_ms)) {
-            usleep(50 * 1000);
-        } else if (capacity_left(c) > 0) {
-            long long until_renew = next_renew - clock_mono_ms();
-            int block = until_renew < LEASE_BLOCK_MS ? (int)(until_renew > 10 ? until_renew : 10)
-                                                     : LEASE_BLOCK_MS;
-            lease_one(c, st, block);
-        } else {
-            usleep(20 * 1000);
-        }
+        d->was_leader = leader;
+        if (leader)
+            renew_held(c, d->st);
+    } else if (d->was_leader && now - d->last_ok > c->cfg->lease_ms) {
+        leadership_dropped(c);
+        log_error("leader_lease_expired", "reason=\"%s\"", store_error(d->st));
+        leader_gone(c);
+        d->was_leader = false;
     }
-    hand_off(c, st);
+}
+
+/* While draining: whether to stop now (nothing held, or the deadline
+ * passed). */
+static bool drain_done(struct consumer *c, struct dispatch_state *d, long long now)
+{
+    if (!d->drain_deadline) {
+        d->drain_deadline = now + (long long)c->cfg->drain_timeout_s * 1000;
+        log_info("drain_start", "held=%d deadline_s=%d", held_count(c),
+                 c->cfg->drain_timeout_s);
+    }
+    int held = held_count(c);
+    if (held == 0)
+        return true;
+    if (now >= d->drain_deadline) {
+        log_warn("drain_deadline", "held=%d", held);
+        return true;
+    }
+    return false;
+}
+
+/* The leader's turn: cancels, the lease sweep, starting what fits, then
+ * leasing one job when leasing is allowed and a slot is free (blocking
+ * until the next renewal at most), or a short sleep. */
+static void leader_work(struct consumer *c, struct dispatch_state *d, long long now)
+{
+    if (now >= d->next_cancel_check) {
+        process_cancels(c, d->st);
+        d->next_cancel_check = now + CANCEL_CHECK_MS;
+    }
+    if (now >= d->next_sweep) {
+        sweep_leases(c, d->st);
+        d->next_sweep = now + c->cfg->sweep_interval_ms;
+    }
+    held_start_ready(c, worker_main);
+    if (d->paused || !disk_guard_lease_ok(c) || backend_is_down(c) ||
+        clock_mono_ms() < atomic_load(&c->busy_until_ms)) {
+        usleep(50 * 1000);
+    } else if (capacity_left(c) > 0) {
+        long long until_renew = d->next_renew - clock_mono_ms();
+        int block = until_renew < LEASE_BLOCK_MS ? (int)(until_renew > 10 ? until_renew : 10)
+                                                 : LEASE_BLOCK_MS;
+        lease_one(c, d->st, block);
+    } else {
+        usleep(20 * 1000);
+    }
+}
+
+/* Leaving: hands held jobs off, waits for the workers (handed-off ones exit
+ * within a wait slice), frees the held list, lets go of the leader lease
+ * and the heartbeat. */
+static void stop_dispatch(struct consumer *c, struct dispatch_state *d)
+{
+    hand_off(c, d->st);
     atomic_store(&c->stopping, true);
-    /* Wait for the workers: handed-off ones exit within a wait slice. */
     for (;;) {
         held_reap(c);
         bool any_started = false;
@@ -389,11 +403,39 @@ int dispatch_run(struct consumer *c)
     }
     held_free_all(c);
     leadership_dropped(c);
-    if (was_leader)
-        store_leader_release(st, c->token);
+    if (d->was_leader)
+        store_leader_release(d->st, c->token);
     atomic_store(&c->leader, false);
-    store_consumer_gone(st, c->token);
-    store_free(st);
+    store_consumer_gone(d->st, c->token);
+    store_free(d->st);
     log_info("dispatch_stopped", "%s", "");
+}
+
+int dispatch_run(struct consumer *c)
+{
+    struct dispatch_state d = {
+        .st = store_new(c->cfg), .last_ok = clock_mono_ms(), .started = time(NULL)};
+    while (!atomic_load(&c->stopping)) {
+        long long now = clock_mono_ms();
+        if (now >= d.next_renew) {
+            leader_tick(c, &d, now);
+            d.next_renew = now + c->cfg->lease_ms / 3;
+        }
+        if (now >= d.next_control) {
+            control_check(c, d.st, &d.paused, d.started);
+            d.next_control = now + CONTROL_CHECK_MS;
+        }
+        held_reap(c);
+        if (atomic_load(&c->draining)) {
+            if (drain_done(c, &d, now))
+                break;
+            usleep(100 * 1000);
+        } else if (!d.was_leader) {
+            usleep(200 * 1000);
+        } else {
+            leader_work(c, &d, now);
+        }
+    }
+    stop_dispatch(c, &d);
     return 0;
 }
