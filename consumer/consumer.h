@@ -1,7 +1,8 @@
 /*
  * consumer.h: the consumer's shared state: the loaded VMMS back end, the
- * registry of jobs this process is running (guarded by one mutex), and the
- * entry points of its threads. The consumer is one process: a dispatcher
+ * registry of jobs this process is running (its fields here, owned and
+ * locked by held.c: see held.h), and the entry points of its threads. The
+ * consumer is one process: a dispatcher
  * (main thread: leader lease, leasing, renewal, the lease sweep, cancels),
  * one worker thread per held job, a reaper (VMMS clean-up), a callback
  * sender, a partial-output publisher and an upkeep thread (images, builds,
@@ -16,6 +17,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "held.h"
 #include "job.h"
 #include "store.h"
 #include "vmms.h"
@@ -25,37 +27,6 @@ struct reaper;
 struct consumer_metrics;
 struct disk_guard;
 struct backend_health;
-
-/* What a worker does with a held job. */
-enum held_mode {
-    HELD_RUN,       /* run it from the start (a new lease) */
-    HELD_REATTACH,  /* adopted while running: wait for its run, then finish it */
-    HELD_COMPLETE,  /* adopted while finishing: publish its output, end it */
-};
-
-/* One job held by this consumer (leased, waiting for a slot, or running).
- * Lock rule: c->lock guards the held list, nheld, vm_seq and the fields
- * marked (L); id, fence, image and mode never change after hold(); h->job
- * belongs to the dispatcher until the worker starts, then to the worker
- * alone (nobody else reads it); the atomics are read without the lock. */
-struct held_job {
-    int64_t id;
-    long long fence;        /* fencing token of our lease on it */
-    char image[256];
-    enum held_mode mode;
-    struct job *job;        /* see the rule above */
-    pthread_t thread;
-    bool started;           /* (L) */
-    atomic_bool finished;   /* worker done: reap it */
-    atomic_bool in_run;     /* the run is going: partial output applies */
-    atomic_bool cancel;     /* cancellation requested: end it as cancelled */
-    atomic_bool slot_free;  /* only cleanup left: does not count as running */
-    atomic_bool lost;       /* the lease is someone else's now: touch nothing */
-    atomic_bool ended;      /* its last transition (end, requeue) landed: no lease to renew */
-    struct vmms_vm vm;      /* (L) valid while in_run */
-    char vm_name[128];      /* (L) the instance it uses, once named ("" before) */
-    struct held_job *next;  /* (L) */
-};
 
 struct consumer {
     struct tango_config *cfg;
@@ -67,8 +38,8 @@ struct consumer {
     atomic_bool stopping;    /* threads end */
     atomic_bool draining;    /* no new leases */
     atomic_llong busy_until_ms; /* VMMS had no capacity: lease nothing before (monotonic ms) */
-    pthread_mutex_t lock;    /* guards held, nheld, vm_seq */
-    struct held_job *held;
+    pthread_mutex_t lock;    /* guards held, nheld, vm_seq: taken by held.c alone */
+    struct held_job *held;   /* held.c alone reads and writes these three */
     int nheld;
     unsigned long vm_seq;
     struct pool *pool;
@@ -86,12 +57,9 @@ void vmms_unload(struct consumer *c);
 /* dispatch.c: the main loop until stopped; returns the exit code. */
 int dispatch_run(struct consumer *c);
 
-/* worker.c: thread body running one held job. */
+/* worker.c: thread body running one held job (a held_body: its argument
+ * is a malloc'd struct worker_arg, which it frees). */
 void *worker_main(void *held_job_and_consumer);
-struct worker_arg {
-    struct consumer *c;
-    struct held_job *h;
-};
 
 /* sweeper.c (dispatcher thread, leader only): every sweep_interval_ms,
  * takes over each leased job whose lease lapsed or never existed: a job
@@ -100,9 +68,7 @@ struct worker_arg {
  * the queue head, one whose run cannot be found is requeued with a retry,
  * an unreadable record goes to dead-letter. Never calls the VMMS. */
 void sweep_leases(struct consumer *c, struct store *st);
-/* dispatch.c: holds an adopted or leased job (takes ownership of job). */
-void hold_job(struct consumer *c, struct job *job, enum held_mode mode, bool cancel);
-/* dispatch.c: sets an unreadable record aside (dead-letter), logging why. */
+/* sweeper.c: sets an unreadable record aside (dead-letter), logging why. */
 void consumer_dead_letter(struct consumer *c, struct store *st, int64_t id, const char *why);
 
 /* reaper.c: a thread for the VMMS calls the dispatcher must not make:
@@ -114,10 +80,6 @@ void reaper_stop(struct consumer *c);
 void reaper_destroy(struct consumer *c, const struct vmms_vm *vm, const char *why);
 /* Asks for a clean-up pass soon (after becoming leader). */
 void reaper_request_cleanup(struct consumer *c);
-/* Whether this consumer holds a job using the instance called name. */
-bool consumer_holds_vm(struct consumer *c, const char *name);
-/* Whether this consumer holds job id (with any fence). */
-bool consumer_holds_job(struct consumer *c, int64_t id);
 
 /* callback.c / partial.c: thread bodies. */
 void *callback_main(void *consumer);
@@ -147,8 +109,5 @@ void metrics_disk_free(struct consumer *c, const char *path, double bytes);
 void metrics_disk_floor(struct consumer *c, double bytes);
 /* tango_backend_up{backend=<vmms>}: whether the back end can be reached. */
 void metrics_backend_up(struct consumer *c, bool up);
-
-/* A unique instance name: <instance_prefix><tag>-<seq>-<token prefix>. */
-void consumer_vm_name(struct consumer *c, const char *tag, char *out, size_t len);
 
 #endif

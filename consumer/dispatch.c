@@ -9,7 +9,8 @@
  * exists it leases nothing new (running jobs go on); nor while the back end
  * cannot be reached (backend_health.c).
  * Nothing here calls the VMMS (destroys go to the reaper thread) and no
- * Redis call is made while holding c->lock, so lease renewal never stalls.
+ * Redis call is made while holding c->lock (taken by held.c alone, which
+ * owns the held list), so lease renewal never stalls.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,80 +32,40 @@
 #define CANCEL_CHECK_MS 250
 #define CONTROL_CHECK_MS 500
 
-void consumer_vm_name(struct consumer *c, const char *tag, char *out, size_t len)
-{
-    pthread_mutex_lock(&c->lock);
-    unsigned long seq = ++c->vm_seq;
-    pthread_mutex_unlock(&c->lock);
-    snprintf(out, len, "%s%s-%lu-%.8s", c->cfg->instance_prefix, tag, seq, c->token);
-}
+struct renew_ids {
+    int64_t *ids;
+    long long *fences;
+    size_t n;
+};
 
-static int running_for_image(struct consumer *c, const char *image, int *total)
+/* held_fn: collects the id and fence of each job whose lease is ours. */
+static bool collect_renew(struct consumer *c, struct held_job *h, void *arg)
 {
-    int n = 0;
-    *total = 0;
-    for (struct held_job *h = c->held; h; h = h->next) {
-        if (!h->started || atomic_load(&h->slot_free))
-            continue;
-        (*total)++;
-        if (strcmp(h->image, image) == 0)
-            n++;
-    }
-    return n;
-}
-
-/* Starts h's worker thread. Caller holds the lock. */
-static bool start_worker(struct consumer *c, struct held_job *h)
-{
-    struct worker_arg *wa = malloc(sizeof *wa);
-    wa->c = c;
-    wa->h = h;
-    if (pthread_create(&h->thread, NULL, worker_main, wa) != 0) {
-        free(wa);
-        log_error("worker_start_failed", "id=%lld errno=%d", (long long)h->id, errno);
+    (void)c;
+    struct renew_ids *r = arg;
+    if (r->n >= RENEW_IDS_MAX)
         return false;
+    if (!atomic_load(&h->ended)) {
+        r->ids[r->n] = h->id;
+        r->fences[r->n++] = h->fence;
     }
-    h->started = true;
     return true;
 }
 
-/* Starts held jobs that fit the limits, oldest first. Caller holds lock. */
-static void start_ready(struct consumer *c)
-{
-    for (struct held_job *h = c->held; h; h = h->next) {
-        if (h->started)
-            continue;
-        int total;
-        int same = running_for_image(c, h->image, &total);
-        if (total >= c->cfg->max_jobs)
-            return;
-        if (same >= c->cfg->max_jobs_per_image)
-            continue;
-        if (!start_worker(c, h))
-            return;
-    }
-}
+struct lost_ids {
+    const int64_t *ids;
+    size_t n;
+};
 
-/* Joins finished workers and forgets their jobs. */
-static void reap(struct consumer *c)
+/* held_fn: marks h lost if its id is among the lost ones. */
+static bool mark_lost(struct consumer *c, struct held_job *h, void *arg)
 {
-    pthread_mutex_lock(&c->lock);
-    struct held_job **pp = &c->held;
-    while (*pp) {
-        struct held_job *h = *pp;
-        if (h->started && atomic_load(&h->finished)) {
-            *pp = h->next;
-            c->nheld--;
-            pthread_mutex_unlock(&c->lock);
-            pthread_join(h->thread, NULL);
-            job_free(h->job);
-            free(h);
-            pthread_mutex_lock(&c->lock);
-            continue;
-        }
-        pp = &h->next;
-    }
-    pthread_mutex_unlock(&c->lock);
+    (void)c;
+    const struct lost_ids *l = arg;
+    for (size_t i = 0; i < l->n; i++)
+        if (h->id == l->ids[i] && !atomic_load(&h->ended) && !atomic_exchange(&h->lost, true))
+            log_warn("job_lease_lost", "id=%lld", (long long)h->id);
+    return true;
 }
 
 /* Renews the leases of every held job (with its fence); a job whose lease
@@ -113,62 +74,17 @@ static void renew_held(struct consumer *c, struct store *st)
 {
     static int64_t ids[RENEW_IDS_MAX];
     static long long fences[RENEW_IDS_MAX];
-    size_t n = 0;
-    pthread_mutex_lock(&c->lock);
-    for (struct held_job *h = c->held; h && n < RENEW_IDS_MAX; h = h->next) {
-        if (atomic_load(&h->ended))
-            continue;
-        ids[n] = h->id;
-        fences[n++] = h->fence;
-    }
-    pthread_mutex_unlock(&c->lock);
+    struct renew_ids r = {ids, fences, 0};
+    held_each(c, collect_renew, &r);
     int64_t *lost = NULL;
     size_t nlost = 0;
-    if (store_lease_renew(st, c->token, c->cfg->lease_ms, ids, fences, n, &lost, &nlost) !=
+    if (store_lease_renew(st, c->token, c->cfg->lease_ms, ids, fences, r.n, &lost, &nlost) !=
         STORE_OK) {
-        log_warn("lease_renew_failed", "jobs=%zu error=\"%s\"", n, store_error(st));
+        log_warn("lease_renew_failed", "jobs=%zu error=\"%s\"", r.n, store_error(st));
         return;
     }
-    pthread_mutex_lock(&c->lock);
-    for (size_t i = 0; i < nlost; i++)
-        for (struct held_job *h = c->held; h; h = h->next)
-            if (h->id == lost[i] && !atomic_load(&h->ended) && !atomic_exchange(&h->lost, true))
-                log_warn("job_lease_lost", "id=%lld", (long long)h->id);
-    pthread_mutex_unlock(&c->lock);
+    held_each(c, mark_lost, &(struct lost_ids){lost, nlost});
     free(lost);
-}
-
-void hold_job(struct consumer *c, struct job *job, enum held_mode mode, bool cancel)
-{
-    struct held_job *h = calloc(1, sizeof *h);
-    h->id = job->id;
-    h->fence = job->fence;
-    h->job = job;
-    h->mode = mode;
-    metrics_job_adopted(c, mode);
-    atomic_store(&h->cancel, cancel);
-    snprintf(h->image, sizeof h->image, "%s", job->image);
-    if (mode != HELD_RUN && job->vm_name)
-        snprintf(h->vm_name, sizeof h->vm_name, "%s", job->vm_name);
-    pthread_mutex_lock(&c->lock);
-    struct held_job **pp = &c->held;
-    while (*pp)
-        pp = &(*pp)->next;
-    *pp = h;
-    c->nheld++;
-    /* A job to cancel, re-attach to or complete starts at once, whatever
-     * the limits: it starts no new instance. */
-    if (cancel || mode != HELD_RUN)
-        start_worker(c, h);
-    start_ready(c);
-    pthread_mutex_unlock(&c->lock);
-}
-
-void consumer_dead_letter(struct consumer *c, struct store *st, int64_t id, const char *why)
-{
-    log_error("job_unreadable", "id=%lld error=\"%s\"", (long long)id, why);
-    if (store_job_deadletter(st, c->token, id, why) != STORE_OK)
-        log_error("deadletter_failed", "id=%lld error=\"%s\"", (long long)id, store_error(st));
 }
 
 /* Leases one queued job (blocking briefly) and holds it. */
@@ -195,7 +111,30 @@ static void lease_one(struct consumer *c, struct store *st, int block_ms)
     bool cancel = false;
     store_cancel_requested(st, id, &cancel);
     log_info("job_leased", "id=%lld image=%s fence=%lld", (long long)id, job->image, job->fence);
-    hold_job(c, job, HELD_RUN, cancel);
+    held_add(c, job, HELD_RUN, cancel, worker_main);
+}
+
+struct cancel_hit {
+    int64_t id;
+    bool held, running;
+    struct vmms_vm vm;
+};
+
+/* held_fn: flags the held job a cancel names; notes its instance if it is
+ * running (to destroy), starts it at once if it never started. */
+static bool flag_cancel(struct consumer *c, struct held_job *h, void *arg)
+{
+    struct cancel_hit *k = arg;
+    if (h->id != k->id)
+        return true;
+    k->held = true;
+    if (!atomic_exchange(&h->cancel, true) && h->started && atomic_load(&h->in_run)) {
+        k->running = true;
+        k->vm = h->vm;
+    }
+    if (!h->started)
+        held_start(c, h, worker_main); /* ends at once: it runs nothing */
+    return true;
 }
 
 /* Acts on cancellation requests: a held job is flagged (and its instance
@@ -209,30 +148,18 @@ static void process_cancels(struct consumer *c, struct store *st)
     if (store_cancel_requests(st, 256, &ids, &n) != STORE_OK)
         return;
     for (size_t i = 0; i < n; i++) {
-        bool held = false, running = false;
-        struct vmms_vm vm;
-        pthread_mutex_lock(&c->lock);
-        for (struct held_job *h = c->held; h; h = h->next)
-            if (h->id == ids[i]) {
-                held = true;
-                if (!atomic_exchange(&h->cancel, true) && h->started && atomic_load(&h->in_run)) {
-                    running = true;
-                    vm = h->vm;
-                }
-                if (!h->started)
-                    start_worker(c, h); /* ends at once: it runs nothing */
-            }
-        pthread_mutex_unlock(&c->lock);
-        if (running)
-            reaper_destroy(c, &vm, "cancel");
-        if (held)
+        struct cancel_hit k = {.id = ids[i]};
+        held_each(c, flag_cancel, &k);
+        if (k.running)
+            reaper_destroy(c, &k.vm, "cancel");
+        if (k.held)
             continue;
         struct job *job = NULL;
         enum store_lease got;
         if (store_lease_take(st, c->token, ids[i], c->cfg->lease_ms, &job, &got) == STORE_OK &&
             got == LEASE_TAKEN) {
             log_info("job_cancel_queued", "id=%lld", (long long)ids[i]);
-            hold_job(c, job, HELD_RUN, true);
+            held_add(c, job, HELD_RUN, true, worker_main);
             continue;
         }
         json_t *rec = NULL;
@@ -248,13 +175,17 @@ static void process_cancels(struct consumer *c, struct store *st)
 /* How many more jobs to lease: only what can start now, so queued jobs stay
  * in the queue (with a queue position, and takeable by a standby). Jobs
  * waiting for their image's own limit count against it. */
+static bool count_active(struct consumer *c, struct held_job *h, void *active)
+{
+    (void)c;
+    *(int *)active += !atomic_load(&h->slot_free);
+    return true;
+}
+
 static int capacity_left(struct consumer *c)
 {
-    pthread_mutex_lock(&c->lock);
     int active = 0;
-    for (struct held_job *h = c->held; h; h = h->next)
-        active += !atomic_load(&h->slot_free);
-    pthread_mutex_unlock(&c->lock);
+    held_each(c, count_active, &active);
     return c->cfg->max_jobs - active;
 }
 
@@ -264,34 +195,46 @@ static int capacity_left(struct consumer *c)
  * go at once, so the next leader adopts them and re-attaches without
  * running them again. Their workers are marked lost: they stop touching
  * the jobs and exit. No instance is destroyed. */
-static void hand_off(struct consumer *c, struct store *st)
-{
+struct hand_off_set {
     int64_t ids[RENEW_IDS_MAX];
     long long fences[RENEW_IDS_MAX];
     struct job *unstarted[RENEW_IDS_MAX];
-    size_t n = 0, nun = 0;
-    pthread_mutex_lock(&c->lock);
-    for (struct held_job *h = c->held; h; h = h->next) {
-        if (atomic_load(&h->finished) || atomic_load(&h->ended))
-            continue;
-        /* an adopted job (a run to re-attach, an output to publish) is
-         * handed off like a started one even before its worker began */
-        bool began = h->started || h->mode != HELD_RUN;
-        if (!began && nun < RENEW_IDS_MAX) {
-            unstarted[nun++] = h->job;
-        } else if (began && n < RENEW_IDS_MAX) {
-            atomic_store(&h->lost, true);
-            ids[n] = h->id;
-            fences[n++] = h->fence;
-        }
+    size_t n, nun;
+};
+
+/* held_fn: sorts h into the jobs to requeue and those to let go (marked
+ * lost). */
+static bool sort_hand_off(struct consumer *c, struct held_job *h, void *arg)
+{
+    (void)c;
+    struct hand_off_set *o = arg;
+    if (atomic_load(&h->finished) || atomic_load(&h->ended))
+        return true;
+    /* an adopted job (a run to re-attach, an output to publish) is
+     * handed off like a started one even before its worker began */
+    bool began = h->started || h->mode != HELD_RUN;
+    if (!began && o->nun < RENEW_IDS_MAX) {
+        o->unstarted[o->nun++] = h->job;
+    } else if (began && o->n < RENEW_IDS_MAX) {
+        atomic_store(&h->lost, true);
+        o->ids[o->n] = h->id;
+        o->fences[o->n++] = h->fence;
     }
-    pthread_mutex_unlock(&c->lock);
-    for (size_t i = 0; i < nun; i++)
-        if (store_job_requeue(st, c->token, unstarted[i], false) == STORE_OK)
-            log_info("job_handed_back", "id=%lld", (long long)unstarted[i]->id);
-    if (store_lease_release(st, c->token, ids, fences, n) == STORE_OK)
-        for (size_t i = 0; i < n; i++)
-            log_info("job_handed_off", "id=%lld", (long long)ids[i]);
+    return true;
+}
+
+static void hand_off(struct consumer *c, struct store *st)
+{
+    static struct hand_off_set set; /* dispatcher thread only */
+    struct hand_off_set *o = &set;
+    o->n = o->nun = 0;
+    held_each(c, sort_hand_off, o);
+    for (size_t i = 0; i < o->nun; i++)
+        if (store_job_requeue(st, c->token, o->unstarted[i], false) == STORE_OK)
+            log_info("job_handed_back", "id=%lld", (long long)o->unstarted[i]->id);
+    if (store_lease_release(st, c->token, o->ids, o->fences, o->n) == STORE_OK)
+        for (size_t i = 0; i < o->n; i++)
+            log_info("job_handed_off", "id=%lld", (long long)o->ids[i]);
 }
 
 static void host_row(const char *host, bool up, int jobs, void *rows)
@@ -307,9 +250,7 @@ static void control_check(struct consumer *c, struct store *st, bool *paused, ti
 {
     char host[256] = "";
     gethostname(host, sizeof host - 1);
-    pthread_mutex_lock(&c->lock);
-    int held = c->nheld;
-    pthread_mutex_unlock(&c->lock);
+    int held = held_count(c);
     json_t *info = json_pack("{s:s, s:s, s:i, s:s, s:b, s:i, s:b, s:I}", "token", c->token,
                              "host", host, "pid", (int)getpid(), "vmms", c->cfg->vmms, "leader",
                              atomic_load(&c->leader), "held", held, "draining",
@@ -343,123 +284,158 @@ static void become_leader(struct consumer *c, struct store *st)
     reaper_request_cleanup(c);
 }
 
-int dispatch_run(struct consumer *c)
+/* held_fn: whether any held job's worker started. */
+static bool any_started_fn(struct consumer *c, struct held_job *h, void *any)
 {
-    struct store *st = store_new(c->cfg);
-    long long next_renew = 0, drain_deadline = 0, next_cancel_check = 0, next_sweep = 0;
-    long long next_control = 0;
-    bool was_leader = false, paused = false;
-    time_t started = time(NULL);
-    long long last_ok = clock_mono_ms();
-    while (!atomic_load(&c->stopping)) {
-        long long now = clock_mono_ms();
-        if (now >= next_renew) {
-            bool leader = false;
-            long long sent = leadership_clock_ms();
-            int status = store_leader_acquire(st, c->token, c->cfg->lease_ms, &leader);
-            if (status == STORE_OK) {
-                last_ok = now;
-                if (leader)
-                    leadership_renewed(c, sent);
-                else
-                    leadership_dropped(c);
-                if (leader && !was_leader)
-                    become_leader(c, st);
-                else if (!leader && was_leader) {
-                    log_error("leader_lost", "token=%.8s", c->token);
-                    atomic_store(&c->leader, false);
-                    metrics_leader_change(c, false);
-                }
-                was_leader = leader;
-                if (leader)
-                    renew_held(c, st);
-            } else if (was_leader && now - last_ok > c->cfg->lease_ms) {
-                leadership_dropped(c);
-                log_error("leader_lease_expired", "reason=\"%s\"", store_error(st));
-                atomic_store(&c->leader, false);
-                metrics_leader_change(c, false);
-                was_leader = false;
-            }
-            next_renew = now + c->cfg->lease_ms / 3;
+    (void)c;
+    *(bool *)any |= h->started;
+    return true;
+}
+
+/* The dispatcher's state between loop turns. */
+struct dispatch_state {
+    struct store *st;
+    long long next_renew, next_control, next_cancel_check, next_sweep;
+    long long drain_deadline; /* 0: not draining yet */
+    long long last_ok;        /* when Redis last answered the leader lease */
+    bool was_leader, paused;
+    time_t started;
+};
+
+/* Leadership is gone (lost or lapsed): the flag and the metric say so. */
+static void leader_gone(struct consumer *c)
+{
+    atomic_store(&c->leader, false);
+    metrics_leader_change(c, false);
+}
+
+/* Takes or renews the leader lease (and, as leader, the held jobs'
+ * leases); notices leadership gained, lost, or lapsed while Redis did not
+ * answer for longer than a lease. */
+static void leader_tick(struct consumer *c, struct dispatch_state *d, long long now)
+{
+    bool leader = false;
+    long long sent = leadership_clock_ms();
+    int status = store_leader_acquire(d->st, c->token, c->cfg->lease_ms, &leader);
+    if (status == STORE_OK) {
+        d->last_ok = now;
+        if (leader)
+            leadership_renewed(c, sent);
+        else
+            leadership_dropped(c);
+        if (leader && !d->was_leader)
+            become_leader(c, d->st);
+        else if (!leader && d->was_leader) {
+            log_error("leader_lost", "token=%.8s", c->token);
+            leader_gone(c);
         }
-        if (now >= next_control) {
-            control_check(c, st, &paused, started);
-            next_control = now + CONTROL_CHECK_MS;
-        }
-        reap(c);
-        if (atomic_load(&c->draining)) {
-            if (!drain_deadline) {
-                drain_deadline = now + (long long)c->cfg->drain_timeout_s * 1000;
-                log_info("drain_start", "held=%d deadline_s=%d", c->nheld, c->cfg->drain_timeout_s);
-            }
-            pthread_mutex_lock(&c->lock);
-            int held = c->nheld;
-            pthread_mutex_unlock(&c->lock);
-            if (held == 0)
-                break;
-            if (now >= drain_deadline) {
-                log_warn("drain_deadline", "held=%d", held);
-                break;
-            }
-            usleep(100 * 1000);
-            continue;
-        }
-        if (!was_leader) {
-            usleep(200 * 1000);
-            continue;
-        }
-        if (now >= next_cancel_check) {
-            process_cancels(c, st);
-            next_cancel_check = now + CANCEL_CHECK_MS;
-        }
-        if (now >= next_sweep) {
-            sweep_leases(c, st);
-            next_sweep = now + c->cfg->sweep_interval_ms;
-        }
-        pthread_mutex_lock(&c->lock);
-        start_ready(c);
-        pthread_mutex_unlock(&c->lock);
-        if (paused || !disk_guard_lease_ok(c) || backend_is_down(c) ||
-            clock_mono_ms() < atomic_load(&c->busy_until_ms)) {
-            usleep(50 * 1000);
-        } else if (capacity_left(c) > 0) {
-            long long until_renew = next_renew - clock_mono_ms();
-            int block = until_renew < LEASE_BLOCK_MS ? (int)(until_renew > 10 ? until_renew : 10)
-                                                     : LEASE_BLOCK_MS;
-            lease_one(c, st, block);
-        } else {
-            usleep(20 * 1000);
-        }
+        d->was_leader = leader;
+        if (leader)
+            renew_held(c, d->st);
+    } else if (d->was_leader && now - d->last_ok > c->cfg->lease_ms) {
+        leadership_dropped(c);
+        log_error("leader_lease_expired", "reason=\"%s\"", store_error(d->st));
+        leader_gone(c);
+        d->was_leader = false;
     }
-    hand_off(c, st);
+}
+
+/* While draining: whether to stop now (nothing held, or the deadline
+ * passed). */
+static bool drain_done(struct consumer *c, struct dispatch_state *d, long long now)
+{
+    if (!d->drain_deadline) {
+        d->drain_deadline = now + (long long)c->cfg->drain_timeout_s * 1000;
+        log_info("drain_start", "held=%d deadline_s=%d", held_count(c),
+                 c->cfg->drain_timeout_s);
+    }
+    int held = held_count(c);
+    if (held == 0)
+        return true;
+    if (now >= d->drain_deadline) {
+        log_warn("drain_deadline", "held=%d", held);
+        return true;
+    }
+    return false;
+}
+
+/* The leader's turn: cancels, the lease sweep, starting what fits, then
+ * leasing one job when leasing is allowed and a slot is free (blocking
+ * until the next renewal at most), or a short sleep. */
+static void leader_work(struct consumer *c, struct dispatch_state *d, long long now)
+{
+    if (now >= d->next_cancel_check) {
+        process_cancels(c, d->st);
+        d->next_cancel_check = now + CANCEL_CHECK_MS;
+    }
+    if (now >= d->next_sweep) {
+        sweep_leases(c, d->st);
+        d->next_sweep = now + c->cfg->sweep_interval_ms;
+    }
+    held_start_ready(c, worker_main);
+    if (d->paused || !disk_guard_lease_ok(c) || backend_is_down(c) ||
+        clock_mono_ms() < atomic_load(&c->busy_until_ms)) {
+        usleep(50 * 1000);
+    } else if (capacity_left(c) > 0) {
+        long long until_renew = d->next_renew - clock_mono_ms();
+        int block = until_renew < LEASE_BLOCK_MS ? (int)(until_renew > 10 ? until_renew : 10)
+                                                 : LEASE_BLOCK_MS;
+        lease_one(c, d->st, block);
+    } else {
+        usleep(20 * 1000);
+    }
+}
+
+/* Leaving: hands held jobs off, waits for the workers (handed-off ones exit
+ * within a wait slice), frees the held list, lets go of the leader lease
+ * and the heartbeat. */
+static void stop_dispatch(struct consumer *c, struct dispatch_state *d)
+{
+    hand_off(c, d->st);
     atomic_store(&c->stopping, true);
-    /* Wait for the workers: handed-off ones exit within a wait slice. */
     for (;;) {
-        reap(c);
-        pthread_mutex_lock(&c->lock);
+        held_reap(c);
         bool any_started = false;
-        for (struct held_job *h = c->held; h; h = h->next)
-            any_started |= h->started;
-        pthread_mutex_unlock(&c->lock);
+        held_each(c, any_started_fn, &any_started);
         if (!any_started)
             break;
         usleep(50 * 1000);
     }
-    pthread_mutex_lock(&c->lock);
-    while (c->held) {
-        struct held_job *h = c->held;
-        c->held = h->next;
-        job_free(h->job);
-        free(h);
-    }
-    c->nheld = 0;
-    pthread_mutex_unlock(&c->lock);
+    held_free_all(c);
     leadership_dropped(c);
-    if (was_leader)
-        store_leader_release(st, c->token);
+    if (d->was_leader)
+        store_leader_release(d->st, c->token);
     atomic_store(&c->leader, false);
-    store_consumer_gone(st, c->token);
-    store_free(st);
+    store_consumer_gone(d->st, c->token);
+    store_free(d->st);
     log_info("dispatch_stopped", "%s", "");
+}
+
+int dispatch_run(struct consumer *c)
+{
+    struct dispatch_state d = {
+        .st = store_new(c->cfg), .last_ok = clock_mono_ms(), .started = time(NULL)};
+    while (!atomic_load(&c->stopping)) {
+        long long now = clock_mono_ms();
+        if (now >= d.next_renew) {
+            leader_tick(c, &d, now);
+            d.next_renew = now + c->cfg->lease_ms / 3;
+        }
+        if (now >= d.next_control) {
+            control_check(c, d.st, &d.paused, d.started);
+            d.next_control = now + CONTROL_CHECK_MS;
+        }
+        held_reap(c);
+        if (atomic_load(&c->draining)) {
+            if (drain_done(c, &d, now))
+                break;
+            usleep(100 * 1000);
+        } else if (!d.was_leader) {
+            usleep(200 * 1000);
+        } else {
+            leader_work(c, &d, now);
+        }
+    }
+    stop_dispatch(c, &d);
     return 0;
 }

@@ -200,6 +200,22 @@ static void host_cb(const char *host, bool up, int jobs, void *arg)
     metric_set(m->host_jobs, v, jobs);
 }
 
+struct running_count {
+    struct consumer_metrics *m;
+    int held;
+};
+
+/* held_fn: counts h, and adds it to the running gauge if its run is going. */
+static bool count_running(struct consumer *c, struct held_job *h, void *arg)
+{
+    (void)c;
+    struct running_count *rc = arg;
+    rc->held++;
+    if (h->started && !atomic_load(&h->slot_free) && !atomic_load(&h->finished))
+        metric_add(rc->m->running, (const char *const[]){rc->m->instance, h->image}, 1);
+    return true;
+}
+
 /* Recomputes the gauges that describe this process now. */
 static void refresh(struct consumer_metrics *m)
 {
@@ -209,15 +225,9 @@ static void refresh(struct consumer_metrics *m)
     metric_set(m->draining, inst, atomic_load(&c->draining) ? 1 : 0);
     metric_set(m->redis_errors, inst, (double)store_unavailable_count());
     metric_clear(m->running);
-    int held = 0;
-    pthread_mutex_lock(&c->lock);
-    for (struct held_job *h = c->held; h; h = h->next) {
-        held++;
-        if (h->started && !atomic_load(&h->slot_free) && !atomic_load(&h->finished))
-            metric_add(m->running, (const char *const[]){m->instance, h->image}, 1);
-    }
-    pthread_mutex_unlock(&c->lock);
-    metric_set(m->held, inst, held);
+    struct running_count rc = {m, 0};
+    held_each(c, count_running, &rc);
+    metric_set(m->held, inst, rc.held);
     if (c->ops->get_hosts) {
         metric_clear(m->host_up);
         metric_clear(m->host_jobs);

@@ -84,24 +84,44 @@ static size_t reap_peeks(struct peek **list, struct store *st)
     return left;
 }
 
+struct peek_item {
+    int64_t id;
+    struct vmms_vm vm;
+};
+
+struct peek_batch {
+    struct peek_item *items; /* PARTIAL_BATCH of them */
+    size_t n;
+    const struct peek *inflight;
+};
+
+/* held_fn: collects each running job with no peek going (its vm too). */
+static bool collect_running(struct consumer *c, struct held_job *h, void *arg)
+{
+    (void)c;
+    struct peek_batch *b = arg;
+    if (b->n >= PARTIAL_BATCH)
+        return false;
+    if (h->started && atomic_load(&h->in_run) && !in_flight(b->inflight, h->id)) {
+        b->items[b->n].id = h->id;
+        b->items[b->n].vm = h->vm;
+        b->n++;
+    }
+    return true;
+}
+
 /* Starts a peek for each running job a client watches that has none going;
  * returns how many it started. */
 static size_t start_peeks(struct consumer *c, struct store *st, struct peek **list,
                         size_t inflight, size_t max)
 {
-    struct { int64_t id; struct vmms_vm vm; } *batch = calloc(PARTIAL_BATCH, sizeof *batch);
-    if (batch == NULL)
+    struct peek_batch b = {calloc(PARTIAL_BATCH, sizeof *b.items), 0, *list};
+    if (b.items == NULL)
         return 0;
+    struct peek_item *batch = b.items;
     size_t started = 0;
-    size_t n = 0;
-    pthread_mutex_lock(&c->lock);
-    for (struct held_job *h = c->held; h && n < PARTIAL_BATCH; h = h->next)
-        if (h->started && atomic_load(&h->in_run) && !in_flight(*list, h->id)) {
-            batch[n].id = h->id;
-            batch[n].vm = h->vm;
-            n++;
-        }
-    pthread_mutex_unlock(&c->lock);
+    held_each(c, collect_running, &b);
+    size_t n = b.n;
     bool *wanted = calloc(n + 1, sizeof *wanted);
     int64_t *ids = calloc(n + 1, sizeof *ids);
     if (wanted && ids) {

@@ -56,32 +56,6 @@ struct reaper {
     bool stop;
 };
 
-bool consumer_holds_vm(struct consumer *c, const char *name)
-{
-    bool owned = false;
-    pthread_mutex_lock(&c->lock);
-    for (struct held_job *h = c->held; h && !owned; h = h->next)
-        owned = h->vm_name[0] && strcmp(h->vm_name, name) == 0;
-    pthread_mutex_unlock(&c->lock);
-    return owned;
-}
-
-/* Whether this consumer holds job id under fence (any fence if 0). */
-static bool holds_fence(struct consumer *c, int64_t id, long long fence)
-{
-    bool held = false;
-    pthread_mutex_lock(&c->lock);
-    for (struct held_job *h = c->held; h && !held; h = h->next)
-        held = h->id == id && (fence == 0 || h->fence == fence) && !atomic_load(&h->ended);
-    pthread_mutex_unlock(&c->lock);
-    return held;
-}
-
-bool consumer_holds_job(struct consumer *c, int64_t id)
-{
-    return holds_fence(c, id, 0);
-}
-
 void reaper_destroy(struct consumer *c, const struct vmms_vm *vm, const char *why)
 {
     struct reaper *r = c->reaper;
@@ -170,7 +144,7 @@ static bool instance_owned(struct consumer *c, struct store *st, struct owners *
     size_t len = strlen(name), ml = strlen(mine);
     bool own = len > ml && strcmp(name + len - ml, mine) == 0;
     int64_t job = job_of_instance(c, name);
-    if (consumer_holds_vm(c, name) || pool_owns(c->pool, name))
+    if (held_holds_vm(c, name) || pool_owns(c->pool, name))
         return true;
     if (only_own ? !own : own && !job)
         return true; /* not ours to judge now, or our pool is growing it */
@@ -245,7 +219,7 @@ static void cleanup_instances(struct consumer *c, struct store *st, bool only_ow
 static bool file_is_stale(struct consumer *c, struct store *st, int64_t id, long long fence,
                           const char *name)
 {
-    if (holds_fence(c, id, fence))
+    if (held_find(c, id, fence))
         return false;
     /* The fence first: while it is the file's, its writer may still have
      * its finish accepted; once it has moved on, the record can no longer

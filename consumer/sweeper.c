@@ -68,6 +68,20 @@ static void requeue_adopted(struct consumer *c, struct store *st, struct job *jo
     job_free(job);
 }
 
+/* Holds an adopted job (takes job): counted, and its worker starts at once. */
+static void hold_adopted(struct consumer *c, struct job *job, enum held_mode mode, bool cancel)
+{
+    metrics_job_adopted(c, mode);
+    held_add(c, job, mode, cancel, worker_main);
+}
+
+void consumer_dead_letter(struct consumer *c, struct store *st, int64_t id, const char *why)
+{
+    log_error("job_unreadable", "id=%lld error=\"%s\"", (long long)id, why);
+    if (store_job_deadletter(st, c->token, id, why) != STORE_OK)
+        log_error("deadletter_failed", "id=%lld error=\"%s\"", (long long)id, store_error(st));
+}
+
 /* Decides what an adopted job needs (the table above); takes job. */
 static void adopted(struct consumer *c, struct store *st, struct job *job)
 {
@@ -78,14 +92,14 @@ static void adopted(struct consumer *c, struct store *st, struct job *job)
         if (job->run_handle && job->vm_name) {
             log_info("job_adopted", "id=%lld mode=reattach vm=%s", (long long)job->id,
                      job->vm_name);
-            hold_job(c, job, HELD_REATTACH, cancel);
+            hold_adopted(c, job, HELD_REATTACH, cancel);
             return;
         }
         requeue_adopted(c, st, job, times_before_run(job) >= c->cfg->job_retries, BEFORE_RUN);
         return;
     case JOB_FINISHING:
         log_info("job_adopted", "id=%lld mode=complete", (long long)job->id);
-        hold_job(c, job, HELD_COMPLETE, cancel); /* used only if its output is gone */
+        hold_adopted(c, job, HELD_COMPLETE, cancel); /* used only if its output is gone */
         return;
     case JOB_LEASED:
         requeue_adopted(c, st, job, false, "Requeued after its consumer stopped before it ran");
@@ -127,7 +141,7 @@ void sweep_leases(struct consumer *c, struct store *st)
     for (size_t i = 0; i < n; i++) {
         struct job *job = NULL;
         enum store_lease got;
-        if (consumer_holds_job(c, ids[i]))
+        if (held_holds_job(c, ids[i]))
             continue; /* ours and running here: its renewal only lagged */
         if (store_lease_adopt(st, c->token, ids[i], c->cfg->lease_ms, &job, &got) != STORE_OK)
             continue;

@@ -415,24 +415,12 @@ static void fill_vm_spec(struct run_state *rs, struct vmms_vm *vm)
         snprintf(vm->instance_type, sizeof vm->instance_type, "%s", rs->job->instance_type);
 }
 
-/* Publishes the instance this job uses to the held entry (for orphan
- * clean-up and partial output); in_run: the run is going. */
-static void publish_vm(struct run_state *rs, bool in_run)
-{
-    pthread_mutex_lock(&rs->c->lock);
-    snprintf(rs->h->vm_name, sizeof rs->h->vm_name, "%s", rs->vm.name);
-    if (in_run)
-        rs->h->vm = rs->vm;
-    pthread_mutex_unlock(&rs->c->lock);
-    atomic_store(&rs->h->in_run, in_run);
-}
-
 /* Waits for the run named by the job's run handle, at most wait_ms, in
  * slices so that a consumer handing its jobs off (lost) lets go promptly;
  * the run itself goes on in its instance. */
 static int wait_run(struct run_state *rs, long long wait_ms, int *status, char *err, size_t errlen)
 {
-    publish_vm(rs, true);
+    held_publish_vm(rs->c, rs->h, &rs->vm, true);
     /* A cancellation that came while the run was being started saw no run
      * to stop (in_run was false): end it here instead of waiting. */
     if (atomic_load(&rs->h->cancel)) {
@@ -570,14 +558,15 @@ static void after_run(struct run_state *rs, int st, int status, const char *run_
     finish(rs, "Success: Autodriver returned normally", NULL, NULL, 0);
 }
 
-static void run_steps(struct run_state *rs)
+/* Run step 1: takes a warm instance from the pool (a stale one is dropped)
+ * or names a fresh one, publishes its name and records the job running.
+ * false: the job went no further (lease lost, cancelled). */
+static bool assign_vm(struct run_state *rs)
 {
     struct consumer *c = rs->c;
     const struct vmms_ops *ops = c->ops;
     struct job *job = rs->job;
     char err[512] = "";
-    double t0 = (double)clock_mono_ms();
-
     struct vmms_vm want;
     fill_vm_spec(rs, &want);
     pool_note_job(c->pool, job->image);
@@ -598,19 +587,28 @@ static void run_steps(struct run_state *rs)
         rs->vm = want;
         char tag[32];
         snprintf(tag, sizeof tag, "j%lld", (long long)job->id);
-        consumer_vm_name(c, tag, rs->vm.name, sizeof rs->vm.name);
+        held_vm_name(c, tag, rs->vm.name, sizeof rs->vm.name);
     }
     /* Named (in the held entry and the record) before it exists, so no
      * clean-up pass can take it for an orphan. */
-    publish_vm(rs, false);
+    held_publish_vm(rs->c, rs->h, &rs->vm, false);
     free(job->vm_name);
     job->vm_name = strdup(rs->vm.name);
     job->assigned = true;
     trace(rs, "Assigned job %s:%lld %s VM %s", job->name, (long long)job->id,
           rs->from_pool ? "existing" : "new", rs->vm.name);
-    if (persist(rs, do_start, "running") || end_if_cancelled(rs))
-        return;
+    return !(persist(rs, do_start, "running") || end_if_cancelled(rs));
+}
 
+/* Run step 2: makes a fresh instance and waits until it is ready (a
+ * pool's is ready already), then records where it is. false: the job was
+ * requeued (no capacity) or failed here. */
+static bool ready_vm(struct run_state *rs)
+{
+    struct consumer *c = rs->c;
+    const struct vmms_ops *ops = c->ops;
+    struct job *job = rs->job;
+    char err[512] = "";
     if (!rs->from_pool) {
         int st = ops->initialize_vm(c->vctx, &rs->vm, err, sizeof err);
         metrics_vmms_error(c, "initialize_vm", st);
@@ -620,7 +618,7 @@ static void run_steps(struct run_state *rs)
             trace(rs, "No worker host available: waiting in the queue");
             requeue(rs, false);
             atomic_store(&c->busy_until_ms, clock_mono_ms() + 1000);
-            return;
+            return false;
         }
         rs->have_vm = true; /* even a half-made instance must be destroyed */
         if (st != VMMS_OK) {
@@ -628,7 +626,7 @@ static void run_steps(struct run_state *rs)
             char why[600];
             snprintf(why, sizeof why, "Internal error: initializeVM failed: %s", err);
             step_failed(rs, st, err, why, "waitvm_timeouts");
-            return;
+            return false;
         }
         st = ops->wait_vm(c->vctx, &rs->vm, c->cfg->waitvm_timeout_s, err, sizeof err);
         metrics_vmms_error(c, "wait_vm", st);
@@ -638,7 +636,7 @@ static void run_steps(struct run_state *rs)
             snprintf(why, sizeof why, "Internal error: waitVM timeout after %d secs (%s)",
                      c->cfg->waitvm_timeout_s, err);
             step_failed(rs, st, err, why, "waitvm_timeouts");
-            return;
+            return false;
         }
     } else {
         rs->have_vm = true;
@@ -648,12 +646,18 @@ static void run_steps(struct run_state *rs)
     job->vm_id = strdup(rs->vm.id);
     free(job->vm_host);
     job->vm_host = rs->vm.host[0] ? strdup(rs->vm.host) : NULL;
-    double t_ready = (double)clock_mono_ms();
-    trace(rs, "VM %s ready for job %s:%lld (%.0f ms)", rs->vm.name, job->name, (long long)job->id,
-          t_ready - t0);
-    metrics_job_phase(c, "waitvm", (t_ready - t0) / 1000.0);
+    return true;
+}
 
-    /* Copy in: input files from the lab directory, in the order listed. */
+/* Run step 3: copies the input files in from the lab directory, in the
+ * order listed; *t_in: when it ended. false: the job failed, was
+ * rescheduled or was cancelled here. */
+static bool copy_in_files(struct run_state *rs, double t_ready, double *t_in)
+{
+    struct consumer *c = rs->c;
+    const struct vmms_ops *ops = c->ops;
+    struct job *job = rs->job;
+    char err[512] = "";
     struct vmms_file *files = calloc(job->nfiles + 1, sizeof *files);
     char (*paths)[PATH_MAX] = calloc(job->nfiles + 1, PATH_MAX);
     int bad = 0;
@@ -670,10 +674,10 @@ static void run_steps(struct run_state *rs)
     rs->copyin = st == VMMS_OK ? 0 : -1;
     if (!bad)
         metrics_vmms_error(c, "copy_in", st);
-    double t_in = (double)clock_mono_ms();
-    metrics_job_phase(c, "copyin", (t_in - t_ready) / 1000.0);
+    *t_in = (double)clock_mono_ms();
+    metrics_job_phase(c, "copyin", (*t_in - t_ready) / 1000.0);
     trace(rs, "Input copied for job %s:%lld [status=%d] (%.0f ms)", job->name, (long long)job->id,
-          rs->copyin, t_in - t_ready);
+          rs->copyin, *t_in - t_ready);
     if (st != VMMS_OK) {
         char why[600];
         snprintf(why, sizeof why, "Error: Copy in to VM failed (status=%d): %s", rs->copyin, err);
@@ -681,13 +685,20 @@ static void run_steps(struct run_state *rs)
             reschedule(rs, why, "copyin_errors");
         else
             step_failed(rs, st, err, why, "copyin_errors");
-        return;
+        return false;
     }
-    if (end_if_cancelled(rs))
-        return;
+    return !end_if_cancelled(rs);
+}
 
-    /* Start the run, then record what a successor needs to find it again
-     * (instance, run handle, deadline on Redis's clock) before waiting. */
+/* Run step 4: starts the run, records what a successor needs to find it
+ * again (instance, run handle, deadline on Redis's clock), waits for it and
+ * finishes the job (after_run). t_in: when the copy in ended. */
+static void start_and_wait(struct run_state *rs, double t_in)
+{
+    struct consumer *c = rs->c;
+    const struct vmms_ops *ops = c->ops;
+    struct job *job = rs->job;
+    char err[512] = "";
     struct vmms_run run = {
         .timeout_s = job->timeout_s,
         .max_output = job->max_output_bytes,
@@ -700,7 +711,7 @@ static void run_steps(struct run_state *rs)
     if (store_time_ms(rs->st, &now) != STORE_OK)
         now = clock_wall_ms();
     char handle[256] = "";
-    st = ops->start_job(c->vctx, &rs->vm, &run, handle, sizeof handle, err, sizeof err);
+    int st = ops->start_job(c->vctx, &rs->vm, &run, handle, sizeof handle, err, sizeof err);
     metrics_vmms_error(c, "start_job", st);
     if (st != VMMS_OK) {
         after_run(rs, st == VMMS_TIMEOUT ? VMMS_ERR : st, -1, err, t_in);
@@ -714,6 +725,24 @@ static void run_steps(struct run_state *rs)
     int status = -1;
     st = wait_run(rs, wait_ms, &status, err, sizeof err);
     after_run(rs, st, status, err, t_in);
+}
+
+/* A new job's steps: instance, ready, copy in, run; each step ends the job
+ * itself when it cannot go on. */
+static void run_steps(struct run_state *rs)
+{
+    double t0 = (double)clock_mono_ms();
+    if (!assign_vm(rs) || !ready_vm(rs))
+        return;
+    double t_ready = (double)clock_mono_ms();
+    struct job *job = rs->job;
+    trace(rs, "VM %s ready for job %s:%lld (%.0f ms)", rs->vm.name, job->name, (long long)job->id,
+          t_ready - t0);
+    metrics_job_phase(rs->c, "waitvm", (t_ready - t0) / 1000.0);
+    double t_in;
+    if (!copy_in_files(rs, t_ready, &t_in))
+        return;
+    start_and_wait(rs, t_in);
 }
 
 /* An adopted running job: its predecessor started the run and recorded it;
