@@ -189,8 +189,3 @@ void held_vm_name(struct consumer *c, const char *tag, char *out, size_t len)
     pthread_mutex_unlock(&c->lock);
     snprintf(out, len, "%s%s-%lu-%.8s", c->cfg->instance_prefix, tag, seq, c->token);
 }
-
-void consumer_vm_name(struct consumer *c, const char *tag, char *out, size_t len)
-{
-    held_vm_name(c, tag, out, len);
-}

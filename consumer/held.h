@@ -110,7 +110,5 @@ void held_free_all(struct consumer *c);
 /* A unique instance name into out (len bytes):
  * <instance_prefix><tag>-<seq>-<token prefix>. */
 void held_vm_name(struct consumer *c, const char *tag, char *out, size_t len);
-/* The former name of held_vm_name, kept for pool.c; same contract. */
-void consumer_vm_name(struct consumer *c, const char *tag, char *out, size_t len);
 
 #endif

@@ -328,7 +328,7 @@ static bool grow(struct pool *p, const struct vmms_vm *spec)
 {
     struct consumer *c = p->c;
     struct vmms_vm vm = *spec;
-    consumer_vm_name(c, "p", vm.name, sizeof vm.name);
+    held_vm_name(c, "p", vm.name, sizeof vm.name);
     char err[256] = "", id[128];
     int st = current_image_id(p, spec->image, id, err, sizeof err);
     bool made = false;
