@@ -123,184 +123,256 @@ static json_t *reported_hosts(json_t *consumers, const char *leader, const char 
     return NULL;
 }
 
+/* Everything status shows, read once from Redis, then tallied. */
+struct status_view {
+    char leader[64], drain[64];
+    long long leader_ttl;
+    json_t *consumers, *paused, *running, *info, *images, *pools, *queues;
+    struct store_overview ov;
+    long long queued;
+    double head_age, now;
+    int ps, ds;                  /* store_paused / store_drain_requested */
+    const char *hosts_from;      /* whose heartbeat the worker hosts come from */
+    json_t *reported;            /* borrowed from consumers, or NULL */
+    json_t *standbys;            /* the heartbeats other than the leader's */
+    long long by_state[JOB_NSTATES];
+    json_t *hosts;               /* host -> running jobs on it */
+};
+
+/* Reads the service's state into v (zeroed by the caller); on failure the
+ * ctl_store_fail exit code, else CTL_OK. */
+static int status_read(struct ctl *x, struct status_view *v)
+{
+    struct store *st = x->st;
+    v->leader_ttl = -1;
+    v->head_age = -1;
+    int status = store_leader(st, v->leader, sizeof v->leader, &v->leader_ttl);
+    if (status != STORE_OK && status != STORE_NOT_FOUND)
+        return ctl_store_fail(x, status, "reading the leader lease");
+    if ((status = store_consumers(st, &v->consumers)) != STORE_OK ||
+        (status = queue_rows(st, &v->queues, &v->queued, &v->head_age)) != STORE_OK ||
+        (status = store_overview(st, &v->ov)) != STORE_OK ||
+        (status = store_leased_jobs(st, RUNNING_MAX, &v->running)) != STORE_OK ||
+        (status = store_info(st, &v->info)) != STORE_OK ||
+        (status = store_pools(st, &v->pools)) != STORE_OK)
+        return ctl_store_fail(x, status, "reading the service's state");
+    v->ps = store_paused(st, &v->paused);
+    v->ds = store_drain_requested(st, v->drain, sizeof v->drain);
+    if (store_images(st, &v->images) != STORE_OK)
+        v->images = json_array();
+    v->now = ctl_now();
+    return CTL_OK;
+}
+
+/* The standbys, the running jobs by state, and the hosts they use. */
+static void status_tally(struct status_view *v)
+{
+    v->reported = reported_hosts(v->consumers, v->leader, &v->hosts_from);
+    v->standbys = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(v->consumers, i, c) {
+        const char *t = json_string_value(json_object_get(c, "token"));
+        if (!v->leader[0] || !t || strcmp(t, v->leader) != 0)
+            json_array_append(v->standbys, c);
+    }
+    v->hosts = json_object();
+    json_t *job;
+    json_array_foreach(v->running, i, job) {
+        enum job_state s;
+        if (job_state_parse(json_string_value(json_object_get(job, "state")), &s) == 0)
+            v->by_state[s]++;
+        const char *h = json_string_value(json_object_get(json_object_get(job, "vm"), "host"));
+        if (json_is_string(json_object_get(json_object_get(job, "vm"), "name"))) {
+            const char *key = h && h[0] ? h : "(local)";
+            json_object_set_new(v->hosts, key,
+                                json_integer(json_integer_value(json_object_get(v->hosts, key)) + 1));
+        }
+    }
+}
+
+static void status_free(struct status_view *v)
+{
+    json_decref(v->consumers);
+    json_decref(v->queues);
+    json_decref(v->standbys);
+    json_decref(v->running);
+    json_decref(v->info);
+    json_decref(v->images);
+    json_decref(v->pools);
+    json_decref(v->hosts);
+    json_decref(v->paused);
+}
+
+/* status --json: one document. */
+static void status_emit_json(struct ctl *x, const struct status_view *v)
+{
+    const struct store_overview *ov = &v->ov;
+    json_t *lead = v->leader[0] ? json_pack("{s:s, s:I, s:O?}", "token", v->leader, "leaseMsLeft",
+                                            (json_int_t)v->leader_ttl, "heartbeat",
+                                            consumer_of(v->consumers, v->leader))
+                                : json_null();
+    json_t *doc = json_pack(
+        "{s:o, s:O, s:O, s:o, s:o, s:{s:I, s:o, s:I, s:O}, s:{s:I, s:I, s:I, s:I, s:O},"
+        " s:{s:s, s:s?, s:O?, s:O}, s:O, s:O, s:{s:I, s:I}, s:{s:I, s:I, s:I}, s:O}",
+        "leader", lead, "standbys", v->standbys, "consumers", v->consumers, "paused",
+        v->ps == STORE_OK ? json_incref(v->paused) : json_null(), "drainRequested",
+        v->ds == STORE_OK ? json_string(v->drain) : json_null(), "queue", "length",
+        (json_int_t)v->queued, "oldestAgeS", v->head_age >= 0 ? json_real(v->head_age) : json_null(),
+        "cancelsPending", (json_int_t)ov->cancels, "courses", v->queues, "running", "count",
+        (json_int_t)ov->leased, "leased", (json_int_t)v->by_state[JOB_LEASED], "running",
+        (json_int_t)v->by_state[JOB_RUNNING], "finishing", (json_int_t)v->by_state[JOB_FINISHING],
+        "jobs", v->running, "hosts", "health",
+        v->reported ? "reported" : "none reported (no consumer, or a back end without worker "
+                                   "hosts)",
+        "from", v->hosts_from, "workers", v->reported, "inUse", v->hosts, "images", v->images,
+        "pools", v->pools, "callbacks", "pending", (json_int_t)ov->callbacks_due, "failed",
+        (json_int_t)ov->callbacks_failed, "dead", "total", (json_int_t)ov->dead, "deadLetter",
+        (json_int_t)ov->deadletter, "live", (json_int_t)ov->live, "counters", v->info);
+    ctl_emit_json(x, doc);
+}
+
+/* Leader:, Standby:, Leasing: and Drain: lines. */
+static void print_control(const struct status_view *v)
+{
+    char age[32];
+    size_t i;
+    json_t *c;
+    if (v->leader[0])
+        print_consumer("Leader:", consumer_of(v->consumers, v->leader), v->leader, v->leader_ttl);
+    else
+        printf("%-11s%s\n", "Leader:", "none (no consumer holds the leader lease)");
+    if (json_array_size(v->standbys) == 0)
+        printf("%-11s%s\n", "Standby:", "none");
+    json_array_foreach(v->standbys, i, c)
+        print_consumer("Standby:", c, json_string_value(json_object_get(c, "token")), -1);
+    if (v->ps == STORE_OK) {
+        const char *by = json_string_value(json_object_get(v->paused, "by"));
+        const char *why = json_string_value(json_object_get(v->paused, "reason"));
+        double since = json_number_value(json_object_get(v->paused, "since"));
+        printf("%-11sPAUSED %s ago by %s%s%s: nothing new is leased (tangoctl resume)\n",
+               "Leasing:", ctl_age(since > 0 ? v->now - since : -1, age, sizeof age),
+               by ? by : "?", why ? ": " : "", why ? why : "");
+    } else {
+        printf("%-11s%s\n", "Leasing:", "on");
+    }
+    if (v->ds == STORE_OK)
+        printf("%-11sdrain requested for consumer %.8s\n", "Drain:", v->drain);
+}
+
+/* Queue: and one line per class and share group. */
+static void print_queues(const struct status_view *v)
+{
+    char age[32];
+    size_t i;
+    json_t *row;
+    printf("%-11s%lld queued, oldest %s; %lld cancellation(s) pending\n", "Queue:", v->queued,
+           ctl_age(v->head_age, age, sizeof age), v->ov.cancels);
+    json_array_foreach(v->queues, i, row)
+        printf("  %-7s %-24s %5lld queued, oldest %-8s %lld running\n",
+               json_string_value(json_object_get(row, "class")),
+               json_string_value(json_object_get(row, "group")),
+               (long long)json_integer_value(json_object_get(row, "length")),
+               ctl_age(json_is_real(json_object_get(row, "oldestAgeS"))
+                           ? json_real_value(json_object_get(row, "oldestAgeS"))
+                           : -1,
+                       age, sizeof age),
+               (long long)json_integer_value(json_object_get(row, "running")));
+}
+
+/* Running: and one line per running job. */
+static void print_running(const struct status_view *v)
+{
+    char age[32];
+    size_t i;
+    json_t *job;
+    printf("%-11s%lld job(s): %lld leased, %lld running, %lld finishing\n", "Running:",
+           v->ov.leased, v->by_state[JOB_LEASED], v->by_state[JOB_RUNNING],
+           v->by_state[JOB_FINISHING]);
+    json_array_foreach(v->running, i, job) {
+        json_t *vm = json_object_get(job, "vm");
+        json_t *lease = json_object_get(job, "lease");
+        const char *host = json_string_value(json_object_get(vm, "host"));
+        printf("  %-8lld %-10s %-24s %-20s host %-12s owner %.8s for %s\n",
+               (long long)json_integer_value(json_object_get(job, "id")),
+               json_string_value(json_object_get(job, "state")) ?: "?",
+               json_string_value(json_object_get(job, "courselab")) ?: "?",
+               json_string_value(json_object_get(vm, "image")) ?: "?",
+               host && host[0] ? host : "(local)",
+               json_string_value(json_object_get(lease, "owner")) ?: "-",
+               ctl_age(v->now - json_number_value(json_object_get(job, "createdAt")), age,
+                       sizeof age));
+    }
+}
+
+/* Hosts: (the worker hosts as reported) and In use: (by the running jobs). */
+static void print_hosts(const struct status_view *v)
+{
+    size_t i;
+    const char *h;
+    json_t *w;
+    if (v->reported) {
+        printf("%-11s%zu worker host(s), as consumer %.8s sees them\n", "Hosts:",
+               json_array_size(v->reported), v->hosts_from ? v->hosts_from : "?");
+        json_array_foreach(v->reported, i, w)
+            printf("  %-32s %-4s %lld job(s)\n", json_string_value(json_object_get(w, "host")),
+                   json_is_true(json_object_get(w, "up")) ? "up" : "DOWN",
+                   (long long)json_integer_value(json_object_get(w, "jobs")));
+    } else {
+        printf("%-11sno worker hosts reported (no consumer, or its back end has none)\n",
+               "Hosts:");
+    }
+    if (json_object_size(v->hosts)) {
+        printf("%-11s", "In use:");
+        json_object_foreach(v->hosts, h, w)
+            printf("%s: %lld running  ", h, (long long)json_integer_value(w));
+        printf("\n");
+    }
+}
+
+/* Images:, Pool:, Callbacks:, Dead: and Counters: lines. */
+static void print_resources(const struct status_view *v)
+{
+    size_t i;
+    const char *h;
+    json_t *w;
+    printf("%-11s", "Images:");
+    json_array_foreach(v->images, i, w)
+        printf("%s%s", i ? ", " : "", json_string_value(w));
+    printf("%s\n", json_array_size(v->images) ? "" : "(none published yet)");
+    json_object_foreach(v->pools, h, w)
+        printf("%-11s%s: %zu ready of %zu\n", "Pool:", h,
+               json_array_size(json_object_get(w, "free")),
+               json_array_size(json_object_get(w, "total")));
+    printf("%-11s%lld pending, %lld failed (tangoctl callbacks retry)\n", "Callbacks:",
+           v->ov.callbacks_due, v->ov.callbacks_failed);
+    printf("%-11s%lld finished job(s) kept, %lld dead-letter\n", "Dead:", v->ov.dead,
+           v->ov.deadletter);
+    printf("%-11s", "Counters:");
+    json_object_foreach(v->info, h, w)
+        printf("%s=%lld ", h, (long long)json_integer_value(w));
+    printf("\n");
+}
+
 int cmd_status(struct ctl *x, int argc, char **argv)
 {
     (void)argv;
     if (argc != 1)
         return ctl_fail(x, CTL_USAGE, "status takes no arguments");
-    struct store *st = x->st;
-    char leader[64] = "", drain[64] = "";
-    long long leader_ttl = -1;
-    int status = store_leader(st, leader, sizeof leader, &leader_ttl);
-    if (status != STORE_OK && status != STORE_NOT_FOUND)
-        return ctl_store_fail(x, status, "reading the leader lease");
-    json_t *consumers = NULL, *paused = NULL, *running = NULL, *info = NULL, *images = NULL,
-           *pools = NULL, *queues = NULL;
-    struct store_overview ov;
-    long long queued = 0;
-    double head_age = -1;
-    if ((status = store_consumers(st, &consumers)) != STORE_OK ||
-        (status = queue_rows(st, &queues, &queued, &head_age)) != STORE_OK ||
-        (status = store_overview(st, &ov)) != STORE_OK ||
-        (status = store_leased_jobs(st, RUNNING_MAX, &running)) != STORE_OK ||
-        (status = store_info(st, &info)) != STORE_OK ||
-        (status = store_pools(st, &pools)) != STORE_OK) {
-        json_decref(consumers);
-        json_decref(queues);
-        json_decref(running);
-        json_decref(info);
-        json_decref(pools);
-        return ctl_store_fail(x, status, "reading the service's state");
-    }
-    int ps = store_paused(st, &paused);
-    int ds = store_drain_requested(st, drain, sizeof drain);
-    if (store_images(st, &images) != STORE_OK)
-        images = json_array();
-    double now = ctl_now();
-    const char *hosts_from = NULL;
-    json_t *reported = reported_hosts(consumers, leader, &hosts_from);
-
-    json_t *standbys = json_array();
-    size_t i;
-    json_t *c;
-    json_array_foreach(consumers, i, c) {
-        const char *t = json_string_value(json_object_get(c, "token"));
-        if (!leader[0] || !t || strcmp(t, leader) != 0)
-            json_array_append(standbys, c);
-    }
-    /* running jobs: by state, and the hosts they use */
-    long long by_state[JOB_NSTATES] = {0};
-    json_t *hosts = json_object();
-    json_t *job;
-    json_array_foreach(running, i, job) {
-        enum job_state s;
-        if (job_state_parse(json_string_value(json_object_get(job, "state")), &s) == 0)
-            by_state[s]++;
-        const char *h = json_string_value(json_object_get(json_object_get(job, "vm"), "host"));
-        if (json_is_string(json_object_get(json_object_get(job, "vm"), "name"))) {
-            const char *key = h && h[0] ? h : "(local)";
-            json_object_set_new(hosts, key,
-                                json_integer(json_integer_value(json_object_get(hosts, key)) + 1));
-        }
-    }
-
-    if (x->json) {
-        json_t *lead = leader[0] ? json_pack("{s:s, s:I, s:O?}", "token", leader, "leaseMsLeft",
-                                             (json_int_t)leader_ttl, "heartbeat",
-                                             consumer_of(consumers, leader))
-                                 : json_null();
-        json_t *doc = json_pack(
-            "{s:o, s:O, s:O, s:o, s:o, s:{s:I, s:o, s:I, s:O}, s:{s:I, s:I, s:I, s:I, s:O},"
-            " s:{s:s, s:s?, s:O?, s:O}, s:O, s:O, s:{s:I, s:I}, s:{s:I, s:I, s:I}, s:O}",
-            "leader", lead, "standbys", standbys, "consumers", consumers, "paused",
-            ps == STORE_OK ? json_incref(paused) : json_null(), "drainRequested",
-            ds == STORE_OK ? json_string(drain) : json_null(), "queue", "length",
-            (json_int_t)queued, "oldestAgeS", head_age >= 0 ? json_real(head_age) : json_null(),
-            "cancelsPending", (json_int_t)ov.cancels, "courses", queues, "running", "count", (json_int_t)ov.leased,
-            "leased", (json_int_t)by_state[JOB_LEASED], "running", (json_int_t)by_state[JOB_RUNNING],
-            "finishing", (json_int_t)by_state[JOB_FINISHING], "jobs", running, "hosts", "health",
-            reported ? "reported" : "none reported (no consumer, or a back end without worker "
-                                    "hosts)",
-            "from", hosts_from, "workers", reported, "inUse", hosts, "images", images, "pools", pools, "callbacks", "pending",
-            (json_int_t)ov.callbacks_due, "failed", (json_int_t)ov.callbacks_failed, "dead",
-            "total", (json_int_t)ov.dead, "deadLetter", (json_int_t)ov.deadletter, "live",
-            (json_int_t)ov.live, "counters", info);
-        ctl_emit_json(x, doc);
-    } else {
-        char age[32];
-        if (leader[0])
-            print_consumer("Leader:", consumer_of(consumers, leader), leader, leader_ttl);
-        else
-            printf("%-11s%s\n", "Leader:", "none (no consumer holds the leader lease)");
-        if (json_array_size(standbys) == 0)
-            printf("%-11s%s\n", "Standby:", "none");
-        json_array_foreach(standbys, i, c)
-            print_consumer("Standby:", c, json_string_value(json_object_get(c, "token")), -1);
-        if (ps == STORE_OK) {
-            const char *by = json_string_value(json_object_get(paused, "by"));
-            const char *why = json_string_value(json_object_get(paused, "reason"));
-            double since = json_number_value(json_object_get(paused, "since"));
-            printf("%-11sPAUSED %s ago by %s%s%s: nothing new is leased (tangoctl resume)\n",
-                   "Leasing:", ctl_age(since > 0 ? now - since : -1, age, sizeof age),
-                   by ? by : "?", why ? ": " : "", why ? why : "");
+    struct status_view v = {0};
+    int rc = status_read(x, &v);
+    if (rc == CTL_OK) {
+        status_tally(&v);
+        if (x->json) {
+            status_emit_json(x, &v);
         } else {
-            printf("%-11s%s\n", "Leasing:", "on");
+            print_control(&v);
+            print_queues(&v);
+            print_running(&v);
+            print_hosts(&v);
+            print_resources(&v);
         }
-        if (ds == STORE_OK)
-            printf("%-11sdrain requested for consumer %.8s\n", "Drain:", drain);
-        printf("%-11s%lld queued, oldest %s; %lld cancellation(s) pending\n", "Queue:", queued,
-               ctl_age(head_age, age, sizeof age), ov.cancels);
-        json_t *row;
-        json_array_foreach(queues, i, row)
-            printf("  %-7s %-24s %5lld queued, oldest %-8s %lld running\n",
-                   json_string_value(json_object_get(row, "class")),
-                   json_string_value(json_object_get(row, "group")),
-                   (long long)json_integer_value(json_object_get(row, "length")),
-                   ctl_age(json_is_real(json_object_get(row, "oldestAgeS"))
-                               ? json_real_value(json_object_get(row, "oldestAgeS"))
-                               : -1,
-                           age, sizeof age),
-                   (long long)json_integer_value(json_object_get(row, "running")));
-        printf("%-11s%lld job(s): %lld leased, %lld running, %lld finishing\n", "Running:",
-               ov.leased, by_state[JOB_LEASED], by_state[JOB_RUNNING], by_state[JOB_FINISHING]);
-        json_array_foreach(running, i, job) {
-            json_t *vm = json_object_get(job, "vm");
-            json_t *lease = json_object_get(job, "lease");
-            const char *host = json_string_value(json_object_get(vm, "host"));
-            printf("  %-8lld %-10s %-24s %-20s host %-12s owner %.8s for %s\n",
-                   (long long)json_integer_value(json_object_get(job, "id")),
-                   json_string_value(json_object_get(job, "state")) ?: "?",
-                   json_string_value(json_object_get(job, "courselab")) ?: "?",
-                   json_string_value(json_object_get(vm, "image")) ?: "?",
-                   host && host[0] ? host : "(local)",
-                   json_string_value(json_object_get(lease, "owner")) ?: "-",
-                   ctl_age(now - json_number_value(json_object_get(job, "createdAt")), age,
-                           sizeof age));
-        }
-        const char *h;
-        json_t *v;
-        if (reported) {
-            printf("%-11s%zu worker host(s), as consumer %.8s sees them\n", "Hosts:",
-                   json_array_size(reported), hosts_from ? hosts_from : "?");
-            json_array_foreach(reported, i, v)
-                printf("  %-32s %-4s %lld job(s)\n", json_string_value(json_object_get(v, "host")),
-                       json_is_true(json_object_get(v, "up")) ? "up" : "DOWN",
-                       (long long)json_integer_value(json_object_get(v, "jobs")));
-        } else {
-            printf("%-11sno worker hosts reported (no consumer, or its back end has none)\n",
-                   "Hosts:");
-        }
-        if (json_object_size(hosts)) {
-            printf("%-11s", "In use:");
-            json_object_foreach(hosts, h, v)
-                printf("%s: %lld running  ", h, (long long)json_integer_value(v));
-            printf("\n");
-        }
-        printf("%-11s", "Images:");
-        json_array_foreach(images, i, v)
-            printf("%s%s", i ? ", " : "", json_string_value(v));
-        printf("%s\n", json_array_size(images) ? "" : "(none published yet)");
-        json_object_foreach(pools, h, v)
-            printf("%-11s%s: %zu ready of %zu\n", "Pool:", h,
-                   json_array_size(json_object_get(v, "free")),
-                   json_array_size(json_object_get(v, "total")));
-        printf("%-11s%lld pending, %lld failed (tangoctl callbacks retry)\n", "Callbacks:",
-               ov.callbacks_due, ov.callbacks_failed);
-        printf("%-11s%lld finished job(s) kept, %lld dead-letter\n", "Dead:", ov.dead,
-               ov.deadletter);
-        printf("%-11s", "Counters:");
-        json_object_foreach(info, h, v)
-            printf("%s=%lld ", h, (long long)json_integer_value(v));
-        printf("\n");
     }
-    json_decref(consumers);
-    json_decref(queues);
-    json_decref(standbys);
-    json_decref(running);
-    json_decref(info);
-    json_decref(images);
-    json_decref(pools);
-    json_decref(hosts);
-    json_decref(paused);
-    return CTL_OK;
+    status_free(&v);
+    return rc;
 }
