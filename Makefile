@@ -3,7 +3,7 @@
 # `make test` runs every test (unit + integration); `make check` runs them in
 # both builds, which is what CI does.
 #
-# Layout convention: every program directory (producer, consumer, autodriver)
+# Layout convention: every program directory (producer, consumer, autodriver, tangoctl)
 # has a main.c; its other .c files form a static library so unit tests can link
 # them. Each VMMS plugin lives in vmms/<name>/ and becomes build/vmms/<name>.so.
 
@@ -53,8 +53,8 @@ endif
 ifneq ($(wildcard autodriver/main.c),)
 PROGRAMS += $(BUILD)/autodriver
 endif
-# tangoctl, the operator CLI (consumer/ctl/: main.c and one file per command group)
-CTL_SRC  := $(wildcard consumer/ctl/*.c)
+# tangoctl, the operator CLI (tangoctl/: main.c and one file per command group)
+CTL_SRC  := $(wildcard tangoctl/*.c)
 PROGRAMS += $(BUILD)/tangoctl
 
 # make check runs every fuzz harness briefly (make fuzz runs them longer).
@@ -89,7 +89,7 @@ $(BUILD)/tango-producer: $(BUILD)/obj/producer/main.o $(LIBPRODUCER) $(LIBCOMMON
 $(BUILD)/tango-consumer: $(BUILD)/obj/consumer/main.o $(LIBCONSUMER) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -rdynamic $^ $(LDLIBS) -o $@
 
-$(call objs_of,$(CTL_SRC)): consumer/ctl/ctl.h
+$(call objs_of,$(CTL_SRC)): tangoctl/ctl.h
 $(BUILD)/tangoctl: $(call objs_of,$(CTL_SRC)) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 

@@ -201,6 +201,49 @@ static char *dup_opt(json_t *v)
     return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
 }
 
+/* The fields a record may lack (older records, or unset): the disk and
+ * CPU limits, instance type, key, class, share group, the run's handle and
+ * the output's temporary name. */
+static void job_optional_fields(struct job *job, const json_t *o, const json_t *vm)
+{
+    json_t *disk = json_object_get(vm, "disk");
+    job->disk_mb = json_is_integer(disk) ? (int)json_integer_value(disk) : 0;
+    json_t *cpu = json_object_get(o, "cpuLimit");
+    job->cpu_limit_s = json_is_integer(cpu) && json_integer_value(cpu) > 0 &&
+                               json_integer_value(cpu) <= 86400
+                           ? (int)json_integer_value(cpu)
+                           : 0;
+    job->instance_type = dup_opt(json_object_get(vm, "instance_type"));
+    job->key_id = dup_opt(json_object_get(o, "keyId"));
+    job->priority = dup_opt(json_object_get(o, "priority"));
+    job->share_group = dup_opt(json_object_get(o, "shareGroup"));
+    json_t *run = json_object_get(o, "run");
+    if (json_is_object(run) && json_is_string(json_object_get(run, "handle"))) {
+        job->run_handle = strdup(json_string_value(json_object_get(run, "handle")));
+        job->run_deadline_ms = json_integer_value(json_object_get(run, "deadline"));
+    }
+    job->output_temp = dup_opt(json_object_get(o, "outputTemp"));
+}
+
+/* The record's input files into job->files; 0, or -1 with err naming the
+ * first malformed one (job->nfiles then counts those filled). */
+static int job_input_files(struct job *job, const json_t *input, char *err, size_t errlen)
+{
+    job->nfiles = json_array_size(input);
+    job->files = calloc(job->nfiles + 1, sizeof *job->files);
+    for (size_t i = 0; i < job->nfiles; i++) {
+        const char *l, *d;
+        if (json_unpack(json_array_get(input, i), "{s:s, s:s}", "localFile", &l, "destFile", &d)) {
+            snprintf(err, errlen, "malformed job record: input %zu", i);
+            job->nfiles = i;
+            return -1;
+        }
+        job->files[i].local_file = strdup(l);
+        job->files[i].dest_file = strdup(d);
+    }
+    return 0;
+}
+
 struct job *job_from_json(const json_t *o, char *err, size_t errlen)
 {
     json_t *trace = NULL, *vm = NULL, *input = NULL, *notify = NULL, *outcome = NULL;
@@ -222,10 +265,10 @@ struct job *job_from_json(const json_t *o, char *err, size_t errlen)
         return NULL;
     }
     int cores = 0, memory = 0;
-    json_t *vm_name = NULL, *vm_id = NULL, *vm_host = NULL, *disk = NULL;
-    if (json_unpack_ex(vm, &jerr, 0, "{s:s, s:i, s:i, s:o, s:o, s?o, s?o}", "image", &image,
+    json_t *vm_name = NULL, *vm_id = NULL, *vm_host = NULL;
+    if (json_unpack_ex(vm, &jerr, 0, "{s:s, s:i, s:i, s:o, s:o, s?o}", "image", &image,
                        "cores", &cores, "memory", &memory, "name", &vm_name, "id", &vm_id,
-                       "host", &vm_host, "disk", &disk) ||
+                       "host", &vm_host) ||
         !json_is_array(trace) || !json_is_array(input)) {
         snprintf(err, errlen, "malformed job record: vm, trace or input");
         return NULL;
@@ -252,39 +295,15 @@ struct job *job_from_json(const json_t *o, char *err, size_t errlen)
     job->disable_network = disable_network;
     job->created_at = created;
     job->outcome = dup_opt(outcome);
-    job->disk_mb = json_is_integer(disk) ? (int)json_integer_value(disk) : 0;
-    json_t *cpu = json_object_get(o, "cpuLimit");
-    job->cpu_limit_s = json_is_integer(cpu) && json_integer_value(cpu) > 0 &&
-                               json_integer_value(cpu) <= 86400
-                           ? (int)json_integer_value(cpu)
-                           : 0;
-    job->instance_type = dup_opt(json_object_get(vm, "instance_type"));
-    job->key_id = dup_opt(json_object_get(o, "keyId"));
-    job->priority = dup_opt(json_object_get(o, "priority"));
-    job->share_group = dup_opt(json_object_get(o, "shareGroup"));
-    json_t *run = json_object_get(o, "run");
-    if (json_is_object(run) && json_is_string(json_object_get(run, "handle"))) {
-        job->run_handle = strdup(json_string_value(json_object_get(run, "handle")));
-        job->run_deadline_ms = json_integer_value(json_object_get(run, "deadline"));
-    }
-    job->output_temp = dup_opt(json_object_get(o, "outputTemp"));
+    job_optional_fields(job, o, vm);
     if (job_state_parse(state, &job->state)) {
         snprintf(err, errlen, "malformed job record: unknown state \"%s\"", state);
         job_free(job);
         return NULL;
     }
-    job->nfiles = json_array_size(input);
-    job->files = calloc(job->nfiles + 1, sizeof *job->files);
-    for (size_t i = 0; i < job->nfiles; i++) {
-        const char *l, *d;
-        if (json_unpack(json_array_get(input, i), "{s:s, s:s}", "localFile", &l, "destFile", &d)) {
-            snprintf(err, errlen, "malformed job record: input %zu", i);
-            job->nfiles = i;
-            job_free(job);
-            return NULL;
-        }
-        job->files[i].local_file = strdup(l);
-        job->files[i].dest_file = strdup(d);
+    if (job_input_files(job, input, err, errlen)) {
+        job_free(job);
+        return NULL;
     }
     return job;
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <sys/time.h>
 
+#include "fairshare.h"
 #include "jobstate.h"
 #include "labs.h"
 #include "names.h"
@@ -139,6 +140,115 @@ static void parse_files(struct problems *p, json_t *files, const struct tango_co
         problem(p, "files: a destFile must be \"Makefile\"");
 }
 
+/* image, jobName and output_file: required; the image one this key may run. */
+static void parse_names(struct problems *p, json_t *o, const json_t *images, struct job *job)
+{
+    const char *image = json_string_value(json_object_get(o, "image"));
+    if (!image)
+        problem(p, "image: required");
+    else if (!image_name_is_valid(image) || !name_listed(images, image))
+        problem(p, "image: \"%.100s\" is not an image this service can run for this key "
+                   "(a configured image, or one this key built with /build)", image);
+    else
+        job->image = strdup(image);
+
+    const char *name = json_string_value(json_object_get(o, "jobName"));
+    if (!name || !text_ok(name, 255))
+        problem(p, "jobName: required, 1-255 characters without control characters");
+    else
+        job->name = strdup(name);
+
+    const char *output = json_string_value(json_object_get(o, "output_file"));
+    if (!output || !name_is_safe_str(output))
+        problem(p, "output_file: required, a plain file name");
+    else
+        job->output_file = strdup(output);
+}
+
+/* The optional limits, each within cfg's maximum; absent = cfg's default
+ * (timeout, max_kb) or none (the others). */
+static void parse_limits(struct problems *p, json_t *o, const struct tango_config *cfg,
+                         struct job *job)
+{
+    long long timeout = opt_int(p, o, "timeout", 0, cfg->max_timeout_s);
+    job->timeout_s = timeout > 0 ? (int)timeout : cfg->default_timeout_s;
+    /* max_kb 0 = default: tango-cli sends 0 unless told otherwise */
+    long long max_kb = opt_int(p, o, "max_kb", 0, cfg->max_output_kb);
+    job->max_output_bytes = (max_kb > 0 ? max_kb : cfg->default_max_kb) * 1024L;
+    long long cores = opt_int(p, o, "cores", 1, cfg->max_cores);
+    job->cores = cores > 0 ? (int)cores : 0;
+    long long memory = opt_int(p, o, "memory", 16, cfg->max_memory_mb);
+    job->memory_mb = memory > 0 ? (int)memory : 0;
+    long long disk = opt_int(p, o, "disk", 16, cfg->max_disk_limit_mb);
+    job->disk_mb = disk > 0 ? (int)disk : 0;
+    /* CPU seconds of the whole run (docs/backends/localOCI.md, "CPU-time
+     * limit"); absent or 0 = none */
+    long long cpu = opt_int(p, o, "cpu_limit_s", 0, cfg->max_cpu_limit_s);
+    job->cpu_limit_s = cpu > 0 ? (int)cpu : 0;
+}
+
+/* A VM type (ec2SSH): a short name, and one of the config's
+ * vmms_config.ec2SSH.allowed_instance_types when this producer's config
+ * has that list (the usual case: one config file for every service), so
+ * the client hears of a refused type at once; the back end checks again
+ * (a job that reaches it anyway fails with the reason in its trace). */
+static void parse_instance_type(struct problems *p, json_t *o, const struct tango_config *cfg,
+                                struct job *job)
+{
+    json_t *itype = json_object_get(o, "instance_type");
+    if (!itype || json_is_null(itype))
+        return;
+    const char *t = json_string_value(itype);
+    size_t tl = t ? strlen(t) : 0;
+    const json_t *allowed = json_object_get(json_object_get(cfg->vmms_config, "ec2SSH"),
+                                            "allowed_instance_types");
+    if (tl == 0 || tl > 31 || strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789.") != tl)
+        problem(p, "instance_type: 1-31 of a-z, 0-9 and '.', e.g. \"t3.micro\"");
+    else if (json_is_array(allowed) && !name_listed(allowed, t))
+        problem(p, "instance_type: \"%s\" is not allowed on this service (see "
+                   "vmms_config.ec2SSH.allowed_instance_types)", t);
+    else
+        job->instance_type = strdup(t);
+}
+
+/* priority (a class name) and disable_network (a boolean, else cfg's
+ * default). */
+static void parse_scheduling(struct problems *p, json_t *o, const struct tango_config *cfg,
+                             struct job *job)
+{
+    json_t *prio = json_object_get(o, "priority");
+    if (prio && !json_is_null(prio)) {
+        if (!json_is_string(prio) || jobstate_class_parse(json_string_value(prio)) < 0)
+            problem(p, "priority: must be \"high\", \"normal\" or \"low\"");
+        else
+            job->priority = strdup(json_string_value(prio));
+    }
+
+    json_t *net = json_object_get(o, "disable_network");
+    if (net && !json_is_null(net) && !json_is_boolean(net))
+        problem(p, "disable_network: must be true or false");
+    job->disable_network = json_is_boolean(net) ? json_is_true(net) : cfg->default_disable_network;
+}
+
+/* callback_url (or Tango's notifyURL): an http(s) URL callbacks may go to. */
+static void parse_callback(struct problems *p, json_t *o,
+                           const struct callback_policy *callbacks, struct job *job)
+{
+    const char *keys[] = {"callback_url", "notifyURL"};
+    for (int i = 0; i < 2 && !job->callback_url; i++) {
+        json_t *v = json_object_get(o, keys[i]);
+        if (!v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
+            continue;
+        char why[300];
+        if (!json_is_string(v) || !url_ok(json_string_value(v)))
+            problem(p, "%s: must be an http:// or https:// URL", keys[i]);
+        else if (callback_check_url(callbacks, json_string_value(v), why, sizeof why))
+            problem(p, "%s: callbacks may not go there: %s", keys[i], why);
+        else
+            job->callback_url = strdup(json_string_value(v));
+    }
+}
+
 struct job *addjob_parse(const char *body, size_t len, const struct tango_config *cfg,
                          const json_t *images, const struct callback_policy *callbacks,
                          const char *courselab, const char *lab_dir, char *err, size_t errlen)
@@ -155,92 +265,12 @@ struct job *addjob_parse(const char *body, size_t len, const struct tango_config
     struct job *job = job_new();
     job->courselab = strdup(courselab);
     job->lab_dir = strdup(lab_dir);
-
-    const char *image = json_string_value(json_object_get(o, "image"));
-    if (!image)
-        problem(&p, "image: required");
-    else if (!image_name_is_valid(image) || !name_listed(images, image))
-        problem(&p, "image: \"%.100s\" is not an image this service can run for this key "
-                    "(a configured image, or one this key built with /build)", image);
-    else
-        job->image = strdup(image);
-
-    const char *name = json_string_value(json_object_get(o, "jobName"));
-    if (!name || !text_ok(name, 255))
-        problem(&p, "jobName: required, 1-255 characters without control characters");
-    else
-        job->name = strdup(name);
-
-    const char *output = json_string_value(json_object_get(o, "output_file"));
-    if (!output || !name_is_safe_str(output))
-        problem(&p, "output_file: required, a plain file name");
-    else
-        job->output_file = strdup(output);
-
+    parse_names(&p, o, images, job);
     parse_files(&p, json_object_get(o, "files"), cfg, lab_dir, job);
-
-    long long timeout = opt_int(&p, o, "timeout", 0, cfg->max_timeout_s);
-    job->timeout_s = timeout > 0 ? (int)timeout : cfg->default_timeout_s;
-    /* max_kb 0 = default: tango-cli sends 0 unless told otherwise */
-    long long max_kb = opt_int(&p, o, "max_kb", 0, cfg->max_output_kb);
-    job->max_output_bytes = (max_kb > 0 ? max_kb : cfg->default_max_kb) * 1024L;
-    long long cores = opt_int(&p, o, "cores", 1, cfg->max_cores);
-    job->cores = cores > 0 ? (int)cores : 0;
-    long long memory = opt_int(&p, o, "memory", 16, cfg->max_memory_mb);
-    job->memory_mb = memory > 0 ? (int)memory : 0;
-    long long disk = opt_int(&p, o, "disk", 16, cfg->max_disk_limit_mb);
-    job->disk_mb = disk > 0 ? (int)disk : 0;
-    /* CPU seconds of the whole run (docs/backends/localOCI.md, "CPU-time
-     * limit"); absent or 0 = none */
-    long long cpu = opt_int(&p, o, "cpu_limit_s", 0, cfg->max_cpu_limit_s);
-    job->cpu_limit_s = cpu > 0 ? (int)cpu : 0;
-
-    /* A VM type (ec2SSH): a short name, and one of the config's
-     * vmms_config.ec2SSH.allowed_instance_types when this producer's config
-     * has that list (the usual case: one config file for every service), so
-     * the client hears of a refused type at once; the back end checks again
-     * (a job that reaches it anyway fails with the reason in its trace). */
-    json_t *itype = json_object_get(o, "instance_type");
-    if (itype && !json_is_null(itype)) {
-        const char *t = json_string_value(itype);
-        size_t tl = t ? strlen(t) : 0;
-        const json_t *allowed = json_object_get(
-            json_object_get(cfg->vmms_config, "ec2SSH"), "allowed_instance_types");
-        if (tl == 0 || tl > 31 || strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789.") != tl)
-            problem(&p, "instance_type: 1-31 of a-z, 0-9 and '.', e.g. \"t3.micro\"");
-        else if (json_is_array(allowed) && !name_listed(allowed, t))
-            problem(&p, "instance_type: \"%s\" is not allowed on this service (see "
-                        "vmms_config.ec2SSH.allowed_instance_types)", t);
-        else
-            job->instance_type = strdup(t);
-    }
-
-    json_t *prio = json_object_get(o, "priority");
-    if (prio && !json_is_null(prio)) {
-        if (!json_is_string(prio) || jobstate_class_parse(json_string_value(prio)) < 0)
-            problem(&p, "priority: must be \"high\", \"normal\" or \"low\"");
-        else
-            job->priority = strdup(json_string_value(prio));
-    }
-
-    json_t *net = json_object_get(o, "disable_network");
-    if (net && !json_is_null(net) && !json_is_boolean(net))
-        problem(&p, "disable_network: must be true or false");
-    job->disable_network = json_is_boolean(net) ? json_is_true(net) : cfg->default_disable_network;
-
-    const char *keys[] = {"callback_url", "notifyURL"};
-    for (int i = 0; i < 2 && !job->callback_url; i++) {
-        json_t *v = json_object_get(o, keys[i]);
-        if (!v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
-            continue;
-        char why[300];
-        if (!json_is_string(v) || !url_ok(json_string_value(v)))
-            problem(&p, "%s: must be an http:// or https:// URL", keys[i]);
-        else if (callback_check_url(callbacks, json_string_value(v), why, sizeof why))
-            problem(&p, "%s: callbacks may not go there: %s", keys[i], why);
-        else
-            job->callback_url = strdup(json_string_value(v));
-    }
+    parse_limits(&p, o, cfg, job);
+    parse_instance_type(&p, o, cfg, job);
+    parse_scheduling(&p, o, cfg, job);
+    parse_callback(&p, o, callbacks, job);
     json_decref(o);
     if (p.count) {
         job_free(job);
@@ -254,13 +284,11 @@ struct job *addjob_parse(const char *body, size_t len, const struct tango_config
 
 void addjob_schedule(struct job *job, const struct tango_config *cfg)
 {
-    if (!job->priority) {
-        int k = jobstate_rule_class(cfg->priority_rules, job->courselab, job->key_id);
-        job->priority = strdup(jobstate_class_name(k < 0 ? JOB_CLASS_NORMAL : (enum job_class)k));
-    }
-    char group[JOB_GROUP_MAX];
-    if (jobstate_share_group(cfg->fair_share, job->courselab, job->key_id, group, sizeof group))
-        snprintf(group, sizeof group, "all");
+    /* the scheduler's own rule (a parsed job has no share group yet) */
+    char cls[JOB_CLASS_NAME_MAX], group[JOB_GROUP_MAX];
+    fairshare_classify(cfg, job, cls, group);
+    free(job->priority);
+    job->priority = strdup(cls);
     free(job->share_group);
     job->share_group = strdup(group);
     job->queue_cap = cfg->max_queued_per_course;

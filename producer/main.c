@@ -45,6 +45,81 @@ static void raise_fd_limit(void)
     }
 }
 
+/* Loads what the producer needs before it listens: the install secret, the
+ * callback policy, the trusted proxies and the store (checked against
+ * Redis). 0, or a message on stderr, whatever it made freed, and 2. */
+static int producer_prepare(struct tango_config *cfg, struct app *app, struct netset **proxies)
+{
+    char err[512];
+    if (install_secret_load(cfg->courselabs, cfg->secret_file, &app->secret, err, sizeof err)) {
+        fprintf(stderr, "tango-producer: %s\n", err);
+        return 2;
+    }
+    if (callback_policy_new(cfg->callback_allow, cfg->ncallback_allow, &app->callbacks, err,
+                            sizeof err)) {
+        fprintf(stderr, "tango-producer: %s\n", err);
+        return 2;
+    }
+    *proxies = NULL; /* config checked it: cannot fail */
+    netset_new(cfg->trusted_proxies, cfg->ntrusted_proxies, proxies, err, sizeof err);
+    app->store = store_new(cfg);
+    if (store_startup_check(app->store, err, sizeof err)) {
+        fprintf(stderr, "tango-producer: %s\n", err);
+        netset_free(*proxies);
+        callback_policy_free(app->callbacks);
+        store_free(app->store);
+        return 2;
+    }
+    return 0;
+}
+
+/* Listens and serves until SIGINT or SIGTERM, then frees the HTTP server
+ * and its events. 0, or 1 (with a message) when it cannot listen. */
+static int producer_serve(struct app *app, struct netset *proxies)
+{
+    const struct tango_config *cfg = app->cfg;
+    app->base = event_base_new();
+    struct http_limits lim = {
+        .max_head_bytes = (size_t)cfg->max_header_kb * 1024,
+        .max_headers = MAX_HEADERS,
+        .timeout_s = cfg->http_timeout_s,
+        .head_timeout_ms = cfg->http_head_timeout_s * 1000,
+        .min_body_bps = cfg->http_min_body_bps,
+        .body_window_ms = BODY_RATE_WINDOW_MS,
+        .max_connections = cfg->max_connections,
+        .max_per_ip = cfg->max_connections_per_ip,
+        .trusted_proxies = proxies,
+    };
+    producer_metrics_init(cfg);
+    struct http_handlers handlers = {router_on_head, router_on_request, app};
+    app->http = http_server_new(app->base, &lim, &handlers);
+    http_server_on_done(app->http, producer_metrics_http_done);
+    int port = http_server_listen(app->http, cfg->bind, cfg->port);
+    if (port < 0) {
+        fprintf(stderr, "tango-producer: cannot listen on %s:%d: %s\n", cfg->bind, cfg->port,
+                strerror(errno));
+        return 1;
+    }
+    store_mark_started(app->store);
+    struct event *sigint = evsignal_new(app->base, SIGINT, on_signal, app->base);
+    struct event *sigterm = evsignal_new(app->base, SIGTERM, on_signal, app->base);
+    struct event *tick = event_new(app->base, -1, EV_PERSIST, on_tick, app);
+    struct timeval tick_tv = {30, 0};
+    evsignal_add(sigint, NULL);
+    evsignal_add(sigterm, NULL);
+    event_add(tick, &tick_tv);
+    log_info("listening", "bind=%s port=%d courselabs=%s keys=%zu trusted_proxies=%zu", cfg->bind,
+             port, cfg->courselabs, cfg->nkeys, cfg->ntrusted_proxies);
+
+    event_base_dispatch(app->base);
+
+    event_free(sigint);
+    event_free(sigterm);
+    event_free(tick);
+    http_server_free(app->http);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct tango_config cfg;
@@ -61,68 +136,13 @@ int main(int argc, char **argv)
     raise_fd_limit();
 
     struct app app = {.cfg = &cfg};
-    char err[512];
-    if (install_secret_load(cfg.courselabs, cfg.secret_file, &app.secret, err, sizeof err)) {
-        fprintf(stderr, "tango-producer: %s\n", err);
+    struct netset *proxies = NULL;
+    if ((rc = producer_prepare(&cfg, &app, &proxies)) != 0) {
         config_free(&cfg);
-        return 2;
+        return rc;
     }
-    if (callback_policy_new(cfg.callback_allow, cfg.ncallback_allow, &app.callbacks, err,
-                            sizeof err)) {
-        fprintf(stderr, "tango-producer: %s\n", err);
-        config_free(&cfg);
-        return 2;
-    }
-    struct netset *proxies = NULL; /* config checked it: cannot fail */
-    netset_new(cfg.trusted_proxies, cfg.ntrusted_proxies, &proxies, err, sizeof err);
-    app.store = store_new(&cfg);
-    if (store_startup_check(app.store, err, sizeof err)) {
-        fprintf(stderr, "tango-producer: %s\n", err);
-        netset_free(proxies);
-        callback_policy_free(app.callbacks);
-        store_free(app.store);
-        config_free(&cfg);
-        return 2;
-    }
-    app.base = event_base_new();
-    struct http_limits lim = {
-        .max_head_bytes = (size_t)cfg.max_header_kb * 1024,
-        .max_headers = MAX_HEADERS,
-        .timeout_s = cfg.http_timeout_s,
-        .head_timeout_ms = cfg.http_head_timeout_s * 1000,
-        .min_body_bps = cfg.http_min_body_bps,
-        .body_window_ms = BODY_RATE_WINDOW_MS,
-        .max_connections = cfg.max_connections,
-        .max_per_ip = cfg.max_connections_per_ip,
-        .trusted_proxies = proxies,
-    };
-    producer_metrics_init(&cfg);
-    struct http_handlers handlers = {router_on_head, router_on_request, &app};
-    app.http = http_server_new(app.base, &lim, &handlers);
-    http_server_on_done(app.http, producer_metrics_http_done);
-    int port = http_server_listen(app.http, cfg.bind, cfg.port);
-    if (port < 0) {
-        fprintf(stderr, "tango-producer: cannot listen on %s:%d: %s\n", cfg.bind, cfg.port,
-                strerror(errno));
-        return 1;
-    }
-    store_mark_started(app.store);
-    struct event *sigint = evsignal_new(app.base, SIGINT, on_signal, app.base);
-    struct event *sigterm = evsignal_new(app.base, SIGTERM, on_signal, app.base);
-    struct event *tick = event_new(app.base, -1, EV_PERSIST, on_tick, &app);
-    struct timeval tick_tv = {30, 0};
-    evsignal_add(sigint, NULL);
-    evsignal_add(sigterm, NULL);
-    event_add(tick, &tick_tv);
-    log_info("listening", "bind=%s port=%d courselabs=%s keys=%zu trusted_proxies=%zu", cfg.bind,
-             port, cfg.courselabs, cfg.nkeys, cfg.ntrusted_proxies);
-
-    event_base_dispatch(app.base);
-
-    event_free(sigint);
-    event_free(sigterm);
-    event_free(tick);
-    http_server_free(app.http);
+    if ((rc = producer_serve(&app, proxies)) != 0)
+        return rc;
     netset_free(proxies);
     event_base_free(app.base);
     app_memo_free_all(&app);

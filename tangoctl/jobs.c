@@ -224,60 +224,61 @@ static const char *bad_names(const struct job *j)
 }
 
 
-int cmd_requeue(struct ctl *x, int argc, char **argv)
+/* Why a finished job of this state and outcome may not be requeued (the
+ * ctl_fail exit code), or CTL_OK when it may. */
+static int requeue_refusal(struct ctl *x, int64_t id, bool dead, const char *state,
+                           const char *outcome, bool force)
 {
-    bool force = argc == 3 && strcmp(argv[2], "--force") == 0;
-    int64_t id;
-    json_t *rec = NULL;
-    bool dead = false;
-    int rc = load_job(x, force ? 2 : argc, argv, &id, &rec, &dead);
-    if (rc)
-        return rc;
-    char state[32], outcome[200];
-    snprintf(state, sizeof state, "%s", str(rec, "state"));
-    snprintf(outcome, sizeof outcome, "%s", str(rec, "outcome"));
+    if (!dead)
+        return ctl_fail(x, CTL_REFUSED, "job %lld is %s, not finished: requeue takes dead-letter"
+                        " or failed jobs (%s)", (long long)id, state,
+                        strcmp(state, "queued") == 0 ? "it is queued already"
+                                                     : "cancel it first, then requeue it");
+    if (strcmp(state, "cancelled") == 0)
+        return ctl_fail(x, CTL_REFUSED, "job %lld was cancelled by request: requeue takes "
+                        "dead-letter or failed jobs", (long long)id);
+    if (strcmp(state, "done") == 0 && strncmp(outcome, "Success", 7) == 0 && !force)
+        return ctl_fail(x, CTL_REFUSED, "job %lld succeeded (%s): requeue takes dead-letter or "
+                        "failed jobs; add --force to run it again anyway", (long long)id, outcome);
+    return CTL_OK;
+}
+
+/* The job to run again: a dead-letter job from the raw text kept in
+ * jobs:deadletter, any other from its record rec. CTL_OK and *job, or the
+ * ctl_fail exit code. */
+static int requeue_job_of(struct ctl *x, int64_t id, const char *state, json_t *rec,
+                          struct job **job)
+{
     char err[300] = "";
-    struct job *job = NULL;
-    if (!dead) {
-        rc = ctl_fail(x, CTL_REFUSED, "job %lld is %s, not finished: requeue takes dead-letter"
-                      " or failed jobs (%s)", (long long)id, state,
-                      strcmp(state, "queued") == 0 ? "it is queued already"
-                                                   : "cancel it first, then requeue it");
-    } else if (strcmp(state, "cancelled") == 0) {
-        rc = ctl_fail(x, CTL_REFUSED, "job %lld was cancelled by request: requeue takes "
-                      "dead-letter or failed jobs", (long long)id);
-    } else if (strcmp(state, "done") == 0 && strncmp(outcome, "Success", 7) == 0 && !force) {
-        rc = ctl_fail(x, CTL_REFUSED, "job %lld succeeded (%s): requeue takes dead-letter or "
-                      "failed jobs; add --force to run it again anyway", (long long)id, outcome);
-    } else if (strcmp(state, "dead-letter") == 0) {
-        char *raw = NULL;
-        int status = store_deadletter_raw(x->st, id, &raw);
-        if (status == STORE_OK)
-            job = job_loads(raw, err, sizeof err);
-        else if (status == STORE_NOT_FOUND)
-            snprintf(err, sizeof err, "no raw text kept in jobs:deadletter");
-        else
-            rc = ctl_store_fail(x, status, "reading the dead-letter record");
-        free(raw);
-        if (!job && !rc)
-            rc = ctl_fail(x, CTL_REFUSED, "job %lld's record still cannot be read (%s): nothing "
-                          "to run", (long long)id, err);
-    } else {
-        job = job_from_json(rec, err, sizeof err);
-        if (!job)
-            rc = ctl_fail(x, CTL_REFUSED, "job %lld's record cannot be read (%s)", (long long)id,
-                          err);
+    *job = NULL;
+    if (strcmp(state, "dead-letter") != 0) {
+        *job = job_from_json(rec, err, sizeof err);
+        if (!*job)
+            return ctl_fail(x, CTL_REFUSED, "job %lld's record cannot be read (%s)",
+                            (long long)id, err);
+        return CTL_OK;
     }
-    json_decref(rec);
-    if (rc)
-        return rc;
-    const char *bad = bad_names(job);
-    if (bad) {
-        job_free(job);
-        return ctl_fail(x, CTL_REFUSED, "job %lld cannot run again: %s is not valid",
-                        (long long)id, bad);
-    }
-    /* A fresh run of the same inputs: nothing of the old run carries over. */
+    char *raw = NULL;
+    int rc = CTL_OK;
+    int status = store_deadletter_raw(x->st, id, &raw);
+    if (status == STORE_OK)
+        *job = job_loads(raw, err, sizeof err);
+    else if (status == STORE_NOT_FOUND)
+        snprintf(err, sizeof err, "no raw text kept in jobs:deadletter");
+    else
+        rc = ctl_store_fail(x, status, "reading the dead-letter record");
+    free(raw);
+    if (!*job && !rc)
+        rc = ctl_fail(x, CTL_REFUSED, "job %lld's record still cannot be read (%s): nothing "
+                      "to run", (long long)id, err);
+    return rc;
+}
+
+/* Makes job a fresh run of the same inputs: nothing of the old run
+ * (instance, outcome, retries, trace) carries over; the trace says who
+ * requeued it from which job. */
+static void requeue_fresh(struct job *job, int64_t id, const char *state)
+{
     char line[300], who[200];
     ctl_operator(who, sizeof who);
     free(job->vm_name);
@@ -297,22 +298,33 @@ int cmd_requeue(struct ctl *x, int argc, char **argv)
     snprintf(line, sizeof line, "Requeued by %s (tangoctl) from job %lld (%s)", who,
              (long long)id, state);
     job_trace(job, line);
-    int64_t prior = 0;
-    int status = store_requeue_claim(x->st, id, force, &prior);
-    if (status != STORE_OK) {
-        job_free(job);
+}
+
+/* Claims the requeue of job id, so two operators do not both run it again
+ * (a prior claim refuses unless force). CTL_OK and *prior, or the exit code. */
+static int requeue_claim(struct ctl *x, int64_t id, bool force, int64_t *prior)
+{
+    *prior = 0;
+    int status = store_requeue_claim(x->st, id, force, prior);
+    if (status != STORE_OK)
         return ctl_store_fail(x, status, "claiming the requeue");
-    }
-    if (prior != 0 && !force) {
-        job_free(job);
-        if (prior > 0)
+    if (*prior != 0 && !force) {
+        if (*prior > 0)
             return ctl_fail(x, CTL_REFUSED, "job %lld was requeued already, as job %lld; add "
-                            "--force to run it once more", (long long)id, (long long)prior);
+                            "--force to run it once more", (long long)id, (long long)*prior);
         return ctl_fail(x, CTL_REFUSED, "a requeue of job %lld is under way (or stopped midway);"
                         " add --force to requeue it anyway", (long long)id);
     }
-    status = store_add_job(x->st, job);
-    int64_t new_id = job->id;
+    return CTL_OK;
+}
+
+/* Adds job (freed) as a new job and records it as job id's requeue.
+ * CTL_OK and *new_id, or the exit code. */
+static int requeue_add(struct ctl *x, int64_t id, int64_t prior, struct job *job,
+                       int64_t *new_id)
+{
+    int status = store_add_job(x->st, job);
+    *new_id = job->id;
     job_free(job);
     if (status != STORE_OK) {
         /* Unavailable: the add may have landed with its reply lost, so the
@@ -323,10 +335,46 @@ int cmd_requeue(struct ctl *x, int argc, char **argv)
             store_requeue_release(x->st, id, prior);
         return ctl_store_fail(x, status, "adding the job again");
     }
-    if (store_requeue_record(x->st, id, new_id) != STORE_OK)
+    if (store_requeue_record(x->st, id, *new_id) != STORE_OK)
         fprintf(stderr, "tangoctl: job %lld was requeued as job %lld, but that could not be "
                 "recorded: a second requeue of it needs --force\n", (long long)id,
-                (long long)new_id);
+                (long long)*new_id);
+    return CTL_OK;
+}
+
+int cmd_requeue(struct ctl *x, int argc, char **argv)
+{
+    bool force = argc == 3 && strcmp(argv[2], "--force") == 0;
+    int64_t id;
+    json_t *rec = NULL;
+    bool dead = false;
+    int rc = load_job(x, force ? 2 : argc, argv, &id, &rec, &dead);
+    if (rc)
+        return rc;
+    char state[32], outcome[200];
+    snprintf(state, sizeof state, "%s", str(rec, "state"));
+    snprintf(outcome, sizeof outcome, "%s", str(rec, "outcome"));
+    struct job *job = NULL;
+    rc = requeue_refusal(x, id, dead, state, outcome, force);
+    if (rc == CTL_OK)
+        rc = requeue_job_of(x, id, state, rec, &job);
+    json_decref(rec);
+    if (rc)
+        return rc;
+    const char *bad = bad_names(job);
+    if (bad) {
+        job_free(job);
+        return ctl_fail(x, CTL_REFUSED, "job %lld cannot run again: %s is not valid",
+                        (long long)id, bad);
+    }
+    requeue_fresh(job, id, state);
+    int64_t prior, new_id;
+    if ((rc = requeue_claim(x, id, force, &prior)) != CTL_OK) {
+        job_free(job);
+        return rc;
+    }
+    if ((rc = requeue_add(x, id, prior, job, &new_id)) != CTL_OK)
+        return rc;
     if (!ctl_emit_json(x, json_pack("{s:I, s:s, s:I}", "jobId", (json_int_t)id, "was", state,
                                     "newJobId", (json_int_t)new_id)))
         printf("Job %lld (%s) requeued as job %lld: queued, it runs through the normal queue\n",
