@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/image_open.h"
 #include "dd.h"
 #include "image_tar.h"
 #include "log.h"
@@ -228,23 +229,10 @@ int dd_load_image(void *vctx, const char *tar_path, const char *name, int timeou
                   const struct vmms_image_limits *lim, char *err, size_t errlen)
 {
     struct dd_ctx *ctx = vctx;
-    if (name == NULL || !image_name_is_valid(name))
-        return vmms_fail(err, errlen, VMMS_ERR,
-                       "bad image name \"%s\": use [a-z0-9] then [a-z0-9._-] and an optional "
-                       ":tag", name ? name : "(null)");
-    int fd = open(tar_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return vmms_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", tar_path, strerror(errno));
-    bool tagged;
     /* the hosts' free space is theirs to tell (docker load fails there) */
-    if (image_tar_check(fd, name, &tagged, err, errlen) != 0 ||
-        image_tar_admit(fd, lim->max_bytes, lim->max_entries, NULL, err, errlen) != 0) {
-        char qn[300], qe[600];
-        close(fd);
-        log_warn("image_refused", "name=%s reason=%s", log_quote(name, qn, sizeof qn),
-                 log_quote(err, qe, sizeof qe));
+    int fd = vmms_image_tar_open(tar_path, name, lim, NULL, err, errlen);
+    if (fd < 0)
         return VMMS_ERR;
-    }
     if (timeout_s <= 0)
         timeout_s = ctx->cfg.command_timeout_s;
     long t0 = clock_mono_ms();

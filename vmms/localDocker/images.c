@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/image_open.h"
 #include "image_tar.h"
 #include "ld.h"
 #include "log.h"
@@ -237,24 +238,11 @@ int ld_load_image(void *vctx, const char *tar_path, const char *name, int timeou
                   const struct vmms_image_limits *lim, char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
-    if (name == NULL || !image_name_is_valid(name))
-        return vmms_fail(err, errlen, VMMS_ERR,
-                       "bad image name \"%s\": use [a-z0-9] then [a-z0-9._-] and an optional "
-                       ":tag", name ? name : "(null)");
-    int fd = open(tar_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return vmms_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", tar_path, strerror(errno));
-    char qn[300], qe[600];
-    bool tagged = false;
     char root[PATH_MAX];
-    if (image_tar_check(fd, name, &tagged, err, errlen) != 0 ||
-        image_tar_admit(fd, lim->max_bytes, lim->max_entries, docker_root(ctx, root, sizeof root),
-                        err, errlen) != 0) {
-        close(fd);
-        log_warn("image_refused", "name=%s reason=%s", log_quote(name, qn, sizeof qn),
-                 log_quote(err, qe, sizeof qe));
+    int fd = vmms_image_tar_open(tar_path, name, lim, docker_root(ctx, root, sizeof root), err,
+                                 errlen);
+    if (fd < 0)
         return VMMS_ERR;
-    }
     FILE *f = lseek(fd, 0, SEEK_SET) == 0 ? fdopen(fd, "rb") : NULL;
     if (f == NULL) {
         int e = errno;
@@ -314,7 +302,7 @@ int ld_load_image(void *vctx, const char *tar_path, const char *name, int timeou
     }
     if (rc != VMMS_OK)
         return rc;
-    char ql[300];
+    char qn[300], ql[300];
     log_info("image_loaded", "name=%s loaded=%s ms=%ld", log_quote(name, qn, sizeof qn),
              log_quote(named ? name : l.ids[0], ql, sizeof ql), (long)(clock_mono_ms() - t0));
     return VMMS_OK;

@@ -24,6 +24,7 @@
 #include <curl/curl.h>
 
 #include "clock.h"
+#include "common/image_open.h"
 #include "image_tar.h"
 #include "layers_int.h"
 #include "lo.h"
@@ -213,25 +214,15 @@ int lo_load_image(void *vctx, const char *tar_path, const char *name, int timeou
 {
     struct lo_ctx *ctx = vctx;
     (void)timeout_s; /* bounded by the tarball's size; no network */
-    if (name == NULL || !image_name_is_valid(name))
-        return vmms_fail(err, errlen, VMMS_ERR, "bad image name \"%s\": use [a-z0-9] then "
-                         "[a-z0-9._-] and an optional :tag", name ? name : "(null)");
-    int fd = open(tar_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = vmms_image_tar_open(tar_path, name, lim, ctx->cfg.store_dir, err, errlen);
     if (fd < 0)
-        return vmms_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", tar_path, strerror(errno));
-    bool tagged = false;
-    int rc = image_tar_check(fd, name, &tagged, err, errlen) == 0 &&
-                     image_tar_admit(fd, lim->max_bytes, lim->max_entries, ctx->cfg.store_dir,
-                                     err, errlen) == 0
-                 ? VMMS_OK : VMMS_ERR;
+        return VMMS_ERR;
     close(fd);
     long long t0 = clock_mono_ms();
-    if (rc == VMMS_OK) {
-        struct lo_budget b = {lim->max_bytes, lim->max_entries, lim->max_bytes, lim->max_entries};
-        pthread_mutex_lock(&ctx->import_lock);
-        rc = import_save(ctx, tar_path, name, &b, err, errlen);
-        pthread_mutex_unlock(&ctx->import_lock);
-    }
+    struct lo_budget b = {lim->max_bytes, lim->max_entries, lim->max_bytes, lim->max_entries};
+    pthread_mutex_lock(&ctx->import_lock);
+    int rc = import_save(ctx, tar_path, name, &b, err, errlen);
+    pthread_mutex_unlock(&ctx->import_lock);
     char q[300], qe[600];
     if (rc != VMMS_OK)
         log_warn("image_refused", "name=%s reason=%s", log_quote(name, q, sizeof q),
