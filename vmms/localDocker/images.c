@@ -20,28 +20,15 @@
 #include "ld.h"
 #include "log.h"
 #include "names.h"
+#include "strvec.h"
 
-static int add_name(char ***names, size_t *count, size_t *cap, const char *tag)
+/* Adds tag to names, ":latest" dropped, unless there. 0, or -1 out of memory. */
+static int add_name(struct strvec *names, const char *tag)
 {
     size_t n = strlen(tag);
     if (n > 7 && strcmp(tag + n - 7, ":latest") == 0)
         n -= 7;
-    for (size_t i = 0; i < *count; i++)
-        if (strlen((*names)[i]) == n && strncmp((*names)[i], tag, n) == 0)
-            return 0;
-    if (*count == *cap) {
-        size_t nc = *cap ? *cap * 2 : 16;
-        char **nn = realloc(*names, nc * sizeof *nn);
-        if (nn == NULL)
-            return -1;
-        *names = nn;
-        *cap = nc;
-    }
-    char *s = strndup(tag, n);
-    if (s == NULL)
-        return -1;
-    (*names)[(*count)++] = s;
-    return 0;
+    return strvec_find(names, tag, n) >= 0 ? 0 : strvec_pushn(names, tag, n);
 }
 
 int ld_get_images(void *vctx, char ***names, size_t *count, char *err, size_t errlen)
@@ -54,7 +41,8 @@ int ld_get_images(void *vctx, char ***names, size_t *count, char *err, size_t er
     int rc = ld_docker(ctx, &req, &resp, err, errlen);
     if (rc == VMMS_OK && (resp.status != 200 || !json_is_array(resp.json)))
         rc = ld_docker_fail(&resp, "cannot list images", err, errlen);
-    size_t cap = 0, i, j;
+    struct strvec sv = STRVEC_INIT;
+    size_t i, j;
     json_t *img, *tag;
     if (rc == VMMS_OK)
         json_array_foreach(resp.json, i, img) {
@@ -62,7 +50,7 @@ int ld_get_images(void *vctx, char ***names, size_t *count, char *err, size_t er
                 const char *t = json_string_value(tag);
                 if (t == NULL || strcmp(t, "<none>:<none>") == 0)
                     continue;
-                if (add_name(names, count, &cap, t) != 0) {
+                if (add_name(&sv, t) != 0) {
                     rc = vmms_fail(err, errlen, VMMS_ERR, "out of memory");
                     goto out;
                 }
@@ -70,11 +58,9 @@ int ld_get_images(void *vctx, char ***names, size_t *count, char *err, size_t er
         }
 out:
     ld_response_free(&resp);
-    if (rc != VMMS_OK) {
-        vmms_free_names(*names, *count);
-        *names = NULL;
-        *count = 0;
-    }
+    if (rc == VMMS_OK)
+        *names = strvec_take(&sv, count);
+    strvec_free(&sv);
     return rc;
 }
 

@@ -28,6 +28,7 @@
 #include "lo.h"
 #include "log.h"
 #include "names.h"
+#include "strvec.h"
 
 /* ---- paths ---- */
 
@@ -252,7 +253,7 @@ int lo_get_images(void *vctx, char ***names, size_t *count, char *err, size_t er
     DIR *d = opendir(path);
     if (d == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "cannot list %s: %s", path, strerror(errno));
-    size_t cap = 0;
+    struct strvec sv = STRVEC_INIT;
     struct dirent *e;
     int rc = VMMS_OK;
     while ((e = readdir(d)) != NULL) {
@@ -263,26 +264,14 @@ int lo_get_images(void *vctx, char ***names, size_t *count, char *err, size_t er
         snprintf(nm, sizeof nm, "%.*s", (int)(n - 5), e->d_name);
         if (!image_name_is_valid(nm))
             continue;
-        if (*count == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **nn = realloc(*names, cap * sizeof *nn);
-            if (nn == NULL) {
-                rc = vmms_fail(err, errlen, VMMS_ERR, "out of memory");
-                break;
-            }
-            *names = nn;
-        }
-        if (((*names)[*count] = strdup(nm)) == NULL) {
+        if (strvec_push(&sv, nm) != 0) {
             rc = vmms_fail(err, errlen, VMMS_ERR, "out of memory");
             break;
         }
-        (*count)++;
     }
     closedir(d);
-    if (rc != VMMS_OK) {
-        vmms_free_names(*names, *count);
-        *names = NULL;
-        *count = 0;
-    }
+    if (rc == VMMS_OK)
+        *names = strvec_take(&sv, count);
+    strvec_free(&sv);
     return rc;
 }
