@@ -117,23 +117,23 @@ static void forget_made(struct lo_ctx *ctx, int rc, size_t nl, const char (*want
         }
 }
 
-/* Imports tarball path as name within budget b (NULL: no budget). */
-static int import_save(struct lo_ctx *ctx, const char *path, const char *name,
-                       struct lo_budget *b, char *err, size_t errlen)
+/* Pass 1 of import_save: keeps in sm (up to 256 files, 16 * JSON_MAX
+ * bytes) the small regular files of tarball path that may be manifest.json
+ * or the image config (*.json, blobs/...). VMMS_OK, or VMMS_ERR with err
+ * for an unreadable tarball (sm then holds what was read: small_free). */
+static int read_small(const char *path, struct small *sm, char *err, size_t errlen)
 {
-    struct small sm = {.n = 0};
     struct archive *a = open_tar(path, err, errlen);
     if (a == NULL)
         return VMMS_ERR;
     struct archive_entry *e;
     char rel[PATH_MAX];
     int r, rc = VMMS_OK;
-    /* Pass 1: manifest.json and the small files the config may be. */
     while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
         la_int64_t size = archive_entry_size(e);
         if (archive_entry_filetype(e) != AE_IFREG || size > JSON_MAX ||
-            lo_clean_path(archive_entry_pathname(e), rel, sizeof rel) != 0 || sm.n == 256 ||
-            sm.total + (size_t)size > 16 * JSON_MAX)
+            lo_clean_path(archive_entry_pathname(e), rel, sizeof rel) != 0 || sm->n == 256 ||
+            sm->total + (size_t)size > 16 * JSON_MAX)
             continue;
         size_t n = strlen(rel);
         if (!(n > 5 && strcmp(rel + n - 5, ".json") == 0) && strncmp(rel, "blobs/", 6) != 0)
@@ -144,14 +144,23 @@ static int import_save(struct lo_ctx *ctx, const char *path, const char *name,
             continue;
         }
         buf[size] = '\0';
-        sm.name[sm.n] = strdup(rel);
-        sm.data[sm.n++] = buf;
-        sm.total += (size_t)size;
+        sm->name[sm->n] = strdup(rel);
+        sm->data[sm->n++] = buf;
+        sm->total += (size_t)size;
     }
     if (r != ARCHIVE_EOF)
         rc = vmms_fail(err, errlen, VMMS_ERR, "bad tarball: %s", archive_error_string(a));
-    archive_read_free(a);
-    a = NULL; /* pass 2 opens it again, or not at all (freed twice before) */
+    archive_read_free(a); /* pass 2 opens it again, or not at all */
+    return rc;
+}
+
+/* Imports tarball path as name within budget b (NULL: no budget). */
+static int import_save(struct lo_ctx *ctx, const char *path, const char *name,
+                       struct lo_budget *b, char *err, size_t errlen)
+{
+    struct small sm = {.n = 0};
+    /* Pass 1: manifest.json and the small files the config may be. */
+    int rc = read_small(path, &sm, err, errlen);
     json_t *man = rc == VMMS_OK ? small_json(&sm, "manifest.json") : NULL;
     json_t *m0 = json_array_get(man, 0);
     const char *cfg_name = json_string_value(json_object_get(m0, "Config"));
