@@ -1,8 +1,8 @@
 /* fuzz_oci.c: libFuzzer harness for the localOCI image import
- * (vmms/localOCI/layers.c): the layer tar extraction with libarchive and
- * overlayfs whiteouts (lo_unpack_layer), a `docker save` tarball's
- * manifest.json and image config (lo_load_image), and an OCI image layout's
- * index.json, manifests and blobs (lo_import_oci_dir).
+ * (vmms/localOCI/layers_unpack.c, layers_import.c): the layer tar
+ * extraction with libarchive and overlayfs whiteouts (lo_unpack_layer), a
+ * `docker save` tarball's manifest.json and image config (lo_load_image),
+ * and an OCI image layout's index.json, manifests and blobs (lo_import_oci_dir).
  *
  * Input: byte 0 picks the kind; the rest is:
  *   0  a layer tar stream, unpacked into a fresh directory;

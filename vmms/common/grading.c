@@ -174,3 +174,16 @@ int vmms_partial_begin(const char *prefix, const struct vmms_vm *vm, size_t *max
         *max_bytes = cap;
     return vmms_check_vm(prefix, vm, err, errlen);
 }
+
+int vmms_attach_begin(const char *prefix, const struct vmms_vm *vm, const char *handle,
+                      long long *wait_ms, char *err, size_t errlen)
+{
+    int rc = vmms_check_vm(prefix, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    if (!vmms_exit_token_ok(handle))
+        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: bad run handle", vm->name);
+    if (*wait_ms < 0)
+        *wait_ms = 0;
+    return VMMS_OK;
+}

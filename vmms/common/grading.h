@@ -118,5 +118,11 @@ void vmms_partial_script(size_t max_bytes, char *cmd, size_t cmdsz);
  * to cap (what the back end can hold). VMMS_OK or vmms_check_vm's error. */
 int vmms_partial_begin(const char *prefix, const struct vmms_vm *vm, size_t *max_bytes,
                        size_t cap, char **out, size_t *len, char *err, size_t errlen);
+/* The start of an attach_job whose run handle is an exit token
+ * (vmms_new_exit_token): vm checked with vmms_check_vm against prefix,
+ * handle checked with vmms_exit_token_ok ("VM NAME: bad run handle"), and
+ * a negative *wait_ms made 0. VMMS_OK or the error. */
+int vmms_attach_begin(const char *prefix, const struct vmms_vm *vm, const char *handle,
+                      long long *wait_ms, char *err, size_t errlen);
 
 #endif

@@ -42,31 +42,32 @@ static int profile_fd(void)
     return fd;
 }
 
-int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
+/* The job's writable storage, disk MiB in all, as localDocker
+ * (docs/backends/localDocker.md, "Disk limit"): a read-only root and a
+ * tmpfs share for each place a job writes; tmpfs is charged to the memory
+ * cgroup, so the memory limit is memory + disk and a full disk is ENOSPC,
+ * not an OOM kill. The docker run options into buf. */
+static void storage_opts(int disk, char *buf, size_t bufsz)
 {
-    struct dd_ctx *ctx = vctx;
-    struct vmms_limits lim;
-    int rc = vmms_initialize_begin(ctx->prefix, vm, &ctx->cfg.defaults, false, &lim, err, errlen);
-    if (rc != VMMS_OK)
-        return rc;
-    int cores = lim.cores, mem = lim.memory_mb, pids = lim.pids, disk = lim.disk_mb;
-    /* The job's writable storage, disk MiB in all, as localDocker
-     * (docs/backends/localDocker.md, "Disk limit"): a read-only root and a
-     * tmpfs share for each place a job writes; tmpfs is charged to the
-     * memory cgroup, so the memory limit is memory + disk and a full disk is
-     * ENOSPC, not an OOM kill. */
     int tmp = disk / 4, vartmp = disk / 16, shm = disk / 16, output = disk / 16;
     int home = disk - tmp - vartmp - shm - output;
-    char storage[512];
-    snprintf(storage, sizeof storage,
+    snprintf(buf, bufsz,
              "--read-only --tmpfs /home:rw,exec,nosuid,nodev,size=%dm,mode=755 "
              "--tmpfs /home/output:rw,noexec,nosuid,nodev,size=%dm,mode=755 "
              "--tmpfs /tmp:rw,exec,nosuid,nodev,size=%dm,mode=1777 "
              "--tmpfs /var/tmp:rw,exec,nosuid,nodev,size=%dm,mode=1777 --shm-size %dm",
              home, output, tmp, vartmp, shm);
+}
 
+/* Picks vm's host (dd_assign; vm->host set) into *out, lim->cores cut to
+ * its CPUs. VMMS_BUSY when every up host is full, VMMS_UNAVAILABLE when
+ * none is up. */
+static int assign_host(struct dd_ctx *ctx, struct vmms_vm *vm, struct vmms_limits *lim,
+                       struct dd_host **out, char *err, size_t errlen)
+{
     int ncpu = 0;
     struct dd_host *h = dd_assign(ctx, vm->name, &ncpu);
+    *out = h;
     if (h == NULL) {
         /* full: the job waits (BUSY); none up: the back end is unavailable */
         size_t up = dd_hosts_up(ctx);
@@ -75,14 +76,25 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
                           : "no worker host is up (%zu of %zu)", up, ctx->nhosts);
     }
     snprintf(vm->host, sizeof vm->host, "%s", h->label);
-    if (ncpu > 0 && cores > ncpu) {
+    if (ncpu > 0 && lim->cores > ncpu) {
         log_warn("vm_cores_clamped", "name=%s host=%s asked=%d host_cpus=%d", vm->name,
-                 h->label, cores, ncpu);
-        cores = ncpu;
+                 h->label, lim->cores, ncpu);
+        lim->cores = ncpu;
     }
+    return VMMS_OK;
+}
 
+/* The shell command (CMD_MAX bytes into line) that makes vm's volume
+ * directory on h and starts its container with limits lim, the seccomp
+ * profile read from stdin. A leftover directory of that name (from an
+ * instance that died with its host) is replaced, unless a container of that
+ * name still lives. VMMS_OK, or VMMS_ERR when it does not fit. */
+static int create_line(struct dd_ctx *ctx, const struct vmms_vm *vm, const struct dd_host *h,
+                       const struct vmms_limits *lim, char *line, char *err, size_t errlen)
+{
     char qv[PATH_MAX + 8], qd[PATH_MAX + 8], qn[140], qi[280], qp[80], qh[300];
-    char vdir[PATH_MAX + 130];
+    char vdir[PATH_MAX + 130], storage[512];
+    storage_opts(lim->disk_mb, storage, sizeof storage);
     snprintf(vdir, sizeof vdir, "%s/%s", h->cfg->volume_dir, vm->name);
     vmms_sh_quote(h->cfg->volume_dir, qd, sizeof qd);
     vmms_sh_quote(vdir, qv, sizeof qv);
@@ -90,17 +102,11 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     vmms_sh_quote(vm->image, qi, sizeof qi);
     vmms_sh_quote(ctx->prefix, qp, sizeof qp);
     vmms_sh_quote(h->label, qh, sizeof qh);
-    /* With network, the jobs' own network (network.c), checked on h first. */
+    /* With network, the jobs' own network (network.c). */
     char qnet[JOBNET_NAME_MAX + 8], netopt[JOBNET_NAME_MAX + 20];
     snprintf(netopt, sizeof netopt, "--network %s",
              vm->network ? vmms_sh_quote(ctx->cfg.net.name, qnet, sizeof qnet) : "none");
-    if (vm->network && (rc = dd_net_ready(ctx, h, err, errlen)) != VMMS_OK)
-        return rc; /* the registry keeps the VM until destroy_vm, as below */
-    char *line = malloc(CMD_MAX);
-    if (line == NULL)
-        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
-    /* A leftover directory of that name (from an instance that died with
-     * its host) is replaced, unless a container of that name still lives. */
+    int mem = lim->memory_mb + lim->disk_mb;
     int n = snprintf(line, CMD_MAX,
         "v=%s; n=%s; "
         "if [ -e \"$v\" ]; then "
@@ -115,22 +121,26 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         "-v \"$v\":/home/mount --entrypoint '' %s sh -c 'exec sleep infinity' "
         "|| { rc=$?; docker ps -aq --filter label=tango.vm=\"$n\" | "
         "xargs -r docker rm -f >/dev/null 2>&1; rm -rf \"$v\"; exit $rc; }",
-        qv, qn, qd, qp, qh, cores, mem + disk, mem + disk, pids, storage,
+        qv, qn, qd, qp, qh, lim->cores, mem, mem, lim->pids, storage,
         netopt, qi);
-    if (n <= 0 || n >= CMD_MAX || !qv[0] || !qd[0] || !qi[0]) {
-        free(line);
+    if (n <= 0 || n >= CMD_MAX || !qv[0] || !qd[0] || !qi[0])
         return vmms_fail(err, errlen, VMMS_ERR, "VM %s: command line too long", vm->name);
-    }
-    long t0 = clock_mono_ms();
+    return VMMS_OK;
+}
+
+/* Runs the create command line on h with the seccomp profile on its stdin;
+ * vm->id gets the container id, docker's last line. */
+static int run_create(struct dd_ctx *ctx, struct dd_host *h, const char *line,
+                      struct vmms_vm *vm, char *err, size_t errlen)
+{
     int profile = profile_fd();
     struct vssh_cmd cmd = {.line = line, .stdin_fd = profile, .out_max = 4096};
     struct vssh_out out;
-    rc = profile >= 0 ? dd_run(ctx, h, &cmd, &out, err, errlen)
-                      : vmms_fail(err, errlen, VMMS_ERR, "cannot make the seccomp profile: %s",
-                                  strerror(errno));
+    int rc = profile >= 0 ? dd_run(ctx, h, &cmd, &out, err, errlen)
+                          : vmms_fail(err, errlen, VMMS_ERR,
+                                      "cannot make the seccomp profile: %s", strerror(errno));
     if (profile >= 0)
         close(profile);
-    free(line);
     if (rc == VMMS_OK && out.exit_code != 0)
         rc = vssh_cmd_fail(h->label, &out, "cannot create the container", err, errlen);
     if (rc == VMMS_OK) {
@@ -146,7 +156,32 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         else
             snprintf(vm->id, sizeof vm->id, "%.*s", (int)idl, last);
     }
-    vssh_out_free(&out);
+    if (profile >= 0)
+        vssh_out_free(&out);
+    return rc;
+}
+
+int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
+{
+    struct dd_ctx *ctx = vctx;
+    struct vmms_limits lim;
+    int rc = vmms_initialize_begin(ctx->prefix, vm, &ctx->cfg.defaults, false, &lim, err, errlen);
+    struct dd_host *h = NULL;
+    if (rc == VMMS_OK)
+        rc = assign_host(ctx, vm, &lim, &h, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    /* With network, the jobs' network is checked on h first. */
+    if (vm->network && (rc = dd_net_ready(ctx, h, err, errlen)) != VMMS_OK)
+        return rc; /* the registry keeps the VM until destroy_vm, as below */
+    char *line = malloc(CMD_MAX);
+    if (line == NULL)
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
+    long t0 = clock_mono_ms();
+    rc = create_line(ctx, vm, h, &lim, line, err, errlen);
+    if (rc == VMMS_OK)
+        rc = run_create(ctx, h, line, vm, err, errlen);
+    free(line);
     if (rc != VMMS_OK) {
         /* The registry keeps the VM (and its slot) until destroy_vm, so the
          * consumer's clean-up reaches the right host. */
@@ -158,8 +193,8 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     char qlog[300];
     log_info("vm_created", "name=%s host=%s id=%.12s image=%s cores=%d memory_mb=%d "
              "disk_mb=%d pids=%d network=%d ms=%ld", vm->name, h->label, vm->id,
-             log_quote(vm->image, qlog, sizeof qlog), cores, mem, disk, pids,
-             (int)vm->network, (long)(clock_mono_ms() - t0));
+             log_quote(vm->image, qlog, sizeof qlog), lim.cores, lim.memory_mb, lim.disk_mb,
+             lim.pids, (int)vm->network, (long)(clock_mono_ms() - t0));
     return VMMS_OK;
 }
 

@@ -6,7 +6,9 @@
  * of running jobs) and the declarations each file exports to the others:
  *   config.c      parse and validate the plugin's config object
  *   sftp.c        copy_in / copy_out over SFTP (vmms/common/sftp.c)
- *   hosts.c       host health (monitor threads, backoff), round-robin
+ *   host_monitor.c  a monitor thread per host: connect, backoff, health
+ *                 checks, deferred removals
+ *   hosts.c       host states, round-robin
  *                 assignment with capacity, the VM registry, deferred removals,
  *                 each host's one connection and dd_run (a command on a host)
  *   containers.c  create / wait / destroy / list containers
@@ -146,10 +148,12 @@ struct dd_vm_entry {             /* every VM we know: made here or listed */
     struct dd_vm_entry *next;
 };
 
-/* Starts a monitor thread per host and waits (at most connect_timeout_s
- * + 1 s) for each host's first connection attempt. */
-int dd_hosts_start(struct dd_ctx *ctx, char *err, size_t errlen);
-void dd_hosts_stop(struct dd_ctx *ctx);
+/* Marks h down (caller holds ctx->lock) for reason, its next connection
+ * attempt at retry_at (clock_mono_ms), logging host_down once (then
+ * host_still_down) and waking its monitor and every waiter. */
+void dd_host_mark_down(struct dd_ctx *ctx, struct dd_host *h, const char *reason,
+                       long retry_at);
+
 /* A reference to h's connection if it is up, else NULL. */
 struct dd_conn *dd_conn_get(struct dd_ctx *ctx, struct dd_host *h);
 void dd_conn_put(struct dd_ctx *ctx, struct dd_conn *c);
@@ -166,7 +170,16 @@ void dd_vm_note(struct dd_ctx *ctx, const char *name, struct dd_host *h);
 void dd_vm_forget(struct dd_ctx *ctx, const char *name);
 /* Queues name for removal when h is back up. */
 void dd_defer_removal(struct dd_ctx *ctx, struct dd_host *h, const char *name);
+/* Whether h is up (ctx->lock taken inside). */
 bool dd_host_is_up(struct dd_ctx *ctx, struct dd_host *h);
+
+/* ---- host_monitor.c ---- */
+/* Starts a monitor thread per host and waits (at most connect_timeout_s
+ * + 1 s) for each host's first connection attempt. */
+int dd_hosts_start(struct dd_ctx *ctx, char *err, size_t errlen);
+/* Stops and joins the monitors; frees idle connections, abandons (logged)
+ * the removals still deferred. */
+void dd_hosts_stop(struct dd_ctx *ctx);
 /* host_health.c: the get_hosts op (vmms.h). */
 void dd_get_hosts(void *ctx, void (*cb)(const char *host, bool up, int jobs, void *arg),
                   void *arg);

@@ -14,45 +14,21 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/image_open.h"
 #include "dd.h"
 #include "image_tar.h"
 #include "log.h"
 #include "names.h"
+#include "strvec.h"
 
-struct names {
-    char **v;
-    size_t n, cap;
-};
-
-static int names_add(struct names *s, const char *name, size_t len)
+/* Adds name's first len bytes to s unless there. 0, or -1 out of memory. */
+static int names_add(struct strvec *s, const char *name, size_t len)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (strlen(s->v[i]) == len && strncmp(s->v[i], name, len) == 0)
-            return 0;
-    if (s->n == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 16;
-        char **nv = realloc(s->v, nc * sizeof *nv);
-        if (nv == NULL)
-            return -1;
-        s->v = nv;
-        s->cap = nc;
-    }
-    if ((s->v[s->n] = strndup(name, len)) == NULL)
-        return -1;
-    s->n++;
-    return 0;
-}
-
-static bool names_has(const struct names *s, const char *name)
-{
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->v[i], name) == 0)
-            return true;
-    return false;
+    return strvec_find(s, name, len) >= 0 ? 0 : strvec_pushn(s, name, len);
 }
 
 /* The images of one host ("repo" for repo:latest, else "repo:tag"). */
-static int host_images(struct dd_ctx *ctx, struct dd_host *h, struct names *out, char *err,
+static int host_images(struct dd_ctx *ctx, struct dd_host *h, struct strvec *out, char *err,
                        size_t errlen)
 {
     struct vssh_cmd cmd = {.line = "docker images --format '{{json .}}'", .stdin_fd = -1,
@@ -84,20 +60,20 @@ int dd_get_images(void *vctx, char ***names, size_t *count, char *err, size_t er
     struct dd_ctx *ctx = vctx;
     *names = NULL;
     *count = 0;
-    struct names all = {0};
+    struct strvec all = STRVEC_INIT;
     size_t answered = 0;
     int rc = VMMS_OK;
     for (size_t i = 0; i < ctx->nhosts; i++) {
         struct dd_host *h = &ctx->hosts[i];
         if (!dd_host_is_up(ctx, h))
             continue;
-        struct names mine = {0};
+        struct strvec mine = STRVEC_INIT;
         char e[512];
         if (host_images(ctx, h, &mine, e, sizeof e) != VMMS_OK) {
             /* A host that cannot answer now is not healthy: it does not count. */
             char q[600];
             log_warn("images_host_failed", "host=%s err=%s", h->label, log_quote(e, q, sizeof q));
-            vmms_free_names(mine.v, mine.n);
+            strvec_free(&mine);
             continue;
         }
         if (answered++ == 0) {
@@ -106,20 +82,19 @@ int dd_get_images(void *vctx, char ***names, size_t *count, char *err, size_t er
         }
         size_t k = 0;
         for (size_t j = 0; j < all.n; j++) {
-            if (names_has(&mine, all.v[j]))
+            if (strvec_find(&mine, all.v[j], strlen(all.v[j])) >= 0)
                 all.v[k++] = all.v[j];
             else
                 free(all.v[j]);
         }
         all.n = k;
-        vmms_free_names(mine.v, mine.n);
+        strvec_free(&mine);
     }
     if (answered == 0) {
-        vmms_free_names(all.v, all.n);
+        strvec_free(&all);
         return vmms_fail(err, errlen, VMMS_ERR, "no worker host is up to list images");
     }
-    *names = all.v;
-    *count = all.n;
+    *names = strvec_take(&all, count);
     return rc;
 }
 
@@ -228,23 +203,10 @@ int dd_load_image(void *vctx, const char *tar_path, const char *name, int timeou
                   const struct vmms_image_limits *lim, char *err, size_t errlen)
 {
     struct dd_ctx *ctx = vctx;
-    if (name == NULL || !image_name_is_valid(name))
-        return vmms_fail(err, errlen, VMMS_ERR,
-                       "bad image name \"%s\": use [a-z0-9] then [a-z0-9._-] and an optional "
-                       ":tag", name ? name : "(null)");
-    int fd = open(tar_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return vmms_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", tar_path, strerror(errno));
-    bool tagged;
     /* the hosts' free space is theirs to tell (docker load fails there) */
-    if (image_tar_check(fd, name, &tagged, err, errlen) != 0 ||
-        image_tar_admit(fd, lim->max_bytes, lim->max_entries, NULL, err, errlen) != 0) {
-        char qn[300], qe[600];
-        close(fd);
-        log_warn("image_refused", "name=%s reason=%s", log_quote(name, qn, sizeof qn),
-                 log_quote(err, qe, sizeof qe));
+    int fd = vmms_image_tar_open(tar_path, name, lim, NULL, err, errlen);
+    if (fd < 0)
         return VMMS_ERR;
-    }
     if (timeout_s <= 0)
         timeout_s = ctx->cfg.command_timeout_s;
     long t0 = clock_mono_ms();

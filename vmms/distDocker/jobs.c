@@ -103,17 +103,13 @@ int dd_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
                   int *status, char *err, size_t errlen)
 {
     struct dd_ctx *ctx = vctx;
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    int rc = vmms_attach_begin(ctx->prefix, vm, handle, &wait_ms, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    if (!vmms_exit_token_ok(handle))
-        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: bad run handle", vm->name);
     struct dd_host *h = dd_vm_host(ctx, vm);
     if (h == NULL)
         return vmms_fail(err, errlen, VMMS_NOT_FOUND, "VM %s: not known on any worker host",
                        vm->name);
-    if (wait_ms < 0)
-        wait_ms = 0;
     char qs[3000], qv[PATH_MAX + 140], qn[140], vdir[PATH_MAX + 130];
     snprintf(vdir, sizeof vdir, "%s/%s", h->cfg->volume_dir, vm->name);
     char *line = malloc(8192);

@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "ec2.h"
 #include "log.h"
+#include "strvec.h"
 
 /* Launch errors that mean "not now": the job waits in the queue. */
 static bool busy_code(const char *code)
@@ -73,8 +74,7 @@ static void count_one(const struct ec2_instance *inst, void *arg)
 
 struct image_find {
     const char *tag, *want;
-    char ***names;
-    size_t *count;
+    struct strvec names; /* without want: the names found so far */
     char *ami;
     size_t amisz;
     bool oom;
@@ -95,27 +95,23 @@ static void take_image(xmlNodePtr img, void *arg)
             snprintf(f->ami, f->amisz, "%s", id);
         return;
     }
-    for (size_t i = 0; i < *f->count; i++)
-        if (strcmp((*f->names)[i], v) == 0)
-            return;
-    char **nv = realloc(*f->names, (*f->count + 1) * sizeof *nv);
-    char *s = nv ? strdup(v) : NULL;
-    if (nv)
-        *f->names = nv;
-    if (s == NULL) {
+    if (strvec_find(&f->names, v, strlen(v)) < 0 && strvec_push(&f->names, v) != 0)
         f->oom = true;
-        return;
-    }
-    (*f->names)[(*f->count)++] = s;
 }
 
 int ec2_images_read(xmlDocPtr doc, const char *tag, const char *want, char *ami, size_t amisz,
                     char ***names, size_t *count)
 {
-    struct image_find f = {tag, want, names, count, ami, amisz, false};
+    struct image_find f = {tag, want, STRVEC_INIT, ami, amisz, false};
     if (want && amisz)
         ami[0] = '\0';
+    if (!want) /* appended to what the caller holds */
+        f.names = (struct strvec){*names, *count, *count};
     ec2_items(xmlDocGetRootElement(doc), "imagesSet", take_image, &f);
+    if (!want) {
+        *names = f.names.v;
+        *count = f.names.n;
+    }
     return f.oom ? VMMS_ERR : VMMS_OK;
 }
 

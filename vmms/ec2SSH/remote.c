@@ -305,13 +305,9 @@ int ec2_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long
                    int *status, char *err, size_t errlen)
 {
     struct ec2_ctx *ctx = vctx;
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    int rc = vmms_attach_begin(ctx->prefix, vm, handle, &wait_ms, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    if (!vmms_exit_token_ok(handle))
-        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: bad run handle", vm->name);
-    if (wait_ms < 0)
-        wait_ms = 0;
     char qs[1200], line[1600];
     long long secs = (wait_ms + 999) / 1000;
     snprintf(line, sizeof line, "sh -c %s _ %s %lld", vmms_sh_quote(WAIT_SCRIPT, qs, sizeof qs),

@@ -15,32 +15,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/image_open.h"
 #include "image_tar.h"
 #include "ld.h"
 #include "log.h"
 #include "names.h"
+#include "strvec.h"
 
-static int add_name(char ***names, size_t *count, size_t *cap, const char *tag)
+/* Adds tag to names, ":latest" dropped, unless there. 0, or -1 out of memory. */
+static int add_name(struct strvec *names, const char *tag)
 {
     size_t n = strlen(tag);
     if (n > 7 && strcmp(tag + n - 7, ":latest") == 0)
         n -= 7;
-    for (size_t i = 0; i < *count; i++)
-        if (strlen((*names)[i]) == n && strncmp((*names)[i], tag, n) == 0)
-            return 0;
-    if (*count == *cap) {
-        size_t nc = *cap ? *cap * 2 : 16;
-        char **nn = realloc(*names, nc * sizeof *nn);
-        if (nn == NULL)
-            return -1;
-        *names = nn;
-        *cap = nc;
-    }
-    char *s = strndup(tag, n);
-    if (s == NULL)
-        return -1;
-    (*names)[(*count)++] = s;
-    return 0;
+    return strvec_find(names, tag, n) >= 0 ? 0 : strvec_pushn(names, tag, n);
 }
 
 int ld_get_images(void *vctx, char ***names, size_t *count, char *err, size_t errlen)
@@ -53,7 +41,8 @@ int ld_get_images(void *vctx, char ***names, size_t *count, char *err, size_t er
     int rc = ld_docker(ctx, &req, &resp, err, errlen);
     if (rc == VMMS_OK && (resp.status != 200 || !json_is_array(resp.json)))
         rc = ld_docker_fail(&resp, "cannot list images", err, errlen);
-    size_t cap = 0, i, j;
+    struct strvec sv = STRVEC_INIT;
+    size_t i, j;
     json_t *img, *tag;
     if (rc == VMMS_OK)
         json_array_foreach(resp.json, i, img) {
@@ -61,7 +50,7 @@ int ld_get_images(void *vctx, char ***names, size_t *count, char *err, size_t er
                 const char *t = json_string_value(tag);
                 if (t == NULL || strcmp(t, "<none>:<none>") == 0)
                     continue;
-                if (add_name(names, count, &cap, t) != 0) {
+                if (add_name(&sv, t) != 0) {
                     rc = vmms_fail(err, errlen, VMMS_ERR, "out of memory");
                     goto out;
                 }
@@ -69,11 +58,9 @@ int ld_get_images(void *vctx, char ***names, size_t *count, char *err, size_t er
         }
 out:
     ld_response_free(&resp);
-    if (rc != VMMS_OK) {
-        vmms_free_names(*names, *count);
-        *names = NULL;
-        *count = 0;
-    }
+    if (rc == VMMS_OK)
+        *names = strvec_take(&sv, count);
+    strvec_free(&sv);
     return rc;
 }
 
@@ -237,24 +224,11 @@ int ld_load_image(void *vctx, const char *tar_path, const char *name, int timeou
                   const struct vmms_image_limits *lim, char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
-    if (name == NULL || !image_name_is_valid(name))
-        return vmms_fail(err, errlen, VMMS_ERR,
-                       "bad image name \"%s\": use [a-z0-9] then [a-z0-9._-] and an optional "
-                       ":tag", name ? name : "(null)");
-    int fd = open(tar_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return vmms_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", tar_path, strerror(errno));
-    char qn[300], qe[600];
-    bool tagged = false;
     char root[PATH_MAX];
-    if (image_tar_check(fd, name, &tagged, err, errlen) != 0 ||
-        image_tar_admit(fd, lim->max_bytes, lim->max_entries, docker_root(ctx, root, sizeof root),
-                        err, errlen) != 0) {
-        close(fd);
-        log_warn("image_refused", "name=%s reason=%s", log_quote(name, qn, sizeof qn),
-                 log_quote(err, qe, sizeof qe));
+    int fd = vmms_image_tar_open(tar_path, name, lim, docker_root(ctx, root, sizeof root), err,
+                                 errlen);
+    if (fd < 0)
         return VMMS_ERR;
-    }
     FILE *f = lseek(fd, 0, SEEK_SET) == 0 ? fdopen(fd, "rb") : NULL;
     if (f == NULL) {
         int e = errno;
@@ -314,7 +288,7 @@ int ld_load_image(void *vctx, const char *tar_path, const char *name, int timeou
     }
     if (rc != VMMS_OK)
         return rc;
-    char ql[300];
+    char qn[300], ql[300];
     log_info("image_loaded", "name=%s loaded=%s ms=%ld", log_quote(name, qn, sizeof qn),
              log_quote(named ? name : l.ids[0], ql, sizeof ql), (long)(clock_mono_ms() - t0));
     return VMMS_OK;

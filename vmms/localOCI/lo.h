@@ -6,9 +6,12 @@
  * size-capped tmpfs), and an OCI runtime (runc or crun) started on a bundle
  * made ahead of time. It owns the plugin context and what each file exports:
  *   config.c    parse and validate "vmms_config.localOCI"
- *   layers.c    the layer store: import from a `docker save` tarball, an OCI
- *               image layout directory or the Docker engine's export;
+ *   layers.c    the layer store: paths, storing a layer, image records,
  *               images listed by name
+ *   layers_unpack.c  the unpack of one layer (entry rules, whiteouts,
+ *               budget, sha256); layers_int.h is what the three share
+ *   layers_import.c  the ways in: a `docker save` tarball, an OCI image
+ *               layout directory or the Docker engine's export
  *   spec.c      the bundle's config.json (namespaces, capabilities,
  *               seccomp, cgroup limits, mounts)
  *   net.c       the jobs' bridge, NAT and firewall (init) and each
@@ -82,7 +85,7 @@ struct lo_ctx {
 int lo_config_parse(const json_t *cfg, struct lo_config *out, char *err, size_t errlen);
 void lo_config_free(struct lo_config *c);
 
-/* ---- layers.c ---- */
+/* ---- layers.c, layers_import.c, layers_unpack.c ---- */
 int lo_store_init(struct lo_ctx *ctx, char *err, size_t errlen);
 /* Imports a `docker save` tarball (tar_path) as image name, within lim and
  * the store's free space (image_tar_admit first, then every layer's
@@ -109,7 +112,7 @@ int lo_image_id(void *ctx, const char *name, char *id, size_t idlen, char *err, 
 int lo_image_get(struct lo_ctx *ctx, const char *name, json_t **out, char *err, size_t errlen);
 /* Unpacks the layer tar stream read from fd (compressed or not) into dir,
  * an existing empty directory named by an absolute path with no symbolic
- * link on the way, by the unpack rules of layers.c's header; hex (65 bytes)
+ * link on the way, by the unpack rules of layers_unpack.c's header; hex (65 bytes)
  * gets the sha256 of every byte read from fd ("" on failure). Whatever the
  * tar holds, nothing outside dir is created, changed, removed or linked to
  * (no absolute name, no "..", nothing written through a symbolic link, no

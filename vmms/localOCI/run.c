@@ -287,11 +287,9 @@ int lo_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
                   int *status, char *err, size_t errlen)
 {
     struct lo_ctx *ctx = vctx;
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    int rc = vmms_attach_begin(ctx->prefix, vm, handle, &wait_ms, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    if (!vmms_exit_token_ok(handle))
-        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: bad run handle", vm->name);
     int b = lo_open_bundle(ctx, vm->name);
     if (b < 0)
         return vmms_fail(err, errlen, VMMS_NOT_FOUND, "sandbox %s is gone", vm->name);
