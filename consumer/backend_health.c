@@ -118,14 +118,7 @@ static json_t *outage_info(struct consumer *c)
 /* Waits until stop, or ms passed; true if stopping. Caller holds b->lock. */
 static bool nap(struct backend_health *b, long long ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = clock_after_ms(CLOCK_REALTIME, (long)ms);
     if (!b->stop)
         pthread_cond_timedwait(&b->cond, &b->lock, &ts);
     return b->stop;

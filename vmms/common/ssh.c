@@ -118,15 +118,7 @@ int vssh_slot_take(struct vssh_conn *c, struct vssh_wait *w)
             break;
         }
         long until = w->deadline_ms < now + 100 ? w->deadline_ms : now + 100;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        long ms = until - now;
-        ts.tv_sec += ms / 1000;
-        ts.tv_nsec += (ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = clock_after_ms(CLOCK_MONOTONIC, until - now);
         pthread_cond_timedwait(&c->slot_cond, &c->lock, &ts);
     }
     if (rc == 0)

@@ -21,14 +21,7 @@ static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *m, long until_ms)
     long ms = until_ms - clock_mono_ms();
     if (ms <= 0)
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = clock_after_ms(CLOCK_MONOTONIC, ms);
     pthread_cond_timedwait(cv, m, &ts);
 }
 
