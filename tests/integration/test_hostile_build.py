@@ -29,17 +29,8 @@ MYLAB = P + "mylab"
 PREFIX = P + "-"
 
 
-def docker(*args, data=None, check=True):
-    r = subprocess.run(["docker"] + list(args), input=data, capture_output=True, timeout=120)
-    if check and r.returncode != 0:
-        raise RuntimeError("docker %s: %s" % (" ".join(args), r.stderr.decode()))
-    return r.stdout.decode().strip()
-
-
-def image_id(name):
-    r = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", name],
-                       capture_output=True, text=True)
-    return r.stdout.strip() if r.returncode == 0 else None
+docker = tlib.docker
+image_id = tlib.image_id
 
 
 def rootfs(text):

@@ -21,17 +21,8 @@ BACKENDS = tuple(os.environ.get("TI_BACKENDS", "localDocker,localOCI").split(","
 TAG = "ti%d" % os.getpid()
 
 
-def docker(*args, check=True):
-    r = subprocess.run(["docker"] + list(args), capture_output=True, timeout=300)
-    if check and r.returncode != 0:
-        raise RuntimeError("docker %s: %s" % (" ".join(args), r.stderr.decode()))
-    return r.stdout.decode().strip()
-
-
-def image_id(name):
-    r = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", name],
-                       capture_output=True, text=True)
-    return r.stdout.strip() if r.returncode == 0 else None
+docker = tlib.docker
+image_id = tlib.image_id
 
 
 def marker_image(name, text):

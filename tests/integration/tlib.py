@@ -45,6 +45,22 @@ def done():
     sys.exit(1 if _failed else 0)
 
 
+def docker(*args, data=None, check=True, timeout=300):
+    """Runs the docker CLI (the machine's daemon) with args, data on stdin;
+    returns its stdout stripped. check: raise RuntimeError when it fails."""
+    r = subprocess.run(["docker"] + list(args), input=data, capture_output=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise RuntimeError("docker %s: %s" % (" ".join(args), r.stderr.decode()))
+    return r.stdout.decode().strip()
+
+
+def image_id(name):
+    """The Docker image id of name, or None when there is no such image."""
+    r = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", name],
+                       capture_output=True, text=True)
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
