@@ -313,14 +313,24 @@ def main():
         rf = submit(svc, "lab1", {"Makefile": makefile("echo x")}, "kept.out", timeout=20,
                     image="deadimage")
         dead = tjobs.wait_dead(svc, rf["jobId"], 90)
-        kept = [i for i in sim.instances([{"Name": "instance-state-name", "Values": ["running"]}])
-                if any(t["Key"] == "Name" and t["Value"].startswith("failed-" + PREFIX + "j%d-" %
-                                                                    rf["jobId"])
-                       for t in i.get("Tags", []))]
+
+        def kept_vms():
+            return [i for i in sim.instances([{"Name": "instance-state-name",
+                                                "Values": ["running"]}])
+                    if any(t["Key"] == "Name" and
+                           t["Value"].startswith("failed-" + PREFIX + "j%d-" % rf["jobId"])
+                           for t in i.get("Tags", []))]
+
+        def kept_and_released():
+            k = kept_vms()
+            return len(k) == 2 and not any(t["Key"] == "tango-service"
+                                           for i in k for t in i["Tags"])
+        # the job is recorded dead before its last VM is destroyed (renamed,
+        # then our tag dropped): wait for both steps of both VMs
+        released = wait_for(kept_and_released, 30)
+        kept = kept_vms()
         tlib.check("keep_failed_vms: failed VMs kept running as failed-NAME, not ours any more",
-                   dead is not None and len(kept) == 2 and
-                   not any(t["Key"] == "tango-service" for i in kept for t in i["Tags"]),
-                   [i.get("Tags") for i in kept])
+                   dead is not None and released, [i.get("Tags") for i in kept])
         meta = [i.get("MetadataOptions", {}) for i in kept]
         tlib.check("instance_metadata: VMs get IMDSv2 only, hop limit 1",
                    meta and all(m.get("HttpEndpoint") == "enabled" and
