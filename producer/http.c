@@ -2,17 +2,21 @@
  * http.c: HTTP/1.1 request framing on libevent bufferevents (see http.h for
  * why). One request at a time per connection; pipelined requests wait in
  * the input buffer until the previous reply is written. A reply made while
- * its request is being handled is written at once (see conn_write_now), so
- * a request costs one read and one write, with no epoll changes.
+ * its request is being handled is written at once (see
+ * http_conn_write_now), so a request costs one read and one write, with no
+ * epoll changes.
  *
- * The protocol itself (the head, the body's framing, their limits) is
- * parsed by http_parse.c; this file owns the connection around it.
+ * This file owns the connection's state machine (head, body, handler,
+ * linger), its timers and the request's lifecycle. The protocol itself (the
+ * head, the body's framing, their limits) is parsed by http_parse.c; replies
+ * are written by http_reply.c; the connection and client caps are counted by
+ * http_admit.c (what they share: http_internal.h).
  *
  * Limits (all named in struct http_limits or below): the head and the
  * trailers share max_head_bytes and max_headers; a chunk-size line is at
  * most HTTP_CHUNK_LINE_MAX bytes; one timer per connection is the head deadline
  * while a head is arriving and the body-rate window while a body is; open
- * connections are counted in all and per client address (ip_get/ip_put).
+ * connections are counted in all and per client address (http_admit.c).
  *
  * Behind a load balancer (limits.trusted_proxies): a connection from a
  * trusted proxy is not counted per address (it carries many clients);
@@ -20,8 +24,7 @@
  * the client its X-Forwarded-For names (proxy.h), with the same cap
  * (max_per_ip; over it: 429 and close). That client is the one logged.
  */
-#include "http.h"
-#include "http_parse.h"
+#include "http_internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -42,82 +45,10 @@
 #include <event2/listener.h>
 
 #include "log.h"
-#include "netset.h"
-#include "proxy.h"
 
 #define DISCARD_LIMIT (1u << 20)   /* body bytes we read and drop for a reply sent early */
 #define LINGER_LIMIT (16u << 20)   /* bytes we drain after an early reply before closing */
-#define IP_BUCKETS 256             /* hash buckets of the per-address connection counts */
 #define LINGER_TIMEOUT_S 2         /* idle time after which a lingering connection closes */
-
-enum conn_state { ST_HEAD, ST_BODY, ST_HANDLER, ST_LINGER };
-enum body_mode { BODY_DISCARD, BODY_MEMORY, BODY_STREAM };
-enum timer_mode { TM_OFF, TM_HEAD, TM_BODY };
-
-/* Open connections (or, for forwarded clients, requests in progress) from
- * one client address. */
-struct ip_count {
-    unsigned char addr[NETADDR_LEN]; /* IPv4 as IPv4-mapped IPv6 */
-    unsigned bucket;                 /* its index in its table */
-    int n;
-    struct ip_count *next;
-};
-
-struct http_server {
-    struct event_base *base;
-    struct evconnlistener *listener;
-    struct http_limits lim;
-    struct http_parse_limits plim; /* the parser's share of lim */
-    struct http_handlers h;
-    int nconns;
-    LIST_HEAD(, http_conn) conns; /* open connections, closed by http_server_free */
-    void (*on_done)(struct http_request *, int, double, void *); /* http_server_on_done */
-    struct ip_count *ips[IP_BUCKETS];     /* connections per peer address */
-    struct ip_count *clients[IP_BUCKETS]; /* requests in progress per forwarded client */
-};
-
-struct http_conn;
-
-struct http_request {
-    struct http_conn *conn;
-    struct http_msg msg;    /* the head and the body's framing, as parsed so far */
-    enum body_mode mode;
-    size_t limit;
-    size_t received;
-    bool too_large;
-    bool failed;
-    bool aborted;
-    struct evbuffer *body;
-    const struct http_body_sink *sink;
-    void *user;
-    bool handled;           /* on_request called */
-    bool replied;
-    bool close_after;
-    int status;             /* the reply's status code, once replied */
-    long long start_us;     /* monotonic, at the request's first byte (0: none seen) */
-    char client[NETADDR_TEXT_MAX];    /* who sent it: the peer, or the forwarded client */
-    struct ip_count *client_count;    /* via a trusted proxy: its count in clients[] */
-    void (*on_free)(struct http_request *, void *);
-    void *on_free_arg;
-};
-
-struct http_conn {
-    struct http_server *srv;
-    struct bufferevent *bev;
-    enum conn_state state;
-    struct http_request *req;
-    size_t lingered;
-    bool busy;              /* inside conn_progress: a reply is written there */
-    struct ip_count *ip;    /* this connection's address count; NULL if not counted */
-    bool has_peer;          /* peer is an IP address */
-    bool via_proxy;         /* peer is a trusted proxy: X-Forwarded-For is read */
-    unsigned char peer[NETADDR_LEN];
-    char peer_text[NETADDR_TEXT_MAX]; /* "-" when not an IP peer */
-    struct event *timer;    /* head deadline or body-rate window (mode) */
-    enum timer_mode mode;
-    size_t window_start;    /* body bytes received when the current window began */
-    LIST_ENTRY(http_conn) link;
-};
 
 static void conn_progress(struct http_conn *c);
 
@@ -132,8 +63,6 @@ static struct http_request *req_new(struct http_conn *c)
     return r;
 }
 
-static void ip_put(struct ip_count **table, struct ip_count *e);
-
 static long long mono_us(void)
 {
     struct timespec ts;
@@ -145,7 +74,7 @@ static void req_free(struct http_request *r)
 {
     if (!r)
         return;
-    ip_put(r->conn->srv->clients, r->client_count);
+    http_ip_put(r->conn->srv->clients, r->client_count);
     if (r->mode == BODY_STREAM && !r->msg.body_done && !r->aborted && r->sink && r->sink->on_abort) {
         r->aborted = true;
         r->sink->on_abort(r);
@@ -161,189 +90,15 @@ static void req_free(struct http_request *r)
     free(r);
 }
 
-/* ---------- per-address connection counts ---------- */
-
-/* The count for key in table (IP_BUCKETS slots), made (at 0) if missing. */
-static struct ip_count *ip_get(struct ip_count **table, const unsigned char key[NETADDR_LEN])
-{
-    unsigned h = 2166136261u; /* FNV-1a */
-    for (int i = 0; i < NETADDR_LEN; i++)
-        h = (h ^ key[i]) * 16777619u;
-    struct ip_count **slot = &table[h % IP_BUCKETS];
-    for (struct ip_count *e = *slot; e; e = e->next)
-        if (memcmp(e->addr, key, NETADDR_LEN) == 0)
-            return e;
-    struct ip_count *e = calloc(1, sizeof *e);
-    memcpy(e->addr, key, NETADDR_LEN);
-    e->bucket = h % IP_BUCKETS;
-    e->next = *slot;
-    *slot = e;
-    return e;
-}
-
-/* Drops one from e's count (NULL: nothing); frees e when none is left. */
-static void ip_put(struct ip_count **table, struct ip_count *e)
-{
-    if (!e || --e->n > 0)
-        return;
-    for (struct ip_count **p = &table[e->bucket]; *p; p = &(*p)->next)
-        if (*p == e) {
-            *p = e->next;
-            free(e);
-            return;
-        }
-}
-
-static void ip_table_free(struct ip_count **table)
-{
-    for (int b = 0; b < IP_BUCKETS; b++) /* empty once every connection is gone */
-        while (table[b]) {
-            struct ip_count *e = table[b];
-            table[b] = e->next;
-            free(e);
-        }
-}
-
-/* ---------- the client behind a trusted proxy ---------- */
-
-/* Sets r->client: the peer, or behind a trusted proxy the client its
- * X-Forwarded-For names (proxy.h). Returns false if that client already
- * has max_per_ip requests in progress (the request is then refused). */
-static bool client_admit(struct http_conn *c, struct http_request *r)
-{
-    snprintf(r->client, sizeof r->client, "%s", c->peer_text);
-    if (!c->via_proxy)
-        return true;
-    size_t n = 0;
-    struct evkeyval *kv;
-    TAILQ_FOREACH(kv, &r->msg.headers, next)
-        n += strcasecmp(kv->key, "X-Forwarded-For") == 0;
-    const char **values = calloc(n ? n : 1, sizeof *values);
-    size_t i = 0;
-    TAILQ_FOREACH(kv, &r->msg.headers, next)
-        if (strcasecmp(kv->key, "X-Forwarded-For") == 0)
-            values[i++] = kv->value;
-    unsigned char client[NETADDR_LEN];
-    if (proxy_forwarded_client(c->srv->lim.trusted_proxies, values, n, client))
-        netaddr_format(client, r->client);
-    else
-        memcpy(client, c->peer, NETADDR_LEN);
-    free(values);
-    if (c->srv->lim.max_per_ip <= 0)
-        return true;
-    struct ip_count *e = ip_get(c->srv->clients, client);
-    if (e->n >= c->srv->lim.max_per_ip) {
-        log_warn("http_client_refused", "reason=max_connections_per_ip max=%d client=%s peer=%s",
-                 c->srv->lim.max_per_ip, r->client, c->peer_text);
-        return false;
-    }
-    e->n++;
-    r->client_count = e;
-    return true;
-}
-
 static void conn_free(struct http_conn *c)
 {
     req_free(c->req);
     event_free(c->timer);
     bufferevent_free(c->bev);
     LIST_REMOVE(c, link);
-    ip_put(c->srv->ips, c->ip);
+    http_ip_put(c->srv->ips, c->ip);
     c->srv->nconns--;
     free(c);
-}
-
-/* ---------- replies ---------- */
-
-static const char *reason_phrase(int code)
-{
-    switch (code) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 403: return "Forbidden";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Payload Too Large";
-    case 414: return "URI Too Long";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
-    }
-}
-
-static void write_head(struct http_request *r, int code, const char *ctype, uint64_t len)
-{
-    /* A reply before the body is fully taken ends the connection. */
-    if (!r->msg.body_done)
-        r->close_after = true;
-    if (!r->msg.head_done || !http_msg_keepalive(&r->msg))
-        r->close_after = true;
-    struct evbuffer *out = bufferevent_get_output(r->conn->bev);
-    evbuffer_add_printf(out,
-                        "HTTP/1.1 %d %s\r\nServer: Tango-C\r\nContent-Type: %s\r\n"
-                        "Content-Length: %llu\r\nConnection: %s\r\n\r\n",
-                        code, reason_phrase(code), ctype ? ctype : "text/plain",
-                        (unsigned long long)len, r->close_after ? "close" : "keep-alive");
-    r->replied = true;
-    r->status = code;
-    log_debug("http_request", "method=%s code=%d client=%s peer=%s",
-              r->msg.method[0] ? r->msg.method : "-", code, http_client(r), r->conn->peer_text);
-}
-
-/* A reply made inside conn_progress (the usual, synchronous case) is
- * written there at once, with no wait for the next loop turn and no
- * epoll change; one made later (an async handler) is left to the
- * bufferevent, whose write callback brings conn_progress back. */
-static void reply_queued(struct http_conn *c)
-{
-    if (!c->busy)
-        bufferevent_enable(c->bev, EV_WRITE);
-}
-
-void http_reply(struct http_request *r, int code, const char *ctype, struct evbuffer *body)
-{
-    if (r->replied)
-        return;
-    write_head(r, code, ctype, body ? evbuffer_get_length(body) : 0);
-    if (body)
-        evbuffer_add_buffer(bufferevent_get_output(r->conn->bev), body);
-    reply_queued(r->conn);
-}
-
-void http_reply_file(struct http_request *r, int code, const char *ctype, int fd, off_t len)
-{
-    if (r->replied) {
-        close(fd);
-        return;
-    }
-    write_head(r, code, ctype, (uint64_t)len);
-    if (len > 0)
-        evbuffer_add_file(bufferevent_get_output(r->conn->bev), fd, 0, len);
-    else
-        close(fd);
-    reply_queued(r->conn);
-}
-
-static void reply_error(struct http_request *r, int code, const char *msg)
-{
-    struct evbuffer *b = evbuffer_new();
-    evbuffer_add_printf(b, "{\"statusId\": -1, \"statusMsg\": \"%s\"}", msg);
-    r->close_after = true;
-    http_reply(r, code, "application/json; charset=UTF-8", b);
-    evbuffer_free(b);
 }
 
 /* ---------- accessors ---------- */
@@ -465,7 +220,7 @@ static void fail_now(struct http_conn *c, int code, const char *msg)
         c->req = req_new(c);
     struct http_request *r = c->req;
     if (!r->replied)
-        reply_error(r, code, msg);
+        http_reply_error(r, code, msg);
     r->close_after = true;
     conn_stop_reading(c);
     conn_progress(c);
@@ -523,22 +278,6 @@ static void call_handler(struct http_conn *c)
     c->srv->h.on_request(r, c->srv->h.arg);
 }
 
-/* Writes queued output now, as far as the socket takes it; what is left
- * goes to the bufferevent (EV_WRITE), whose write callback brings us back.
- * A socket bufferevent keeps its output's start frozen; like its own write
- * callback, we unfreeze it around the write. */
-static void conn_write_now(struct http_conn *c)
-{
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    int fd = bufferevent_getfd(c->bev);
-    evbuffer_unfreeze(out, 1);
-    while (evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0)
-        ;
-    evbuffer_freeze(out, 1);
-    if (evbuffer_get_length(out) > 0)
-        bufferevent_enable(c->bev, EV_WRITE);
-}
-
 /* What one step of conn_advance leaves: go on with the connection's next
  * state, wait (for input, a reply, or the reply's write), or the
  * connection is gone. */
@@ -565,7 +304,7 @@ static enum step head_too_large(struct http_conn *c, struct http_request *r)
     conn_stop_reading(c);
     call_handler(c);
     if (!r->replied)
-        reply_error(r, 413, "Request body too large");
+        http_reply_error(r, 413, "Request body too large");
     return STEP_GO;
 }
 
@@ -583,7 +322,7 @@ static enum step head_to_body(struct http_conn *c, struct http_request *r)
     }
     if (expects_100) {
         evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
-        conn_write_now(c);
+        http_conn_write_now(c);
     }
     c->state = ST_BODY;
     if (!r->msg.body_done && c->srv->lim.min_body_bps > 0) {
@@ -597,12 +336,12 @@ static enum step head_to_body(struct http_conn *c, struct http_request *r)
  * taken (an early answer goes out before any body is read). */
 static enum step head_dispatch(struct http_conn *c, struct http_request *r)
 {
-    if (client_admit(c, r))
+    if (http_client_admit(c, r))
         c->srv->h.on_head(r, c->srv->h.arg);
     else
-        reply_error(r, 429, "Too many requests from this client");
+        http_reply_error(r, 429, "Too many requests from this client");
     if (r->replied)
-        conn_write_now(c);
+        http_conn_write_now(c);
     if (r->replied && r->mode == BODY_DISCARD &&
         (r->msg.content_length > (int64_t)DISCARD_LIMIT || r->msg.chunked))
         r->close_after = true;
@@ -633,7 +372,7 @@ static enum step step_head(struct http_conn *c)
     /* The error reply is queued. The body stays "not done" so the
      * connection lingers after it: closing with unread input would
      * send a reset that can destroy the reply on its way. */
-    reply_error(r, err.status, err.msg);
+    http_reply_error(r, err.status, err.msg);
     conn_stop_reading(c);
     return STEP_GO;
 }
@@ -654,9 +393,9 @@ static enum step step_body(struct http_conn *c)
              * connection lingers after the reply (see step_head). */
             conn_stop_reading(c);
             if (!r->replied && rc == HTTP_BODY_TRAILERS_TOO_LARGE)
-                reply_error(r, 431, "Chunked trailers too large");
+                http_reply_error(r, 431, "Chunked trailers too large");
             else if (!r->replied)
-                reply_error(r, 400, "Malformed chunked body");
+                http_reply_error(r, 400, "Malformed chunked body");
             r->close_after = true;
             return STEP_GO;
         }
@@ -679,7 +418,7 @@ static enum step step_handler(struct http_conn *c)
 {
     struct http_request *r = c->req;
     if (r->replied)
-        conn_write_now(c);
+        http_conn_write_now(c);
     if (!r->replied || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
         /* An async handler, or a reply still on its way: no more
          * input until it is out; the write callback brings us back. */
@@ -765,25 +504,12 @@ int http_server_adopt(struct http_server *srv, int fd, const struct sockaddr *pe
     char text[NETADDR_TEXT_MAX] = "-";
     if (has_peer)
         netaddr_format(addr, text);
-    if (srv->nconns >= srv->lim.max_connections) {
-        log_warn("http_conn_refused", "reason=max_connections max=%d peer=%s",
-                 srv->lim.max_connections, text);
+    bool via_proxy;
+    struct ip_count *ip;
+    if (!http_peer_admit(srv, has_peer, addr, text, &via_proxy, &ip)) {
         evutil_closesocket(fd);
         return -1;
     }
-    /* A trusted proxy's connections carry many clients: its requests are
-     * counted per client instead (client_admit). */
-    bool via_proxy = has_peer && netset_contains(srv->lim.trusted_proxies, addr);
-    struct ip_count *ip =
-        srv->lim.max_per_ip > 0 && has_peer && !via_proxy ? ip_get(srv->ips, addr) : NULL;
-    if (ip && ip->n >= srv->lim.max_per_ip) {
-        log_warn("http_conn_refused", "reason=max_connections_per_ip max=%d peer=%s",
-                 srv->lim.max_per_ip, text);
-        evutil_closesocket(fd);
-        return -1;
-    }
-    if (ip)
-        ip->n++;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     evutil_make_socket_nonblocking(fd);
@@ -800,7 +526,7 @@ int http_server_adopt(struct http_server *srv, int fd, const struct sockaddr *pe
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     struct timeval tv = {srv->lim.timeout_s, 0};
     bufferevent_set_timeouts(c->bev, &tv, &tv);
-    /* EV_WRITE (on by default) only while a reply waits: see conn_write_now */
+    /* EV_WRITE (on by default) only while a reply waits: see http_conn_write_now */
     bufferevent_disable(c->bev, EV_WRITE);
     bufferevent_enable(c->bev, EV_READ);
     LIST_INSERT_HEAD(&srv->conns, c, link);
@@ -866,8 +592,8 @@ void http_server_free(struct http_server *srv)
         evconnlistener_free(srv->listener);
     while (!LIST_EMPTY(&srv->conns))
         conn_free(LIST_FIRST(&srv->conns));
-    ip_table_free(srv->ips);
-    ip_table_free(srv->clients);
+    http_ip_table_free(srv->ips);
+    http_ip_table_free(srv->clients);
     free(srv);
 }
 
