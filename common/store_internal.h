@@ -1,8 +1,8 @@
 /*
  * store_internal.h: what the parts of the Redis store (store.c,
- * store_queries.c, store_lifecycle.c, store_sched.c, store_callbacks.c,
- * store_ctl.c, store_metrics.c) share: the handle, key construction, the command and
- * reply helpers and the Functions call. Nothing outside common/store*.c
+ * store_conn.c, store_queries.c, store_lifecycle.c, store_sched.c, store_callbacks.c,
+ * store_ctl.c, store_metrics.c) share: the handle, key construction, the
+ * connection, the command and reply helpers and the Functions call. Nothing outside common/store*.c
  * includes it.
  */
 #ifndef TANGO_STORE_INTERNAL_H
@@ -46,6 +46,26 @@ struct store {
     char health_why[256];     /* why not writable */
     char err[256];
 };
+
+/* store_conn.c: makes sure st->ctx is a usable connection: an idle one
+ * Redis closed, or (sentinel) one to a server the sentinels no longer name
+ * as master, is replaced; a new one is authenticated, its db selected, its
+ * maxmemory-policy checked. Returns 0 when connected, -1 when not (st->err
+ * says why: this attempt's failure, or, at once and without trying, the
+ * one that opened the fail-fast window we are in). *fresh tells whether
+ * the connection was not one already open (made now, or none). */
+int store_connect(struct store *st, bool *fresh);
+/* store_conn.c: records a failure of the connection (errno and st->ctx's
+ * error tell how it failed; st->ctx, if any, is dropped) with why in
+ * st->err. One that broke (EOF, reset: st->last_fail FAIL_BROKEN) may be
+ * retried at once on a fresh connection if what was sent only reads. A
+ * timeout (Redis hung or unreachable) starts a fail-fast window, so a hung
+ * Redis costs one timeout per window, not one per call; a refused
+ * connection costs nothing, so it gets no window and recovery is
+ * immediate. Logs redis_down once per outage. */
+void store_mark_down(struct store *st, const char *why);
+/* store_conn.c: closes st->ctx (if any); the next command connects again. */
+void store_drop_connection(struct store *st);
 
 /* store_health.c: whether the server c talks to may be used: 0, or -1 with
  * why when INFO failed on the connection, or (st->policy_refused set) when
