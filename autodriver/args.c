@@ -164,6 +164,64 @@ static int set_dirname(struct ad_args *a, const char *arg, char *err, size_t err
     return 0;
 }
 
+/* One "--name[=value]" option at argv[*i] (the value may be the next
+ * argument: *i then moves past it), applied to a. Returns AD_ARGS_OK to go
+ * on, AD_ARGS_HELP for --help / --usage, or AD_ARGS_ERROR (err says why). */
+static int long_option(int argc, char *const argv[], int *i, struct ad_args *a, char *err,
+                       size_t errlen)
+{
+    const char *arg = argv[*i];
+    const char *name = arg + 2;
+    const char *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    if ((len == 4 && strncmp(name, "help", 4) == 0) ||
+        (len == 5 && strncmp(name, "usage", 5) == 0)) {
+        if (eq)
+            return fail(err, errlen, "Option '--%.*s' takes no value", (int)len, name);
+        return AD_ARGS_HELP;
+    }
+    int ambiguous;
+    const struct opt *o = len ? by_name(name, len, &ambiguous) : NULL;
+    if (o == NULL)
+        return fail(err, errlen, "%s option '%s'",
+                    len && ambiguous ? "Ambiguous" : "Unrecognized", arg);
+    const char *value;
+    if (eq) {
+        value = eq + 1;
+    } else {
+        if (*i + 1 >= argc)
+            return fail(err, errlen, "Option '--%s' requires an argument", o->name);
+        value = argv[++*i];
+    }
+    return apply(o, value, a, err, errlen) < 0 ? AD_ARGS_ERROR : AD_ARGS_OK;
+}
+
+/* One "-x[value]" option at argv[*i], as long_option; options without a
+ * value (h, ?) may not be followed by more letters. */
+static int short_option(int argc, char *const argv[], int *i, struct ad_args *a, char *err,
+                        size_t errlen)
+{
+    const char *arg = argv[*i];
+    char c = arg[1];
+    if (c == 'h' || c == '?') {
+        if (arg[2] != '\0')
+            return fail(err, errlen, "Invalid option '%s'", arg);
+        return AD_ARGS_HELP;
+    }
+    const struct opt *o = by_letter(c);
+    if (o == NULL)
+        return fail(err, errlen, "Invalid option -- '%c'", c);
+    const char *value;
+    if (arg[2] != '\0') {
+        value = arg + 2;
+    } else {
+        if (*i + 1 >= argc)
+            return fail(err, errlen, "Option requires an argument -- '%c'", c);
+        value = argv[++*i];
+    }
+    return apply(o, value, a, err, errlen) < 0 ? AD_ARGS_ERROR : AD_ARGS_OK;
+}
+
 int ad_parse_args(int argc, char *const argv[], struct ad_args *out,
                   char *err, size_t errlen)
 {
@@ -188,53 +246,10 @@ int ad_parse_args(int argc, char *const argv[], struct ad_args *out,
             options_done = 1;
             continue;
         }
-        if (arg[1] == '-') {                      /* --name[=value] */
-            const char *name = arg + 2;
-            const char *eq = strchr(name, '=');
-            size_t len = eq ? (size_t)(eq - name) : strlen(name);
-            if ((len == 4 && strncmp(name, "help", 4) == 0) ||
-                (len == 5 && strncmp(name, "usage", 5) == 0)) {
-                if (eq)
-                    return fail(err, errlen, "Option '--%.*s' takes no value", (int)len, name);
-                return AD_ARGS_HELP;
-            }
-            int ambiguous;
-            const struct opt *o = len ? by_name(name, len, &ambiguous) : NULL;
-            if (o == NULL)
-                return fail(err, errlen, "%s option '%s'",
-                            len && ambiguous ? "Ambiguous" : "Unrecognized", arg);
-            const char *value;
-            if (eq) {
-                value = eq + 1;
-            } else {
-                if (i + 1 >= argc)
-                    return fail(err, errlen, "Option '--%s' requires an argument", o->name);
-                value = argv[++i];
-            }
-            if (apply(o, value, &a, err, errlen) < 0)
-                return AD_ARGS_ERROR;
-            continue;
-        }
-        /* -x[value]; options without a value (h, ?) may not be followed by more letters */
-        char c = arg[1];
-        if (c == 'h' || c == '?') {
-            if (arg[2] != '\0')
-                return fail(err, errlen, "Invalid option '%s'", arg);
-            return AD_ARGS_HELP;
-        }
-        const struct opt *o = by_letter(c);
-        if (o == NULL)
-            return fail(err, errlen, "Invalid option -- '%c'", c);
-        const char *value;
-        if (arg[2] != '\0') {
-            value = arg + 2;
-        } else {
-            if (i + 1 >= argc)
-                return fail(err, errlen, "Option requires an argument -- '%c'", c);
-            value = argv[++i];
-        }
-        if (apply(o, value, &a, err, errlen) < 0)
-            return AD_ARGS_ERROR;
+        int rc = arg[1] == '-' ? long_option(argc, argv, &i, &a, err, errlen)
+                               : short_option(argc, argv, &i, &a, err, errlen);
+        if (rc != AD_ARGS_OK)
+            return rc;
     }
 
     if (npos < 1)
