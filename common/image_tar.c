@@ -160,12 +160,15 @@ static int read_manifest(struct archive *a, struct archive_entry *e, struct scan
 
 typedef int (*filter_fn)(struct archive *);
 
-/* Walks every entry header of the tarball into s. */
-static int scan_tar(int fd, struct scan *s, char *err, size_t errlen)
+/* Opens the tarball at fd (from its start) for reading: *out is the
+ * archive (caller frees it, whatever this returns; NULL when none was
+ * made). Returns 0, or -1 with err when it cannot be read. */
+static int open_tar(int fd, struct archive **out, char *err, size_t errlen)
 {
+    *out = NULL;
     if (lseek(fd, 0, SEEK_SET) != 0)
         return text_fail(err, errlen, "cannot rewind the tarball: %s", strerror(errno));
-    struct archive *a = archive_read_new();
+    struct archive *a = *out = archive_read_new();
     if (a == NULL)
         return text_fail(err, errlen, "out of memory");
     /* What `docker load` takes: a tar, plain or compressed with one of
@@ -187,7 +190,50 @@ static int scan_tar(int fd, struct scan *s, char *err, size_t errlen)
     if (rc == 0 && archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK)
         rc = text_fail(err, errlen, "the upload is not a tarball (%s): make it with `docker save "
                   "IMAGE`", archive_error_string(a));
+    return rc;
+}
+
+/* Checks entry e (the entries-th) of a against the caps and into s: a
+ * symlink's name, a manifest.json below the top, and the top-level
+ * manifest.json's bytes. Returns 0 to go on, or -1 with err. */
+static int scan_entry(struct archive *a, struct archive_entry *e, size_t entries,
+                      struct scan *s, char *err, size_t errlen)
+{
     char path[PATH_BYTES];
+    if (entries > IMAGE_TAR_MAX_ENTRIES)
+        return text_fail(err, errlen, "the tarball has over %d entries", IMAGE_TAR_MAX_ENTRIES);
+    if (archive_filter_bytes(a, 0) > MAX_UNPACKED || archive_entry_size(e) > MAX_UNPACKED)
+        return text_fail(err, errlen, "the tarball is over %lld GiB unpacked", MAX_UNPACKED >> 30);
+    const char *name = archive_entry_pathname(e);
+    if (name == NULL || clean_path(name, path, sizeof path) != 0)
+        return text_fail(err, errlen, "the tarball has an entry name Docker would not place "
+                  "inside it (\"..\", too long or unreadable)");
+    bool link = archive_entry_filetype(e) == AE_IFLNK;
+    bool hard = archive_entry_hardlink(e) != NULL;
+    if (link && strvec_push(&s->links, path) != 0)
+        return text_fail(err, errlen, "out of memory");
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (strcmp(base, "manifest.json") != 0)
+        return 0;
+    if (base != path)
+        return strvec_push(&s->deep, path) != 0 ? text_fail(err, errlen, "out of memory") : 0;
+    if (link || hard || archive_entry_filetype(e) != AE_IFREG) {
+        s->found = false; /* the last one wins: this one is not a file */
+        free(s->manifest);
+        s->manifest = NULL;
+        return 0;
+    }
+    return read_manifest(a, e, s, err, errlen);
+}
+
+/* Walks every entry header of the tarball into s. */
+static int scan_tar(int fd, struct scan *s, char *err, size_t errlen)
+{
+    struct archive *a;
+    int rc = open_tar(fd, &a, err, errlen);
+    if (a == NULL)
+        return rc;
     size_t entries = 0;
     struct archive_entry *e;
     while (rc == 0) {
@@ -199,43 +245,7 @@ static int scan_tar(int fd, struct scan *s, char *err, size_t errlen)
                       archive_error_string(a));
             break;
         }
-        if (++entries > IMAGE_TAR_MAX_ENTRIES) {
-            rc = text_fail(err, errlen, "the tarball has over %d entries", IMAGE_TAR_MAX_ENTRIES);
-            break;
-        }
-        if (archive_filter_bytes(a, 0) > MAX_UNPACKED ||
-            archive_entry_size(e) > MAX_UNPACKED) {
-            rc = text_fail(err, errlen, "the tarball is over %lld GiB unpacked", MAX_UNPACKED >> 30);
-            break;
-        }
-        const char *name = archive_entry_pathname(e);
-        if (name == NULL || clean_path(name, path, sizeof path) != 0) {
-            rc = text_fail(err, errlen, "the tarball has an entry name Docker would not place "
-                      "inside it (\"..\", too long or unreadable)");
-            break;
-        }
-        bool link = archive_entry_filetype(e) == AE_IFLNK;
-        bool hard = archive_entry_hardlink(e) != NULL;
-        if (link && strvec_push(&s->links, path) != 0) {
-            rc = text_fail(err, errlen, "out of memory");
-            break;
-        }
-        const char *base = strrchr(path, '/');
-        base = base ? base + 1 : path;
-        if (strcmp(base, "manifest.json") != 0)
-            continue;
-        if (base != path) {
-            if (strvec_push(&s->deep, path) != 0)
-                rc = text_fail(err, errlen, "out of memory");
-            continue;
-        }
-        if (link || hard || archive_entry_filetype(e) != AE_IFREG) {
-            s->found = false; /* the last one wins: this one is not a file */
-            free(s->manifest);
-            s->manifest = NULL;
-            continue;
-        }
-        rc = read_manifest(a, e, s, err, errlen);
+        rc = scan_entry(a, e, ++entries, s, err, errlen);
     }
     archive_read_free(a);
     return rc;
