@@ -122,6 +122,7 @@ struct scan {
     bool found;            /* the last top-level manifest.json entry is a regular file */
     struct strvec links;     /* names of symlink entries */
     struct strvec deep;      /* names of manifest.json entries below the top */
+    size_t entries;          /* entry headers read so far */
 };
 
 static int read_manifest(struct archive *a, struct archive_entry *e, struct scan *s,
@@ -160,6 +161,31 @@ static int read_manifest(struct archive *a, struct archive_entry *e, struct scan
 
 typedef int (*filter_fn)(struct archive *);
 
+/* Checks one entry of a tarball being walked: 0 to go on, or -1 with err. */
+typedef int (*entry_fn)(struct archive *a, struct archive_entry *e, void *arg, char *err,
+                        size_t errlen);
+
+/* Reads a's entry headers in turn, each through fn, until the end, an
+ * unreadable header or fn's refusal; starts only if rc (the opening's
+ * status) is 0. Frees a; returns the first failure or 0. */
+static int walk_tar(struct archive *a, int rc, entry_fn fn, void *arg, char *err, size_t errlen)
+{
+    struct archive_entry *e;
+    while (rc == 0) {
+        int r = archive_read_next_header(a, &e);
+        if (r == ARCHIVE_EOF)
+            break;
+        if (r != ARCHIVE_OK) {
+            rc = text_fail(err, errlen, "the upload is not a tarball Docker can load (%s)",
+                           archive_error_string(a));
+            break;
+        }
+        rc = fn(a, e, arg, err, errlen);
+    }
+    archive_read_free(a);
+    return rc;
+}
+
 /* Opens the tarball at fd (from its start) for reading: *out is the
  * archive (caller frees it, whatever this returns; NULL when none was
  * made). Returns 0, or -1 with err when it cannot be read. */
@@ -193,14 +219,15 @@ static int open_tar(int fd, struct archive **out, char *err, size_t errlen)
     return rc;
 }
 
-/* Checks entry e (the entries-th) of a against the caps and into s: a
- * symlink's name, a manifest.json below the top, and the top-level
- * manifest.json's bytes. Returns 0 to go on, or -1 with err. */
-static int scan_entry(struct archive *a, struct archive_entry *e, size_t entries,
-                      struct scan *s, char *err, size_t errlen)
+/* An entry_fn for the scan (arg: the struct scan): entry e of a against
+ * the caps, and into s: a symlink's name, a manifest.json below the top,
+ * and the top-level manifest.json's bytes. */
+static int scan_entry(struct archive *a, struct archive_entry *e, void *arg, char *err,
+                      size_t errlen)
 {
+    struct scan *s = arg;
     char path[PATH_BYTES];
-    if (entries > IMAGE_TAR_MAX_ENTRIES)
+    if (++s->entries > IMAGE_TAR_MAX_ENTRIES)
         return text_fail(err, errlen, "the tarball has over %d entries", IMAGE_TAR_MAX_ENTRIES);
     if (archive_filter_bytes(a, 0) > MAX_UNPACKED || archive_entry_size(e) > MAX_UNPACKED)
         return text_fail(err, errlen, "the tarball is over %lld GiB unpacked", MAX_UNPACKED >> 30);
@@ -232,23 +259,7 @@ static int scan_tar(int fd, struct scan *s, char *err, size_t errlen)
 {
     struct archive *a;
     int rc = open_tar(fd, &a, err, errlen);
-    if (a == NULL)
-        return rc;
-    size_t entries = 0;
-    struct archive_entry *e;
-    while (rc == 0) {
-        int r = archive_read_next_header(a, &e);
-        if (r == ARCHIVE_EOF)
-            break;
-        if (r != ARCHIVE_OK) {
-            rc = text_fail(err, errlen, "the upload is not a tarball Docker can load (%s)",
-                      archive_error_string(a));
-            break;
-        }
-        rc = scan_entry(a, e, ++entries, s, err, errlen);
-    }
-    archive_read_free(a);
-    return rc;
+    return a == NULL ? rc : walk_tar(a, rc, scan_entry, s, err, errlen);
 }
 
 static bool known_entry_key(const char *k)
@@ -411,6 +422,24 @@ static int measure_entry(struct archive *outer, struct archive_entry *e, long lo
     return rc;
 }
 
+/* What image_tar_measure counts against. */
+struct measure {
+    long long max_bytes, max_entries;
+    struct image_tar_size *size;
+};
+
+/* An entry_fn for image_tar_measure (arg: the struct measure): a regular
+ * file's content is measured (a layer's entries counted), anything else
+ * counts as one entry of no bytes. */
+static int measure_one(struct archive *a, struct archive_entry *e, void *arg, char *err,
+                       size_t errlen)
+{
+    const struct measure *m = arg;
+    if (archive_entry_filetype(e) == AE_IFREG && archive_entry_size(e) > 0)
+        return measure_entry(a, e, m->max_bytes, m->max_entries, m->size, err, errlen);
+    return count(m->size, 0, m->max_bytes, m->max_entries, err, errlen);
+}
+
 int image_tar_measure(int fd, long long max_bytes, long long max_entries,
                       struct image_tar_size *size, char *err, size_t errlen)
 {
@@ -423,23 +452,8 @@ int image_tar_measure(int fd, long long max_bytes, long long max_entries,
     int rc = 0;
     if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK)
         rc = text_fail(err, errlen, "the upload is not a tarball (%s)", archive_error_string(a));
-    struct archive_entry *e;
-    while (rc == 0) {
-        int r = archive_read_next_header(a, &e);
-        if (r == ARCHIVE_EOF)
-            break;
-        if (r != ARCHIVE_OK) {
-            rc = text_fail(err, errlen, "the upload is not a tarball Docker can load (%s)",
-                           archive_error_string(a));
-            break;
-        }
-        if (archive_entry_filetype(e) == AE_IFREG && archive_entry_size(e) > 0)
-            rc = measure_entry(a, e, max_bytes, max_entries, size, err, errlen);
-        else
-            rc = count(size, 0, max_bytes, max_entries, err, errlen);
-    }
-    archive_read_free(a);
-    return rc;
+    struct measure m = {max_bytes, max_entries, size};
+    return walk_tar(a, rc, measure_one, &m, err, errlen);
 }
 
 int image_tar_admit(int fd, long long max_bytes, long long max_entries, const char *dir,
