@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "jobdir.h"
+#include "dirnext.h"
 #include "fdio.h"
 #include "rmtree.h"
 
@@ -130,21 +131,13 @@ static int copy_dir(int src_parent, const char *name, const struct stat *st,
         close(dst);
         return ad_fail_errno(e, err, "Error reading directory '%s'", name);
     }
-    int rc = 0;
-    for (;;) {
-        errno = 0;
-        struct dirent *de = readdir(d);
-        if (!de) {
-            if (errno)
-                rc = ad_fail_errno(e, errno, "Error reading directory '%s'", name);
-            break;
-        }
-        const char *n = de->d_name;
-        if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')))
-            continue;
+    int rc = 0, more;
+    const char *n;
+    while ((more = ad_dir_next(d, &n)) > 0)
         if ((rc = copy_entry(dirfd(d), n, dst, depth + 1, e)) < 0)
             break;
-    }
+    if (more < 0)
+        rc = ad_fail_errno(e, errno, "Error reading directory '%s'", name);
     if (rc == 0) {
         struct timespec times[2] = {st->st_atim, st->st_mtim};
         if (fchmod(dst, st->st_mode & 0777) < 0 || futimens(dst, times) < 0)
@@ -212,18 +205,9 @@ static int chown_walk(int dfd, uid_t uid, gid_t gid, unsigned depth, ad_err *e)
         close(dfd);
         return ad_fail_errno(e, err, "Error reading a directory to change its owner");
     }
-    int rc = 0;
-    for (;;) {
-        errno = 0;
-        struct dirent *de = readdir(d);
-        if (!de) {
-            if (errno)
-                rc = ad_fail_errno(e, errno, "Error reading a directory to change its owner");
-            break;
-        }
-        const char *n = de->d_name;
-        if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')))
-            continue;
+    int rc = 0, more;
+    const char *n;
+    while ((more = ad_dir_next(d, &n)) > 0) {
         struct stat st;
         if (fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             rc = ad_fail_errno(e, errno, "Error examining '%s'", n);
@@ -248,6 +232,8 @@ static int chown_walk(int dfd, uid_t uid, gid_t gid, unsigned depth, ad_err *e)
         if ((rc = chown_walk(sub, uid, gid, depth + 1, e)) < 0)
             break;
     }
+    if (more < 0)
+        rc = ad_fail_errno(e, errno, "Error reading a directory to change its owner");
     closedir(d);
     return rc;
 }

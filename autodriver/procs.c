@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "procs.h"
+#include "dirnext.h"
 
 /* Longest pause between two kill rounds. */
 #define MAX_PAUSE_MS 50
@@ -95,21 +96,13 @@ static long scan_procs(const char *proc_root, uid_t uid, int kill_them, pid_t sk
         return ad_fail_errno(e, err, "Error reading %s", proc_root);
     }
     long count = 0;
-    for (;;) {
-        errno = 0;
-        struct dirent *de = readdir(d);
-        if (!de) {
-            if (errno) {
-                int err = errno;
-                closedir(d);
-                return ad_fail_errno(e, err, "Error reading %s", proc_root);
-            }
-            break;
-        }
-        if (!isdigit((unsigned char)de->d_name[0]))
+    const char *name;
+    int more;
+    while ((more = ad_dir_next(d, &name)) > 0) {
+        if (!isdigit((unsigned char)name[0]))
             continue;
         char *end;
-        long pid = strtol(de->d_name, &end, 10);
+        long pid = strtol(name, &end, 10);
         if (*end != '\0' || pid <= 0 || pid == (long)skip)
             continue;
         int pidfd = -1;
@@ -120,7 +113,7 @@ static long scan_procs(const char *proc_root, uid_t uid, int kill_them, pid_t sk
         }
         char state;
         uid_t ruid, euid;
-        if (read_status(dirfd(d), de->d_name, &state, &ruid, &euid) == 0 &&
+        if (read_status(dirfd(d), name, &state, &ruid, &euid) == 0 &&
             (ruid == uid || euid == uid) && state != 'Z' && state != 'X') {
             count++;
             if (kill_them)
@@ -128,6 +121,11 @@ static long scan_procs(const char *proc_root, uid_t uid, int kill_them, pid_t sk
         }
         if (pidfd >= 0)
             close(pidfd);
+    }
+    if (more < 0) {
+        int err = errno;
+        closedir(d);
+        return ad_fail_errno(e, err, "Error reading %s", proc_root);
     }
     closedir(d);
     return count;

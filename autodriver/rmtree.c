@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "rmtree.h"
+#include "dirnext.h"
 
 struct ctx {
     int top_fd;
@@ -106,17 +107,9 @@ static void walk(struct ctx *c, int fd, unsigned depth)
         return;
     }
     int dfd = dirfd(d);
-    for (;;) {
-        errno = 0;
-        struct dirent *de = readdir(d);
-        if (!de) {
-            if (errno != 0)
-                failure(c, errno, "reading directory", ".");
-            break;
-        }
-        const char *name = de->d_name;
-        if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0')))
-            continue;
+    const char *name;
+    int more;
+    while ((more = ad_dir_next(d, &name)) > 0) {
         struct stat st;
         if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno != ENOENT)
@@ -132,6 +125,8 @@ static void walk(struct ctx *c, int fd, unsigned depth)
                 failure(c, errno, "removing", name);
         }
     }
+    if (more < 0)
+        failure(c, errno, "reading directory", ".");
     closedir(d);
 }
 
