@@ -1,5 +1,6 @@
 /*
- * text.c: hex digests and UTF-8 sanitising (see text.h).
+ * text.c: hex digests, UTF-8 sanitising, the JSON list lookup and text_fail
+ * (see text.h).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -79,4 +80,15 @@ int text_fail(char *err, size_t errlen, const char *fmt, ...)
         va_end(ap);
     }
     return -1;
+}
+
+bool json_lists_string(const json_t *list, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+            return true;
+    }
+    return false;
 }

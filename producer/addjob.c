@@ -16,6 +16,7 @@
 #include "jobstate.h"
 #include "labs.h"
 #include "names.h"
+#include "text.h"
 
 #define MAX_FILES 256
 #define MAX_URL 2048
@@ -86,18 +87,6 @@ static bool url_ok(const char *s)
     return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
 }
 
-/* Whether the JSON array list holds the string name. */
-static bool name_listed(const json_t *list, const char *name)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(list, i, v) {
-        if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
-            return true;
-    }
-    return false;
-}
-
 static void parse_files(struct problems *p, json_t *files, const struct tango_config *cfg,
                         const char *lab_dir, struct job *job)
 {
@@ -146,7 +135,7 @@ static void parse_names(struct problems *p, json_t *o, const json_t *images, str
     const char *image = json_string_value(json_object_get(o, "image"));
     if (!image)
         problem(p, "image: required");
-    else if (!image_name_is_valid(image) || !name_listed(images, image))
+    else if (!image_name_is_valid(image) || !json_lists_string(images, image))
         problem(p, "image: \"%.100s\" is not an image this service can run for this key "
                    "(a configured image, or one this key built with /build)", image);
     else
@@ -204,7 +193,7 @@ static void parse_instance_type(struct problems *p, json_t *o, const struct tang
                                             "allowed_instance_types");
     if (tl == 0 || tl > 31 || strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789.") != tl)
         problem(p, "instance_type: 1-31 of a-z, 0-9 and '.', e.g. \"t3.micro\"");
-    else if (json_is_array(allowed) && !name_listed(allowed, t))
+    else if (json_is_array(allowed) && !json_lists_string(allowed, t))
         problem(p, "instance_type: \"%s\" is not allowed on this service (see "
                    "vmms_config.ec2SSH.allowed_instance_types)", t);
     else

@@ -77,24 +77,12 @@ void h_info(struct http_request *req, struct route_ctx *ctx)
     reply_ok(req, "Found info successfully", json_pack("{s:O}", "info", info));
 }
 
-/* Whether image is among the images the caller's key may use (JSON array). */
-static bool listed(const json_t *images, const char *image)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(images, i, v) {
-        if (json_is_string(v) && strcmp(json_string_value(v), image) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* Whether image is one the caller's key may use (app_usable_images). */
 static bool image_is_usable(struct route_ctx *ctx, const char *image, int *status)
 {
     json_t *images = NULL;
     *status = app_usable_images(ctx->app, ctx->key_id, &images);
-    bool found = *status == STORE_OK && listed(images, image);
+    bool found = *status == STORE_OK && json_lists_string(images, image);
     json_decref(images);
     return found;
 }
@@ -111,7 +99,7 @@ static int keep_usable_pools(struct route_ctx *ctx, json_t *pools)
     json_t *v;
     void *tmp;
     json_object_foreach_safe(pools, tmp, image, v) {
-        if (!listed(images, image))
+        if (!json_lists_string(images, image))
             json_object_del(pools, image);
     }
     json_decref(images);
