@@ -26,8 +26,6 @@
  */
 #include "http_internal.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
