@@ -4,8 +4,8 @@ made with (consumer/vm_spec.c: one spec per job, one rule for a fit).
 
 Per back end, a pool of 5 warm autograding_image instances made with the
 defaults (config default_memory_mb 512, disk_limit_mb 1024, default_cores
-1), then five jobs at once, each printing its limits from inside (cgroup
-v1 memory limit and CPU quota, the sizes of /tmp and /home/output):
+1), then five jobs at once, each printing its limits from inside (its
+cgroup's memory limit and CPU quota, the sizes of /tmp and /home/output):
 
   - a job naming no limit takes a warm instance and sees the defaults:
     memory + disk (tmpfs pages count as memory) 1536 MiB, one core,
@@ -17,6 +17,7 @@ v1 memory limit and CPU quota, the sizes of /tmp and /home/output):
     300, "disk": 256) must each get a fresh instance ("new VM" in the
     trace) with their own limit: a warm one would hand them the
     defaults."""
+import os
 import re
 
 import tjobs
@@ -27,9 +28,12 @@ from timages import K1
 IMAGE = "autograding_image"
 DEFAULT_MEM, DEFAULT_DISK = 512, 1024  # test_e2e_localdocker.consumer_config, config default
 
+# cgroup v1 (this machine: hybrid), else v2's files
 PROBE = "\n".join([
-    "echo MEM=$$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)",
-    "echo CPU=$$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us)",
+    "echo MEM=$$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null"
+    " || cat /sys/fs/cgroup/memory.max)",
+    "echo CPU=$$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null"
+    " || cut -d' ' -f1 /sys/fs/cgroup/cpu.max)",
     "echo TMP=$$(df -m /tmp | tail -1 | awk '{print $$2}')",
     "echo OUT=$$(df -m /home/output | tail -1 | awk '{print $$2}')",
 ])
@@ -52,8 +56,8 @@ def probed(out):
 
 
 def check_limits(backend, name, got, mem, cores, disk):
+    cores = min(cores, os.cpu_count() or 1)  # the local back ends cut cores to the host's CPUs
     want = {"MEM": mem << 20, "CPU": cores * 100000, "TMP": disk // 4, "OUT": disk // 16}
-    # df reports a tmpfs of N MiB as N (a 1 MiB-block size rounds nothing away)
     tlib.check("%s: %s job sees its limits (memory+disk, CPU quota, /tmp, /home/output)"
                % (backend, name), got == want, "got %s, want %s" % (got, want))
 
@@ -81,7 +85,7 @@ def run_backend(svc, backend):
                               **fields)
         tlib.check("%s: %s job added" % (backend, name), r.get("statusId") == 0, r)
         ids[name] = r.get("jobId")
-    for name, (fields, pooled, mem, cores, disk) in JOBS.items():
+    for name, (_, pooled, mem, cores, disk) in JOBS.items():
         out = timages.output_as(svc, K1, "wl", name + ".out", 60)
         where, trace = served_from(svc, ids[name])
         tlib.check("%s: %s job %s" % (backend, name, "takes a warm instance" if pooled
