@@ -16,8 +16,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
 #include "clock.h"
+#include "log.h"
+#include "vm_spec.h"
 
 struct pool_vm {
     struct vmms_vm vm;
@@ -82,14 +83,6 @@ void pool_free(struct pool *p)
     free(p);
 }
 
-static bool same_limits(const struct vmms_vm *a, const struct vmms_vm *b)
-{
-    return strcmp(a->image, b->image) == 0 && a->cores == b->cores &&
-           a->memory_mb == b->memory_mb && a->pids_limit == b->pids_limit &&
-           a->disk_mb == b->disk_mb &&
-           a->network == b->network && strcmp(a->instance_type, b->instance_type) == 0;
-}
-
 /* The current id of image into id (128 bytes): VMMS_OK, "" when the
  * plugin cannot tell (no image_id), or the plugin's failure. */
 static int current_image_id(struct pool *p, const char *image, char id[128], char *err,
@@ -111,7 +104,7 @@ static struct pool_vm *find_free(struct pool *p, const struct vmms_vm *want, con
         struct pool_entry *e = &p->entries[i];
         for (size_t k = 0; k < e->n; k++) {
             struct pool_vm *v = &e->vms[k];
-            if (v->in_use || v->stale || !same_limits(&v->vm, want))
+            if (v->in_use || v->stale || !vm_spec_fits(&v->vm, want))
                 continue;
             if (id == NULL || strcmp(v->image_id, id) == 0)
                 return v;
@@ -195,15 +188,14 @@ static struct pool_entry *entry_for(struct pool *p, const char *image)
 
 #define DEMAND_WINDOW_MS 60000
 
-static void default_spec(const struct tango_config *cfg, const char *image, struct vmms_vm *spec)
+/* The spec of image's pool: that of a job for image asking for these cores
+ * and memory (0: the default) and nothing else of its own. */
+static void pool_spec(const struct tango_config *cfg, const char *image, int cores,
+                      int memory_mb, struct vmms_vm *spec)
 {
-    memset(spec, 0, sizeof *spec);
-    snprintf(spec->image, sizeof spec->image, "%s", image);
-    spec->cores = cfg->default_cores;
-    spec->memory_mb = cfg->default_memory_mb;
-    spec->pids_limit = cfg->pids_limit;
-    spec->disk_mb = cfg->disk_limit_mb; /* as a job without "disk" gets (worker.c) */
-    spec->network = !cfg->default_disable_network;
+    struct job job = {.image = (char *)image, .cores = cores, .memory_mb = memory_mb,
+                      .disable_network = cfg->default_disable_network};
+    vm_spec_of_job(cfg, &job, spec);
 }
 
 /* Rolls the demand window forward. Caller holds the lock. */
@@ -227,7 +219,7 @@ void pool_note_job(struct pool *p, const char *image)
         fresh &= strcmp(p->entries[i].image, image) != 0;
     struct pool_entry *e = entry_for(p, image);
     if (fresh)
-        default_spec(p->c->cfg, image, &e->spec);
+        pool_spec(p->c->cfg, image, 0, 0, &e->spec);
     roll(e, now);
     e->jobs_now++;
     e->last_job_ms = now;
@@ -263,11 +255,7 @@ static void apply_wanted(struct pool *p, json_t *wanted)
         e->prealloc = (int)json_integer_value(json_object_get(spec, "size"));
         json_int_t cores = json_integer_value(json_object_get(spec, "cores"));
         json_int_t mem = json_integer_value(json_object_get(spec, "memory"));
-        default_spec(cfg, image, &e->spec);
-        if (cores > 0)
-            e->spec.cores = (int)cores;
-        if (mem > 0)
-            e->spec.memory_mb = (int)mem;
+        pool_spec(cfg, image, cores > 0 ? (int)cores : 0, mem > 0 ? (int)mem : 0, &e->spec);
     }
     long long now = clock_mono_ms();
     for (size_t i = 0; i < p->n; i++) {
@@ -368,7 +356,7 @@ static void pick_drops(struct pool_entry *e, struct vmms_vm *drop, int *ndrop, i
 {
     for (size_t k = 0; k < e->n && *ndrop < max;) {
         struct pool_vm *v = &e->vms[k];
-        bool unwanted = v->stale || !same_limits(&v->vm, &e->spec) || (int)e->n > e->want;
+        bool unwanted = v->stale || !vm_spec_fits(&v->vm, &e->spec) || (int)e->n > e->want;
         if (!v->in_use && unwanted) {
             drop[(*ndrop)++] = v->vm;
             *v = e->vms[--e->n];

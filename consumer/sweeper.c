@@ -27,6 +27,7 @@
 
 #include "consumer.h"
 #include "log.h"
+#include "vm_spec.h"
 
 #define SWEEP_MAX 10000
 
@@ -58,11 +59,8 @@ static void requeue_adopted(struct consumer *c, struct store *st, struct job *jo
     /* The fenced requeue first: only once it landed is the instance no
      * job's (else a clean-up pass judges it later). */
     if (requeued && job->vm_name) {
-        struct vmms_vm vm = {0};
-        snprintf(vm.name, sizeof vm.name, "%s", job->vm_name);
-        snprintf(vm.id, sizeof vm.id, "%s", job->vm_id ? job->vm_id : "");
-        snprintf(vm.host, sizeof vm.host, "%s", job->vm_host ? job->vm_host : "");
-        snprintf(vm.image, sizeof vm.image, "%s", job->image);
+        struct vmms_vm vm;
+        vm_spec_of_record(c->cfg, job, &vm);
         reaper_destroy(c, &vm, "orphan of a requeued job");
     }
     job_free(job);
