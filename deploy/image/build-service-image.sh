@@ -8,12 +8,14 @@
 # BUILD_DIR is a `make` output (build/): its tango-producer, tango-consumer,
 # tangoctl and vmms/*.so go in, with every shared library they load (ldd),
 # the host's /bin/sh, iptables/ip6tables (the backend the host uses: its
-# rules must be the ones the host's Docker sees), curl (the health check) and
+# rules must be the ones the host's Docker sees), curl (the health check),
+# redis-server (the complete compose file's Redis, so nothing is pulled) and
 # the CA bundle. IMAGE_NAME defaults to tango-service. The image:
 #   - users: tango (uid 970, the producer's user, docs/operators.md) and root
 #     (the consumer: it drives the Docker socket and the host's firewall);
 #     USER tango by default, the consumer's service sets user root;
-#   - /var/lib/tango/courselabs owned by tango, /var/lib/tango/volumes 0700;
+#   - /var/lib/tango/courselabs and /var/lib/tango/redis owned by tango,
+#     /var/lib/tango/volumes 0700;
 #   - ENV TANGO_BIND=0.0.0.0 (the producer inside its container),
 #     TANGO_COURSELABS, TANGO_VMMS_DIR; config keys as TANGO_<KEY> or
 #     Autolab's names (docs/autolab-compose.md);
@@ -40,7 +42,7 @@ ls "$BUILD_DIR"/vmms/*.so >/dev/null 2>&1 || die "$BUILD_DIR/vmms/*.so are missi
 [ "$(id -u)" -eq 0 ] || die "must run as root (file ownership in the image needs it)"
 docker info >/dev/null 2>&1 || die "cannot reach the Docker daemon (is dockerd running?)"
 # the host's tools the image carries (resolved through /etc/alternatives)
-TOOLS=(/bin/sh /usr/bin/curl)
+TOOLS=(/bin/sh /usr/bin/curl "$(command -v redis-server || die "redis-server is not installed")")
 for t in iptables iptables-restore ip6tables ip6tables-restore; do
     TOOLS+=("$(command -v "$t" || die "$t is not installed (apt-get install iptables)")")
 done
@@ -119,7 +121,8 @@ printf 'root:x:0:0:root:/root:/bin/sh\ntango:x:%d:%d:tango:/nonexistent:/usr/sbi
     "$TANGO_UID" "$TANGO_UID" >"$ROOT/etc/passwd"
 printf 'root:x:0:\ntango:x:%d:\n' "$TANGO_UID" >"$ROOT/etc/group"
 printf 'hosts: files dns\n' >"$ROOT/etc/nsswitch.conf"
-install -d -m 755 -o "$TANGO_UID" -g "$TANGO_UID" "$ROOT/var/lib/tango/courselabs"
+install -d -m 755 -o "$TANGO_UID" -g "$TANGO_UID" "$ROOT/var/lib/tango/courselabs" \
+    "$ROOT/var/lib/tango/redis"
 install -d -m 700 -o root -g root "$ROOT/var/lib/tango/volumes" "$ROOT/root"
 
 say "checks: every program starts in the image root"
