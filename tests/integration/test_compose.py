@@ -11,11 +11,14 @@ script is run here and skips when the image is up to date):
   - the jobs' isolation with the consumer in a container: the firewall
     rules in the host's namespace (test_hardening_net's checks), and a job
     cannot reach another job, a service of the host, the producer (its
-    container or its published port) or Redis's container;
+    container or its published port) or Redis's container, while it reaches
+    a host outside (test_hardening_net's network namespace);
   - docker restart of the consumer's container while a job runs: the job
     ends once, with one callback;
   - docker-compose down, a job queued, up: the queue survived (AOF volume);
-  - the standby profile starts a second consumer on its own metrics port.
+  - the standby profile starts a second consumer on its own metrics port;
+  - a consumer's container without the host's network or NET_ADMIN stops,
+    saying why; the Autolab fragment merges with an Autolab-shaped file.
 Everything is made under one compose project name of the test's own and
 removed at the end (docker-compose down -v; the fixture container)."""
 import json
@@ -35,7 +38,11 @@ DEPLOYMENT = "tc%d" % (PID % 100000)          # instance prefix tango-<it>-
 PORT = int(os.environ.get("TANGO_COMPOSE_PORT", "3000"))
 KEY = "autolab-key-%d" % PID
 COMPOSE = os.path.join(tlib.ROOT, "deploy", "compose", "docker-compose.yml")
-IMAGE = "tango-service"
+# TANGO_COMPOSE_BUILD: the build whose programs go into the image (another
+# tree's build, to see this test fail on older code; its image is then
+# named tango-service-under-test so make service-image's is left alone)
+BUILD = os.environ.get("TANGO_COMPOSE_BUILD", os.path.join(tlib.ROOT, "build"))
+IMAGE = "tango-service" if "TANGO_COMPOSE_BUILD" not in os.environ else "tango-service-under-test"
 JOBNET = "tango-jobs"                           # the default jobs' network
 LAB = "course1-compose"
 
@@ -53,6 +60,8 @@ class Site:
                "DOCKER_VOLUME_PATH": "/opt/TangoService/Tango/volumes",
                "DOCKER_TANGO_HOST_VOLUME_PATH": self.volumes,
                "TANGO_REDIS_PORT": str(self.redis_port), "TANGO_PORT_PUBLISHED": str(PORT)}
+        if IMAGE != "tango-service":
+            env["TANGO_IMAGE"] = IMAGE
         self.envfile = os.path.join(self.tmp, ".env")
         with open(self.envfile, "w") as f:
             f.write("".join("%s=%s\n" % kv for kv in env.items()))
@@ -98,7 +107,7 @@ class Site:
 
 def build_image():
     r = subprocess.run([os.path.join(tlib.ROOT, "deploy", "image", "build-service-image.sh"),
-                        os.path.join(tlib.ROOT, "build"), IMAGE],
+                        BUILD, IMAGE],
                        capture_output=True, text=True, timeout=600)
     return tlib.check("service image built offline (make service-image)", r.returncode == 0,
                       r.stderr[-800:])
@@ -133,6 +142,7 @@ def job_with_callback(site, cb):
 
 def isolation(site):
     hn.check_rules("compose consumer", JOBNET)
+    fx = hn.Fixtures()  # only its "internet" host (a network namespace of ours)
     net = json.loads(hn.sh("docker", "network", "inspect", JOBNET).stdout)[0]
     gw = net["IPAM"]["Config"][0]["Gateway"]
     peer = "%s-peer" % PROJECT
@@ -147,19 +157,25 @@ def isolation(site):
                 "NetworkSettings"]["Networks"]
             addr[svc] = list(nets.values())[0]["IPAddress"]
         host = hn.Listener()
+        fx.internet_up()
         blocked = [["another-job", peer_ip, hn.SECRET_PORT],
                    ["host-service", gw, host.port],
                    ["producer-published", gw, PORT],
                    ["producer-container", addr["tango"], 3000],
                    ["redis-container", addr["redis"], 6379]]
-        res = hn.probe(site, "course1-isolation", blocked)
+        res = hn.probe(site, "course1-isolation",
+                       [["internet", hn.NS_ADDR, fx.inet_port]] + blocked)
         host.close()
+        got = res.get("internet", ("?", "-"))
+        tlib.check("compose: a job reaches a host outside (its network works)",
+                   got == ("0", "pong"), got)
         for name, _, _ in blocked:
             rc, text = res.get(name, ("?", "-"))
             tlib.check("compose: a job cannot reach %s" % name,
                        rc not in ("0", "?") and "SECRET" not in text, (rc, text))
     finally:
         hn.sh("docker", "rm", "-f", peer, check=False)
+        fx.down()
 
 
 def restart_consumer(site, cb):
@@ -201,6 +217,55 @@ def standby(site):
                    text=True).stdout.strip() == "true", log[-800:])
 
 
+AUTOLAB_LIKE = """version: "3.3"
+services:
+  redis:
+    container_name: redis
+    image: redis:latest
+    command: ["redis-server", "--appendonly", "yes"]
+    ports: ["127.0.0.1:6379:6379"]
+  autolab:
+    container_name: autolab
+    image: autolab
+    environment: [RESTFUL_HOST, RESTFUL_PORT, RESTFUL_KEY]
+volumes:
+  mysql-db:
+"""
+
+
+def autolab_fragment(site):
+    """The fragment that replaces Autolab's tango service, beside an
+    Autolab-shaped file: docker-compose accepts the pair (nothing pulled)."""
+    base = os.path.join(site.tmp, "autolab-compose.yml")
+    with open(base, "w") as f:
+        f.write(AUTOLAB_LIKE)
+    frag = os.path.join(tlib.ROOT, "deploy", "compose", "autolab-tango.yml")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": site.tmp}
+    r = subprocess.run(["docker-compose", "-p", PROJECT + "a", "-f", base, "-f", frag,
+                        "--env-file", site.envfile, "config"], capture_output=True, text=True,
+                       timeout=60, env=env)
+    tlib.check("the Autolab fragment merges with Autolab's services (docker-compose config)",
+               r.returncode == 0 and "network_mode: host" in r.stdout and
+               "RESTFUL_KEY: %s" % KEY in r.stdout and "tango-consumer" in r.stdout,
+               r.stderr[-600:] or r.stdout[-600:])
+
+
+def refused_without_privileges():
+    """A consumer's container without the host's network, or without
+    NET_ADMIN, does not start and says why (the jobs' firewall check)."""
+    base = ["docker", "run", "--rm", "--user", "root", "-e", "TANGO_REDIS_URL=redis://127.0.0.1:1/0",
+            "-v", "/var/run/docker.sock:/var/run/docker.sock"]
+    cases = [("without the host's network", ["--name", PROJECT + "-nohost", "--cap-add",
+                                              "NET_ADMIN"], "not in this network namespace"),
+             ("without NET_ADMIN", ["--name", PROJECT + "-nocap", "--network", "host"],
+              "jobs' firewall")]
+    for what, opts, needle in cases:
+        r = subprocess.run(base + opts + [IMAGE, "/usr/local/bin/tango-consumer"],
+                           capture_output=True, text=True, timeout=60)
+        tlib.check("a consumer's container %s stops, saying why" % what,
+                   r.returncode != 0 and needle in r.stderr, (r.returncode, r.stderr[-500:]))
+
+
 def main():
     if not tlib.check("docker-compose is installed (deploy/setup-host.sh)",
                       shutil.which("docker-compose") is not None):
@@ -210,6 +275,8 @@ def main():
     site = Site()
     cb = CallbackReceiver(host="172.17.0.1")  # docker0: a callback_allow default accepts it
     try:
+        autolab_fragment(site)
+        refused_without_privileges()
         if come_up(site):
             job_with_callback(site, cb)
             isolation(site)
