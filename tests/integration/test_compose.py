@@ -4,7 +4,8 @@ script is run here and skips when the image is up to date):
   - Redis + producer + consumer come up with only Autolab's .env variables
     (plus a free Redis port on the host's loopback: this machine may run its
     own Redis); the producer answers /health at http://127.0.0.1:PORT
-    (TANGO_COMPOSE_PORT, default 3000, as Autolab's RESTFUL_PORT);
+    (TANGO_COMPOSE_PORT, default 3000, as Autolab's RESTFUL_PORT), and the
+    containers' health checks report healthy;
   - an Autolab-like client submits a job; it runs in a sibling container on
     the host's Docker (its files through DOCKER_TANGO_HOST_VOLUME_PATH) and
     calls back; the consumer's log says which Autolab variables it used;
@@ -125,6 +126,18 @@ def come_up(site):
                tlib.wait_for(lambda: "event=jobs_network network=%s " % JOBNET in
                              site.logs("tango-consumer"), 30), log[-600:])
     return up
+
+
+def healthy_containers(site):
+    """The image's HEALTHCHECK (the producer's /health) and the consumer's
+    (tangoctl status) report healthy."""
+    def state(svc):
+        return subprocess.run(["docker", "inspect", "-f", "{{.State.Health.Status}}",
+                               site.container(svc)], capture_output=True, text=True,
+                              timeout=30).stdout.strip()
+    for svc in ("tango", "tango-consumer"):
+        tlib.check("%s's container reports healthy" % svc,
+                   tlib.wait_for(lambda: state(svc) == "healthy", 60), state(svc))
 
 
 def job_with_callback(site, cb):
@@ -280,6 +293,7 @@ def main():
         if come_up(site):
             job_with_callback(site, cb)
             isolation(site)
+            healthy_containers(site)
             restart_consumer(site, cb)
             queue_survives(site, cb)
             standby(site)
