@@ -60,7 +60,7 @@ PROGRAMS += $(BUILD)/tangoctl
 # make check runs every fuzz harness briefly (make fuzz runs them longer).
 CHECK_FUZZ_SECONDS ?= 10
 
-.PHONY: pkg-check all asan test check bench chaos image run stop clean fuzz fuzz-build docs
+.PHONY: pkg-check all asan test check bench chaos image service-image run stop clean fuzz fuzz-build docs
 all: $(PROGRAMS) $(PLUGIN_SOS) $(UNIT_BINS) $(BENCH_BINS)
 
 pkg-check:
@@ -122,6 +122,7 @@ check:
 	deploy/setup-host.sh
 	$(MAKE) -j2 all && $(MAKE) -j2 asan
 	$(MAKE) image
+	$(MAKE) service-image
 	$(MAKE) fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
 	tests/run.sh --build build --build build/asan
 
@@ -185,6 +186,11 @@ fuzz: fuzz-build
 
 image: $(BUILD)/autodriver
 	deploy/image/build-image.sh $(BUILD)/autodriver
+
+# The service's own image (producer, consumer, tangoctl, plugins; offline,
+# from this host's files): deploy/compose/ and tests/integration/test_compose.py.
+service-image: all
+	deploy/image/build-service-image.sh $(BUILD)
 
 run:
 	deploy/run-local.sh

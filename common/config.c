@@ -7,6 +7,7 @@
  */
 #include "config.h"
 #include "callback_allow.h"
+#include "config_env.h"
 #include "jobstate.h"
 #include "labs.h"
 #include "log.h"
@@ -353,7 +354,37 @@ static const struct option_def *find_option(const char *name)
     return NULL;
 }
 
-static int load_file(struct tango_config *cfg, const char *path, char *err, size_t errlen)
+/* The keys the file and the TANGO_ variables set (config_env.c's rule:
+ * those win over Autolab's names). */
+struct explicit_keys {
+    bool set[NOPTIONS];
+};
+
+static void mark_explicit(struct explicit_keys *x, const struct option_def *o)
+{
+    if (x)
+        x->set[o - options] = true;
+}
+
+static bool is_explicit(const char *key, void *arg)
+{
+    const struct option_def *o = find_option(key);
+    return o && ((struct explicit_keys *)arg)->set[o - options];
+}
+
+int config_set_text(struct tango_config *cfg, const char *key, const char *text, char *err,
+                    size_t errlen)
+{
+    const struct option_def *o = find_option(key);
+    if (!o) {
+        snprintf(err, errlen, "config key \"%s\": unknown", key);
+        return -1;
+    }
+    return set_from_text(cfg, o, text, err, errlen);
+}
+
+static int load_file(struct tango_config *cfg, const char *path, struct explicit_keys *x,
+                     char *err, size_t errlen)
 {
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
@@ -381,12 +412,14 @@ static int load_file(struct tango_config *cfg, const char *path, char *err, size
             rc = -1;
             break;
         }
+        mark_explicit(x, o);
     }
     json_decref(root);
     return rc;
 }
 
-static int load_env(struct tango_config *cfg, char *const *envp, char *err, size_t errlen)
+static int load_env(struct tango_config *cfg, char *const *envp, struct explicit_keys *x,
+                    char *err, size_t errlen)
 {
     for (char *const *e = envp; *e; e++) {
         if (strncmp(*e, "TANGO_", 6) != 0)
@@ -409,6 +442,7 @@ static int load_env(struct tango_config *cfg, char *const *envp, char *err, size
             snprintf(err + l, errlen - l, " (from environment TANGO_%.*s)", (int)n, *e + 6);
             return -1;
         }
+        mark_explicit(x, o);
     }
     return 0;
 }
@@ -492,9 +526,13 @@ int config_load(struct tango_config *cfg, const char *path, char *const *envp, c
     for (size_t i = 0; i < NOPTIONS; i++)
         if (set_from_text(cfg, &options[i], options[i].def, err, errlen))
             goto fail;
-    if (path && load_file(cfg, path, err, errlen))
+    struct explicit_keys x = {{0}};
+    char *const *env = envp ? envp : environ;
+    if (path && load_file(cfg, path, &x, err, errlen))
         goto fail;
-    if (load_env(cfg, envp ? envp : environ, err, errlen))
+    if (load_env(cfg, env, &x, err, errlen))
+        goto fail;
+    if (config_env_autolab(cfg, env, is_explicit, &x, err, errlen))
         goto fail;
     if (validate(cfg, err, errlen))
         goto fail;
@@ -516,6 +554,8 @@ void config_free(struct tango_config *cfg)
             json_decref(*(json_t **)field(cfg, o));
         }
     }
+    free(cfg->autolab_env_used);
+    free(cfg->autolab_env_ignored);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -539,6 +579,13 @@ int config_from_cli(int argc, char **argv, const char *component, struct tango_c
         return 2;
     }
     log_init(component, (enum log_level)log_level_parse(cfg->log_level));
+    if (cfg->autolab_env_used || cfg->autolab_env_ignored) {
+        char qu[512], qi[512];
+        log_info("autolab_env", "used=%s overridden_by_config=%s",
+                 log_quote(cfg->autolab_env_used ? cfg->autolab_env_used : "", qu, sizeof qu),
+                 log_quote(cfg->autolab_env_ignored ? cfg->autolab_env_ignored : "", qi,
+                           sizeof qi));
+    }
     if (mkdir_p(cfg->courselabs, 0755)) {
         fprintf(stderr, "tango-%s: config key \"courselabs\": cannot create %s: %s\n",
                 component, cfg->courselabs, strerror(errno));

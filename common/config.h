@@ -3,7 +3,9 @@
  * JSON file (-c FILE; every key optional, documented in deploy/tango.json and
  * docs/config-reference.md) plus an environment override TANGO_<KEY> for every key (e.g.
  * TANGO_PORT, TANGO_REDIS_URL, TANGO_COURSELABS, TANGO_KEYS as a comma list,
- * TANGO_PREFIX). Unknown keys and bad values are startup errors naming the key.
+ * TANGO_PREFIX). Autolab's deployment variables (RESTFUL_KEY, ...) map onto
+ * keys the file and TANGO_ variables leave unset (config_env.h). Unknown keys
+ * and bad values are startup errors naming the key.
  */
 #ifndef TANGO_CONFIG_H
 #define TANGO_CONFIG_H
@@ -104,6 +106,10 @@ struct tango_config {
     int max_wait_s;               /* a queued job waiting longer moves up a class; 0 = never */
     int max_running_per_course;   /* 0 = no cap */
     int max_queued_per_course;    /* 0 = no limit (default 5000) */
+    /* not keys: which of Autolab's variables config_env.c used / the config
+     * overrode ("VAR=key ..."), logged at start; NULL when none */
+    char *autolab_env_used;
+    char *autolab_env_ignored;
 };
 
 /* Fills *cfg with defaults, then the file (path may be NULL), then the
@@ -112,6 +118,12 @@ struct tango_config {
 int config_load(struct tango_config *cfg, const char *path, char *const *envp,
                 char *err, size_t errlen);
 void config_free(struct tango_config *cfg);
+
+/* Sets the top-level key from its text form (as a TANGO_<KEY> variable
+ * gives it), with the key's checks; for config_env.c. 0, or -1 with err
+ * naming the key (never the value). */
+int config_set_text(struct tango_config *cfg, const char *key, const char *text, char *err,
+                    size_t errlen);
 
 /* A service's start-up: parses "-c FILE" / "-h" from argv, loads the config
  * (file + environment), starts the logger as component and makes sure the

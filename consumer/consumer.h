@@ -89,7 +89,8 @@ void *upkeep_main(void *consumer);
 
 /* metrics_http.c: the consumer's Prometheus families and its /metrics
  * listener (metrics_bind:metrics_port; 0: no listener), on its own thread
- * and event_base. start: before the other threads (-1: cannot listen);
+ * and event_base. start: before the other threads; a listener that
+ * cannot start is logged and the consumer runs without it (-1: out of memory);
  * stop: after they ended. The recording calls are thread-safe and do
  * nothing before start. op: the vmms_ops member that failed ("copy_in");
  * status: its vmms_status (VMMS_OK is not counted); phase: "waitvm",

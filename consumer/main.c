@@ -70,8 +70,7 @@ int main(int argc, char **argv)
     }
     c.pool = pool_new(&c);
     if (metrics_start(&c)) {
-        fprintf(stderr, "tango-consumer: cannot serve metrics on %s:%d (config metrics_bind, "
-                        "metrics_port)\n", cfg.metrics_bind, cfg.metrics_port);
+        fprintf(stderr, "tango-consumer: out of memory for the metrics registry\n");
         return 2;
     }
     if (backend_health_start(&c)) {

@@ -13,8 +13,12 @@
  * served at once (beyond: 503 and close).
  *
  * The recording calls are thread-safe (metrics.h) and work whether or not
- * the listener runs (metrics_port 0 turns only the listener off).
+ * the listener runs (metrics_port 0 turns only the listener off). A
+ * listener that cannot start (its port taken by a second consumer on the
+ * host, a bad metrics_bind) is logged once and the consumer grades without
+ * it.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,9 +308,58 @@ static void *listener_main(void *arg)
     return NULL;
 }
 
+/* Frees what listener_open made so far (the thread never started). */
+static void listener_discard(struct consumer_metrics *m)
+{
+    if (m->tick)
+        event_free(m->tick);
+    if (m->http)
+        evhttp_free(m->http);
+    if (m->base)
+        event_base_free(m->base);
+    m->tick = NULL;
+    m->http = NULL;
+    m->base = NULL;
+}
+
+/* Binds metrics_bind:metrics_port and starts the listener's thread; 0, or
+ * -1 with *why saying what failed (errno kept for a bind). */
+static int listener_open(struct consumer_metrics *m, const char **why)
+{
+    const struct tango_config *cfg = m->c->cfg;
+    m->base = event_base_new();
+    m->http = m->base ? evhttp_new(m->base) : NULL;
+    if (!m->http) {
+        *why = "cannot make the event base";
+        return -1;
+    }
+    evhttp_set_max_headers_size(m->http, MAX_HEAD_BYTES);
+    evhttp_set_max_body_size(m->http, 0);
+    evhttp_set_timeout(m->http, CONN_TIMEOUT_S);
+    evhttp_set_gencb(m->http, on_request, m);
+    errno = 0;
+    if (!evhttp_bind_socket_with_handle(m->http, cfg->metrics_bind,
+                                        (ev_uint16_t)cfg->metrics_port)) {
+        *why = errno == EADDRINUSE ? "the port is taken (another consumer on this host?)"
+                                   : errno ? strerror(errno) : "cannot bind";
+        return -1;
+    }
+    m->tick = event_new(m->base, -1, EV_PERSIST, on_tick, m);
+    struct timeval tv = {0, STOP_CHECK_MS * 1000};
+    event_add(m->tick, &tv);
+    if (pthread_create(&m->thread, NULL, listener_main, m) != 0) {
+        *why = "cannot start its thread";
+        return -1;
+    }
+    m->thread_started = true;
+    return 0;
+}
+
 int metrics_start(struct consumer *c)
 {
     struct consumer_metrics *m = calloc(1, sizeof *m);
+    if (!m)
+        return -1;
     m->c = c;
     m->reg = metrics_new();
     metrics_instance_label(m->instance, sizeof m->instance, c->cfg->metrics_port);
@@ -314,30 +367,17 @@ int metrics_start(struct consumer *c)
     c->metrics = m;
     if (c->cfg->metrics_port == 0)
         return 0;
-    m->base = event_base_new();
-    m->http = m->base ? evhttp_new(m->base) : NULL;
-    if (!m->http) {
-        log_error("metrics_listen_failed", "reason=\"cannot make the event base\"");
-        return -1;
+    const char *why = "";
+    if (listener_open(m, &why) != 0) {
+        /* Metrics are no reason to stop grading: say so once and go on. */
+        char q[160];
+        log_error("metrics_listen_failed", "bind=%s port=%d reason=%s note=\"running without "
+                  "the /metrics listener; give this consumer its own metrics_port "
+                  "(TANGO_METRICS_PORT)\"", c->cfg->metrics_bind, c->cfg->metrics_port,
+                  log_quote(why, q, sizeof q));
+        listener_discard(m);
+        return 0;
     }
-    evhttp_set_max_headers_size(m->http, MAX_HEAD_BYTES);
-    evhttp_set_max_body_size(m->http, 0);
-    evhttp_set_timeout(m->http, CONN_TIMEOUT_S);
-    evhttp_set_gencb(m->http, on_request, m);
-    if (!evhttp_bind_socket_with_handle(m->http, c->cfg->metrics_bind,
-                                        (ev_uint16_t)c->cfg->metrics_port)) {
-        log_error("metrics_listen_failed", "bind=%s port=%d", c->cfg->metrics_bind,
-                  c->cfg->metrics_port);
-        return -1;
-    }
-    m->tick = event_new(m->base, -1, EV_PERSIST, on_tick, m);
-    struct timeval tv = {0, STOP_CHECK_MS * 1000};
-    event_add(m->tick, &tv);
-    if (pthread_create(&m->thread, NULL, listener_main, m) != 0) {
-        log_error("metrics_listen_failed", "reason=\"cannot start its thread\"");
-        return -1;
-    }
-    m->thread_started = true;
     log_info("metrics_listening", "bind=%s port=%d", c->cfg->metrics_bind, c->cfg->metrics_port);
     return 0;
 }

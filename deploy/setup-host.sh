@@ -14,6 +14,7 @@ PACKAGES=(
   python3 curl wrk procps
   faketime clang
   libxml2-dev crun haproxy nginx prometheus redis-sentinel systemd
+  docker-compose
 )
 
 say() { printf 'setup-host: %s\n' "$*" >&2; }

@@ -20,6 +20,8 @@ static const struct route routes[] = {
     {"GET",  "jobs",             2, 2, true,  false, true,  RB_NONE,   NULL,          h_jobs},
     {"GET",  "pool",             1, 2, true,  false, true,  RB_NONE,   NULL,          h_pool},
     {"POST", "prealloc",         3, 3, true,  false, true,  RB_JSON,   NULL,          h_prealloc},
+    /* Autolab's TangoClient.prealloc sends GET with the same JSON body */
+    {"GET",  "prealloc",         3, 3, true,  false, true,  RB_JSON,   NULL,          h_prealloc},
     {"POST", "build",            1, 1, true,  false, true,  RB_STREAM, h_build_head,  h_build},
     {"GET",  "health",           0, 0, false, false, false, RB_NONE,   NULL,          h_health},
     {"GET",  "metrics",          0, 0, false, false, false, RB_NONE,   NULL,          h_metrics},

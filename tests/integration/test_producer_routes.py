@@ -108,6 +108,17 @@ with tlib.Service(config={"build_timeout_s": 1, "max_pool_size": 10}, key="k-7Qx
     tlib.check("prealloc: body's cores and memory recorded",
                envelope(r, 0, "VMs preallocated") and
                wanted == {"size": 4, "cores": 2, "memory": 512}, (r.body, wanted))
+    # Autolab's TangoClient.prealloc sends GET with the JSON body
+    r = svc.request("GET", "/prealloc/%s/autograding_image/5/" % K,
+                    body=json.dumps({"vmms": "localDocker", "cores": 1, "memory": 256}).encode())
+    wanted = json.loads(R.cli("HGET", svc.prefix + "pools:wanted", "autograding_image") or "{}")
+    tlib.check("prealloc: GET with a body as Autolab sends it",
+               envelope(r, 0, "VMs preallocated") and
+               wanted == {"size": 5, "cores": 1, "memory": 256}, (r.status, r.body, wanted))
+    r = svc.request("GET", "/prealloc/%s/autograding_image/4/" % K)
+    tlib.check("prealloc: GET without a body", envelope(r, 0, "VMs preallocated"), r.body)
+    r = svc.post("/prealloc/%s/autograding_image/4/" % K,
+                 json.dumps({"vmms": "localDocker", "cores": 2, "memory": 512}).encode())
     r = svc.get("/pool/%s/" % K)
     pools = r.json().get("pools", {})
     tlib.check("pool: lists the wanted image", envelope(r, 0, "Found all pools") and

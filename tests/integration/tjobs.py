@@ -16,9 +16,11 @@ class CallbackReceiver:
     Answers 204 like Autolab, or a failing code while self.fail_first > 0
     (those are recorded in self.seen only, with every other request).
     delay: seconds each request takes to answer (a slow receiver);
-    max_active: the most requests it held at once."""
+    max_active: the most requests it held at once. host: the address it
+    listens on (loopback unless a test needs one a default callback_allow
+    accepts)."""
 
-    def __init__(self, delay=0.0):
+    def __init__(self, delay=0.0, host="127.0.0.1"):
         self.calls = []
         self.seen = []
         self.fail_first = 0
@@ -57,12 +59,13 @@ class CallbackReceiver:
         class Server(http.server.ThreadingHTTPServer):
             request_queue_size = 256  # many callbacks connect at once
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.host = host
+        self.server = Server((host, 0), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def url(self, tag):
-        return "http://127.0.0.1:%d/cb/%s" % (self.port, tag)
+        return "http://%s:%d/cb/%s" % (self.host, self.port, tag)
 
     def for_tag(self, tag):
         with self.lock:

@@ -271,6 +271,8 @@ static void test_config_rejected(void **state)
         {"{\"default_memory_mb\": 1.5}", "default_memory_mb"},
         {"{\"socket\": 5}", "socket"},
         {"{\"volume_dir\": \"relative/dir\"}", "volume_dir"},
+        {"{\"host_volume_dir\": \"relative/dir\"}", "host_volume_dir"},
+        {"{\"host_volume_dir\": \"/srv/a\\nb\"}", "host_volume_dir"},
         {"[1, 2]", "object"},
         {"{\"socket\": \"/nonexistent/docker.sock\"}", "/nonexistent/docker.sock"},
     };

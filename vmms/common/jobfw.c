@@ -4,7 +4,9 @@
  * /proc/net/route.
  */
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "files.h"
 #include "grading.h"
@@ -30,9 +32,25 @@ int vmms_jobfw_install(const struct jobnet_fw *fw, const char *who, char *err, s
     free(script);
     if (rc == VMMS_OK && status != 0)
         rc = vmms_fail(err, errlen, VMMS_ERR, "%s: %.300s (exit %d); run the consumer as root "
-                       "with iptables installed (docs/sandbox-network.md)", who,
+                       "with iptables installed, in a container with NET_ADMIN and the host's "
+                       "network (docs/sandbox-network.md)", who,
                        out[0] ? out : "the jobs' firewall could not be installed", status);
     return rc;
+}
+
+int vmms_jobfw_bridge_here(const char *bridge, const char *who, char *err, size_t errlen)
+{
+    char path[64 + JOBNET_IFNAME_MAX];
+    if (!jobnet_ifname_ok(bridge))
+        return vmms_fail(err, errlen, VMMS_ERR, "%s: bad name for the jobs' bridge", who);
+    snprintf(path, sizeof path, "/sys/class/net/%s", bridge);
+    if (faccessat(AT_FDCWD, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+        return VMMS_OK;
+    return vmms_fail(err, errlen, VMMS_ERR,
+                     "%s: the jobs' bridge %s is not in this network namespace, so the jobs' "
+                     "firewall installed here would guard nothing; a consumer in a container "
+                     "needs the host's network (network_mode: host) and NET_ADMIN "
+                     "(docs/autolab-compose.md)", who, bridge);
 }
 
 size_t vmms_jobfw_default_uplinks(struct jobnet_fw *fw)

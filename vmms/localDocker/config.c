@@ -30,6 +30,10 @@ static int set_string(const json_t *v, const char *key, char *dst, size_t dstsz,
         return vmms_fail(err, errlen, VMMS_ERR,
                        "localDocker config: \"%s\" must be a non-empty path "
                        "shorter than %zu bytes", key, dstsz);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return vmms_fail(err, errlen, VMMS_ERR,
+                           "localDocker config: \"%s\" has a control character", key);
     if (absolute && s[0] != '/')
         return vmms_fail(err, errlen, VMMS_ERR,
                        "localDocker config: \"%s\" must be an absolute path", key);
@@ -60,6 +64,9 @@ int ld_config_parse(const json_t *cfg, struct ld_config *out, char *err, size_t 
         } else if (strcmp(key, "volume_dir") == 0) {
             rc = set_string(v, key, out->volume_dir, sizeof out->volume_dir, true,
                             err, errlen);
+        } else if (strcmp(key, "host_volume_dir") == 0) {
+            rc = set_string(v, key, out->host_volume_dir, sizeof out->host_volume_dir, true,
+                            err, errlen);
         } else if ((rc = jobnet_config_key(&out->net, "localDocker", key, v, err,
                                            errlen)) != 0) {
             rc = rc > 0 ? VMMS_OK : VMMS_ERR;
@@ -68,7 +75,7 @@ int ld_config_parse(const json_t *cfg, struct ld_config *out, char *err, size_t 
             if (k == NULL)
                 return vmms_fail(err, errlen, VMMS_ERR,
                                "localDocker config: unknown key \"%s\" (known: socket, "
-                               "volume_dir, default_cores, default_memory_mb, "
+                               "volume_dir, host_volume_dir, default_cores, default_memory_mb, "
                                "default_pids_limit, default_disk_mb, run_grace_s, api_timeout_s, "
                                "network, network_bridge, host_firewall)", key);
             rc = vmms_int_key_set(k, v, out, "localDocker", "", err, errlen);

@@ -64,7 +64,10 @@ static json_t *create_body(struct ld_ctx *ctx, const struct vmms_vm *vm, int cor
                            int memory_mb, int pids, int disk_mb)
 {
     char src[PATH_MAX + 200];
-    snprintf(src, sizeof src, "%s/%s", ctx->volume_real, vm->name);
+    /* the bind source is the Docker host's path: the consumer's own when it
+     * runs on the host, host_volume_dir when it runs in a container */
+    const char *base = ctx->cfg.host_volume_dir[0] ? ctx->cfg.host_volume_dir : ctx->volume_real;
+    snprintf(src, sizeof src, "%s/%s", base, vm->name);
     json_t *cmd = json_array();
     for (size_t i = 0; i < sizeof idle_cmd / sizeof idle_cmd[0]; i++)
         json_array_append_new(cmd, json_string(idle_cmd[i]));

@@ -46,6 +46,8 @@ extern const struct vmms_ops vmms_plugin;
 struct ld_config {
     char socket[LD_SOCKET_MAX + 1];
     char volume_dir[PATH_MAX];
+    char host_volume_dir[PATH_MAX]; /* volume_dir as the Docker host names it ("": the
+                                     * same path; the consumer runs in a container) */
     struct vmms_limits defaults; /* default_cores, _memory_mb, _pids_limit, _disk_mb
                                   * (disk: writable storage of a job, containers.c) */
     int run_grace_s;

@@ -5,7 +5,9 @@
  * an existing one that is not such a bridge stops the plugin with a message
  * saying how to fix it) and, with "host_firewall" (the default), that the
  * jobs' firewall of jobnet.h is in place on its bridge, for IPv4 and IPv6
- * (common/jobfw.h runs the shared script): the host's INPUT chain drops new
+ * (common/jobfw.h runs the shared script; the bridge must be an interface of
+ * the consumer's network namespace, else the rules would guard nothing): the
+ * host's INPUT chain drops new
  * connections arriving from the bridge, and mangle FORWARD drops what jobs
  * send to DNAT'd destinations (published ports) and link-local addresses
  * (the cloud metadata service). Other bridges are Docker's to close: its
@@ -79,7 +81,9 @@ int ld_net_init(struct ld_ctx *ctx, char *err, size_t errlen)
     if (ctx->cfg.net.host_firewall) {
         struct jobnet_fw fw = {.input = true};
         snprintf(fw.bridge, sizeof fw.bridge, "%s", ctx->net_if);
-        rc = vmms_jobfw_install(&fw, "localDocker", err, errlen);
+        rc = vmms_jobfw_bridge_here(ctx->net_if, "localDocker", err, errlen);
+        if (rc == VMMS_OK)
+            rc = vmms_jobfw_install(&fw, "localDocker", err, errlen);
         if (rc != VMMS_OK)
             return rc;
     } else {

@@ -104,9 +104,12 @@ static int ld_init(const json_t *cfg, const char *prefix, void **out,
         goto fail;
 
     char qs[256], qv[256];
-    log_info("vmms_init", "vmms=localDocker prefix=%s socket=%s volume_dir=%s",
+    char qh[256];
+    log_info("vmms_init", "vmms=localDocker prefix=%s socket=%s volume_dir=%s host_volume_dir=%s",
              ctx->prefix, log_quote(ctx->cfg.socket, qs, sizeof qs),
-             log_quote(ctx->volume_real, qv, sizeof qv));
+             log_quote(ctx->volume_real, qv, sizeof qv),
+             log_quote(ctx->cfg.host_volume_dir[0] ? ctx->cfg.host_volume_dir : ctx->volume_real,
+                       qh, sizeof qh));
     *out = ctx;
     return VMMS_OK;
 fail:
