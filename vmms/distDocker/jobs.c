@@ -1,11 +1,12 @@
 /*
  * jobs.c: commands inside a job's container, through `docker exec` on its
  * worker host: the job itself (start_job: the legacy command line of
- * docs/api.md as root in /home, detached, so it outlives the consumer and its
- * SSH connection; attach_job: wait on the host for its exit file, woken by
- * `docker events`; run_job is the two) and the peek at a running job's
- * output (get_partial_output, as the grading user). destroy_vm aborts a wait
- * in progress through the watch registry (hosts.c).
+ * docs/api.md as root in /home, detached, so it outlives the consumer and
+ * its SSH connection; attach_job: wait on the host for its exit file, woken
+ * by `docker events`; plugin.c makes run_job of the two) and the peek at a
+ * running job's output (get_partial_output, as the grading user).
+ * destroy_vm aborts a wait in progress through the watch registry
+ * (vmms/common/watch.h).
  */
 #include <errno.h>
 #include <limits.h>
@@ -138,14 +139,6 @@ int dd_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
                           wait_ms, (long)(clock_mono_ms() - t0), status, err, errlen);
     vssh_out_free(&out);
     return rc;
-}
-
-int dd_run_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
-               char *err, size_t errlen)
-{
-    struct dd_ctx *ctx = vctx;
-    return vmms_run_via_attach(&vmms_plugin, ctx, vm, run, ctx->cfg.run_grace_s, status, err,
-                               errlen);
 }
 
 int dd_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char **outp,
