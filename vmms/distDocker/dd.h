@@ -165,8 +165,10 @@ void dd_conn_break(struct dd_ctx *ctx, struct dd_conn *c, const char *reason);
  * NULL when none (the caller answers VMMS_BUSY, or VMMS_UNAVAILABLE when no
  * host is up). */
 struct dd_host *dd_assign(struct dd_ctx *ctx, const char *name, int *ncpu);
-/* The host of a VM (registry, else vm->host); NULL if unknown. */
-struct dd_host *dd_vm_host(struct dd_ctx *ctx, const struct vmms_vm *vm);
+/* The host of a VM (registry, else vm->host); NULL if unknown, with err
+ * (may be NULL) "VM NAME: not known on any worker host". */
+struct dd_host *dd_vm_host(struct dd_ctx *ctx, const struct vmms_vm *vm, char *err,
+                           size_t errlen);
 void dd_vm_note(struct dd_ctx *ctx, const char *name, struct dd_host *h);
 /* Forgets a VM (frees its slot). */
 void dd_vm_forget(struct dd_ctx *ctx, const char *name);

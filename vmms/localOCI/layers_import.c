@@ -73,34 +73,68 @@ static struct archive *open_tar(const char *path, char *err, size_t errlen)
     return a;
 }
 
-/* Pass 2 of import_save: unpacks from tarball path each layer file
- * paths[i] (of nl) the store lacks as digest want[i], spending b; made[i]
- * tells which this call stored. */
-static int unpack_layers(struct lo_ctx *ctx, const char *path, size_t nl,
-                         const char (*paths)[PATH_MAX], const char (*want)[65], struct lo_budget *b,
-                         bool *made, char *err, size_t errlen)
+/* What each_file calls for a regular file entry e of tarball a whose name
+ * cleans to rel (lo_clean_path); VMMS_OK goes on, any other status stops
+ * the walk and is its result. */
+typedef int (*file_fn)(struct archive *a, struct archive_entry *e, const char *rel, void *arg,
+                       char *err, size_t errlen);
+
+/* Reads tarball path once, calling fn(arg) on each regular file entry with
+ * a clean name, in order. fn's first status other than VMMS_OK, else
+ * VMMS_OK, or VMMS_ERR with err when path cannot be read or is not a
+ * whole tarball. */
+static int each_file(const char *path, file_fn fn, void *arg, char *err, size_t errlen)
 {
     struct archive *a = open_tar(path, err, errlen);
     if (a == NULL)
         return VMMS_ERR;
     struct archive_entry *e;
     char rel[PATH_MAX];
-    int r, rc = VMMS_OK;
-    while (rc == VMMS_OK && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-        if (lo_clean_path(archive_entry_pathname(e), rel, sizeof rel) != 0 ||
-            archive_entry_filetype(e) != AE_IFREG)
-            continue;
-        for (size_t i = 0; i < nl; i++)
-            if (strcmp(rel, paths[i]) == 0) {
-                struct lo_source src = {.outer = a, .fd = -1, .budget = b};
-                rc = lo_store_layer(ctx, &src, want[i], &made[i], err, errlen);
-                break; /* one entry is read once: a layer listed twice is stored already */
-            }
-    }
+    int r = ARCHIVE_OK, rc = VMMS_OK;
+    while (rc == VMMS_OK && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK)
+        if (archive_entry_filetype(e) == AE_IFREG &&
+            lo_clean_path(archive_entry_pathname(e), rel, sizeof rel) == 0)
+            rc = fn(a, e, rel, arg, err, errlen);
     if (rc == VMMS_OK && r != ARCHIVE_EOF)
         rc = vmms_fail(err, errlen, VMMS_ERR, "bad tarball: %s", archive_error_string(a));
     archive_read_free(a);
     return rc;
+}
+
+/* Pass 2 of import_save: the layer files paths[i] (of nl) the store lacks
+ * as digest want[i], unpacked spending b; made[i] tells which this call
+ * stored. */
+struct pass2 {
+    struct lo_ctx *ctx;
+    size_t nl;
+    const char (*paths)[PATH_MAX];
+    const char (*want)[65];
+    struct lo_budget *b;
+    bool *made;
+};
+
+/* each_file's step of pass 2: stores entry rel if it is a listed layer. */
+static int store_listed(struct archive *a, struct archive_entry *e, const char *rel, void *arg,
+                        char *err, size_t errlen)
+{
+    (void)e;
+    struct pass2 *p = arg;
+    for (size_t i = 0; i < p->nl; i++)
+        if (strcmp(rel, p->paths[i]) == 0) {
+            /* one entry is read once: a layer listed twice is stored already */
+            struct lo_source src = {.outer = a, .fd = -1, .budget = p->b};
+            return lo_store_layer(p->ctx, &src, p->want[i], &p->made[i], err, errlen);
+        }
+    return VMMS_OK;
+}
+
+/* Pass 2 of import_save over tarball path (struct pass2). */
+static int unpack_layers(struct lo_ctx *ctx, const char *path, size_t nl,
+                         const char (*paths)[PATH_MAX], const char (*want)[65], struct lo_budget *b,
+                         bool *made, char *err, size_t errlen)
+{
+    struct pass2 p = {ctx, nl, paths, want, b, made};
+    return each_file(path, store_listed, &p, err, errlen);
 }
 
 /* After a failed import (rc not VMMS_OK): removes the layers it stored
@@ -117,41 +151,37 @@ static void forget_made(struct lo_ctx *ctx, int rc, size_t nl, const char (*want
         }
 }
 
-/* Pass 1 of import_save: keeps in sm (up to 256 files, 16 * JSON_MAX
- * bytes) the small regular files of tarball path that may be manifest.json
- * or the image config (*.json, blobs/...). VMMS_OK, or VMMS_ERR with err
- * for an unreadable tarball (sm then holds what was read: small_free). */
+/* each_file's step of pass 1: keeps entry rel in sm (struct small) if it
+ * may be manifest.json or the image config (*.json, blobs/...), at most
+ * JSON_MAX bytes, while sm has room (256 files, 16 * JSON_MAX bytes). */
+static int keep_small(struct archive *a, struct archive_entry *e, const char *rel, void *arg,
+                      char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    struct small *sm = arg;
+    la_int64_t size = archive_entry_size(e);
+    size_t n = strlen(rel);
+    if (size > JSON_MAX || sm->n == 256 || sm->total + (size_t)size > 16 * JSON_MAX ||
+        (!(n > 5 && strcmp(rel + n - 5, ".json") == 0) && strncmp(rel, "blobs/", 6) != 0))
+        return VMMS_OK;
+    char *buf = malloc((size_t)size + 1);
+    if (buf == NULL || archive_read_data(a, buf, (size_t)size) != size) {
+        free(buf);
+        return VMMS_OK;
+    }
+    buf[size] = '\0';
+    sm->name[sm->n] = strdup(rel);
+    sm->data[sm->n++] = buf;
+    sm->total += (size_t)size;
+    return VMMS_OK;
+}
+
+/* Pass 1 of import_save: the small files of tarball path into sm
+ * (keep_small). VMMS_OK, or VMMS_ERR with err for an unreadable tarball
+ * (sm then holds what was read: small_free). */
 static int read_small(const char *path, struct small *sm, char *err, size_t errlen)
 {
-    struct archive *a = open_tar(path, err, errlen);
-    if (a == NULL)
-        return VMMS_ERR;
-    struct archive_entry *e;
-    char rel[PATH_MAX];
-    int r, rc = VMMS_OK;
-    while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-        la_int64_t size = archive_entry_size(e);
-        if (archive_entry_filetype(e) != AE_IFREG || size > JSON_MAX ||
-            lo_clean_path(archive_entry_pathname(e), rel, sizeof rel) != 0 || sm->n == 256 ||
-            sm->total + (size_t)size > 16 * JSON_MAX)
-            continue;
-        size_t n = strlen(rel);
-        if (!(n > 5 && strcmp(rel + n - 5, ".json") == 0) && strncmp(rel, "blobs/", 6) != 0)
-            continue;
-        char *buf = malloc((size_t)size + 1);
-        if (buf == NULL || archive_read_data(a, buf, (size_t)size) != size) {
-            free(buf);
-            continue;
-        }
-        buf[size] = '\0';
-        sm->name[sm->n] = strdup(rel);
-        sm->data[sm->n++] = buf;
-        sm->total += (size_t)size;
-    }
-    if (r != ARCHIVE_EOF)
-        rc = vmms_fail(err, errlen, VMMS_ERR, "bad tarball: %s", archive_error_string(a));
-    archive_read_free(a); /* pass 2 opens it again, or not at all */
-    return rc;
+    return each_file(path, keep_small, sm, err, errlen);
 }
 
 /* Imports tarball path as name within budget b (NULL: no budget). */
