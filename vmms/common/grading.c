@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "grading.h"
 #include "log.h"
 #include "names.h"
@@ -185,5 +186,32 @@ int vmms_attach_begin(const char *prefix, const struct vmms_vm *vm, const char *
         return vmms_fail(err, errlen, VMMS_ERR, "VM %s: bad run handle", vm->name);
     if (*wait_ms < 0)
         *wait_ms = 0;
+    return VMMS_OK;
+}
+
+int vmms_start_begin(const char *prefix, const struct vmms_vm *vm, const char *handle,
+                     size_t handlelen, char token[33], char *err, size_t errlen)
+{
+    int rc = vmms_check_vm(prefix, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    if (handle == NULL || handlelen < 33)
+        return vmms_fail(err, errlen, VMMS_ERR, "start_job: the handle buffer must hold 33 "
+                         "bytes");
+    return vmms_new_exit_token(token, err, errlen);
+}
+
+int vmms_start_end(int rc, const struct vmms_vm *vm, const char *host, const char *token,
+                   long long t0, char *handle, size_t handlelen, const char *err)
+{
+    if (rc != VMMS_OK) {
+        char q[700];
+        log_warn("vm_start_failed", "name=%s host=%s rc=%d err=%s", vm->name, host, rc,
+                 log_quote(err, q, sizeof q));
+        return rc;
+    }
+    snprintf(handle, handlelen, "%s", token);
+    log_info("vm_started_job", "name=%s host=%s run=%.12s ms=%lld", vm->name, host, token,
+             clock_mono_ms() - t0);
     return VMMS_OK;
 }

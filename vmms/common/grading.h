@@ -124,5 +124,18 @@ int vmms_partial_begin(const char *prefix, const struct vmms_vm *vm, size_t *max
  * a negative *wait_ms made 0. VMMS_OK or the error. */
 int vmms_attach_begin(const char *prefix, const struct vmms_vm *vm, const char *handle,
                       long long *wait_ms, char *err, size_t errlen);
+/* The start of a start_job whose run handle is an exit token: vm checked
+ * with vmms_check_vm against prefix, handle (handlelen bytes) able to hold
+ * a token, and a fresh one in token (vmms_new_exit_token). VMMS_OK or the
+ * error. */
+int vmms_start_begin(const char *prefix, const struct vmms_vm *vm, const char *handle,
+                     size_t handlelen, char token[33], char *err, size_t errlen);
+/* The end of a start_job on a remote host whose run handle is an exit
+ * token: rc not VMMS_OK is logged (vm_start_failed: host, rc, err) and
+ * returned; else token is copied into handle (handlelen bytes) and the
+ * start logged (vm_started_job: host, ms since t0, a clock_mono_ms time).
+ * Returns rc. */
+int vmms_start_end(int rc, const struct vmms_vm *vm, const char *host, const char *token,
+                   long long t0, char *handle, size_t handlelen, const char *err);
 
 #endif

@@ -198,23 +198,13 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     return VMMS_OK;
 }
 
-/* The host of vm, or NULL with err set. */
-static struct dd_host *host_of(struct dd_ctx *ctx, const struct vmms_vm *vm, char *err,
-                               size_t errlen)
-{
-    struct dd_host *h = dd_vm_host(ctx, vm);
-    if (h == NULL)
-        vmms_fail(err, errlen, VMMS_ERR, "VM %s: not known on any worker host", vm->name);
-    return h;
-}
-
 int dd_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t errlen)
 {
     struct dd_ctx *ctx = vctx;
     int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    struct dd_host *h = host_of(ctx, vm, err, errlen);
+    struct dd_host *h = dd_vm_host(ctx, vm, err, errlen);
     if (h == NULL)
         return VMMS_ERR;
     char qn[140], line[300];
@@ -295,7 +285,7 @@ static int destroy(struct dd_ctx *ctx, struct vmms_vm *vm, bool safe, char *err,
     vmms_watch_abort(&ctx->watches, vm->name);
     long t0 = clock_mono_ms();
     bool existed = false;
-    struct dd_host *h = dd_vm_host(ctx, vm);
+    struct dd_host *h = dd_vm_host(ctx, vm, NULL, 0);
     if (h == NULL) {
         /* Unknown here (made by an earlier consumer): try every healthy host. */
         bool any = false;

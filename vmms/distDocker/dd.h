@@ -12,11 +12,12 @@
  *                 assignment with capacity, the VM registry, deferred removals,
  *                 each host's one connection and dd_run (a command on a host)
  *   containers.c  create / wait / destroy / list containers
- *   jobs.c        run_job and get_partial_output (docker exec)
+ *   jobs.c        start_job, attach_job and get_partial_output (docker exec)
  *   images.c      list images (on every healthy host) and load them
  *   network.c     the jobs' network and firewall rule on each host
  *   host_health.c get_hosts: each host's state for the consumer's metrics
- *   plugin.c      init / shutdown, small helpers, the exported ops table
+ *   plugin.c      init / shutdown, run_job (start + attach), the exported
+ *                 ops table; the top: no other file calls into it
  *
  * The SSH client (connections, commands, SFTP, quoting) is vmms/common/ssh.h,
  * shared with ec2SSH. Concurrency. Each host has at most one live
@@ -41,7 +42,8 @@
 #include "common/ssh.h"
 #include "common/watch.h"
 
-/* The plugin's ops table (plugin.c), for helpers that call its own ops. */
+/* The plugin's ops table (plugin.c): the .so's one exported symbol. Only
+ * plugin.c uses it (the other files never call back into plugin.c). */
 extern const struct vmms_ops vmms_plugin;
 #include "clock.h"
 #include "jobnet.h"
@@ -163,8 +165,10 @@ void dd_conn_break(struct dd_ctx *ctx, struct dd_conn *c, const char *reason);
  * NULL when none (the caller answers VMMS_BUSY, or VMMS_UNAVAILABLE when no
  * host is up). */
 struct dd_host *dd_assign(struct dd_ctx *ctx, const char *name, int *ncpu);
-/* The host of a VM (registry, else vm->host); NULL if unknown. */
-struct dd_host *dd_vm_host(struct dd_ctx *ctx, const struct vmms_vm *vm);
+/* The host of a VM (registry, else vm->host); NULL if unknown, with err
+ * (may be NULL) "VM NAME: not known on any worker host". */
+struct dd_host *dd_vm_host(struct dd_ctx *ctx, const struct vmms_vm *vm, char *err,
+                           size_t errlen);
 void dd_vm_note(struct dd_ctx *ctx, const char *name, struct dd_host *h);
 /* Forgets a VM (frees its slot). */
 void dd_vm_forget(struct dd_ctx *ctx, const char *name);
@@ -221,8 +225,6 @@ int dd_remove_on(struct dd_ctx *ctx, struct dd_host *h, const char *name, bool *
                  char *err, size_t errlen);
 
 /* ---- jobs.c ---- */
-int dd_run_job(void *ctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
-               char *err, size_t errlen);
 /* The run is a detached `docker exec -d`; its handle is a random token that
  * names two files in the VM's volume directory on its host: .tango-run-T
  * (made before the start) and .tango-exit-T (the exit status, written by

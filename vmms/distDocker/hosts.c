@@ -180,7 +180,8 @@ struct dd_host *dd_assign(struct dd_ctx *ctx, const char *name, int *ncpu)
     return pick;
 }
 
-struct dd_host *dd_vm_host(struct dd_ctx *ctx, const struct vmms_vm *vm)
+struct dd_host *dd_vm_host(struct dd_ctx *ctx, const struct vmms_vm *vm, char *err,
+                           size_t errlen)
 {
     struct dd_host *h = NULL;
     pthread_mutex_lock(&ctx->lock);
@@ -191,6 +192,8 @@ struct dd_host *dd_vm_host(struct dd_ctx *ctx, const struct vmms_vm *vm)
         if (strcmp(ctx->hosts[i].label, vm->host) == 0)
             h = &ctx->hosts[i];
     pthread_mutex_unlock(&ctx->lock);
+    if (h == NULL)
+        vmms_fail(err, errlen, VMMS_ERR, "VM %s: not known on any worker host", vm->name);
     return h;
 }
 

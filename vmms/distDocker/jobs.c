@@ -1,11 +1,12 @@
 /*
  * jobs.c: commands inside a job's container, through `docker exec` on its
  * worker host: the job itself (start_job: the legacy command line of
- * docs/api.md as root in /home, detached, so it outlives the consumer and its
- * SSH connection; attach_job: wait on the host for its exit file, woken by
- * `docker events`; run_job is the two) and the peek at a running job's
- * output (get_partial_output, as the grading user). destroy_vm aborts a wait
- * in progress through the watch registry (hosts.c).
+ * docs/api.md as root in /home, detached, so it outlives the consumer and
+ * its SSH connection; attach_job: wait on the host for its exit file, woken
+ * by `docker events`; plugin.c makes run_job of the two) and the peek at a
+ * running job's output (get_partial_output, as the grading user).
+ * destroy_vm aborts a wait in progress through the watch registry
+ * (vmms/common/watch.h).
  */
 #include <errno.h>
 #include <limits.h>
@@ -44,17 +45,12 @@ int dd_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, cha
                  size_t handlelen, char *err, size_t errlen)
 {
     struct dd_ctx *ctx = vctx;
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    char token[33];
+    int rc = vmms_start_begin(ctx->prefix, vm, handle, handlelen, token, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    if (handle == NULL || handlelen < 33)
-        return vmms_fail(err, errlen, VMMS_ERR, "start_job: the handle buffer must hold 33 "
-                       "bytes");
-    struct dd_host *h = dd_vm_host(ctx, vm);
+    struct dd_host *h = dd_vm_host(ctx, vm, err, errlen);
     if (h == NULL)
-        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: not known on any worker host", vm->name);
-    char token[33];
-    if (vmms_new_exit_token(token, err, errlen) != VMMS_OK)
         return VMMS_ERR;
     char job[900], qj[1100], qn[140], qv[PATH_MAX + 140], vdir[PATH_MAX + 130];
     rc = vmms_grading_command(run, vm->memory_mb ? vm->memory_mb : ctx->cfg.defaults.memory_mb,
@@ -87,16 +83,7 @@ int dd_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, cha
     if (rc == VMMS_OK && out.exit_code != 0)
         rc = vssh_cmd_fail(h->label, &out, "cannot start the job", err, errlen);
     vssh_out_free(&out);
-    if (rc != VMMS_OK) {
-        char q[700];
-        log_warn("vm_start_failed", "name=%s host=%s rc=%d err=%s", vm->name, h->label, rc,
-                 log_quote(err, q, sizeof q));
-        return rc;
-    }
-    snprintf(handle, handlelen, "%s", token);
-    log_info("vm_started_job", "name=%s host=%s run=%.12s ms=%ld", vm->name, h->label, token,
-             (long)(clock_mono_ms() - t0));
-    return VMMS_OK;
+    return vmms_start_end(rc, vm, h->label, token, t0, handle, handlelen, err);
 }
 
 int dd_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long wait_ms,
@@ -106,10 +93,9 @@ int dd_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
     int rc = vmms_attach_begin(ctx->prefix, vm, handle, &wait_ms, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    struct dd_host *h = dd_vm_host(ctx, vm);
+    struct dd_host *h = dd_vm_host(ctx, vm, err, errlen);
     if (h == NULL)
-        return vmms_fail(err, errlen, VMMS_NOT_FOUND, "VM %s: not known on any worker host",
-                       vm->name);
+        return VMMS_NOT_FOUND;
     char qs[3000], qv[PATH_MAX + 140], qn[140], vdir[PATH_MAX + 130];
     snprintf(vdir, sizeof vdir, "%s/%s", h->cfg->volume_dir, vm->name);
     char *line = malloc(8192);
@@ -140,14 +126,6 @@ int dd_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
     return rc;
 }
 
-int dd_run_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
-               char *err, size_t errlen)
-{
-    struct dd_ctx *ctx = vctx;
-    return vmms_run_via_attach(&vmms_plugin, ctx, vm, run, ctx->cfg.run_grace_s, status, err,
-                               errlen);
-}
-
 int dd_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char **outp,
                           size_t *len, char *err, size_t errlen)
 {
@@ -156,9 +134,9 @@ int dd_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
                                 errlen);
     if (rc != VMMS_OK)
         return rc;
-    struct dd_host *h = dd_vm_host(ctx, vm);
+    struct dd_host *h = dd_vm_host(ctx, vm, err, errlen);
     if (h == NULL)
-        return vmms_fail(err, errlen, VMMS_ERR, "VM %s: not known on any worker host", vm->name);
+        return VMMS_ERR;
     char inner[600], qi[800], qn[140], line[1100];
     vmms_partial_script(max_bytes, inner, sizeof inner);
     snprintf(line, sizeof line, "docker exec -u " VMMS_PARTIAL_USER " -w /home %s sh -c %s",

@@ -1,7 +1,9 @@
 /*
- * plugin.c: the distDocker plugin's entry points. Owns init/shutdown (the
- * context's life: config, hosts, their targets and monitor threads) and the
- * exported ops table `vmms_plugin`.
+ * plugin.c: the distDocker plugin's entry points, the top of its files (no
+ * other file of the plugin calls into it). Owns init/shutdown (the
+ * context's life: config, hosts, their targets and monitor threads),
+ * run_job as start_job then attach_job, and the exported ops table
+ * `vmms_plugin`.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -93,6 +95,16 @@ static int dd_init(const json_t *cfg, const char *prefix, void **out, char *err,
     }
     *out = ctx;
     return VMMS_OK;
+}
+
+/* The run_job op: start_job, then attach_job for the job's timeout plus
+ * run_grace_s (vmms_run_via_attach). */
+static int dd_run_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
+                      char *err, size_t errlen)
+{
+    struct dd_ctx *ctx = vctx;
+    return vmms_run_via_attach(&vmms_plugin, ctx, vm, run, ctx->cfg.run_grace_s, status, err,
+                               errlen);
 }
 
 const struct vmms_ops vmms_plugin = {

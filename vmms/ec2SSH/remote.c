@@ -262,15 +262,10 @@ int ec2_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, ch
                   size_t handlelen, char *err, size_t errlen)
 {
     struct ec2_ctx *ctx = vctx;
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    char token[33];
+    int rc = vmms_start_begin(ctx->prefix, vm, handle, handlelen, token, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    if (handle == NULL || handlelen < 33)
-        return vmms_fail(err, errlen, VMMS_ERR, "start_job: the handle buffer must hold 33 "
-                         "bytes");
-    char token[33];
-    if (vmms_new_exit_token(token, err, errlen) != VMMS_OK)
-        return VMMS_ERR;
     char job[900], qj[1200], line[1600];
     rc = vmms_grading_command(run, vm->memory_mb, token, job, sizeof job, err, errlen);
     if (rc != VMMS_OK)
@@ -288,17 +283,10 @@ int ec2_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, ch
     long t0 = clock_mono_ms();
     rc = vm_run(ctx, vm, line, 0, NULL, &out, "cannot start the job", err, errlen);
     vssh_out_free(&out);
-    if (rc != VMMS_OK) {
+    if (rc != VMMS_OK)
         rc = gone_or(ctx, vm, rc, err, errlen);
-        char q[700];
-        log_warn("vm_start_failed", "name=%s host=%s rc=%d err=%s", vm->name, vm->host, rc,
-                 log_quote(err, q, sizeof q));
-        return rc == VMMS_NOT_FOUND ? VMMS_ERR : rc;
-    }
-    snprintf(handle, handlelen, "%s", token);
-    log_info("vm_started_job", "name=%s host=%s run=%.12s ms=%ld", vm->name, vm->host, token,
-             (long)(clock_mono_ms() - t0));
-    return VMMS_OK;
+    rc = vmms_start_end(rc, vm, vm->host, token, t0, handle, handlelen, err);
+    return rc == VMMS_NOT_FOUND ? VMMS_ERR : rc;
 }
 
 int ec2_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long wait_ms,

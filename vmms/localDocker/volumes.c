@@ -144,9 +144,13 @@ int ld_vol_create(struct ld_ctx *ctx, const char *name, bool replace, bool *exis
     return VMMS_OK;
 }
 
-/* Returns the VM directory's fd, or a (negative) vmms_status with err set. */
+/* Checks vm (vmms_check_vm) and returns its directory's fd, or a
+ * (negative) vmms_status with err set. */
 static int open_vm_dir(struct ld_ctx *ctx, const struct vmms_vm *vm, char *err, size_t errlen)
 {
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
     int fd = openat(ctx->volume_fd, vm->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return vmms_fail(err, errlen, errno == ENOENT ? VMMS_NOT_FOUND : VMMS_ERR,
@@ -159,14 +163,11 @@ int ld_copy_in(void *vctx, struct vmms_vm *vm, const struct vmms_file *files,
                size_t nfiles, int timeout_s, char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
-    if (rc != VMMS_OK)
-        return rc;
     int dfd = open_vm_dir(ctx, vm, err, errlen);
     if (dfd < 0)
         return dfd;
     long ms = 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
-    rc = vmms_put_files(dfd, files, nfiles, ms, vm->name, err, errlen);
+    int rc = vmms_put_files(dfd, files, nfiles, ms, vm->name, err, errlen);
     close(dfd);
     if (rc == VMMS_OK)
         log_debug("vm_copy_in", "name=%s files=%zu", vm->name, nfiles);
@@ -177,15 +178,12 @@ int ld_copy_out(void *vctx, struct vmms_vm *vm, const char *dest_path, int timeo
                 char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
-    if (rc != VMMS_OK)
-        return rc;
     int dfd = open_vm_dir(ctx, vm, err, errlen);
     if (dfd < 0)
         return dfd;
     long long n = 0;
     long ms = 1000L * (timeout_s > 0 ? timeout_s : ctx->cfg.api_timeout_s);
-    rc = vmms_take_feedback(dfd, vm->name, dest_path, LD_FEEDBACK_MAX, ms, &n, err, errlen);
+    int rc = vmms_take_feedback(dfd, vm->name, dest_path, LD_FEEDBACK_MAX, ms, &n, err, errlen);
     close(dfd);
     if (rc == VMMS_OK)
         log_debug("vm_copy_out", "name=%s bytes=%lld", vm->name, n);

@@ -198,92 +198,141 @@ static int spend(struct lo_budget *b, la_int64_t size, char *err, size_t errlen)
     return VMMS_OK;
 }
 
-/* Unpacks the tar stream of src into dir (which exists, empty). The
- * digest of every byte read is left in src->md. */
-static int unpack(struct lo_source *src, const char *dir, char *err, size_t errlen)
+/* One unpack in progress: the layer's source, its directory (by name and
+ * open), the tar reader and the disk writer. */
+struct unpack {
+    struct lo_source *src;
+    const char *dir;
+    int root;
+    struct archive *in, *out;
+};
+
+/* The disk writer of the unpack rules: owners, modes, times and extended
+ * attributes (filter_xattrs first) kept; nothing written through a
+ * symbolic link, no "..". */
+static struct archive *disk_writer(void)
 {
-    int root = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (root < 0)
-        return vmms_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", dir, strerror(errno));
-    struct archive *in = archive_read_new();
     struct archive *out = archive_write_disk_new();
-    archive_read_support_filter_all(in);
-    archive_read_support_format_tar(in);
     archive_write_disk_set_options(out, ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM |
                                             ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR |
                                             ARCHIVE_EXTRACT_SECURE_SYMLINKS |
                                             ARCHIVE_EXTRACT_SECURE_NODOTDOT);
-    int rc = VMMS_OK;
-    if (archive_read_open(in, src, NULL, src_read, NULL) != ARCHIVE_OK) {
-        rc = vmms_fail(err, errlen, VMMS_ERR, "layer is not a tar stream: %s",
-                       archive_error_string(in));
-        goto out;
-    }
+    return out;
+}
+
+/* Names entry e (rel: its cleaned name) by its absolute path under dir,
+ * and its hard link target likewise; VMMS_ERR when that target is not a
+ * clean name inside the layer. */
+static int rebase_entry(struct archive_entry *e, const char *dir, const char *rel, char *err,
+                        size_t errlen)
+{
+    char full[PATH_MAX * 2];
+    snprintf(full, sizeof full, "%s/%s", dir, rel);
+    archive_entry_copy_pathname(e, full);
+    const char *hl = archive_entry_hardlink(e);
+    if (hl == NULL)
+        return VMMS_OK;
+    char t[PATH_MAX];
+    if (lo_clean_path(hl, t, sizeof t) != 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "layer hard link \"%.200s\" leaves the "
+                         "layer: refused", hl);
+    snprintf(full, sizeof full, "%s/%s", dir, t);
+    archive_entry_copy_hardlink(e, full);
+    return VMMS_OK;
+}
+
+/* Writes rebased entry e (named rel in errors) and its data to disk, with
+ * only its file capability among its extended attributes. */
+static int write_entry(struct unpack *u, struct archive_entry *e, const char *rel, char *err,
+                       size_t errlen)
+{
+    filter_xattrs(e);
+    int r = archive_write_header(u->out, e);
+    if (r >= ARCHIVE_WARN && archive_entry_size(e) > 0)
+        r = copy_data(u->in, u->out);
+    if (r >= ARCHIVE_WARN)
+        r = archive_write_finish_entry(u->out);
+    if (r < ARCHIVE_WARN)
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot unpack \"%.200s\": %s", rel,
+                         archive_error_string(u->out));
+    return VMMS_OK;
+}
+
+/* One entry e of the layer, in this order: spent from the budget, its name
+ * cleaned (absolute or ".." refused; the root's own entry skipped), a
+ * whiteout made as overlayfs reads it, or else rebased and written. */
+static int unpack_entry(struct unpack *u, struct archive_entry *e, char *err, size_t errlen)
+{
+    int rc = spend(u->src->budget, archive_entry_size(e), err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    char rel[PATH_MAX];
+    int c = lo_clean_path(archive_entry_pathname(e), rel, sizeof rel);
+    if (c < 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "layer entry \"%.200s\" is absolute or "
+                         "goes up (..): refused", archive_entry_pathname(e));
+    if (c == 1)
+        return VMMS_OK; /* the root's own entry */
+    const char *base = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
+    if (strncmp(base, ".wh.", 4) == 0)
+        return whiteout(u->root, rel, err, errlen);
+    rc = rebase_entry(e, u->dir, rel, err, errlen);
+    return rc == VMMS_OK ? write_entry(u, e, rel, err, errlen) : rc;
+}
+
+/* Every entry of the tar stream, at most ENTRIES_MAX; VMMS_ERR at the
+ * first bad header or refused entry. */
+static int unpack_entries(struct unpack *u, char *err, size_t errlen)
+{
     struct archive_entry *e;
     long entries = 0;
-    char rel[PATH_MAX], full[PATH_MAX * 2];
     for (;;) {
-        int r = archive_read_next_header(in, &e);
+        int r = archive_read_next_header(u->in, &e);
         if (r == ARCHIVE_EOF)
-            break;
-        if (r < ARCHIVE_WARN || ++entries > ENTRIES_MAX) {
-            rc = vmms_fail(err, errlen, VMMS_ERR, "bad layer tar: %s",
-                           r < ARCHIVE_WARN ? archive_error_string(in) : "too many entries");
-            goto out;
-        }
-        rc = spend(src->budget, archive_entry_size(e), err, errlen);
+            return VMMS_OK;
+        if (r < ARCHIVE_WARN || ++entries > ENTRIES_MAX)
+            return vmms_fail(err, errlen, VMMS_ERR, "bad layer tar: %s",
+                             r < ARCHIVE_WARN ? archive_error_string(u->in)
+                                              : "too many entries");
+        int rc = unpack_entry(u, e, err, errlen);
         if (rc != VMMS_OK)
-            goto out;
-        int c = lo_clean_path(archive_entry_pathname(e), rel, sizeof rel);
-        if (c < 0) {
-            rc = vmms_fail(err, errlen, VMMS_ERR, "layer entry \"%.200s\" is absolute or "
-                           "goes up (..): refused", archive_entry_pathname(e));
-            goto out;
-        }
-        if (c == 1)
-            continue; /* the root's own entry */
-        const char *base = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
-        if (strncmp(base, ".wh.", 4) == 0) {
-            rc = whiteout(root, rel, err, errlen);
-            if (rc != VMMS_OK)
-                goto out;
-            continue;
-        }
-        snprintf(full, sizeof full, "%s/%s", dir, rel);
-        archive_entry_copy_pathname(e, full);
-        const char *hl = archive_entry_hardlink(e);
-        if (hl) {
-            char t[PATH_MAX];
-            if (lo_clean_path(hl, t, sizeof t) != 0) {
-                rc = vmms_fail(err, errlen, VMMS_ERR, "layer hard link \"%.200s\" leaves the "
-                               "layer: refused", hl);
-                goto out;
-            }
-            snprintf(full, sizeof full, "%s/%s", dir, t);
-            archive_entry_copy_hardlink(e, full);
-        }
-        filter_xattrs(e);
-        r = archive_write_header(out, e);
-        if (r >= ARCHIVE_WARN && archive_entry_size(e) > 0)
-            r = copy_data(in, out);
-        if (r >= ARCHIVE_WARN)
-            r = archive_write_finish_entry(out);
-        if (r < ARCHIVE_WARN) {
-            rc = vmms_fail(err, errlen, VMMS_ERR, "cannot unpack \"%.200s\": %s", rel,
-                           archive_error_string(out));
-            goto out;
-        }
+            return rc;
     }
-    /* The rest of the stream (tar padding) counts in the digest too. */
+}
+
+/* Reads the rest of src after the last entry: the tar padding counts in
+ * the digest too. VMMS_ERR if reading src failed. */
+static int drain(struct lo_source *src, char *err, size_t errlen)
+{
     const void *b;
     while (src_read(NULL, src, &b) > 0)
         ;
-    if (src->error)
-        rc = vmms_fail(err, errlen, VMMS_ERR, "reading the layer failed");
-out:
-    archive_read_free(in);
-    archive_write_free(out);
-    close(root);
+    return src->error ? vmms_fail(err, errlen, VMMS_ERR, "reading the layer failed") : VMMS_OK;
+}
+
+/* Unpacks the tar stream of src into dir (which exists, empty). The
+ * digest of every byte read is left in src->md. */
+static int unpack(struct lo_source *src, const char *dir, char *err, size_t errlen)
+{
+    struct unpack u = {.src = src, .dir = dir};
+    u.root = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (u.root < 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot open %s: %s", dir, strerror(errno));
+    u.in = archive_read_new();
+    u.out = disk_writer();
+    archive_read_support_filter_all(u.in);
+    archive_read_support_format_tar(u.in);
+    int rc = VMMS_OK;
+    if (archive_read_open(u.in, src, NULL, src_read, NULL) != ARCHIVE_OK)
+        rc = vmms_fail(err, errlen, VMMS_ERR, "layer is not a tar stream: %s",
+                       archive_error_string(u.in));
+    if (rc == VMMS_OK)
+        rc = unpack_entries(&u, err, errlen);
+    if (rc == VMMS_OK)
+        rc = drain(src, err, errlen);
+    archive_read_free(u.in);
+    archive_write_free(u.out);
+    close(u.root);
     return rc;
 }
 

@@ -167,11 +167,7 @@ int lo_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, cha
 {
     struct lo_ctx *ctx = vctx;
     char token[33], cmd[1024];
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
-    if (rc == VMMS_OK && (handle == NULL || handlelen < sizeof token))
-        rc = vmms_fail(err, errlen, VMMS_ERR, "start_job: the handle buffer must hold 33 bytes");
-    if (rc == VMMS_OK)
-        rc = vmms_new_exit_token(token, err, errlen);
+    int rc = vmms_start_begin(ctx->prefix, vm, handle, handlelen, token, err, errlen);
     if (rc == VMMS_OK)
         rc = vmms_grading_command(run, vm->memory_mb ? vm->memory_mb
                                                      : ctx->cfg.defaults.memory_mb,
