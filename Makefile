@@ -37,6 +37,7 @@ AUTODRV_LIB  := $(filter-out autodriver/main.c,$(wildcard autodriver/*.c))
 PLUGINS      := $(filter-out common,$(notdir $(patsubst %/,%,$(dir $(wildcard vmms/*/*.c)))))
 VMMS_COMMON  := $(wildcard vmms/common/*.c)
 PLUGIN_SOS   := $(patsubst %,$(BUILD)/vmms/%.so,$(sort $(PLUGINS)))
+PLUGIN_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard vmms/*/*.c))
 UNIT_SRC     := $(wildcard tests/unit/test_*.c)
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCH_BINS   := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/*.c))
@@ -97,6 +98,10 @@ $(BUILD)/tangoctl: $(call objs_of,$(CTL_SRC)) $(LIBCOMMON)
 # and is built static so it runs on any image, whatever its libc version.
 $(BUILD)/autodriver: $(BUILD)/obj/autodriver/main.o $(LIBAUTODRV)
 	$(CC) $(LDFLAGS) $(if $(filter 1,$(SANITIZE)),,-static) $^ -o $@
+
+# Plugin objects are named here so make keeps them (an object only a pattern
+# rule names is an intermediate make deletes): test_no_circles reads them.
+$(PLUGIN_OBJS): | pkg-check
 
 .SECONDEXPANSION:
 $(BUILD)/vmms/%.so: $$(call objs_of,$$(wildcard vmms/%/*.c) $(VMMS_COMMON)) $(LIBCOMMON)
