@@ -5,7 +5,7 @@
  * against the sentinels at most once a second after; fail-fast while Redis
  * is down (a timeout opens a window of 250 ms doubling to 4 s; a refused
  * connection none); the maxmemory-policy check of every new connection
- * (store_health.c); the redis_down / redis_up / redis_master log lines.
+ * (store_policy.c); the redis_down / redis_up / redis_master log lines.
  * What runs on the connection (the retry rule, WAIT) is store.c's.
  */
 #include "store_internal.h"

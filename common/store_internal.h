@@ -1,7 +1,8 @@
 /*
  * store_internal.h: what the parts of the Redis store (store.c,
- * store_conn.c, store_queries.c, store_lifecycle.c, store_sched.c, store_callbacks.c,
- * store_ctl.c, store_metrics.c) share: the handle, key construction, the
+ * store_conn.c, store_policy.c, store_health.c, store_queries.c,
+ * store_lifecycle.c, store_sched.c, store_callbacks.c, store_ctl.c,
+ * store_metrics.c) share: the handle, key construction, the
  * connection, the command and reply helpers and the Functions call. Nothing outside common/store*.c
  * includes it.
  */
@@ -67,7 +68,7 @@ void store_mark_down(struct store *st, const char *why);
 /* store_conn.c: closes st->ctx (if any); the next command connects again. */
 void store_drop_connection(struct store *st);
 
-/* store_health.c: whether the server c talks to may be used: 0, or -1 with
+/* store_policy.c: whether the server c talks to may be used: 0, or -1 with
  * why when INFO failed on the connection, or (st->policy_refused set) when
  * its maxmemory-policy evicts keys (allkeys-*, volatile-*) and config
  * redis_allow_eviction is false. Redis would delete job records,
@@ -75,8 +76,9 @@ void store_drop_connection(struct store *st);
  * caller sees STORE_UNAVAILABLE, store_write_refused). A policy that cannot
  * be read (INFO refused) is allowed, with a warning once. */
 int store_check_policy(struct store *st, redisContext *c, char *why, size_t len);
-/* Whether an error reply means Redis refuses writes (OOM at maxmemory with
- * noeviction, MISCONF: it cannot persist): the command did not run. */
+/* store_policy.c: whether an error reply means Redis refuses writes (OOM
+ * at maxmemory with noeviction, MISCONF: it cannot persist): the command
+ * did not run. */
 bool store_is_write_refusal(const char *msg);
 
 /* Writes prefix + the name of key k (keys.h) into buf (KEY_MAX bytes);
