@@ -532,7 +532,7 @@ int config_load(struct tango_config *cfg, const char *path, char *const *envp, c
         goto fail;
     if (load_env(cfg, env, &x, err, errlen))
         goto fail;
-    if (config_env_autolab(cfg, env, is_explicit, &x, err, errlen))
+    if (config_env_autolab(cfg, env, is_explicit, &x, config_set_text, err, errlen))
         goto fail;
     if (validate(cfg, err, errlen))
         goto fail;

@@ -1,7 +1,8 @@
 /*
  * config_env.c: Autolab's deployment variables onto config keys (see
  * config_env.h). Owns the mapping table and the checks of those values;
- * config.c's own setters validate what becomes a top-level key, the
+ * config.c's own setters (handed in by config_load, so this file needs
+ * nothing of config.c) validate what becomes a top-level key, the
  * localDocker plugin what becomes one of its keys.
  */
 #include "config_env.h"
@@ -74,9 +75,9 @@ static bool config_has(struct tango_config *cfg, const struct env_rule *r,
     return json_is_object(ld) && json_object_get(ld, r->key) != NULL;
 }
 
-/* Sets rule's key from value. */
+/* Sets rule's key from value (a top-level key through set). */
 static int apply(struct tango_config *cfg, const struct env_rule *r, const char *value,
-                 char *err, size_t errlen)
+                 config_set_fn set, char *err, size_t errlen)
 {
     char text[320];
     switch (r->map) {
@@ -86,7 +87,7 @@ static int apply(struct tango_config *cfg, const struct env_rule *r, const char 
             snprintf(err, errlen, "environment RESTFUL_KEY: must be one key (no comma)");
             return -1;
         }
-        return config_set_text(cfg, r->key, value, err, errlen);
+        return set(cfg, r->key, value, err, errlen);
     case MAP_REDIS_HOST:
         if (!plain_word(value, ".-_", 253)) {
             snprintf(err, errlen, "environment DOCKER_REDIS_HOSTNAME: must be a host name "
@@ -94,7 +95,7 @@ static int apply(struct tango_config *cfg, const struct env_rule *r, const char 
             return -1;
         }
         snprintf(text, sizeof text, "redis://%s:6379/0", value);
-        return config_set_text(cfg, r->key, text, err, errlen);
+        return set(cfg, r->key, text, err, errlen);
     case MAP_DEPLOYMENT:
         if (!plain_word(value, "_.-", 20)) {
             snprintf(err, errlen, "environment DOCKER_DEPLOYMENT: must be 1..20 letters, "
@@ -104,7 +105,7 @@ static int apply(struct tango_config *cfg, const struct env_rule *r, const char 
         snprintf(text, sizeof text, "tango-%s-", value);
         for (char *p = text; *p; p++)
             *p = (char)tolower((unsigned char)*p);
-        return config_set_text(cfg, r->key, text, err, errlen);
+        return set(cfg, r->key, text, err, errlen);
     case MAP_LOCALDOCKER: {
         json_t *ld = localdocker_obj(cfg);
         if (ld)
@@ -128,7 +129,8 @@ static void note(char **list, const struct env_rule *r)
 }
 
 int config_env_autolab(struct tango_config *cfg, char *const *envp,
-                       config_explicit_fn is_explicit, void *arg, char *err, size_t errlen)
+                       config_explicit_fn is_explicit, void *arg, config_set_fn set,
+                       char *err, size_t errlen)
 {
     for (size_t i = 0; i < NRULES; i++) {
         const struct env_rule *r = &rules[i];
@@ -139,7 +141,7 @@ int config_env_autolab(struct tango_config *cfg, char *const *envp,
             note(&cfg->autolab_env_ignored, r);
             continue;
         }
-        if (apply(cfg, r, value, err, errlen)) {
+        if (apply(cfg, r, value, set, err, errlen)) {
             size_t l = strlen(err);
             if (strncmp(err, "environment ", 12) != 0)
                 snprintf(err + l, errlen - l, " (from environment %s)", r->var);
