@@ -606,13 +606,3 @@ int http_server_connections(const struct http_server *srv)
 {
     return srv->nconns;
 }
-
-const char *http_client(const struct http_request *req)
-{
-    return req->client[0] ? req->client : req->conn->peer_text;
-}
-
-const char *http_peer(const struct http_request *req)
-{
-    return req->conn->peer_text;
-}

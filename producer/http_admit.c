@@ -5,7 +5,8 @@
  * trusted proxy's connections, requests in progress per client its
  * X-Forwarded-For names (proxy.h), under the same max_per_ip. http.c asks
  * it when a connection is adopted and when a request's head is complete,
- * and gives the counts back when they end.
+ * and gives the counts back when they end. Owns who a request's client and
+ * peer are (http_client, http_peer of http.h).
  */
 #include "http_internal.h"
 
@@ -111,4 +112,14 @@ bool http_client_admit(struct http_conn *c, struct http_request *r)
     e->n++;
     r->client_count = e;
     return true;
+}
+
+const char *http_client(const struct http_request *req)
+{
+    return req->client[0] ? req->client : req->conn->peer_text;
+}
+
+const char *http_peer(const struct http_request *req)
+{
+    return req->conn->peer_text;
 }
