@@ -272,8 +272,6 @@ int ec2_copy_in(void *ctx, struct vmms_vm *vm, const struct vmms_file *files, si
                 int timeout_s, char *err, size_t errlen);
 int ec2_copy_out(void *ctx, struct vmms_vm *vm, const char *dest_path, int timeout_s,
                  char *err, size_t errlen);
-int ec2_run_job(void *ctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
-                char *err, size_t errlen);
 /* The run is detached on the VM (setsid, outliving the SSH session and the
  * consumer); its handle is a random token naming /home/mount/.tango-run-T
  * (made first; holds the run's pid) and /home/mount/.tango-exit-T (its exit

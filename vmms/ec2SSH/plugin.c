@@ -2,7 +2,8 @@
  * plugin.c: the ec2SSH plugin's entry points. Owns init / shutdown (the
  * context: config, locks, the once-per-process libxml2 and libssh2 set-up;
  * the prefix and libcurl through vmms_init_check), the refusal of build
- * uploads (images here are AMIs) and the exported ops table `vmms_plugin`.
+ * uploads (images here are AMIs), run_job (start_job then attach_job) and
+ * the exported ops table `vmms_plugin`.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,16 @@ static int ec2_load_image(void *ctx, const char *tar_path, const char *name, int
     return vmms_fail(err, errlen, VMMS_ERR,
                      "ec2SSH: images are AMIs; build \"%.100s\" as an AMI and tag it (docs/backends/"
                      "ec2SSH.md, Preparing an AMI)", name ? name : "");
+}
+
+/* The run_job op: start_job, then attach_job for the job's timeout plus
+ * run_grace_s (vmms_run_via_attach). */
+static int ec2_run_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
+                       char *err, size_t errlen)
+{
+    struct ec2_ctx *ctx = vctx;
+    return vmms_run_via_attach(&vmms_plugin, ctx, vm, run, ctx->cfg.run_grace_s, status, err,
+                               errlen);
 }
 
 const struct vmms_ops vmms_plugin = {

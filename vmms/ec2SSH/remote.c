@@ -319,14 +319,6 @@ int ec2_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long
     return rc;
 }
 
-int ec2_run_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
-                char *err, size_t errlen)
-{
-    struct ec2_ctx *ctx = vctx;
-    return vmms_run_via_attach(&vmms_plugin, ctx, vm, run, ctx->cfg.run_grace_s, status, err,
-                               errlen);
-}
-
 int ec2_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char **outp,
                            size_t *len, char *err, size_t errlen)
 {

@@ -3,7 +3,8 @@
  * the job's limits and the seccomp profile of every back end
  * (initialize_vm), wait until it runs (wait_vm), remove it with its volume
  * directory (destroy_vm, safe_destroy_vm), and list this service's
- * containers by label (get_vms).
+ * containers by label (get_vms). Owns how a URL names a VM's container
+ * (ld_vm_ref).
  */
 #include <dirent.h>
 #include <stdbool.h>
@@ -15,6 +16,11 @@
 #include "common/seccomp.h"
 #include "ld.h"
 #include "log.h"
+
+const char *ld_vm_ref(const struct vmms_vm *vm)
+{
+    return vm->id[0] ? vm->id : vm->name;
+}
 
 /* The container idles on this until a job is exec'd into it. */
 static const char *const idle_cmd[] = {"sh", "-c", "exec sleep infinity"};

@@ -2,7 +2,7 @@
  * exec.c: running commands inside a container through Docker's exec API:
  * the job itself (start_job starts the legacy command line of docs/api.md as a
  * detached exec, as root in /home; attach_job waits for it on Docker's event
- * stream; run_job is the two) and the peek at a running job's output
+ * stream; plugin.c's run_job is the two) and the peek at a running job's output
  * (get_partial_output, as the grading user). Owns the demultiplexing of
  * Docker's attach stream (8-byte frame headers when there is no TTY) and the
  * registry of waits that destroy_vm aborts.
@@ -332,14 +332,6 @@ int ld_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
     *status = code;
     log_info("vm_ran_job", "name=%s exec=%.12s status=%d ms=%ld", vm->name, handle, code, ms);
     return VMMS_OK;
-}
-
-int ld_run_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
-               char *err, size_t errlen)
-{
-    struct ld_ctx *ctx = vctx;
-    return vmms_run_via_attach(&vmms_plugin, ctx, vm, run, ctx->cfg.run_grace_s, status, err,
-                               errlen);
 }
 
 int ld_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char **out,

@@ -7,10 +7,10 @@
  *   config.c       parse and validate the plugin's config object
  *   volumes.c      the per-VM directory mounted at /home/mount
  *   containers.c   create / wait / destroy / list containers
- *   exec.c         run commands inside a container (run_job, partial output)
+ *   exec.c         run commands inside a container (start / attach, partial output)
  *   images.c       list and load images
  *   network.c      the jobs' network and the host firewall rule (init)
- *   plugin.c       init / shutdown, ping and the exported ops table
+ *   plugin.c       init / shutdown, ping, run_job and the exported ops table
  */
 #ifndef TANGO_LD_H
 #define TANGO_LD_H
@@ -65,8 +65,6 @@ struct ld_ctx {
 };
 
 /* ---- helpers (plugin.c) ---- */
-/* Container reference for URLs: vm->id if set, else vm->name. */
-const char *ld_vm_ref(const struct vmms_vm *vm);
 void clock_sleep_ms(long ms);
 /* The ping op: vmms_engine_ping of ctx's engine (GET /_ping on a new
  * connection within timeout_ms); VMMS_OK or VMMS_UNAVAILABLE with err. */
@@ -87,6 +85,8 @@ int ld_copy_out(void *ctx, struct vmms_vm *vm, const char *dest_path,
                 int timeout_s, char *err, size_t errlen);
 
 /* ---- containers.c ---- */
+/* Container reference for URLs: vm->id if set, else vm->name. */
+const char *ld_vm_ref(const struct vmms_vm *vm);
 int ld_initialize_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen);
 int ld_wait_vm(void *ctx, struct vmms_vm *vm, int timeout_s, char *err, size_t errlen);
 int ld_destroy_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen);
@@ -94,8 +94,6 @@ int ld_safe_destroy_vm(void *ctx, struct vmms_vm *vm, char *err, size_t errlen);
 int ld_get_vms(void *ctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen);
 
 /* ---- exec.c ---- */
-int ld_run_job(void *ctx, struct vmms_vm *vm, const struct vmms_run *run,
-               int *status, char *err, size_t errlen);
 /* The run is a detached exec (it outlives the consumer); its handle is the
  * exec id (64 hex digits). attach_job waits on Docker's event stream for
  * that exec's exec_die (or the container's die/destroy). */

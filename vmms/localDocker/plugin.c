@@ -1,8 +1,9 @@
 /*
  * plugin.c: the localDocker plugin's entry points. Owns init/shutdown (the
  * context's life: config, volume directory, Docker reachability check), ping,
- * the small helpers every other file uses (errors, VM name checks, clocks)
- * and the exported ops table `vmms_plugin`.
+ * the small helpers every other file uses (errors, VM name checks, clocks),
+ * run_job (start_job then attach_job) and the exported ops table
+ * `vmms_plugin`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,11 +18,6 @@
 #include "ld.h"
 #include "log.h"
 #include "clock.h"
-
-const char *ld_vm_ref(const struct vmms_vm *vm)
-{
-    return vm->id[0] ? vm->id : vm->name;
-}
 
 /* mkdir -p of dir; the last component gets mode, parents 0755. */
 static int make_dirs(char *dir, mode_t mode)
@@ -126,6 +122,16 @@ int ld_ping(void *vctx, int timeout_ms, char *err, size_t errlen)
 static const char *ld_data_dir(void *vctx)
 {
     return ((struct ld_ctx *)vctx)->cfg.volume_dir;
+}
+
+/* The run_job op: start_job, then attach_job for the job's timeout plus
+ * run_grace_s (vmms_run_via_attach). */
+static int ld_run_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
+                      char *err, size_t errlen)
+{
+    struct ld_ctx *ctx = vctx;
+    return vmms_run_via_attach(&vmms_plugin, ctx, vm, run, ctx->cfg.run_grace_s, status, err,
+                               errlen);
 }
 
 const struct vmms_ops vmms_plugin = {

@@ -195,8 +195,6 @@ int lo_start_job(void *ctx, struct vmms_vm *vm, const struct vmms_run *run, char
                  size_t handlelen, char *err, size_t errlen);
 int lo_attach_job(void *ctx, struct vmms_vm *vm, const char *handle, long long wait_ms,
                   int *status, char *err, size_t errlen);
-int lo_run_job(void *ctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
-               char *err, size_t errlen);
 int lo_get_partial_output(void *ctx, struct vmms_vm *vm, size_t max_bytes, char **out,
                           size_t *len, char *err, size_t errlen);
 

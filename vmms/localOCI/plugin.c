@@ -2,7 +2,8 @@
  * plugin.c: the localOCI plugin's entry points. Owns init/shutdown (the
  * context's life: config, the runtime chosen for this host's cgroups, the
  * run and store directories, the jobs' network, the images imported from
- * Docker at start) and the exported ops table `vmms_plugin`.
+ * Docker at start), run_job (start_job then attach_job) and the exported
+ * ops table `vmms_plugin`.
  *
  * The runtime: "runtime": "auto" (the default) takes crun (a C program,
  * about 20 ms less per sandbox than Go's runc here) where it works: a host
@@ -227,6 +228,14 @@ fail:
 static const char *lo_data_dir(void *vctx)
 {
     return ((struct lo_ctx *)vctx)->cfg.run_dir;
+}
+
+/* The run_job op: start_job, then attach_job for the job's timeout plus
+ * 10 s of grace (vmms_run_via_attach). */
+static int lo_run_job(void *ctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
+                      char *err, size_t errlen)
+{
+    return vmms_run_via_attach(&vmms_plugin, ctx, vm, run, 10, status, err, errlen);
 }
 
 const struct vmms_ops vmms_plugin = {

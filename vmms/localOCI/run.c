@@ -347,12 +347,6 @@ int lo_attach_job(void *vctx, struct vmms_vm *vm, const char *handle, long long 
                      "status (killed?)", vm->name);
 }
 
-int lo_run_job(void *ctx, struct vmms_vm *vm, const struct vmms_run *run, int *status,
-               char *err, size_t errlen)
-{
-    return vmms_run_via_attach(&vmms_plugin, ctx, vm, run, 10, status, err, errlen);
-}
-
 int lo_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char **out,
                           size_t *len, char *err, size_t errlen)
 {
