@@ -203,8 +203,9 @@ class Proxy:
         self.host = "127.0.0.1:%d" % self.port
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def fake_index(self, h):
-        body = json.dumps({"schemaVersion": 2, "mediaType":
+    @staticmethod
+    def fake_index_body():
+        return json.dumps({"schemaVersion": 2, "mediaType":
                            "application/vnd.oci.image.index.v1+json", "manifests": [
                                {"mediaType": "application/vnd.oci.image.manifest.v1+json",
                                 "digest": "sha256:" + "1" * 64, "size": 100,
@@ -212,6 +213,9 @@ class Proxy:
                                {"mediaType": "application/vnd.oci.image.manifest.v1+json",
                                 "digest": "sha256:" + "2" * 64, "size": 100,
                                 "platform": {"os": "windows", "architecture": "amd64"}}]}).encode()
+
+    def fake_index(self, h):
+        body = self.fake_index_body()
         h.send_response(200)
         h.send_header("Content-Type", "application/vnd.oci.image.index.v1+json")
         h.send_header("Content-Length", str(len(body)))
@@ -220,7 +224,9 @@ class Proxy:
 
     def handle(self, h, method):
         self.hits += 1
-        if self.mode == "index" and h.path.endswith("/manifests/" + self.target):
+        fake = "sha256:" + hashlib.sha256(self.fake_index_body()).hexdigest()
+        if self.mode == "index" and (h.path.endswith("/manifests/" + self.target) or
+                                     h.path.endswith("/manifests/" + fake)):
             return self.fake_index(h)
         up = http.client.HTTPSConnection("127.0.0.1", int(self.upstream.split(":")[1]),
                                          context=self.client_ctx, timeout=60)
@@ -245,6 +251,7 @@ class Proxy:
             h.wfile.write(data[:len(data) // 2])
             h.wfile.flush()
             self.release.wait(120)  # the fault itself: a registry that stops sending
+            h.close_connection = True  # then the rest never comes: the client sees a cut
             return
         h.wfile.write(data)
 

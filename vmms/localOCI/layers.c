@@ -242,7 +242,10 @@ int lo_image_find(struct lo_ctx *ctx, const char *name, json_t **out, char *err,
 int lo_image_id(void *vctx, const char *name, char *id, size_t idlen, char *err, size_t errlen)
 {
     json_t *rec = NULL;
-    int rc = lo_image_find(vctx, name, &rec, err, errlen);
+    struct image_ref ref;
+    bool remote = image_ref_parse(name, &ref) == 0 && ref.remote;
+    int rc = remote ? lo_pulled_get(vctx, name, &rec, err, errlen) /* no network here */
+                    : lo_image_find(vctx, name, &rec, err, errlen);
     const char *got = json_string_value(json_object_get(rec, "id"));
     if (rc == VMMS_OK && got == NULL)
         rc = vmms_fail(err, errlen, VMMS_ERR, "image record %s has no id: import it again", name);

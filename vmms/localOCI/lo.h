@@ -143,6 +143,15 @@ void lo_layer_dir(struct lo_ctx *ctx, const char *digest, char *buf, size_t bufs
  * (NAME_MAX_BYTES + 1 bytes). VMMS_OK, VMMS_NOT_FOUND (no such image) or
  * VMMS_ERR with err (no secret in it). */
 int lo_pull(struct lo_ctx *ctx, const char *name, char *rec_name, char *err, size_t errlen);
+/* resolve_image (vmms.h): a registry tag -> "host/path@sha256:..." (one
+ * manifest request), any other name unchanged. */
+int lo_resolve_image(void *ctx, const char *name, char *out, size_t outlen, char *err,
+                     size_t errlen);
+/* The store's record of registry image name when it needs no network: a
+ * digest reference pulled before. VMMS_NOT_FOUND otherwise (a tag: what it
+ * names now is the registry's to say). */
+int lo_pulled_get(struct lo_ctx *ctx, const char *name, json_t **out, char *err,
+                  size_t errlen);
 
 /* ---- spec.c ---- */
 /* The OCI config.json for one sandbox; netns: path of its network namespace

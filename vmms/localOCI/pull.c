@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -41,6 +42,7 @@ struct pull {
     struct reg_image img;
     bool made[REG_LAYERS_MAX];
     size_t fetched;
+    long long fetch_ms, unpack_ms, bytes; /* of the layers fetched */
 };
 
 /* Whether the store holds record rec_name already. */
@@ -98,11 +100,16 @@ static int fetch_layer(struct pull *p, size_t i, struct lo_budget *b, char *err,
     if (access(dir, F_OK) == 0)
         return VMMS_OK; /* another image brought it */
     snprintf(tmpdir, sizeof tmpdir, "%s/tmp", p->ctx->cfg.store_dir);
+    long long t0 = clock_mono_ms();
     int rc = reg_get_blob_file(&p->client, p->repo, p->img.layers[i], tmpdir, blob, err,
                                errlen);
     if (rc != VMMS_OK)
         return rc;
+    long long t1 = clock_mono_ms();
     int fd = open(blob, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0)
+        p->bytes += st.st_size;
     if (fd < 0)
         rc = vmms_fail(err, errlen, VMMS_ERR, "cannot read %s: %s", blob, strerror(errno));
     else {
@@ -112,6 +119,8 @@ static int fetch_layer(struct pull *p, size_t i, struct lo_budget *b, char *err,
     }
     unlink(blob);
     p->fetched += rc == VMMS_OK;
+    p->fetch_ms += t1 - t0;
+    p->unpack_ms += clock_mono_ms() - t1;
     return rc;
 }
 
@@ -197,9 +206,51 @@ int lo_pull(struct lo_ctx *ctx, const char *name, char *rec_name, char *err, siz
         log_warn("image_pull_failed", "name=%s reason=%s", log_quote(name, q, sizeof q),
                  log_quote(err, qe, sizeof qe));
     else if (p->img.nlayers > 0)
-        log_info("image_pulled", "name=%s record=%s layers=%zu fetched=%zu ms=%lld",
-                 log_quote(name, q, sizeof q), rec_name, p->img.nlayers, p->fetched,
+        log_info("image_pulled", "name=%s record=%s layers=%zu fetched=%zu bytes=%lld "
+                 "fetch_ms=%lld unpack_ms=%lld ms=%lld", log_quote(name, q, sizeof q), rec_name,
+                 p->img.nlayers, p->fetched, p->bytes, p->fetch_ms, p->unpack_ms,
                  clock_mono_ms() - t0);
     free(p);
+    return rc;
+}
+
+int lo_pulled_get(struct lo_ctx *ctx, const char *name, json_t **out, char *err,
+                  size_t errlen)
+{
+    struct image_ref ref;
+    *out = NULL;
+    if (image_ref_parse(name, &ref) != 0 || !ref.remote || !ref.digest[0])
+        return vmms_fail(err, errlen, VMMS_NOT_FOUND, "not a registry reference by digest");
+    char rec[NAME_MAX_BYTES + 1];
+    snprintf(rec, sizeof rec, "reg-%s", ref.digest + 7);
+    return lo_image_get(ctx, rec, out, err, errlen);
+}
+
+int lo_resolve_image(void *vctx, const char *name, char *out, size_t outlen, char *err,
+                     size_t errlen)
+{
+    struct lo_ctx *ctx = vctx;
+    struct image_ref ref;
+    if (image_ref_parse(name, &ref) != 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "bad image name");
+    if (!ref.remote || ref.digest[0]) {
+        snprintf(out, outlen, "%s", name);
+        return VMMS_OK;
+    }
+    struct reg_client *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
+    char *body = NULL, ctype[128], digest[72];
+    size_t len = 0;
+    int rc = reg_client_init(c, ctx->cfg.registries, ref.registry, err, errlen);
+    if (rc == VMMS_OK)
+        rc = reg_get_manifest(c, ref.path, ref.tag, &body, &len, ctype, digest, err, errlen);
+    free(body);
+    reg_client_clear(c);
+    free(c);
+    if (rc == VMMS_OK && (size_t)snprintf(out, outlen, "%s/%s@%s", ref.registry, ref.path,
+                                          digest) >= outlen)
+        rc = vmms_fail(err, errlen, VMMS_ERR, "%s pinned to its digest is longer than %zu "
+                       "bytes", name, outlen - 1);
     return rc;
 }
