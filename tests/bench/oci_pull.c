@@ -2,14 +2,17 @@
  * oci_pull.c: localOCI's pull of one registry image, timed, with no
  * consumer around it (tests/bench/registry_pull.sh). dlopen()s
  * build/vmms/localOCI.so with a config that names no Docker engine and
- * one registry, and asks it for the image's id (image_id: what makes the
- * store hold the image, pulling it); the plugin's own log line
- * (event=image_pulled ... fetch_ms= unpack_ms= bytes=) splits the time.
+ * one registry, pins the reference to its digest (resolve_image, as the
+ * consumer does) and makes one sandbox of it (initialize_vm: what pulls
+ * the image into the store), then destroys it; the plugin's own log line
+ * (event=image_pulled ... fetch_ms= unpack_ms= bytes= ms=) gives the pull's
+ * figures apart from the sandbox's.
  *
  *   oci_pull PLUGIN.so RUN_DIR STORE_DIR REGISTRIES_JSON IMAGE_REF
  */
 #include <dlfcn.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,11 +35,11 @@ int main(int argc, char **argv)
     void *h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
     const struct vmms_ops *ops = h ? dlsym(h, "vmms_plugin") : NULL;
     json_t *regs = json_loads(argv[4], 0, NULL);
-    if (ops == NULL || ops->image_id == NULL || regs == NULL) {
+    if (ops == NULL || ops->resolve_image == NULL || regs == NULL) {
         fprintf(stderr, "cannot load %s or parse the registries\n", argv[1]);
         return 1;
     }
-    char prefix[32], err[512], id[128];
+    char prefix[32], err[512];
     snprintf(prefix, sizeof prefix, "bp%d-", (int)getpid());
     json_t *cfg = json_pack("{s:s, s:s, s:s, s:[], s:o}", "run_dir", argv[2], "store_dir",
                             argv[3], "docker_socket", "", "import_images", "registries", regs);
@@ -45,14 +48,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "init: %s\n", err);
         return 1;
     }
+    struct vmms_vm vm;
+    memset(&vm, 0, sizeof vm);
+    snprintf(vm.name, sizeof vm.name, "%sp", prefix);
+    vm.network = false;
     double t0 = now_ms();
-    int rc = ops->image_id(ctx, argv[5], id, sizeof id, err, sizeof err);
+    int rc = ops->resolve_image(ctx, argv[5], vm.image, sizeof vm.image, err, sizeof err);
+    if (rc == VMMS_OK)
+        rc = ops->initialize_vm(ctx, &vm, err, sizeof err);
     double t1 = now_ms();
+    char e2[256];
+    ops->destroy_vm(ctx, &vm, e2, sizeof e2);
     if (rc != VMMS_OK) {
         fprintf(stderr, "pull: %s\n", err);
         return 1;
     }
-    printf("pull_ms=%.0f id=%.19s\n", t1 - t0, id);
+    printf("resolve_and_initialize_ms=%.0f image=%s\n", t1 - t0, vm.image);
     ops->shutdown(ctx);
     json_decref(cfg);
     return 0;
