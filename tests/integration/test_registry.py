@@ -6,7 +6,8 @@ linux/amd64. The consumer's localOCI has no Docker socket and imports
 nothing: every image comes from a registry.
 
 Checks: a job on a registry image by tag (its record keeps the digest the
-tag resolved to), then by digest (no pull again),
+tag resolved to), then by digest (no pull again), a zstd layer on the same
+gzip base (only that layer fetched),
 through the bearer-token flow; a tampered blob refused with nothing of it
 kept; a stalled registry failing by stall_timeout_s; an index without
 linux/amd64; a certificate of another CA; bad credentials (a clear error,
@@ -27,6 +28,7 @@ import tlib
 import tregistry as tr
 
 BAD_PASSWORD = "wrong-Secret-991"
+ZMARK = "from-a-zstd-layer"
 
 
 def fixtures(d):
@@ -54,12 +56,14 @@ def push_images(reg, certdir):
         tlib.docker("rmi", small, check=False)
     _, digest = tr.manifest(reg.host, "course/img", "v1", certdir)
     sman, sdigest = tr.manifest(reg.host, "course/small", "v1", certdir)
+    tr.push_zstd_on_base(tr.RegistryAPI(reg.host, os.path.join(certdir, "ca.crt")),
+                         os.path.dirname(certdir), "course/zimg", "v1", ZMARK)
     return digest, sman["layers"][-1]["digest"], sdigest
 
 
-def run_job(svc, image, name, timeout=300):
+def run_job(svc, image, name, timeout=300, recipe="echo ran-on-registry-image"):
     """Submits a job on image; returns (addJob answer, dead record, output)."""
-    r = tjobs.submit(svc, "reglab", {"Makefile": tjobs.makefile("echo ran-on-registry-image")},
+    r = tjobs.submit(svc, "reglab", {"Makefile": tjobs.makefile(recipe)},
                      name, image=image, timeout=60)
     if r.get("statusId") != 0:
         return r, None, b""
@@ -101,6 +105,14 @@ def good_jobs(svc, reg, treg, tok, digest, store):
                len(re.findall(r"event=image_pulled ", log)) == 1, log[-1500:])
     tlib.check("the record is named by the digest",
                os.path.exists(os.path.join(store, "images", "reg-%s.json" % digest[7:])))
+    r, dead, out = run_job(svc, "%s/course/zimg:v1" % reg.host, "zstd.out",
+                           recipe="cat /zstd-marker")
+    log = open(os.path.join(svc.tmp, "consumer0.log")).read()
+    tlib.check("a zstd layer on the gzip base: the job sees its file",
+               ZMARK.encode() in out, (dead or {}).get("trace"))
+    tlib.check("the shared base layer is not fetched again (1 of 2 layers fetched)",
+               re.search(r"event=image_pulled name=\S+/course/zimg@\S+ .*layers=2 fetched=1 ", log),
+               log[-1500:])
     r, dead, out = run_job(svc, "%s/course/img:v1" % treg.host, "token.out")
     tlib.check("bearer-token flow: the job runs through the token registry",
                b"ran-on-registry-image" in out and tok.issued > 0, (tok.issued, (dead or {}).get("trace")))
