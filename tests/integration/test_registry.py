@@ -7,7 +7,8 @@ nothing: every image comes from a registry.
 
 Checks: a job on a registry image by tag (its record keeps the digest the
 tag resolved to), then by digest (no pull again), a zstd layer on the same
-gzip base (only that layer fetched),
+gzip base (only that layer fetched), two jobs needing one image at once
+(one pull),
 through the bearer-token flow; a tampered blob refused with nothing of it
 kept; a stalled registry failing by stall_timeout_s; an index without
 linux/amd64; a certificate of another CA; bad credentials (a clear error,
@@ -134,6 +135,19 @@ def fault_jobs(svc, px, store, small_layer):
                           r"refused the credentials of /\S+bad\.creds", "bad credentials")
 
 
+def two_at_once(svc, reg):
+    """Two jobs on an image the store lacks, at once: one pull."""
+    image = "%s/course/small:v1" % reg.host
+    ids = [tjobs.submit(svc, "reglab", {"Makefile": tjobs.makefile("cat /marker")}, name,
+                        image=image, timeout=60) for name in ("twin1.out", "twin2.out")]
+    outs = [tjobs.wait_output(svc, "reglab", n, 300) or b"" for n in ("twin1.out", "twin2.out")]
+    log = open(os.path.join(svc.tmp, "consumer0.log")).read()
+    pulls = re.findall(r"event=image_pulled name=\S+/course/small@", log)
+    tlib.check("two jobs needing the same image at once: both run, one pull",
+               all(b"registry test" in o for o in outs) and len(pulls) == 1,
+               (ids, len(pulls), [o[-200:] for o in outs]))
+
+
 def no_secret_anywhere(svc):
     logs = "".join(open(os.path.join(svc.tmp, n), errors="replace").read()
                    for n in os.listdir(svc.tmp) if n.endswith(".log"))
@@ -190,6 +204,7 @@ def main():
             try:
                 good_jobs(svc, reg, treg, tok, digest, store)
                 fault_jobs(svc, px, store, small_layer)
+                two_at_once(svc, reg)
             finally:
                 tlib.check("consumer drains and exits 0", svc.consumers[0].stop(60) == 0)
                 svc.consumers.clear()
