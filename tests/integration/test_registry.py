@@ -8,7 +8,7 @@ nothing: every image comes from a registry.
 Checks: a job on a registry image by tag (its record keeps the digest the
 tag resolved to), then by digest (no pull again), a zstd layer on the same
 gzip base (only that layer fetched), two jobs needing one image at once
-(one pull),
+(one pull), a layer store without room for the image,
 through the bearer-token flow; a tampered blob refused with nothing of it
 kept; a stalled registry failing by stall_timeout_s; an index without
 linux/amd64; a certificate of another CA; bad credentials (a clear error,
@@ -148,6 +148,29 @@ def two_at_once(svc, reg):
                (ids, len(pulls), [o[-200:] for o in outs]))
 
 
+def small_disk(svc, d, reg):
+    """A store on a 200 MiB file system: the 111 MiB blob fits, the 300 MiB
+    it unpacks to does not: refused before unpacking, nothing kept."""
+    mnt = os.path.join(d, "smalldisk")
+    os.mkdir(mnt)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200m,mode=0700", "tango-reg-test", mnt],
+                   check=True)
+    try:
+        svc.start_consumer(test_e2e_localoci.oci_config(svc, oci={
+            "store_dir": mnt + "/store", "docker_socket": "", "import_images": []}))
+        try:
+            failed_with(svc, "%s/course/img:v1" % reg.host, "smalldisk.out",
+                        r"the layer store's disk has \d+ MiB free \(needs \d+ MiB\): refused",
+                        "a store without room")
+            tlib.check("a store without room: nothing kept (no layer, nothing in tmp/)",
+                       os.listdir(mnt + "/store/layers") == [] and
+                       os.listdir(mnt + "/store/tmp") == [], os.listdir(mnt + "/store"))
+        finally:
+            tlib.check("second consumer drains and exits 0", svc.consumers[-1].stop(60) == 0)
+    finally:
+        subprocess.run(["umount", mnt], check=False)
+
+
 def no_secret_anywhere(svc):
     logs = "".join(open(os.path.join(svc.tmp, n), errors="replace").read()
                    for n in os.listdir(svc.tmp) if n.endswith(".log"))
@@ -207,7 +230,8 @@ def main():
                 two_at_once(svc, reg)
             finally:
                 tlib.check("consumer drains and exits 0", svc.consumers[0].stop(60) == 0)
-                svc.consumers.clear()
+            small_disk(svc, d, reg)
+            svc.consumers.clear()
             no_secret_anywhere(svc)
         test_e2e_localoci.settled_leftovers()
         test_e2e_localoci.remove_run_dir()

@@ -9,7 +9,8 @@
  *   - the manifest (an index's linux/amd64 one), the image config (to
  *     memory, at most REG_MANIFEST_MAX) and each layer the store lacks:
  *     to a file in <store>/tmp (sha256 checked as it arrives, removed when
- *     wrong), unpacked by lo_store_layer (sha256 checked again, the unpack
+ *     wrong), refused when what it unpacks to does not fit the store's
+ *     free space (with an eighth more), unpacked by lo_store_layer (sha256 checked again, the unpack
  *     rules, the budget of image_max_unpacked_mb and image_max_entries),
  *     the file removed; layers another image already brought are shared;
  *   - one pull at a time under import_lock, so two jobs wanting the same
@@ -24,7 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
 
 #include "clock.h"
 #include "common/registry.h"
@@ -91,7 +96,36 @@ static int read_config(struct pull *p, json_t **cfg, char *err, size_t errlen)
     return rc;
 }
 
-/* Layer i into the store unless it is there: fetched to a file, unpacked. */
+/* What the layer blob open at fd unpacks to (the sizes its tar headers
+ * give) fits the free space of the store's file system, with an eighth
+ * more (image_tar_admit's rule); fd is rewound. VMMS_OK or VMMS_ERR. */
+static int layer_fits(struct lo_ctx *ctx, int fd, char *err, size_t errlen)
+{
+    struct archive *a = archive_read_new();
+    struct archive_entry *e;
+    long long bytes = 0;
+    int r = ARCHIVE_FATAL;
+    if (a && archive_read_support_filter_all(a) == ARCHIVE_OK &&
+        archive_read_support_format_tar(a) == ARCHIVE_OK &&
+        archive_read_open_fd(a, fd, 65536) == ARCHIVE_OK)
+        while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK)
+            bytes += archive_entry_size(e) > 0 ? archive_entry_size(e) : 0;
+    archive_read_free(a);
+    struct statvfs vfs;
+    long long need = bytes + bytes / 8, avail = -1;
+    if (lseek(fd, 0, SEEK_SET) != 0 || statvfs(ctx->cfg.store_dir, &vfs) != 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot tell the free space of %s: %s",
+                         ctx->cfg.store_dir, strerror(errno));
+    avail = (long long)vfs.f_bavail * (long long)vfs.f_frsize;
+    if (r == ARCHIVE_EOF && avail < need)
+        return vmms_fail(err, errlen, VMMS_ERR, "a layer unpacks to %lld MiB and the layer "
+                         "store's disk has %lld MiB free (needs %lld MiB): refused",
+                         bytes >> 20, avail >> 20, need >> 20);
+    return VMMS_OK; /* (a bad tar: the unpack says so) */
+}
+
+/* Layer i into the store unless it is there: fetched to a file, its room
+ * checked, unpacked. */
 static int fetch_layer(struct pull *p, size_t i, struct lo_budget *b, char *err, size_t errlen)
 {
     const char *hex = p->img.layers[i] + 7;
@@ -112,11 +146,12 @@ static int fetch_layer(struct pull *p, size_t i, struct lo_budget *b, char *err,
         p->bytes += st.st_size;
     if (fd < 0)
         rc = vmms_fail(err, errlen, VMMS_ERR, "cannot read %s: %s", blob, strerror(errno));
-    else {
+    else if ((rc = layer_fits(p->ctx, fd, err, errlen)) == VMMS_OK) {
         struct lo_source src = {.fd = fd, .budget = b};
         rc = lo_store_layer(p->ctx, &src, hex, &p->made[i], err, errlen);
-        close(fd);
     }
+    if (fd >= 0)
+        close(fd);
     unlink(blob);
     p->fetched += rc == VMMS_OK;
     p->fetch_ms += t1 - t0;
