@@ -12,6 +12,7 @@
 #include "labs.h"
 #include "log.h"
 #include "netset.h"
+#include "registries.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -83,6 +84,7 @@ static const struct option_def options[] = {
     STR("vmms", vmms, "localDocker", 64),
     STR("vmms_dir", vmms_dir, "build/vmms", 4096),
     {"vmms_config", OPT_JSON, F(vmms_config), 0, 0, 0, "{}"},
+    {"registries", OPT_JSON, F(registries), 0, 0, 0, "{}"},
     STR("instance_prefix", instance_prefix, "tango-", 32),
     INT("max_jobs", max_jobs, 4, 1, 10000),
     INT("max_jobs_per_image", max_jobs_per_image, 4, 1, 10000),
@@ -500,7 +502,7 @@ static int validate(struct tango_config *cfg, char *err, size_t errlen)
     }
     /* Both services refuse a bad callback allowlist at start. */
     struct callback_policy *policy = NULL;
-    char why[256];
+    char why[512];
     if (callback_policy_new(cfg->callback_allow, cfg->ncallback_allow, &policy, why, sizeof why)) {
         snprintf(err, errlen, "config key \"callback_allow\": %s", why);
         return -1;
@@ -512,6 +514,10 @@ static int validate(struct tango_config *cfg, char *err, size_t errlen)
         return -1;
     }
     netset_free(proxies);
+    if (registries_check(cfg->registries, why, sizeof why)) {
+        snprintf(err, errlen, "config key \"registries\": %s", why);
+        return -1;
+    }
     if (jobstate_sched_check(cfg->fair_share, cfg->priority_rules, cfg->course_weights, err,
                              errlen))
         return -1;

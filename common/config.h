@@ -65,6 +65,7 @@ struct tango_config {
     char *vmms;
     char *vmms_dir;
     json_t *vmms_config;
+    json_t *registries;      /* registries.h: {host[:port]: {credentials, ca_file, ...}} */
     char *instance_prefix;
     int max_jobs;
     int max_jobs_per_image;

@@ -11,6 +11,27 @@
 #include "log.h"
 #include "names.h"
 
+/* The back ends that pull from registries themselves (no daemon) get the
+ * service's "registries" and image limits in their config too. */
+static bool pulls_itself(const char *name)
+{
+    return strcmp(name, "localOCI") == 0;
+}
+
+/* A new reference to plugin name's config object (NULL: none). */
+static json_t *plugin_config(const struct tango_config *cfg, const char *name)
+{
+    json_t *own = json_object_get(cfg->vmms_config, name);
+    if (!pulls_itself(name) || json_object_size(cfg->registries) == 0 ||
+        (own && !json_is_object(own)))
+        return json_incref(own);
+    json_t *pc = own ? json_deep_copy(own) : json_object();
+    json_object_set(pc, "registries", cfg->registries);
+    json_object_set_new(pc, "image_max_unpacked_mb", json_integer(cfg->image_max_unpacked_mb));
+    json_object_set_new(pc, "image_max_entries", json_integer(cfg->image_max_entries));
+    return pc;
+}
+
 int vmms_load(struct consumer *c, char *err, size_t errlen)
 {
     const char *name = c->cfg->vmms;
@@ -32,9 +53,11 @@ int vmms_load(struct consumer *c, char *err, size_t errlen)
         dlclose(h);
         return -1;
     }
-    json_t *pcfg = json_object_get(c->cfg->vmms_config, name);
+    json_t *pcfg = plugin_config(c->cfg, name);
     char perr[256] = "";
-    if (ops->init(pcfg, c->cfg->instance_prefix, &c->vctx, perr, sizeof perr) != VMMS_OK) {
+    int irc = ops->init(pcfg, c->cfg->instance_prefix, &c->vctx, perr, sizeof perr);
+    json_decref(pcfg);
+    if (irc != VMMS_OK) {
         snprintf(err, errlen, "config key \"vmms_config.%s\": %s", name, perr);
         dlclose(h);
         return -1;

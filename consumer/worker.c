@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "consumer.h"
 #include "disk_guard.h"
+#include "image_pin.h"
 #include "job_end.h"
 #include "labs.h"
 #include "log.h"
@@ -370,12 +371,31 @@ static void start_and_wait(struct run_state *rs, double t_in)
     after_run(rs, st, status, err, t_in);
 }
 
-/* A new job's steps: instance, ready, copy in, run; each step ends the job
- * itself when it cannot go on. */
+/* A registry tag pinned to its digest before anything else; the record
+ * keeps it from assign_vm's write on. false: the job failed here. */
+static bool pin_image(struct run_state *rs)
+{
+    char err[512] = "", before[300];
+    bool pinned = false;
+    snprintf(before, sizeof before, "%s", rs->job->image);
+    int st = image_pin(rs->c, rs->job, &pinned, err, sizeof err);
+    if (st != VMMS_OK) {
+        char why[600];
+        snprintf(why, sizeof why, "Internal error: cannot resolve image %s: %s", before, err);
+        run_step_failed(rs, st, err, why, "waitvm_timeouts");
+        return false;
+    }
+    if (pinned)
+        run_trace(rs, "Image %s is %s", before, rs->job->image);
+    return true;
+}
+
+/* A new job's steps: image, instance, ready, copy in, run; each step ends
+ * the job itself when it cannot go on. */
 static void run_steps(struct run_state *rs)
 {
     double t0 = (double)clock_mono_ms();
-    if (!assign_vm(rs) || !ready_vm(rs))
+    if (!pin_image(rs) || !assign_vm(rs) || !ready_vm(rs))
         return;
     double t_ready = (double)clock_mono_ms();
     struct job *job = rs->job;

@@ -14,7 +14,7 @@ PACKAGES=(
   python3 curl wrk procps
   faketime clang
   libxml2-dev crun haproxy nginx prometheus redis-sentinel systemd
-  docker-compose
+  docker-compose docker-registry skopeo umoci apache2-utils
 )
 
 say() { printf 'setup-host: %s\n' "$*" >&2; }
@@ -28,6 +28,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# docker-registry is installed for the tests, which start their own on
+# loopback with TLS and auth: the package's service (plain HTTP on :5000,
+# no auth) must not run on this machine.
+if [ -e /etc/init.d/docker-registry ]; then
+  service docker-registry stop >/dev/null 2>&1 || true
+  update-rc.d docker-registry disable >/dev/null 2>&1 || true
+  systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
 
 # A hybrid cgroup host (v1 hierarchies plus the unified v2 one) that leaves

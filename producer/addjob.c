@@ -15,7 +15,9 @@
 #include "fairshare.h"
 #include "jobstate.h"
 #include "labs.h"
+#include "image_ref.h"
 #include "names.h"
+#include "registries.h"
 #include "text.h"
 
 #define MAX_FILES 256
@@ -129,17 +131,32 @@ static void parse_files(struct problems *p, json_t *files, const struct tango_co
         problem(p, "files: a destFile must be \"Makefile\"");
 }
 
-/* image, jobName and output_file: required; the image one this key may run. */
-static void parse_names(struct problems *p, json_t *o, const json_t *images, struct job *job)
+/* The image: a registry reference from a listed registry, or a local
+ * name this key may run. */
+static void parse_image(struct problems *p, const char *image, const struct tango_config *cfg,
+                        const json_t *images, struct job *job)
 {
-    const char *image = json_string_value(json_object_get(o, "image"));
+    struct image_ref ref;
     if (!image)
         problem(p, "image: required");
-    else if (!image_name_is_valid(image) || !json_lists_string(images, image))
+    else if (image_ref_parse(image, &ref) != 0)
+        problem(p, "image: \"%.100s\" is not an image name nor a registry reference "
+                   "(host[:port]/path[:tag] or ...@sha256:<64 hex>)", image);
+    else if (ref.remote && !registries_find(cfg->registries, ref.registry))
+        problem(p, "image: registry \"%s\" is not one this service may pull from (config "
+                   "key \"registries\")", ref.registry);
+    else if (!ref.remote && !json_lists_string(images, image))
         problem(p, "image: \"%.100s\" is not an image this service can run for this key "
                    "(a configured image, or one this key built with /build)", image);
     else
         job->image = strdup(image);
+}
+
+/* image, jobName and output_file: required; the image one this key may run. */
+static void parse_names(struct problems *p, json_t *o, const struct tango_config *cfg,
+                        const json_t *images, struct job *job)
+{
+    parse_image(p, json_string_value(json_object_get(o, "image")), cfg, images, job);
 
     const char *name = json_string_value(json_object_get(o, "jobName"));
     if (!name || !text_ok(name, 255))
@@ -254,7 +271,7 @@ struct job *addjob_parse(const char *body, size_t len, const struct tango_config
     struct job *job = job_new();
     job->courselab = strdup(courselab);
     job->lab_dir = strdup(lab_dir);
-    parse_names(&p, o, images, job);
+    parse_names(&p, o, cfg, images, job);
     parse_files(&p, json_object_get(o, "files"), cfg, lab_dir, job);
     parse_limits(&p, o, cfg, job);
     parse_instance_type(&p, o, cfg, job);

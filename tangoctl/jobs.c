@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "image_ref.h"
 #include "names.h"
 
 #define JOBS_DEFAULT_LIMIT 1000
@@ -213,7 +214,8 @@ static const char *bad_names(const struct job *j)
         return "its lab directory";
     if (!name_is_safe_str(j->output_file))
         return "its output file name";
-    if (!j->image || !image_name_is_valid(j->image))
+    struct image_ref ref;
+    if (!j->image || image_ref_parse(j->image, &ref) != 0) /* a registry reference too */
         return "its image name";
     if (j->nfiles == 0)
         return "its input files (none)";

@@ -57,6 +57,7 @@
  *                  within lim (struct vmms_image_limits).
  *   image_id       (optional) the current id of an image name, so a warm
  *                  instance made before a rebuild is never handed out after.
+ *   resolve_image  (optional) a registry tag pinned to its digest.
  *
  * Rules for implementers:
  *   - Every function is thread-safe: the consumer calls them from several
@@ -225,6 +226,17 @@ struct vmms_ops {
      * local lookup (no remote network). */
     int (*image_id)(void *ctx, const char *name, char *id, size_t idlen, char *err,
                     size_t errlen);
+    /* Optional (NULL: registry tags are not pinned). For a registry
+     * reference by tag (image_ref.h), the same image by digest,
+     * "host[:port]/path@sha256:<hex>", as the registry resolves the tag now
+     * (its manifest's digest), into out (outlen bytes); any other name is
+     * copied unchanged. The consumer calls it before a job's first run and
+     * keeps the answer in the job's record, so a retried or re-attached job
+     * runs the same image. VMMS_OK, VMMS_NOT_FOUND (no such tag) or
+     * VMMS_ERR. Thread-safe; may use the network within the registry's
+     * deadlines. Added at the end of the table (older plugins leave it 0). */
+    int (*resolve_image)(void *ctx, const char *name, char *out, size_t outlen, char *err,
+                         size_t errlen);
 };
 
 /* A plugin's run_job in terms of its start_job and attach_job: waits

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "grading.h"
 #include "log.h"
+#include "image_ref.h"
 #include "names.h"
 
 int vmms_fail(char *err, size_t errlen, int status, const char *fmt, ...)
@@ -68,8 +69,9 @@ int vmms_initialize_begin(const char *prefix, struct vmms_vm *vm,
     int rc = vmms_check_vm(prefix, vm, err, errlen);
     if (rc != VMMS_OK)
         return rc;
+    struct image_ref ref;
     if (strnlen(vm->image, sizeof vm->image) == sizeof vm->image ||
-        !image_name_is_valid(vm->image))
+        image_ref_parse(vm->image, &ref) != 0)
         return vmms_fail(err, errlen, VMMS_ERR, "VM %s: bad image name", vm->name);
     if (vm->cores < 0 || vm->memory_mb < 0 || vm->pids_limit < 0 || vm->disk_mb < 0 ||
         (vm->disk_mb > 0 && vm->disk_mb < 16) || vm->disk_mb > 1024 * 1024 ||

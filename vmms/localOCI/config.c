@@ -24,7 +24,8 @@ static const struct vmms_int_key int_keys[] = {
 #define KNOWN "runtime, store_dir, run_dir, docker_socket, import_images, oci_images, "     \
               "default_cores, "                                                            \
               "default_memory_mb, default_pids_limit, default_disk_mb, cmd_timeout_s, "   \
-              "network_bridge, network_subnet, network_uplinks, host_firewall"
+              "network_bridge, network_subnet, network_uplinks, host_firewall; registries, "   \
+              "image_max_unpacked_mb, image_max_entries (the consumer's own keys)"
 
 /* "network_uplinks": 1..JOBNET_UPLINKS_MAX interface names jobs leave by. */
 static int set_uplinks(const json_t *v, struct lo_config *out, char *err, size_t errlen)
@@ -46,6 +47,30 @@ static int set_uplinks(const json_t *v, struct lo_config *out, char *err, size_t
     return VMMS_OK;
 }
 
+/* The keys the consumer copies from its own config (consumer/plugin.c):
+ * "registries" (checked there already) and the image limits. */
+static int set_pull_key(const char *key, const json_t *v, struct lo_config *out, char *err,
+                        size_t errlen)
+{
+    if (strcmp(key, "registries") == 0) {
+        if (!json_is_object(v))
+            return vmms_fail(err, errlen, VMMS_ERR, "localOCI config: \"registries\" must be "
+                             "an object");
+        json_decref(out->registries);
+        out->registries = json_incref((json_t *)v);
+        return VMMS_OK;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+        json_integer_value(v) > 1000000000)
+        return vmms_fail(err, errlen, VMMS_ERR, "localOCI config: \"%s\" must be an integer "
+                         "1..1000000000", key);
+    if (strcmp(key, "image_max_entries") == 0)
+        out->pull_max_entries = json_integer_value(v);
+    else
+        out->pull_max_bytes = (long long)json_integer_value(v) << 20;
+    return VMMS_OK;
+}
+
 static int set_path(const json_t *v, const char *key, char *dst, size_t dstsz, bool may_be_empty,
                     char *err, size_t errlen)
 {
@@ -64,8 +89,10 @@ void lo_config_free(struct lo_config *c)
 {
     json_decref(c->import_images);
     json_decref(c->oci_images);
+    json_decref(c->registries);
     c->import_images = NULL;
     c->oci_images = NULL;
+    c->registries = NULL;
 }
 
 int lo_config_parse(const json_t *cfg, struct lo_config *out, char *err, size_t errlen)
@@ -77,6 +104,9 @@ int lo_config_parse(const json_t *cfg, struct lo_config *out, char *err, size_t 
     strcpy(out->docker_socket, "/var/run/docker.sock");
     out->import_images = json_pack("[s]", "autograding_image");
     out->oci_images = json_object();
+    out->registries = json_object();
+    out->pull_max_bytes = 16384LL << 20;
+    out->pull_max_entries = 1000000;
     strcpy(out->bridge, "tango-oci0");
     out->subnet = (10u << 24) | (231u << 16);
     out->host_firewall = true;
@@ -149,6 +179,9 @@ int lo_config_parse(const json_t *cfg, struct lo_config *out, char *err, size_t 
                 return vmms_fail(err, errlen, VMMS_ERR, "localOCI config: \"network_subnet\" "
                                  "must be an IPv4 /16 such as \"10.231.0.0/16\"");
             out->subnet = ntohl(a.s_addr);
+        } else if (strcmp(key, "registries") == 0 || strcmp(key, "image_max_unpacked_mb") == 0 ||
+                   strcmp(key, "image_max_entries") == 0) {
+            rc = set_pull_key(key, v, out, err, errlen);
         } else if (strcmp(key, "network_uplinks") == 0) {
             rc = set_uplinks(v, out, err, errlen);
         } else if (strcmp(key, "host_firewall") == 0) {

@@ -12,6 +12,8 @@
  *               budget, sha256); layers_int.h is what the three share
  *   layers_import.c  the ways in: a `docker save` tarball, an OCI image
  *               layout directory or the Docker engine's export
+ *   pull.c      the way in with no daemon: an image pulled from a registry
+ *               (vmms/common/registry.h) into the same store
  *   spec.c      the bundle's config.json (namespaces, capabilities,
  *               seccomp, cgroup limits, mounts)
  *   net.c       the jobs' bridge, NAT and firewall (init) and each
@@ -65,6 +67,9 @@ struct lo_config {
     bool host_firewall;
     char uplinks[JOBNET_UPLINKS_MAX][JOBNET_IFNAME_MAX + 1]; /* network_uplinks */
     size_t nuplinks;              /* 0: the interfaces of the default routes at init */
+    json_t *registries;           /* registries.h's object: what pull.c may reach */
+    long long pull_max_bytes;     /* image_max_unpacked_mb, in bytes: one pull's budget */
+    long long pull_max_entries;   /* image_max_entries */
 };
 
 struct lo_ctx {
@@ -128,6 +133,27 @@ int lo_unpack_layer(int fd, const char *dir, char *hex, char *err, size_t errlen
 void lo_rm_tree(const char *dir);
 /* The absolute directory of layer digest (64 hex) into buf. */
 void lo_layer_dir(struct lo_ctx *ctx, const char *digest, char *buf, size_t bufsz);
+
+/* ---- pull.c ---- */
+/* Makes sure the store holds registry image name (a registry reference,
+ * image_ref.h): a digest reference already pulled is used with no network;
+ * a tag is resolved to its digest first. Pulls the manifest (linux/amd64
+ * of an index), the config and every layer the store lacks, each checked
+ * against its digest, within pull_max_bytes/entries; two callers wanting
+ * the same image at once cause one pull (import_lock); a failed pull
+ * leaves no layer, blob or record. The store's record name into rec_name
+ * (NAME_MAX_BYTES + 1 bytes). VMMS_OK, VMMS_NOT_FOUND (no such image) or
+ * VMMS_ERR with err (no secret in it). */
+int lo_pull(struct lo_ctx *ctx, const char *name, char *rec_name, char *err, size_t errlen);
+/* resolve_image (vmms.h): a registry tag -> "host/path@sha256:..." (one
+ * manifest request), any other name unchanged. */
+int lo_resolve_image(void *ctx, const char *name, char *out, size_t outlen, char *err,
+                     size_t errlen);
+/* The store's record of registry image name when it needs no network: a
+ * digest reference pulled before. VMMS_NOT_FOUND otherwise (a tag: what it
+ * names now is the registry's to say). */
+int lo_pulled_get(struct lo_ctx *ctx, const char *name, json_t **out, char *err,
+                  size_t errlen);
 
 /* ---- spec.c ---- */
 /* The OCI config.json for one sandbox; netns: path of its network namespace

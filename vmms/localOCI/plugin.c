@@ -255,6 +255,7 @@ const struct vmms_ops vmms_plugin = {
     .get_vms = lo_get_vms,
     .get_images = lo_get_images,
     .image_id = lo_image_id,
+    .resolve_image = lo_resolve_image,
     .get_partial_output = lo_get_partial_output,
     .load_image = lo_load_image,
     .job_usage = lo_job_usage,
