@@ -1,6 +1,6 @@
 /*
  * image_pin.h: a job's registry image pinned to a digest before its first
- * run (issue 21): the back end's resolve_image turns "host/path:tag" into
+ * run: the back end's resolve_image turns "host/path:tag" into
  * "host/path@sha256:...", and the job's record keeps that from its next
  * write on, so a retried or re-attached job runs exactly the same image.
  * image_pin.c owns it.
