@@ -21,10 +21,7 @@ import tlib
 
 # (folder, files of the circle): why it is still allowed. Remove a line once
 # its circle is gone (the test says so).
-KNOWN = {
-    ("vmms/localOCI", ("layers.c", "layers_import.c")):
-        "another change splits the layer import; remove this line when it is merged",
-}
+KNOWN = {}
 
 
 def folders():

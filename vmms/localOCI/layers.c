@@ -8,11 +8,12 @@
  *   - the store's directories and paths, storing one layer (unpacked into
  *     <store>/tmp/ and renamed into place, so a crash never leaves a half
  *     layer under its digest) and writing an image record atomically;
- *   - the lookups: lo_image_get/find/id (a registry reference: pulled by
- *     pull.c), get_images (what is unpacked, ":latest" dropped as
- *     localDocker does).
- * The three ways in (docker save, OCI layout, the Docker engine's export)
- * are layers_import.c's; the unpack rules are layers_unpack.c's.
+ *   - the lookups of what is stored: lo_image_get (one record),
+ *     get_images (what is unpacked, ":latest" dropped as localDocker does).
+ * The ways in (docker save, OCI layout, the Docker engine's export) are
+ * layers_import.c's, a registry pull is pull.c's, and images.c finds an
+ * image by bringing it in when the store lacks it; the unpack rules are
+ * layers_unpack.c's. This file calls none of them (the store is below).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -221,38 +222,6 @@ int lo_image_get(struct lo_ctx *ctx, const char *name, json_t **out, char *err, 
     }
     *out = j;
     return VMMS_OK;
-}
-
-int lo_image_find(struct lo_ctx *ctx, const char *name, json_t **out, char *err, size_t errlen)
-{
-    struct image_ref ref;
-    if (image_ref_parse(name, &ref) == 0 && ref.remote) {
-        char rec[NAME_MAX_BYTES + 1];
-        *out = NULL;
-        int rc = lo_pull(ctx, name, rec, err, errlen);
-        return rc == VMMS_OK ? lo_image_get(ctx, rec, out, err, errlen) : rc;
-    }
-    int rc = lo_image_get(ctx, name, out, err, errlen);
-    if (rc != VMMS_NOT_FOUND)
-        return rc;
-    rc = lo_import_docker(ctx, name, err, errlen);
-    return rc == VMMS_OK ? lo_image_get(ctx, name, out, err, errlen) : rc;
-}
-
-int lo_image_id(void *vctx, const char *name, char *id, size_t idlen, char *err, size_t errlen)
-{
-    json_t *rec = NULL;
-    struct image_ref ref;
-    bool remote = image_ref_parse(name, &ref) == 0 && ref.remote;
-    int rc = remote ? lo_pulled_get(vctx, name, &rec, err, errlen) /* no network here */
-                    : lo_image_find(vctx, name, &rec, err, errlen);
-    const char *got = json_string_value(json_object_get(rec, "id"));
-    if (rc == VMMS_OK && got == NULL)
-        rc = vmms_fail(err, errlen, VMMS_ERR, "image record %s has no id: import it again", name);
-    if (rc == VMMS_OK)
-        snprintf(id, idlen, "%s", got);
-    json_decref(rec);
-    return rc;
 }
 
 int lo_get_images(void *vctx, char ***names, size_t *count, char *err, size_t errlen)
