@@ -106,12 +106,12 @@ static int container_exists(struct ld_ctx *ctx, const char *ref, char *err, size
 {
     char path[256];
     snprintf(path, sizeof path, "/containers/%s/json", ref);
-    struct ld_request req = {.method = "GET", .path = path};
-    struct ld_response resp;
-    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    struct vmms_engine_req req = {.method = "GET", .path = path};
+    struct vmms_engine_resp resp;
+    int rc = vmms_engine_call(&ctx->engine, &req, &resp, err, errlen);
     if (rc == VMMS_OK && resp.status != 200)
-        rc = ld_docker_fail(&resp, "cannot inspect container", err, errlen);
-    ld_response_free(&resp);
+        rc = vmms_engine_fail(&resp, "cannot inspect container", err, errlen);
+    vmms_engine_resp_free(&resp);
     return rc;
 }
 
@@ -121,24 +121,24 @@ static int remove_container(struct ld_ctx *ctx, const struct vmms_vm *vm, bool *
 {
     char path[256];
     snprintf(path, sizeof path, "/containers/%s?force=true&v=true", ld_vm_ref(vm));
-    struct ld_request req = {.method = "DELETE", .path = path};
-    struct ld_response resp;
+    struct vmms_engine_req req = {.method = "DELETE", .path = path};
+    struct vmms_engine_resp resp;
     *gone = false;
-    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    int rc = vmms_engine_call(&ctx->engine, &req, &resp, err, errlen);
     if (rc == VMMS_OK && resp.status == 404)
         *gone = true;
     else if (rc == VMMS_OK && resp.status == 409) {
         /* "removal already in progress" (another thread): wait for it. */
         snprintf(path, sizeof path, "/containers/%s/json", ld_vm_ref(vm));
-        struct ld_request get = {.method = "GET", .path = path};
+        struct vmms_engine_req get = {.method = "GET", .path = path};
         long deadline = clock_mono_ms() + 1000L * ctx->cfg.api_timeout_s;
         rc = vmms_fail(err, errlen, VMMS_TIMEOUT, "container %s: removal did not finish",
                      vm->name);
         while (clock_mono_ms() < deadline) {
-            struct ld_response r2;
-            int rc2 = ld_docker(ctx, &get, &r2, err, errlen);
+            struct vmms_engine_resp r2;
+            int rc2 = vmms_engine_call(&ctx->engine, &get, &r2, err, errlen);
             long st = r2.status;
-            ld_response_free(&r2);
+            vmms_engine_resp_free(&r2);
             if (rc2 == VMMS_OK && st == 404) {
                 rc = VMMS_OK;
                 break;
@@ -146,8 +146,8 @@ static int remove_container(struct ld_ctx *ctx, const struct vmms_vm *vm, bool *
             clock_sleep_ms(100);
         }
     } else if (rc == VMMS_OK && resp.status != 204)
-        rc = ld_docker_fail(&resp, "cannot remove container", err, errlen);
-    ld_response_free(&resp);
+        rc = vmms_engine_fail(&resp, "cannot remove container", err, errlen);
+    vmms_engine_resp_free(&resp);
     return rc;
 }
 
@@ -178,31 +178,31 @@ int ld_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     char path[256];
     snprintf(path, sizeof path, "/containers/create?name=%s", vm->name);
     json_t *body = create_body(ctx, vm, cores, mem, pids, disk);
-    struct ld_request req = {.method = "POST", .path = path, .json = body};
-    struct ld_response resp;
+    struct vmms_engine_req req = {.method = "POST", .path = path, .json = body};
+    struct vmms_engine_resp resp;
     bool conflict = false; /* the name is taken: nothing here is ours to clean */
-    rc = body ? ld_docker(ctx, &req, &resp, err, errlen)
+    rc = body ? vmms_engine_call(&ctx->engine, &req, &resp, err, errlen)
               : vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     json_decref(body);
     if (body && rc == VMMS_OK) {
         const char *id = json_string_value(json_object_get(resp.json, "Id"));
         conflict = resp.status == 409;
         if (resp.status == 404)
-            rc = ld_docker_fail(&resp, "cannot create container", err, errlen);
+            rc = vmms_engine_fail(&resp, "cannot create container", err, errlen);
         else if (resp.status != 201 || id == NULL || strlen(id) >= sizeof vm->id)
-            rc = ld_docker_fail(&resp, "cannot create container", err, errlen);
+            rc = vmms_engine_fail(&resp, "cannot create container", err, errlen);
         else
             strcpy(vm->id, id);
     }
     if (body)
-        ld_response_free(&resp);
+        vmms_engine_resp_free(&resp);
     if (rc == VMMS_OK) {
         snprintf(path, sizeof path, "/containers/%s/start", vm->id);
-        struct ld_request start = {.method = "POST", .path = path};
-        rc = ld_docker(ctx, &start, &resp, err, errlen);
+        struct vmms_engine_req start = {.method = "POST", .path = path};
+        rc = vmms_engine_call(&ctx->engine, &start, &resp, err, errlen);
         if (rc == VMMS_OK && resp.status != 204 && resp.status != 304)
-            rc = ld_docker_fail(&resp, "cannot start container", err, errlen);
-        ld_response_free(&resp);
+            rc = vmms_engine_fail(&resp, "cannot start container", err, errlen);
+        vmms_engine_resp_free(&resp);
     }
     if (rc != VMMS_OK) {
         char e2[256];
@@ -236,14 +236,14 @@ int ld_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t 
     long pause = 10;
     for (;;) {
         long left_s = (deadline - clock_mono_ms() + 999) / 1000;
-        struct ld_request req = {.method = "GET", .path = path,
-                                 .timeout_s = (int)(left_s < 1 ? 1 : left_s)};
-        struct ld_response resp;
-        rc = ld_docker(ctx, &req, &resp, err, errlen);
+        struct vmms_engine_req req = {.method = "GET", .path = path,
+                                      .timeout_s = (int)(left_s < 1 ? 1 : left_s)};
+        struct vmms_engine_resp resp;
+        rc = vmms_engine_call(&ctx->engine, &req, &resp, err, errlen);
         if (rc == VMMS_OK && resp.status != 200)
-            rc = ld_docker_fail(&resp, "cannot inspect container", err, errlen);
+            rc = vmms_engine_fail(&resp, "cannot inspect container", err, errlen);
         if (rc != VMMS_OK) {
-            ld_response_free(&resp);
+            vmms_engine_resp_free(&resp);
             return rc;
         }
         json_t *state = json_object_get(resp.json, "State");
@@ -258,7 +258,7 @@ int ld_wait_vm(void *vctx, struct vmms_vm *vm, int timeout_s, char *err, size_t 
                          (long long)json_integer_value(json_object_get(state, "ExitCode")),
                          e && *e ? ": " : "", e ? e : "");
         }
-        ld_response_free(&resp);
+        vmms_engine_resp_free(&resp);
         if (running)
             return VMMS_OK;
         if (rc != VMMS_OK)
@@ -350,12 +350,12 @@ int ld_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
     char filter[256], enc[800], path[1024];
     snprintf(filter, sizeof filter, "{\"label\":[\"tango.prefix=%s\"]}", ctx->prefix);
     snprintf(path, sizeof path, "/containers/json?all=true&filters=%s",
-             ld_urlencode(filter, enc, sizeof enc));
-    struct ld_request req = {.method = "GET", .path = path};
-    struct ld_response resp;
-    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+             vmms_engine_urlencode(filter, enc, sizeof enc));
+    struct vmms_engine_req req = {.method = "GET", .path = path};
+    struct vmms_engine_resp resp;
+    int rc = vmms_engine_call(&ctx->engine, &req, &resp, err, errlen);
     if (rc == VMMS_OK && (resp.status != 200 || !json_is_array(resp.json)))
-        rc = ld_docker_fail(&resp, "cannot list containers", err, errlen);
+        rc = vmms_engine_fail(&resp, "cannot list containers", err, errlen);
     if (rc == VMMS_OK) {
         size_t i;
         json_t *c;
@@ -375,6 +375,6 @@ int ld_get_vms(void *vctx, vmms_vm_cb cb, void *arg, char *err, size_t errlen)
         }
         report_orphan_volumes(ctx, resp.json, cb, arg);
     }
-    ld_response_free(&resp);
+    vmms_engine_resp_free(&resp);
     return rc;
 }

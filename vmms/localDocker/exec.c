@@ -75,19 +75,19 @@ static int exec_create(struct ld_ctx *ctx, const struct vmms_vm *vm, const char 
     if (body == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     snprintf(path, sizeof path, "/containers/%s/exec", ld_vm_ref(vm));
-    struct ld_request req = {.method = "POST", .path = path, .json = body};
-    struct ld_response resp;
-    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    struct vmms_engine_req req = {.method = "POST", .path = path, .json = body};
+    struct vmms_engine_resp resp;
+    int rc = vmms_engine_call(&ctx->engine, &req, &resp, err, errlen);
     json_decref(body);
     if (rc == VMMS_OK) {
         const char *id = json_string_value(json_object_get(resp.json, "Id"));
         if (resp.status != 201 || id == NULL || strlen(id) >= idlen ||
             strspn(id, "0123456789abcdef") != strlen(id))
-            rc = ld_docker_fail(&resp, "cannot exec in container", err, errlen);
+            rc = vmms_engine_fail(&resp, "cannot exec in container", err, errlen);
         else
             strcpy(exec_id, id);
     }
-    ld_response_free(&resp);
+    vmms_engine_resp_free(&resp);
     return rc;
 }
 
@@ -98,11 +98,11 @@ static int exec_inspect(struct ld_ctx *ctx, const char *id, bool *running, int *
 {
     char path[160];
     snprintf(path, sizeof path, "/exec/%s/json", id);
-    struct ld_request req = {.method = "GET", .path = path};
-    struct ld_response resp;
-    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    struct vmms_engine_req req = {.method = "GET", .path = path};
+    struct vmms_engine_resp resp;
+    int rc = vmms_engine_call(&ctx->engine, &req, &resp, err, errlen);
     if (rc == VMMS_OK && resp.status != 200)
-        rc = ld_docker_fail(&resp, "cannot inspect exec", err, errlen);
+        rc = vmms_engine_fail(&resp, "cannot inspect exec", err, errlen);
     if (rc == VMMS_OK) {
         json_t *code = json_object_get(resp.json, "ExitCode");
         *running = json_is_true(json_object_get(resp.json, "Running"));
@@ -110,7 +110,7 @@ static int exec_inspect(struct ld_ctx *ctx, const char *id, bool *running, int *
             *running = true; /* started but the code is not recorded yet */
         *exit_code = json_is_integer(code) ? (int)json_integer_value(code) : -1;
     }
-    ld_response_free(&resp);
+    vmms_engine_resp_free(&resp);
     return rc;
 }
 
@@ -128,14 +128,14 @@ static int exec_run(struct ld_ctx *ctx, const struct vmms_vm *vm, const char *co
     long deadline = clock_mono_ms() + timeout_ms;
     json_t *start = json_pack("{s:b, s:b}", "Detach", 0, "Tty", 0);
     snprintf(path, sizeof path, "/exec/%s/start", exec_id);
-    struct ld_request sreq = {.method = "POST", .path = path, .json = start,
-                              .timeout_ms = timeout_ms, .sink = demux_feed, .sink_arg = d};
-    struct ld_response resp;
-    rc = ld_docker(ctx, &sreq, &resp, err, errlen);
+    struct vmms_engine_req sreq = {.method = "POST", .path = path, .json = start,
+                                   .timeout_ms = timeout_ms, .sink = demux_feed, .sink_arg = d};
+    struct vmms_engine_resp resp;
+    rc = vmms_engine_call(&ctx->engine, &sreq, &resp, err, errlen);
     json_decref(start);
     if (rc == VMMS_OK && resp.status != 200)
-        rc = ld_docker_fail(&resp, "cannot start exec", err, errlen);
-    ld_response_free(&resp);
+        rc = vmms_engine_fail(&resp, "cannot start exec", err, errlen);
+    vmms_engine_resp_free(&resp);
     /* The stream ended; the exit code may take a moment to be recorded. */
     for (long pause = 2; rc == VMMS_OK; pause = pause < 50 ? pause * 2 : 50) {
         bool running;
@@ -175,13 +175,13 @@ int ld_start_job(void *vctx, struct vmms_vm *vm, const struct vmms_run *run, cha
         /* Detached: the run belongs to the container, not to this connection. */
         json_t *start = json_pack("{s:b, s:b}", "Detach", 1, "Tty", 0);
         snprintf(path, sizeof path, "/exec/%s/start", exec_id);
-        struct ld_request sreq = {.method = "POST", .path = path, .json = start};
-        struct ld_response resp;
-        rc = ld_docker(ctx, &sreq, &resp, err, errlen);
+        struct vmms_engine_req sreq = {.method = "POST", .path = path, .json = start};
+        struct vmms_engine_resp resp;
+        rc = vmms_engine_call(&ctx->engine, &sreq, &resp, err, errlen);
         json_decref(start);
         if (rc == VMMS_OK && resp.status != 200 && resp.status != 204)
-            rc = ld_docker_fail(&resp, "cannot start the job", err, errlen);
-        ld_response_free(&resp);
+            rc = vmms_engine_fail(&resp, "cannot start the job", err, errlen);
+        vmms_engine_resp_free(&resp);
     }
     if (rc != VMMS_OK) {
         char q[600];
@@ -258,15 +258,16 @@ static int wait_events(struct ld_ctx *ctx, const struct vmms_vm *vm, struct ev_w
              "{\"type\":[\"container\"],\"container\":[\"%s\"],"
              "\"event\":[\"exec_die\",\"die\",\"destroy\"]}", ld_vm_ref(vm));
     snprintf(path, sizeof path, "/events?since=%lld&filters=%s",
-             (long long)time(NULL) - 5, ld_urlencode(filter, enc, sizeof enc));
+             (long long)time(NULL) - 5, vmms_engine_urlencode(filter, enc, sizeof enc));
     long left = deadline - clock_mono_ms();
-    struct ld_request req = {.method = "GET", .path = path, .timeout_ms = left > 1 ? left : 1,
-                             .sink = ev_feed, .sink_arg = w, .abort = abort};
-    struct ld_response resp;
-    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    struct vmms_engine_req req = {.method = "GET", .path = path,
+                                  .timeout_ms = left > 1 ? left : 1, .sink = ev_feed,
+                                  .sink_arg = w, .abort = abort};
+    struct vmms_engine_resp resp;
+    int rc = vmms_engine_call(&ctx->engine, &req, &resp, err, errlen);
     if (rc == VMMS_OK && resp.status != 200)
-        rc = ld_docker_fail(&resp, "cannot watch Docker's events", err, errlen);
-    ld_response_free(&resp);
+        rc = vmms_engine_fail(&resp, "cannot watch Docker's events", err, errlen);
+    vmms_engine_resp_free(&resp);
     if (rc == VMMS_OK && !w->exec_died && !w->container_gone)
         rc = vmms_fail(err, errlen, VMMS_ERR, "Docker's event stream ended");
     return rc;
@@ -345,7 +346,8 @@ int ld_get_partial_output(void *vctx, struct vmms_vm *vm, size_t max_bytes, char
                           size_t *len, char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
-    int rc = vmms_partial_begin(ctx->prefix, vm, &max_bytes, LD_BODY_MAX, out, len, err, errlen);
+    int rc = vmms_partial_begin(ctx->prefix, vm, &max_bytes, VMMS_ENGINE_BODY_MAX, out, len,
+                                err, errlen);
     if (rc != VMMS_OK)
         return rc;
     char cmd[512];

@@ -36,11 +36,11 @@ int ld_get_images(void *vctx, char ***names, size_t *count, char *err, size_t er
     struct ld_ctx *ctx = vctx;
     *names = NULL;
     *count = 0;
-    struct ld_request req = {.method = "GET", .path = "/images/json"};
-    struct ld_response resp;
-    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    struct vmms_engine_req req = {.method = "GET", .path = "/images/json"};
+    struct vmms_engine_resp resp;
+    int rc = vmms_engine_call(&ctx->engine, &req, &resp, err, errlen);
     if (rc == VMMS_OK && (resp.status != 200 || !json_is_array(resp.json)))
-        rc = ld_docker_fail(&resp, "cannot list images", err, errlen);
+        rc = vmms_engine_fail(&resp, "cannot list images", err, errlen);
     struct strvec sv = STRVEC_INIT;
     size_t i, j;
     json_t *img, *tag;
@@ -57,7 +57,7 @@ int ld_get_images(void *vctx, char ***names, size_t *count, char *err, size_t er
             }
         }
 out:
-    ld_response_free(&resp);
+    vmms_engine_resp_free(&resp);
     if (rc == VMMS_OK)
         *names = strvec_take(&sv, count);
     strvec_free(&sv);
@@ -70,16 +70,16 @@ int ld_image_id(void *vctx, const char *name, char *id, size_t idlen, char *err,
     if (name == NULL || !image_name_is_valid(name))
         return vmms_fail(err, errlen, VMMS_ERR, "bad image name");
     char enc[800], path[900];
-    snprintf(path, sizeof path, "/images/%s/json", ld_urlencode(name, enc, sizeof enc));
-    struct ld_request req = {.method = "GET", .path = path};
-    struct ld_response resp;
-    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    snprintf(path, sizeof path, "/images/%s/json", vmms_engine_urlencode(name, enc, sizeof enc));
+    struct vmms_engine_req req = {.method = "GET", .path = path};
+    struct vmms_engine_resp resp;
+    int rc = vmms_engine_call(&ctx->engine, &req, &resp, err, errlen);
     const char *got = json_string_value(json_object_get(resp.json, "Id"));
     if (rc == VMMS_OK && (resp.status != 200 || got == NULL))
-        rc = ld_docker_fail(&resp, "cannot inspect the image", err, errlen);
+        rc = vmms_engine_fail(&resp, "cannot inspect the image", err, errlen);
     if (rc == VMMS_OK)
         snprintf(id, idlen, "%s", got);
-    ld_response_free(&resp);
+    vmms_engine_resp_free(&resp);
     return rc;
 }
 
@@ -118,7 +118,7 @@ struct loaded {
 };
 
 /* Reads the load answer (a stream of JSON objects, one per line). */
-static int parse_load(const struct ld_response *resp, struct loaded *l, char *err,
+static int parse_load(const struct vmms_engine_resp *resp, struct loaded *l, char *err,
                       size_t errlen)
 {
     memset(l, 0, sizeof *l);
@@ -160,13 +160,13 @@ static int tag_image(struct ld_ctx *ctx, const char *ref, const char *name, char
     char repo[256], tag[256], er[800], et[800], path[2048];
     split_ref(name, repo, sizeof repo, tag, sizeof tag);
     snprintf(path, sizeof path, "/images/%s/tag?repo=%s&tag=%s", ref,
-             ld_urlencode(repo, er, sizeof er), ld_urlencode(tag, et, sizeof et));
-    struct ld_request req = {.method = "POST", .path = path};
-    struct ld_response resp;
-    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+             vmms_engine_urlencode(repo, er, sizeof er), vmms_engine_urlencode(tag, et, sizeof et));
+    struct vmms_engine_req req = {.method = "POST", .path = path};
+    struct vmms_engine_resp resp;
+    int rc = vmms_engine_call(&ctx->engine, &req, &resp, err, errlen);
     if (rc == VMMS_OK && resp.status != 201)
-        rc = ld_docker_fail(&resp, "cannot tag the loaded image", err, errlen);
-    ld_response_free(&resp);
+        rc = vmms_engine_fail(&resp, "cannot tag the loaded image", err, errlen);
+    vmms_engine_resp_free(&resp);
     return rc;
 }
 
@@ -188,12 +188,12 @@ static void undo_tag(struct ld_ctx *ctx, const json_t *before, const char *ref)
     } else {
         char path[600];
         snprintf(path, sizeof path, "/images/%s?noprune=1", ref);
-        struct ld_request req = {.method = "DELETE", .path = path};
-        struct ld_response resp;
-        rc = ld_docker(ctx, &req, &resp, e, sizeof e);
+        struct vmms_engine_req req = {.method = "DELETE", .path = path};
+        struct vmms_engine_resp resp;
+        rc = vmms_engine_call(&ctx->engine, &req, &resp, e, sizeof e);
         if (rc == VMMS_OK && resp.status != 200)
-            rc = ld_docker_fail(&resp, "cannot remove the tag", e, sizeof e);
-        ld_response_free(&resp);
+            rc = vmms_engine_fail(&resp, "cannot remove the tag", e, sizeof e);
+        vmms_engine_resp_free(&resp);
     }
     char qe[300];
     log_error("image_tag_undone", "tag=%s restored_to=%.19s rc=%d err=%s",
@@ -205,10 +205,10 @@ static void undo_tag(struct ld_ctx *ctx, const json_t *before, const char *ref)
  * host can see it; NULL otherwise (its free space then goes unchecked). */
 static const char *docker_root(struct ld_ctx *ctx, char *dir, size_t dirlen)
 {
-    struct ld_request req = {.method = "GET", .path = "/info"};
-    struct ld_response resp;
+    struct vmms_engine_req req = {.method = "GET", .path = "/info"};
+    struct vmms_engine_resp resp;
     char err[256];
-    int rc = ld_docker(ctx, &req, &resp, err, sizeof err);
+    int rc = vmms_engine_call(&ctx->engine, &req, &resp, err, sizeof err);
     const char *root = json_string_value(json_object_get(resp.json, "DockerRootDir"));
     bool seen = rc == VMMS_OK && resp.status == 200 && root && root[0] == '/' &&
                 access(root, F_OK) == 0;
@@ -216,7 +216,7 @@ static const char *docker_root(struct ld_ctx *ctx, char *dir, size_t dirlen)
         snprintf(dir, dirlen, "%s", root);
     else
         log_debug("docker_root_unknown", "free space before a load not checked");
-    ld_response_free(&resp);
+    vmms_engine_resp_free(&resp);
     return seen ? dir : NULL;
 }
 
@@ -240,29 +240,29 @@ int ld_load_image(void *vctx, const char *tar_path, const char *name, int timeou
     long t0 = clock_mono_ms();
 
     /* The tags as they are, to put back any the load moves against the check. */
-    struct ld_request breq = {.method = "GET", .path = "/images/json"};
-    struct ld_response before;
-    int rc = ld_docker(ctx, &breq, &before, err, errlen);
+    struct vmms_engine_req breq = {.method = "GET", .path = "/images/json"};
+    struct vmms_engine_resp before;
+    int rc = vmms_engine_call(&ctx->engine, &breq, &before, err, errlen);
     if (rc == VMMS_OK && (before.status != 200 || !json_is_array(before.json)))
-        rc = ld_docker_fail(&before, "cannot list images", err, errlen);
+        rc = vmms_engine_fail(&before, "cannot list images", err, errlen);
     if (rc != VMMS_OK) {
         fclose(f);
-        ld_response_free(&before);
+        vmms_engine_resp_free(&before);
         return rc;
     }
 
-    struct ld_request req = {.method = "POST", .path = "/images/load?quiet=1", .upload = f,
-                             .upload_size = size, .timeout_s = timeout_s};
-    struct ld_response resp;
-    rc = ld_docker(ctx, &req, &resp, err, errlen);
+    struct vmms_engine_req req = {.method = "POST", .path = "/images/load?quiet=1", .upload = f,
+                                  .upload_size = size, .timeout_s = timeout_s};
+    struct vmms_engine_resp resp;
+    rc = vmms_engine_call(&ctx->engine, &req, &resp, err, errlen);
     fclose(f);
     struct loaded l;
     memset(&l, 0, sizeof l);
     if (rc == VMMS_OK && resp.status != 200)
-        rc = ld_docker_fail(&resp, "Docker could not load the image", err, errlen);
+        rc = vmms_engine_fail(&resp, "Docker could not load the image", err, errlen);
     if (rc == VMMS_OK)
         rc = parse_load(&resp, &l, err, errlen);
-    ld_response_free(&resp);
+    vmms_engine_resp_free(&resp);
 
     /* Docker may only have tagged name. */
     bool named = false;
@@ -277,7 +277,7 @@ int ld_load_image(void *vctx, const char *tar_path, const char *name, int timeou
                          "which /build does not allow (only %s); the tag was put back",
                          l.refs[i], name);
     }
-    ld_response_free(&before);
+    vmms_engine_resp_free(&before);
     if (rc == VMMS_OK && !named) {
         if (l.nids != 1 || !ref_ok(l.ids[0]))
             rc = vmms_fail(err, errlen, VMMS_ERR,

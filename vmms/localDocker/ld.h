@@ -1,17 +1,16 @@
 /*
  * ld.h: the localDocker plugin's internal interface, shared by its .c files
- * and by nothing else. It owns the plugin context (config, the pool of curl
- * handles, the registry of running jobs that destroy_vm can abort:
- * common/watch.h) and the
- * declarations each file exports to the others:
+ * and by nothing else. It owns the plugin context (config, its Docker
+ * Engine API client: common/engine.h, the registry of running jobs that
+ * destroy_vm can abort: common/watch.h) and the declarations each file
+ * exports to the others:
  *   config.c       parse and validate the plugin's config object
- *   docker_api.c   the one helper that talks HTTP to the Docker socket
  *   volumes.c      the per-VM directory mounted at /home/mount
  *   containers.c   create / wait / destroy / list containers
  *   exec.c         run commands inside a container (run_job, partial output)
  *   images.c       list and load images
  *   network.c      the jobs' network and the host firewall rule (init)
- *   plugin.c       init / shutdown and the exported ops table
+ *   plugin.c       init / shutdown, ping and the exported ops table
  */
 #ifndef TANGO_LD_H
 #define TANGO_LD_H
@@ -26,6 +25,7 @@
 #include <jansson.h>
 
 #include "vmms.h"
+#include "common/engine.h"
 #include "common/grading.h"
 #include "common/watch.h"
 
@@ -37,11 +37,8 @@ extern const struct vmms_ops vmms_plugin;
 /* Everything below is internal: only vmms_plugin leaves the .so. */
 #pragma GCC visibility push(hidden)
 
-#define LD_API_BASE "http://localhost/v1.41"
-#define LD_POOL_MAX 8                         /* idle curl handles kept */
-#define LD_BODY_MAX (16L * 1024 * 1024)       /* biggest response kept in memory */
 #define LD_FEEDBACK_MAX (64L * 1024 * 1024)   /* biggest feedback copy_out takes */
-#define LD_SOCKET_MAX 107                     /* sun_path minus NUL */
+#define LD_SOCKET_MAX VMMS_ENGINE_SOCKET_MAX
 
 struct ld_config {
     char socket[LD_SOCKET_MAX + 1];
@@ -60,9 +57,7 @@ struct ld_ctx {
     int volume_fd;               /* O_DIRECTORY fd of volume_real */
     char net_if[JOBNET_IFNAME_MAX + 1]; /* host interface of cfg.net.name */
 
-    pthread_mutex_t pool_lock;
-    void *pool[LD_POOL_MAX];     /* idle CURL * handles */
-    int npool;
+    struct vmms_engine engine;   /* cfg.socket, api_timeout_s */
 
     struct vmms_watches watches; /* attach_job's waits, aborted by destroy_vm */
 };
@@ -71,56 +66,12 @@ struct ld_ctx {
 /* Container reference for URLs: vm->id if set, else vm->name. */
 const char *ld_vm_ref(const struct vmms_vm *vm);
 void clock_sleep_ms(long ms);
+/* The ping op: vmms_engine_ping of ctx's engine (GET /_ping on a new
+ * connection within timeout_ms); VMMS_OK or VMMS_UNAVAILABLE with err. */
+int ld_ping(void *vctx, int timeout_ms, char *err, size_t errlen);
 
 /* ---- config.c ---- */
 int ld_config_parse(const json_t *cfg, struct ld_config *out, char *err, size_t errlen);
-
-/* ---- docker_api.c ---- */
-/* Receives the response body when it is 2xx; returns len to go on, anything
- * else to stop the transfer. */
-typedef size_t (*ld_sink_fn)(const char *data, size_t len, void *arg);
-
-struct ld_request {
-    const char *method;        /* "GET", "POST", "DELETE" */
-    const char *path;          /* after /v1.41, already URL-encoded */
-    const json_t *json;        /* JSON request body, or NULL */
-    FILE *upload;              /* tar request body streamed from here, or NULL */
-    long long upload_size;     /* its size, -1 if unknown */
-    int timeout_s;             /* whole-call limit; <= 0: api_timeout_s */
-    long timeout_ms;           /* the same in ms; > 0 wins over timeout_s */
-    ld_sink_fn sink;           /* stream a 2xx body here instead of keeping it */
-    void *sink_arg;
-    atomic_int *abort;         /* another thread sets it to end the call */
-    bool fresh;                /* on a new connection, not kept for reuse */
-};
-
-struct ld_response {
-    long status;               /* HTTP status */
-    char *body;                /* kept body (NUL-ended), unless streamed */
-    size_t len;
-    json_t *json;              /* body parsed as JSON, when it is JSON */
-};
-
-/* Does one request. Returns VMMS_OK when Docker answered (whatever the HTTP
- * status), VMMS_TIMEOUT when the call ran out of time, VMMS_UNAVAILABLE when
- * dockerd is not there (socket refused or missing, connection cut),
- * VMMS_ERR otherwise (aborted, answer too big). Free *resp with
- * ld_response_free always. */
-int ld_docker(struct ld_ctx *ctx, const struct ld_request *req,
-              struct ld_response *resp, char *err, size_t errlen);
-void ld_response_free(struct ld_response *resp);
-/* Fills err with "what: Docker's message (HTTP n)"; returns VMMS_NOT_FOUND
- * for 404, VMMS_UNAVAILABLE for 502..504 (dockerd cannot serve now),
- * VMMS_ERR otherwise (500 included: Docker's answer to many failures of one
- * request; the consumer tells an outage apart with ld_ping). */
-int ld_docker_fail(const struct ld_response *resp, const char *what,
-                   char *err, size_t errlen);
-/* Percent-encodes s into buf (every byte outside [A-Za-z0-9_.~-]). */
-const char *ld_urlencode(const char *s, char *buf, size_t bufsz);
-void ld_pool_free(struct ld_ctx *ctx);
-/* The ping op: GET /_ping within timeout_ms; VMMS_OK on 200, else
- * VMMS_UNAVAILABLE with err saying why. */
-int ld_ping(void *vctx, int timeout_ms, char *err, size_t errlen);
 
 /* ---- volumes.c ---- */
 /* Makes <volume_dir>/<name>/ (0755). If it exists: *existed is set and,

@@ -19,14 +19,14 @@
 #include "log.h"
 
 /* GET /networks/NAME into *resp; VMMS_NOT_FOUND when there is none. */
-static int inspect(struct ld_ctx *ctx, struct ld_response *resp, char *err, size_t errlen)
+static int inspect(struct ld_ctx *ctx, struct vmms_engine_resp *resp, char *err, size_t errlen)
 {
     char path[128];
     snprintf(path, sizeof path, "/networks/%s", ctx->cfg.net.name);
-    struct ld_request req = {.method = "GET", .path = path};
-    int rc = ld_docker(ctx, &req, resp, err, errlen);
+    struct vmms_engine_req req = {.method = "GET", .path = path};
+    int rc = vmms_engine_call(&ctx->engine, &req, resp, err, errlen);
     if (rc == VMMS_OK && resp->status != 200)
-        rc = ld_docker_fail(resp, "localDocker: cannot inspect the jobs' network", err, errlen);
+        rc = vmms_engine_fail(resp, "localDocker: cannot inspect the jobs' network", err, errlen);
     return rc;
 }
 
@@ -42,15 +42,15 @@ static int create(struct ld_ctx *ctx, char *err, size_t errlen)
                              "Labels", JOBNET_LABEL, "1");
     if (body == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
-    struct ld_request req = {.method = "POST", .path = "/networks/create", .json = body};
-    struct ld_response resp;
-    int rc = ld_docker(ctx, &req, &resp, err, errlen);
+    struct vmms_engine_req req = {.method = "POST", .path = "/networks/create", .json = body};
+    struct vmms_engine_resp resp;
+    int rc = vmms_engine_call(&ctx->engine, &req, &resp, err, errlen);
     json_decref(body);
     /* 409: made meanwhile by another consumer; the check that follows decides. */
     if (rc == VMMS_OK && resp.status != 201 && resp.status != 409)
-        rc = ld_docker_fail(&resp, "localDocker: cannot create the jobs' network", err,
+        rc = vmms_engine_fail(&resp, "localDocker: cannot create the jobs' network", err,
                             errlen);
-    ld_response_free(&resp);
+    vmms_engine_resp_free(&resp);
     if (rc == VMMS_OK)
         log_info("jobs_network_created", "network=%s bridge=%s", ctx->cfg.net.name,
                  ctx->cfg.net.bridge);
@@ -59,10 +59,10 @@ static int create(struct ld_ctx *ctx, char *err, size_t errlen)
 
 int ld_net_init(struct ld_ctx *ctx, char *err, size_t errlen)
 {
-    struct ld_response resp;
+    struct vmms_engine_resp resp;
     int rc = inspect(ctx, &resp, err, errlen);
     if (rc == VMMS_NOT_FOUND) {
-        ld_response_free(&resp);
+        vmms_engine_resp_free(&resp);
         rc = create(ctx, err, errlen);
         if (rc != VMMS_OK)
             return rc;
@@ -72,7 +72,7 @@ int ld_net_init(struct ld_ctx *ctx, char *err, size_t errlen)
     if (rc == VMMS_OK && jobnet_check(resp.json, &ctx->cfg.net, ctx->net_if,
                                       sizeof ctx->net_if, why, sizeof why) != 0)
         rc = vmms_fail(err, errlen, VMMS_ERR, "localDocker: %s", why);
-    ld_response_free(&resp);
+    vmms_engine_resp_free(&resp);
     if (rc != VMMS_OK)
         return rc;
 

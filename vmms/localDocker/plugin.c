@@ -1,8 +1,8 @@
 /*
  * plugin.c: the localDocker plugin's entry points. Owns init/shutdown (the
- * context's life: config, volume directory, Docker reachability check), the
- * small helpers every other file uses (errors, VM name checks, clocks) and
- * the exported ops table `vmms_plugin`.
+ * context's life: config, volume directory, Docker reachability check), ping,
+ * the small helpers every other file uses (errors, VM name checks, clocks)
+ * and the exported ops table `vmms_plugin`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,10 +46,9 @@ static void ld_shutdown(void *vctx)
     struct ld_ctx *ctx = vctx;
     if (ctx == NULL)
         return;
-    ld_pool_free(ctx);
+    vmms_engine_destroy(&ctx->engine);
     if (ctx->volume_fd >= 0)
         close(ctx->volume_fd);
-    pthread_mutex_destroy(&ctx->pool_lock);
     vmms_watches_destroy(&ctx->watches);
     free(ctx);
 }
@@ -65,13 +64,13 @@ static int ld_init(const json_t *cfg, const char *prefix, void **out,
     if (ctx == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     ctx->volume_fd = -1;
-    pthread_mutex_init(&ctx->pool_lock, NULL);
     vmms_watches_init(&ctx->watches);
     strcpy(ctx->prefix, prefix);
 
     int rc = ld_config_parse(cfg, &ctx->cfg, err, errlen);
     if (rc != VMMS_OK)
         goto fail;
+    vmms_engine_init(&ctx->engine, ctx->cfg.socket, ctx->cfg.api_timeout_s);
 
     char dir[PATH_MAX];
     strcpy(dir, ctx->cfg.volume_dir);
@@ -91,12 +90,12 @@ static int ld_init(const json_t *cfg, const char *prefix, void **out,
         goto fail;
     }
 
-    struct ld_request req = {.method = "GET", .path = "/_ping"};
-    struct ld_response resp;
-    rc = ld_docker(ctx, &req, &resp, err, errlen);
+    struct vmms_engine_req req = {.method = "GET", .path = "/_ping"};
+    struct vmms_engine_resp resp;
+    rc = vmms_engine_call(&ctx->engine, &req, &resp, err, errlen);
     if (rc == VMMS_OK && resp.status != 200)
-        rc = ld_docker_fail(&resp, "localDocker: Docker ping failed", err, errlen);
-    ld_response_free(&resp);
+        rc = vmms_engine_fail(&resp, "localDocker: Docker ping failed", err, errlen);
+    vmms_engine_resp_free(&resp);
     if (rc != VMMS_OK)
         goto fail;
     rc = ld_net_init(ctx, err, errlen);
@@ -112,6 +111,12 @@ static int ld_init(const json_t *cfg, const char *prefix, void **out,
 fail:
     ld_shutdown(ctx);
     return rc;
+}
+
+int ld_ping(void *vctx, int timeout_ms, char *err, size_t errlen)
+{
+    struct ld_ctx *ctx = vctx;
+    return vmms_engine_ping(&ctx->engine, timeout_ms, err, errlen);
 }
 
 /* vmms.h data_dir: the volume directories live under volume_dir. */

@@ -5,8 +5,8 @@
  *     image_tar.h's tag rule first), read in two passes: the small JSON
  *     files, then each layer the store lacks, within the image budget;
  *   - an OCI image layout directory (lo_import_oci_dir);
- *   - the Docker engine's export (GET /images/NAME/get over its socket with
- *     libcurl) when the store does not already hold that id.
+ *   - the Docker engine's export (GET /images/ID/get over its socket:
+ *     common/engine.h) when the store does not already hold that id.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,9 +21,9 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <curl/curl.h>
 
 #include "clock.h"
+#include "common/engine.h"
 #include "common/image_open.h"
 #include "image_tar.h"
 #include "layers_int.h"
@@ -337,109 +337,100 @@ int lo_import_oci_dir(struct lo_ctx *ctx, const char *dir, const char *name, cha
 
 /* ---- the Docker engine's export ---- */
 
-struct sink {
-    FILE *f;
-    char buf[4096];
-    size_t len;
-};
-
-static size_t sink_write(char *p, size_t sz, size_t n, void *arg)
+/* One call of localOCI to Docker (common/engine.h): a transfer that failed
+ * for any reason is VMMS_ERR here (no Docker is not an outage of localOCI). */
+static int docker_call(struct lo_ctx *ctx, const struct vmms_engine_req *req,
+                       struct vmms_engine_resp *resp, char *err, size_t errlen)
 {
-    struct sink *s = arg;
-    size_t len = sz * n;
-    if (s->f)
-        return fwrite(p, 1, len, s->f);
-    size_t k = len < sizeof s->buf - 1 - s->len ? len : sizeof s->buf - 1 - s->len;
-    memcpy(s->buf + s->len, p, k);
-    s->len += k;
-    s->buf[s->len] = '\0';
-    return len;
+    int rc = vmms_engine_call(&ctx->docker, req, resp, err, errlen);
+    return rc == VMMS_OK ? VMMS_OK : VMMS_ERR;
 }
 
-/* GET path from Docker into s; *status gets the HTTP status. */
-static int docker_get(struct lo_ctx *ctx, const char *path, struct sink *s, long timeout_s,
-                      long *status, char *err, size_t errlen)
+/* The engine's image id ("sha256:<64 hex>") of image name into id (80
+ * bytes): VMMS_NOT_FOUND when Docker has no such image. */
+static int docker_image_id(struct lo_ctx *ctx, const char *name, char *id, char *err,
+                           size_t errlen)
 {
-    CURL *c = curl_easy_init();
-    if (c == NULL)
-        return vmms_fail(err, errlen, VMMS_ERR, "curl_easy_init failed");
-    char url[600];
-    snprintf(url, sizeof url, "http://localhost/v1.41%s", path);
-    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, ctx->cfg.docker_socket);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    CURLcode r = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    curl_easy_cleanup(c);
-    if (r != CURLE_OK)
-        return vmms_fail(err, errlen, VMMS_ERR, "Docker at %s: %s", ctx->cfg.docker_socket,
-                         curl_easy_strerror(r));
-    return VMMS_OK;
+    char path[400];
+    snprintf(path, sizeof path, "/images/%s/json", name);
+    struct vmms_engine_req req = {.method = "GET", .path = path, .timeout_s = 10};
+    struct vmms_engine_resp resp;
+    int rc = docker_call(ctx, &req, &resp, err, errlen);
+    const char *got = json_string_value(json_object_get(resp.json, "Id"));
+    if (rc == VMMS_OK && resp.status == 404)
+        rc = vmms_fail(err, errlen, VMMS_NOT_FOUND, "image %s: neither in the layer store "
+                       "nor in Docker", name);
+    else if (rc == VMMS_OK && (resp.status != 200 || !lo_digest_hex(got)))
+        rc = vmms_fail(err, errlen, VMMS_ERR, "Docker: cannot inspect image %s (HTTP %ld)",
+                       name, resp.status);
+    if (rc == VMMS_OK)
+        snprintf(id, 80, "%s", got);
+    vmms_engine_resp_free(&resp);
+    return rc;
+}
+
+/* Whether the store's record of name has image id id. */
+static bool store_has(struct lo_ctx *ctx, const char *name, const char *id)
+{
+    json_t *rec = NULL;
+    char e2[256];
+    bool same = lo_image_get(ctx, name, &rec, e2, sizeof e2) == VMMS_OK &&
+                strcmp(json_string_value(json_object_get(rec, "id")) ?: "", id) == 0;
+    json_decref(rec);
+    return same;
+}
+
+/* Has Docker export image id (named name in errors) into a temporary file
+ * of the store and imports that as name (the engine's own: no caps).
+ * Callers hold import_lock. */
+static int export_import(struct lo_ctx *ctx, const char *name, const char *id, char *err,
+                         size_t errlen)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/tmp/export-%d-XXXXXX", ctx->cfg.store_dir, (int)getpid());
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "w+") : NULL;
+    if (f == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot make %s: %s", tmp, strerror(errno));
+    }
+    char path[400];
+    snprintf(path, sizeof path, "/images/%s/get", id);
+    struct vmms_engine_req req = {.method = "GET", .path = path, .timeout_s = EXPORT_TIMEOUT_S,
+                                  .download = f};
+    struct vmms_engine_resp resp;
+    int rc = docker_call(ctx, &req, &resp, err, errlen);
+    if (fclose(f) != 0 && rc == VMMS_OK)
+        rc = vmms_fail(err, errlen, VMMS_ERR, "cannot write %s: %s", tmp, strerror(errno));
+    if (rc == VMMS_OK && resp.status != 200)
+        rc = vmms_fail(err, errlen, VMMS_ERR, "Docker: cannot export image %s (HTTP %ld)",
+                       name, resp.status);
+    vmms_engine_resp_free(&resp);
+    if (rc == VMMS_OK)
+        rc = import_save(ctx, tmp, name, NULL, err, errlen);
+    unlink(tmp);
+    return rc;
 }
 
 int lo_import_docker(struct lo_ctx *ctx, const char *name, char *err, size_t errlen)
 {
-    if (ctx->cfg.docker_socket[0] == '\0' || access(ctx->cfg.docker_socket, F_OK) != 0)
+    if (!ctx->docker.ready || access(ctx->cfg.docker_socket, F_OK) != 0)
         return vmms_fail(err, errlen, VMMS_NOT_FOUND, "image %s is not in the layer store "
                          "and there is no Docker engine to export it from", name);
     if (!image_name_is_valid(name))
         return vmms_fail(err, errlen, VMMS_ERR, "bad image name");
-    char path[400];
-    struct sink s = {.f = NULL};
-    long status = 0;
-    snprintf(path, sizeof path, "/images/%s/json", name);
-    int rc = docker_get(ctx, path, &s, 10, &status, err, errlen);
+    char want_id[80];
+    int rc = docker_image_id(ctx, name, want_id, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    if (status == 404)
-        return vmms_fail(err, errlen, VMMS_NOT_FOUND, "image %s: neither in the layer store "
-                         "nor in Docker", name);
-    json_t *j = json_loads(s.buf, 0, NULL);
-    const char *id = json_string_value(json_object_get(j, "Id"));
-    if (status != 200 || !lo_digest_hex(id)) {
-        json_decref(j);
-        return vmms_fail(err, errlen, VMMS_ERR, "Docker: cannot inspect image %s (HTTP %ld)",
-                         name, status);
-    }
-    char want_id[80];
-    snprintf(want_id, sizeof want_id, "%s", id);
-    json_decref(j);
-
     pthread_mutex_lock(&ctx->import_lock);
-    json_t *rec = NULL;
-    char e2[256];
-    if (lo_image_get(ctx, name, &rec, e2, sizeof e2) == VMMS_OK &&
-        strcmp(json_string_value(json_object_get(rec, "id")) ?: "", want_id) == 0) {
-        json_decref(rec);
+    if (store_has(ctx, name, want_id)) {
         pthread_mutex_unlock(&ctx->import_lock);
         return VMMS_OK; /* the store has this very image */
     }
-    json_decref(rec);
     long long t0 = clock_mono_ms();
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s/tmp/export-%d-XXXXXX", ctx->cfg.store_dir, (int)getpid());
-    int fd = mkstemp(tmp);
-    s.f = fd >= 0 ? fdopen(fd, "w+") : NULL;
-    if (s.f == NULL) {
-        if (fd >= 0)
-            close(fd);
-        pthread_mutex_unlock(&ctx->import_lock);
-        return vmms_fail(err, errlen, VMMS_ERR, "cannot make %s: %s", tmp, strerror(errno));
-    }
-    snprintf(path, sizeof path, "/images/%s/get", want_id);
-    rc = docker_get(ctx, path, &s, EXPORT_TIMEOUT_S, &status, err, errlen);
-    if (fclose(s.f) != 0 && rc == VMMS_OK)
-        rc = vmms_fail(err, errlen, VMMS_ERR, "cannot write %s: %s", tmp, strerror(errno));
-    if (rc == VMMS_OK && status != 200)
-        rc = vmms_fail(err, errlen, VMMS_ERR, "Docker: cannot export image %s (HTTP %ld)",
-                       name, status);
-    if (rc == VMMS_OK)
-        rc = import_save(ctx, tmp, name, NULL, err, errlen); /* the engine's own: no caps */
-    unlink(tmp);
+    rc = export_import(ctx, name, want_id, err, errlen);
     pthread_mutex_unlock(&ctx->import_lock);
     char q[300];
     if (rc == VMMS_OK)

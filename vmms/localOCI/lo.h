@@ -34,6 +34,7 @@
 #include <jansson.h>
 
 #include "vmms.h"
+#include "common/engine.h"
 #include "common/files.h"
 #include "common/grading.h"
 #include "common/spawn.h"
@@ -79,6 +80,7 @@ struct lo_ctx {
     struct vmms_watches watches;  /* attach_job's waits, aborted by destroy_vm */
     uint8_t *net_used;            /* LO_NET_SLOTS bytes */
     pthread_mutex_t import_lock;  /* one import at a time */
+    struct vmms_engine docker;    /* cfg.docker_socket's engine; not ready when "" */
 };
 
 /* ---- config.c ---- */

@@ -63,6 +63,7 @@ static void lo_shutdown(void *vctx)
         close(ctx->vms_fd);
     free(ctx->net_used);
     lo_config_free(&ctx->cfg);
+    vmms_engine_destroy(&ctx->docker);
     pthread_mutex_destroy(&ctx->lock);
     vmms_watches_destroy(&ctx->watches);
     pthread_mutex_destroy(&ctx->import_lock);
@@ -140,6 +141,8 @@ static int lo_init(const json_t *cfg, const char *prefix, void **out, char *err,
     pthread_mutex_init(&ctx->import_lock, NULL);
     snprintf(ctx->prefix, sizeof ctx->prefix, "%s", prefix);
     int rc = lo_config_parse(cfg, &ctx->cfg, err, errlen);
+    if (rc == VMMS_OK && ctx->cfg.docker_socket[0])
+        vmms_engine_init(&ctx->docker, ctx->cfg.docker_socket, 10);
     const char *why = "";
     struct statfs sf;
     ctx->cgroup2 = statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
