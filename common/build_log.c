@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-static const char CUT_NOTE[] = "\n[log cut: build_log_max_kb reached]\n";
+static const char CUT_NOTE[] = "\n[log cut: past build_log_max_kb, or a line past 64 KiB]\n";
 
 int build_log_init(struct build_log *bl, size_t max)
 {

@@ -4,7 +4,8 @@
  * does; the script is idempotent), takes a queued build, sends its
  * context (the stored tar, or a one-entry tar made of the stored
  * Dockerfile) to POST /build under the limits, reads the answer with
- * build_log.c and records the verdict. A build cut short by this
+ * build_log.c and records the verdict. The image is labelled tango.build
+ * (the build id) and tango.image (its name) for clean-up. A build cut short by this
  * consumer's stop is left recorded as running for the recovery.
  */
 #include <errno.h>
@@ -94,13 +95,17 @@ static int docker_build(struct builder *b, const json_t *rec, FILE *ctx_tar,
                         struct build_log *bl, char *err, size_t errlen)
 {
     const struct tango_config *cfg = b->c->cfg;
-    char image[512], labels[128], path[1024];
+    char image[1024], path[4096], lab_enc[2048];
     long long mem = (long long)cfg->build_memory_mb << 20;
-    snprintf(labels, sizeof labels, "{\"tango.build\":\"%lld\"}",
-             (long long)json_integer_value(json_object_get(rec, "id")));
-    char lab_enc[256];
-    vmms_engine_urlencode(json_string_value(json_object_get(rec, "image")), image, sizeof image);
-    vmms_engine_urlencode(labels, lab_enc, sizeof lab_enc);
+    const char *name = json_string_value(json_object_get(rec, "image"));
+    json_t *lab = json_pack("{s:s, s:s}", "tango.build", "", "tango.image", name);
+    json_object_set_new(lab, "tango.build",
+                        json_sprintf("%lld", (long long)json_integer_value(json_object_get(rec, "id"))));
+    char *labels = json_dumps(lab, JSON_COMPACT);
+    json_decref(lab);
+    vmms_engine_urlencode(name, image, sizeof image);
+    vmms_engine_urlencode(labels ? labels : "{}", lab_enc, sizeof lab_enc);
+    free(labels);
     snprintf(path, sizeof path, "/build?t=%s&labels=%s&memory=%lld&memswap=%lld&rm=1&forcerm=1"
              "&pull=0", image, lab_enc, mem, mem);
     fseek(ctx_tar, 0, SEEK_END);

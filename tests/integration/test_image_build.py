@@ -9,6 +9,7 @@ second producer), a build waits while a later unreviewed one builds, until
 neither read a build's status nor run a job on its image. A body over
 build_context_max_kb is refused with 413. A consumer killed mid-build: the
 build is taken back and built by the next consumer, not lost."""
+import json
 import os
 import signal
 import subprocess
@@ -133,6 +134,10 @@ def check_consumer_killed(svc, cfg):
     seen, last = wait_end(svc, bid, 90)
     tlib.check("a build whose consumer was killed is built, not lost",
                last.get("statusId") == 0 and "slow" in last.get("log", ""), (seen[-3:], last))
+    rec = json.loads(svc.redis.cli("HGET", svc.prefix + "imgbuilds", str(bid)))
+    tlib.check("... by a second attempt (taken back, not left running)",
+               rec.get("attempts") == 2 and not svc.redis.cli("HKEYS", svc.prefix +
+                                                               "imgbuilds:running").strip(), rec)
 
 
 def main():
@@ -149,6 +154,11 @@ def main():
             timages.stop_consumer(svc)
             for n in (NAME, SLOW, BAD, WAIT, REJ, LATE):
                 timages.forget_image("localDocker", n)
+                # an interrupted build dockerd finished anyway: by our label
+                left = tlib.docker("images", "-q", "--filter", "label=tango.image=" + n,
+                                   check=False).split()
+                for i in left:
+                    tlib.docker("rmi", "-f", i, check=False)
     print("# test_image_build took %.0f s" % (time.time() - t0))
     tlib.done()
 
