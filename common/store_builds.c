@@ -23,7 +23,7 @@ static const char TAKE_LUA[] =
     "  if t then\n"
     "    local r = cjson.decode(t)\n"
     "    if r.state == 'queued' then\n"
-    "      r.state = 'running'; r.attempts = (r.attempts or 0) + 1\n"
+    "      r.state = 'running'; r.message = 'building'; r.attempts = (r.attempts or 0) + 1\n"
     "      r.consumer = string.sub(ARGV[1], 1, 8)\n"
     "      local s = cjson.encode(r)\n"
     "      redis.call('HSET', KEYS[2], id, s)\n"
