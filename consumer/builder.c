@@ -107,7 +107,7 @@ static int docker_build(struct builder *b, const json_t *rec, FILE *ctx_tar,
     vmms_engine_urlencode(labels ? labels : "{}", lab_enc, sizeof lab_enc);
     free(labels);
     snprintf(path, sizeof path, "/build?t=%s&labels=%s&memory=%lld&memswap=%lld&rm=1&forcerm=1"
-             "&pull=0", image, lab_enc, mem, mem);
+             "&pull=0&networkmode=%s", image, lab_enc, mem, mem, cfg->build_network);
     fseek(ctx_tar, 0, SEEK_END);
     long long size = ftell(ctx_tar);
     fseek(ctx_tar, 0, SEEK_SET);

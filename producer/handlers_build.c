@@ -82,6 +82,17 @@ static int store_body(struct route_ctx *ctx, const void *data, size_t len, bool 
     return 0;
 }
 
+/* Whether a context starts like gzip, bzip2, xz or zstd data. */
+static bool is_compressed(const unsigned char *p, size_t len)
+{
+    static const struct { const char *magic; size_t n; } kinds[] = {
+        {"\x1f\x8b", 2}, {"BZh", 3}, {"\xfd" "7zXZ", 5}, {"\x28\xb5\x2f\xfd", 4}};
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+        if (len >= kinds[i].n && memcmp(p, kinds[i].magic, kinds[i].n) == 0)
+            return true;
+    return false;
+}
+
 void h_build_image(struct http_request *req, struct route_ctx *ctx)
 {
     struct evbuffer *body = http_body(req);
@@ -93,9 +104,15 @@ void h_build_image(struct http_request *req, struct route_ctx *ctx)
     }
     const char *type = http_header(req, "Content-Type");
     bool tar = type && strncasecmp(type, "application/x-tar", 17) == 0;
+    const unsigned char *head = evbuffer_pullup(body, (ev_ssize_t)len);
+    if (tar && is_compressed(head, len)) {
+        reply_fail(req, ctx, 400, "Compressed build context refused: send a plain tar "
+                                  "(dockerd would unpack a compressed one without our limit)");
+        return;
+    }
     const char *image = http_header(req, "imageName");
     char path[PATH_MAX + 64];
-    if (store_body(ctx, evbuffer_pullup(body, (ev_ssize_t)len), len, tar, path, sizeof path)) {
+    if (store_body(ctx, head, len, tar, path, sizeof path)) {
         reply_fail(req, ctx, 500, "Image build failed: cannot store the Dockerfile");
         return;
     }

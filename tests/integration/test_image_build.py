@@ -6,12 +6,15 @@ real Redis, producers and a consumer. A Dockerfile FROM autograding_image
 ends with a negative statusId and its log. With build_approval required (a
 second producer), a build waits while a later unreviewed one builds, until
 `tangoctl builds approve`; `reject` fails another with -2. Another key can
-neither read a build's status nor run a job on its image. A body over
+neither read a build's status nor run a job on its image. A context tar
+with COPY builds; a compressed one is refused; RUN steps have no network. A body over
 build_context_max_kb is refused with 413. A consumer killed mid-build: the
 build is taken back and built by the next consumer, not lost."""
 import json
 import os
 import signal
+import io
+import tarfile
 import subprocess
 import time
 
@@ -26,6 +29,7 @@ BAD = "%s-dfbad" % timages.TAG
 WAIT = "%s-dfwait" % timages.TAG
 REJ = "%s-dfrej" % timages.TAG
 LATE = "%s-dflate" % timages.TAG
+CTX = "%s-dfctx" % timages.TAG
 
 
 def send(svc, key, name, dockerfile, port=None):
@@ -53,6 +57,19 @@ def wait_end(svc, bid, timeout=90):
     return seen, last
 
 
+def submit_on(svc, name, recipe, out):
+    """K1's job on image name; a producer accepts a newly published image
+    within a second (it caches the image list), so a refusal is retried
+    until then."""
+    got = {}
+
+    def accepted():
+        got.update(timages.submit_as(svc, K1, "lab1", recipe, out, image=name))
+        return got.get("statusId") == 0
+    tlib.wait_for(accepted, 10, 0.3)
+    return got
+
+
 def ctl(svc, *args):
     p = subprocess.run([CTL, "-c", svc.write_config(), *args], capture_output=True, text=True,
                        env=svc.env(), timeout=30)
@@ -60,7 +77,8 @@ def ctl(svc, *args):
 
 
 def check_build_and_run(svc):
-    code, r = send(svc, K1, NAME, "FROM autograding_image\nRUN echo made-by-run > /made\n")
+    code, r = send(svc, K1, NAME, "FROM autograding_image\nRUN echo made-by-run > /made && "
+                   "ls /sys/class/net > /nets\n")
     tlib.check("build answered at once with an id", code == 200 and r.get("statusId") == 1
                and isinstance(r.get("buildId"), int), (code, r))
     seen, last = wait_end(svc, r.get("buildId"))
@@ -72,16 +90,49 @@ def check_build_and_run(svc):
                and "log" not in other, (code, other))
     tlib.check("built image published", timages.wait_published(svc, NAME),
                timages.published(svc))
-    j = timages.submit_as(svc, K1, "lab1", "cat /made", "made.out", image=NAME)
+    j = submit_on(svc, NAME, "cat /made", "made.out")
     tlib.check("job on the built image added", j.get("statusId") == 0, j)
     out = timages.output_as(svc, K1, "lab1", "made.out", 90)
     tlib.check("the job sees what the RUN step made", out is not None and b"made-by-run" in out,
                out and out[-300:])
+    j = timages.submit_as(svc, K1, "lab1", "cat /nets", "nets.out", image=NAME)
+    out = timages.output_as(svc, K1, "lab1", "nets.out", 90)
+    tlib.check("the RUN step had no network (build_network none): lo only",
+               out is not None and b"\nlo\n" in out and b"eth" not in out, out and out[-300:])
     j = timages.submit_as(svc, K2, "lab2", "cat /made", "k2.out", image=NAME)
     tlib.check("another key cannot run a job on the built image", j.get("statusId") == -1, j)
     code, r = send(svc, K2, NAME, "FROM autograding_image\n")
     tlib.check("another key cannot build over the name", r.get("statusId") == -1
                and "another key" in r.get("statusMsg", ""), (code, r))
+
+
+def tar_of(files, gz=False):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w") as t:
+        for name, text in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(text)
+            t.addfile(info, io.BytesIO(text))
+    return buf.getvalue()
+
+
+def check_context(svc):
+    files = {"Dockerfile": b"FROM autograding_image\nCOPY data.txt /data.txt\n",
+             "data.txt": b"from-the-context\n"}
+    r = svc.post("/build_image/%s/" % K1, tar_of(files), headers={
+        "imageName": CTX, "Content-Type": "application/x-tar"}).json()
+    _, last = wait_end(svc, r.get("buildId"))
+    tlib.check("a context tar with COPY builds", last.get("statusId") == 0, last)
+    tlib.check("built image published", timages.wait_published(svc, CTX))
+    j = submit_on(svc, CTX, "cat /data.txt", "ctx.out")
+    tlib.check("job on the context-built image added", j.get("statusId") == 0, j)
+    out = timages.output_as(svc, K1, "lab1", "ctx.out", 90)
+    tlib.check("the job sees the copied file", out is not None and b"from-the-context" in out,
+               out and out[-300:])
+    rr = svc.post("/build_image/%s/" % K1, tar_of(files, gz=True), headers={
+        "imageName": CTX, "Content-Type": "application/x-tar"})
+    tlib.check("a compressed context is refused", rr.status == 400
+               and "Compressed" in rr.json().get("statusMsg", ""), (rr.status, rr.text[:200]))
 
 
 def check_failure_and_size(svc):
@@ -147,12 +198,13 @@ def main():
         svc.start_consumer(cfg)
         try:
             check_build_and_run(svc)
+            check_context(svc)
             check_failure_and_size(svc)
             check_approval(svc)
             check_consumer_killed(svc, cfg)
         finally:
             timages.stop_consumer(svc)
-            for n in (NAME, SLOW, BAD, WAIT, REJ, LATE):
+            for n in (NAME, SLOW, BAD, WAIT, REJ, LATE, CTX):
                 timages.forget_image("localDocker", n)
                 # an interrupted build dockerd finished anyway: by our label
                 left = tlib.docker("images", "-q", "--filter", "label=tango.image=" + n,
