@@ -129,9 +129,19 @@ static void finish(struct builder *b, struct store *st, const json_t *rec, bool 
 {
     long long id = json_integer_value(json_object_get(rec, "id"));
     const char *image = json_string_value(json_object_get(rec, "image"));
-    bool stale = false;
-    store_build_finish(st, id, b->c->token, ok ? "done" : "failed", ok ? 0 : -1,
-                       ok ? "built" : why, log_text, &stale);
+    bool stale = false, warned = false;
+    /* until Redis has it: a verdict lost here would leave the build
+     * "running" under this live consumer, never taken back */
+    while (store_build_finish(st, id, b->c->token, ok ? "done" : "failed", ok ? 0 : -1,
+                              ok ? "built" : why, log_text, &stale) != STORE_OK) {
+        if (!warned)
+            log_warn("image_build_record_failed", "build_id=%lld reason=store_unavailable "
+                     "retrying=1", id);
+        warned = true;
+        if (atomic_load(&b->c->stopping))
+            return; /* left running: the next consumer's recovery builds it again */
+        usleep(IDLE_MS * 1000);
+    }
     if (stale)
         log_warn("image_build_stale", "build_id=%lld reason=taken_back", id);
     else if (ok)
