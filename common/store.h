@@ -259,6 +259,7 @@ int store_callback_wait(struct store *st, int timeout_ms);
  * statusId: 1 while waiting/queued/running, 0 done, -1 the build failed,
  * -2 rejected, -3 lost (its consumer stopped too often). */
 #define STORE_BUILD_MAX_ATTEMPTS 2
+#define STORE_BUILDS_KEEP 1000   /* ended build records kept (the oldest go) */
 /* Gives rec a new id (*id, also set in rec) and stores it; queue: also
  * queued for a builder (else it waits for store_build_decide). */
 int store_build_add(struct store *st, json_t *rec, bool queue, int64_t *id);

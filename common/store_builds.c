@@ -6,6 +6,8 @@
  * consumer that dies mid-build leaves its id in imgbuilds:running with a
  * token whose heartbeat (consumers:seen:<token>) lapses, and
  * store_build_recover puts it back in the queue (or fails it, clearly).
+ * Ended builds are noted in imgbuilds:ended; past STORE_BUILDS_KEEP the
+ * oldest records are dropped, so the hash stays bounded.
  */
 #include "store_internal.h"
 
@@ -14,6 +16,18 @@
 #include <string.h>
 
 #include "keys.h"
+
+/* Lua: id ended; the oldest ended records past keep go (z: the ended
+ * zset, r: the records hash). Prepended to the scripts that end builds. */
+#define ENDED_LUA                                                             \
+    "local function ended(z, r, id, keep)\n"                                  \
+    "  redis.call('ZADD', z, id, id)\n"                                       \
+    "  local extra = redis.call('ZCARD', z) - keep\n"                         \
+    "  if extra > 0 then\n"                                                  \
+    "    local gone = redis.call('ZPOPMIN', z, extra)\n"                      \
+    "    for i = 1, #gone, 2 do redis.call('HDEL', r, gone[i]) end\n"         \
+    "  end\n"                                                                \
+    "end\n"
 
 static const char TAKE_LUA[] =
     "if redis.call('EXISTS', ARGV[2]) == 0 then return false end\n"
@@ -35,7 +49,7 @@ static const char TAKE_LUA[] =
     "end\n"
     "return false\n";
 
-static const char FINISH_LUA[] =
+static const char FINISH_LUA[] = ENDED_LUA
     "if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end\n"
     "redis.call('HDEL', KEYS[2], ARGV[1])\n"
     "local t = redis.call('HGET', KEYS[1], ARGV[1])\n"
@@ -43,9 +57,10 @@ static const char FINISH_LUA[] =
     "local r = cjson.decode(t)\n"
     "r.state = ARGV[3]; r.statusId = tonumber(ARGV[4]); r.message = ARGV[5]; r.log = ARGV[6]\n"
     "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(r))\n"
+    "ended(KEYS[3], KEYS[1], ARGV[1], tonumber(ARGV[7]))\n"
     "return 1\n";
 
-static const char RECOVER_LUA[] =
+static const char RECOVER_LUA[] = ENDED_LUA
     "local n = 0\n"
     "local all = redis.call('HGETALL', KEYS[2])\n"
     "for i = 1, #all, 2 do\n"
@@ -59,6 +74,7 @@ static const char RECOVER_LUA[] =
     "        r.state = 'failed'; r.statusId = -3\n"
     "        r.message = 'lost: the consumer building it stopped ' .. r.attempts ..\n"
     "                    ' times; not tried again'\n"
+    "        ended(KEYS[4], KEYS[1], id, tonumber(ARGV[3]))\n"
     "      else\n"
     "        r.state = 'queued'; r.statusId = 1\n"
     "        r.message = 'queued again: the consumer building it stopped'\n"
@@ -71,7 +87,7 @@ static const char RECOVER_LUA[] =
     "end\n"
     "return n\n";
 
-static const char DECIDE_LUA[] =
+static const char DECIDE_LUA[] = ENDED_LUA
     "local t = redis.call('HGET', KEYS[1], ARGV[1])\n"
     "if not t then return 0 end\n"
     "local r = cjson.decode(t)\n"
@@ -81,6 +97,7 @@ static const char DECIDE_LUA[] =
     "  redis.call('RPUSH', KEYS[2], ARGV[1])\n"
     "else\n"
     "  r.state = 'failed'; r.statusId = -2; r.message = 'rejected by an operator'\n"
+    "  ended(KEYS[3], KEYS[1], ARGV[1], tonumber(ARGV[3]))\n"
     "end\n"
     "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(r))\n"
     "return 1\n";
@@ -155,13 +172,14 @@ int store_build_take(struct store *st, const char *token, json_t **out)
 int store_build_finish(struct store *st, int64_t id, const char *token, const char *state,
                        int status_id, const char *message, const char *log, bool *stale)
 {
-    char k_recs[KEY_MAX], k_run[KEY_MAX];
+    char k_recs[KEY_MAX], k_run[KEY_MAX], k_end[KEY_MAX];
     store_key(st, k_recs, KEY_IMGBUILDS);
     store_key(st, k_run, KEY_IMGBUILDS_RUNNING);
+    store_key(st, k_end, KEY_IMGBUILDS_ENDED);
     int status;
-    redisReply *r = store_cmdf(st, &status, "EVAL %s 2 %s %s %lld %s %s %d %s %s", FINISH_LUA,
-                               k_recs, k_run, (long long)id, token, state, status_id, message,
-                               log);
+    redisReply *r = store_cmdf(st, &status, "EVAL %s 3 %s %s %s %lld %s %s %d %s %s %d",
+                               FINISH_LUA, k_recs, k_run, k_end, (long long)id, token, state,
+                               status_id, message, log, STORE_BUILDS_KEEP);
     if (!r)
         return status;
     *stale = r->type != REDIS_REPLY_INTEGER || r->integer != 1;
@@ -171,14 +189,16 @@ int store_build_finish(struct store *st, int64_t id, const char *token, const ch
 
 int store_build_recover(struct store *st, long long *n)
 {
-    char k_recs[KEY_MAX], k_run[KEY_MAX], k_q[KEY_MAX], k_seen[KEY_MAX];
+    char k_recs[KEY_MAX], k_run[KEY_MAX], k_q[KEY_MAX], k_end[KEY_MAX], k_seen[KEY_MAX];
     store_key(st, k_recs, KEY_IMGBUILDS);
     store_key(st, k_run, KEY_IMGBUILDS_RUNNING);
     store_key(st, k_q, KEY_IMGBUILDS_QUEUE);
+    store_key(st, k_end, KEY_IMGBUILDS_ENDED);
     store_key(st, k_seen, KEY_CONSUMER_SEEN);
     int status;
-    redisReply *r = store_cmdf(st, &status, "EVAL %s 3 %s %s %s %s %d", RECOVER_LUA, k_recs, k_run,
-                               k_q, k_seen, STORE_BUILD_MAX_ATTEMPTS);
+    redisReply *r = store_cmdf(st, &status, "EVAL %s 4 %s %s %s %s %s %d %d", RECOVER_LUA, k_recs,
+                               k_run, k_q, k_end, k_seen, STORE_BUILD_MAX_ATTEMPTS,
+                               STORE_BUILDS_KEEP);
     if (!r)
         return status;
     *n = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
@@ -188,12 +208,13 @@ int store_build_recover(struct store *st, long long *n)
 
 int store_build_decide(struct store *st, int64_t id, bool approve, long long *result)
 {
-    char k_recs[KEY_MAX], k_q[KEY_MAX];
+    char k_recs[KEY_MAX], k_q[KEY_MAX], k_end[KEY_MAX];
     store_key(st, k_recs, KEY_IMGBUILDS);
     store_key(st, k_q, KEY_IMGBUILDS_QUEUE);
+    store_key(st, k_end, KEY_IMGBUILDS_ENDED);
     int status;
-    redisReply *r = store_cmdf(st, &status, "EVAL %s 2 %s %s %lld %s", DECIDE_LUA, k_recs, k_q,
-                               (long long)id, approve ? "1" : "0");
+    redisReply *r = store_cmdf(st, &status, "EVAL %s 3 %s %s %s %lld %s %d", DECIDE_LUA, k_recs,
+                               k_q, k_end, (long long)id, approve ? "1" : "0", STORE_BUILDS_KEEP);
     if (!r)
         return status;
     *result = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
