@@ -5,8 +5,8 @@
  * consumer is one process: a dispatcher
  * (main thread: leader lease, leasing, renewal, the lease sweep, cancels),
  * one worker thread per held job, a reaper (VMMS clean-up), a callback
- * sender, a partial-output publisher and an upkeep thread (images, builds,
- * pools).
+ * sender, a partial-output publisher, an upkeep thread (images, /build
+ * tarballs, pools) and the Dockerfile builder threads (builder.h).
  */
 #ifndef TANGO_CONSUMER_H
 #define TANGO_CONSUMER_H
