@@ -55,6 +55,14 @@ static const struct option_def options[] = {
     INT("max_request_kb", max_request_kb, 1024, 1, 65536),
     INT("max_upload_mb", max_upload_mb, 256, 1, 65536),
     INT("build_timeout_s", build_timeout_s, 600, 1, 86400),
+    STR("build_approval", build_approval, "none", 16),
+    INT("build_image_timeout_s", build_image_timeout_s, 900, 10, 86400),
+    INT("build_memory_mb", build_memory_mb, 2048, 64, 1048576),
+    INT("build_log_max_kb", build_log_max_kb, 64, 1, 16384),
+    INT("build_context_max_kb", build_context_max_kb, 8192, 1, 1048576),
+    INT("builds_at_once", builds_at_once, 1, 0, 64),
+    STR("build_network", build_network, "none", 16),
+    STR("build_docker_socket", build_docker_socket, "/var/run/docker.sock", 107),
     INT("image_max_unpacked_mb", image_max_unpacked_mb, 16384, 1, 16777216),
     INT("image_max_entries", image_max_entries, 1000000, 1, 1000000000),
     STR("redis_url", redis_url, "redis://127.0.0.1:6379/0", 1024),
@@ -490,6 +498,14 @@ static int validate(struct tango_config *cfg, char *err, size_t errlen)
     }
     if (cfg->default_max_kb > cfg->max_output_kb) {
         snprintf(err, errlen, "config key \"default_max_kb\": larger than max_output_kb");
+        return -1;
+    }
+    if (strcmp(cfg->build_approval, "none") != 0 && strcmp(cfg->build_approval, "required") != 0) {
+        snprintf(err, errlen, "config key \"build_approval\": must be none or required");
+        return -1;
+    }
+    if (strcmp(cfg->build_network, "none") != 0 && strcmp(cfg->build_network, "bridge") != 0) {
+        snprintf(err, errlen, "config key \"build_network\": must be none or bridge");
         return -1;
     }
     if (log_level_parse(cfg->log_level) < 0) {

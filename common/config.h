@@ -31,6 +31,14 @@ struct tango_config {
     int max_request_kb;
     int max_upload_mb;
     int build_timeout_s;
+    char *build_approval;      /* /build_image: "none" or "required" (tangoctl builds approve) */
+    int build_image_timeout_s; /* one Dockerfile build, whole */
+    int build_memory_mb;       /* memory of a build's RUN steps */
+    int build_log_max_kb;      /* build log kept per build */
+    int build_context_max_kb;  /* Dockerfile or context tar of one /build_image */
+    int builds_at_once;        /* Dockerfile builds per consumer (0: this consumer builds none) */
+    char *build_network;       /* RUN steps' network: "none" or "bridge" (Docker's default) */
+    char *build_docker_socket; /* the dockerd Dockerfile builds run on */
     int image_max_unpacked_mb; /* what a /build image may unpack to (all layers) */
     int image_max_entries;     /* files of a /build image (all layers) */
     /* shared state */

@@ -45,6 +45,10 @@
     X(BUILD_LASTID,    "build:lastid",    "INCR counter for build ids")                        \
     X(BUILDS_QUEUE,    "builds:queue",    "list of build JSON queued by producers")            \
     X(BUILD_RESULT,    "build:result:",   "build:result:<id>: {ok, message}")                  \
+    X(IMGBUILDS,       "imgbuilds",       "hash id -> /build_image record JSON {id, keyId, image, state, statusId, message, log, ..}") \
+    X(IMGBUILDS_QUEUE, "imgbuilds:queue", "list of /build_image ids approved and waiting for a consumer's builder") \
+    X(IMGBUILDS_RUNNING, "imgbuilds:running", "hash /build_image id -> token of the consumer building it") \
+    X(IMGBUILDS_ENDED, "imgbuilds:ended", "zset of ended /build_image ids (score = id); past STORE_BUILDS_KEEP the oldest records go") \
     X(CALLBACKS_DUE,   "callbacks:due",   "zset callback JSON -> due time (Redis time, ms)")   \
     X(CALLBACKS_FAILED, "callbacks:failed", "list of callbacks given up")                      \
     X(CALLBACKS_WAKE,  "callbacks:wake",  "list pushed when a callback is queued (BLPOP)")     \

@@ -253,6 +253,36 @@ int store_callback_give_up(struct store *st, const char *member);
 /* Blocks up to timeout_ms until a callback is queued (no polling). */
 int store_callback_wait(struct store *st, int timeout_ms);
 
+/* Dockerfile builds (/build_image, store_builds.c). A record is JSON
+ * {id, keyId, image, path, context, state, statusId, message, log,
+ * attempts}; state: waiting (for approval), queued, running, done, failed.
+ * statusId: 1 while waiting/queued/running, 0 done, -1 the build failed,
+ * -2 rejected, -3 lost (its consumer stopped too often). */
+#define STORE_BUILD_MAX_ATTEMPTS 2
+#define STORE_BUILDS_KEEP 1000   /* ended build records kept (the oldest go) */
+/* Gives rec a new id (*id, also set in rec) and stores it; queue: also
+ * queued for a builder (else it waits for store_build_decide). */
+int store_build_add(struct store *st, json_t *rec, bool queue, int64_t *id);
+/* The record of build id (STORE_NOT_FOUND when none). */
+int store_build_get(struct store *st, int64_t id, json_t **out);
+/* Every build record, as a JSON array (caller decrefs). */
+int store_build_all(struct store *st, json_t **out);
+/* Takes the next queued build for the consumer token (marked running,
+ * attempts counted); STORE_NOT_FOUND when none is queued or token has no
+ * heartbeat yet (another consumer would take it back at once). */
+int store_build_take(struct store *st, const char *token, json_t **out);
+/* Ends build id run by token: state "done" or "failed", its statusId,
+ * message and log. *stale: token no longer held it (nothing written). */
+int store_build_finish(struct store *st, int64_t id, const char *token, const char *state,
+                       int status_id, const char *message, const char *log, bool *stale);
+/* Takes back every running build whose consumer has no heartbeat: queued
+ * again at the head, or failed (-3) after STORE_BUILD_MAX_ATTEMPTS. *n: how
+ * many. */
+int store_build_recover(struct store *st, long long *n);
+/* Approves (queues) or rejects (fails, -2) waiting build id. *result: 1
+ * done, 0 no such build, -1 it is not waiting. */
+int store_build_decide(struct store *st, int64_t id, bool approve, long long *result);
+
 /* Image builds queued by producers. */
 int store_next_build(struct store *st, json_t **build);
 int store_set_build_result(struct store *st, int64_t build_id, bool ok, const char *message);

@@ -5,8 +5,8 @@
  * consumer is one process: a dispatcher
  * (main thread: leader lease, leasing, renewal, the lease sweep, cancels),
  * one worker thread per held job, a reaper (VMMS clean-up), a callback
- * sender, a partial-output publisher and an upkeep thread (images, builds,
- * pools).
+ * sender, a partial-output publisher, an upkeep thread (images, /build
+ * tarballs, pools) and the Dockerfile builder threads (builder.h).
  */
 #ifndef TANGO_CONSUMER_H
 #define TANGO_CONSUMER_H
@@ -27,6 +27,7 @@ struct reaper;
 struct consumer_metrics;
 struct disk_guard;
 struct backend_health;
+struct builder;
 
 struct consumer {
     struct tango_config *cfg;
@@ -48,6 +49,7 @@ struct consumer {
     struct disk_guard *disk; /* disk_guard.c: the free-space floor */
     struct backend_health *health;    /* backend_health.c; set before the threads start */
     atomic_bool backend_down;         /* the back end cannot be reached: lease nothing */
+    struct builder *builder;          /* builder.c: Dockerfile builds (NULL: none) */
 };
 
 /* plugin.c: loads cfg->vmms from cfg->vmms_dir and initialises it. */
@@ -86,6 +88,9 @@ void *callback_main(void *consumer);
 void *partial_main(void *consumer);
 /* upkeep.c: images, builds and pools (leader only). */
 void *upkeep_main(void *consumer);
+/* upkeep.c: publishes the VMMS's image list to Redis now (also after a
+ * Dockerfile build, from the builder). */
+void upkeep_publish_images(struct consumer *c, struct store *st);
 
 /* metrics_http.c: the consumer's Prometheus families and its /metrics
  * listener (metrics_bind:metrics_port; 0: no listener), on its own thread

@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 
 #include "backend_health.h"
+#include "builder.h"
 #include "consumer.h"
 #include "disk_guard.h"
 #include "log.h"
@@ -85,6 +86,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "tango-consumer: cannot start the disk guard thread\n");
         return 2;
     }
+    if (builder_start(&c)) {
+        fprintf(stderr, "tango-consumer: cannot start the image builder threads\n");
+        return 2;
+    }
     the_consumer = &c;
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
@@ -105,6 +110,7 @@ int main(int argc, char **argv)
     pthread_join(t_cb, NULL);
     pthread_join(t_partial, NULL);
     pthread_join(t_upkeep, NULL);
+    builder_stop(&c);
     reaper_stop(&c);
     disk_guard_stop(&c);
     backend_health_stop(&c);

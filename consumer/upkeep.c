@@ -16,7 +16,7 @@
 #define IMAGES_EVERY_S 30
 #define TICK_MS 500
 
-static void publish_images(struct consumer *c, struct store *st)
+void upkeep_publish_images(struct consumer *c, struct store *st)
 {
     char **names = NULL;
     size_t n = 0;
@@ -79,7 +79,7 @@ void *upkeep_main(void *arg)
             while (!atomic_load(&c->stopping) && load_build(c, st))
                 built = true;
             if (built || time(NULL) - last_images >= IMAGES_EVERY_S) {
-                publish_images(c, st);
+                upkeep_publish_images(c, st);
                 last_images = time(NULL);
             }
             pool_tick(c->pool, st);

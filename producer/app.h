@@ -71,6 +71,7 @@ struct route_ctx {
     char key_id[KEY_ID_LEN + 1];        /* the caller's key id, when the route takes a key */
     char key_id_legacy[KEY_ID_LEN + 1]; /* its id before the secret (old job records) */
     char lab_dir[LAB_DIR_MAX];  /* set when the route has KEY/COURSELAB */
+    const char *too_large;      /* on_head's 413 text for a body past its limit, or NULL */
     void *state;                /* handler's own (e.g. an upload) */
     void (*free_state)(void *state);
 };
@@ -110,6 +111,15 @@ bool app_is_utf8(const char *s);
  * success ctx->state is the struct upload. Replies itself on failure. */
 void stream_body_to_dir(struct http_request *req, struct route_ctx *ctx, const char *dir);
 
+/* Whether the caller's key may build image (handlers_admin.c): not one of
+ * config's images, and the name is its own in images:owners (claimed now
+ * if nobody built it: the one ownership rule of /build and /build_image).
+ * Replies itself (the reason named) and returns false otherwise. */
+bool build_claim(struct http_request *req, struct route_ctx *ctx, const char *image);
+/* Makes (0700) and names the directory build bodies wait in for the
+ * consumer (<courselabs>/.builds); -1 when it cannot. */
+int app_builds_dir(struct app *app, char *out, size_t len);
+
 /* Whether a job record belongs to the caller's key: its "keyId", or, for a
  * record made before jobs recorded one, the key id its "labDir" was named
  * with (so each old job stays visible to the key that made it, and to no
@@ -137,6 +147,9 @@ void h_pool(struct http_request *req, struct route_ctx *ctx);
 void h_prealloc(struct http_request *req, struct route_ctx *ctx);
 void h_build_head(struct http_request *req, struct route_ctx *ctx);
 void h_build(struct http_request *req, struct route_ctx *ctx);
+void h_build_image_head(struct http_request *req, struct route_ctx *ctx);
+void h_build_image(struct http_request *req, struct route_ctx *ctx);
+void h_build_status(struct http_request *req, struct route_ctx *ctx);
 void h_job(struct http_request *req, struct route_ctx *ctx);
 void h_cancel(struct http_request *req, struct route_ctx *ctx);
 

@@ -190,7 +190,7 @@ void h_prealloc(struct http_request *req, struct route_ctx *ctx)
     reply_ok(req, "VMs preallocated", NULL);
 }
 
-static int builds_dir(struct app *app, char *out, size_t len)
+int app_builds_dir(struct app *app, char *out, size_t len)
 {
     char *real = realpath(app->cfg->courselabs, NULL);
     if (!real)
@@ -202,10 +202,7 @@ static int builds_dir(struct app *app, char *out, size_t len)
     return mkdir_p(out, 0700);
 }
 
-/* Whether the caller's key may build image: not a configured image, and
- * the name is its own (claimed now if nobody built it). Replies itself
- * (the reason named) and returns false otherwise. */
-static bool build_claim(struct http_request *req, struct route_ctx *ctx, const char *image)
+bool build_claim(struct http_request *req, struct route_ctx *ctx, const char *image)
 {
     char text[512];
     if (app_image_is_configured(ctx->app, image)) {
@@ -241,7 +238,7 @@ void h_build_head(struct http_request *req, struct route_ctx *ctx)
     if (!build_claim(req, ctx, image))
         return;
     char dir[PATH_MAX];
-    if (mkdir_p(ctx->app->cfg->courselabs, 0755) || builds_dir(ctx->app, dir, sizeof dir)) {
+    if (mkdir_p(ctx->app->cfg->courselabs, 0755) || app_builds_dir(ctx->app, dir, sizeof dir)) {
         log_error("build_dir_failed", "errno=%d", errno);
         reply_fail(req, ctx, 500, "Image build failed: cannot store the tarball");
         return;
@@ -303,7 +300,7 @@ void h_build(struct http_request *req, struct route_ctx *ctx)
     RAND_bytes(rnd, sizeof rnd);
     hex_encode(rnd, sizeof rnd, hex);
     snprintf(name, sizeof name, "build-%s.tar", hex);
-    if (builds_dir(app, dir, sizeof dir) || upload_commit(up, name)) {
+    if (app_builds_dir(app, dir, sizeof dir) || upload_commit(up, name)) {
         reply_fail(req, ctx, 500, "Image build failed: cannot store the tarball");
         return;
     }

@@ -133,7 +133,9 @@ void router_on_request(struct http_request *req, void *arg)
     struct route_ctx *ctx = http_user(req);
     if (http_body_too_large(req)) {
         char msg[160];
-        if (ctx->route->body == RB_STREAM)
+        if (ctx->too_large)
+            snprintf(msg, sizeof msg, "%s", ctx->too_large);
+        else if (ctx->route->body == RB_STREAM)
             snprintf(msg, sizeof msg, "File too large: the limit is %d MiB",
                      ctx->app->cfg->max_upload_mb);
         else if (ctx->route->body == RB_JSON)

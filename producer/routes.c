@@ -23,6 +23,8 @@ static const struct route routes[] = {
     /* Autolab's TangoClient.prealloc sends GET with the same JSON body */
     {"GET",  "prealloc",         3, 3, true,  false, true,  RB_JSON,   NULL,          h_prealloc},
     {"POST", "build",            1, 1, true,  false, true,  RB_STREAM, h_build_head,  h_build},
+    {"POST", "build_image",      1, 1, true,  false, false, RB_STREAM, h_build_image_head, h_build_image},
+    {"GET",  "build_status",     2, 2, true,  false, false, RB_NONE,   NULL,          h_build_status},
     {"GET",  "health",           0, 0, false, false, false, RB_NONE,   NULL,          h_health},
     {"GET",  "metrics",          0, 0, false, false, false, RB_NONE,   NULL,          h_metrics},
     {"GET",  "job",              2, 2, true,  false, false, RB_NONE,   NULL,          h_job},

@@ -29,6 +29,7 @@ static const struct {
     {"pause", cmd_pause, "pause [--reason TEXT]       lease nothing new (running jobs go on)"},
     {"resume", cmd_resume, "resume                      lease again"},
     {"drain", cmd_drain, "drain [--consumer TOKEN]    ask the leader (or TOKEN) to drain and exit"},
+    {"builds", cmd_builds, "builds list|approve ID|reject ID|log ID   Dockerfile builds (/build_image)"},
     {"callbacks", cmd_callbacks, "callbacks retry             move callbacks:failed back to callbacks:due"},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)

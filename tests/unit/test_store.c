@@ -749,6 +749,84 @@ static void test_redis_restart_under_idle_handle(void **state)
     assert_all_keys_prefixed();
 }
 
+/* /build_image records (store_builds.c): a take needs the consumer's
+ * heartbeat; a dead consumer's build is queued again, then failed (-3);
+ * finish by a consumer that lost it is stale; approve queues, reject fails
+ * (-2); ended records past STORE_BUILDS_KEEP go, oldest first. */
+static json_t *new_build(struct store *st, bool queue, int64_t *id)
+{
+    json_t *rec = json_pack("{s:s, s:s, s:i, s:s, s:i}", "keyId", "k", "image", "img", "statusId",
+                            1, "state", queue ? "queued" : "waiting", "attempts", 0);
+    assert_int_equal(store_build_add(st, rec, queue, id), STORE_OK);
+    return rec;
+}
+
+static long long build_status_id(struct store *st, int64_t id)
+{
+    json_t *rec = NULL;
+    assert_int_equal(store_build_get(st, id, &rec), STORE_OK);
+    long long v = json_integer_value(json_object_get(rec, "statusId"));
+    json_decref(rec);
+    return v;
+}
+
+static void test_image_builds(void **state)
+{
+    (void)state;
+    struct store *st = new_store();
+    char k[KMAX];
+    int64_t id;
+    json_decref(new_build(st, true, &id));
+    json_t *got = NULL;
+    assert_int_equal(store_build_take(st, "tok", &got), STORE_NOT_FOUND); /* no heartbeat */
+    redis_ok("SET %s %s", K(k, "consumers:seen:tok"), "{}");
+    assert_int_equal(store_build_take(st, "tok", &got), STORE_OK);
+    assert_string_equal(json_string_value(json_object_get(got, "state")), "running");
+    json_decref(got);
+    long long n = 0;
+    assert_int_equal(store_build_recover(st, &n), STORE_OK);
+    assert_int_equal(n, 0); /* its consumer is alive */
+    redis_ok("DEL %s", K(k, "consumers:seen:tok"));
+    assert_int_equal(store_build_recover(st, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    bool stale = false;
+    assert_int_equal(store_build_finish(st, id, "tok", "done", 0, "built", "", &stale), STORE_OK);
+    assert_true(stale); /* taken back: its old builder's verdict is not written */
+    redis_ok("SET %s %s", K(k, "consumers:seen:tok2"), "{}");
+    assert_int_equal(store_build_take(st, "tok2", &got), STORE_OK);
+    assert_int_equal(json_integer_value(json_object_get(got, "attempts")), 2);
+    json_decref(got);
+    redis_ok("DEL %s", K(k, "consumers:seen:tok2"));
+    assert_int_equal(store_build_recover(st, &n), STORE_OK);
+    assert_int_equal(build_status_id(st, id), -3); /* lost twice: failed, said so */
+
+    int64_t a, b;
+    json_decref(new_build(st, false, &a));
+    json_decref(new_build(st, false, &b));
+    long long res = 0;
+    assert_int_equal(store_build_decide(st, a, true, &res), STORE_OK);
+    assert_int_equal(res, 1);
+    assert_int_equal(store_build_decide(st, a, true, &res), STORE_OK);
+    assert_int_equal(res, -1); /* not waiting any more */
+    assert_int_equal(store_build_decide(st, 999999, false, &res), STORE_OK);
+    assert_int_equal(res, 0);
+    assert_int_equal(store_build_decide(st, b, false, &res), STORE_OK);
+    assert_int_equal(build_status_id(st, b), -2);
+
+    for (int i = 0; i < STORE_BUILDS_KEEP + 5; i++) {
+        json_decref(new_build(st, false, &id));
+        assert_int_equal(store_build_decide(st, id, false, &res), STORE_OK);
+    }
+    json_t *all = NULL;
+    assert_int_equal(store_build_all(st, &all), STORE_OK);
+    /* ended records bounded; the queued (approved) one a is not ended */
+    assert_int_equal(json_array_size(all), STORE_BUILDS_KEEP + 1);
+    json_decref(all);
+    assert_int_equal(store_build_get(st, b, &got), STORE_NOT_FOUND); /* oldest went */
+    store_free(st);
+    assert_all_keys_prefixed();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -762,6 +840,7 @@ int main(void)
         cmocka_unit_test(test_pools),
         cmocka_unit_test(test_partial_output),
         cmocka_unit_test(test_builds),
+        cmocka_unit_test(test_image_builds),
         cmocka_unit_test(test_db_and_auth),
         cmocka_unit_test(test_redis_down_and_back),
         cmocka_unit_test(test_redis_restart_under_idle_handle),
