@@ -93,8 +93,10 @@ $(BUILD)/tango-producer: $(BUILD)/obj/producer/main.o $(LIBPRODUCER) $(LIBCOMMON
 $(BUILD)/tango-consumer: $(BUILD)/obj/consumer/main.o $(LIBCONSUMER) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -rdynamic $^ $(LDLIBS) -o $@
 
-$(call objs_of,$(CTL_SRC)): tangoctl/ctl.h
-$(BUILD)/tangoctl: $(call objs_of,$(CTL_SRC)) $(LIBCOMMON)
+# tangoctl images calls dockerd through the back ends' one Engine API client
+CTL_VMMS := vmms/common/engine.c vmms/common/grading.c
+$(call objs_of,$(CTL_SRC)): tangoctl/ctl.h tangoctl/images.h
+$(BUILD)/tangoctl: $(call objs_of,$(CTL_SRC) $(CTL_VMMS)) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # The autodriver runs inside the autograding image: it links nothing but libc

@@ -40,6 +40,7 @@ int cmd_resume(struct ctl *x, int argc, char **argv);
 int cmd_drain(struct ctl *x, int argc, char **argv);
 int cmd_callbacks(struct ctl *x, int argc, char **argv);
 int cmd_builds(struct ctl *x, int argc, char **argv);
+int cmd_images(struct ctl *x, int argc, char **argv);
 
 /* Refuses: prints "tangoctl: <message>" on stderr (and {"ok":false,
  * "error":...} on stdout with --json); returns code. */

@@ -4,7 +4,7 @@
  * Redis only, through the store module (common/store*.c, keys from
  * keys.h), so every command works with the services stopped. Owns the
  * command table and option parsing; each command group lives in its own
- * file (status.c, jobs.c, control.c), the output helpers of ctl.h in ctl.c.
+ * file (status.c, jobs.c, control.c, builds.c, images*.c), the output helpers of ctl.h in ctl.c.
  *
  *   tangoctl [-c FILE] [--json] COMMAND [ARGS]
  */
@@ -30,6 +30,7 @@ static const struct {
     {"resume", cmd_resume, "resume                      lease again"},
     {"drain", cmd_drain, "drain [--consumer TOKEN]    ask the leader (or TOKEN) to drain and exit"},
     {"builds", cmd_builds, "builds list|approve ID|reject ID|log ID   Dockerfile builds (/build_image)"},
+    {"images", cmd_images, "images [prune [--dry-run] [--match GLOB]...]   images per back end, their users; prune ours unused"},
     {"callbacks", cmd_callbacks, "callbacks retry             move callbacks:failed back to callbacks:due"},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
