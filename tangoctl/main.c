@@ -2,7 +2,8 @@
  * main.c: tangoctl, the operator's command-line tool. It reads the same
  * config as the services (-c FILE, TANGO_<KEY> environment) and talks to
  * Redis only, through the store module (common/store*.c, keys from
- * keys.h), so every command works with the services stopped. Owns the
+ * keys.h), so every command works with the services stopped; `images`
+ * alone also reads dockerd and localOCI's store (images*.c). Owns the
  * command table and option parsing; each command group lives in its own
  * file (status.c, jobs.c, control.c, builds.c, images*.c), the output helpers of ctl.h in ctl.c.
  *
