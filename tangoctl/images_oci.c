@@ -64,9 +64,12 @@ static json_t *read_record(const char *store, const char *file)
     return rec;
 }
 
-/* Rows of the records; the layers of every kept record into keep. */
-static void records(struct img_run *r, const char *store, json_t *keep)
+/* Rows of the records; the layers of every kept record into keep.
+ * Returns false when a kept record could not be read (its layers are
+ * unknown: no layer may go). */
+static bool records(struct img_run *r, const char *store, json_t *keep)
 {
+    bool known = true;
     json_t *files = list_dir(store, "images");
     size_t i;
     json_t *f;
@@ -84,7 +87,11 @@ static void records(struct img_run *r, const char *store, json_t *keep)
             snprintf(p, sizeof p, "%s/images/%s", store, file);
             img_removed(r, unlink(p) == 0, strerror(errno));
         }
-        if (!img_row_goes(r)) {
+        if (!img_row_goes(r) && !json_is_array(json_object_get(rec, "layers"))) {
+            fprintf(stderr, "tangoctl: localOCI: record %s unreadable: no layer is pruned\n",
+                    file);
+            known = false;
+        } else if (!img_row_goes(r)) {
             size_t j;
             json_t *l;
             json_array_foreach(json_object_get(rec, "layers"), j, l)
@@ -94,6 +101,7 @@ static void records(struct img_run *r, const char *store, json_t *keep)
     }
     r->failed |= files == NULL;
     json_decref(files);
+    return known && files != NULL;
 }
 
 static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
@@ -104,8 +112,8 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
 }
 
 /* Rows of the layers: one no kept record lists and older than the grace
- * is "ours" to remove. */
-static void layers(struct img_run *r, const char *store, const json_t *keep)
+ * is "ours" to remove, unless known is false (a record unread). */
+static void layers(struct img_run *r, const char *store, const json_t *keep, bool known)
 {
     json_t *names = list_dir(store, "layers");
     size_t i;
@@ -120,7 +128,7 @@ static void layers(struct img_run *r, const char *store, const json_t *keep)
         bool listed = json_object_get(keep, hex) != NULL;
         bool young = time(NULL) - st.st_mtime < LAYER_GRACE_S;
         snprintf(label, sizeof label, "layer:%.64s", hex);
-        if (img_row(r, "localOCI", label, !listed && !young, listed))
+        if (img_row(r, "localOCI", label, known && !listed && !young, listed))
             img_removed(r, nftw(p, rm_cb, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) == 0,
                         strerror(errno));
     }
@@ -135,7 +143,7 @@ void img_oci(struct img_run *r)
     if (!store || store[0] != '/')
         return;
     json_t *keep = json_object();
-    records(r, store, keep);
-    layers(r, store, keep);
+    bool known = records(r, store, keep);
+    layers(r, store, keep, known);
     json_decref(keep);
 }

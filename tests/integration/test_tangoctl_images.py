@@ -12,7 +12,8 @@ in a temp directory.
   - `images` lists them with the right in-use counts and the owner's
     course (never the keyId); `prune --dry-run` marks only the unused
     labelled image, the old orphan layer, the unused pull record and its
-    layer, and removes nothing; `prune` removes exactly those.
+    layer, and removes nothing; `prune` removes exactly those. With a
+    record that cannot be read, no layer is removed.
 
 The machine's dockerd is shared: removal is limited with --match to this
 run's names (and the temp store's), so no other labelled image is touched.
@@ -134,6 +135,16 @@ def checks(svc, cfg, store):
                sorted((before - present(store)) ^ want))
     tlib.check("prune kept the in-use and the unlabelled image",
                tlib.image_id(USED) and tlib.image_id(UNLAB))
+
+    # a record that cannot be read: its layers are unknown, so no layer goes
+    with open(os.path.join(store, "images", "broken.json"), "w") as f:
+        f.write("{not json")
+    orphan = os.path.join(store, "layers", "f" * 64)
+    os.makedirs(orphan)
+    os.utime(orphan, (time.time() - 7200,) * 2)
+    rc, doc, out = ctl(svc, cfg, "images", "prune", *match)
+    tlib.check("prune with an unreadable record removes no layer",
+               os.path.isdir(orphan) and "unreadable" in out, out[-500:])
 
 
 def main():
