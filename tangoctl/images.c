@@ -4,24 +4,15 @@
  * images:owners, never the key) and what uses it: queued and running jobs'
  * records, warm pools (pools:wanted, pools:state) and the config's
  * "images". Prune removes only what the back ends call ours and nothing
- * uses. Owns gathering the uses, the rows' actions and the output.
+ * uses. Owns the command's options, gathering the uses and the output
+ * (the rows and their actions: images_rows.c).
  */
-#include <fnmatch.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "images.h"
 
 #define LIVE_MAX 1000000 /* live jobs read; more and prune refuses */
-
-const char *img_canon(const char *name, char *buf, size_t len)
-{
-    size_t n = strlen(name);
-    if (n > 7 && strcmp(name + n - 7, ":latest") == 0)
-        n -= 7;
-    snprintf(buf, len, "%.*s", (int)n, name);
-    return buf;
-}
 
 static void use(json_t *uses, const char *name)
 {
@@ -30,24 +21,6 @@ static void use(json_t *uses, const char *name)
         return;
     img_canon(name, c, sizeof c);
     json_object_set_new(uses, c, json_integer(json_integer_value(json_object_get(uses, c)) + 1));
-}
-
-long long img_use_count(const json_t *uses, const char *name)
-{
-    char c[512];
-    long long n = json_integer_value(json_object_get(uses, img_canon(name, c, sizeof c)));
-    if (strncmp(name, "reg-", 4) == 0 && strlen(name) == 68) {
-        const char *k;
-        json_t *v;
-        char tail[80];
-        snprintf(tail, sizeof tail, "@sha256:%s", name + 4);
-        json_object_foreach((json_t *)uses, k, v) {
-            size_t kl = strlen(k);
-            if (kl > 71 && strcmp(k + kl - 71, tail) == 0)
-                n += json_integer_value(v);
-        }
-    }
-    return n;
 }
 
 /* Every user of an image into r->uses; a CTL_ code. */
@@ -77,44 +50,6 @@ static int gather_uses(struct img_run *r)
     for (size_t j = 0; j < x->cfg.nimages; j++)
         use(r->uses, x->cfg.images[j]);
     return CTL_OK;
-}
-
-/* Whether --match lets prune touch name. */
-static bool matched(const struct img_run *r, const char *name)
-{
-    for (int i = 0; i < r->nmatch; i++)
-        if (fnmatch(r->match[i], name, 0) == 0)
-            return true;
-    return r->nmatch == 0;
-}
-
-bool img_row(struct img_run *r, const char *backend, const char *name, bool ours,
-             long long in_use)
-{
-    bool go = r->prune && ours && in_use == 0 && matched(r, name);
-    const char *action = !go ? "keep" : r->dry ? "remove" : "removed";
-    json_array_append_new(r->rows, json_pack("{s:s, s:s, s:b, s:I, s:s}", "backend", backend,
-                                             "name", name, "ours", ours, "in_use",
-                                             (json_int_t)in_use, "action", action));
-    return go && !r->dry;
-}
-
-bool img_row_goes(const struct img_run *r)
-{
-    json_t *row = json_array_get(r->rows, json_array_size(r->rows) - 1);
-    const char *a = json_string_value(json_object_get(row, "action"));
-    return a && (strcmp(a, "remove") == 0 || strcmp(a, "removed") == 0);
-}
-
-void img_removed(struct img_run *r, bool ok, const char *why)
-{
-    if (ok)
-        return;
-    json_t *row = json_array_get(r->rows, json_array_size(r->rows) - 1);
-    json_object_set_new(row, "action", json_string("failed"));
-    fprintf(stderr, "tangoctl: removing %s: %s\n",
-            json_string_value(json_object_get(row, "name")), why);
-    r->failed = 1;
 }
 
 /* The course of each owned image ({image: course}; "?" when no job of

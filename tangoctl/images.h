@@ -1,6 +1,7 @@
 /*
- * images.h: what tangoctl images' three files share: images.c gathers what
+ * images.h: what tangoctl images' files share: images.c gathers what
  * uses an image (live jobs, warm pools, the config's images) and prints;
+ * images_rows.c makes the rows (below) and decides each one's action;
  * images_docker.c lists and prunes the Docker images of the Engine API;
  * images_oci.c lists and prunes localOCI's layer store. A back end's rows
  * are JSON objects {backend, name, ours, in_use, action} appended to one
