@@ -85,6 +85,8 @@ def main():
                                           r"authentication|credentials)", "bad credentials")
             finally:
                 tlib.check("consumer drains and exits 0", svc.consumers[0].stop(60) == 0)
+                print("".join("# " + l[:700] + "\n" for l in pulls(svc)[1].splitlines()
+                              if re.search(r"event=image_pull", l)), end="")
             svc.consumers.clear()
             test_registry.no_secret_anywhere(svc)
     finally:

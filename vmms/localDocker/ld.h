@@ -111,7 +111,8 @@ int ld_get_partial_output(void *ctx, struct vmms_vm *vm, size_t max_bytes,
 
 /* ---- images.c ---- */
 int ld_get_images(void *ctx, char ***names, size_t *count, char *err, size_t errlen);
-/* image_id (vmms.h): the engine's "Id" of image name (GET /images/NAME/json). */
+/* image_id (vmms.h): the engine's "Id" of image name (GET /images/NAME/json), a
+ * local name or a registry reference (image_ref.h). */
 int ld_image_id(void *ctx, const char *name, char *id, size_t idlen, char *err, size_t errlen);
 int ld_load_image(void *ctx, const char *tar_path, const char *name, int timeout_s,
                   const struct vmms_image_limits *lim, char *err, size_t errlen);
