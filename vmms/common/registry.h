@@ -11,8 +11,9 @@
  *                        the request again);
  *   registry_manifest.c  the parse of a manifest or an index (OCI and
  *                        Docker v2), linux/amd64 chosen from an index;
- *   registry_ref.c       a tag resolved to its digest, and the
- *                        X-Registry-Auth value of a pull through dockerd.
+ *   registry_ref.c       a tag resolved to its digest;
+ *   registry_engine_auth.c  the X-Registry-Auth value of a pull or a push
+ *                        through dockerd (also linked into the consumer).
  * Registry answers are outside input: registry_manifest.c and the challenge
  * parse are fuzzed by tests/fuzz/fuzz_registry.c. Credentials (registries.h)
  * are read when a registry asks for them and never logged; a token or a
@@ -77,7 +78,10 @@ int reg_get_blob_file(struct reg_client *c, const char *repo, const char *digest
 int reg_resolve(const json_t *regs, const char *name, char *out, size_t outlen, char *err,
                 size_t errlen);
 
-/* The X-Registry-Auth value for a Docker Engine pull from registry host:
+/* ---- registry_engine_auth.c ---- */
+
+/* The X-Registry-Auth value for a Docker Engine pull from (or push to)
+ * registry host:
  * base64url of {"username","password","serveraddress"} from its
  * credentials file, malloc'd into *out (NULL: the registry is listed with
  * no credentials, pull anonymously). A secret: free it with

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "common/engine_progress.h"
 #include "common/registry.h"
 #include "image_ref.h"
 #include "ld.h"
@@ -34,44 +35,6 @@ static int have_image(struct ld_ctx *ctx, const char *name, char *err, size_t er
     return ld_image_id(ctx, name, id, sizeof id, err, errlen);
 }
 
-#define LINE_MAX_BYTES 8192 /* a longer progress line is skipped */
-
-/* The pull's progress stream (one JSON object a line, answered 200 even
- * when the pull fails) read as it arrives: only the current line is kept,
- * and the first {"error": ...} (a pull may stream for minutes). */
-struct progress {
-    char line[LINE_MAX_BYTES];
-    size_t len;
-    bool overlong;           /* the current line did not fit: skipped */
-    char error[512];         /* "" until an error line came */
-};
-
-/* One complete line of the stream. */
-static void progress_line(struct progress *pr)
-{
-    json_t *msg = pr->overlong ? NULL : json_loadb(pr->line, pr->len, 0, NULL);
-    const char *e = json_string_value(json_object_get(msg, "error"));
-    if (e && pr->error[0] == '\0')
-        snprintf(pr->error, sizeof pr->error, "%s", e);
-    json_decref(msg);
-    pr->len = 0;
-    pr->overlong = false;
-}
-
-static size_t progress_sink(const char *data, size_t len, void *arg)
-{
-    struct progress *pr = arg;
-    for (size_t i = 0; i < len; i++) {
-        if (data[i] == '\n')
-            progress_line(pr);
-        else if (pr->len < sizeof pr->line)
-            pr->line[pr->len++] = data[i];
-        else
-            pr->overlong = true;
-    }
-    return len;
-}
-
 /* POST /images/create?fromImage=HOST/PATH&tag=TAG-OR-DIGEST of ref. */
 static int engine_pull(struct ld_ctx *ctx, const struct image_ref *ref, const char *name,
                        char *err, size_t errlen)
@@ -84,9 +47,9 @@ static int engine_pull(struct ld_ctx *ctx, const struct image_ref *ref, const ch
     snprintf(path, sizeof path, "/images/create?fromImage=%s&tag=%s",
              vmms_engine_urlencode(from, ef, sizeof ef),
              vmms_engine_urlencode(image_ref_reference(ref), et, sizeof et));
-    struct progress *pr = calloc(1, sizeof *pr);
+    struct vmms_progress *pr = calloc(1, sizeof *pr);
     struct vmms_engine_req req = {.method = "POST", .path = path, .registry_auth = auth,
-                                  .timeout_s = LD_PULL_TIMEOUT_S, .sink = progress_sink,
+                                  .timeout_s = LD_PULL_TIMEOUT_S, .sink = vmms_progress_sink,
                                   .sink_arg = pr};
     struct vmms_engine_resp resp = {0};
     rc = pr ? vmms_engine_call(&ctx->engine, &req, &resp, err, errlen)
@@ -96,8 +59,8 @@ static int engine_pull(struct ld_ctx *ctx, const struct image_ref *ref, const ch
     snprintf(what, sizeof what, "Docker could not pull %s", name);
     if (rc == VMMS_OK && resp.status != 200)
         rc = vmms_engine_fail(&resp, what, err, errlen);
-    else if (rc == VMMS_OK && pr->len > 0)
-        progress_line(pr); /* (a last line with no newline) */
+    else if (rc == VMMS_OK)
+        vmms_progress_end(pr);
     if (rc == VMMS_OK && pr->error[0])
         rc = vmms_fail(err, errlen, VMMS_ERR, "%s: %s", what, pr->error);
     vmms_engine_resp_free(&resp);
