@@ -44,10 +44,26 @@ def build_and_push(svc, reg):
     want = r"%s/%s/%s:latest@sha256:[0-9a-f]{64}$" % (re.escape(reg.host), PREFIX, re.escape(NAME))
     tlib.check("/build_status shows the pushed reference with its digest",
                re.match(want, ref) is not None, ref)
+    if not ref:
+        return ""
     digest = ref.rsplit("@", 1)[-1]
     _, served = tr.manifest(reg.host, "%s/%s" % (PREFIX, NAME), "latest", svc.certdir)
     tlib.check("the registry serves that digest for the tag", served == digest, (served, digest))
     return ref
+
+
+def refused_at_start(svc):
+    """build_push_to naming an unlisted registry: the producer does not start."""
+    path = svc.write_config({"build_push_to": "127.0.0.1:1/courses"})
+    try:
+        r = subprocess.run([os.path.join(tlib.BUILD, "tango-producer"), "-c", path],
+                           capture_output=True, text=True, timeout=20, env=svc.env())
+        got = (r.returncode, r.stderr)
+    except subprocess.TimeoutExpired:  # (run killed it) it started: the very fault
+        got = ("still running after 20 s", "")
+    tlib.check("build_push_to on an unlisted registry: the service refuses to start",
+               got[0] == 2 and 'config key "build_push_to": registry "127.0.0.1:1" is not '
+               'listed' in got[1], got)
 
 
 def other_key_refused(svc, ref):
@@ -120,6 +136,7 @@ def main():
         with timages.service("localDocker", {"registries": regs, "build_push_to":
                                              "%s/%s" % (reg.host, PREFIX)}) as svc:
             svc.certdir = certdir
+            refused_at_start(svc)
             svc.start_consumer(timages.consumer_config(svc, "localDocker"))
             try:
                 ref = build_and_push(svc, reg)
