@@ -46,6 +46,9 @@ def build_and_push(svc, reg):
                re.match(want, ref) is not None, ref)
     if not ref:
         return ""
+    rc, text = tib.ctl(svc, "builds", "log", str(r.get("buildId")))
+    tlib.check("tangoctl builds log names the pushed reference",
+               rc == 0 and ("pushed: %s\n" % ref) in text, (rc, text[:300]))
     digest = ref.rsplit("@", 1)[-1]
     _, served = tr.manifest(reg.host, "%s/%s" % (PREFIX, NAME), "latest", svc.certdir)
     tlib.check("the registry serves that digest for the tag", served == digest, (served, digest))
