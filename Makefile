@@ -32,9 +32,10 @@ objs_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 COMMON_SRC   := $(wildcard common/*.c)
 PRODUCER_LIB := $(filter-out producer/main.c,$(wildcard producer/*.c))
 # the consumer's builder (consumer/builder.c) calls dockerd through the back
-# ends' one Engine API client
+# ends' one Engine API client, and pushes with the registries' credentials
 CONSUMER_LIB := $(filter-out consumer/main.c,$(wildcard consumer/*.c)) \
-                vmms/common/engine.c vmms/common/grading.c
+                vmms/common/engine.c vmms/common/grading.c \
+                vmms/common/engine_progress.c vmms/common/registry_engine_auth.c
 AUTODRV_LIB  := $(filter-out autodriver/main.c,$(wildcard autodriver/*.c))
 # vmms/common/ is not a plugin: its objects go into every plugin.
 PLUGINS      := $(filter-out common,$(notdir $(patsubst %/,%,$(dir $(wildcard vmms/*/*.c)))))

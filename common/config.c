@@ -6,6 +6,7 @@
  * (then `make docs`); tests/integration/test_docs_config.py checks all three.
  */
 #include "config.h"
+#include "build_push.h"
 #include "callback_allow.h"
 #include "config_env.h"
 #include "jobstate.h"
@@ -63,6 +64,7 @@ static const struct option_def options[] = {
     INT("builds_at_once", builds_at_once, 1, 0, 64),
     STR("build_network", build_network, "none", 16),
     STR("build_docker_socket", build_docker_socket, "/var/run/docker.sock", 107),
+    {"build_push_to", OPT_STR, F(build_push_to), 0, 0, 200, ""},
     INT("image_max_unpacked_mb", image_max_unpacked_mb, 16384, 1, 16777216),
     INT("image_max_entries", image_max_entries, 1000000, 1, 1000000000),
     STR("redis_url", redis_url, "redis://127.0.0.1:6379/0", 1024),
@@ -532,6 +534,10 @@ static int validate(struct tango_config *cfg, char *err, size_t errlen)
     netset_free(proxies);
     if (registries_check(cfg->registries, why, sizeof why)) {
         snprintf(err, errlen, "config key \"registries\": %s", why);
+        return -1;
+    }
+    if (build_push_check(cfg->build_push_to, cfg->registries, why, sizeof why)) {
+        snprintf(err, errlen, "config key \"build_push_to\": %s", why);
         return -1;
     }
     if (jobstate_sched_check(cfg->fair_share, cfg->priority_rules, cfg->course_weights, err,

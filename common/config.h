@@ -39,6 +39,7 @@ struct tango_config {
     int builds_at_once;        /* Dockerfile builds per consumer (0: this consumer builds none) */
     char *build_network;       /* RUN steps' network: "none" or "bridge" (Docker's default) */
     char *build_docker_socket; /* the dockerd Dockerfile builds run on */
+    char *build_push_to;       /* build_push.h: "host[:port]/prefix" builds are pushed to, or "" */
     int image_max_unpacked_mb; /* what a /build image may unpack to (all layers) */
     int image_max_entries;     /* files of a /build image (all layers) */
     /* shared state */

@@ -255,7 +255,7 @@ int store_callback_wait(struct store *st, int timeout_ms);
 
 /* Dockerfile builds (/build_image, store_builds.c). A record is JSON
  * {id, keyId, image, path, context, state, statusId, message, log,
- * attempts}; state: waiting (for approval), queued, running, done, failed.
+ * attempts, imageRef (when pushed: build_push.h)}; state: waiting (for approval), queued, running, done, failed.
  * statusId: 1 while waiting/queued/running, 0 done, -1 the build failed,
  * -2 rejected, -3 lost (its consumer stopped too often). */
 #define STORE_BUILD_MAX_ATTEMPTS 2
@@ -272,9 +272,12 @@ int store_build_all(struct store *st, json_t **out);
  * heartbeat yet (another consumer would take it back at once). */
 int store_build_take(struct store *st, const char *token, json_t **out);
 /* Ends build id run by token: state "done" or "failed", its statusId,
- * message and log. *stale: token no longer held it (nothing written). */
+ * message and log, and image_ref (the pushed registry reference, kept as
+ * imageRef; NULL or "": none). *stale: token no longer held it (nothing
+ * written). */
 int store_build_finish(struct store *st, int64_t id, const char *token, const char *state,
-                       int status_id, const char *message, const char *log, bool *stale);
+                       int status_id, const char *message, const char *log,
+                       const char *image_ref, bool *stale);
 /* Takes back every running build whose consumer has no heartbeat: queued
  * again at the head, or failed (-3) after STORE_BUILD_MAX_ATTEMPTS. *n: how
  * many. */

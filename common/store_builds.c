@@ -56,6 +56,7 @@ static const char FINISH_LUA[] = ENDED_LUA
     "if not t then return 1 end\n"
     "local r = cjson.decode(t)\n"
     "r.state = ARGV[3]; r.statusId = tonumber(ARGV[4]); r.message = ARGV[5]; r.log = ARGV[6]\n"
+    "if ARGV[8] ~= '' then r.imageRef = ARGV[8] end\n"
     "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(r))\n"
     "ended(KEYS[3], KEYS[1], ARGV[1], tonumber(ARGV[7]))\n"
     "return 1\n";
@@ -170,16 +171,18 @@ int store_build_take(struct store *st, const char *token, json_t **out)
 }
 
 int store_build_finish(struct store *st, int64_t id, const char *token, const char *state,
-                       int status_id, const char *message, const char *log, bool *stale)
+                       int status_id, const char *message, const char *log,
+                       const char *image_ref, bool *stale)
 {
     char k_recs[KEY_MAX], k_run[KEY_MAX], k_end[KEY_MAX];
     store_key(st, k_recs, KEY_IMGBUILDS);
     store_key(st, k_run, KEY_IMGBUILDS_RUNNING);
     store_key(st, k_end, KEY_IMGBUILDS_ENDED);
     int status;
-    redisReply *r = store_cmdf(st, &status, "EVAL %s 3 %s %s %s %lld %s %s %d %s %s %d",
+    redisReply *r = store_cmdf(st, &status, "EVAL %s 3 %s %s %s %lld %s %s %d %s %s %d %s",
                                FINISH_LUA, k_recs, k_run, k_end, (long long)id, token, state,
-                               status_id, message, log, STORE_BUILDS_KEEP);
+                               status_id, message, log, STORE_BUILDS_KEEP,
+                               image_ref ? image_ref : "");
     if (!r)
         return status;
     *stale = r->type != REDIS_REPLY_INTEGER || r->integer != 1;

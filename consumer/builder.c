@@ -4,9 +4,11 @@
  * does; the script is idempotent), takes a queued build, sends its
  * context (the stored tar, or a one-entry tar made of the stored
  * Dockerfile) to POST /build under the limits, reads the answer with
- * build_log.c and records the verdict. The image is labelled tango.build
- * (the build id) and tango.image (its name) for clean-up. A build cut short by this
- * consumer's stop is left recorded as running for the recovery.
+ * build_log.c, pushes a built image when build_push_to is set
+ * (image_push.c) and records the verdict (with the pushed reference). The
+ * image is labelled tango.build (the build id) and tango.image (its name)
+ * for clean-up. A build cut short by this consumer's stop is left recorded
+ * as running for the recovery.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +25,8 @@
 #include "build_log.h"
 #include "common/engine.h"
 #include "consumer.h"
+#include "image_push.h"
+#include "image_ref.h"
 #include "log.h"
 #include "pool.h"
 
@@ -123,9 +127,10 @@ static int docker_build(struct builder *b, const json_t *rec, FILE *ctx_tar,
     return rc;
 }
 
-/* Records the verdict of build rec; removes its stored body once ended. */
+/* Records the verdict of build rec (ref: its pushed reference, or NULL);
+ * removes its stored body once ended. */
 static void finish(struct builder *b, struct store *st, const json_t *rec, bool ok,
-                   const char *why, const char *log_text)
+                   const char *why, const char *log_text, const char *ref)
 {
     long long id = json_integer_value(json_object_get(rec, "id"));
     const char *image = json_string_value(json_object_get(rec, "image"));
@@ -133,7 +138,7 @@ static void finish(struct builder *b, struct store *st, const json_t *rec, bool 
     /* until Redis has it: a verdict lost here would leave the build
      * "running" under this live consumer, never taken back */
     while (store_build_finish(st, id, b->c->token, ok ? "done" : "failed", ok ? 0 : -1,
-                              ok ? "built" : why, log_text, &stale) != STORE_OK) {
+                              ok ? "built" : why, log_text, ref, &stale) != STORE_OK) {
         if (!warned)
             log_warn("image_build_record_failed", "build_id=%lld reason=store_unavailable "
                      "retrying=1", id);
@@ -145,7 +150,8 @@ static void finish(struct builder *b, struct store *st, const json_t *rec, bool 
     if (stale)
         log_warn("image_build_stale", "build_id=%lld reason=taken_back", id);
     else if (ok)
-        log_info("image_build_done", "build_id=%lld image=%s", id, image);
+        log_info("image_build_done", "build_id=%lld image=%s pushed=%s", id, image,
+                 ref ? ref : "-");
     else
         log_warn("image_build_failed", "build_id=%lld image=%s error=\"%s\"", id, image, why);
     if (!stale)
@@ -154,6 +160,31 @@ static void finish(struct builder *b, struct store *st, const json_t *rec, bool 
         pool_image_rebuilt(b->c->pool, image);
         upkeep_publish_images(b->c, st);
     }
+}
+
+/* Pushes built rec (log: its build log) and records the verdict: done with
+ * the pushed reference, or failed with the push's error added to the log. */
+static void push_built(struct builder *b, struct store *st, const json_t *rec,
+                       const char *log)
+{
+    const char *image = json_string_value(json_object_get(rec, "image"));
+    char ref[IMAGE_REF_MAX + 1], err[1024] = "";
+    int rc = image_push(&b->engine, b->c->cfg, image, b->c->cfg->build_image_timeout_s,
+                        &b->abort, ref, sizeof ref, err, sizeof err);
+    if (atomic_load(&b->abort))
+        return; /* left running: the recovery builds it again */
+    if (rc == VMMS_OK) {
+        finish(b, st, rec, true, "", log, ref);
+        return;
+    }
+    if (rc == VMMS_TIMEOUT)
+        snprintf(err, sizeof err, "the push ran past build_image_timeout_s");
+    size_t n = strlen(log) + strlen(err) + 32;
+    char *text = malloc(n);
+    if (text)
+        snprintf(text, n, "%s\nPush failed: %s\n", log, err);
+    finish(b, st, rec, false, err, text ? text : log, NULL);
+    free(text);
 }
 
 /* Runs build rec from its stored body to its recorded verdict. */
@@ -166,7 +197,7 @@ static void run_build(struct builder *b, struct store *st, const json_t *rec)
     FILE *ctx_tar = body && !tar ? dockerfile_tar(body) : body;
     struct build_log bl;
     if (!ctx_tar || build_log_init(&bl, (size_t)b->c->cfg->build_log_max_kb * 1024)) {
-        finish(b, st, rec, false, "the stored Dockerfile cannot be read", "");
+        finish(b, st, rec, false, "the stored Dockerfile cannot be read", "", NULL);
         if (ctx_tar && ctx_tar != body)
             fclose(ctx_tar);
         if (body)
@@ -181,9 +212,11 @@ static void run_build(struct builder *b, struct store *st, const json_t *rec)
                  (long long)json_integer_value(json_object_get(rec, "id")));
     else if (rc != VMMS_OK)
         finish(b, st, rec, false, rc == VMMS_TIMEOUT ? "the build ran past build_image_timeout_s"
-                                                     : err, bl.text);
+                                                     : err, bl.text, NULL);
+    else if (bl.failed || !b->c->cfg->build_push_to[0])
+        finish(b, st, rec, !bl.failed, bl.failed ? bl.error : "", bl.text, NULL);
     else
-        finish(b, st, rec, !bl.failed, bl.failed ? bl.error : "", bl.text);
+        push_built(b, st, rec, bl.text);
     build_log_free(&bl);
     if (ctx_tar != body)
         fclose(ctx_tar);

@@ -11,24 +11,32 @@
 #include "log.h"
 #include "names.h"
 
-/* The back ends that pull from registries themselves (no daemon) get the
- * service's "registries" and image limits in their config too. */
+/* The back ends that pull from registries (localOCI itself, with no
+ * daemon; localDocker through dockerd) get the service's "registries" in
+ * their config too, and localOCI the image limits its unpack applies. */
 static bool pulls_itself(const char *name)
 {
     return strcmp(name, "localOCI") == 0;
+}
+static bool pulls(const char *name)
+{
+    return pulls_itself(name) || strcmp(name, "localDocker") == 0;
 }
 
 /* A new reference to plugin name's config object (NULL: none). */
 static json_t *plugin_config(const struct tango_config *cfg, const char *name)
 {
     json_t *own = json_object_get(cfg->vmms_config, name);
-    if (!pulls_itself(name) || json_object_size(cfg->registries) == 0 ||
+    if (!pulls(name) || json_object_size(cfg->registries) == 0 ||
         (own && !json_is_object(own)))
         return json_incref(own);
     json_t *pc = own ? json_deep_copy(own) : json_object();
     json_object_set(pc, "registries", cfg->registries);
-    json_object_set_new(pc, "image_max_unpacked_mb", json_integer(cfg->image_max_unpacked_mb));
-    json_object_set_new(pc, "image_max_entries", json_integer(cfg->image_max_entries));
+    if (pulls_itself(name)) {
+        json_object_set_new(pc, "image_max_unpacked_mb",
+                            json_integer(cfg->image_max_unpacked_mb));
+        json_object_set_new(pc, "image_max_entries", json_integer(cfg->image_max_entries));
+    }
     return pc;
 }
 

@@ -15,6 +15,7 @@
 #include "fairshare.h"
 #include "jobstate.h"
 #include "labs.h"
+#include "build_push.h"
 #include "image_ref.h"
 #include "names.h"
 #include "registries.h"
@@ -131,12 +132,32 @@ static void parse_files(struct problems *p, json_t *files, const struct tango_co
         problem(p, "files: a destFile must be \"Makefile\"");
 }
 
-/* The image: a registry reference from a listed registry, or a local
- * name this key may run. */
+/* Whether images (the names this key may run) holds the build a pushed
+ * reference stands for: repository local, tag tag ("" when the reference
+ * names a digest only: any tag of that build name). */
+static bool owns_pushed(const json_t *images, const char *local, const char *tag)
+{
+    size_t i, n = strlen(local);
+    json_t *v;
+    json_array_foreach(images, i, v) {
+        const char *name = json_string_value(v);
+        if (!name || strncmp(name, local, n) != 0 || (name[n] != '\0' && name[n] != ':'))
+            continue;
+        const char *its = name[n] == ':' ? name + n + 1 : "latest";
+        if (tag[0] == '\0' || strcmp(its, tag) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The image: a registry reference from a listed registry (under
+ * build_push_to: only one of this key's builds), or a local name this key
+ * may run. */
 static void parse_image(struct problems *p, const char *image, const struct tango_config *cfg,
                         const json_t *images, struct job *job)
 {
     struct image_ref ref;
+    char local[IMAGE_REF_MAX + 1];
     if (!image)
         problem(p, "image: required");
     else if (image_ref_parse(image, &ref) != 0)
@@ -145,6 +166,10 @@ static void parse_image(struct problems *p, const char *image, const struct tang
     else if (ref.remote && !registries_find(cfg->registries, ref.registry))
         problem(p, "image: registry \"%s\" is not one this service may pull from (config "
                    "key \"registries\")", ref.registry);
+    else if (build_push_under(cfg->build_push_to, &ref, local, sizeof local) &&
+             !owns_pushed(images, local, ref.tag[0] ? ref.tag : ref.digest[0] ? "" : "latest"))
+        problem(p, "image: \"%.100s\" is a pushed build this key does not own (a reference "
+                   "under build_push_to belongs to the key that built it)", image);
     else if (!ref.remote && !json_lists_string(images, image))
         problem(p, "image: \"%.100s\" is not an image this service can run for this key "
                    "(a configured image, or one this key built with /build)", image);

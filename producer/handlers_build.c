@@ -162,6 +162,9 @@ void h_build_status(struct http_request *req, struct route_ctx *ctx)
                               "statusId", json_object_get(rec, "statusId"), "state",
                               json_object_get(rec, "state"), "imageName",
                               json_object_get(rec, "image"), "log", json_object_get(rec, "log"));
+    json_t *pushed = json_object_get(rec, "imageRef");
+    if (json_is_string(pushed))
+        json_object_set(extra, "imageRef", pushed);
     const char *msg = json_string_value(json_object_get(rec, "message"));
     reply_ok(req, msg ? msg : "", extra);
     json_decref(rec);

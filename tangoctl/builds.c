@@ -65,11 +65,13 @@ static int builds_log(struct ctl *x, int argc, char **argv)
     int status = store_build_get(x->st, id, &rec);
     if (status != STORE_OK)
         return ctl_store_fail(x, status, "reading the build");
+    const char *pushed = json_string_value(json_object_get(rec, "imageRef"));
     if (!ctl_emit_json(x, json_incref(rec)))
-        printf("build %lld: %s (statusId %lld): %s\n%s", (long long)id,
+        printf("build %lld: %s (statusId %lld): %s\n%s%s%s%s", (long long)id,
                json_string_value(json_object_get(rec, "state")) ?: "?",
                (long long)json_integer_value(json_object_get(rec, "statusId")),
                json_string_value(json_object_get(rec, "message")) ?: "",
+               pushed ? "pushed: " : "", pushed ? pushed : "", pushed ? "\n" : "",
                json_string_value(json_object_get(rec, "log")) ?: "");
     json_decref(rec);
     return CTL_OK;

@@ -790,7 +790,7 @@ static void test_image_builds(void **state)
     assert_int_equal(store_build_recover(st, &n), STORE_OK);
     assert_int_equal(n, 1);
     bool stale = false;
-    assert_int_equal(store_build_finish(st, id, "tok", "done", 0, "built", "", &stale), STORE_OK);
+    assert_int_equal(store_build_finish(st, id, "tok", "done", 0, "built", "", NULL, &stale), STORE_OK);
     assert_true(stale); /* taken back: its old builder's verdict is not written */
     redis_ok("SET %s %s", K(k, "consumers:seen:tok2"), "{}");
     assert_int_equal(store_build_take(st, "tok2", &got), STORE_OK);

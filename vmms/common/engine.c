@@ -214,6 +214,26 @@ static int transfer_result(const struct vmms_engine *e, const struct call *c, CU
                      e->socket, m, p, curlerr[0] ? curlerr : curl_easy_strerror(cc));
 }
 
+/* hdrs plus "X-Registry-Auth: v" (v a secret: the line on the stack is
+ * wiped once curl has its copy). */
+static struct curl_slist *auth_header(struct curl_slist *hdrs, const char *v)
+{
+    char line[8192];
+    int n = snprintf(line, sizeof line, "X-Registry-Auth: %s", v);
+    struct curl_slist *out = n > 0 && (size_t)n < sizeof line ? curl_slist_append(hdrs, line)
+                                                             : NULL;
+    explicit_bzero(line, sizeof line);
+    return out ? out : hdrs; /* (too long or no memory: sent without, Docker says 401) */
+}
+
+/* Frees the header list, every line wiped first (one may hold a secret). */
+static void headers_free(struct curl_slist *hdrs)
+{
+    for (struct curl_slist *l = hdrs; l; l = l->next)
+        explicit_bzero(l->data, strlen(l->data));
+    curl_slist_free_all(hdrs);
+}
+
 int vmms_engine_call(struct vmms_engine *e, const struct vmms_engine_req *req,
                      struct vmms_engine_resp *resp, char *err, size_t errlen)
 {
@@ -234,6 +254,8 @@ int vmms_engine_call(struct vmms_engine *e, const struct vmms_engine_req *req,
     } else if (req->upload) {
         hdrs = curl_slist_append(hdrs, "Content-Type: application/x-tar");
     }
+    if (req->registry_auth)
+        hdrs = auth_header(hdrs, req->registry_auth);
     int timeout_s = req->timeout_s > 0 ? req->timeout_s : e->timeout_s;
     long timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 1000L * timeout_s;
     struct call c = {.h = h, .req = req, .resp = resp};
@@ -243,7 +265,7 @@ int vmms_engine_call(struct vmms_engine *e, const struct vmms_engine_req *req,
 
     CURLcode cc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
-    curl_slist_free_all(hdrs);
+    headers_free(hdrs);
     free(payload);
     pool_put(e, h);
 

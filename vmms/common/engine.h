@@ -55,6 +55,8 @@ struct vmms_engine_req {
     FILE *download;            /* or write a 2xx body to this file (all of it) */
     atomic_int *abort;         /* another thread sets it to end the call */
     bool fresh;                /* on a new connection, not kept for reuse */
+    const char *registry_auth; /* X-Registry-Auth value, or NULL; a secret: never
+                                * logged, its header copy wiped after the call */
 };
 
 struct vmms_engine_resp {

@@ -10,7 +10,10 @@
  *                        a token fetched with the registry's credentials ->
  *                        the request again);
  *   registry_manifest.c  the parse of a manifest or an index (OCI and
- *                        Docker v2), linux/amd64 chosen from an index.
+ *                        Docker v2), linux/amd64 chosen from an index;
+ *   registry_ref.c       a tag resolved to its digest;
+ *   registry_engine_auth.c  the X-Registry-Auth value of a pull or a push
+ *                        through dockerd (also linked into the consumer).
  * Registry answers are outside input: registry_manifest.c and the challenge
  * parse are fuzzed by tests/fuzz/fuzz_registry.c. Credentials (registries.h)
  * are read when a registry asks for them and never logged; a token or a
@@ -65,6 +68,29 @@ int reg_get_blob_mem(struct reg_client *c, const char *repo, const char *digest,
  * failure no file is left. Same returns. */
 int reg_get_blob_file(struct reg_client *c, const char *repo, const char *digest,
                       const char *dir, char *path, char *err, size_t errlen);
+
+/* ---- registry_ref.c ---- */
+
+/* name pinned: a registry reference by tag (or none) into
+ * "host/path@sha256:..." of the manifest the registry serves for it now
+ * (listed in regs, the "registries" object); a local name or a reference
+ * by digest copied as it is. VMMS_OK, VMMS_NOT_FOUND, or VMMS_ERR with err. */
+int reg_resolve(const json_t *regs, const char *name, char *out, size_t outlen, char *err,
+                size_t errlen);
+
+/* ---- registry_engine_auth.c ---- */
+
+/* The X-Registry-Auth value for a Docker Engine pull from (or push to)
+ * registry host:
+ * base64url of {"username","password","serveraddress"} from its
+ * credentials file, malloc'd into *out (NULL: the registry is listed with
+ * no credentials, pull anonymously). A secret: free it with
+ * reg_engine_auth_free, never log it. VMMS_OK, or VMMS_ERR with err (an
+ * unlisted registry, an unreadable credentials file). */
+int reg_engine_auth(const json_t *regs, const char *host, char **out, char *err,
+                    size_t errlen);
+/* Wipes and frees what reg_engine_auth made (NULL: nothing). */
+void reg_engine_auth_free(char *auth);
 
 /* ---- registry_auth.c ---- */
 

@@ -2,6 +2,8 @@
  * config.c: the localDocker plugin's config object ("vmms_config.localDocker").
  * Owns the list of keys, their defaults, types and ranges. Every key is
  * optional; an unknown key or a bad value is an error that names the key.
+ * "registries" is the service's own key, copied in by the consumer
+ * (consumer/plugin.c) and checked there; the caller frees it (ld_shutdown).
  */
 #include <string.h>
 
@@ -48,6 +50,9 @@ int ld_config_parse(const json_t *cfg, struct ld_config *out, char *err, size_t 
     strcpy(out->volume_dir, "/var/lib/tango/volumes");
     vmms_int_keys_default(int_keys, N_INT_KEYS, out);
     jobnet_config_default(&out->net);
+    out->registries = json_object();
+    if (out->registries == NULL)
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
 
     if (cfg == NULL || json_is_null(cfg))
         return jobnet_config_finish(&out->net, "localDocker", err, errlen) == 0 ? VMMS_OK
@@ -67,6 +72,12 @@ int ld_config_parse(const json_t *cfg, struct ld_config *out, char *err, size_t 
         } else if (strcmp(key, "host_volume_dir") == 0) {
             rc = set_string(v, key, out->host_volume_dir, sizeof out->host_volume_dir, true,
                             err, errlen);
+        } else if (strcmp(key, "registries") == 0) {
+            if (!json_is_object(v))
+                return vmms_fail(err, errlen, VMMS_ERR, "localDocker config: \"registries\" "
+                                 "must be an object");
+            json_decref(out->registries);
+            out->registries = json_incref(v);
         } else if ((rc = jobnet_config_key(&out->net, "localDocker", key, v, err,
                                            errlen)) != 0) {
             rc = rc > 0 ? VMMS_OK : VMMS_ERR;
@@ -77,7 +88,7 @@ int ld_config_parse(const json_t *cfg, struct ld_config *out, char *err, size_t 
                                "localDocker config: unknown key \"%s\" (known: socket, "
                                "volume_dir, host_volume_dir, default_cores, default_memory_mb, "
                                "default_pids_limit, default_disk_mb, run_grace_s, api_timeout_s, "
-                               "network, network_bridge, host_firewall)", key);
+                               "network, network_bridge, host_firewall; registries: the consumer's own key)", key);
             rc = vmms_int_key_set(k, v, out, "localDocker", "", err, errlen);
         }
         if (rc != VMMS_OK)

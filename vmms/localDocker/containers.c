@@ -170,6 +170,9 @@ int ld_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     int cores = lim.cores, mem = lim.memory_mb, pids = lim.pids, disk = lim.disk_mb;
 
     long t0 = clock_mono_ms();
+    rc = ld_pull_missing(ctx, vm->image, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
     bool existed;
     rc = ld_vol_create(ctx, vm->name, false, &existed, err, errlen);
     if (rc != VMMS_OK && existed) {

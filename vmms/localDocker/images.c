@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/image_open.h"
+#include "image_ref.h"
 #include "image_tar.h"
 #include "ld.h"
 #include "log.h"
@@ -67,7 +68,8 @@ out:
 int ld_image_id(void *vctx, const char *name, char *id, size_t idlen, char *err, size_t errlen)
 {
     struct ld_ctx *ctx = vctx;
-    if (name == NULL || !image_name_is_valid(name))
+    struct image_ref ref;
+    if (name == NULL || image_ref_parse(name, &ref) != 0)
         return vmms_fail(err, errlen, VMMS_ERR, "bad image name");
     char enc[800], path[900];
     snprintf(path, sizeof path, "/images/%s/json", vmms_engine_urlencode(name, enc, sizeof enc));

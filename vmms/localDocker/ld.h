@@ -9,6 +9,7 @@
  *   containers.c   create / wait / destroy / list containers
  *   exec.c         run commands inside a container (start / attach, partial output)
  *   images.c       list and load images
+ *   pull.c         registry images: resolve_image, pulls through the engine
  *   network.c      the jobs' network and the host firewall rule (init)
  *   plugin.c       init / shutdown, ping, run_job and the exported ops table
  */
@@ -39,6 +40,7 @@ extern const struct vmms_ops vmms_plugin;
 
 #define LD_FEEDBACK_MAX (64L * 1024 * 1024)   /* biggest feedback copy_out takes */
 #define LD_SOCKET_MAX VMMS_ENGINE_SOCKET_MAX
+#define LD_PULL_TIMEOUT_S 900                  /* one registry pull through dockerd */
 
 struct ld_config {
     char socket[LD_SOCKET_MAX + 1];
@@ -50,6 +52,8 @@ struct ld_config {
     int run_grace_s;
     int api_timeout_s;
     struct jobnet_config net;    /* network, network_bridge, host_firewall */
+    json_t *registries;          /* the service's "registries" (consumer/plugin.c copies
+                                  * it in; checked there): an object, never NULL */
 };
 
 struct ld_ctx {
@@ -107,10 +111,21 @@ int ld_get_partial_output(void *ctx, struct vmms_vm *vm, size_t max_bytes,
 
 /* ---- images.c ---- */
 int ld_get_images(void *ctx, char ***names, size_t *count, char *err, size_t errlen);
-/* image_id (vmms.h): the engine's "Id" of image name (GET /images/NAME/json). */
+/* image_id (vmms.h): the engine's "Id" of image name (GET /images/NAME/json), a
+ * local name or a registry reference (image_ref.h). */
 int ld_image_id(void *ctx, const char *name, char *id, size_t idlen, char *err, size_t errlen);
 int ld_load_image(void *ctx, const char *tar_path, const char *name, int timeout_s,
                   const struct vmms_image_limits *lim, char *err, size_t errlen);
+
+/* ---- pull.c ---- */
+/* The resolve_image op (vmms.h): reg_resolve with the configured registries. */
+int ld_resolve_image(void *ctx, const char *name, char *out, size_t outlen, char *err,
+                     size_t errlen);
+/* When name is a registry reference the engine does not hold, dockerd
+ * pulls it (with the registry's credentials) within LD_PULL_TIMEOUT_S.
+ * VMMS_OK when the engine has it (or name is a local name), else the
+ * failure with err saying what Docker answered (no secret in it). */
+int ld_pull_missing(struct ld_ctx *ctx, const char *name, char *err, size_t errlen);
 
 /* ---- network.c ---- */
 /* At init: makes sure the jobs' network cfg.net.name exists and is a bridge

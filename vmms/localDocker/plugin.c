@@ -43,6 +43,7 @@ static void ld_shutdown(void *vctx)
     if (ctx == NULL)
         return;
     vmms_engine_destroy(&ctx->engine);
+    json_decref(ctx->cfg.registries);
     if (ctx->volume_fd >= 0)
         close(ctx->volume_fd);
     vmms_watches_destroy(&ctx->watches);
@@ -151,6 +152,7 @@ const struct vmms_ops vmms_plugin = {
     .get_vms = ld_get_vms,
     .get_images = ld_get_images,
     .image_id = ld_image_id,
+    .resolve_image = ld_resolve_image,
     .get_partial_output = ld_get_partial_output,
     .load_image = ld_load_image,
     .data_dir = ld_data_dir,

@@ -265,27 +265,5 @@ int lo_resolve_image(void *vctx, const char *name, char *out, size_t outlen, cha
                      size_t errlen)
 {
     struct lo_ctx *ctx = vctx;
-    struct image_ref ref;
-    if (image_ref_parse(name, &ref) != 0)
-        return vmms_fail(err, errlen, VMMS_ERR, "bad image name");
-    if (!ref.remote || ref.digest[0]) {
-        snprintf(out, outlen, "%s", name);
-        return VMMS_OK;
-    }
-    struct reg_client *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
-    char *body = NULL, ctype[128], digest[72];
-    size_t len = 0;
-    int rc = reg_client_init(c, ctx->cfg.registries, ref.registry, err, errlen);
-    if (rc == VMMS_OK)
-        rc = reg_get_manifest(c, ref.path, ref.tag, &body, &len, ctype, digest, err, errlen);
-    free(body);
-    reg_client_clear(c);
-    free(c);
-    if (rc == VMMS_OK && (size_t)snprintf(out, outlen, "%s/%s@%s", ref.registry, ref.path,
-                                          digest) >= outlen)
-        rc = vmms_fail(err, errlen, VMMS_ERR, "%s pinned to its digest is longer than %zu "
-                       "bytes", name, outlen - 1);
-    return rc;
+    return reg_resolve(ctx->cfg.registries, name, out, outlen, err, errlen);
 }
