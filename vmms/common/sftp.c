@@ -199,6 +199,102 @@ int vssh_put_files(struct vssh_conn *c, const char *dir, const struct vmms_file 
     return rc;
 }
 
+/* lstat of path on the host: a regular file of at most max_bytes (when the
+ * server tells its size). VMMS_OK, or a VMMS error in err (VMMS_NOT_FOUND
+ * when it does not exist). */
+static int check_remote(struct xfer *x, const char *path, long long max_bytes, char *err,
+                        size_t errlen)
+{
+    int lrc, wr;
+    LIBSSH2_SFTP_ATTRIBUTES at;
+    memset(&at, 0, sizeof at);
+    VSSH_CALL(x->c, &x->w, libssh2_sftp_stat_ex(x->sftp, path, (unsigned)strlen(path),
+                                                LIBSSH2_SFTP_LSTAT, &at), lrc, wr);
+    if (wr || lrc != 0)
+        return xfail(x, lrc, wr, "cannot find", path, err, errlen);
+    if (!(at.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) ||
+        (at.permissions & LIBSSH2_SFTP_S_IFMT) != LIBSSH2_SFTP_S_IFREG)
+        return vmms_fail(err, errlen, VMMS_ERR, "%s on %s is not a regular file", path,
+                         x->c->t.label);
+    if ((at.flags & LIBSSH2_SFTP_ATTR_SIZE) && at.filesize > (unsigned long long)max_bytes)
+        return vmms_fail(err, errlen, VMMS_ERR, "%s on %s is %llu bytes, more than the %lld MiB "
+                         "limit", path, x->c->t.label, (unsigned long long)at.filesize,
+                         max_bytes >> 20);
+    return VMMS_OK;
+}
+
+/* Opens path on the host for reading into *fh. VMMS_OK, or a VMMS error in
+ * err (never VMMS_NOT_FOUND: it was just found). */
+static int open_remote(struct xfer *x, const char *path, LIBSSH2_SFTP_HANDLE **fh, char *err,
+                       size_t errlen)
+{
+    int lrc, wr;
+    VSSH_CALL_PTR(x->c, &x->w, false,
+                  libssh2_sftp_open_ex(x->sftp, path, (unsigned)strlen(path), LIBSSH2_FXF_READ, 0,
+                                       LIBSSH2_SFTP_OPENFILE),
+                  *fh, lrc, wr);
+    if (*fh != NULL)
+        return VMMS_OK;
+    int rc = xfail(x, lrc, wr, "cannot open", path, err, errlen);
+    return rc == VMMS_NOT_FOUND ? VMMS_ERR : rc;
+}
+
+/* Creates dest_path (the caller names a file of its own that does not
+ * exist yet; no link followed) as *out, with a CHUNK buffer in *buf. VMMS_OK,
+ * or a VMMS error in err with nothing left open. */
+static int open_dest(const char *dest_path, int *out, char **buf, char *err, size_t errlen)
+{
+    *out = open(dest_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    *buf = *out >= 0 ? malloc(CHUNK) : NULL;
+    if (*out >= 0 && *buf != NULL)
+        return VMMS_OK;
+    int rc = vmms_fail(err, errlen, VMMS_ERR, "cannot create %s: %s", dest_path,
+                       *out < 0 ? strerror(errno) : "out of memory");
+    if (*out >= 0)
+        close(*out);
+    return rc;
+}
+
+/* Writes buf[0..n) to out (dest_path in messages). VMMS_OK or a VMMS error. */
+static int write_all(int out, const char *buf, ssize_t n, const char *dest_path, char *err,
+                     size_t errlen)
+{
+    for (ssize_t off = 0; off < n;) {
+        ssize_t k = write(out, buf + off, (size_t)(n - off));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return vmms_fail(err, errlen, VMMS_ERR, "cannot write %s: %s", dest_path,
+                             strerror(errno));
+        off += k;
+    }
+    return VMMS_OK;
+}
+
+/* Copies the open remote file fh (path) to out (dest_path) through buf, at
+ * most max_bytes; the bytes written in *total. VMMS_OK or a VMMS error. */
+static int copy_remote(struct xfer *x, LIBSSH2_SFTP_HANDLE *fh, const char *path, int out,
+                       const char *dest_path, char *buf, long long max_bytes,
+                       long long *total, char *err, size_t errlen)
+{
+    int rc = VMMS_OK, wr;
+    for (;;) {
+        ssize_t n;
+        VSSH_CALL(x->c, &x->w, libssh2_sftp_read(fh, buf, CHUNK), n, wr);
+        if (wr || n < 0)
+            return xfail(x, (int)n, wr, "cannot read", path, err, errlen);
+        if (n == 0)
+            return VMMS_OK;
+        if (*total + n > max_bytes)
+            return vmms_fail(err, errlen, VMMS_ERR, "%s on %s is more than the %lld MiB limit",
+                             path, x->c->t.label, max_bytes >> 20);
+        rc = write_all(out, buf, n, dest_path, err, errlen);
+        if (rc != VMMS_OK)
+            return rc;
+        *total += n;
+    }
+}
+
 int vssh_get_file(struct vssh_conn *c, const char *path, const char *dest_path,
                   long long max_bytes, long timeout_ms, long long *bytes, char *err,
                   size_t errlen)
@@ -209,80 +305,24 @@ int vssh_get_file(struct vssh_conn *c, const char *path, const char *dest_path,
     int rc = xfer_start(&x, c, timeout_ms, err, errlen);
     if (rc != VMMS_OK)
         return rc;
-    int lrc, wr;
-    LIBSSH2_SFTP_ATTRIBUTES at;
-    memset(&at, 0, sizeof at);
-    VSSH_CALL(x.c, &x.w, libssh2_sftp_stat_ex(x.sftp, path, (unsigned)strlen(path),
-                                              LIBSSH2_SFTP_LSTAT, &at), lrc, wr);
-    if (wr || lrc != 0) {
-        rc = xfail(&x, lrc, wr, "cannot find", path, err, errlen);
+    LIBSSH2_SFTP_HANDLE *fh = NULL;
+    rc = check_remote(&x, path, max_bytes, err, errlen);
+    if (rc == VMMS_OK)
+        rc = open_remote(&x, path, &fh, err, errlen);
+    if (rc != VMMS_OK) {
         xfer_end(&x);
         return rc;
     }
-    if (!(at.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) ||
-        (at.permissions & LIBSSH2_SFTP_S_IFMT) != LIBSSH2_SFTP_S_IFREG) {
-        xfer_end(&x);
-        return vmms_fail(err, errlen, VMMS_ERR, "%s on %s is not a regular file", path,
-                         c->t.label);
-    }
-    if ((at.flags & LIBSSH2_SFTP_ATTR_SIZE) && at.filesize > (unsigned long long)max_bytes) {
-        xfer_end(&x);
-        return vmms_fail(err, errlen, VMMS_ERR, "%s on %s is %llu bytes, more than the %lld MiB "
-                         "limit", path, c->t.label, (unsigned long long)at.filesize,
-                         max_bytes >> 20);
-    }
-    LIBSSH2_SFTP_HANDLE *fh = NULL;
-    VSSH_CALL_PTR(x.c, &x.w, false,
-                  libssh2_sftp_open_ex(x.sftp, path, (unsigned)strlen(path), LIBSSH2_FXF_READ, 0,
-                                       LIBSSH2_SFTP_OPENFILE),
-                  fh, lrc, wr);
-    if (fh == NULL) {
-        rc = xfail(&x, lrc, wr, "cannot open", path, err, errlen);
-        xfer_end(&x);
-        return rc == VMMS_NOT_FOUND ? VMMS_ERR : rc;
-    }
-    /* The caller names a file of its own that does not exist yet. */
-    int out = open(dest_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    char *buf = out >= 0 ? malloc(CHUNK) : NULL;
-    if (out < 0 || buf == NULL) {
-        rc = vmms_fail(err, errlen, VMMS_ERR, "cannot create %s: %s", dest_path,
-                     out < 0 ? strerror(errno) : "out of memory");
-        if (out >= 0)
-            close(out);
+    int out;
+    char *buf;
+    rc = open_dest(dest_path, &out, &buf, err, errlen);
+    if (rc != VMMS_OK) {
         close_handle(&x, fh);
         xfer_end(&x);
         return rc;
     }
     long long total = 0;
-    for (;;) {
-        ssize_t n;
-        VSSH_CALL(x.c, &x.w, libssh2_sftp_read(fh, buf, CHUNK), n, wr);
-        if (wr || n < 0) {
-            rc = xfail(&x, (int)n, wr, "cannot read", path, err, errlen);
-            break;
-        }
-        if (n == 0)
-            break;
-        if (total + n > max_bytes) {
-            rc = vmms_fail(err, errlen, VMMS_ERR, "%s on %s is more than the %lld MiB limit",
-                           path, c->t.label, max_bytes >> 20);
-            break;
-        }
-        for (ssize_t off = 0; off < n;) {
-            ssize_t k = write(out, buf + off, (size_t)(n - off));
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k < 0) {
-                rc = vmms_fail(err, errlen, VMMS_ERR, "cannot write %s: %s", dest_path,
-                             strerror(errno));
-                break;
-            }
-            off += k;
-        }
-        if (rc != VMMS_OK)
-            break;
-        total += n;
-    }
+    rc = copy_remote(&x, fh, path, out, dest_path, buf, max_bytes, &total, err, errlen);
     free(buf);
     if (close(out) != 0 && rc == VMMS_OK)
         rc = vmms_fail(err, errlen, VMMS_ERR, "cannot write %s: %s", dest_path, strerror(errno));

@@ -371,6 +371,114 @@ int vssh_global_init(char *err, size_t errlen)
                                         ssh_init_rc);
 }
 
+/* Takes the connected socket fd into c and makes c's lock, slot condition
+ * and non-blocking libssh2 session. VMMS_OK, or a VMMS error in err with c
+ * closed (fd with it). */
+static int start_session(struct vssh_conn *c, int fd, char *err, size_t errlen)
+{
+    c->sock = fd;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->slot_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&c->broken, false);
+    c->inited = true;
+    c->session = libssh2_session_init_ex(NULL, NULL, NULL, c);
+    if (c->session == NULL) {
+        vssh_close(c);
+        return vmms_fail(err, errlen, VMMS_ERR, "cannot make an SSH session (out of memory?)");
+    }
+    libssh2_session_set_blocking(c->session, 0);
+    return VMMS_OK;
+}
+
+/* Reads hc's known_hosts into *kh (the caller frees it) and prefers the key
+ * types it lists. Under the policy known_hosts a file that is missing or
+ * unreadable is an error (*refused). c's lock held. VMMS_OK or a VMMS error. */
+static int load_known_hosts(struct vssh_conn *c, const struct vssh_target *hc,
+                            LIBSSH2_KNOWNHOSTS **kh, bool *refused, char *err, size_t errlen)
+{
+    bool strict = hc->policy == VSSH_KEY_KNOWN_HOSTS;
+    if (hc->known_hosts && hc->known_hosts[0]) {
+        *kh = libssh2_knownhost_init(c->session);
+        int n = *kh ? libssh2_knownhost_readfile(*kh, hc->known_hosts,
+                                                 LIBSSH2_KNOWNHOST_FILE_OPENSSH)
+                    : -1;
+        if (n < 0 && strict) {
+            *refused = true;
+            return vmms_fail(err, errlen, VMMS_ERR, "cannot read known_hosts %s (error %d)",
+                             hc->known_hosts, n);
+        } else if (n >= 0) {
+            prefer_known_types(c->session, *kh, hc);
+        }
+    } else if (strict) {
+        *refused = true;
+        return vmms_fail(err, errlen, VMMS_ERR, "%s: no known_hosts file to check its key with",
+                         hc->label);
+    }
+    return VMMS_OK;
+}
+
+/* The SSH handshake on fd within w. c's lock held. VMMS_OK or a VMMS error. */
+static int handshake(struct vssh_conn *c, struct vssh_wait *w, const struct vssh_target *hc,
+                     int fd, char *err, size_t errlen)
+{
+    int r = SESSION_CALL(c, w, libssh2_session_handshake(c->session, fd));
+    if (r == 0)
+        return VMMS_OK;
+    if (r == LIBSSH2_ERROR_TIMEOUT)
+        return vmms_fail(err, errlen, VMMS_ERR, "SSH handshake with %s: no answer within "
+                         "the connect timeout", hc->label);
+    vssh_error(c, r, "SSH handshake failed", err, errlen);
+    return VMMS_ERR;
+}
+
+/* Public-key authentication as hc->user within w. c's lock held. VMMS_OK or
+ * a VMMS error in err. */
+static int authenticate(struct vssh_conn *c, struct vssh_wait *w, const struct vssh_target *hc,
+                        char *err, size_t errlen)
+{
+    int r = SESSION_CALL(c, w, libssh2_userauth_publickey_fromfile_ex(
+                                   c->session, hc->user, (unsigned)strlen(hc->user),
+                                   hc->public_key && hc->public_key[0] ? hc->public_key : NULL,
+                                   hc->private_key, NULL));
+    if (r == LIBSSH2_ERROR_TIMEOUT)
+        return vmms_fail(err, errlen, VMMS_ERR, "authentication on %s: no answer within the "
+                         "connect timeout", hc->label);
+    if (r != 0) {
+        char e[200];
+        vssh_error(c, r, "", e, sizeof e);
+        return vmms_fail(err, errlen, VMMS_ERR,
+                         "authentication as %s on %s failed%s (is the public key in that "
+                         "user's authorized_keys?)", hc->user, hc->label, e);
+    }
+    return VMMS_OK;
+}
+
+/* Under c's lock: known_hosts, handshake on fd, host key check and
+ * authentication, in that order, within w. VMMS_OK or a VMMS error in err
+ * (*refused when the host key policy refused the host). */
+static int secure_session(struct vssh_conn *c, struct vssh_wait *w,
+                          const struct vssh_target *hc, int fd, bool *refused, char *err,
+                          size_t errlen)
+{
+    LIBSSH2_KNOWNHOSTS *kh = NULL;
+    pthread_mutex_lock(&c->lock);
+    int rc = load_known_hosts(c, hc, &kh, refused, err, errlen);
+    if (rc == VMMS_OK)
+        rc = handshake(c, w, hc, fd, err, errlen);
+    if (rc == VMMS_OK)
+        rc = check_host_key(c, kh, refused, err, errlen);
+    if (rc == VMMS_OK)
+        rc = authenticate(c, w, hc, err, errlen);
+    if (kh)
+        libssh2_knownhost_free(kh);
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
 int vssh_open(struct vssh_conn *c, const struct vssh_target *t, atomic_int *stop, bool *refused,
               char *err, size_t errlen)
 {
@@ -388,73 +496,10 @@ int vssh_open(struct vssh_conn *c, const struct vssh_target *t, atomic_int *stop
     int fd = tcp_connect(hc, w.deadline_ms, stop ? stop : &never, err, errlen);
     if (fd < 0)
         return VMMS_ERR;
-    c->sock = fd;
-    pthread_mutex_init(&c->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->slot_cond, &ca);
-    pthread_condattr_destroy(&ca);
-    atomic_init(&c->broken, false);
-    c->inited = true;
-    c->session = libssh2_session_init_ex(NULL, NULL, NULL, c);
-    if (c->session == NULL) {
-        vssh_close(c);
-        return vmms_fail(err, errlen, VMMS_ERR, "cannot make an SSH session (out of memory?)");
-    }
-    libssh2_session_set_blocking(c->session, 0);
-
-    int rc = VMMS_OK;
-    bool strict = hc->policy == VSSH_KEY_KNOWN_HOSTS;
-    LIBSSH2_KNOWNHOSTS *kh = NULL;
-    pthread_mutex_lock(&c->lock);
-    if (hc->known_hosts && hc->known_hosts[0]) {
-        kh = libssh2_knownhost_init(c->session);
-        int n = kh ? libssh2_knownhost_readfile(kh, hc->known_hosts,
-                                                LIBSSH2_KNOWNHOST_FILE_OPENSSH)
-                   : -1;
-        if (n < 0 && strict) {
-            *refused = true;
-            rc = vmms_fail(err, errlen, VMMS_ERR, "cannot read known_hosts %s (error %d)",
-                         hc->known_hosts, n);
-        } else if (n >= 0) {
-            prefer_known_types(c->session, kh, hc);
-        }
-    } else if (strict) {
-        *refused = true;
-        rc = vmms_fail(err, errlen, VMMS_ERR, "%s: no known_hosts file to check its key with",
-                       hc->label);
-    }
-    int r;
-    if (rc == VMMS_OK &&
-        (r = SESSION_CALL(c, &w, libssh2_session_handshake(c->session, fd))) != 0) {
-        if (r == LIBSSH2_ERROR_TIMEOUT)
-            rc = vmms_fail(err, errlen, VMMS_ERR, "SSH handshake with %s: no answer within "
-                         "the connect timeout", hc->label);
-        else
-            vssh_error(c, r, "SSH handshake failed", err, errlen), rc = VMMS_ERR;
-    }
-    if (rc == VMMS_OK)
-        rc = check_host_key(c, kh, refused, err, errlen);
-    if (rc == VMMS_OK) {
-        r = SESSION_CALL(c, &w, libssh2_userauth_publickey_fromfile_ex(
-                                    c->session, hc->user, (unsigned)strlen(hc->user),
-                                    hc->public_key && hc->public_key[0] ? hc->public_key : NULL,
-                                    hc->private_key, NULL));
-        if (r == LIBSSH2_ERROR_TIMEOUT)
-            rc = vmms_fail(err, errlen, VMMS_ERR, "authentication on %s: no answer within the "
-                         "connect timeout", hc->label);
-        else if (r != 0) {
-            char e[200];
-            vssh_error(c, r, "", e, sizeof e);
-            rc = vmms_fail(err, errlen, VMMS_ERR,
-                         "authentication as %s on %s failed%s (is the public key in that "
-                         "user's authorized_keys?)", hc->user, hc->label, e);
-        }
-    }
-    if (kh)
-        libssh2_knownhost_free(kh);
-    pthread_mutex_unlock(&c->lock);
+    int rc = start_session(c, fd, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    rc = secure_session(c, &w, hc, fd, refused, err, errlen);
     if (rc != VMMS_OK) {
         atomic_store(&c->broken, true);
         vssh_close(c);

@@ -195,6 +195,9 @@ static void add_metadata_options(const struct ec2_config *c, struct ec2_params *
     ec2_param(p, "MetadataOptions.HttpPutResponseHopLimit", "1");
 }
 
+/* RunInstances of one VM of type from ami (key pair, subnet, groups,
+ * metadata, spot, tags); its instance id (without "i-") in vm->id. VMMS_OK,
+ * or a VMMS error in err (VMMS_BUSY when EC2 has no capacity now). */
 static int launch(struct ec2_ctx *ctx, struct vmms_vm *vm, const char *type, const char *ami,
                   char *err, size_t errlen)
 {
@@ -243,16 +246,9 @@ static int launch(struct ec2_ctx *ctx, struct vmms_vm *vm, const char *type, con
     return VMMS_OK;
 }
 
-int ec2_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
+/* type is one of allowed_instance_types; else a VMMS error listing them. */
+static int check_type(const struct ec2_config *c, const char *type, char *err, size_t errlen)
 {
-    struct ec2_ctx *ctx = vctx;
-    vm->id[0] = '\0';
-    vm->host[0] = '\0';
-    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
-    if (rc != VMMS_OK)
-        return rc;
-    const struct ec2_config *c = &ctx->cfg;
-    const char *type = vm->instance_type[0] ? vm->instance_type : c->default_type;
     bool allowed = false;
     char list[EC2_MAX_LIST * 34] = "";
     for (size_t i = 0; i < c->nallowed_types; i++) {
@@ -264,48 +260,61 @@ int ec2_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         return vmms_fail(err, errlen, VMMS_ERR,
                          "instance type \"%.31s\" is not allowed on this service (allowed: %s)",
                          type, list);
-    if (ec2_vm_priv(vm) == NULL)
-        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
-    char ami[48] = "";
-    rc = images(ctx, vm->image, ami, sizeof ami, NULL, NULL, err, errlen);
+    return VMMS_OK;
+}
+
+/* The AMI tagged with vm's image in ami. VMMS_OK, or a VMMS error in err
+ * (VMMS_NOT_FOUND when no AMI has that tag). */
+static int find_ami(struct ec2_ctx *ctx, const struct vmms_vm *vm, char *ami, size_t amisz,
+                    char *err, size_t errlen)
+{
+    int rc = images(ctx, vm->image, ami, amisz, NULL, NULL, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     if (!ami[0])
         return vmms_fail(err, errlen, VMMS_NOT_FOUND,
-                         "no AMI of this account is tagged %s=%s", c->image_tag, vm->image);
+                         "no AMI of this account is tagged %s=%s", ctx->cfg.image_tag, vm->image);
+    return VMMS_OK;
+}
 
-    /* The cap: what EC2 reports as ours, counted and launched one at a time
-     * in this process (other consumers may launch in between: each counts
-     * what it sees, so the cap can be passed by at most one per consumer). */
+/* Launches vm under max_vms: what EC2 reports as ours, counted and launched
+ * one at a time in this process (other consumers may launch in between: each
+ * counts what it sees, so the cap can be passed by at most one per
+ * consumer). The count in *live, the launch's start in *t0. VMMS_OK, or a
+ * VMMS error in err (VMMS_BUSY at the cap). */
+static int launch_capped(struct ec2_ctx *ctx, struct vmms_vm *vm, const char *type,
+                         const char *ami, int *live, long *t0, char *err, size_t errlen)
+{
+    const struct ec2_config *c = &ctx->cfg;
     pthread_mutex_lock(&ctx->launch);
-    int live = 0;
+    *live = 0;
     struct ec2_params p = {0};
     ours_filter(ctx, &p, LIVE);
-    rc = ec2_describe(ctx, &p, count_one, &live, err, errlen);
+    int rc = ec2_describe(ctx, &p, count_one, live, err, errlen);
     ec2_params_free(&p);
-    if (rc == VMMS_OK && live >= c->max_vms)
+    if (rc == VMMS_OK && *live >= c->max_vms)
         rc = vmms_fail(err, errlen, VMMS_BUSY,
                        "max_vms reached: %d of this service's instances are pending or running "
-                       "(max_vms %d)", live, c->max_vms);
-    long t0 = clock_mono_ms();
+                       "(max_vms %d)", *live, c->max_vms);
+    *t0 = clock_mono_ms();
     if (rc == VMMS_OK)
         rc = launch(ctx, vm, type, ami, err, errlen);
     pthread_mutex_unlock(&ctx->launch);
-    if (rc != VMMS_OK) {
-        char q[700];
-        log_warn("vm_create_failed", "name=%s type=%s rc=%d err=%s", vm->name, type, rc,
-                 log_quote(err, q, sizeof q));
-        return rc;
-    }
-    log_info("vm_created", "name=%s id=i-%s type=%s ami=%s spot=%d live_before=%d", vm->name,
-             vm->id, type, ami, (int)c->spot, live);
+    return rc;
+}
 
-    /* Until it runs (and has the address we reach it at). */
+/* Polls vm's instance until it runs with an address (vm->host), ends, the
+ * initialize timeout from t0 passes or the plugin stops (then marked
+ * failed). VMMS_OK or a VMMS error in err. */
+static int wait_running(struct ec2_ctx *ctx, struct vmms_vm *vm, long t0, char *err,
+                        size_t errlen)
+{
+    const struct ec2_config *c = &ctx->cfg;
     long deadline = t0 + 1000L * c->initialize_timeout_s;
     char state[32] = "", addr[64] = "";
     for (;;) {
-        rc = ec2_instance_state(ctx, vm->id, state, sizeof state, addr, sizeof addr, err,
-                                errlen);
+        int rc = ec2_instance_state(ctx, vm->id, state, sizeof state, addr, sizeof addr, err,
+                                    errlen);
         if (rc == VMMS_OK && strcmp(state, "running") == 0 && addr[0])
             break;
         if (rc == VMMS_OK && state[0] && strcmp(state, "pending") != 0 &&
@@ -323,6 +332,43 @@ int ec2_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         clock_sleep_ms(c->poll_ms);
     }
     snprintf(vm->host, sizeof vm->host, "%s", addr);
+    return VMMS_OK;
+}
+
+int ec2_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
+{
+    struct ec2_ctx *ctx = vctx;
+    vm->id[0] = '\0';
+    vm->host[0] = '\0';
+    int rc = vmms_check_vm(ctx->prefix, vm, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    const struct ec2_config *c = &ctx->cfg;
+    const char *type = vm->instance_type[0] ? vm->instance_type : c->default_type;
+    rc = check_type(c, type, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    if (ec2_vm_priv(vm) == NULL)
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
+    char ami[48] = "";
+    rc = find_ami(ctx, vm, ami, sizeof ami, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
+    int live;
+    long t0;
+    rc = launch_capped(ctx, vm, type, ami, &live, &t0, err, errlen);
+    if (rc != VMMS_OK) {
+        char q[700];
+        log_warn("vm_create_failed", "name=%s type=%s rc=%d err=%s", vm->name, type, rc,
+                 log_quote(err, q, sizeof q));
+        return rc;
+    }
+    log_info("vm_created", "name=%s id=i-%s type=%s ami=%s spot=%d live_before=%d", vm->name,
+             vm->id, type, ami, (int)c->spot, live);
+    /* Until it runs (and has the address we reach it at). */
+    rc = wait_running(ctx, vm, t0, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
     log_info("vm_running", "name=%s id=i-%s host=%s ms=%ld", vm->name, vm->id, vm->host,
              (long)(clock_mono_ms() - t0));
     return VMMS_OK;

@@ -125,32 +125,41 @@ static int pick_runtime(struct lo_ctx *ctx, const char **why, char *err, size_t 
     return VMMS_OK;
 }
 
-static int lo_init(const json_t *cfg, const char *prefix, void **out, char *err, size_t errlen)
+/* A new context for prefix: locks and watches ready, no fd open. NULL when
+ * out of memory. */
+static struct lo_ctx *ctx_new(const char *prefix)
 {
-    *out = NULL;
-    if (vmms_init_check("localOCI", prefix, true, err, errlen) != VMMS_OK)
-        return VMMS_ERR;
-    if (geteuid() != 0)
-        return vmms_fail(err, errlen, VMMS_ERR, "localOCI: the consumer must run as root "
-                         "(it mounts, makes namespaces and cgroups)");
     struct lo_ctx *ctx = calloc(1, sizeof *ctx);
     if (ctx == NULL)
-        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
+        return NULL;
     ctx->vms_fd = -1;
     pthread_mutex_init(&ctx->lock, NULL);
     vmms_watches_init(&ctx->watches);
     pthread_mutex_init(&ctx->import_lock, NULL);
     snprintf(ctx->prefix, sizeof ctx->prefix, "%s", prefix);
+    return ctx;
+}
+
+/* Parses cfg into ctx (and its Docker engine when docker_socket is set),
+ * notes the cgroup version and picks the runtime; why says why that one.
+ * VMMS_OK or a VMMS error in err. */
+static int configure(struct lo_ctx *ctx, const json_t *cfg, const char **why, char *err,
+                     size_t errlen)
+{
     int rc = lo_config_parse(cfg, &ctx->cfg, err, errlen);
     if (rc == VMMS_OK && ctx->cfg.docker_socket[0])
         vmms_engine_init(&ctx->docker, ctx->cfg.docker_socket, 10);
-    const char *why = "";
     struct statfs sf;
     ctx->cgroup2 = statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
     if (rc == VMMS_OK)
-        rc = pick_runtime(ctx, &why, err, errlen);
-    if (rc != VMMS_OK)
-        goto fail;
+        rc = pick_runtime(ctx, why, err, errlen);
+    return rc;
+}
+
+/* Makes run_dir, its vms/ and the runtime's root, and opens vms/ as
+ * ctx->vms_fd. VMMS_OK or a VMMS error in err. */
+static int make_run_dirs(struct lo_ctx *ctx, char *err, size_t errlen)
+{
     snprintf(ctx->vms_dir, sizeof ctx->vms_dir, "%s/vms", ctx->cfg.run_dir);
     snprintf(ctx->runtime_root, sizeof ctx->runtime_root, "%s/%s", ctx->cfg.run_dir,
              ctx->runtime == LO_RUNC ? "runc" : "crun");
@@ -159,23 +168,29 @@ static int lo_init(const json_t *cfg, const char *prefix, void **out, char *err,
      * existing run_dir of an older version, once 0711) */
     if (mkdir_p(ctx->cfg.run_dir, 0700) != 0 || chmod(ctx->cfg.run_dir, 0700) != 0 ||
         mkdir_p(ctx->vms_dir, 0700) != 0 || mkdir_p(ctx->runtime_root, 0700) != 0 ||
-        (ctx->vms_fd = open(ctx->vms_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-        rc = vmms_fail(err, errlen, VMMS_ERR, "localOCI: cannot make run_dir %s: %s",
-                       ctx->cfg.run_dir, strerror(errno));
-        goto fail;
-    }
-    rc = lo_store_init(ctx, err, errlen);
+        (ctx->vms_fd = open(ctx->vms_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "localOCI: cannot make run_dir %s: %s",
+                         ctx->cfg.run_dir, strerror(errno));
+    return VMMS_OK;
+}
+
+/* The image store, the address slots and the job network. VMMS_OK or a
+ * VMMS error in err. */
+static int open_store_and_net(struct lo_ctx *ctx, char *err, size_t errlen)
+{
+    int rc = lo_store_init(ctx, err, errlen);
     if (rc != VMMS_OK)
-        goto fail;
+        return rc;
     ctx->net_used = calloc(LO_NET_SLOTS, 1);
-    if (ctx->net_used == NULL) {
-        rc = vmms_fail(err, errlen, VMMS_ERR, "out of memory");
-        goto fail;
-    }
-    rc = lo_net_init(ctx, err, errlen);
-    if (rc != VMMS_OK)
-        goto fail;
-    /* Addresses held by sandboxes a predecessor left (re-attach, clean-up). */
+    if (ctx->net_used == NULL)
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
+    return lo_net_init(ctx, err, errlen);
+}
+
+/* Takes back the addresses held by sandboxes a predecessor left
+ * (re-attach, clean-up). */
+static void adopt_sandboxes(struct lo_ctx *ctx)
+{
     DIR *d = opendir(ctx->vms_dir);
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
@@ -189,8 +204,12 @@ static int lo_init(const json_t *cfg, const char *prefix, void **out, char *err,
     }
     if (d)
         closedir(d);
-    if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
-        log_warn("vmms_subreaper", "errno=%d note=\"job processes are reaped by pid 1\"", errno);
+}
+
+/* Imports import_images (from Docker) and oci_images (OCI layouts); one that
+ * fails is logged and skipped. */
+static void import_configured_images(struct lo_ctx *ctx)
+{
     size_t i;
     json_t *n;
     json_array_foreach(ctx->cfg.import_images, i, n) {
@@ -211,6 +230,37 @@ static int lo_init(const json_t *cfg, const char *prefix, void **out, char *err,
             log_warn("image_import_skipped", "name=%s from=oci_layout err=%s", oname,
                      log_quote(e2, q, sizeof q));
     }
+}
+
+/* vmms.h init: checks the host (root), configures, makes the run
+ * directories, opens the store and network, adopts what a predecessor left
+ * and imports the configured images. The context in *out, or NULL and a
+ * VMMS error in err. */
+static int lo_init(const json_t *cfg, const char *prefix, void **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (vmms_init_check("localOCI", prefix, true, err, errlen) != VMMS_OK)
+        return VMMS_ERR;
+    if (geteuid() != 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "localOCI: the consumer must run as root "
+                         "(it mounts, makes namespaces and cgroups)");
+    struct lo_ctx *ctx = ctx_new(prefix);
+    if (ctx == NULL)
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
+    const char *why = "";
+    int rc = configure(ctx, cfg, &why, err, errlen);
+    if (rc == VMMS_OK)
+        rc = make_run_dirs(ctx, err, errlen);
+    if (rc == VMMS_OK)
+        rc = open_store_and_net(ctx, err, errlen);
+    if (rc != VMMS_OK) {
+        lo_shutdown(ctx);
+        return rc;
+    }
+    adopt_sandboxes(ctx);
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+        log_warn("vmms_subreaper", "errno=%d note=\"job processes are reaped by pid 1\"", errno);
+    import_configured_images(ctx);
     char qs[300], qr[300];
     log_info("vmms_init", "vmms=localOCI prefix=%s runtime=%s runtime_path=%s reason=\"%s\" "
              "cgroup=%s store_dir=%s run_dir=%s", ctx->prefix,
@@ -219,9 +269,6 @@ static int lo_init(const json_t *cfg, const char *prefix, void **out, char *err,
              log_quote(ctx->cfg.run_dir, qr, sizeof qr));
     *out = ctx;
     return VMMS_OK;
-fail:
-    lo_shutdown(ctx);
-    return rc;
 }
 
 /* vmms.h data_dir: instances' bundles and job directories live under run_dir. */

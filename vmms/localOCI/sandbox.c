@@ -345,6 +345,87 @@ static int make_bundle(struct lo_ctx *ctx, struct vmms_vm *vm, int dfd, const js
     return rc;
 }
 
+/* Makes the sandbox's directory under vms/ (*image: the image found, the
+ * caller's to decref on VMMS_OK). The leftover of a dead sandbox of that
+ * name is cleared first and the image found again; a live one is an error.
+ * VMMS_OK, or a VMMS error in err with *image released. */
+static int make_vm_dir(struct lo_ctx *ctx, struct vmms_vm *vm, json_t **image, char *err,
+                       size_t errlen)
+{
+    if (mkdirat(ctx->vms_fd, vm->name, 0700) == 0)
+        return VMMS_OK;
+    int e = errno;
+    json_decref(*image);
+    *image = NULL;
+    if (e != EEXIST || lo_container_pid(ctx, vm->name) > 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: %s", vm->name,
+                         e == EEXIST ? "a live sandbox has that name" : strerror(e));
+    /* The leftover of a dead one: clear it and start afresh. */
+    char e2[256];
+    destroy(ctx, vm, true, e2, sizeof e2);
+    if (mkdirat(ctx->vms_fd, vm->name, 0700) != 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: %s", vm->name, strerror(errno));
+    return lo_image_find(ctx, vm->image, image, err, errlen);
+}
+
+/* `runtime create` of the bundle (dfd), its output in console.log. VMMS_OK,
+ * or a VMMS error in err (with the start of console.log when it failed). */
+static int runtime_create(struct lo_ctx *ctx, struct vmms_vm *vm, int dfd, char *err,
+                          size_t errlen)
+{
+    char bundle[PATH_MAX * 2], pidf[PATH_MAX * 2 + 8];
+    snprintf(bundle, sizeof bundle, "%s/%s", ctx->vms_dir, vm->name);
+    snprintf(pidf, sizeof pidf, "%s/pid", bundle);
+    int log = openat(dfd, "console.log", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                                             O_CLOEXEC, 0600);
+    const char *argv[] = {ctx->runtime_path, "--root", ctx->runtime_root, "create",
+                          "--bundle", bundle, "--pid-file", pidf, vm->name, NULL};
+    int status = -1;
+    int rc = log < 0 ? vmms_fail(err, errlen, VMMS_ERR, "cannot open console.log: %s",
+                                 strerror(errno))
+                     : vmms_spawn_fd(argv, log, 1000L * ctx->cfg.cmd_timeout_s, &status, err,
+                                     errlen);
+    if (log >= 0)
+        close(log);
+    if (rc == VMMS_OK && status != 0) {
+        char logbuf[400] = "";
+        vmms_read_small(dfd, "console.log", O_NOFOLLOW, logbuf, sizeof logbuf);
+        for (char *c = logbuf; *c; c++)
+            if (*c == '\n')
+                *c = ' ';
+        rc = vmms_fail(err, errlen, VMMS_ERR, "runtime create of %s failed (exit %d): %s",
+                       vm->name, status, logbuf);
+    }
+    return rc;
+}
+
+/* Records the created container's pid and start time in the bundle's
+ * "init" (dfd). VMMS_OK or a VMMS error in err. */
+static int record_init(struct vmms_vm *vm, int dfd, char *err, size_t errlen)
+{
+    char buf[64], init[64], st = '?';
+    int pid = 0;
+    if (vmms_read_small(dfd, "pid", O_NOFOLLOW, buf, sizeof buf) < 0 || (pid = atoi(buf)) <= 1)
+        return vmms_fail(err, errlen, VMMS_ERR, "runtime create of %s wrote no pid", vm->name);
+    long long start = proc_start(pid, &st);
+    if (start < 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: its process is gone", vm->name);
+    snprintf(init, sizeof init, "%d %lld\n", pid, start);
+    if (write_small(dfd, "init", init) != 0)
+        return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: cannot write init: %s",
+                         vm->name, strerror(errno));
+    return VMMS_OK;
+}
+
+/* Gives vm a random 16-hex-digit id (left as it is when getrandom fails). */
+static void set_random_id(struct vmms_vm *vm)
+{
+    unsigned char rnd[8];
+    if (getrandom(rnd, sizeof rnd, 0) == (ssize_t)sizeof rnd)
+        for (int i = 0; i < 8; i++)
+            snprintf(vm->id + 2 * i, 3, "%02x", rnd[i]);
+}
+
 int lo_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
 {
     struct lo_ctx *ctx = vctx;
@@ -358,22 +439,9 @@ int lo_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     if (rc != VMMS_OK)
         return rc;
     long long t_img = clock_mono_ms();
-    if (mkdirat(ctx->vms_fd, vm->name, 0700) != 0) {
-        int e = errno;
-        json_decref(image);
-        if (e != EEXIST || lo_container_pid(ctx, vm->name) > 0)
-            return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: %s", vm->name,
-                             e == EEXIST ? "a live sandbox has that name" : strerror(e));
-        /* The leftover of a dead one: clear it and start afresh. */
-        char e2[256];
-        destroy(ctx, vm, true, e2, sizeof e2);
-        if (mkdirat(ctx->vms_fd, vm->name, 0700) != 0)
-            return vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: %s", vm->name,
-                             strerror(errno));
-        rc = lo_image_find(ctx, vm->image, &image, err, errlen);
-        if (rc != VMMS_OK)
-            return rc;
-    }
+    rc = make_vm_dir(ctx, vm, &image, err, errlen);
+    if (rc != VMMS_OK)
+        return rc;
     int dfd = lo_open_bundle(ctx, vm->name);
     if (dfd < 0) {
         json_decref(image);
@@ -383,44 +451,10 @@ int lo_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     rc = make_bundle(ctx, vm, dfd, image, &lim, err, errlen);
     json_decref(image);
     long long t_bundle = clock_mono_ms();
-    if (rc == VMMS_OK) {
-        char bundle[PATH_MAX * 2], pidf[PATH_MAX * 2 + 8];
-        snprintf(bundle, sizeof bundle, "%s/%s", ctx->vms_dir, vm->name);
-        snprintf(pidf, sizeof pidf, "%s/pid", bundle);
-        int log = openat(dfd, "console.log", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-                                                 O_CLOEXEC, 0600);
-        const char *argv[] = {ctx->runtime_path, "--root", ctx->runtime_root, "create",
-                              "--bundle", bundle, "--pid-file", pidf, vm->name, NULL};
-        int status = -1;
-        rc = log < 0 ? vmms_fail(err, errlen, VMMS_ERR, "cannot open console.log: %s",
-                                 strerror(errno))
-                     : vmms_spawn_fd(argv, log, 1000L * ctx->cfg.cmd_timeout_s, &status, err,
-                                   errlen);
-        if (log >= 0)
-            close(log);
-        char buf[64], init[64], st = '?';
-        if (rc == VMMS_OK && status != 0) {
-            char logbuf[400] = "";
-            vmms_read_small(dfd, "console.log", O_NOFOLLOW, logbuf, sizeof logbuf);
-            for (char *c = logbuf; *c; c++)
-                if (*c == '\n')
-                    *c = ' ';
-            rc = vmms_fail(err, errlen, VMMS_ERR, "runtime create of %s failed (exit %d): %s",
-                           vm->name, status, logbuf);
-        }
-        int pid = 0;
-        if (rc == VMMS_OK && (vmms_read_small(dfd, "pid", O_NOFOLLOW, buf, sizeof buf) < 0 ||
-                              (pid = atoi(buf)) <= 1))
-            rc = vmms_fail(err, errlen, VMMS_ERR, "runtime create of %s wrote no pid",
-                           vm->name);
-        long long start = rc == VMMS_OK ? proc_start(pid, &st) : -1;
-        if (rc == VMMS_OK && start < 0)
-            rc = vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: its process is gone", vm->name);
-        snprintf(init, sizeof init, "%d %lld\n", pid, start);
-        if (rc == VMMS_OK && write_small(dfd, "init", init) != 0)
-            rc = vmms_fail(err, errlen, VMMS_ERR, "sandbox %s: cannot write init: %s",
-                           vm->name, strerror(errno));
-    }
+    if (rc == VMMS_OK)
+        rc = runtime_create(ctx, vm, dfd, err, errlen);
+    if (rc == VMMS_OK)
+        rc = record_init(vm, dfd, err, errlen);
     close(dfd);
     if (rc != VMMS_OK) {
         char e2[256], q[600];
@@ -428,10 +462,7 @@ int lo_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
         log_warn("vm_create_failed", "name=%s err=%s", vm->name, log_quote(err, q, sizeof q));
         return rc;
     }
-    unsigned char rnd[8];
-    if (getrandom(rnd, sizeof rnd, 0) == (ssize_t)sizeof rnd)
-        for (int i = 0; i < 8; i++)
-            snprintf(vm->id + 2 * i, 3, "%02x", rnd[i]);
+    set_random_id(vm);
     log_info("vm_created", "name=%s image=%s cores=%d memory_mb=%d disk_mb=%d pids=%d "
              "network=%d ms=%lld image_ms=%lld bundle_ms=%lld create_ms=%lld", vm->name,
              vm->image, lim.cores, lim.memory_mb, lim.disk_mb, lim.pids, (int)vm->network,

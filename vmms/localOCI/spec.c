@@ -35,6 +35,7 @@ static const char *const caps[] = {
     "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE", NULL,
 };
 
+/* A JSON array of the NULL-ended strings v. */
 static json_t *strings(const char *const *v)
 {
     json_t *a = json_array();
@@ -43,6 +44,7 @@ static json_t *strings(const char *const *v)
     return a;
 }
 
+/* One OCI mount of dst; opts is a comma-separated option list. */
 static json_t *mount(const char *dst, const char *type, const char *src, const char *opts)
 {
     json_t *o = json_array();
@@ -54,12 +56,14 @@ static json_t *mount(const char *dst, const char *type, const char *src, const c
                      "options", o);
 }
 
-json_t *lo_spec(struct lo_ctx *ctx, const char *name, const json_t *image,
-                const struct vmms_limits *lim, const char *netns)
+/* The sandbox's mounts: /proc, /dev and /sys as Docker has them, the tmpfs
+ * a job writes (disk_mb as localDocker splits it: the root's upper dir, /tmp
+ * and every other place on the root, a quarter (sandbox.c mounts it),
+ * /home/output and /dev/shm a sixteenth each, /home the rest), the inputs'
+ * bind mount, and the host's resolv.conf when it has a network. */
+static json_t *spec_mounts(struct lo_ctx *ctx, const char *name, const struct vmms_limits *lim,
+                           const char *netns)
 {
-    /* disk_mb as localDocker splits it: the root's upper dir (/tmp and
-     * every other place on the root) a quarter (sandbox.c mounts it),
-     * /home/output and /dev/shm a sixteenth each, /home the rest. */
     int shm = lim->disk_mb / 16, output = lim->disk_mb / 16, upper = lim->disk_mb / 4;
     int home = lim->disk_mb - shm - output - upper;
     char o_home[96], o_out[96], o_shm[96], bind_src[PATH_MAX];
@@ -88,7 +92,13 @@ json_t *lo_spec(struct lo_ctx *ctx, const char *name, const json_t *image,
     if (netns && access("/etc/resolv.conf", R_OK) == 0)
         json_array_append_new(mounts, mount("/etc/resolv.conf", "bind", "/etc/resolv.conf",
                                             "rbind,ro,nosuid,nodev,noexec"));
+    return mounts;
+}
 
+/* The job's environment: the image's VAR=value entries, a default PATH when
+ * the image has none, HOME and TANGO_CGROUP_USAGE. */
+static json_t *spec_env(const json_t *image)
+{
     json_t *env = json_array(), *e;
     size_t i;
     bool has_path = false;
@@ -105,29 +115,57 @@ json_t *lo_spec(struct lo_ctx *ctx, const char *name, const json_t *image,
     json_array_append_new(env, json_string("HOME=/root"));
     /* our autodriver then reports the sandbox's cgroup figures (old ones ignore it) */
     json_array_append_new(env, json_string("TANGO_CGROUP_USAGE=1"));
+    return env;
+}
 
+/* The namespaces: fresh pid, ipc, uts, mount and cgroup ones, and netns (a
+ * path) or a fresh network namespace. */
+static json_t *spec_namespaces(const char *netns)
+{
     json_t *ns = json_pack("[{s:s}, {s:s}, {s:s}, {s:s}, {s:s}]", "type", "pid", "type",
                            "ipc", "type", "uts", "type", "mount", "type", "cgroup");
     json_array_append_new(ns, netns ? json_pack("{s:s, s:s}", "type", "network", "path", netns)
                                     : json_pack("{s:s}", "type", "network"));
-    /* tmpfs pages are charged to the job: memory + disk, no swap. */
+    return ns;
+}
+
+/* The cgroup limits of lim. tmpfs pages are charged to the job: memory +
+ * disk, no swap. */
+static json_t *spec_resources(const struct vmms_limits *lim)
+{
     long long mem = ((long long)lim->memory_mb + lim->disk_mb) << 20;
-    json_t *res = json_pack(
+    return json_pack(
         "{s:{s:I, s:I}, s:{s:I, s:I}, s:{s:I}, s:[{s:b, s:s}]}",
         "memory", "limit", (json_int_t)mem, "swap", (json_int_t)mem,
         "cpu", "quota", (json_int_t)lim->cores * 100000, "period", (json_int_t)100000,
         "pids", "limit", (json_int_t)lim->pids,
         "devices", "allow", 0, "access", "rwm");
-    char cgpath[200], host[64];
-    snprintf(cgpath, sizeof cgpath, "/%s/%s", LO_CGROUP_PARENT, name);
-    snprintf(host, sizeof host, "%.63s", name);
-    json_t *process = json_pack(
+}
+
+/* The job's process: root running /home/mount/.tango-run with env (taken)
+ * and Docker's default capabilities. */
+static json_t *spec_process(json_t *env)
+{
+    return json_pack(
         "{s:b, s:{s:i, s:i}, s:[s, s], s:o, s:s, s:{s:o, s:o, s:o}, s:b}",
         "terminal", 0, "user", "uid", 0, "gid", 0,
         "args", "/bin/sh", "/home/mount/.tango-run", "env", env, "cwd", "/home",
         "capabilities", "bounding", strings(caps), "effective", strings(caps), "permitted",
         strings(caps),
         "noNewPrivileges", 0);
+}
+
+json_t *lo_spec(struct lo_ctx *ctx, const char *name, const json_t *image,
+                const struct vmms_limits *lim, const char *netns)
+{
+    json_t *mounts = spec_mounts(ctx, name, lim, netns);
+    json_t *env = spec_env(image);
+    json_t *ns = spec_namespaces(netns);
+    json_t *res = spec_resources(lim);
+    char cgpath[200], host[64];
+    snprintf(cgpath, sizeof cgpath, "/%s/%s", LO_CGROUP_PARENT, name);
+    snprintf(host, sizeof host, "%.63s", name);
+    json_t *process = spec_process(env);
     static const char *const masked[] = {
         "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
         "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
