@@ -75,6 +75,8 @@ def run(d, f, reg, px, digest, pulled):
             px.host: {"credentials": bad, "ca_file": os.path.join(d, "srv-ca.crt")}}
     with tlib.Service(config={"registries": regs}) as svc:
         cfg = test_e2e_distdocker.consumer_config(svc, f)
+        # room besides the warm pool's instances of the registry image
+        cfg["vmms_config"] = {"distDocker": f.distdocker_config(max_jobs=4)}
         svc.start_consumer(cfg)
         try:
             pulled.append(good_jobs(svc, reg, digest))
