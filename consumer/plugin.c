@@ -12,7 +12,7 @@
 #include "names.h"
 
 /* The back ends that pull from registries (localOCI itself, with no
- * daemon; localDocker through dockerd) get the service's "registries" in
+ * daemon; localDocker and distDocker through dockerd) get the service's "registries" in
  * their config too, and localOCI the image limits its unpack applies. */
 static bool pulls_itself(const char *name)
 {
@@ -20,7 +20,8 @@ static bool pulls_itself(const char *name)
 }
 static bool pulls(const char *name)
 {
-    return pulls_itself(name) || strcmp(name, "localDocker") == 0;
+    return pulls_itself(name) || strcmp(name, "localDocker") == 0 ||
+           strcmp(name, "distDocker") == 0;
 }
 
 /* A new reference to plugin name's config object (NULL: none). */

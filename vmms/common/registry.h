@@ -12,8 +12,9 @@
  *   registry_manifest.c  the parse of a manifest or an index (OCI and
  *                        Docker v2), linux/amd64 chosen from an index;
  *   registry_ref.c       a tag resolved to its digest;
- *   registry_engine_auth.c  the X-Registry-Auth value of a pull or a push
- *                        through dockerd (also linked into the consumer).
+ *   registry_engine_auth.c  the credentials of a pull or a push through a
+ *                        Docker daemon: X-Registry-Auth, a docker CLI
+ *                        config.json (also linked into the consumer).
  * Registry answers are outside input: registry_manifest.c and the challenge
  * parse are fuzzed by tests/fuzz/fuzz_registry.c. Credentials (registries.h)
  * are read when a registry asks for them and never logged; a token or a
@@ -89,8 +90,16 @@ int reg_resolve(const json_t *regs, const char *name, char *out, size_t outlen, 
  * unlisted registry, an unreadable credentials file). */
 int reg_engine_auth(const json_t *regs, const char *host, char **out, char *err,
                     size_t errlen);
-/* Wipes and frees what reg_engine_auth made (NULL: nothing). */
+/* Wipes and frees what reg_engine_auth or reg_docker_config made (NULL:
+ * nothing). */
 void reg_engine_auth_free(char *auth);
+/* The docker CLI config.json for a pull from registry host:
+ * {"auths":{HOST:{"auth":base64(user:pass)}}} from its credentials file
+ * ({"auths":{}} for a registry listed with none), malloc'd into *out. A
+ * secret: free it with reg_engine_auth_free, never log it. VMMS_OK, or
+ * VMMS_ERR with err as reg_engine_auth. */
+int reg_docker_config(const json_t *regs, const char *host, char **out, char *err,
+                      size_t errlen);
 
 /* ---- registry_auth.c ---- */
 

@@ -4,7 +4,8 @@
  * ranges, and the checks on the files they name. An unknown key or a bad
  * value is an error that names the key (hosts[i].key for a host's keys).
  * Key files are checked for being readable regular files; their contents
- * are never read here and never logged.
+ * are never read here and never logged. "registries" is the service's own
+ * key, copied in by the consumer (consumer/plugin.c); registries.h checked it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,8 @@ static int parse_host(const json_t *obj, size_t i, struct dd_host_cfg *h, bool s
 
 void dd_config_free(struct dd_config *cfg)
 {
+    json_decref(cfg->registries);
+    cfg->registries = NULL;
     free(cfg->hosts);
     cfg->hosts = NULL;
     cfg->nhosts = 0;
@@ -176,6 +179,8 @@ int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t 
     out->strict_host_key_checking = true;
     vmms_int_keys_default(top_ints, N(top_ints), out);
     jobnet_config_default(&out->net);
+    if ((out->registries = json_object()) == NULL)
+        return vmms_fail(err, errlen, VMMS_ERR, "out of memory");
     if (!json_is_object(cfg))
         return vmms_fail(err, errlen, VMMS_ERR,
                        "distDocker needs a config object with \"hosts\" "
@@ -197,6 +202,11 @@ int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t 
             out->strict_host_key_checking = json_is_true(v);
         } else if (strcmp(key, "hosts") == 0) {
             hosts = v;
+        } else if (strcmp(key, "registries") == 0) {
+            if (!json_is_object(v))
+                return vmms_fail(err, errlen, VMMS_ERR, PFX "\"registries\" must be an object");
+            json_decref(out->registries);
+            out->registries = json_incref(v);
         } else if ((nk = jobnet_config_key(&out->net, "distDocker", key, v, err,
                                            errlen)) != 0) {
             if (nk < 0)
@@ -207,7 +217,7 @@ int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t 
                            "connect_timeout_s, command_timeout_s, down_backoff_s, "
                            "down_backoff_max_s, health_interval_s, run_grace_s, "
                            "default_cores, default_memory_mb, default_pids_limit, default_disk_mb, network, "
-                           "network_bridge, host_firewall)", key);
+                           "network_bridge, host_firewall; registries: the consumer's own key)", key);
         }
     }
     if (jobnet_config_finish(&out->net, "distDocker", err, errlen) != 0)

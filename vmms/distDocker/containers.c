@@ -2,7 +2,7 @@
  * containers.c: the life of one container ("VM") on a worker host, through
  * the docker CLI over SSH: create it on the host picked round-robin with the
  * job's limits, its volume directory and the seccomp profile of every back
- * end (initialize_vm), wait until it runs
+ * end, its registry image pulled there first if missing (initialize_vm), wait until it runs
  * (wait_vm), remove it with its directory (destroy_vm, safe_destroy_vm;
  * deferred while its host is down), and list this service's containers on
  * every healthy host by label (get_vms). Every argument put on a command
@@ -174,6 +174,9 @@ int dd_initialize_vm(void *vctx, struct vmms_vm *vm, char *err, size_t errlen)
     /* With network, the jobs' network is checked on h first. */
     if (vm->network && (rc = dd_net_ready(ctx, h, err, errlen)) != VMMS_OK)
         return rc; /* the registry keeps the VM until destroy_vm, as below */
+    /* A registry image h lacks is pulled there first (pull.c). */
+    if ((rc = dd_pull_missing(ctx, h, vm->image, err, errlen)) != VMMS_OK)
+        return rc;
     char *line = malloc(CMD_MAX);
     if (line == NULL)
         return vmms_fail(err, errlen, VMMS_ERR, "out of memory");

@@ -14,6 +14,7 @@
  *   containers.c  create / wait / destroy / list containers
  *   jobs.c        start_job, attach_job and get_partial_output (docker exec)
  *   images.c      list images (on every healthy host) and load them
+ *   pull.c        registry images: resolve_image, a pull on a worker host
  *   network.c     the jobs' network and firewall rule on each host
  *   host_health.c get_hosts: each host's state for the consumer's metrics
  *   plugin.c      init / shutdown, run_job (start + attach), the exported
@@ -53,6 +54,7 @@ extern const struct vmms_ops vmms_plugin;
 #define DD_MAX_HOSTS 64
 #define DD_FEEDBACK_MAX (64L * 1024 * 1024)   /* biggest feedback copy_out takes */
 #define DD_ADDR_MAX 240
+#define DD_PULL_TIMEOUT_S 900                 /* one registry pull on a worker host */
 
 /* ---- config.c ---- */
 struct dd_host_cfg {
@@ -80,6 +82,8 @@ struct dd_config {
     struct vmms_limits defaults; /* default_cores, _memory_mb, _pids_limit, _disk_mb
                                   * (disk: writable storage of a job, containers.c) */
     struct jobnet_config net;    /* network, network_bridge, host_firewall */
+    json_t *registries;          /* the service's "registries" (consumer/plugin.c copies
+                                  * it in); an empty object when none */
 };
 
 int dd_config_parse(const json_t *cfg, struct dd_config *out, char *err, size_t errlen);
@@ -241,6 +245,16 @@ int dd_get_partial_output(void *ctx, struct vmms_vm *vm, size_t max_bytes, char 
 int dd_get_images(void *ctx, char ***names, size_t *count, char *err, size_t errlen);
 int dd_load_image(void *ctx, const char *tar_path, const char *name, int timeout_s,
                   const struct vmms_image_limits *lim, char *err, size_t errlen);
+
+/* ---- pull.c ---- */
+/* The resolve_image op (vmms.h): reg_resolve with the configured registries. */
+int dd_resolve_image(void *ctx, const char *name, char *out, size_t outlen, char *err,
+                     size_t errlen);
+/* When name is a registry reference h's dockerd does not hold, pulls it
+ * there with the registry's credentials (within DD_PULL_TIMEOUT_S; logged
+ * image_pulled or image_pull_failed). VMMS_OK also for a local name. */
+int dd_pull_missing(struct dd_ctx *ctx, struct dd_host *h, const char *name, char *err,
+                    size_t errlen);
 
 /* ---- network.c ---- */
 /* Makes sure the jobs' network exists on c's host as a bridge with

@@ -113,6 +113,7 @@ const struct vmms_ops vmms_plugin = {
     .init = dd_init,
     .shutdown = dd_shutdown,
     .initialize_vm = dd_initialize_vm,
+    .resolve_image = dd_resolve_image,
     .wait_vm = dd_wait_vm,
     .copy_in = dd_copy_in,
     .run_job = dd_run_job,
