@@ -36,28 +36,17 @@ import tregistry as tr  # noqa: E402
 LEFT_GLOB = "/tmp/tango-pull.*"  # the pull's config directory on a fleet host (shared /tmp)
 
 
+PULL_VIA = r"event=image_pulled name=\S+ host=\S+ via=docker_cli"
+
+
 def pulls(svc):
-    log = open(os.path.join(svc.tmp, "consumer0.log")).read()
-    return re.findall(r"event=image_pulled name=\S+ host=\S+ via=docker_cli", log), log
+    return trd.pulls(svc, PULL_VIA)
 
 
 def good_jobs(svc, reg, digest):
-    r, dead, out = test_registry.run_job(svc, "%s/course/ddimg:v1" % reg.host, "ddtag.out")
-    tlib.check("by tag: a distDocker job runs the registry image",
-               b"ran-on-registry-image" in out, (r, (dead or {}).get("trace")))
-    pinned = "%s/course/ddimg@%s" % (reg.host, digest)
-    tlib.check("by tag: the record keeps the digest the tag resolved to",
-               ((dead or {}).get("vm") or {}).get("image") == pinned, dead)
-    got, log = pulls(svc)
-    tlib.check("by tag: the worker host pulled it with the docker CLI", len(got) == 1,
-               log[-1500:])
-    r, dead, out = test_registry.run_job(svc, pinned, "dddigest.out")
-    tlib.check("by digest: the job runs", b"ran-on-registry-image" in out,
-               (r, (dead or {}).get("trace")))
-    got, log = pulls(svc)
-    tlib.check("by digest: the image the host holds is not pulled again", len(got) == 1,
-               log[-1500:])
-    return pinned
+    return trd.good_jobs(svc, reg, digest, repo="course/ddimg", backend="distDocker",
+                         puller="the worker host pulled it with the docker CLI",
+                         via=PULL_VIA)
 
 
 def no_base64_secret(svc):

@@ -32,26 +32,33 @@ def trust(host, ca):
     shutil.copy(ca, os.path.join(d, "ca.crt"))
 
 
-def pulls(svc):
+PULL_VIA = r"event=image_pulled name=\S+ via=engine"
+
+
+def pulls(svc, via=PULL_VIA):
+    """(the consumer's image_pulled lines matching via, its whole log)."""
     log = open(os.path.join(svc.tmp, "consumer0.log")).read()
-    return re.findall(r"event=image_pulled name=\S+ via=engine", log), log
+    return re.findall(via, log), log
 
 
-def good_jobs(svc, reg, digest):
-    r, dead, out = test_registry.run_job(svc, "%s/course/dimg:v1" % reg.host, "dtag.out")
-    tlib.check("by tag: a localDocker job runs the registry image",
+def good_jobs(svc, reg, digest, repo="course/dimg", backend="localDocker",
+              puller="dockerd pulled it through the Engine API", via=PULL_VIA):
+    """A job on repo:v1 runs and its record keeps the digest; one pull
+    (a log line matching via); a job by that digest runs with no second
+    pull. Returns the pinned reference. Shared by the distDocker test."""
+    r, dead, out = test_registry.run_job(svc, "%s/%s:v1" % (reg.host, repo), "tag.out")
+    tlib.check("by tag: a %s job runs the registry image" % backend,
                b"ran-on-registry-image" in out, (r, (dead or {}).get("trace")))
-    pinned = "%s/course/dimg@%s" % (reg.host, digest)
+    pinned = "%s/%s@%s" % (reg.host, repo, digest)
     tlib.check("by tag: the record keeps the digest the tag resolved to",
                ((dead or {}).get("vm") or {}).get("image") == pinned, dead)
-    got, log = pulls(svc)
-    tlib.check("by tag: dockerd pulled it through the Engine API", len(got) == 1, log[-1500:])
-    r, dead, out = test_registry.run_job(svc, pinned, "ddigest.out")
+    got, log = pulls(svc, via)
+    tlib.check("by tag: " + puller, len(got) == 1, log[-1500:])
+    r, dead, out = test_registry.run_job(svc, pinned, "digest.out")
     tlib.check("by digest: the job runs", b"ran-on-registry-image" in out,
                (r, (dead or {}).get("trace")))
-    got, log = pulls(svc)
-    tlib.check("by digest: the image dockerd holds is not pulled again", len(got) == 1,
-               log[-1500:])
+    got, log = pulls(svc, via)
+    tlib.check("by digest: the image is not pulled again", len(got) == 1, log[-1500:])
     return pinned
 
 
