@@ -152,8 +152,11 @@ static void finish(struct builder *b, struct store *st, const json_t *rec, bool 
     else if (ok)
         log_info("image_build_done", "build_id=%lld image=%s pushed=%s", id, image,
                  ref ? ref : "-");
-    else
-        log_warn("image_build_failed", "build_id=%lld image=%s error=\"%s\"", id, image, why);
+    else {
+        char qi[300], qw[1200]; /* why may quote the course's Dockerfile or a registry */
+        log_warn("image_build_failed", "build_id=%lld image=%s error=%s", id,
+                 log_quote(image, qi, sizeof qi), log_quote(why, qw, sizeof qw));
+    }
     if (!stale)
         unlink(json_string_value(json_object_get(rec, "path")));
     if (ok && !stale) {

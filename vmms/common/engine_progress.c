@@ -21,8 +21,12 @@ static void progress_line(struct vmms_progress *pr)
 {
     json_t *msg = pr->overlong ? NULL : json_loadb(pr->line, pr->len, 0, NULL);
     const char *e = json_string_value(json_object_get(msg, "error"));
-    if (e && pr->error[0] == '\0')
+    if (e && pr->error[0] == '\0') {
         snprintf(pr->error, sizeof pr->error, "%s", e);
+        for (char *c = pr->error; *c; c++) /* the daemon's or a registry's words */
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = ' ';
+    }
     const char *d = json_string_value(json_object_get(json_object_get(msg, "aux"), "Digest"));
     if (digest_ok(d))
         snprintf(pr->digest, sizeof pr->digest, "%s", d);
