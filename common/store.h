@@ -124,7 +124,8 @@ int store_info(struct store *st, json_t **out);
 int store_images(struct store *st, json_t **out);
 int store_set_images(struct store *st, const json_t *images);
 /* Image owners: the keyId (never the key) of the key that first ran /build
- * with each image name. store_claim_image makes key_id the owner of image
+ * with each image repository (a name without its tag: the caller passes
+ * that). store_claim_image makes key_id the owner of image
  * unless it has one (atomic: of two claims one wins) and copies the owner
  * after the claim into owner (ownerlen bytes): key_id when it won or held
  * it already. */
