@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "image_tar.h"
+#include "names.h"
 #include "strvec.h"
 #include "text.h"
 
@@ -38,11 +39,7 @@ static bool canon(const char *ref, char *out, size_t outsz)
         p += 16;
     if (strncmp(p, "library/", 8) == 0 && strchr(p + 8, '/') == NULL)
         p += 8;
-    const char *slash = strrchr(p, '/');
-    const char *colon = strrchr(p, ':');
-    bool has_tag = colon && (!slash || colon > slash);
-    int n = snprintf(out, outsz, "%s%s", p, has_tag ? "" : ":latest");
-    return n > 0 && (size_t)n < outsz;
+    return image_name_canon(p, out, outsz);
 }
 
 bool image_ref_same(const char *ref, const char *want)

@@ -37,7 +37,7 @@
     X(COUNTERS,        "counters",        "hash of the /info counters")                        \
     X(STARTED,         "started",         "unix seconds when the service first started")       \
     X(IMAGES,          "images",          "JSON {\"images\": [...]} published by the consumer") \
-    X(IMAGE_OWNERS,    "images:owners",   "hash image name -> keyId of the key that built it (/build)") \
+    X(IMAGE_OWNERS,    "images:owners",   "hash image repository (name without tag) -> keyId of the key that built it (/build)") \
     X(POOLS_WANTED,    "pools:wanted",    "hash image -> {size, cores, memory}")               \
     X(POOLS_STATE,     "pools:state",     "hash image -> {total: [..], free: [..]}")           \
     X(PARTIAL,         "partial:",        "partial:<id>: partial output of a running job")     \
@@ -48,6 +48,7 @@
     X(IMGBUILDS,       "imgbuilds",       "hash id -> /build_image record JSON {id, keyId, image, state, statusId, message, log, ..}") \
     X(IMGBUILDS_QUEUE, "imgbuilds:queue", "list of /build_image ids approved and waiting for a consumer's builder") \
     X(IMGBUILDS_RUNNING, "imgbuilds:running", "hash /build_image id -> token of the consumer building it") \
+    X(IMGBUILDS_DIGESTS, "imgbuilds:digests:", "imgbuilds:digests:<keyId>: set of the sha256 digests that key's /build_image builds pushed (build_push_to)") \
     X(IMGBUILDS_ENDED, "imgbuilds:ended", "zset of ended /build_image ids (score = id); past STORE_BUILDS_KEEP the oldest records go") \
     X(CALLBACKS_DUE,   "callbacks:due",   "zset callback JSON -> due time (Redis time, ms)")   \
     X(CALLBACKS_FAILED, "callbacks:failed", "list of callbacks given up")                      \

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
@@ -47,6 +48,26 @@ bool image_name_is_valid(const char *s)
             return false;
     }
     return true;
+}
+
+size_t image_repo_len(const char *ref)
+{
+    size_t end = strcspn(ref, "@");
+    const char *slash = NULL, *colon = NULL;
+    for (const char *p = ref; p < ref + end; p++) {
+        if (*p == '/')
+            slash = p;
+        else if (*p == ':')
+            colon = p;
+    }
+    return colon && (!slash || colon > slash) ? (size_t)(colon - ref) : end;
+}
+
+bool image_name_canon(const char *ref, char *out, size_t outlen)
+{
+    bool has_tag = ref[image_repo_len(ref)] == ':';
+    int n = snprintf(out, outlen, "%s%s", ref, has_tag ? "" : ":latest");
+    return n > 0 && (size_t)n < outlen;
 }
 
 int parse_job_id(const char *s, long long *id)

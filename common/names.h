@@ -20,6 +20,15 @@ static inline bool name_is_safe_str(const char *s);
  * local image: [a-z0-9] then [a-z0-9._-]*, optional ":tag" ([A-Za-z0-9._-]). */
 bool image_name_is_valid(const char *s);
 
+/* The length of image reference ref's repository: ref up to its tag's ':'
+ * (a ':' after the last '/', so a registry's port is no tag), or all of ref
+ * up to an '@digest'. "datalab:v3" -> 8; "host:5000/x/y:t" -> 13. */
+size_t image_repo_len(const char *ref);
+
+/* ref (no '@digest') as Docker names it: with ":latest" added when it has
+ * no tag. True, or false when out (outlen bytes) has no room. */
+bool image_name_canon(const char *ref, char *out, size_t outlen);
+
 /* Job ids in URLs: decimal, 1..19 digits, > 0. Returns 0 and sets *id. */
 int parse_job_id(const char *s, long long *id);
 

@@ -124,7 +124,8 @@ int store_info(struct store *st, json_t **out);
 int store_images(struct store *st, json_t **out);
 int store_set_images(struct store *st, const json_t *images);
 /* Image owners: the keyId (never the key) of the key that first ran /build
- * with each image name. store_claim_image makes key_id the owner of image
+ * with each image repository (a name without its tag: the caller passes
+ * that). store_claim_image makes key_id the owner of image
  * unless it has one (atomic: of two claims one wins) and copies the owner
  * after the claim into owner (ownerlen bytes): key_id when it won or held
  * it already. */
@@ -273,11 +274,17 @@ int store_build_all(struct store *st, json_t **out);
 int store_build_take(struct store *st, const char *token, json_t **out);
 /* Ends build id run by token: state "done" or "failed", its statusId,
  * message and log, and image_ref (the pushed registry reference, kept as
- * imageRef; NULL or "": none). *stale: token no longer held it (nothing
+ * imageRef, its digest added to the record's keyId's pushed digests,
+ * store_pushed_digests; NULL or "": none). *stale: token no longer held it (nothing
  * written). */
 int store_build_finish(struct store *st, int64_t id, const char *token, const char *state,
                        int status_id, const char *message, const char *log,
                        const char *image_ref, bool *stale);
+/* *out: a new JSON array of the "sha256:<hex>" digests that key key_id's
+ * builds pushed (store_build_finish records each imageRef's digest under
+ * the build record's keyId): the references under build_push_to with a
+ * digest that key may run. */
+int store_pushed_digests(struct store *st, const char *key_id, json_t **out);
 /* Takes back every running build whose consumer has no heartbeat: queued
  * again at the head, or failed (-3) after STORE_BUILD_MAX_ATTEMPTS. *n: how
  * many. */

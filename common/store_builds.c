@@ -57,6 +57,10 @@ static const char FINISH_LUA[] = ENDED_LUA
     "local r = cjson.decode(t)\n"
     "r.state = ARGV[3]; r.statusId = tonumber(ARGV[4]); r.message = ARGV[5]; r.log = ARGV[6]\n"
     "if ARGV[8] ~= '' then r.imageRef = ARGV[8] end\n"
+    "local digest = string.match(ARGV[8], '@(sha256:%x+)$')\n"
+    "if digest and type(r.keyId) == 'string' then\n"
+    "  redis.call('SADD', ARGV[9] .. r.keyId, digest)\n"
+    "end\n"
     "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(r))\n"
     "ended(KEYS[3], KEYS[1], ARGV[1], tonumber(ARGV[7]))\n"
     "return 1\n";
@@ -157,6 +161,23 @@ int store_build_all(struct store *st, json_t **out)
     return STORE_OK;
 }
 
+int store_pushed_digests(struct store *st, const char *key_id, json_t **out)
+{
+    char key[KEY_MAX];
+    store_keyf(st, key, KEY_IMGBUILDS_DIGESTS, "%s", key_id);
+    int status;
+    redisReply *r = store_cmdf(st, &status, "SMEMBERS %s", key);
+    if (!r)
+        return status;
+    json_t *list = json_array();
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            json_array_append_new(list, json_stringn(r->element[i]->str, r->element[i]->len));
+    freeReplyObject(r);
+    *out = list;
+    return STORE_OK;
+}
+
 int store_build_take(struct store *st, const char *token, json_t **out)
 {
     char k_q[KEY_MAX], k_recs[KEY_MAX], k_run[KEY_MAX], k_seen[KEY_MAX];
@@ -174,15 +195,16 @@ int store_build_finish(struct store *st, int64_t id, const char *token, const ch
                        int status_id, const char *message, const char *log,
                        const char *image_ref, bool *stale)
 {
-    char k_recs[KEY_MAX], k_run[KEY_MAX], k_end[KEY_MAX];
+    char k_recs[KEY_MAX], k_run[KEY_MAX], k_end[KEY_MAX], k_dig[KEY_MAX];
     store_key(st, k_recs, KEY_IMGBUILDS);
     store_key(st, k_run, KEY_IMGBUILDS_RUNNING);
     store_key(st, k_end, KEY_IMGBUILDS_ENDED);
+    store_key(st, k_dig, KEY_IMGBUILDS_DIGESTS);
     int status;
-    redisReply *r = store_cmdf(st, &status, "EVAL %s 3 %s %s %s %lld %s %s %d %s %s %d %s",
+    redisReply *r = store_cmdf(st, &status, "EVAL %s 3 %s %s %s %lld %s %s %d %s %s %d %s %s",
                                FINISH_LUA, k_recs, k_run, k_end, (long long)id, token, state,
                                status_id, message, log, STORE_BUILDS_KEEP,
-                               image_ref ? image_ref : "");
+                               image_ref ? image_ref : "", k_dig);
     if (!r)
         return status;
     *stale = r->type != REDIS_REPLY_INTEGER || r->integer != 1;

@@ -132,29 +132,23 @@ static void parse_files(struct problems *p, json_t *files, const struct tango_co
         problem(p, "files: a destFile must be \"Makefile\"");
 }
 
-/* Whether images (the names this key may run) holds the build a pushed
- * reference stands for: repository local, tag tag ("" when the reference
- * names a digest only: any tag of that build name). */
-static bool owns_pushed(const json_t *images, const char *local, const char *tag)
+/* Whether a reference under build_push_to (parsed ref, build repository
+ * local) is one of this key's pushed builds: with a digest, a digest its
+ * own builds pushed (the digest is what is pulled, whatever the tag says);
+ * by tag only, a repository it owns. */
+static bool owns_pushed(const struct addjob_rights *rights, const struct image_ref *ref,
+                        const char *local)
 {
-    size_t i, n = strlen(local);
-    json_t *v;
-    json_array_foreach(images, i, v) {
-        const char *name = json_string_value(v);
-        if (!name || strncmp(name, local, n) != 0 || (name[n] != '\0' && name[n] != ':'))
-            continue;
-        const char *its = name[n] == ':' ? name + n + 1 : "latest";
-        if (tag[0] == '\0' || strcmp(its, tag) == 0)
-            return true;
-    }
-    return false;
+    if (ref->digest[0])
+        return rights->digests && json_lists_string(rights->digests, ref->digest);
+    return rights->repos && json_lists_string(rights->repos, local);
 }
 
 /* The image: a registry reference from a listed registry (under
  * build_push_to: only one of this key's builds), or a local name this key
  * may run. */
 static void parse_image(struct problems *p, const char *image, const struct tango_config *cfg,
-                        const json_t *images, struct job *job)
+                        const struct addjob_rights *rights, struct job *job)
 {
     struct image_ref ref;
     char local[IMAGE_REF_MAX + 1];
@@ -167,10 +161,11 @@ static void parse_image(struct problems *p, const char *image, const struct tang
         problem(p, "image: registry \"%s\" is not one this service may pull from (config "
                    "key \"registries\")", ref.registry);
     else if (build_push_under(cfg->build_push_to, &ref, local, sizeof local) &&
-             !owns_pushed(images, local, ref.tag[0] ? ref.tag : ref.digest[0] ? "" : "latest"))
+             !owns_pushed(rights, &ref, local))
         problem(p, "image: \"%.100s\" is a pushed build this key does not own (a reference "
-                   "under build_push_to belongs to the key that built it)", image);
-    else if (!ref.remote && !json_lists_string(images, image))
+                   "under build_push_to belongs to the key that built it; with a digest, only "
+                   "a digest that key's builds pushed)", image);
+    else if (!ref.remote && !json_lists_string(rights->images, image))
         problem(p, "image: \"%.100s\" is not an image this service can run for this key "
                    "(a configured image, or one this key built with /build)", image);
     else
@@ -179,9 +174,9 @@ static void parse_image(struct problems *p, const char *image, const struct tang
 
 /* image, jobName and output_file: required; the image one this key may run. */
 static void parse_names(struct problems *p, json_t *o, const struct tango_config *cfg,
-                        const json_t *images, struct job *job)
+                        const struct addjob_rights *rights, struct job *job)
 {
-    parse_image(p, json_string_value(json_object_get(o, "image")), cfg, images, job);
+    parse_image(p, json_string_value(json_object_get(o, "image")), cfg, rights, job);
 
     const char *name = json_string_value(json_object_get(o, "jobName"));
     if (!name || !text_ok(name, 255))
@@ -281,7 +276,8 @@ static void parse_callback(struct problems *p, json_t *o,
 }
 
 struct job *addjob_parse(const char *body, size_t len, const struct tango_config *cfg,
-                         const json_t *images, const struct callback_policy *callbacks,
+                         const struct addjob_rights *rights,
+                         const struct callback_policy *callbacks,
                          const char *courselab, const char *lab_dir, char *err, size_t errlen)
 {
     struct problems p = {err, 0, errlen, 0};
@@ -296,7 +292,7 @@ struct job *addjob_parse(const char *body, size_t len, const struct tango_config
     struct job *job = job_new();
     job->courselab = strdup(courselab);
     job->lab_dir = strdup(lab_dir);
-    parse_names(&p, o, cfg, images, job);
+    parse_names(&p, o, cfg, rights, job);
     parse_files(&p, json_object_get(o, "files"), cfg, lab_dir, job);
     parse_limits(&p, o, cfg, job);
     parse_instance_type(&p, o, cfg, job);

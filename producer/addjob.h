@@ -13,14 +13,23 @@
 #include "config.h"
 #include "job.h"
 
-/* body: the request JSON; images: JSON array of image names the caller's
- * key may run (app_usable_images);
+/* What the caller's key may run. */
+struct addjob_rights {
+    const json_t *images;  /* local image names (app_usable_images) */
+    const json_t *repos;   /* build repositories it owns (app_owned_repos; NULL: none):
+                            * a build_push_to reference by tag */
+    const json_t *digests; /* digests its builds pushed (store_pushed_digests; NULL:
+                            * none): a build_push_to reference with a digest */
+};
+
+/* body: the request JSON; rights: what the caller's key may run;
  * courselabs/lab_dir: where localFiles must be; callbacks: which hosts a
  * callback URL may name (checked without DNS; the consumer checks the
  * resolved address again). Returns a new job, or NULL with the reasons in
  * err. */
 struct job *addjob_parse(const char *body, size_t len, const struct tango_config *cfg,
-                         const json_t *images, const struct callback_policy *callbacks,
+                         const struct addjob_rights *rights,
+                         const struct callback_policy *callbacks,
                          const char *courselab, const char *lab_dir, char *err, size_t errlen);
 /* Sets a parsed job's class (its "priority" field, else the first matching
  * priority_rules entry, else normal), its share group (fair_share rule on

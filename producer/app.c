@@ -9,6 +9,7 @@
 #include "app.h"
 #include "text.h"
 #include "clock.h"
+#include "names.h"
 
 #define IMAGES_CACHE_MS 1000
 
@@ -45,10 +46,40 @@ int app_known_images(struct app *app, json_t **out)
 
 bool app_image_is_configured(const struct app *app, const char *image)
 {
+    char want[NAME_MAX_BYTES + 16], have[NAME_MAX_BYTES + 16];
+    if (!image_name_canon(image, want, sizeof want))
+        return false;
     for (size_t i = 0; i < app->cfg->nimages; i++)
-        if (strcmp(app->cfg->images[i], image) == 0)
+        if (image_name_canon(app->cfg->images[i], have, sizeof have) && strcmp(have, want) == 0)
             return true;
     return false;
+}
+
+bool app_owns_repo(const struct app *app, const char *key_id, const char *image)
+{
+    char repo[NAME_MAX_BYTES + 1];
+    size_t n = image_repo_len(image);
+    if (n >= sizeof repo)
+        return false;
+    memcpy(repo, image, n);
+    repo[n] = '\0';
+    const char *owner = json_string_value(json_object_get(app->owners, repo));
+    if (!owner) /* a claim made before claims named the repository */
+        owner = json_string_value(json_object_get(app->owners, image));
+    return owner && strcmp(owner, key_id) == 0;
+}
+
+json_t *app_owned_repos(const struct app *app, const char *key_id)
+{
+    json_t *repos = json_array();
+    const char *name;
+    json_t *v;
+    json_object_foreach(app->owners, name, v) {
+        const char *owner = json_string_value(v);
+        if (owner && strcmp(owner, key_id) == 0)
+            json_array_append_new(repos, json_stringn(name, image_repo_len(name)));
+    }
+    return repos;
 }
 
 int app_usable_images(struct app *app, const char *key_id, json_t **out)
@@ -62,8 +93,7 @@ int app_usable_images(struct app *app, const char *key_id, json_t **out)
     json_t *v;
     json_array_foreach(known, i, v) {
         const char *image = json_string_value(v);
-        const char *owner = json_string_value(json_object_get(app->owners, image ? image : ""));
-        if (image && (app_image_is_configured(app, image) || (owner && strcmp(owner, key_id) == 0)))
+        if (image && (app_image_is_configured(app, image) || app_owns_repo(app, key_id, image)))
             json_array_append(usable, v);
     }
     json_decref(known);

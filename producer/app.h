@@ -87,10 +87,19 @@ void router_on_request(struct http_request *req, void *app);
  * image is accepted at most a second after the consumer publishes it. */
 int app_known_images(struct app *app, json_t **out);
 
-/* Whether image is one of config's "images" (nobody's to build over). */
+/* Whether image is one of config's "images" (nobody's to build over),
+ * compared as Docker names them (no tag = ":latest"). */
 bool app_image_is_configured(const struct app *app, const char *image);
+/* Whether key key_id owns image's repository (image without its tag) in the
+ * owners app_known_images cached: a key that built NAME owns every tag of
+ * NAME. A claim recorded before claims named repositories (the full name)
+ * counts when the repository has none. */
+bool app_owns_repo(const struct app *app, const char *key_id, const char *image);
+/* A new JSON array of the repositories key key_id owns in the owners
+ * app_known_images cached (call that first). */
+json_t *app_owned_repos(const struct app *app, const char *key_id);
 /* The known images (app_known_images) that key key_id may use: configured
- * ones and those it built (images:owners). An image built by another key,
+ * ones and those whose repository it owns (images:owners, app_owns_repo). An image built by another key,
  * or a name nobody built that config does not list, is left out. *out is a
  * new JSON array; owners are cached with the image list (an owner never
  * changes once set, so the cache cannot grant another key's image). */
@@ -112,8 +121,9 @@ bool app_is_utf8(const char *s);
 void stream_body_to_dir(struct http_request *req, struct route_ctx *ctx, const char *dir);
 
 /* Whether the caller's key may build image (handlers_admin.c): not one of
- * config's images, and the name is its own in images:owners (claimed now
- * if nobody built it: the one ownership rule of /build and /build_image).
+ * config's images (app_image_is_configured), and its repository (image
+ * without its tag) is its own in images:owners (claimed now if nobody
+ * built it: the one ownership rule of /build and /build_image).
  * Replies itself (the reason named) and returns false otherwise. */
 bool build_claim(struct http_request *req, struct route_ctx *ctx, const char *image);
 /* Makes (0700) and names the directory build bodies wait in for the

@@ -211,15 +211,17 @@ bool build_claim(struct http_request *req, struct route_ctx *ctx, const char *im
         reply_fail(req, ctx, 403, text);
         return false;
     }
-    char owner[KEY_ID_LEN + 1] = "";
-    int status = store_claim_image(ctx->app->store, image, ctx->key_id, owner, sizeof owner);
+    char owner[KEY_ID_LEN + 1] = "", repo[NAME_MAX_BYTES + 1];
+    snprintf(repo, sizeof repo, "%.*s", (int)image_repo_len(image), image);
+    int status = store_claim_image(ctx->app->store, repo, ctx->key_id, owner, sizeof owner);
     if (status != STORE_OK) {
         reply_store_fail(req, ctx, status);
         return false;
     }
     if (strcmp(owner, ctx->key_id) != 0) {
         snprintf(text, sizeof text, "Image build refused: %s was built by another key; an "
-                 "image belongs to the key that built it: build under another name", image);
+                 "image (every tag of its name) belongs to the key that built it: build under "
+                 "another name", repo);
         reply_fail(req, ctx, 403, text);
         log_warn("build_refused", "image=%s reason=owned_by_another_key", image);
         return false;

@@ -22,9 +22,15 @@ void h_add_job(struct http_request *req, struct route_ctx *ctx)
         reply_fail(req, ctx, 404, "Courselab not found");
         return;
     }
-    json_t *images = NULL; /* this key's: configured or built by it (issue 18) */
+    json_t *images = NULL, *repos = NULL, *digests = NULL; /* this key's (issue 18) */
     int status = app_usable_images(app, ctx->key_id, &images);
+    if (status == STORE_OK && app->cfg->build_push_to[0]) {
+        repos = app_owned_repos(app, ctx->key_id);
+        status = store_pushed_digests(app->store, ctx->key_id, &digests);
+    }
     if (status != STORE_OK) {
+        json_decref(images);
+        json_decref(repos);
         reply_store_fail(req, ctx, status);
         return;
     }
@@ -32,9 +38,12 @@ void h_add_job(struct http_request *req, struct route_ctx *ctx)
     size_t len = evbuffer_get_length(body);
     const char *text = (const char *)evbuffer_pullup(body, (ev_ssize_t)len);
     char err[1024];
-    struct job *job = addjob_parse(text ? text : "", len, app->cfg, images, app->callbacks,
+    struct addjob_rights rights = {images, repos, digests};
+    struct job *job = addjob_parse(text ? text : "", len, app->cfg, &rights, app->callbacks,
                                    ctx->args[1], ctx->lab_dir, err, sizeof err);
     json_decref(images);
+    json_decref(repos);
+    json_decref(digests);
     if (!job) {
         reply_fail(req, ctx, 400, err);
         return;

@@ -56,7 +56,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[2048] = "";
-    struct job *job = addjob_parse((const char *)data, size, &cfg, images, callbacks, "lab",
+    struct addjob_rights rights = {images, NULL, NULL};
+    struct job *job = addjob_parse((const char *)data, size, &cfg, &rights, callbacks, "lab",
                                    LAB_DIR, err, sizeof err);
     if (!job) {
         if (err[0] == '\0' || strnlen(err, sizeof err) == sizeof err)

@@ -5,7 +5,8 @@ registry is tregistry.py's CNCF distribution registry on loopback with TLS
 Checks: a Dockerfile FROM autograding_image with a RUN step, built on
 localDocker with build_push_to set, ends with statusId 0 and the pushed
 reference (with its digest) in /build_status's imageRef; another key naming
-that reference is refused at addJob (it belongs to the key that built it);
+that reference is refused at addJob (it belongs to the key that built it),
+also when it names that digest under a build name the other key owns;
 a localOCI consumer with no Docker daemon reachable runs the building key's
 job on the reference and sees what the RUN step made. A push with bad
 credentials (a second registry listed with a wrong password) fails the
@@ -29,6 +30,7 @@ from timages import K1, K2
 
 NAME = "%s-dfpush" % timages.TAG
 BADNAME = "%s-dfpushbad" % timages.TAG
+K2NAME = "%s-dfpushk2" % timages.TAG
 PREFIX = "courses"
 DOCKERFILE = "FROM autograding_image\nRUN echo made-by-push-run > /made\n"
 
@@ -69,10 +71,27 @@ def refused_at_start(svc):
                'listed' in got[1], got)
 
 
+def other_key_builds(svc):
+    """K2 builds K2NAME (a copy of autograding_image) with /build: a name
+    of its own, so the refusals below are about the digest, not the name."""
+    timages.docker("tag", "autograding_image", K2NAME)
+    tar = timages.saved(K2NAME)
+    timages.docker("rmi", K2NAME)
+    r = timages.build(svc, K2, K2NAME, tar)
+    tlib.check("K2 builds a name of its own", r.get("statusId") == 0, r)
+    tlib.check("K2's image published", timages.wait_published(svc, K2NAME),
+               timages.published(svc))
+
+
 def other_key_refused(svc, ref):
     by_digest = ref.split(":latest@")[0] + "@" + ref.split("@")[1]
+    digest = ref.split("@")[1]
+    mine = ref.split("/%s:" % NAME)[0] + "/" + K2NAME
     for what, image in (("tag and digest", ref), ("tag", ref.split("@")[0]),
-                        ("digest", by_digest)):
+                        ("digest", by_digest),
+                        ("its own name and tag with the build's digest",
+                         "%s:latest@%s" % (mine, digest)),
+                        ("its own name with the build's digest", "%s@%s" % (mine, digest))):
         j = timages.submit_as(svc, K2, "lab2", "cat /made", "k2push.out", image=image)
         tlib.check("another key naming the pushed build by %s is refused at addJob" % what,
                    j.get("statusId") == -1 and
@@ -143,6 +162,7 @@ def main():
             svc.start_consumer(timages.consumer_config(svc, "localDocker"))
             try:
                 ref = build_and_push(svc, reg)
+                other_key_builds(svc)
             finally:
                 timages.stop_consumer(svc)
             if ref:
@@ -153,6 +173,7 @@ def main():
         test_e2e_localoci.settled_leftovers()
         test_e2e_localoci.remove_run_dir()
     finally:
+        timages.forget_image("localDocker", K2NAME)
         for n in (NAME, BADNAME):
             for r in (n, "%s/%s/%s" % (reg.host, PREFIX, n), "%s/%s/%s" % (bad_reg.host, PREFIX, n)):
                 subprocess.run(["docker", "rmi", "-f", r], capture_output=True)

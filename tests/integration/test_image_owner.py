@@ -4,6 +4,8 @@ a marker file saying "k1"); key K2's /build of the same name (a marker
 saying "k2") is refused with a message naming the reason, and so is its
 /build of autograding_image (a name the config provides; the tarball is
 autograding_image itself, so a wrongly accepted build changes nothing);
+nor may K2 build K1's name or autograding_image with ":latest" added, nor
+another tag of K1's name (a key owns a repository, every tag of it);
 K2's addJob naming K1's image is refused, its /prealloc of it too, and its
 /pool neither shows nor finds K1's pool; K1's next job runs K1's image
 (reads "k1"), and K1's /prealloc and /pool of it work."""
@@ -37,6 +39,18 @@ def run(svc, backend):
     r = timages.build(svc, K2, "autograding_image", timages.saved("autograding_image"))
     tlib.check("%s: K2's /build of autograding_image (a configured name) is refused" % backend,
                r.get("statusId") == -1 and "config" in r.get("statusMsg", ""), r)
+    r = timages.build(svc, K2, name + ":latest", t2)
+    tlib.check("%s: K2's /build of K1's name with :latest added is refused" % backend,
+               r.get("statusId") == -1 and "another key" in r.get("statusMsg", ""), r)
+    timages.docker("tag", theirs, name + ":k2tag")
+    t3 = timages.saved(name + ":k2tag")
+    timages.docker("rmi", name + ":k2tag")
+    r = timages.build(svc, K2, name + ":k2tag", t3)
+    tlib.check("%s: K2's /build of another tag of K1's name is refused" % backend,
+               r.get("statusId") == -1 and "another key" in r.get("statusMsg", ""), r)
+    r = timages.build(svc, K2, "autograding_image:latest", timages.saved("autograding_image"))
+    tlib.check("%s: K2's /build of autograding_image:latest (a configured name) is refused"
+               % backend, r.get("statusId") == -1 and "config" in r.get("statusMsg", ""), r)
 
     r = timages.submit_as(svc, K2, "lab2", "cat /marker", "k2.out", image=name)
     tlib.check("%s: K2's job naming K1's image is refused" % backend,
@@ -73,7 +87,7 @@ def main():
                 run(svc, backend)
             finally:
                 timages.stop_consumer(svc)
-                for n in names(backend):
+                for n in names(backend) + (names(backend)[0] + ":k2tag",):
                     timages.forget_image(backend, n)
         timages.after_backend(backend)
     tlib.done()

@@ -118,6 +118,17 @@ static void test_image_names(void **state)
     assert_false(image_name_is_valid("library/ubuntu"));
     assert_false(image_name_is_valid("a/b:c"));
     assert_false(image_name_is_valid("name:t/g"));
+    /* a key owns a repository: every tag of it (image_repo_len) */
+    assert_int_equal(image_repo_len("datalab"), 7);
+    assert_int_equal(image_repo_len("datalab:v3"), 7);
+    assert_int_equal(image_repo_len("host:5000/x/y:t"), 13);
+    assert_int_equal(image_repo_len("host:5000/x/y@sha256:ab"), 13);
+    char canon[32];
+    assert_true(image_name_canon("datalab", canon, sizeof canon));
+    assert_string_equal(canon, "datalab:latest");
+    assert_true(image_name_canon("datalab:v3", canon, sizeof canon));
+    assert_string_equal(canon, "datalab:v3");
+    assert_false(image_name_canon("datalab", canon, 10));
     assert_false(image_name_is_valid("a b"));
     assert_false(image_name_is_valid("a\tb"));
     assert_false(image_name_is_valid("name:t@g"));

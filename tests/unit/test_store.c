@@ -823,6 +823,26 @@ static void test_image_builds(void **state)
     assert_int_equal(json_array_size(all), STORE_BUILDS_KEEP + 1);
     json_decref(all);
     assert_int_equal(store_build_get(st, b, &got), STORE_NOT_FOUND); /* oldest went */
+
+    /* a finished push records its digest as its key's (store_pushed_digests) */
+    static const char digest[] =
+        "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    char ref[160];
+    snprintf(ref, sizeof ref, "reg:5000/courses/img:latest@%s", digest);
+    redis_ok("SET %s %s", K(k, "consumers:seen:tok3"), "{}");
+    assert_int_equal(store_build_take(st, "tok3", &got), STORE_OK);
+    id = json_integer_value(json_object_get(got, "id"));
+    json_decref(got);
+    assert_int_equal(store_build_finish(st, id, "tok3", "done", 0, "built", "", ref, &stale),
+                     STORE_OK);
+    assert_false(stale);
+    assert_int_equal(store_pushed_digests(st, "k", &all), STORE_OK);
+    assert_int_equal(json_array_size(all), 1);
+    assert_string_equal(json_string_value(json_array_get(all, 0)), digest);
+    json_decref(all);
+    assert_int_equal(store_pushed_digests(st, "other", &all), STORE_OK);
+    assert_int_equal(json_array_size(all), 0); /* another key's: none */
+    json_decref(all);
     store_free(st);
     assert_all_keys_prefixed();
 }
