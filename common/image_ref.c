@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "names.h"
 
 #define PATH_COMPONENTS_MAX 16
@@ -162,4 +164,17 @@ int image_ref_parse(const char *s, struct image_ref *out)
 const char *image_ref_reference(const struct image_ref *r)
 {
     return r->digest[0] ? r->digest : r->tag[0] ? r->tag : "latest";
+}
+
+void image_ref_record_name(const struct image_ref *r, const char *digest, char out[69])
+{
+    char full[IMAGE_REF_HOST_MAX + IMAGE_REF_MAX + 80];
+    unsigned char d[32];
+    unsigned dl = 0;
+    int n = snprintf(full, sizeof full, "%s/%s@%s", r->registry, r->path, digest);
+    EVP_Digest(full, n > 0 && (size_t)n < sizeof full ? (size_t)n : sizeof full - 1, d, &dl,
+               EVP_sha256(), NULL);
+    strcpy(out, "reg-");
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(out + 4 + 2 * i, 3, "%02x", d[i]);
 }

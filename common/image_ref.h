@@ -40,4 +40,10 @@ const char *image_ref_reference(const struct image_ref *r);
 /* True when host (a config "registries" key) is a valid "host[:port]". */
 bool image_ref_host_ok(const char *host);
 
+/* The name of localOCI's pull record of registry r's path at digest
+ * ("sha256:<hex>"): "reg-" and the sha256 hex of "host/path@digest" (one
+ * record per reference, not per digest, so a digest pulled from one path
+ * is never used for another), into out (69 bytes). */
+void image_ref_record_name(const struct image_ref *r, const char *digest, char out[69]);
+
 #endif

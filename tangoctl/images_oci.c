@@ -3,7 +3,8 @@
  * (<store>/images/<name>.json records listing their layers bottom first,
  * <store>/layers/<sha256>/ unpacked layers; vmms/localOCI/layers.c). Lists
  * every record and layer; prunes the records of registry pulls
- * ("reg-<manifest hex>") no live job, pool or configured image uses, then
+ * ("reg-<sha256 hex of host/path@digest>", image_ref_record_name) no live
+ * job, pool or configured image uses, then
  * every layer no kept record lists and that has not changed for
  * LAYER_GRACE_S (a pull in progress stores its layers before its record).
  * Only the store named by the config's vmms_config.localOCI.store_dir is

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "image_ref.h"
 #include "images.h"
 
 const char *img_canon(const char *name, char *buf, size_t len)
@@ -26,11 +27,13 @@ long long img_use_count(const json_t *uses, const char *name)
     if (strncmp(name, "reg-", 4) == 0 && strlen(name) == 68) {
         const char *k;
         json_t *v;
-        char tail[80];
-        snprintf(tail, sizeof tail, "@sha256:%s", name + 4);
+        struct image_ref ref;
+        char rec[69];
         json_object_foreach((json_t *)uses, k, v) {
-            size_t kl = strlen(k);
-            if (kl > 71 && strcmp(k + kl - 71, tail) == 0)
+            if (image_ref_parse(k, &ref) != 0 || !ref.remote || !ref.digest[0])
+                continue;
+            image_ref_record_name(&ref, ref.digest, rec); /* localOCI's record of k */
+            if (strcmp(rec, name) == 0)
                 n += json_integer_value(v);
         }
     }

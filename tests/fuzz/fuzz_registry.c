@@ -6,11 +6,15 @@
  * Input: byte 0 picks the kind; the rest is:
  *   0  "CONTENT-TYPE\n" then the manifest body (reg_manifest_parse);
  *   1  a WWW-Authenticate value (reg_challenge_parse);
- *   2  a token server's answer (reg_token_parse).
+ *   2  a token server's answer (reg_token_parse);
+ *   3  "URL\nHOST[:PORT]": a realm or effective URL against the registry's
+ *      host (reg_same_host).
  * Asserts, beyond "no crash": an image has 1..REG_LAYERS_MAX layers and a
  * config, every digest "sha256:" and 64 lower hex; an index pick likewise
  * and no layers; a failure fills err and leaves no layers; a Bearer
- * challenge's realm is https://; a token is printable, without spaces. */
+ * challenge's realm is https://; a token is printable, without spaces;
+ * every layer's declared size is positive; a URL matches a host only when
+ * it has "://" and no userinfo (no '@' before its path). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +51,7 @@ static void manifest(const char *s, size_t n)
     if (k == REG_IMAGE) {
         CHECK(img->nlayers >= 1 && img->nlayers <= REG_LAYERS_MAX && digest_ok(img->config));
         for (size_t i = 0; i < img->nlayers; i++)
-            CHECK(digest_ok(img->layers[i]));
+            CHECK(digest_ok(img->layers[i]) && img->sizes[i] > 0);
     } else if (k == REG_INDEX) {
         CHECK(digest_ok(pick) && img->nlayers == 0);
     } else {
@@ -63,9 +67,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *s = malloc(size);
     memcpy(s, data + 1, size - 1);
     s[size - 1] = '\0';
-    if (data[0] % 3 == 0) {
+    if (data[0] % 4 == 0) {
         manifest(s, size - 1);
-    } else if (data[0] % 3 == 1) {
+    } else if (data[0] % 4 == 3) {
+        char *nl = strchr(s, '\n');
+        if (nl) {
+            *nl = '\0';
+            if (reg_same_host(s, nl + 1)) {
+                const char *h = strstr(s, "://");
+                CHECK(h != NULL);
+                CHECK(memchr(h + 3, '@', strcspn(h + 3, "/?#")) == NULL);
+            }
+        }
+    } else if (data[0] % 4 == 1) {
         struct reg_challenge ch;
         if (reg_challenge_parse(s, &ch) == 0 && ch.bearer)
             CHECK(strncmp(ch.realm, "https://", 8) == 0);

@@ -14,6 +14,7 @@ kept; a stalled registry failing by stall_timeout_s; an index without
 linux/amd64; a certificate of another CA; bad credentials (a clear error,
 neither password in any log or record); an unlisted registry refused at
 addJob; a group-readable credentials file refused at start."""
+import hashlib
 import json
 import os
 import re
@@ -104,8 +105,9 @@ def good_jobs(svc, reg, treg, tok, digest, store):
     log = open(os.path.join(svc.tmp, "consumer0.log")).read()
     tlib.check("by digest: the same image is not pulled again",
                len(re.findall(r"event=image_pulled ", log)) == 1, log[-1500:])
-    tlib.check("the record is named by the digest",
-               os.path.exists(os.path.join(store, "images", "reg-%s.json" % digest[7:])))
+    named = hashlib.sha256(("%s/course/img@%s" % (reg.host, digest)).encode()).hexdigest()
+    tlib.check("the record is named by the full reference (registry, path, digest)",
+               os.path.exists(os.path.join(store, "images", "reg-%s.json" % named)))
     r, dead, out = run_job(svc, "%s/course/zimg:v1" % reg.host, "zstd.out",
                            recipe="cat /zstd-marker")
     log = open(os.path.join(svc.tmp, "consumer0.log")).read()
@@ -119,10 +121,28 @@ def good_jobs(svc, reg, treg, tok, digest, store):
                b"ran-on-registry-image" in out and tok.issued > 0, (tok.issued, (dead or {}).get("trace")))
 
 
-def fault_jobs(svc, px, store, small_layer):
+def other_path_same_digest(svc, reg, digest):
+    """course/img's digest, pulled above, named under course/small (which
+    does not hold it): the registry is asked and says no; not run."""
+    r, dead, out = run_job(svc, "%s/course/small@%s" % (reg.host, digest), "otherpath.out")
+    text = out.decode("utf-8", "replace") + json.dumps(dead or {})
+    tlib.check("a digest pulled from one path, named under another that lacks it: refused, "
+               "not run", b"ran-on-registry-image" not in out and
+               re.search(r"manifest course/small:sha256:\S+: not found", text), text[-600:])
+
+
+def fault_jobs(svc, px, store, small_layer, spy):
     el, _ = failed_with(svc, "%s/course/small:v1" % px["tamper"].host, "tamper.out",
                         r"not its digest: refused", "tampered blob")
     store_clean(store, small_layer[7:], "tampered blob")
+    failed_with(svc, "%s/course/small:v1" % px["oversize"].host, "oversize.out",
+                r"larger than \d+ bytes: refused", "a blob longer than its manifest says")
+    store_clean(store, small_layer[7:], "a blob longer than its manifest says")
+    failed_with(svc, "%s/course/small:v1" % px["realm"].host, "realm.out",
+                r"HTTP 401|token server", "a Bearer realm on another host")
+    tlib.check("a Bearer realm on another host: asked, and no credentials sent to it",
+               len(spy.auth) > 0 and all(a is None for a in spy.auth),
+               ["sent" if a else "none" for a in spy.auth])
     el, _ = failed_with(svc, "%s/course/small:v1" % px["stall"].host, "stall.out",
                         r"no progress for 3 s", "stalled registry")
     tlib.check("stalled registry: failed by its deadline", el < 60, el)
@@ -199,17 +219,22 @@ def main():
     d = tempfile.mkdtemp(prefix="tango-registry-")
     ca, certdir, reg, tok, treg = fixtures(d)
     px = {}
+    spy = None
     try:
         digest, small_layer, _ = push_images(reg, certdir)
+        spy = tr.RealmSpy(d)
         px = {"tamper": tr.Proxy(d, reg.host, ca, "tamper", small_layer),
               "stall": tr.Proxy(d, reg.host, ca, "stall", small_layer),
+              "oversize": tr.Proxy(d, reg.host, ca, "oversize", small_layer),
+              "realm": tr.Proxy(d, reg.host, ca, "realm", spy.realm),
               "index": tr.Proxy(d, reg.host, ca, "index", "multi"),
               "badca": tr.Proxy(d, reg.host, ca, "pass", cert="other"),
               "badcreds": tr.Proxy(d, reg.host, ca, "pass")}
         good = tr.creds_file(d, "good.creds", tr.USER, tr.PASSWORD)
         bad = tr.creds_file(d, "bad.creds", tr.USER, BAD_PASSWORD)
         regs = {h: {"credentials": good, "ca_file": ca} for h in
-                (reg.host, treg.host, px["tamper"].host, px["index"].host, px["badca"].host)}
+                (reg.host, treg.host, px["tamper"].host, px["index"].host, px["badca"].host,
+                 px["oversize"].host, px["realm"].host)}
         regs[px["stall"].host] = {"credentials": good, "ca_file": ca, "stall_timeout_s": 3}
         regs[px["badcreds"].host] = {"credentials": bad, "ca_file": ca}
         store = os.path.join(d, "store")
@@ -226,7 +251,8 @@ def main():
                 "store_dir": store, "docker_socket": "", "import_images": []}))
             try:
                 good_jobs(svc, reg, treg, tok, digest, store)
-                fault_jobs(svc, px, store, small_layer)
+                other_path_same_digest(svc, reg, digest)
+                fault_jobs(svc, px, store, small_layer, spy)
                 two_at_once(svc, reg)
             finally:
                 tlib.check("consumer drains and exits 0", svc.consumers[0].stop(60) == 0)
@@ -241,6 +267,8 @@ def main():
         for r in (reg, treg):
             r.stop()
         tok.stop()
+        if spy:
+            spy.stop()
         shutil.rmtree(d, ignore_errors=True)
     tlib.done()
 

@@ -33,13 +33,13 @@ def openssl(*args, cwd):
 
 def make_ca(d, name):
     """A CA d/<name>-ca.{key,crt} and a server certificate d/<name>.{key,crt}
-    for 127.0.0.1 signed by it."""
+    for 127.0.0.1 and 127.0.0.2 (another host on loopback) signed by it."""
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
             "/CN=%s test CA" % name, "-keyout", name + "-ca.key", "-out", name + "-ca.crt", cwd=d)
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
             name + ".key", "-out", name + ".csr", cwd=d)
     with open(os.path.join(d, name + ".ext"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+        f.write("subjectAltName=IP:127.0.0.1,IP:127.0.0.2\nbasicConstraints=CA:FALSE\n"
                 "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
     openssl("x509", "-req", "-in", name + ".csr", "-CA", name + "-ca.crt", "-CAkey",
             name + "-ca.key", "-CAcreateserial", "-days", "2", "-extfile", name + ".ext",
@@ -169,12 +169,46 @@ class TokenServer:
         self.server.server_close()
 
 
+class RealmSpy:
+    """A token server on 127.0.0.2 (another host than the registries'
+    127.0.0.1): answers any GET with a token and records the Authorization
+    header each request carried (None: none)."""
+
+    def __init__(self, d):
+        self.auth = []
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                outer.auth.append(self.headers.get("Authorization"))
+                body = b'{"token": "spy-token"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.2", 0), H)
+        self.server.socket = server_context(d, "srv").wrap_socket(self.server.socket,
+                                                                   server_side=True)
+        self.realm = "https://127.0.0.2:%d/token" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class Proxy:
     """TLS on 127.0.0.1:port (certificate cert: "srv" or "other") in front
     of registry upstream. mode: "pass"; "tamper" (the blob digest target:
-    one byte changed); "stall" (blob target: half sent, then nothing until
-    stop); "index" (manifests/<target>: an OCI index of linux/arm64 and
-    windows/amd64 only)."""
+    one byte changed); "oversize" (blob target: 4 MiB more than it is);
+    "stall" (blob target: half sent, then nothing until stop); "index"
+    (manifests/<target>: an OCI index of linux/arm64 and windows/amd64
+    only); "realm" (every request: 401 with a Bearer realm of URL target)."""
 
     def __init__(self, d, upstream, ca, mode="pass", target=None, cert="srv"):
         self.upstream, self.mode, self.target = upstream, mode, target
@@ -225,6 +259,12 @@ class Proxy:
     def handle(self, h, method):
         self.hits += 1
         fake = "sha256:" + hashlib.sha256(self.fake_index_body()).hexdigest()
+        if self.mode == "realm":
+            h.send_response(401)
+            h.send_header("WWW-Authenticate", 'Bearer realm="%s",service="spy"' % self.target)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
         if self.mode == "index" and (h.path.endswith("/manifests/" + self.target) or
                                      h.path.endswith("/manifests/" + fake)):
             return self.fake_index(h)
@@ -239,6 +279,8 @@ class Proxy:
         ours = self.target and h.path.endswith("/blobs/" + str(self.target)) and r.status == 200
         if ours and self.mode == "tamper" and data:
             data = bytes([data[0] ^ 0x01]) + data[1:]
+        if ours and self.mode == "oversize":
+            data = data + b"\0" * (4 << 20)
         h.send_response(r.status)
         for k, v in r.getheaders():
             if k.lower() not in ("content-length", "connection", "transfer-encoding"):

@@ -2,9 +2,12 @@
  * registry.c: the registry client's requests (see registry.h). Every
  * request: https:// only (redirects too: a blob may be served from
  * elsewhere; curl sends our Authorization only to the registry's own
- * host), the registry's CA file, 10 s to connect, and a stall deadline
- * (CURLOPT_LOW_SPEED_*: under 1 byte/s for stall_s fails it). A 401 is
- * answered once (registry_auth.c) and the request made again. Bytes are
+ * host), the registry's CA file, 10 s to connect, a stall deadline
+ * (CURLOPT_LOW_SPEED_*: under 1 byte/s for stall_s fails it) and an overall
+ * one (transfer_deadline: a trickle cannot hold a pull forever). A 401 is
+ * answered once (registry_auth.c), only when the answer came from the
+ * registry's own host (not a host a redirect led to), and the request made
+ * again. A blob is cut at the size its manifest declares. Bytes are
  * hashed as they arrive; a blob that is not its digest is refused and
  * removed, so no half or wrong file is left.
  */
@@ -27,6 +30,7 @@
 #include "vmms.h"
 
 #define DEFAULT_STALL_S 30L
+#define MIN_RATE_BPS (256L * 1024) /* the slowest average a deadline allows */
 #define MANIFEST_ACCEPT                                                                    \
     "Accept: application/vnd.oci.image.index.v1+json, "                                    \
     "application/vnd.oci.image.manifest.v1+json, "                                         \
@@ -64,6 +68,7 @@ struct reg_sink {
     int fd;              /* >= 0: write here */
     EVP_MD_CTX *md;
     bool over, write_failed;
+    bool foreign;        /* the last answer came from another host (a redirect) */
     long status;         /* of the last answer (redirects end in one) */
     char ctype[128];
     char challenge[1536];
@@ -133,6 +138,35 @@ static size_t sink_header(char *p, size_t sz, size_t n, void *arg)
     return len;
 }
 
+/* The overall deadline (s) of a transfer of at most max bytes: 4 stall
+ * periods plus max at MIN_RATE_BPS. */
+static long transfer_deadline(const struct reg_client *c, long max)
+{
+    return c->stall_s * 4 + max / MIN_RATE_BPS + 1;
+}
+
+/* Whether URL u's host (its port aside) is host hp ("host[:port]"). */
+bool reg_same_host(const char *u, const char *hp)
+{
+    const char *h = strstr(u ? u : "", "://");
+    if (h == NULL)
+        return false;
+    h += 3;
+    size_t n = strcspn(h, ":/?#"), m = strcspn(hp, ":");
+    if (memchr(h, '@', strcspn(h, "/?#")) != NULL || h[0] == '[' || hp[0] == '[')
+        return false; /* userinfo, IPv6 literals: not compared, refused */
+    return n == m && n > 0 && strncasecmp(h, hp, n) == 0;
+}
+
+/* Whether the last answer of h came from c's own host and port. */
+static bool from_registry(CURL *h, const struct reg_client *c)
+{
+    char *u = NULL, want[300];
+    curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &u);
+    int n = snprintf(want, sizeof want, "https://%s/", c->host);
+    return u != NULL && n > 0 && strncasecmp(u, want, (size_t)n) == 0;
+}
+
 /* One GET of url into s with c's current Authorization. */
 static CURLcode perform(struct reg_client *c, const char *url, const char *accept,
                         struct reg_sink *s)
@@ -161,10 +195,12 @@ static CURLcode perform(struct reg_client *c, const char *url, const char *accep
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->stall_s);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, transfer_deadline(c, s->max));
     if (c->ca_file[0])
         curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
     CURLcode r = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &s->status);
+    s->foreign = !from_registry(h, c);
     curl_slist_free_all(hl); /* (the Authorization copy in it: freed, not wiped) */
     curl_easy_cleanup(h);
     return r;
@@ -194,7 +230,8 @@ static int transfer_error(struct reg_client *c, CURLcode r, const struct reg_sin
                          c->host, what, strerror(errno));
     if (r == CURLE_OPERATION_TIMEDOUT)
         return vmms_fail(err, errlen, VMMS_ERR, "registry %s: %s: no progress for %ld s "
-                         "(stall_timeout_s): gave up", c->host, what, c->stall_s);
+                         "(stall_timeout_s) or not done in %ld s: gave up", c->host, what,
+                         c->stall_s, transfer_deadline(c, s->max));
     return vmms_fail(err, errlen, VMMS_ERR, "registry %s: %s: %s", c->host, what,
                      curl_easy_strerror(r));
 }
@@ -215,6 +252,9 @@ static int request(struct reg_client *c, const char *repo, const char *kind, con
         if (s->status != 401)
             break;
         struct reg_challenge ch;
+        if (s->foreign)
+            return vmms_fail(err, errlen, VMMS_ERR, "registry %s: %s: HTTP 401 from a host "
+                             "a redirect led to: no credentials sent there", c->host, what);
         if (attempt > 0)
             return vmms_fail(err, errlen, VMMS_ERR, "registry %s refused the credentials of "
                              "%s (HTTP 401)", c->host, c->creds_file[0] ? c->creds_file
@@ -303,13 +343,13 @@ int reg_get_blob_mem(struct reg_client *c, const char *repo, const char *digest,
     return rc;
 }
 
-int reg_get_blob_file(struct reg_client *c, const char *repo, const char *digest,
+int reg_get_blob_file(struct reg_client *c, const char *repo, const char *digest, long max,
                       const char *dir, char *path, char *err, size_t errlen)
 {
     char what[400], got[72];
     snprintf(what, sizeof what, "blob %.19s... of %.200s", digest, repo);
     snprintf(path, PATH_MAX, "%s/blob-%d-XXXXXX", dir, (int)getpid());
-    struct reg_sink s = {.max = LONG_MAX, .fd = mkostemp(path, O_CLOEXEC),
+    struct reg_sink s = {.max = max, .fd = mkostemp(path, O_CLOEXEC),
                          .md = EVP_MD_CTX_new()};
     if (s.fd < 0 || s.md == NULL) {
         int e = errno;

@@ -2,7 +2,9 @@
  * registry.h: a client of the OCI distribution API (the registry protocol)
  * over libcurl, for the back ends that pull images without a daemon. Owns:
  *   registry.c           the requests: HTTPS only (the registry's ca_file or
- *                        the system's), a stall deadline on every transfer,
+ *                        the system's), a stall deadline and an overall
+ *                        deadline (from the size cap) on every transfer,
+ *                        a 401 answered only from the registry's own host,
  *                        size caps, manifests (tag -> digest), blobs to
  *                        memory or to a file, each checked against its sha256;
  *   registry_auth.c      the 401 answer: Basic, or the bearer-token flow
@@ -65,9 +67,10 @@ int reg_get_blob_mem(struct reg_client *c, const char *repo, const char *digest,
 
 /* GETs blob digest of repo into a new file made in dir (a directory of our
  * own), named "blob-<pid>-XXXXXX"; its path into path (PATH_MAX bytes).
- * Refused (and the file removed) unless its sha256 is digest: on any
- * failure no file is left. Same returns. */
-int reg_get_blob_file(struct reg_client *c, const char *repo, const char *digest,
+ * Refused (and the file removed) when it is longer than max bytes (the
+ * size the manifest declares) or its sha256 is not digest: on any failure
+ * no file is left. Same returns. */
+int reg_get_blob_file(struct reg_client *c, const char *repo, const char *digest, long max,
                       const char *dir, char *path, char *err, size_t errlen);
 
 /* ---- registry_ref.c ---- */
@@ -101,6 +104,10 @@ void reg_engine_auth_free(char *auth);
 int reg_docker_config(const json_t *regs, const char *host, char **out, char *err,
                       size_t errlen);
 
+/* Whether URL u's host, its port aside, is the host of hp ("host[:port]");
+ * false for a URL with userinfo or an IPv6 literal. */
+bool reg_same_host(const char *u, const char *hp);
+
 /* ---- registry_auth.c ---- */
 
 /* A parsed WWW-Authenticate challenge. */
@@ -113,7 +120,9 @@ struct reg_challenge {
 int reg_challenge_parse(const char *v, struct reg_challenge *ch);
 /* Answers challenge ch of registry c (scope: what the request wanted,
  * used when ch names none): fills c->auth with Basic credentials or a
- * bearer token fetched from ch->realm (HTTPS only). VMMS_OK or VMMS_ERR. */
+ * bearer token fetched from ch->realm (HTTPS only; the credentials go with
+ * it only when the realm's host is the registry's host, port aside, else
+ * the token is asked for anonymously). VMMS_OK or VMMS_ERR. */
 int reg_authorize(struct reg_client *c, const struct reg_challenge *ch, const char *scope,
                   char *err, size_t errlen);
 /* The token of a token server's JSON answer ("token" or "access_token",
@@ -126,6 +135,7 @@ struct reg_image {
     char config[72];                 /* the image config's digest */
     size_t nlayers;
     char layers[REG_LAYERS_MAX][72]; /* bottom first */
+    long long sizes[REG_LAYERS_MAX]; /* each layer's declared size (> 0) */
 };
 enum reg_kind { REG_IMAGE = 1, REG_INDEX = 2 };
 /* Parses a manifest body of Content-Type ctype (or its own "mediaType"):

@@ -1,8 +1,9 @@
 /*
  * registry_auth.c: answering a registry's 401 (see registry.h). Basic: the
  * credentials file's USER:PASSWORD, base64. Bearer: GET realm?service=&scope=
- * (HTTPS only, the registry's CA file, the credentials as Basic when there
- * are any), the token of its JSON answer. The challenge and the token
+ * (HTTPS only, no redirect, the registry's CA file, the credentials as
+ * Basic when there are any and the realm is on the registry's own host,
+ * port aside), the token of its JSON answer. The challenge and the token
  * answer are outside input (fuzzed); no secret reaches a log or err.
  */
 #include <ctype.h>
@@ -15,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "grading.h"
+#include "log.h"
 #include "registries.h"
 #include "registry.h"
 #include "vmms.h"
@@ -156,7 +158,11 @@ static int fetch_token(struct reg_client *c, const struct reg_challenge *ch, con
                        char *err, size_t errlen)
 {
     char basic[REG_AUTH_MAX] = "", hdr[REG_AUTH_MAX + 32], url[2048];
-    if (c->creds_file[0] && basic_header(c, basic, sizeof basic, err, errlen) != VMMS_OK)
+    bool ours = reg_same_host(ch->realm, c->host); /* else: asked anonymously */
+    if (!ours && c->creds_file[0])
+        log_info("registry_realm_foreign", "registry=%s reason=\"its token realm is on "
+                 "another host: the token is asked for without credentials\"", c->host);
+    if (ours && c->creds_file[0] && basic_header(c, basic, sizeof basic, err, errlen) != VMMS_OK)
         return VMMS_ERR;
     struct memsink *m = calloc(1, sizeof *m);
     CURL *h = curl_easy_init();

@@ -105,7 +105,11 @@ static int read_image(const json_t *j, struct reg_image *img, char *err, size_t 
         if (!layer_type_ok(t))
             return vmms_fail(err, errlen, VMMS_ERR, "layer %zu is of type \"%.80s\": only "
                              "tar, tar+gzip and tar+zstd layers are pulled", i, t ? t : "");
+        json_int_t sz = json_integer_value(json_object_get(l, "size"));
+        if (!json_is_integer(json_object_get(l, "size")) || sz <= 0)
+            return vmms_fail(err, errlen, VMMS_ERR, "layer %zu declares no size", i);
         snprintf(img->layers[i], sizeof img->layers[i], "%s", d);
+        img->sizes[i] = (long long)sz;
     }
     img->nlayers = n;
     return REG_IMAGE;

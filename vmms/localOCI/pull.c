@@ -2,14 +2,18 @@
  * pull.c: localOCI's way in with no daemon: an image pulled from a registry
  * (vmms/common/registry.h) into the layer store (layers.c), checked at
  * every step. Owns lo_pull:
- *   - the record: <store>/images/reg-<hex>.json, <hex> the digest the
- *     reference names (a tag's, resolved at the pull) so a digest already
- *     pulled needs no network and a tag pulled again at the same digest
- *     fetches nothing but its manifest;
+ *   - the record: <store>/images/reg-<hex>.json, <hex> the sha256 of the
+ *     full reference "host/path@sha256:..." (a tag's digest resolved at
+ *     the pull): the same reference pulled before needs no network; the
+ *     same digest under another registry or repository is asked of that
+ *     registry (its manifest, with its credentials) before the layers
+ *     already here are shared, so a registry that never granted the
+ *     image cannot have it run;
  *   - the manifest (an index's linux/amd64 one), the image config (to
  *     memory, at most REG_MANIFEST_MAX) and each layer the store lacks:
- *     to a file in <store>/tmp (sha256 checked as it arrives, removed when
- *     wrong), refused when what it unpacks to does not fit the store's
+ *     to a file in <store>/tmp, at most the size the manifest declares
+ *     (itself at most image_max_unpacked_mb) (sha256 checked as it arrives,
+ *     removed when wrong), refused when what it unpacks to does not fit the store's
  *     free space (with an eighth more), unpacked by lo_store_layer (sha256 checked again, the unpack
  *     rules, the budget of image_max_unpacked_mb and image_max_entries),
  *     the file removed; layers another image already brought are shared;
@@ -133,10 +137,14 @@ static int fetch_layer(struct pull *p, size_t i, struct lo_budget *b, char *err,
     lo_layer_dir(p->ctx, hex, dir, sizeof dir);
     if (access(dir, F_OK) == 0)
         return VMMS_OK; /* another image brought it */
+    if (p->img.sizes[i] > p->ctx->cfg.pull_max_bytes || p->img.sizes[i] > LONG_MAX)
+        return vmms_fail(err, errlen, VMMS_ERR, "layer %.19s... declares %lld bytes, over "
+                         "the image cap of %lld: refused", p->img.layers[i], p->img.sizes[i],
+                         (long long)p->ctx->cfg.pull_max_bytes);
     snprintf(tmpdir, sizeof tmpdir, "%s/tmp", p->ctx->cfg.store_dir);
     long long t0 = clock_mono_ms();
-    int rc = reg_get_blob_file(&p->client, p->repo, p->img.layers[i], tmpdir, blob, err,
-                               errlen);
+    int rc = reg_get_blob_file(&p->client, p->repo, p->img.layers[i],
+                               (long)p->img.sizes[i], tmpdir, blob, err, errlen);
     if (rc != VMMS_OK)
         return rc;
     long long t1 = clock_mono_ms();
@@ -200,7 +208,7 @@ static int pull_locked(struct pull *p, const struct image_ref *ref, char *rec_na
                        char *err, size_t errlen)
 {
     if (ref->digest[0]) {
-        snprintf(rec_name, NAME_MAX_BYTES + 1, "reg-%s", ref->digest + 7);
+        image_ref_record_name(ref, ref->digest, rec_name);
         if (have_record(p->ctx, rec_name))
             return VMMS_OK;
     }
@@ -209,7 +217,7 @@ static int pull_locked(struct pull *p, const struct image_ref *ref, char *rec_na
     int rc = reg_get_manifest(&p->client, p->repo, image_ref_reference(ref), &body, &len, ctype,
                               top, err, errlen);
     if (rc == VMMS_OK) {
-        snprintf(rec_name, NAME_MAX_BYTES + 1, "reg-%s", top + 7);
+        image_ref_record_name(ref, top, rec_name);
         if (!have_record(p->ctx, rec_name))
             rc = pull_image(p, body, len, ctype, rec_name, err, errlen);
     }
@@ -257,7 +265,7 @@ int lo_pulled_get(struct lo_ctx *ctx, const char *name, json_t **out, char *err,
     if (image_ref_parse(name, &ref) != 0 || !ref.remote || !ref.digest[0])
         return vmms_fail(err, errlen, VMMS_NOT_FOUND, "not a registry reference by digest");
     char rec[NAME_MAX_BYTES + 1];
-    snprintf(rec, sizeof rec, "reg-%s", ref.digest + 7);
+    image_ref_record_name(&ref, ref.digest, rec);
     return lo_image_get(ctx, rec, out, err, errlen);
 }
 
