@@ -205,7 +205,7 @@ static int check_instruction(struct df *d, const char *line, int depth)
     if (check_flags(d, args, &rest))
         return -1;
     if (n == 3 && strncasecmp(p, "ADD", 3) == 0)
-        return check_add(d, rest);
+        return check_add(d, args); /* flags too: no URL hides in one */
     if (n == 4 && strncasecmp(p, "FROM", 4) == 0)
         return depth > 0 ? refuse(d, "ONBUILD FROM is not allowed") : check_from(d, rest);
     return 0;

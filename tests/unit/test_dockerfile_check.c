@@ -58,6 +58,7 @@ static void test_add_url(void **state)
     refused("FROM base\nADD [\"http://h/x\", \"/x\"]\n", "ADD of a URL");
     refused("FROM base\nADD --chmod=644 git@github.com:a/b.git /x\n", "ADD of a URL");
     refused("FROM base\nADD github.com/a/b /x\n", "ADD of a URL");
+    refused("FROM base\nADD --x=http://h/ /x\n", "ADD of a URL"); /* found by fuzz_dockerfile */
     refused("FROM base\nADD \"http\"://h/x /x\n", "ADD of a URL");
     refused("FROM base\nA\\\nDD ht\\\ntp://h/x /x\n", "line 2: ADD of a URL");
     refused("FROM base\nADD \\\n# comment inside\n\n http://h/ /x\n", "line 2: ADD of a URL");
