@@ -94,10 +94,17 @@ static bool is_compressed(const unsigned char *p, size_t len)
     return false;
 }
 
-/* allow() of dockerfile_check: image is in the key's usable list. */
-static bool image_usable(const char *image, void *images)
+struct usable {
+    const struct app *app;
+    const json_t *images; /* app_usable_images of the caller's key */
+};
+
+/* allow() of dockerfile_check: a configured image (even one no consumer
+ * has published yet) or one in the key's usable list. */
+static bool image_usable(const char *image, void *arg)
 {
-    return json_lists_string(images, image);
+    const struct usable *u = arg;
+    return app_image_is_configured(u->app, image) || json_lists_string(u->images, image);
 }
 
 /* Whether the Dockerfile (or the one in the context tar) is refused by
@@ -113,8 +120,9 @@ static bool dockerfile_refused(struct http_request *req, struct route_ctx *ctx,
         return true;
     }
     char err[640];
-    int rc = tar ? dockerfile_check_tar(body, len, image_usable, images, err, sizeof err)
-                 : dockerfile_check((const char *)body, len, image_usable, images, err, sizeof err);
+    struct usable u = {ctx->app, images};
+    int rc = tar ? dockerfile_check_tar(body, len, image_usable, &u, err, sizeof err)
+                 : dockerfile_check((const char *)body, len, image_usable, &u, err, sizeof err);
     json_decref(images);
     if (rc == 0)
         return false;
