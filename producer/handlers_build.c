@@ -20,6 +20,7 @@
 #include <openssl/rand.h>
 
 #include "app.h"
+#include "dockerfile_check.h"
 #include "log.h"
 #include "names.h"
 #include "reply.h"
@@ -93,6 +94,44 @@ static bool is_compressed(const unsigned char *p, size_t len)
     return false;
 }
 
+struct usable {
+    const struct app *app;
+    const json_t *images; /* app_usable_images of the caller's key */
+};
+
+/* allow() of dockerfile_check: a configured image (even one no consumer
+ * has published yet) or one in the key's usable list. */
+static bool image_usable(const char *image, void *arg)
+{
+    const struct usable *u = arg;
+    return app_image_is_configured(u->app, image) || json_lists_string(u->images, image);
+}
+
+/* Whether the Dockerfile (or the one in the context tar) is refused by
+ * dockerfile_check against the images this key may run
+ * (app_usable_images); answers the 400 (or the store's failure) if so. */
+static bool dockerfile_refused(struct http_request *req, struct route_ctx *ctx,
+                               const unsigned char *body, size_t len, bool tar)
+{
+    json_t *images = NULL;
+    int status = app_usable_images(ctx->app, ctx->key_id, &images);
+    if (status != STORE_OK) {
+        reply_store_fail(req, ctx, status);
+        return true;
+    }
+    char err[640];
+    struct usable u = {ctx->app, images};
+    int rc = tar ? dockerfile_check_tar(body, len, image_usable, &u, err, sizeof err)
+                 : dockerfile_check((const char *)body, len, image_usable, &u, err, sizeof err);
+    json_decref(images);
+    if (rc == 0)
+        return false;
+    log_info("image_build_refused", "image=%s reason=dockerfile_check",
+             http_header(req, "imageName"));
+    reply_fail(req, ctx, 400, err);
+    return true;
+}
+
 void h_build_image(struct http_request *req, struct route_ctx *ctx)
 {
     struct evbuffer *body = http_body(req);
@@ -110,6 +149,8 @@ void h_build_image(struct http_request *req, struct route_ctx *ctx)
                                   "(dockerd would unpack a compressed one without our limit)");
         return;
     }
+    if (dockerfile_refused(req, ctx, head, len, tar))
+        return;
     const char *image = http_header(req, "imageName");
     char path[PATH_MAX + 64];
     if (store_body(ctx, head, len, tar, path, sizeof path)) {

@@ -7,7 +7,9 @@ ends with a negative statusId and its log. With build_approval required (a
 second producer), a build waits while a later unreviewed one builds, until
 `tangoctl builds approve`; `reject` fails another with -2. Another key can
 neither read a build's status nor run a job on its image. A context tar
-with COPY builds; a compressed one is refused; RUN steps have no network. A body over
+with COPY builds; a compressed one is refused; RUN steps have no network.
+ADD of a URL, FROM / COPY --from another key's image and # syntax= are
+refused at POST time with 400 naming the line. A body over
 build_context_max_kb is refused with 413. A consumer killed mid-build: the
 build is taken back and built by the next consumer, not lost."""
 import json
@@ -30,6 +32,8 @@ WAIT = "%s-dfwait" % timages.TAG
 REJ = "%s-dfrej" % timages.TAG
 LATE = "%s-dflate" % timages.TAG
 CTX = "%s-dfctx" % timages.TAG
+REF = "%s-dfref" % timages.TAG  # refused Dockerfiles (K1's name): never built
+REF2 = "%s-dfref2" % timages.TAG  # the same, K2's name
 
 
 def send(svc, key, name, dockerfile, port=None):
@@ -104,6 +108,30 @@ def check_build_and_run(svc):
     code, r = send(svc, K2, NAME, "FROM autograding_image\n")
     tlib.check("another key cannot build over the name", r.get("statusId") == -1
                and "another key" in r.get("statusMsg", ""), (code, r))
+
+
+def check_refused(svc):
+    """The producer refuses, with 400 naming the line, what dockerd would do
+    outside the build sandbox: ADD of a URL (fetched on the host network;
+    loopback here, never a metadata address) and FROM another key's image
+    (NAME, K1's build) -- docs/images-build.md."""
+    code, r = send(svc, K1, REF, "FROM autograding_image\nADD http://127.0.0.1:9/x /x\n")
+    tlib.check("ADD of a URL refused with 400 naming the line", code == 400
+               and "line 2: ADD of a URL" in r.get("statusMsg", ""), (code, r))
+    code, r = send(svc, K2, REF2, "FROM %s\nRUN cat /made\n" % NAME)
+    tlib.check("FROM another key's image refused with 400", code == 400
+               and "line 1: FROM" in r.get("statusMsg", ""), (code, r))
+    code, r = send(svc, K2, REF2, "FROM autograding_image\nCOPY --from=%s /made /m\n" % NAME)
+    tlib.check("COPY --from another key's image refused with 400", code == 400
+               and "line 2: --from" in r.get("statusMsg", ""), (code, r))
+    code, r = send(svc, K1, REF, "# syntax=docker/dockerfile:1\nFROM autograding_image\n")
+    tlib.check("a # syntax= directive refused with 400", code == 400
+               and "line 1: parser directive" in r.get("statusMsg", ""), (code, r))
+    rr = svc.post("/build_image/%s/" % K1, tar_of({"Dockerfile": b"FROM autograding_image\n"
+                                                   b"ADD http://127.0.0.1:9/x /x\n"}),
+                  headers={"imageName": REF, "Content-Type": "application/x-tar"})
+    tlib.check("ADD of a URL in a context tar's Dockerfile refused with 400", rr.status == 400
+               and "ADD of a URL" in rr.json().get("statusMsg", ""), (rr.status, rr.json()))
 
 
 def tar_of(files, gz=False):
@@ -198,13 +226,14 @@ def main():
         svc.start_consumer(cfg)
         try:
             check_build_and_run(svc)
+            check_refused(svc)
             check_context(svc)
             check_failure_and_size(svc)
             check_approval(svc)
             check_consumer_killed(svc, cfg)
         finally:
             timages.stop_consumer(svc)
-            for n in (NAME, SLOW, BAD, WAIT, REJ, LATE, CTX):
+            for n in (NAME, SLOW, BAD, WAIT, REJ, LATE, CTX, REF, REF2):
                 timages.forget_image("localDocker", n)
                 # an interrupted build dockerd finished anyway: by our label
                 left = tlib.docker("images", "-q", "--filter", "label=tango.image=" + n,
