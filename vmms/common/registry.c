@@ -145,19 +145,6 @@ static long transfer_deadline(const struct reg_client *c, long max)
     return c->stall_s * 4 + max / MIN_RATE_BPS + 1;
 }
 
-/* Whether URL u's host (its port aside) is host hp ("host[:port]"). */
-bool reg_same_host(const char *u, const char *hp)
-{
-    const char *h = strstr(u ? u : "", "://");
-    if (h == NULL)
-        return false;
-    h += 3;
-    size_t n = strcspn(h, ":/?#"), m = strcspn(hp, ":");
-    if (memchr(h, '@', strcspn(h, "/?#")) != NULL || h[0] == '[' || hp[0] == '[')
-        return false; /* userinfo, IPv6 literals: not compared, refused */
-    return n == m && n > 0 && strncasecmp(h, hp, n) == 0;
-}
-
 /* Whether the last answer of h came from c's own host and port. */
 static bool from_registry(CURL *h, const struct reg_client *c)
 {

@@ -104,11 +104,11 @@ void reg_engine_auth_free(char *auth);
 int reg_docker_config(const json_t *regs, const char *host, char **out, char *err,
                       size_t errlen);
 
+/* ---- registry_auth.c ---- */
+
 /* Whether URL u's host, its port aside, is the host of hp ("host[:port]");
  * false for a URL with userinfo or an IPv6 literal. */
 bool reg_same_host(const char *u, const char *hp);
-
-/* ---- registry_auth.c ---- */
 
 /* A parsed WWW-Authenticate challenge. */
 struct reg_challenge {

@@ -21,6 +21,19 @@
 #include "registry.h"
 #include "vmms.h"
 
+/* Whether URL u's host (its port aside) is host hp ("host[:port]"). */
+bool reg_same_host(const char *u, const char *hp)
+{
+    const char *h = strstr(u ? u : "", "://");
+    if (h == NULL)
+        return false;
+    h += 3;
+    size_t n = strcspn(h, ":/?#"), m = strcspn(hp, ":");
+    if (memchr(h, '@', strcspn(h, "/?#")) != NULL || h[0] == '[' || hp[0] == '[')
+        return false; /* userinfo, IPv6 literals: not compared, refused */
+    return n == m && n > 0 && strncasecmp(h, hp, n) == 0;
+}
+
 #define TOKEN_ANSWER_MAX (64 * 1024)
 
 /* One `key="value"` (or key=token) of a challenge at *pp into key and val. */
