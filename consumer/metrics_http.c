@@ -389,12 +389,7 @@ void metrics_stop(struct consumer *c)
         return;
     if (m->thread_started)
         pthread_join(m->thread, NULL); /* ends within STOP_CHECK_MS of c->stopping */
-    if (m->tick)
-        event_free(m->tick);
-    if (m->http)
-        evhttp_free(m->http);
-    if (m->base)
-        event_base_free(m->base);
+    listener_discard(m);
     c->metrics = NULL;
     metrics_free(m->reg);
     free(m);
