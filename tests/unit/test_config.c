@@ -19,46 +19,9 @@
 
 #include "config.h"
 
-static char tmpdir[PATH_MAX];
-static char cfgpath[PATH_MAX + 32];
+#include "config_fixture.h"
+
 static char *const no_env[] = {NULL};
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_config.XXXXXX");
-    if (!mkdtemp(tmpdir))
-        return -1;
-    snprintf(cfgpath, sizeof cfgpath, "%s/tango.json", tmpdir);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    unlink(cfgpath);
-    rmdir(tmpdir);
-    return 0;
-}
-
-/* Writes text to the config file and returns its path. */
-static const char *file_with(const char *text)
-{
-    FILE *f = fopen(cfgpath, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    return cfgpath;
-}
-
-/* Loads and expects success. */
-static void load_ok(struct tango_config *cfg, const char *path, char *const *envp)
-{
-    char err[512] = "";
-    int rc = config_load(cfg, path, envp, err, sizeof err);
-    if (rc != 0)
-        fail_msg("config_load failed: %s", err);
-}
 
 /* Loads and expects failure; the message must contain each of want[] and
  * none of the secrets. Nothing is freed: a failed load leaves nothing. */

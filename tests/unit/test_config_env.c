@@ -20,42 +20,8 @@
 
 #include "config.h"
 
-static char tmpdir[PATH_MAX];
-static char cfgpath[PATH_MAX + 32];
+#include "config_fixture.h"
 
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_config_env.XXXXXX");
-    if (!mkdtemp(tmpdir))
-        return -1;
-    snprintf(cfgpath, sizeof cfgpath, "%s/tango.json", tmpdir);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    unlink(cfgpath);
-    rmdir(tmpdir);
-    return 0;
-}
-
-static const char *file_with(const char *text)
-{
-    FILE *f = fopen(cfgpath, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    return cfgpath;
-}
-
-static void load_ok(struct tango_config *cfg, const char *path, char *const *envp)
-{
-    char err[512] = "";
-    if (config_load(cfg, path, envp, err, sizeof err) != 0)
-        fail_msg("config_load failed: %s", err);
-}
 
 /* The string value of vmms_config.localDocker.key, or NULL. */
 static const char *ld_key(const struct tango_config *cfg, const char *key)
