@@ -202,15 +202,22 @@ def no_secret_anywhere(svc):
                    secret not in logs and secret not in jobs and secret not in dump)
 
 
-def refused_at_start(d, svc):
-    loose = tr.creds_file(d, "loose.creds", tr.USER, tr.PASSWORD, 0o640)
-    path = svc.write_config({"registries": {"127.0.0.1:1": {"credentials": loose}}})
+def producer_start(svc, config):
+    """(exit code, stderr) of a producer started on svc's config plus config;
+    a producer still running after 20 s (it started: the fault these checks
+    look for) gives ("still running after 20 s", "")."""
+    path = svc.write_config(config)
     try:
         r = subprocess.run([os.path.join(tlib.BUILD, "tango-producer"), "-c", path],
                            capture_output=True, text=True, timeout=20, env=svc.env())
-        got = (r.returncode, r.stderr)
-    except subprocess.TimeoutExpired:  # (run killed it) it started: the very fault
-        got = ("still running after 20 s", "")
+        return (r.returncode, r.stderr)
+    except subprocess.TimeoutExpired:
+        return ("still running after 20 s", "")
+
+
+def refused_at_start(d, svc):
+    loose = tr.creds_file(d, "loose.creds", tr.USER, tr.PASSWORD, 0o640)
+    got = producer_start(svc, {"registries": {"127.0.0.1:1": {"credentials": loose}}})
     tlib.check("a group-readable credentials file: the service refuses to start",
                got[0] == 2 and "readable by group or others (mode 0640)" in got[1], got)
 
